@@ -1,0 +1,165 @@
+"""One audit run: integrity checks, out-of-sample model, shift detector, cleanlab; kept in SQLite.
+
+A run never overwrites an earlier run or any review: scores belong to their run.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from typing import Callable
+
+import numpy as np
+import sqlite_utils
+
+from . import integrity, issues, models, store
+from .auth import User, require
+from .datasets import Dataset, get
+
+Progress = Callable[[float, str], None]
+
+
+def _noop(fraction: float, message: str) -> None:
+    pass
+
+
+def library_versions() -> dict:
+    import cleanlab, pandas, sklearn
+    return {"python": platform.python_version(), "numpy": np.__version__, "pandas": pandas.__version__,
+            "scikit-learn": sklearn.__version__, "cleanlab": cleanlab.__version__}
+
+
+def load_items(db: sqlite_utils.Database, ds: Dataset) -> dict[str, list]:
+    """Every item of a dataset, in row order: {'text': [...], 'given_label': [...], 'features': [...], 'probs': [...]}."""
+    cols = {"text": [], "given_label": [], "features": [], "probs": []}
+    for text, label, feats, probs in db.execute(
+        "SELECT text, given_label, features, probs FROM items WHERE dataset_id=? ORDER BY idx", [ds.id]
+    ):
+        cols["text"].append(text)
+        cols["given_label"].append(label)
+        cols["features"].append(feats)
+        cols["probs"].append(probs)
+    return cols
+
+
+def _start_run(db, ds: Dataset, kind: str, user: User, params: dict) -> int:
+    with store.transaction(db):
+        cur = db.execute(
+            "INSERT INTO runs(dataset_id, kind, status, params, versions, created_by, started_at) VALUES (?,?,?,?,?,?,?)",
+            [ds.id, kind, "running", json.dumps(params), json.dumps(library_versions()), user.name, store.now_iso()],
+        )
+        return cur.lastrowid
+
+
+def _fail_run(db, run_id: int, exc: BaseException) -> None:
+    with store.transaction(db):
+        db.execute("UPDATE runs SET status='failed', finished_at=?, error=? WHERE id=?",
+                   [store.now_iso(), f"{type(exc).__name__}: {exc}", run_id])
+
+
+def _write_findings(db, run_id: int, findings: list) -> None:
+    db.conn.executemany(
+        "INSERT INTO findings(run_id, kind, first_row, last_row, n_rows, message, rows, detail) VALUES (?,?,?,?,?,?,?,?)",
+        [(run_id, f.kind, min(f.rows) if f.rows else None, max(f.rows) if f.rows else None, len(f.rows),
+          f.message, json.dumps([int(r) for r in f.rows]), json.dumps(f.detail, default=str)) for f in findings],
+    )
+
+
+def _reasons(findings: list) -> tuple[dict[int, list[str]], dict[int, str]]:
+    reasons: dict[int, list[str]] = {}
+    suggestions: dict[int, str] = {}
+    for f in findings:
+        for r in f.rows:
+            reasons.setdefault(int(r), []).append(f.reason_for(int(r)))
+        for r, lab in (f.detail.get("suggested") or {}).items():
+            suggestions[int(r)] = lab
+    return reasons, suggestions
+
+
+def run_integrity(db: sqlite_utils.Database, name_or_id, user: User) -> int:
+    """The free checks alone (no model): a run of kind 'integrity'; its rows become suspects."""
+    require(user, "lead", "run audits")
+    ds = get(db, name_or_id)
+    run_id = _start_run(db, ds, "integrity", user, {})
+    try:
+        items = load_items(db, ds)
+        findings = integrity.check_items(items["text"], items["given_label"], ds.labels if ds.label_set_declared else None)
+        reasons, _ = _reasons(findings)
+        rows = sorted(reasons)
+        with store.transaction(db):
+            _write_findings(db, run_id, findings)
+            db.conn.executemany(
+                "INSERT INTO scores(run_id, idx, is_issue, rank, action, reason, trust) VALUES (?,?,1,?, 'needs review', ?, 0)",
+                [(run_id, r, k + 1, "; ".join(reasons[r])) for k, r in enumerate(rows)],
+            )
+            metrics = {"rows": ds.n_items, "flagged": len(rows), "findings": {f.kind: len(f.rows) for f in findings}}
+            db.execute("UPDATE runs SET status='done', finished_at=?, metrics=? WHERE id=?", [store.now_iso(), json.dumps(metrics), run_id])
+            store.log(db, user.name, "integrity_run", ds.id, run=run_id, **metrics)
+    except BaseException as exc:
+        _fail_run(db, run_id, exc)
+        raise
+    return run_id
+
+
+def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progress = _noop,
+              n_folds: int = 5) -> int:
+    """Integrity + out-of-sample probabilities + shift detector + cleanlab -> a new run id.
+
+    ``progress(fraction, message)`` is called per step and per fold.
+    """
+    require(user, "lead", "run audits")
+    ds = get(db, name_or_id)
+    t0 = time.perf_counter()
+    run_id = _start_run(db, ds, "audit", user, {"folds": n_folds})
+    try:
+        progress(0.0, "Loading rows")
+        items = load_items(db, ds)
+        texts, given = items["text"], items["given_label"]
+        progress(0.05, "Integrity checks")
+        findings = integrity.check_items(texts, given, ds.labels if ds.label_set_declared else None)
+        index = {c: i for i, c in enumerate(ds.labels)}
+        labels = np.array([index.get(g, -1) if g is not None else -1 for g in given], dtype=np.int64)
+        k = len(ds.labels)
+        fold_progress = lambda f, m: progress(0.1 + 0.75 * f, m)
+        if ds.mapping.probs:
+            progress(0.1, "Using the probabilities from the upload")
+            res = models.ModelResult(models.given_probs(items["probs"], k), {"model": "given probabilities"}, 0.0)
+        elif ds.mapping.features:
+            res = models.tabular_probs([json.loads(f) for f in items["features"]], labels, k, n_folds, fold_progress)
+        else:
+            res = models.text_probs(texts, labels, k, n_folds, fold_progress)
+        P = res.pred_probs
+        progress(0.86, "Looking for shifted blocks")
+        findings += integrity.detect_shifted_blocks(labels, P, ds.labels)
+        progress(0.9, "Ranking suspects with cleanlab")
+        reasons, suggestions = _reasons(findings)
+        scored = issues.score_rows(labels, P, ds.labels, reasons, suggestions)
+        progress(0.95, "Saving the run")
+        lab = labels >= 0
+        metrics = {
+            "rows": ds.n_items, "flagged": int(scored["is_issue"].sum()),
+            "relabel": int((scored["action"] == "relabel").sum()),
+            "needs review": int((scored["action"] == "needs review").sum()),
+            "model agreement with given labels": round(float((P.argmax(1)[lab] == labels[lab]).mean()), 4) if lab.any() else None,
+            "findings": {f.kind: len(f.rows) for f in findings},
+            "model seconds": round(res.seconds, 2),
+        }
+        with store.transaction(db):
+            _write_findings(db, run_id, findings)
+            cols = [scored[c].tolist() for c in ("idx", "quality", "predicted_label", "confidence", "suggested_label",
+                                                 "is_issue", "rank", "trust", "action", "reason")]
+            probs = [json.dumps([round(float(x), 4) for x in row]) for row in P]
+            db.conn.executemany(
+                "INSERT INTO scores(run_id, idx, quality, predicted_label, confidence, suggested_label, is_issue, rank, trust, action, reason, probs)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                ((run_id, *(c[i] for c in cols), probs[i]) for i in range(len(probs))),
+            )
+            metrics["seconds"] = round(time.perf_counter() - t0, 2)
+            db.execute("UPDATE runs SET status='done', finished_at=?, metrics=?, params=? WHERE id=?",
+                       [store.now_iso(), json.dumps(metrics), json.dumps(res.params), run_id])
+            store.log(db, user.name, "audit_run", ds.id, run=run_id, flagged=metrics["flagged"], rows=ds.n_items)
+        progress(1.0, f"Done: {metrics['flagged']:,} suspects among {ds.n_items:,} rows")
+    except BaseException as exc:
+        _fail_run(db, run_id, exc)
+        raise
+    return run_id

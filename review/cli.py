@@ -1,0 +1,213 @@
+"""The `review` command: the contract scripts and checks rely on (see DESIGN)."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+
+from . import audit, auth, demo, export, ingest, stats, store
+from .datasets import get
+from .errors import ReviewError
+
+
+def _bar(stream=sys.stderr):
+    """A progress callback that draws a text bar on stderr."""
+    def progress(fraction: float, message: str) -> None:
+        width = 30
+        done = int(width * max(0.0, min(1.0, fraction)))
+        stream.write(f"\r[{'#' * done}{'.' * (width - done)}] {fraction:4.0%} {message[:60]:<60}")
+        if fraction >= 1.0:
+            stream.write("\n")
+        stream.flush()
+    return progress
+
+
+def _mapping(df, args) -> ingest.Mapping:
+    explicit = any([args.text_col, args.label_col, args.id_col, args.annotator_col, args.prob_cols, args.feature_cols])
+    try:
+        guess = ingest.guess_mapping(df)
+    except ReviewError:
+        if not explicit:
+            raise
+        guess = ingest.Mapping()
+    m = ingest.Mapping(
+        text=ingest.resolve_columns(df, args.text_col) or ([] if args.feature_cols else guess.text),
+        label=(ingest.resolve_columns(df, args.label_col) or [guess.label])[0],
+        id=(ingest.resolve_columns(df, args.id_col) or [None if args.text_col or args.label_col else guess.id])[0],
+        annotator=(ingest.resolve_columns(df, args.annotator_col) or [guess.annotator])[0],
+        probs=ingest.resolve_columns(df, args.prob_cols) or guess.probs,
+        features=ingest.resolve_columns(df, args.feature_cols) or ([] if args.text_col else guess.features),
+    )
+    return m
+
+
+def cmd_ingest(db, args) -> int:
+    if args.task != "text":
+        raise ReviewError(f"Task {args.task!r} is not supported yet: use --task text.")
+    path = Path(args.file)
+    if not path.is_file():
+        raise ReviewError(f"No file at {path}: check the path.")
+    data = path.read_bytes()
+    df = ingest.read_table(data, path.name, no_header=args.no_header)
+    mapping = _mapping(df, args)
+    labels = [s for s in args.labels.split(",")] if args.labels else None
+    prep = ingest.prepare(df, mapping, path.name, data, labels)
+    ds_id = ingest.write_dataset(db, prep, args.name, auth.SYSTEM, _bar() if len(prep.items) > 50_000 else None)
+    audit.run_integrity(db, ds_id, auth.SYSTEM)
+    print(f"ingested {len(prep.items):,} rows into dataset {args.name!r} (id {ds_id}); "
+          f"text: {', '.join(mapping.text) or '-'}; label: {mapping.label}; id: {mapping.id or '(row number)'}; "
+          f"classes: {', '.join(prep.labels)}")
+    return 0
+
+
+def cmd_audit(db, args) -> int:
+    run_id = audit.run_audit(db, args.name, auth.SYSTEM, progress=_bar())
+    ds = get(db, args.name)
+    from .datasets import latest_run
+    run = latest_run(db, ds.id)
+    m = run["metrics"]
+    print(f"run {run_id}: {m['flagged']:,} suspects among {m['rows']:,} rows "
+          f"({m['relabel']:,} relabel, {m['needs review']:,} needs review); "
+          f"model agrees with given labels on {m['model agreement with given labels']:.1%}; {m['seconds']} s")
+    for f in stats.findings(db, run_id):
+        print(f"  {f['kind']}: {f['message']}")
+    return 0
+
+
+def cmd_suspects(db, args) -> int:
+    ds = get(db, args.name)
+    rows, after = [], 0
+    while args.limit is None or len(rows) < args.limit:
+        page = stats.suspects_page(db, ds, after, limit=1000, only_issues=not args.all)
+        if not page:
+            break
+        rows.extend(page)
+        after = page[-1]["rank"]
+    if args.limit is not None:
+        rows = rows[: args.limit]
+    cols = ["id", "given_label", "predicted_label", "confidence", "quality", "is_issue", "rank",
+            "suggested_label", "trust", "action", "state", "reason"]
+    out = [{c: r[c] for c in cols} for r in rows]
+    if args.format == "json":
+        json.dump(out, sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+    else:
+        import csv
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow(cols)
+        for r in out:
+            w.writerow([export.safe_cell(r[c]) for c in cols])
+    return 0
+
+
+def cmd_export(db, args) -> int:
+    ds = get(db, args.name)
+    export.write_file(export.export_cleaned(db, ds, auth.SYSTEM, args.only_verified), args.out)
+    msg = f"wrote cleaned labels of {ds.name!r} to {args.out}"
+    if args.audit_trail:
+        export.write_file(export.export_audit(db, auth.SYSTEM, ds.id), args.audit_trail)
+        msg += f" and its audit trail to {args.audit_trail}"
+    print(msg)
+    return 0
+
+
+def cmd_users(db, args) -> int:
+    if args.users_cmd == "add":
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass(f"Password for {args.user}: ")
+        actor = auth.SYSTEM if auth.has_users(db) else None
+        u = auth.create_user(db, args.user, args.role, password, actor)
+        print(f"added {u.role} {u.name}")
+    else:
+        for u in auth.list_users(db, auth.SYSTEM):
+            print(f"{u['name']}\t{u['role']}\t{'active' if u['active'] else 'inactive'}")
+    return 0
+
+
+def cmd_verify_trail(db, args) -> int:
+    ok, n, msg = store.verify_trail(db)
+    print(msg)
+    return 0 if ok else 1
+
+
+def cmd_backup(db, args) -> int:
+    store.backup(db, args.path)
+    print(f"backed up {store.db_path(args.db)} to {args.path}")
+    return 0
+
+
+def cmd_demo(db, args) -> int:
+    ds_id = demo.load_demo(db, auth.SYSTEM, progress=_bar())
+    print(f"demo dataset {demo.DEMO_NAME!r} loaded (id {ds_id}) and audited; run `streamlit run app.py` to review it")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="review", description="Find, review and correct label errors.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def add(name, help):
+        s = sub.add_parser(name, help=help)
+        s.add_argument("--db", help="SQLite file (default: $REVIEW_DB or review.db)")
+        return s
+
+    s = add("ingest", "load a CSV, TSV, JSONL or Parquet file as a dataset")
+    s.add_argument("file")
+    s.add_argument("--name", required=True)
+    s.add_argument("--task", default="text", choices=["text", "ner"])
+    s.add_argument("--text-col", help="column name(s) or 1-based positions, comma-separated (joined with a space)")
+    s.add_argument("--label-col")
+    s.add_argument("--id-col")
+    s.add_argument("--annotator-col")
+    s.add_argument("--prob-cols", help="your own predicted probabilities: one column per class, named after it")
+    s.add_argument("--feature-cols", help="tabular data: feature columns (no text)")
+    s.add_argument("--labels", help="the declared label set, comma-separated")
+    s.add_argument("--no-header", action="store_true", help="the first line is data (columns are then 1, 2, 3, …)")
+    s = add("audit", "integrity checks + out-of-sample model + cleanlab")
+    s.add_argument("name")
+    s = add("suspects", "print the ranked suspects")
+    s.add_argument("name")
+    s.add_argument("--all", action="store_true", help="every row, not only the flagged ones")
+    s.add_argument("--limit", type=int)
+    s.add_argument("--format", default="csv", choices=["csv", "json"])
+    s = add("export", "write the cleaned labels as CSV")
+    s.add_argument("name")
+    s.add_argument("--out", required=True)
+    s.add_argument("--only-verified", action="store_true")
+    s.add_argument("--audit-trail", help="also write the dataset's audit trail to this CSV")
+    s = add("users", "manage accounts")
+    us = s.add_subparsers(dest="users_cmd", required=True)
+    a = us.add_parser("add")
+    a.add_argument("user")
+    a.add_argument("--role", required=True, choices=list(auth.ROLES))
+    a.add_argument("--password-stdin", action="store_true")
+    a.add_argument("--db")
+    l = us.add_parser("list")
+    l.add_argument("--db")
+    add("verify-trail", "check the audit trail's hash chain")
+    s = add("backup", "consistent copy of the database while others work")
+    s.add_argument("path")
+    add("demo", "load and audit the built-in demo dataset")
+    return p
+
+
+COMMANDS = {"ingest": cmd_ingest, "audit": cmd_audit, "suspects": cmd_suspects, "export": cmd_export,
+            "users": cmd_users, "verify-trail": cmd_verify_trail, "backup": cmd_backup, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        db = store.connect(args.db)
+        return COMMANDS[args.cmd](db, args)
+    except ReviewError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Reads about datasets and runs: the list on the home page, one dataset, its latest run."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from . import store
+from .errors import NotFound
+from .ingest import Mapping
+
+
+@dataclass(frozen=True)
+class Dataset:
+    id: int
+    name: str
+    task: str
+    labels: list[str]
+    label_set_declared: bool
+    mapping: Mapping
+    n_items: int
+    source_name: str | None
+    created_by: str
+    created_at: str
+
+
+def _row_to_dataset(r: dict) -> Dataset:
+    return Dataset(r["id"], r["name"], r["task"], json.loads(r["labels"]), bool(r["label_set_declared"]),
+                   Mapping.from_json(r["mapping"]), r["n_items"], r["source_name"], r["created_by"], r["created_at"])
+
+
+def get(db: sqlite_utils.Database, name_or_id: str | int) -> Dataset:
+    """A dataset by name (or id). Raises NotFound naming the known datasets."""
+    col = "id" if isinstance(name_or_id, int) else "name"
+    rows = list(db.query(f"SELECT * FROM datasets WHERE {col} = ?", [name_or_id]))
+    if not rows:
+        names = [r[0] for r in db.execute("SELECT name FROM datasets ORDER BY id LIMIT 20")]
+        raise NotFound(f"No dataset named {name_or_id!r}." + (f" Known datasets: {', '.join(names)}." if names else " Upload one first."))
+    return _row_to_dataset(rows[0])
+
+
+def latest_run(db: sqlite_utils.Database, dataset_id: int, kind: str | None = None) -> dict | None:
+    """The newest finished run (of ``kind`` if given), as a dict, or None."""
+    sql = "SELECT * FROM runs WHERE dataset_id=? AND status='done'" + (" AND kind=?" if kind else "") + " ORDER BY id DESC LIMIT 1"
+    rows = list(db.query(sql, [dataset_id, kind] if kind else [dataset_id]))
+    if not rows:
+        return None
+    r = rows[0]
+    r["metrics"] = json.loads(r["metrics"] or "{}")
+    r["params"] = json.loads(r["params"] or "{}")
+    return r
+
+
+def runs(db: sqlite_utils.Database, dataset_id: int) -> list[dict]:
+    return list(db.query("SELECT id, kind, status, created_by, started_at, finished_at, metrics, error FROM runs WHERE dataset_id=? ORDER BY id DESC", [dataset_id]))
+
+
+def overview(db: sqlite_utils.Database) -> list[dict]:
+    """One dict per dataset for the home page: name, task, rows, suspects, where review stands."""
+    out = []
+    for r in db.query("SELECT id, name, task, n_items, created_by, created_at FROM datasets ORDER BY id DESC"):
+        run = latest_run(db, r["id"])
+        counts = dict(db.execute("SELECT state, COUNT(*) FROM states WHERE dataset_id=? GROUP BY state", [r["id"]]).fetchall())
+        pending = store.scalar(db, "SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND status='pending'", [r["id"]])
+        flagged = run["metrics"].get("flagged") if run else None
+        decided = sum(v for k, v in counts.items() if k != "open")
+        if run is None:
+            stage = "uploaded: run the audit"
+        elif run["kind"] == "integrity":
+            stage = "integrity checked: run the audit"
+        elif flagged and decided < flagged:
+            stage = "in review"
+        elif pending:
+            stage = "awaiting verification"
+        else:
+            stage = "reviewed"
+        out.append({"id": r["id"], "name": r["name"], "task": r["task"], "rows": r["n_items"],
+                    "suspects": flagged, "decided": decided, "pending verification": pending,
+                    "approved": counts.get("approved", 0) + counts.get("overridden", 0),
+                    "stage": stage, "created by": r["created_by"], "created at": r["created_at"][:16]})
+    return out

@@ -1,0 +1,115 @@
+"""Cleaned labels and the audit trail as CSV, streamed in pages (never the whole table in memory)."""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Iterator
+
+import sqlite_utils
+
+from . import store
+from .auth import User, require
+from .datasets import Dataset, latest_run
+
+CLEANED_COLUMNS = ["id", "text", "given_label", "cleaned_label", "status", "reviewer", "verified_by", "quality", "rank"]
+AUDIT_COLUMNS = ["id", "at", "actor", "action", "dataset_id", "idx", "payload", "prev_hash", "hash"]
+PAGE = 5000
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value) -> str:
+    """A cell a spreadsheet shows as text: one that starts like a formula gets a leading '."""
+    if value is None:
+        return ""
+    s = str(value)
+    return "'" + s if s.startswith(FORMULA_START) else s
+
+
+def cleaned_rows(db: sqlite_utils.Database, ds: Dataset, only_verified: bool = False) -> Iterator[list]:
+    """Rows of the cleaned CSV in item order, read PAGE rows at a time (keyset on idx).
+
+    status: unreviewed | open | kept | relabelled | unsure (awaiting verification) | approved | overridden.
+    cleaned_label: the latest approved label, else the given label.
+    """
+    run = latest_run(db, ds.id)
+    run_id = run["id"] if run else -1
+    last = -1
+    cond = " AND st.state IN ('approved', 'overridden')" if only_verified else ""
+    while True:
+        rows = db.execute(
+            "SELECT i.idx, i.key, i.text, i.given_label, COALESCE(st.current_label, i.given_label), COALESCE(st.state, 'unreviewed'),"
+            " (SELECT r.reviewer FROM reviews r WHERE r.dataset_id=i.dataset_id AND r.idx=i.idx AND r.status!='superseded' ORDER BY r.id DESC LIMIT 1),"
+            " (SELECT r.verified_by FROM reviews r WHERE r.dataset_id=i.dataset_id AND r.idx=i.idx AND r.verified_by IS NOT NULL ORDER BY r.id DESC LIMIT 1),"
+            " sc.quality, sc.rank"
+            " FROM items i LEFT JOIN states st ON st.dataset_id=i.dataset_id AND st.idx=i.idx"
+            " LEFT JOIN scores sc ON sc.run_id=? AND sc.idx=i.idx"
+            f" WHERE i.dataset_id=? AND i.idx>?{cond} ORDER BY i.idx LIMIT ?",
+            [run_id, ds.id, last, PAGE]).fetchall()
+        if not rows:
+            return
+        for r in rows:
+            quality = None if r[8] is None else round(r[8], 6)
+            yield [r[1], r[2], r[3], r[4], r[5], r[6], r[7], quality, r[9]]
+        last = rows[-1][0]
+
+
+def _csv_chunks(header: list[str], rows: Iterator[list]) -> Iterator[str]:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    n = 0
+    for row in rows:
+        w.writerow([safe_cell(v) for v in row])
+        n += 1
+        if n % 2000 == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+def export_cleaned(db: sqlite_utils.Database, ds: Dataset, user: User, only_verified: bool = False) -> Iterator[str]:
+    """The cleaned CSV as text chunks. Logged in the audit trail. Leads only."""
+    require(user, "lead", "export")
+    store.log(db, user.name, "export", ds.id, what="cleaned labels", only_verified=only_verified)
+    return _csv_chunks(CLEANED_COLUMNS, cleaned_rows(db, ds, only_verified))
+
+
+def audit_rows(db: sqlite_utils.Database, dataset_id: int | None = None, actor: str | None = None,
+               action: str | None = None, after_id: int = 0, limit: int | None = None) -> Iterator[list]:
+    """Audit-trail rows in id order, filtered, read PAGE at a time."""
+    cond, params = [], []
+    for col, val in (("dataset_id", dataset_id), ("actor", actor), ("action", action)):
+        if val is not None:
+            cond.append(f"{col}=?")
+            params.append(val)
+    where = (" AND " + " AND ".join(cond)) if cond else ""
+    last, sent = after_id, 0
+    while True:
+        page = PAGE if limit is None else min(PAGE, limit - sent)
+        if page <= 0:
+            return
+        rows = db.execute(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log WHERE id>?{where} ORDER BY id LIMIT ?",
+                          [last, *params, page]).fetchall()
+        if not rows:
+            return
+        yield from (list(r) for r in rows)
+        sent += len(rows)
+        last = rows[-1][0]
+
+
+def export_audit(db: sqlite_utils.Database, user: User, dataset_id: int | None = None) -> Iterator[str]:
+    """The audit trail (of one dataset, or all) as CSV chunks. Leads only."""
+    require(user, "lead", "export the audit trail")
+    store.log(db, user.name, "export", dataset_id, what="audit trail")
+    return _csv_chunks(AUDIT_COLUMNS, audit_rows(db, dataset_id))
+
+
+def write_file(chunks: Iterator[str], path: str) -> int:
+    """Write CSV chunks to ``path``; returns the number of characters written."""
+    n = 0
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        for c in chunks:
+            f.write(c)
+            n += len(c)
+    return n

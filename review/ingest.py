@@ -1,0 +1,448 @@
+"""Uploaded files -> normalised items; column mapping; refusals that name the row.
+
+Flow: :func:`read_table` (bytes -> DataFrame of strings) -> :func:`guess_mapping`
+(or a user's :class:`Mapping`) -> :func:`prepare` (validate, normalise) ->
+:func:`write_dataset` (one transaction; nothing half-written on a refusal).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import sqlite_utils
+
+from . import store
+from .auth import User, require
+from .errors import IngestError
+
+MIN_PER_CLASS = 5            # 5-fold cross-validation needs 5 rows of every class
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "csv", ".jsonl": "jsonl",
+           ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+TEXT_NAMES = ("text", "sentence", "content", "review", "body", "document", "comment", "message", "utterance", "title")
+LABEL_NAMES = ("label", "labels", "class", "category", "target", "y", "tag", "intent", "sentiment", "topic")
+ID_NAMES = ("id", "item_id", "uid", "row_id", "example_id", "doc_id", "key")
+ANNOTATOR_NAMES = ("annotator", "annotator_id", "worker", "worker_id", "rater", "labeler", "labeller")
+PROB_PREFIX = re.compile(r"^(pred_probs?|probs?|proba|probability|p)[_:. -]+", re.I)
+MAX_COLUMNS = 2000
+BATCH = 20_000
+
+
+@dataclass
+class Mapping:
+    """Which columns mean what. Names are header names, or "1", "2", … without a header."""
+
+    text: list[str] = field(default_factory=list)     # joined with a space when several
+    label: str | None = None
+    id: str | None = None
+    annotator: str | None = None
+    probs: list[str] = field(default_factory=list)    # one column per class
+    features: list[str] = field(default_factory=list)  # tabular: feature columns, no text
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, s: str) -> "Mapping":
+        return cls(**json.loads(s))
+
+    def used(self) -> list[str]:
+        cols = list(self.text) + list(self.probs) + list(self.features)
+        cols += [c for c in (self.label, self.id, self.annotator) if c]
+        return cols
+
+
+@dataclass
+class Prepared:
+    """A validated upload, ready to write. ``items`` has one row per item in upload order:
+    columns key, text, given_label, meta (JSON), features (JSON|None), probs (JSON|None), annotator."""
+
+    items: pd.DataFrame
+    labels: list[str]
+    label_set_declared: bool
+    mapping: Mapping
+    source_name: str
+    source_sha256: str
+
+
+def _fmt(filename: str) -> str:
+    name = filename.lower()
+    for ext, kind in FORMATS.items():
+        if name.endswith(ext):
+            return kind
+    raise IngestError(
+        f"{filename}: unknown file type. Upload a .csv, .tsv, .jsonl or .parquet file."
+    )
+
+
+def _decode(data: bytes, filename: str) -> str:
+    if data[:4] == b"PK\x03\x04":
+        raise IngestError(f"{filename} is a ZIP archive, not a text file: unzip it and upload the file inside.")
+    if data[:2] == b"\x1f\x8b":
+        raise IngestError(f"{filename} is gzip-compressed: decompress it and upload the plain file.")
+    if data[:4] == b"PAR1":
+        raise IngestError(f"{filename} is a Parquet file: rename it to .parquet and upload again.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise IngestError(
+            f"{filename}: the bytes at line {line} (byte {exc.start}, {data[exc.start:exc.start + 4]!r}) are not UTF-8. "
+            "Save the file as UTF-8 (in Excel: 'CSV UTF-8') and upload it again."
+        ) from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise IngestError(f"{filename}: line {line} contains a NUL byte, so this is not a text table. Upload a CSV, TSV, JSONL or Parquet file.")
+    return text
+
+
+def _sniff_sep(text: str, default: str) -> str:
+    first = text.split("\n", 1)[0]
+    if default in first:
+        return default
+    counts = {sep: first.count(sep) for sep in (",", "\t", ";", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > 0 else default
+
+
+def _as_str(v) -> str | None:
+    """Cell -> str, None for blanks. 3.0 -> '3' so numeric labels compare as text."""
+    if v is None:
+        return None
+    if isinstance(v, float):
+        if math.isnan(v):
+            return None
+        return str(int(v)) if v.is_integer() else repr(v)
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v)).lower()
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (np.floating,)):
+        return _as_str(float(v))
+    if isinstance(v, (list, dict)):
+        return json.dumps(v, ensure_ascii=False)
+    s = str(v)
+    return s if s.strip() else None
+
+
+def read_table(data: bytes, filename: str, no_header: bool = False) -> pd.DataFrame:
+    """Bytes of an upload -> DataFrame of str|None cells (object dtype), in upload order.
+
+    Headerless files get columns "1", "2", … (1-based, as ``--text-col 2,3`` names them).
+    Raises IngestError naming the file, line and what to do.
+    """
+    if not data or not data.strip():
+        raise IngestError(f"{filename} is empty: upload a file with a header row and at least one data row.")
+    kind = _fmt(filename)
+    if kind == "parquet":
+        df = _read_parquet(data, filename)
+    elif kind == "jsonl":
+        df = _read_jsonl(_decode(data, filename), filename)
+    else:
+        df = _read_delimited(_decode(data, filename), filename, "\t" if kind == "tsv" else ",", no_header)
+    if no_header and kind in ("parquet", "jsonl"):
+        df.columns = [str(i + 1) for i in range(df.shape[1])]
+    if df.shape[0] == 0:
+        raise IngestError(f"{filename} has a header but no data rows: add rows and upload again.")
+    if df.shape[1] > MAX_COLUMNS:
+        raise IngestError(f"{filename} has {df.shape[1]:,} columns; at most {MAX_COLUMNS:,} are supported. Keep the text, label and id columns and upload again.")
+    df.columns = [str(c) for c in df.columns]
+    dup = df.columns[df.columns.duplicated()].tolist()
+    if dup:
+        raise IngestError(f"{filename}: the header names column {dup[0]!r} more than once: rename one of them.")
+    return df
+
+
+def _read_delimited(text: str, filename: str, default_sep: str, no_header: bool) -> pd.DataFrame:
+    sep = _sniff_sep(text, default_sep)
+    try:
+        df = pd.read_csv(
+            io.StringIO(text), sep=sep, header=None if no_header else 0, dtype=str,
+            keep_default_na=False, na_values=[""], skip_blank_lines=True, engine="c",
+        )
+    except pd.errors.ParserError as exc:
+        msg = str(exc).replace("Error tokenizing data. C error: ", "")
+        raise IngestError(f"{filename}: the table could not be read ({msg}). Check quotes and the number of fields on that line.") from None
+    except pd.errors.EmptyDataError:
+        raise IngestError(f"{filename} is empty: upload a file with a header row and at least one data row.") from None
+    if no_header:
+        df.columns = [str(i + 1) for i in range(df.shape[1])]
+    else:
+        unnamed = [c for c in df.columns if str(c).startswith("Unnamed: ")]
+        if unnamed and len(unnamed) == df.shape[1]:
+            raise IngestError(f"{filename}: the header row is empty. Add column names, or tick 'no header row'.")
+    return df.astype(object).where(df.notna(), None)
+
+
+def _read_jsonl(text: str, filename: str) -> pd.DataFrame:
+    records = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise IngestError(f"{filename}: line {lineno} is not valid JSON ({exc.msg} at column {exc.colno}). Fix or remove that line.") from None
+        if not isinstance(obj, dict):
+            raise IngestError(f"{filename}: line {lineno} is a JSON {type(obj).__name__}, not an object. Each line must be one object such as {{\"text\": \"…\", \"label\": \"…\"}}.")
+        records.append({k: _as_str(v) for k, v in obj.items()})
+    if not records:
+        raise IngestError(f"{filename} has no JSON lines: upload one JSON object per line.")
+    return pd.DataFrame.from_records(records).astype(object)
+
+
+def _read_parquet(data: bytes, filename: str) -> pd.DataFrame:
+    if data[:4] != b"PAR1" or data[-4:] != b"PAR1":
+        raise IngestError(f"{filename} is not a Parquet file (it lacks the PAR1 markers). Upload a real .parquet file, or rename it to its true type.")
+    try:
+        df = pd.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # pyarrow raises many types
+        raise IngestError(f"{filename}: the Parquet file could not be read ({type(exc).__name__}: {exc}).") from None
+    out = pd.DataFrame({str(c): [_as_str(v) for v in df[c].tolist()] for c in df.columns}, dtype=object)
+    return out
+
+
+def _pick(columns: list[str], names: tuple[str, ...], what: str, flag: str, required: bool) -> str | None:
+    lower = {c.lower().strip(): c for c in columns}
+    hits = [lower[n] for n in names if n in lower]
+    if len(hits) > 1 and required:
+        raise IngestError(
+            f"Ambiguous columns: {', '.join(repr(h) for h in hits)} could each be the {what} column. "
+            f"Say which one ({flag})."
+        )
+    return hits[0] if hits else None
+
+
+def guess_mapping(df: pd.DataFrame) -> Mapping:
+    """Propose a mapping from header names. Raises IngestError when it cannot tell."""
+    cols = list(df.columns)
+    if all(c.isdigit() for c in cols):  # no header: AG News style, label first, the rest text
+        if len(cols) < 2:
+            raise IngestError("The file has a single column: it needs a text column and a label column.")
+        return Mapping(text=cols[1:], label=cols[0])
+    text = _pick(cols, TEXT_NAMES, "text", "--text-col", True)
+    label = _pick(cols, LABEL_NAMES, "label", "--label-col", True)
+    ident = _pick(cols, ID_NAMES, "id", "--id-col", False)
+    annot = _pick(cols, ANNOTATOR_NAMES, "annotator", "--annotator-col", False)
+    probs = [c for c in cols if PROB_PREFIX.match(c)]
+    if text is None:
+        rest = [c for c in cols if c not in (label, ident, annot) and c not in probs]
+        if len(rest) == 1:
+            text = rest[0]
+    if text is None and label is not None:
+        features = [c for c in cols if c not in (label, ident, annot) and c not in probs]
+        if features:
+            return Mapping(text=[], label=label, id=ident, annotator=annot, probs=probs, features=features)
+    if text is None:
+        raise IngestError(f"No text column found among {', '.join(map(repr, cols[:20]))}: say which column holds the text (--text-col).")
+    if label is None:
+        raise IngestError(f"No label column found among {', '.join(map(repr, cols[:20]))}: say which column holds the label (--label-col).")
+    return Mapping(text=[text], label=label, id=ident, annotator=annot, probs=probs)
+
+
+def resolve_columns(df: pd.DataFrame, spec: str | None) -> list[str]:
+    """``"2,3"`` or ``"title,description"`` -> column names of ``df`` (1-based positions allowed)."""
+    if not spec:
+        return []
+    out = []
+    for part in [p.strip() for p in spec.split(",") if p.strip()]:
+        if part in df.columns:
+            out.append(part)
+        elif part.isdigit() and 1 <= int(part) <= df.shape[1]:
+            out.append(df.columns[int(part) - 1])
+        else:
+            raise IngestError(
+                f"Column {part!r} is not in the file. Its columns are: {', '.join(map(repr, list(df.columns)[:30]))}"
+                + (" (or 1-based positions)." if True else ".")
+            )
+    return out
+
+
+def _natural_key(s: str):
+    return (0, float(s), s) if re.fullmatch(r"-?\d+(\.\d+)?", s) else (1, 0.0, s.lower())
+
+
+def class_from_prob_column(col: str) -> str:
+    return PROB_PREFIX.sub("", col)
+
+
+def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | None = None,
+            label_set: list[str] | None = None) -> Prepared:
+    """Validate ``df`` against ``mapping`` and build the items frame. Raises IngestError."""
+    missing = [c for c in mapping.used() if c not in df.columns]
+    if missing:
+        raise IngestError(f"{filename}: column {missing[0]!r} is not in the file. Its columns are: {', '.join(map(repr, list(df.columns)[:30]))}.")
+    if not mapping.label:
+        raise IngestError("Choose the label column.")
+    if not mapping.text and not mapping.features:
+        raise IngestError("Choose the text column (or, for tabular data, the feature columns).")
+    used = set(mapping.used())
+    if len(mapping.used()) != len(used):
+        raise IngestError("A column is mapped twice: each column can have one role only.")
+    n = len(df)
+
+    if mapping.text:
+        parts = [df[c] for c in mapping.text]
+        if len(parts) == 1:
+            text = parts[0]
+        else:
+            text = pd.Series(
+                [" ".join(p for p in row if p) or None for row in zip(*[p.tolist() for p in parts])],
+                index=df.index, dtype=object,
+            )
+    else:  # tabular: a readable line of the features for the reviewer
+        feats = df[mapping.features]
+        text = pd.Series(
+            ["; ".join(f"{c}={v}" for c, v in zip(mapping.features, row) if v is not None)
+             for row in feats.itertuples(index=False, name=None)], index=df.index, dtype=object)
+    labels = df[mapping.label].map(lambda v: v.strip() if isinstance(v, str) and v.strip() else None)
+
+    if mapping.id:
+        keys = df[mapping.id]
+        blank = keys.isna()
+        if blank.any():
+            r = int(np.flatnonzero(blank.to_numpy())[0])
+            raise IngestError(f"{filename}: data row {r + 1} has no value in the id column {mapping.id!r}. Give every row an id, or map no id column.")
+        dup = keys.duplicated(keep=False)
+        if dup.any():
+            first = keys[dup].iloc[0]
+            rows = np.flatnonzero((keys == first).to_numpy())
+            raise IngestError(
+                f"{filename}: the id {first!r} in column {mapping.id!r} appears on data rows {', '.join(str(r + 1) for r in rows[:5])}"
+                f" ({int(dup.sum())} rows share an id). Ids must be unique: fix them, or map no id column."
+            )
+        keys = keys.astype(str)
+    else:
+        keys = pd.Series([str(i) for i in range(n)], index=df.index, dtype=object)
+
+    labelled = labels.dropna()
+    if labelled.empty:
+        raise IngestError(f"{filename}: no row has a label in column {mapping.label!r}. Map the column that holds the labels.")
+    if label_set:
+        declared = [s.strip() for s in label_set if s and s.strip()]
+        classes = list(dict.fromkeys(declared))
+    else:
+        classes = sorted(labelled.unique().tolist(), key=_natural_key)
+    counts = labelled[labelled.isin(classes)].value_counts()
+    present = [c for c in classes if counts.get(c, 0) > 0]
+    if len(present) < 2:
+        only = present[0] if present else None
+        raise IngestError(
+            f"{filename}: only one class ({only!r}) in column {mapping.label!r}. "
+            "Label-error detection needs at least two classes: check that the right column is mapped."
+        )
+
+    probs_json = None
+    if mapping.probs:
+        prob_classes = [class_from_prob_column(c) for c in mapping.probs]
+        unknown = [(c, k) for c, k in zip(mapping.probs, prob_classes) if k not in classes]
+        if unknown:
+            raise IngestError(
+                f"{filename}: probability column {unknown[0][0]!r} names class {unknown[0][1]!r}, which is not a label "
+                f"({', '.join(map(repr, classes[:20]))}). Name each column after its class, e.g. 'prob_{classes[0]}'."
+            )
+        if sorted(prob_classes) != sorted(classes):
+            lacking = [c for c in classes if c not in prob_classes]
+            raise IngestError(f"{filename}: there is no probability column for class(es) {', '.join(map(repr, lacking))}: map one column per class.")
+        mat = np.empty((n, len(classes)))
+        for col, cls in zip(mapping.probs, prob_classes):
+            vals = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+            bad = np.flatnonzero(~np.isfinite(vals) | (vals < 0))
+            if bad.size:
+                r = int(bad[0])
+                raise IngestError(f"{filename}: data row {r + 1}, column {col!r}: {df[col].iloc[r]!r} is not a probability (a number ≥ 0). Fix that cell.")
+            mat[:, classes.index(cls)] = vals
+        sums = mat.sum(axis=1)
+        zero = np.flatnonzero(sums <= 0)
+        if zero.size:
+            raise IngestError(f"{filename}: data row {int(zero[0]) + 1}: the probability columns are all 0. Each row needs probabilities that sum to 1.")
+        mat = mat / sums[:, None]
+        probs_json = [json.dumps([round(float(x), 6) for x in row]) for row in mat]
+    else:
+        small = [(c, int(counts.get(c, 0))) for c in present if counts.get(c, 0) < MIN_PER_CLASS]
+        if small:
+            c, k = small[0]
+            raise IngestError(
+                f"{filename}: class {c!r} has only {k} labelled row(s); cross-validation needs at least {MIN_PER_CLASS} of every class. "
+                "Add examples of it, merge it into another class, or remove its rows."
+                + (f" ({len(small) - 1} more class(es) are as small.)" if len(small) > 1 else "")
+            )
+
+    other = [c for c in df.columns if c not in used]
+    meta = [json.dumps({c: v for c, v in zip(other, row) if v is not None}, ensure_ascii=False) if other else None
+            for row in (df[other].itertuples(index=False, name=None) if other else [()] * n)]
+    features = None
+    if mapping.features:
+        features = [json.dumps(dict(zip(mapping.features, row)), ensure_ascii=False)
+                    for row in df[mapping.features].itertuples(index=False, name=None)]
+    items = pd.DataFrame({
+        "key": keys.to_numpy(dtype=object),
+        "text": text.to_numpy(dtype=object),
+        "given_label": labels.to_numpy(dtype=object),
+        "meta": meta,
+        "features": features if features is not None else [None] * n,
+        "probs": probs_json if probs_json is not None else [None] * n,
+        "annotator": df[mapping.annotator].to_numpy(dtype=object) if mapping.annotator else [None] * n,
+    })
+    sha = hashlib.sha256(data).hexdigest() if data is not None else None
+    return Prepared(items, classes, bool(label_set), mapping, filename, sha)
+
+
+def write_dataset(db: sqlite_utils.Database, prep: Prepared, name: str, user: User, progress=None) -> int:
+    """Write dataset + items + audit row in one transaction. Returns the dataset id.
+
+    ``progress(fraction, message)`` is called between batches.
+    """
+    require(user, "lead", "upload datasets")
+    name = (name or "").strip()
+    if not name:
+        raise IngestError("Give the dataset a name.")
+    if len(name) > 200:
+        raise IngestError("The dataset name is too long: use at most 200 characters.")
+    items = prep.items
+    n = len(items)
+    with store.transaction(db):
+        if store.scalar(db, "SELECT 1 FROM datasets WHERE name=?", [name]):
+            raise IngestError(f"A dataset named {name!r} exists already: choose another name.")
+        cur = db.execute(
+            "INSERT INTO datasets(name, task, labels, label_set_declared, mapping, n_items, source_name, source_sha256, created_by, created_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [name, "text", json.dumps(prep.labels, ensure_ascii=False), int(prep.label_set_declared),
+             prep.mapping.to_json(), n, prep.source_name, prep.source_sha256, user.name, store.now_iso()],
+        )
+        ds = cur.lastrowid
+        cols = [items[c].tolist() for c in ("key", "text", "given_label", "meta", "features", "probs")]
+        for start in range(0, n, BATCH):
+            stop = min(n, start + BATCH)
+            db.conn.executemany(
+                "INSERT INTO items(dataset_id, idx, key, text, given_label, meta, features, probs) VALUES (?,?,?,?,?,?,?,?)",
+                ((ds, i, *(c[i] for c in cols)) for i in range(start, stop)),
+            )
+            if progress:
+                progress(stop / n, f"Stored {stop:,} of {n:,} rows")
+        if prep.mapping.annotator:
+            ann = items["annotator"].tolist()
+            lab = items["given_label"].tolist()
+            db.conn.executemany(
+                "INSERT INTO annotations(dataset_id, idx, annotator, label) VALUES (?,?,?,?)",
+                ((ds, i, ann[i], lab[i]) for i in range(n) if ann[i] is not None),
+            )
+        store.log(db, user.name, "upload", ds, dataset=name, rows=n, source=prep.source_name,
+                  sha256=prep.source_sha256, labels=prep.labels, mapping=json.loads(prep.mapping.to_json()))
+    return ds
+
+
+def ingest_bytes(db: sqlite_utils.Database, data: bytes, filename: str, name: str, user: User,
+                 mapping: Mapping | None = None, no_header: bool = False,
+                 label_set: list[str] | None = None, progress=None) -> int:
+    """read_table -> guess_mapping (unless given) -> prepare -> write_dataset."""
+    df = read_table(data, filename, no_header=no_header)
+    mapping = mapping or guess_mapping(df)
+    prep = prepare(df, mapping, filename, data, label_set)
+    return write_dataset(db, prep, name, user, progress)

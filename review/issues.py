@@ -1,0 +1,77 @@
+"""cleanlab: label quality per row, the flagged set, suggested label, trust score, action."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from cleanlab.filter import find_label_issues
+from cleanlab.rank import get_label_quality_scores
+
+RELABEL_CONFIDENCE = 0.7     # a flagged row whose predicted class has at least this is "relabel"
+INTEGRITY_TRUST = 0.25       # an integrity finding multiplies the trust score by this
+
+
+def score_rows(labels: np.ndarray, pred_probs: np.ndarray, class_names: Sequence[str],
+               integrity_reasons: dict[int, list[str]] | None = None,
+               suggestions: dict[int, str] | None = None) -> pd.DataFrame:
+    """labels (n,) ints in [0, K) or -1 (no label / not in the label set); pred_probs (n, K).
+
+    Returns one row per item, in item order, with columns idx, quality, predicted_label,
+    confidence, suggested_label, is_issue, rank (1 = most suspect), trust, action, reason.
+    """
+    integrity_reasons = integrity_reasons or {}
+    suggestions = suggestions or {}
+    n, k = pred_probs.shape
+    names = np.asarray(list(class_names), dtype=object)
+    pred = pred_probs.argmax(axis=1)
+    conf = pred_probs.max(axis=1)
+    quality = np.zeros(n)
+    is_issue = np.zeros(n, dtype=bool)
+    lab = np.flatnonzero(labels >= 0)
+    if len(lab):
+        y = labels[lab]
+        P = pred_probs[lab]
+        present = np.unique(y)
+        if len(present) < k:  # cleanlab wants every class present: score on the present ones
+            remap = {c: i for i, c in enumerate(present)}
+            P = P[:, present]
+            P = P / P.sum(axis=1, keepdims=True)
+            y = np.array([remap[c] for c in y])
+        quality[lab] = get_label_quality_scores(y, P, method="self_confidence")
+        is_issue[lab] = find_label_issues(y, P, filter_by="prune_by_noise_rate", n_jobs=1)
+    unl = labels < 0
+    quality[unl] = 0.0
+    flagged_integrity = np.zeros(n, dtype=bool)
+    for i in integrity_reasons:
+        flagged_integrity[i] = True
+    is_issue |= flagged_integrity | unl
+    trust = quality * np.where(flagged_integrity, INTEGRITY_TRUST, 1.0)
+
+    reasons = np.empty(n, dtype=object)
+    suggested = names[pred].copy()
+    given_names = np.where(labels >= 0, names[np.clip(labels, 0, k - 1)], None)
+    for i in np.flatnonzero(is_issue):
+        parts = list(integrity_reasons.get(int(i), []))
+        if labels[i] >= 0 and (not flagged_integrity[i] or pred[i] != labels[i]):
+            parts.append(
+                f"the model gives the given label {given_names[i]!r} {pred_probs[i, labels[i]]:.0%} "
+                f"and predicts {names[pred[i]]!r} ({conf[i]:.0%})"
+            )
+        reasons[i] = "; ".join(parts)
+        if int(i) in suggestions:
+            suggested[i] = suggestions[int(i)]
+    action = np.where(is_issue, "needs review", "keep").astype(object)
+    confident = is_issue & (conf >= RELABEL_CONFIDENCE) & (pred != labels) & (labels >= 0)
+    action[confident] = "relabel"
+    for i in suggestions:
+        if is_issue[i]:
+            action[i] = "relabel"
+    order = np.lexsort((np.arange(n), trust, ~is_issue))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(1, n + 1)
+    return pd.DataFrame({
+        "idx": np.arange(n), "quality": quality, "predicted_label": names[pred], "confidence": conf,
+        "suggested_label": suggested, "is_issue": is_issue.astype(int), "rank": rank, "trust": trust,
+        "action": action, "reason": reasons,
+    })

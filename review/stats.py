@@ -1,0 +1,79 @@
+"""Aggregates for charts and summaries: GROUP BY queries, never raw tables."""
+from __future__ import annotations
+
+import json
+
+import sqlite_utils
+
+from .datasets import Dataset, latest_run
+
+
+def label_counts(db: sqlite_utils.Database, ds: Dataset) -> list[tuple[str, int, int]]:
+    """(label, rows given it, rows whose cleaned label it is), in label-set order."""
+    given = dict(db.execute("SELECT given_label, COUNT(*) FROM items WHERE dataset_id=? GROUP BY given_label", [ds.id]).fetchall())
+    moved_out = dict(db.execute(
+        "SELECT i.given_label, COUNT(*) FROM states st JOIN items i ON i.dataset_id=st.dataset_id AND i.idx=st.idx"
+        " WHERE st.dataset_id=? AND st.current_label IS NOT NULL GROUP BY i.given_label", [ds.id]).fetchall())
+    moved_in = dict(db.execute(
+        "SELECT current_label, COUNT(*) FROM states WHERE dataset_id=? AND current_label IS NOT NULL GROUP BY current_label",
+        [ds.id]).fetchall())
+    return [(l, given.get(l, 0), given.get(l, 0) - moved_out.get(l, 0) + moved_in.get(l, 0)) for l in ds.labels]
+
+
+def flagged_confusion(db: sqlite_utils.Database, ds: Dataset) -> list[tuple[str, str, int]]:
+    """(given, predicted, count) among the flagged rows of the latest run."""
+    run = latest_run(db, ds.id)
+    if not run:
+        return []
+    return db.execute(
+        "SELECT i.given_label, s.predicted_label, COUNT(*) FROM scores s JOIN items i ON i.dataset_id=? AND i.idx=s.idx"
+        " WHERE s.run_id=? AND s.is_issue=1 AND s.predicted_label IS NOT NULL GROUP BY 1, 2", [ds.id, run["id"]]).fetchall()
+
+
+def quality_bins(db: sqlite_utils.Database, ds: Dataset, bins: int = 20) -> tuple[list[float], list[int], list[int]]:
+    """(edges (bins+1,), all-row counts (bins,), flagged counts (bins,)) of label quality in the latest run."""
+    run = latest_run(db, ds.id)
+    edges = [i / bins for i in range(bins + 1)]
+    counts, flagged = [0] * bins, [0] * bins
+    if run:
+        for b, n, f in db.execute(
+            "SELECT MIN(CAST(quality * ? AS INTEGER), ?), COUNT(*), SUM(is_issue) FROM scores WHERE run_id=? AND quality IS NOT NULL GROUP BY 1",
+            [bins, bins - 1, run["id"]]):
+            counts[b] = n
+            flagged[b] = f
+    return edges, counts, flagged
+
+
+def findings(db: sqlite_utils.Database, run_id: int) -> list[dict]:
+    """The integrity findings of a run (rows as a list)."""
+    out = []
+    for r in db.query("SELECT id, kind, first_row, last_row, n_rows, message, rows, detail FROM findings WHERE run_id=? ORDER BY kind, first_row", [run_id]):
+        r["rows"] = json.loads(r["rows"])
+        r["detail"] = json.loads(r["detail"] or "{}")
+        out.append(r)
+    return out
+
+
+def suspects_page(db: sqlite_utils.Database, ds: Dataset, after_rank: int = 0, limit: int = 50,
+                  only_issues: bool = True) -> list[dict]:
+    """One page of the ranked suspects of the latest run (keyset on rank)."""
+    run = latest_run(db, ds.id)
+    if not run:
+        return []
+    return list(db.query(
+        "SELECT s.rank, i.key AS id, s.idx, i.text, i.given_label, s.predicted_label, s.confidence, s.quality, s.is_issue,"
+        " s.suggested_label, s.trust, s.action, s.reason, COALESCE(st.state, 'open') AS state"
+        " FROM scores s JOIN items i ON i.dataset_id=? AND i.idx=s.idx"
+        " LEFT JOIN states st ON st.dataset_id=? AND st.idx=s.idx"
+        f" WHERE s.run_id=? AND s.rank>?{' AND s.is_issue=1' if only_issues else ''} ORDER BY s.rank LIMIT ?",
+        [ds.id, ds.id, run["id"], after_rank, limit]))
+
+
+def rows_by_index(db: sqlite_utils.Database, ds: Dataset, rows: list[int], limit: int = 200) -> list[dict]:
+    """Items at the given row numbers (drill-down of a finding), at most ``limit``."""
+    rows = rows[:limit]
+    if not rows:
+        return []
+    return list(db.query(
+        f"SELECT idx AS row, key AS id, given_label, text FROM items WHERE dataset_id=? AND idx IN ({','.join('?' * len(rows))}) ORDER BY idx",
+        [ds.id, *rows]))

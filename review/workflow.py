@@ -1,0 +1,273 @@
+"""Review and verify state machine, with role checks where the action happens.
+
+    open --annotator--> kept | relabelled | unsure --lead--> approved | rejected (back to open)
+                                                   \\-----> overridden (lead's own label)
+
+Every item carries a version in ``states``; a decision names the version it was made
+on and is refused (StaleViewError) if the item changed since. An annotator claims the
+suspect they look at for CLAIM_SECONDS, so two annotators never get the same one.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import sqlite_utils
+
+from . import store
+from .auth import User, require
+from .datasets import Dataset, latest_run
+from .errors import NotFound, ReviewError, StaleViewError
+
+CLAIM_SECONDS = 15 * 60
+DECISIONS = ("keep", "relabel", "unsure")
+DECISION_STATE = {"keep": "kept", "relabel": "relabelled", "unsure": "unsure"}
+VERIFY_ACTIONS = ("approve", "reject", "override")
+
+
+@dataclass
+class Suspect:
+    """One row as the review page draws it. probs: (K,) model probabilities, in label order."""
+
+    dataset_id: int
+    idx: int
+    key: str
+    text: str | None
+    given_label: str | None
+    current_label: str | None
+    run_id: int | None
+    rank: int | None
+    quality: float | None
+    predicted_label: str | None
+    confidence: float | None
+    suggested_label: str | None
+    action: str | None
+    reason: str | None
+    probs: list[float] | None
+    state: str
+    version: int
+    claimed_by: str | None
+    meta: dict = field(default_factory=dict)
+    latest_review: dict | None = None
+
+
+def _state(db, ds_id: int, idx: int) -> tuple[str, int, str | None, str | None, float | None]:
+    row = db.execute("SELECT state, version, current_label, claimed_by, claimed_until FROM states WHERE dataset_id=? AND idx=?",
+                     [ds_id, idx]).fetchone()
+    return tuple(row) if row else ("open", 0, None, None, None)
+
+
+def get_suspect(db: sqlite_utils.Database, ds: Dataset, idx: int, run_id: int | None = None) -> Suspect:
+    """Everything about one row: the item, its scores in the run, its state and latest review."""
+    item = db.execute("SELECT key, text, given_label, meta FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx]).fetchone()
+    if item is None:
+        raise NotFound(f"Dataset {ds.name!r} has no row {idx}.")
+    if run_id is None:
+        run = latest_run(db, ds.id)
+        run_id = run["id"] if run else None
+    sc = None
+    if run_id is not None:
+        sc = db.execute("SELECT rank, quality, predicted_label, confidence, suggested_label, action, reason, probs FROM scores WHERE run_id=? AND idx=?",
+                        [run_id, idx]).fetchone()
+    state, version, current, claimed_by, claimed_until = _state(db, ds.id, idx)
+    if claimed_until is not None and claimed_until < time.time():
+        claimed_by = None
+    rev = list(db.query("SELECT * FROM reviews WHERE dataset_id=? AND idx=? ORDER BY id DESC LIMIT 1", [ds.id, idx]))
+    key, text, given, meta = item
+    return Suspect(
+        ds.id, idx, key, text, given, current or given, run_id,
+        *(sc[:7] if sc else (None,) * 7),
+        json.loads(sc[7]) if sc and sc[7] else None,
+        state, version, claimed_by, json.loads(meta) if meta else {}, rev[0] if rev else None,
+    )
+
+
+def claim_next(db: sqlite_utils.Database, ds: Dataset, user: User, exclude: Sequence[int] = (),
+               action: str | None = None) -> Suspect | None:
+    """The next open suspect for ``user``, most suspect first, claimed for CLAIM_SECONDS.
+
+    Returns the suspect the user already holds if any (a rerun shows the same row).
+    ``exclude``: rows the user skipped this session. ``action``: only rows with that
+    recommended action. None when the queue is empty.
+    """
+    require(user, "annotator", "review suspects")
+    run = latest_run(db, ds.id)
+    if run is None:
+        return None
+    now = time.time()
+    excl = sorted({int(i) for i in exclude})
+    with store.transaction(db):
+        held = db.execute(
+            "SELECT idx FROM states WHERE dataset_id=? AND state='open' AND claimed_by=? AND claimed_until>? ORDER BY idx LIMIT 1",
+            [ds.id, user.name, now]).fetchone()
+        if held and held[0] not in excl and (action is None or store.scalar(
+                db, "SELECT action FROM scores WHERE run_id=? AND idx=?", [run["id"], held[0]]) == action):
+            idx = held[0]
+        else:
+            db.execute("UPDATE states SET claimed_by=NULL, claimed_until=NULL WHERE dataset_id=? AND claimed_by=? AND state='open'",
+                       [ds.id, user.name])
+            sql = (
+                "SELECT s.idx FROM scores s LEFT JOIN states st ON st.dataset_id=? AND st.idx=s.idx"
+                " WHERE s.run_id=? AND s.is_issue=1"
+                " AND (st.state IS NULL OR (st.state='open' AND (st.claimed_by IS NULL OR st.claimed_by=? OR st.claimed_until<?)))"
+            )
+            params: list = [ds.id, run["id"], user.name, now]
+            if excl:
+                sql += f" AND s.idx NOT IN ({','.join('?' * len(excl))})"
+                params += excl
+            if action:
+                sql += " AND s.action=?"
+                params.append(action)
+            row = db.execute(sql + " ORDER BY s.rank LIMIT 1", params).fetchone()
+            if row is None:
+                return None
+            idx = row[0]
+        db.execute(
+            "INSERT INTO states(dataset_id, idx, state, version, claimed_by, claimed_until, updated_at) VALUES (?,?,'open',0,?,?,?)"
+            " ON CONFLICT(dataset_id, idx) DO UPDATE SET claimed_by=excluded.claimed_by, claimed_until=excluded.claimed_until",
+            [ds.id, idx, user.name, now + CLAIM_SECONDS, store.now_iso()])
+    return get_suspect(db, ds, idx, run["id"])
+
+
+def release(db: sqlite_utils.Database, ds: Dataset, idx: int, user: User) -> None:
+    """Give back a claimed row (skip)."""
+    with store.transaction(db):
+        db.execute("UPDATE states SET claimed_by=NULL, claimed_until=NULL WHERE dataset_id=? AND idx=? AND claimed_by=?",
+                   [ds.id, idx, user.name])
+
+
+def decide(db: sqlite_utils.Database, ds: Dataset, idx: int, user: User, decision: str,
+           seen_version: int, new_label: str | None = None, note: str = "") -> int:
+    """Record an annotator's decision (keep / relabel / unsure) made on ``seen_version``.
+
+    An annotator may revise their own decision while it awaits verification.
+    Returns the review id. Raises StaleViewError if the row changed since it was shown.
+    """
+    require(user, "annotator", "review suspects")
+    if decision not in DECISIONS:
+        raise ReviewError(f"Unknown decision {decision!r}: choose one of {', '.join(DECISIONS)}.")
+    note = (note or "").strip()
+    if len(note) > 5000:
+        raise ReviewError("The note is too long: keep it under 5,000 characters.")
+    with store.transaction(db):
+        item = db.execute("SELECT given_label FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx]).fetchone()
+        if item is None:
+            raise NotFound(f"Dataset {ds.name!r} has no row {idx}.")
+        state, version, current, claimed_by, claimed_until = _state(db, ds.id, idx)
+        label_now = current or item[0]
+        if decision == "relabel":
+            if new_label not in ds.labels:
+                raise ReviewError(f"{new_label!r} is not a label of {ds.name!r}: choose one of {', '.join(ds.labels)}.")
+            if new_label == label_now:
+                raise ReviewError(f"Row {idx} is already labelled {new_label!r}: choose keep, or another label.")
+        else:
+            new_label = None
+        if version != seen_version:
+            who = store.scalar(db, "SELECT actor FROM audit_log WHERE dataset_id=? AND idx=? ORDER BY id DESC LIMIT 1", [ds.id, idx])
+            raise StaleViewError(f"Row {idx} was changed by {who or 'someone else'} while you looked at it: your decision was not saved. Reload it to see what changed.")
+        if claimed_by and claimed_by != user.name and (claimed_until or 0) > time.time():
+            raise StaleViewError(f"Row {idx} is now being reviewed by {claimed_by}: your claim on it expired. Your decision was not saved; take the next suspect.")
+        revising = None
+        if state != "open":
+            last = db.execute("SELECT id, reviewer, status FROM reviews WHERE dataset_id=? AND idx=? ORDER BY id DESC LIMIT 1",
+                              [ds.id, idx]).fetchone()
+            if last and last[1] == user.name and last[2] == "pending":
+                revising = last[0]
+            else:
+                raise StaleViewError(f"Row {idx} is already {state}: it is not open for review.")
+        run = latest_run(db, ds.id)
+        sugg = store.scalar(db, "SELECT suggested_label FROM scores WHERE run_id=? AND idx=?", [run["id"], idx]) if run else None
+        took = int(sugg is not None and ((decision == "relabel" and new_label == sugg) or (decision == "keep" and sugg == label_now)))
+        if revising:
+            db.execute("UPDATE reviews SET status='superseded' WHERE id=?", [revising])
+        cur = db.execute(
+            "INSERT INTO reviews(dataset_id, idx, run_id, decision, new_label, note, reviewer, created_at, took_suggestion, status, version)"
+            " VALUES (?,?,?,?,?,?,?,?,?,'pending',?)",
+            [ds.id, idx, run["id"] if run else None, decision, new_label, note, user.name, store.now_iso(), took, version + 1])
+        db.execute(
+            "INSERT INTO states(dataset_id, idx, state, version, updated_at) VALUES (?,?,?,?,?)"
+            " ON CONFLICT(dataset_id, idx) DO UPDATE SET state=excluded.state, version=excluded.version,"
+            " claimed_by=NULL, claimed_until=NULL, updated_at=excluded.updated_at",
+            [ds.id, idx, DECISION_STATE[decision], version + 1, store.now_iso()])
+        store.log(db, user.name, "decision", ds.id, idx, review=cur.lastrowid, decision=decision, new_label=new_label,
+                  previous_label=label_now, note=note, revises=revising)
+        return cur.lastrowid
+
+
+def verify(db: sqlite_utils.Database, review_id: int, user: User, action: str, seen_version: int,
+           label: str | None = None, note: str = "") -> None:
+    """A lead approves, rejects (with a reason; the row goes back to the queue) or
+    overrides (with the lead's own label) a pending decision."""
+    require(user, "lead", "verify decisions")
+    if action not in VERIFY_ACTIONS:
+        raise ReviewError(f"Unknown action {action!r}: choose one of {', '.join(VERIFY_ACTIONS)}.")
+    note = (note or "").strip()
+    with store.transaction(db):
+        rev = db.execute("SELECT dataset_id, idx, decision, new_label, status, reviewer FROM reviews WHERE id=?", [review_id]).fetchone()
+        if rev is None:
+            raise NotFound(f"There is no decision {review_id}.")
+        ds_id, idx, decision, new_label, status, reviewer = rev
+        if status != "pending":
+            raise StaleViewError(f"Decision {review_id} on row {idx} is already {status}: nothing was changed.")
+        state, version, current, _, _ = _state(db, ds_id, idx)
+        if version != seen_version:
+            raise StaleViewError(f"Row {idx} changed while you looked at it: nothing was changed. Reload the verify queue.")
+        given = store.scalar(db, "SELECT given_label FROM items WHERE dataset_id=? AND idx=?", [ds_id, idx])
+        labels = json.loads(store.scalar(db, "SELECT labels FROM datasets WHERE id=?", [ds_id]))
+        if action == "approve":
+            if decision == "unsure":
+                raise ReviewError(f"{reviewer} was unsure about row {idx}, so there is no label to approve: override with a label, or reject it back to the queue.")
+            final = new_label if decision == "relabel" else (current or given)
+            new_state, new_status, new_current = "approved", "approved", final
+        elif action == "reject":
+            if not note:
+                raise ReviewError("Say why you reject the decision: the note goes back to the annotator.")
+            final, new_state, new_status, new_current = None, "open", "rejected", current
+        else:
+            if label not in labels:
+                raise ReviewError(f"{label!r} is not a label of this dataset: choose one of {', '.join(labels)}.")
+            final, new_state, new_status, new_current = label, "overridden", "overridden", label
+        now = store.now_iso()
+        db.execute("UPDATE reviews SET status=?, verified_by=?, verified_at=?, verify_note=?, final_label=? WHERE id=?",
+                   [new_status, user.name, now, note, final, review_id])
+        db.execute("UPDATE states SET state=?, version=?, current_label=?, claimed_by=NULL, claimed_until=NULL, updated_at=? WHERE dataset_id=? AND idx=?",
+                   [new_state, version + 1, new_current if new_current != given else None, now, ds_id, idx])
+        store.log(db, user.name, "verify", ds_id, idx, review=review_id, action=action, final_label=final,
+                  decision=decision, reviewer=reviewer, note=note)
+
+
+def pending(db: sqlite_utils.Database, ds: Dataset, user: User, limit: int = 20, after_id: int = 0) -> list[dict]:
+    """One page of decisions awaiting verification (keyset on review id), with the item,
+    the model's view and the row's state version."""
+    require(user, "lead", "verify decisions")
+    run = latest_run(db, ds.id)
+    return list(db.query(
+        "SELECT r.id, r.idx, i.key, i.text, i.given_label, r.decision, r.new_label, r.note, r.reviewer, r.created_at,"
+        " st.version, sc.predicted_label, sc.confidence, sc.quality, sc.reason"
+        " FROM reviews r JOIN items i ON i.dataset_id=r.dataset_id AND i.idx=r.idx"
+        " JOIN states st ON st.dataset_id=r.dataset_id AND st.idx=r.idx"
+        " LEFT JOIN scores sc ON sc.run_id=? AND sc.idx=r.idx"
+        " WHERE r.dataset_id=? AND r.status='pending' AND r.id>? ORDER BY r.id LIMIT ?",
+        [run["id"] if run else -1, ds.id, after_id, limit]))
+
+
+def progress(db: sqlite_utils.Database, ds: Dataset) -> dict:
+    """Where the queue stands: suspects in the latest run and counts per state (aggregates only)."""
+    run = latest_run(db, ds.id)
+    flagged = store.scalar(db, "SELECT COUNT(*) FROM scores WHERE run_id=? AND is_issue=1", [run["id"]]) if run else 0
+    states = dict(db.execute(
+        "SELECT st.state, COUNT(*) FROM states st JOIN scores s ON s.run_id=? AND s.idx=st.idx AND s.is_issue=1"
+        " WHERE st.dataset_id=? GROUP BY st.state", [run["id"] if run else -1, ds.id]).fetchall())
+    decided = sum(v for k, v in states.items() if k != "open")
+    return {"flagged": flagged, "open": flagged - decided, "decided": decided,
+            "pending": sum(states.get(s, 0) for s in ("kept", "relabelled", "unsure")),
+            "approved": states.get("approved", 0), "overridden": states.get("overridden", 0), "states": states}
+
+
+def my_recent(db: sqlite_utils.Database, ds: Dataset, user: User, limit: int = 20) -> list[dict]:
+    """The user's latest decisions on this dataset, newest first (for 'back')."""
+    return list(db.query(
+        "SELECT id, idx, decision, new_label, status, created_at FROM reviews WHERE dataset_id=? AND reviewer=?"
+        " ORDER BY id DESC LIMIT ?", [ds.id, user.name, limit]))
