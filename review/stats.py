@@ -77,3 +77,16 @@ def rows_by_index(db: sqlite_utils.Database, ds: Dataset, rows: list[int], limit
     return list(db.query(
         f"SELECT idx AS row, key AS id, given_label, text FROM items WHERE dataset_id=? AND idx IN ({','.join('?' * len(rows))}) ORDER BY idx",
         [ds.id, *rows]))
+
+
+def length_by_class(db: sqlite_utils.Database, ds: Dataset) -> list[dict]:
+    """Text length (characters) per given label: n, mean, spread (std), min, max — in SQL."""
+    out = []
+    for label, n, mean, sq, lo, hi in db.execute(
+        "SELECT given_label, COUNT(*), AVG(LENGTH(text)), AVG(LENGTH(text) * LENGTH(text)), MIN(LENGTH(text)), MAX(LENGTH(text))"
+        " FROM items WHERE dataset_id=? GROUP BY given_label ORDER BY given_label", [ds.id]):
+        mean = mean or 0.0
+        std = max(0.0, (sq or 0.0) - mean * mean) ** 0.5
+        out.append({"label": label if label is not None else "(no label)", "rows": n, "mean chars": round(mean, 1),
+                    "std chars": round(std, 1), "min chars": lo, "max chars": hi})
+    return out

@@ -1,0 +1,82 @@
+"""Upload: a file, a preview, the column mapping, a name; refusals say what to fix."""
+from pathlib import Path
+
+import streamlit as st
+
+from review import audit, ingest, ui
+from review.errors import ReviewError
+
+ui.setup("Upload")
+db = ui.connect()
+st.title("📤 Upload a dataset")
+user = ui.require(db, "lead")
+
+st.caption("CSV, TSV, JSONL or Parquet: one row per item with its text and its label. "
+           "Files larger than the upload limit go through the `review ingest FILE --name NAME` command.")
+up = st.file_uploader("Data file", type=["csv", "tsv", "tab", "txt", "jsonl", "ndjson", "json", "parquet", "pq"], key="upload_file")
+no_header = st.checkbox("The first line is data, not a header (columns are then named 1, 2, 3, …)", key="no_header")
+if up is None:
+    st.stop()
+
+cache_key = (up.file_id, no_header)
+if st.session_state.get("upload_cache_key") != cache_key:
+    data = up.getvalue()
+    try:
+        frame = ingest.read_table(data, up.name, no_header=no_header)
+    except ReviewError as exc:
+        ui.error(exc)
+        st.stop()
+    st.session_state["upload_cache_key"] = cache_key
+    st.session_state["upload_frame"] = frame
+frame = st.session_state["upload_frame"]
+data = up.getvalue()
+
+st.subheader(f"Preview: {len(frame):,} rows, {frame.shape[1]:,} columns")
+st.dataframe(frame.head(20), width="stretch", hide_index=True)
+
+try:
+    guess = ingest.guess_mapping(frame)
+    guess_note = None
+except ReviewError as exc:
+    guess = ingest.Mapping()
+    guess_note = str(exc)
+if guess_note:
+    st.info(f"Choose the columns yourself: {guess_note}")
+
+cols = list(frame.columns)
+NONE = "(none)"
+st.subheader("Map the columns")
+c1, c2 = st.columns(2)
+text_cols = c1.multiselect("Text column(s): several are joined with a space", cols, default=guess.text, key="map_text")
+label_col = c2.selectbox("Label column", cols, index=cols.index(guess.label) if guess.label in cols else 0, key="map_label")
+id_col = c1.selectbox("Id column (optional: else the row number)", [NONE] + cols,
+                      index=([NONE] + cols).index(guess.id) if guess.id else 0, key="map_id")
+ann_col = c2.selectbox("Annotator column (optional)", [NONE] + cols,
+                       index=([NONE] + cols).index(guess.annotator) if guess.annotator else 0, key="map_annotator")
+with st.expander("Your own predicted probabilities, tabular features, a declared label set"):
+    prob_cols = st.multiselect("Probability columns, one per class, named after the class (e.g. prob_sports)", cols,
+                               default=guess.probs, key="map_probs")
+    feat_cols = st.multiselect("Tabular feature columns (numeric or categorical; for data without text)", cols,
+                               default=guess.features, key="map_features")
+    label_set = st.text_input("Declared label set, comma-separated (optional: labels outside it are reported)", key="label_set")
+name = st.text_input("Dataset name", value=Path(up.name).stem, key="dataset_name_input")
+
+if st.button("Check and ingest", type="primary", key="ingest"):
+    mapping = ingest.Mapping(text=text_cols if not feat_cols or text_cols else [], label=label_col,
+                             id=None if id_col == NONE else id_col,
+                             annotator=None if ann_col == NONE else ann_col, probs=prob_cols, features=feat_cols)
+    bar = st.progress(0.0, text="Checking the file")
+    try:
+        labels = [s for s in label_set.split(",") if s.strip()] or None
+        prep = ingest.prepare(frame, mapping, up.name, data, labels)
+        ds_id = ingest.write_dataset(db, prep, name, user, ui.progress_callback(bar))
+        bar.progress(1.0, text="Running the integrity checks")
+        audit.run_integrity(db, ds_id, user)
+    except ReviewError as exc:
+        bar.empty()
+        ui.error(exc)
+        st.stop()
+    st.session_state["dataset_name"] = name.strip()
+    st.success(f"Dataset {name.strip()!r} ingested: {len(prep.items):,} rows, classes {', '.join(prep.labels)}. "
+               "Integrity checks done; run the audit to rank suspects.")
+    st.page_link("pages/2_Audit.py", label="Go to the audit", icon="📊")

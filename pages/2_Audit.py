@@ -1,0 +1,93 @@
+"""Audit: integrity findings with drill-down, the model + cleanlab run, charts, ranked suspects."""
+import streamlit as st
+
+from review import audit, charts, stats, ui, workflow
+from review.datasets import latest_run, runs
+from review.errors import ReviewError
+
+ui.setup("Audit")
+db = ui.connect()
+st.title("📊 Audit")
+user = ui.require(db, "annotator")
+ds = ui.dataset_picker(db)
+if ds is None:
+    st.stop()
+
+if user.can("lead"):
+    c1, c2 = st.columns([1, 3])
+    if c1.button("Run the audit", type="primary", key="run_audit",
+                 help="Integrity checks, an out-of-sample model (5-fold cross-validation) and cleanlab. Earlier runs and reviews are kept."):
+        bar = st.progress(0.0, text="Starting")
+        try:
+            audit.run_audit(db, ds.id, user, progress=ui.progress_callback(bar))
+            st.rerun()
+        except ReviewError as exc:
+            ui.error(exc)
+    c2.caption("Each run is kept with its parameters and library versions; a re-run never overwrites reviews.")
+
+run = latest_run(db, ds.id)
+if run is None:
+    st.info("No run yet." + (" Press **Run the audit**." if user.can("lead") else " A lead runs the audit."))
+    st.stop()
+
+m = run["metrics"]
+st.subheader(f"Run {run['id']} ({run['kind']}), {run['finished_at'][:19].replace('T', ' ')} by {run['created_by']}")
+cols = st.columns(5)
+cols[0].metric("Rows", f"{m.get('rows', 0):,}")
+cols[1].metric("Suspects", f"{m.get('flagged', 0):,}")
+cols[2].metric("Relabel", f"{m.get('relabel', 0):,}" if "relabel" in m else "–")
+cols[3].metric("Needs review", f"{m.get('needs review', 0):,}" if "needs review" in m else "–")
+agree = m.get("model agreement with given labels")
+cols[4].metric("Model agrees with labels", f"{agree:.1%}" if agree is not None else "–")
+
+tab_int, tab_charts, tab_sus, tab_runs = st.tabs(["Integrity findings", "Charts", "Suspects", "Runs"])
+
+with tab_int:
+    found = stats.findings(db, run["id"])
+    if not found:
+        st.success("No integrity finding: no empty texts, null or unknown labels, conflicting duplicates or shifted blocks.")
+    kinds = {}
+    for f in found:
+        kinds.setdefault(f["kind"], []).append(f)
+    if kinds:
+        st.dataframe([{"check": k.replace("_", " "), "findings": len(v), "rows": sum(f["n_rows"] for f in v)} for k, v in kinds.items()],
+                     hide_index=True)
+    for kind, fs in kinds.items():
+        st.markdown(f"**{kind.replace('_', ' ')}** ({len(fs)})")
+        for f in fs[:50]:
+            with st.expander(f["message"][:180]):
+                st.text(f["message"])
+                st.dataframe(stats.rows_by_index(db, ds, f["rows"]), hide_index=True, width="stretch")
+                if f["n_rows"] > 200:
+                    st.caption(f"Showing 200 of {f['n_rows']:,} rows.")
+        if len(fs) > 50:
+            st.caption(f"{len(fs) - 50} more findings of this kind; `review suspects {ds.name}` lists every row.")
+    st.markdown("**Text length per class** (a class much shorter or longer than the rest can mean a provenance problem)")
+    st.dataframe(stats.length_by_class(db, ds), hide_index=True)
+
+with tab_charts:
+    a, b = st.columns(2)
+    a.plotly_chart(charts.given_vs_cleaned(stats.label_counts(db, ds)), key="given_vs_cleaned")
+    prog = workflow.progress(db, ds)
+    b.plotly_chart(charts.review_progress({**prog["states"], "open": prog["open"]}), key="progress")
+    if run["kind"] == "audit":
+        a.plotly_chart(charts.quality_histogram(*stats.quality_bins(db, ds)), key="quality_hist")
+        b.plotly_chart(charts.confusion(ds.labels, stats.flagged_confusion(db, ds)), key="confusion")
+
+with tab_sus:
+    after = st.session_state.get("sus_after", 0)
+    page = stats.suspects_page(db, ds, after_rank=after, limit=50)
+    st.dataframe([{k: r[k] for k in ("rank", "id", "given_label", "predicted_label", "confidence", "quality", "action", "state", "reason", "text")}
+                  for r in page], hide_index=True, width="stretch",
+                 column_config={"confidence": st.column_config.NumberColumn(format="%.2f"),
+                                "quality": st.column_config.NumberColumn(format="%.3f")})
+    c1, c2 = st.columns(2)
+    if after and c1.button("First page", key="sus_first"):
+        st.session_state["sus_after"] = 0
+        st.rerun()
+    if len(page) == 50 and c2.button("Next 50", key="sus_next"):
+        st.session_state["sus_after"] = page[-1]["rank"]
+        st.rerun()
+
+with tab_runs:
+    st.dataframe(runs(db, ds.id), hide_index=True, width="stretch")

@@ -1,0 +1,128 @@
+"""Review queue: one suspect at a time, most suspect first; keep / relabel / unsure with a note.
+
+Keyboard: K keep, U unsure, 1–9 relabel to that label, S skip, B back.
+"""
+import streamlit as st
+
+from review import charts, ui, workflow
+from review.errors import ReviewError, StaleViewError
+
+ui.setup("Review")
+db = ui.connect()
+st.title("📝 Review suspects")
+user = ui.require(db, "annotator")
+ds = ui.dataset_picker(db)
+if ds is None:
+    st.stop()
+
+sk = f"review_{ds.id}"                      # this dataset's queue state in the session
+state = st.session_state.setdefault(sk, {"skipped": [], "back": None})
+prog = workflow.progress(db, ds)
+if prog["flagged"] == 0:
+    st.info("No suspects yet: a lead runs the audit first." if not user.can("lead") else "No suspects yet: run the audit on the Audit page.")
+    st.stop()
+st.progress(prog["decided"] / prog["flagged"],
+            text=f"{prog['decided']:,} of {prog['flagged']:,} suspects decided · {prog['open']:,} open · {prog['pending']:,} awaiting verification")
+
+actions = {"All suspects": None, "Relabel": "relabel", "Needs review": "needs review"}
+choice = st.radio("Show", list(actions), horizontal=True, key="action_filter", label_visibility="collapsed")
+
+flash = st.session_state.pop("review_flash", None)
+if flash:
+    (st.warning if flash[0] == "warn" else st.success)(flash[1])
+
+if state["back"] is not None:
+    s = workflow.get_suspect(db, ds, state["back"])
+    revising = True
+else:
+    s = workflow.claim_next(db, ds, user, exclude=state["skipped"], action=actions[choice])
+    revising = False
+if s is None:
+    st.success("The queue is empty: every suspect is decided or held by someone else." +
+               (f" You skipped {len(state['skipped'])}." if state["skipped"] else ""))
+    if state["skipped"] and st.button("Show the ones I skipped", key="unskip"):
+        state["skipped"] = []
+        st.rerun()
+    st.stop()
+
+left, right = st.columns([3, 2])
+with left:
+    head = f"Row **{ui.escape_md(s.key)}** · rank {s.rank if s.rank is not None else '–'}"
+    if revising:
+        head += " · going back to a row you decided"
+    st.markdown(head)
+    ui.show_text(s.text, key=f"{ds.id}_{s.idx}")
+    pills = ui.badge(f"given: {s.current_label}", "#d62728")
+    if s.predicted_label is not None:
+        pills += ui.badge(f"model: {s.predicted_label} ({s.confidence:.0%})", "#2ca02c")
+    if s.suggested_label and s.suggested_label != s.predicted_label:
+        pills += ui.badge(f"suggested: {s.suggested_label}", "#1f77b4")
+    if s.action:
+        pills += ui.badge(f"recommended: {s.action}", "#7f7f7f")
+    st.html(pills)
+    if s.reason:
+        st.markdown(f"**Why it is flagged:** {ui.escape_md(s.reason)}")
+    if s.meta:
+        with st.expander("Other columns"):
+            st.json(s.meta)
+    if s.latest_review and s.latest_review["status"] == "rejected":
+        st.warning(f"A lead rejected an earlier decision ({s.latest_review['decision']} by {s.latest_review['reviewer']}): "
+                   f"{s.latest_review['verify_note']}")
+with right:
+    if s.probs:
+        st.plotly_chart(charts.class_probabilities(ds.labels, s.probs, s.current_label, s.predicted_label), key="probs")
+
+if revising and not (s.latest_review and s.latest_review["reviewer"] == user.name and s.latest_review["status"] == "pending"):
+    st.info(f"This row is {s.state}" + (f" ({s.latest_review['status']})" if s.latest_review else "") + ": it can no longer be changed here.")
+    if st.button("Back to the queue", key="leave_back"):
+        state["back"] = None
+        st.rerun()
+    st.stop()
+
+note = st.text_input("Note (optional)", key=f"note_{ds.id}_{s.idx}")
+
+
+def act(decision: str, label: str | None = None) -> None:
+    try:
+        workflow.decide(db, ds, s.idx, user, decision, s.version, new_label=label, note=note)
+        what = f"relabelled to {label}" if decision == "relabel" else decision
+        st.session_state["review_flash"] = ("ok", f"Row {s.key}: {what}.")
+    except StaleViewError as exc:
+        st.session_state["review_flash"] = ("warn", str(exc))
+    except ReviewError as exc:
+        st.session_state["review_flash"] = ("warn", str(exc))
+    state["back"] = None
+    st.rerun()
+
+
+st.markdown("**Decide** (keyboard: K keep, U unsure, 1–9 relabel, S skip, B back)")
+b = st.columns(2 + min(len(ds.labels), 9))
+if b[0].button("Keep", key="keep", shortcut="K", type="primary", help="The given label is right"):
+    act("keep")
+if b[1].button("Unsure", key="unsure", shortcut="U", help="Leave it to a lead"):
+    act("unsure")
+for i, label in enumerate(ds.labels[:9]):
+    if b[2 + i].button(f"{i + 1} · {label}", key=f"relabel_{i}", shortcut=str(i + 1),
+                       disabled=label == s.current_label, help=f"Relabel to {label}"):
+        act("relabel", label)
+if len(ds.labels) > 9:
+    more = st.selectbox("Relabel to", [l for l in ds.labels[9:] if l != s.current_label], key="relabel_more")
+    if st.button("Relabel", key="relabel_more_btn"):
+        act("relabel", more)
+
+nav = st.columns(6)
+if not revising and nav[0].button("Skip", key="skip", shortcut="S"):
+    workflow.release(db, ds, s.idx, user)
+    state["skipped"].append(s.idx)
+    st.rerun()
+history = list(dict.fromkeys(r["idx"] for r in workflow.my_recent(db, ds, user, limit=50)))  # newest first
+pos = history.index(s.idx) if revising and s.idx in history else -1
+older = history[pos + 1:]
+if older and nav[1].button("Back", key="back", shortcut="B"):
+    if not revising:
+        workflow.release(db, ds, s.idx, user)
+    state["back"] = older[0]
+    st.rerun()
+if revising and nav[2].button("Return to the queue", key="forward"):
+    state["back"] = None
+    st.rerun()

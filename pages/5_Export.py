@@ -1,0 +1,40 @@
+"""Export (leads): cleaned labels and the audit trail as CSV, generated when clicked."""
+import streamlit as st
+
+from review import export, stats, ui
+from review.auth import User
+
+ui.setup("Export")
+db = ui.connect()
+st.title("📥 Export")
+user = ui.require(db, "lead")
+ds = ui.dataset_picker(db)
+if ds is None:
+    st.stop()
+
+counts = stats.label_counts(db, ds)
+st.dataframe([{"label": l, "given": g, "cleaned": c, "change": c - g} for l, g, c in counts], hide_index=True)
+only_verified = st.checkbox("Only the rows whose correction a lead verified", key="only_verified")
+st.caption("Columns: id, text, given_label, cleaned_label, status, reviewer, verified_by, quality, rank. "
+           "Cells that begin with =, +, - or @ are prefixed with ' so spreadsheets show them as text.")
+
+signed_in = User(user.name, user.role)
+ds_id = ds.id
+
+
+def cleaned_csv() -> bytes:  # runs on click, in its own thread: its own connection
+    conn = ui.connect()
+    from review.datasets import get
+    return "".join(export.export_cleaned(conn, get(conn, ds_id), signed_in, only_verified)).encode("utf-8")
+
+
+def audit_csv() -> bytes:
+    conn = ui.connect()
+    return "".join(export.export_audit(conn, signed_in, ds_id)).encode("utf-8")
+
+
+c1, c2 = st.columns(2)
+c1.download_button("Download cleaned labels (CSV)", cleaned_csv, file_name=f"{ds.name}-cleaned.csv", mime="text/csv",
+                   type="primary", key="dl_cleaned", on_click="ignore")
+c2.download_button("Download the audit trail (CSV)", audit_csv, file_name=f"{ds.name}-audit-trail.csv", mime="text/csv",
+                   key="dl_audit", on_click="ignore")

@@ -1,0 +1,31 @@
+"""The audit trail: every sign-in, upload, run, decision, verification and export, filterable."""
+import streamlit as st
+
+from review import audit_view, store, ui
+
+ui.setup("Audit trail")
+db = ui.connect()
+st.title("🧾 Audit trail")
+user = ui.require(db, "lead")
+
+opts = audit_view.filter_options(db)
+c = st.columns(4)
+dataset = c[0].selectbox("Dataset", ["(all)"] + list(opts["datasets"]), key="trail_ds")
+actor = c[1].selectbox("Who", ["(all)"] + opts["actors"], key="trail_actor")
+action = c[2].selectbox("Action", ["(all)"] + opts["actions"], key="trail_action")
+if c[3].button("Check the hash chain", key="verify_chain"):
+    ok, n, msg = store.verify_trail(db)
+    (st.success if ok else st.error)(msg)
+
+filters = dict(dataset_id=opts["datasets"].get(dataset), actor=None if actor == "(all)" else actor,
+               action=None if action == "(all)" else action)
+before = st.session_state.get("trail_before")
+rows = audit_view.page(db, before_id=before, limit=50, **filters)
+st.dataframe(rows, hide_index=True, width="stretch")
+b = st.columns(2)
+if before and b[0].button("Newest", key="trail_newest"):
+    st.session_state["trail_before"] = None
+    st.rerun()
+if len(rows) == 50 and b[1].button("Older", key="trail_older"):
+    st.session_state["trail_before"] = rows[-1]["id"]
+    st.rerun()
