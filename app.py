@@ -7,7 +7,7 @@ from review.errors import ReviewError
 
 ui.setup("Home")
 db = ui.connect()
-st.title("🔎 Label review")
+st.title("Label review")
 user = ui.require(db, "annotator")
 
 
@@ -29,7 +29,7 @@ if not datasets:
                     "It is loaded and audited in a few seconds.")
         if st.button("Load the demo dataset", type="primary", key="load_demo"):
             load_demo()
-        st.page_link("pages/1_Upload.py", label="Or upload your own data", icon="📤")
+        st.page_link("pages/1_Upload.py", label="Or upload your own data")
     else:
         st.info("A lead has not uploaded a dataset yet. Come back when they have.")
     st.stop()
@@ -39,11 +39,11 @@ st.dataframe(datasets, hide_index=True, width="stretch",
              column_order=["name", "stage", "rows", "suspects", "decided", "pending verification", "approved", "created by", "created at"])
 st.markdown("**Next steps**")
 cols = st.columns(4)
-cols[0].page_link("pages/3_Review.py", label="Review suspects", icon="📝")
+cols[0].page_link("pages/3_Review.py", label="Review suspects")
 if user.can("lead"):
-    cols[1].page_link("pages/2_Audit.py", label="Audit and charts", icon="📊")
-    cols[2].page_link("pages/4_Verify.py", label="Verify decisions", icon="✅")
-    cols[3].page_link("pages/5_Export.py", label="Export cleaned labels", icon="📥")
+    cols[1].page_link("pages/2_Audit.py", label="Audit and charts")
+    cols[2].page_link("pages/4_Verify.py", label="Verify decisions")
+    cols[3].page_link("pages/5_Export.py", label="Export cleaned labels")
     if not any(d["name"] == demo.DEMO_NAME for d in datasets):
         if st.button("Load the demo dataset", key="load_demo"):
             load_demo()

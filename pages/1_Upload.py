@@ -8,7 +8,7 @@ from review.errors import ReviewError
 
 ui.setup("Upload")
 db = ui.connect()
-st.title("📤 Upload a dataset")
+st.title("Upload a dataset")
 user = ui.require(db, "lead")
 
 st.caption("CSV, TSV, JSONL or Parquet: one row per item with its text and its label. "
@@ -79,4 +79,4 @@ if st.button("Check and ingest", type="primary", key="ingest"):
     st.session_state["dataset_name"] = name.strip()
     st.success(f"Dataset {name.strip()!r} ingested: {len(prep.items):,} rows, classes {', '.join(prep.labels)}. "
                "Integrity checks done; run the audit to rank suspects.")
-    st.page_link("pages/2_Audit.py", label="Go to the audit", icon="📊")
+    st.page_link("pages/2_Audit.py", label="Go to the audit")

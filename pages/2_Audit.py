@@ -7,7 +7,7 @@ from review.errors import ReviewError
 
 ui.setup("Audit")
 db = ui.connect()
-st.title("📊 Audit")
+st.title("Audit")
 user = ui.require(db, "annotator")
 ds = ui.dataset_picker(db)
 if ds is None:

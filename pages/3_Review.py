@@ -9,7 +9,7 @@ from review.errors import ReviewError, StaleViewError
 
 ui.setup("Review")
 db = ui.connect()
-st.title("📝 Review suspects")
+st.title("Review suspects")
 user = ui.require(db, "annotator")
 ds = ui.dataset_picker(db)
 if ds is None:

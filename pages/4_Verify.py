@@ -6,7 +6,7 @@ from review.errors import ReviewError
 
 ui.setup("Verify")
 db = ui.connect()
-st.title("✅ Verify decisions")
+st.title("Verify decisions")
 user = ui.require(db, "lead")
 ds = ui.dataset_picker(db)
 if ds is None:

@@ -6,7 +6,7 @@ from review.auth import User
 
 ui.setup("Export")
 db = ui.connect()
-st.title("📥 Export")
+st.title("Export")
 user = ui.require(db, "lead")
 ds = ui.dataset_picker(db)
 if ds is None:

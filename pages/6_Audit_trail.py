@@ -5,7 +5,7 @@ from review import audit_view, store, ui
 
 ui.setup("Audit trail")
 db = ui.connect()
-st.title("🧾 Audit trail")
+st.title("Audit trail")
 user = ui.require(db, "lead")
 
 opts = audit_view.filter_options(db)

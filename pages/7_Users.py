@@ -6,7 +6,7 @@ from review.errors import ReviewError
 
 ui.setup("Users")
 db = ui.connect()
-st.title("👥 Users")
+st.title("Users")
 user = ui.require(db, "admin")
 
 st.dataframe(auth.list_users(db, user), hide_index=True, width="stretch")

@@ -5,6 +5,7 @@ Pages call these helpers and the rest of review/; they run no SQL and no cleanla
 from __future__ import annotations
 
 import html
+import re
 import time
 
 import streamlit as st
@@ -119,11 +120,8 @@ def dataset_picker(db, key: str = "dataset") -> Dataset | None:
 
 
 def escape_md(s: str) -> str:
-    """Text shown inside markdown: HTML escaped and markdown punctuation neutralised."""
-    s = html.escape(str(s), quote=True)
-    for ch in "\\`*_{}[]()#+-.!|~<>":
-        s = s.replace(ch, "\\" + ch)
-    return s
+    """Text shown inside st.markdown as literal text: every markdown/HTML punctuation mark backslash-escaped."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~<>&$:])", r"\\\1", str(s))
 
 
 def show_text(text: str | None, key: str) -> None:
