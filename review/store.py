@@ -257,7 +257,7 @@ def _row_hash(prev_hash: str, at: str, actor: str, action: str, dataset_id, idx,
 
 
 def log(db: sqlite_utils.Database, actor: str, action: str, dataset_id: int | None = None,
-        idx: int | None = None, **payload: Any) -> int:
+        idx: int | None = None, /, **payload: Any) -> int:
     """Append one audit row chained to the previous one. Call inside :func:`transaction`."""
     if not db.conn.in_transaction:
         with transaction(db):

@@ -1,0 +1,679 @@
+"""Page-level tests: every Streamlit page driven through ``streamlit.testing.v1.AppTest``.
+
+Real SQLite files (one per test, copied from a module-wide template), the real demo
+dataset audited once with real cleanlab, real sign-in. Nothing of ``review`` is mocked:
+the tests click the pages' widgets and check the database through ``review``'s own reads.
+"""
+from __future__ import annotations
+
+import io
+from html import escape as html_escape
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from review import audit, auth, datasets, demo, ingest, store, ui, workflow
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "app.py"
+PW = "correct horse battery"
+
+HOME = "app.py"
+UPLOAD = "pages/1_Upload.py"
+AUDIT = "pages/2_Audit.py"
+REVIEW = "pages/3_Review.py"
+VERIFY = "pages/4_Verify.py"
+EXPORT = "pages/5_Export.py"
+TRAIL = "pages/6_Audit_trail.py"
+USERS = "pages/7_Users.py"
+ALL_PAGES = [HOME, UPLOAD, AUDIT, REVIEW, VERIFY, EXPORT, TRAIL, USERS]
+
+ADMIN = ("alice", "admin")
+LEAD = ("lena", "lead")
+ANNA = ("anna", "annotator")
+BEN = ("ben", "annotator")
+
+XSS_TEXT = "Hi <script>alert(1)</script> and <img src=x onerror=alert(1)> bye"
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+def _copy(src: Path, dest: Path) -> None:
+    s, d = sqlite3.connect(str(src)), sqlite3.connect(str(dest))
+    try:
+        s.backup(d)
+    finally:
+        s.close()
+        d.close()
+
+
+def _make_users(db, *extra: tuple[str, str]) -> auth.User:
+    admin = auth.create_user(db, ADMIN[0], "admin", PW, None)
+    for name, role in extra:
+        auth.create_user(db, name, role, PW, admin)
+    return admin
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory):
+    """Two template databases built once: users only, and users + the audited demo."""
+    base = tmp_path_factory.mktemp("page_templates")
+    users_only, with_demo = base / "users.db", base / "demo.db"
+    db = store.connect(users_only)
+    _make_users(db, LEAD, ANNA, BEN)
+    db.conn.close()
+    _copy(users_only, with_demo)
+    db = store.connect(with_demo)
+    demo.load_demo(db, auth.User(*LEAD))
+    db.conn.close()
+    return {"users": users_only, "demo": with_demo}
+
+
+def _use(tmp_path, monkeypatch, template: Path | None) -> Path:
+    path = tmp_path / "review.db"
+    if template is not None:
+        _copy(template, path)
+    monkeypatch.setenv("REVIEW_DB", str(path))
+    return path
+
+
+@pytest.fixture
+def conns():
+    opened = []
+
+    def open_(path):
+        db = store.connect(path)
+        opened.append(db)
+        return db
+    yield open_
+    for db in opened:
+        db.conn.close()
+
+
+@pytest.fixture
+def empty_db(tmp_path, monkeypatch, conns):
+    """A brand-new database file with no account at all."""
+    return conns(_use(tmp_path, monkeypatch, None))
+
+
+@pytest.fixture
+def users_db(tmp_path, monkeypatch, templates, conns):
+    """Accounts alice (admin), lena (lead), anna and ben (annotators); no dataset."""
+    return conns(_use(tmp_path, monkeypatch, templates["users"]))
+
+
+@pytest.fixture
+def demo_db(tmp_path, monkeypatch, templates, conns):
+    """The accounts plus the demo dataset, ingested and audited by lena."""
+    return conns(_use(tmp_path, monkeypatch, templates["demo"]))
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def open_page(page: str, user: tuple[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    if user is not None:
+        at.session_state["user"] = (user[0], user[1], time.time())
+    if page != HOME:
+        at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def rerun(thing) -> AppTest:
+    """Run the app again (after a widget change); ``thing`` is the AppTest or a widget of it."""
+    at = thing.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def labels(buttons) -> list[str]:
+    return [b.label for b in buttons]
+
+
+def main_buttons(at: AppTest) -> list[str]:
+    """Button labels outside the sidebar (the sidebar holds only 'Sign out')."""
+    return [b.label for b in at.main.button]
+
+
+def signed_in_as(at: AppTest) -> str | None:
+    s = at.session_state["user"] if "user" in at.session_state else None
+    return s[0] if s else None
+
+
+def demo_ds(db) -> datasets.Dataset:
+    return datasets.get(db, demo.DEMO_NAME)
+
+
+def claimed(db, ds, name: str) -> list[int]:
+    return [r[0] for r in db.execute(
+        "SELECT idx FROM states WHERE dataset_id=? AND state='open' AND claimed_by=? AND claimed_until>?",
+        [ds.id, name, time.time()])]
+
+
+def shown_row_key(at: AppTest) -> str:
+    heads = [m for m in texts(at.markdown) if m.startswith("Row **")]
+    assert len(heads) == 1, heads
+    return heads[0]
+
+
+def key_of(db, ds, idx: int) -> str:
+    return store.scalar(db, "SELECT key FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx])
+
+
+def reviews(db, ds, **where) -> list[dict]:
+    cond = " AND ".join(f"{k}=?" for k in where)
+    return list(db.query(f"SELECT * FROM reviews WHERE dataset_id=?{' AND ' + cond if cond else ''} ORDER BY id",
+                         [ds.id, *where.values()]))
+
+
+def state_of(db, ds, idx: int) -> str:
+    return store.scalar(db, "SELECT state FROM states WHERE dataset_id=? AND idx=?", [ds.id, idx])
+
+
+def csv_bytes(rows: list[dict]) -> bytes:
+    buf = io.StringIO()
+    pd.DataFrame(rows).to_csv(buf, index=False)
+    return buf.getvalue().encode("utf-8")
+
+
+def small_table(n_per_class: int = 8) -> list[dict]:
+    words = {"pos": "great lovely superb fine", "neg": "awful broken horrid bad"}
+    rows = []
+    for lab, vocab in words.items():
+        for i in range(n_per_class):
+            rows.append({"text": f"item {i} is {vocab.split()[i % 4]} really {vocab.split()[(i + 1) % 4]}", "label": lab})
+    return [{"id": f"r{k}", **r} for k, r in enumerate(rows)]
+
+
+def pending_decision(db, ds, who=ANNA, decision="relabel") -> dict:
+    """anna decides on the first suspect through review.workflow; returns the pending row."""
+    user = auth.User(*who)
+    s = workflow.claim_next(db, ds, user)
+    new_label = next(l for l in ds.labels if l != s.current_label) if decision == "relabel" else None
+    rid = workflow.decide(db, ds, s.idx, user, decision, s.version, new_label=new_label)
+    return {"id": rid, "idx": s.idx, "new_label": new_label, "given": s.current_label, "text": s.text}
+
+
+# ----------------------------------------------------------------------------- sign-in on every page
+
+@pytest.mark.parametrize("page", ALL_PAGES)
+def test_signed_out_sees_only_the_sign_in_form(page, demo_db):
+    at = open_page(page)
+    assert texts(at.subheader) == ["Sign in"]
+    assert labels(at.button) == ["Sign in"]                     # the form's submit button, nothing else
+    assert [t.key for t in at.text_input] == ["signin_name", "signin_pw"]
+    # no page content: no data, no pickers, no uploads, no downloads, no sidebar
+    for kind in ("dataframe", "selectbox", "multiselect", "file_uploader", "download_button",
+                 "html", "metric", "checkbox", "radio", "markdown", "warning", "info"):
+        assert len(at.get(kind)) == 0, (kind, at.get(kind))
+    assert len(at.tabs) == 0 and len(at.sidebar.children) == 0
+    assert signed_in_as(at) is None
+
+
+@pytest.mark.parametrize("page", ALL_PAGES)
+def test_first_admin_form_on_empty_db_creates_admin_and_signs_in(page, empty_db):
+    at = open_page(page)
+    assert texts(at.subheader) == ["Welcome: create the admin account"]
+    assert labels(at.button) == ["Create admin account"]
+    at.text_input(key="first_name").input("root")
+    at.text_input(key="first_pw").input("s3cret-pass")
+    at.text_input(key="first_pw2").input("s3cret-pass")
+    rerun(at.button[0].click())
+    assert auth.get_user(empty_db, "root") == auth.User("root", "admin")
+    assert auth.sign_in(empty_db, "root", "s3cret-pass").role == "admin"
+    assert signed_in_as(at) == "root"
+    assert "Signed in as **root** (admin)" in texts(at.sidebar.markdown)
+    assert "Welcome: create the admin account" not in texts(at.subheader)
+    assert not [t for t in at.text_input if t.key.startswith("first_")]
+
+
+def test_first_admin_form_refuses_different_passwords(empty_db):
+    at = open_page(HOME)
+    at.text_input(key="first_name").input("root")
+    at.text_input(key="first_pw").input("s3cret-pass")
+    at.text_input(key="first_pw2").input("s3cret-pasS")
+    rerun(at.button[0].click())
+    assert texts(at.error) == ["The two passwords differ: type them again."]
+    assert not auth.has_users(empty_db)
+    assert signed_in_as(at) is None
+
+
+@pytest.mark.parametrize("page", ALL_PAGES)
+def test_wrong_password_errors_right_password_signs_in(page, demo_db):
+    at = open_page(page)
+    at.text_input(key="signin_name").input("alice")
+    at.text_input(key="signin_pw").input("not the password")
+    rerun(at.button[0].click())
+    assert texts(at.error) == ["Wrong user name or password."]
+    assert signed_in_as(at) is None
+    assert texts(at.subheader) == ["Sign in"]
+    assert store.scalar(demo_db, "SELECT COUNT(*) FROM audit_log WHERE action='sign_in_failed' AND actor='alice'") == 1
+
+    at.text_input(key="signin_name").input("alice")
+    at.text_input(key="signin_pw").input(PW)
+    rerun(at.button[0].click())
+    assert signed_in_as(at) == "alice"
+    assert not at.error
+    assert "Sign in" not in texts(at.subheader)
+    assert "Signed in as **alice** (admin)" in texts(at.sidebar.markdown)
+    assert store.scalar(demo_db, "SELECT failed_logins FROM users WHERE name='alice'") == 0
+
+
+def test_sign_out_returns_to_the_sign_in_form(demo_db):
+    at = open_page(REVIEW, LEAD)
+    assert "Keep" in main_buttons(at)
+    rerun(at.sidebar.button(key="sign_out").click())
+    assert signed_in_as(at) is None
+    assert texts(at.subheader) == ["Sign in"]
+    assert "Keep" not in labels(at.button)
+
+
+# ----------------------------------------------------------------------------- role gating
+
+@pytest.mark.parametrize("page", [UPLOAD, VERIFY, EXPORT, TRAIL, USERS])
+def test_annotator_is_turned_away_from_lead_pages(page, demo_db):
+    at = open_page(page, ANNA)
+    need = "admin" if page == USERS else "lead"
+    assert texts(at.warning) == [f"This page is for a {need} or above; you are signed in as annotator."]
+    assert main_buttons(at) == []
+    assert labels(at.sidebar.button) == ["Sign out"]
+    for kind in ("file_uploader", "download_button", "dataframe", "selectbox", "text_input", "form"):
+        assert len(at.get(kind)) == 0, kind
+
+
+def test_lead_is_turned_away_from_users(demo_db):
+    at = open_page(USERS, LEAD)
+    assert texts(at.warning) == ["This page is for a admin or above; you are signed in as lead."]
+    assert main_buttons(at) == []
+    assert not at.get("form") and not at.dataframe
+
+
+def test_annotator_on_audit_sees_results_but_no_run_button(demo_db):
+    at = open_page(AUDIT, ANNA)
+    assert "Run the audit" not in main_buttons(at)
+    assert any(s.startswith("Run 1 (audit)") for s in texts(at.subheader))
+
+
+# ----------------------------------------------------------------------------- home
+
+def test_home_lead_loads_the_demo_in_one_click(users_db):
+    at = open_page(HOME, LEAD)
+    assert "No dataset yet." in texts(at.markdown)
+    assert not at.dataframe
+    rerun(at.button(key="load_demo").click())
+    assert "No dataset yet." not in texts(at.markdown)
+    table = at.dataframe[0].value
+    assert list(table["name"]) == [demo.DEMO_NAME]
+    assert int(table["rows"].iloc[0]) == 400
+    assert int(table["suspects"].iloc[0]) > 0
+    ds = demo_ds(users_db)
+    run = datasets.latest_run(users_db, ds.id)
+    assert run["kind"] == "audit" and run["status"] == "done" and run["created_by"] == "lena"
+    assert at.session_state["dataset_name"] == demo.DEMO_NAME
+    assert "load_demo" not in [b.key for b in at.button]
+
+
+def test_home_annotator_on_empty_db_gets_no_demo_button(users_db):
+    at = open_page(HOME, ANNA)
+    assert "load_demo" not in [b.key for b in at.button]
+    assert texts(at.info) == ["A lead has not uploaded a dataset yet. Come back when they have."]
+
+
+# ----------------------------------------------------------------------------- upload
+
+def test_upload_maps_columns_and_ingests(users_db):
+    # headers that guess_mapping cannot read, so the columns are mapped by hand
+    rows = [{"ref": r["id"], "words": r["text"], "verdict": r["label"], "extra": "x"} for r in small_table()]
+    at = open_page(UPLOAD, LEAD)
+    assert at.file_uploader[0].label == "Data file"
+    at.file_uploader(key="upload_file").upload("reviews.csv", csv_bytes(rows), "text/csv")
+    rerun(at)
+    assert texts(at.subheader)[0] == "Preview: 16 rows, 4 columns"
+    assert any(i.startswith("Choose the columns yourself") for i in texts(at.info))
+    at.multiselect(key="map_text").set_value(["words"])
+    at.selectbox(key="map_label").set_value("verdict")
+    at.selectbox(key="map_id").set_value("ref")
+    at.text_input(key="dataset_name_input").input("my reviews")
+    rerun(at.button(key="ingest").click())
+    assert not at.error
+    assert texts(at.success) == ["Dataset 'my reviews' ingested: 16 rows, classes neg, pos. "
+                                 "Integrity checks done; run the audit to rank suspects."]
+    ds = datasets.get(users_db, "my reviews")
+    assert ds.n_items == 16 and ds.labels == ["neg", "pos"] and ds.created_by == "lena"
+    items = list(users_db.query("SELECT key, text, given_label, meta FROM items WHERE dataset_id=? ORDER BY idx", [ds.id]))
+    assert items[0]["key"] == "r0" and items[0]["given_label"] == "pos" and items[0]["text"] == rows[0]["words"]
+    assert json.loads(items[0]["meta"]) == {"extra": "x"}
+    assert datasets.latest_run(users_db, ds.id)["kind"] == "integrity"
+
+
+def _upload_and_ingest(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.file_uploader(key="upload_file").upload(name, data, "text/csv")
+    rerun(at)
+    return rerun(at.button(key="ingest").click())
+
+
+def test_upload_refuses_a_class_with_two_rows(users_db):
+    rows = small_table() + [{"id": "m1", "text": "a lone one", "label": "meh"},
+                            {"id": "m2", "text": "another lone one", "label": "meh"}]
+    at = _upload_and_ingest(open_page(UPLOAD, LEAD), "tiny.csv", csv_bytes(rows))
+    assert len(at.error) == 1
+    assert "class 'meh' has only 2 labelled row(s)" in at.error[0].value
+    assert not at.success
+    assert store.scalar(users_db, "SELECT COUNT(*) FROM datasets") == 0
+    assert store.scalar(users_db, "SELECT COUNT(*) FROM items") == 0
+
+
+def test_upload_refuses_duplicate_ids(users_db):
+    rows = small_table()
+    rows[5]["id"] = rows[2]["id"]
+    at = _upload_and_ingest(open_page(UPLOAD, LEAD), "dups.csv", csv_bytes(rows))
+    assert len(at.error) == 1
+    msg = at.error[0].value
+    assert "the id 'r2' in column 'id' appears on data rows 3, 6" in msg and "Ids must be unique" in msg
+    assert not at.success
+    assert store.scalar(users_db, "SELECT COUNT(*) FROM datasets") == 0
+
+
+def test_upload_refuses_a_file_that_is_not_a_table(users_db):
+    at = open_page(UPLOAD, LEAD)
+    at.file_uploader(key="upload_file").upload("data.csv", b"PK\x03\x04" + b"\x00" * 40, "text/csv")
+    rerun(at)
+    assert len(at.error) == 1 and "ZIP archive" in at.error[0].value
+    assert "ingest" not in [b.key for b in at.button]
+    assert store.scalar(users_db, "SELECT COUNT(*) FROM datasets") == 0
+
+
+# ----------------------------------------------------------------------------- audit
+
+def test_audit_run_button_makes_a_new_run(demo_db):
+    ds = demo_ds(demo_db)
+    before = datasets.latest_run(demo_db, ds.id)["id"]
+    at = open_page(AUDIT, LEAD)
+    assert texts(at.subheader)[0].startswith(f"Run {before} (audit)")
+    rerun(at.button(key="run_audit").click())
+    run = datasets.latest_run(demo_db, ds.id)
+    assert run["id"] > before and run["kind"] == "audit" and run["status"] == "done"
+    assert texts(at.subheader)[0].startswith(f"Run {run['id']} (audit)")
+    assert len(datasets.runs(demo_db, ds.id)) == 2
+
+
+def test_audit_findings_tab_shows_the_duplicate_text(demo_db):
+    at = open_page(AUDIT, LEAD)
+    tabs = at.tabs
+    assert [t.label for t in tabs] == ["Integrity findings", "Charts", "Suspects", "Runs"]
+    findings = tabs[0]
+    assert "**conflicting duplicates** (2)" in texts(findings.markdown)
+    heads = [e.label for e in findings.expander]
+    dup = [h for h in heads if "have the same text" in h]
+    assert len(dup) == 2, heads
+    assert any("There is a charge of $250 on my debit card" in h for h in dup)
+    assert findings.dataframe[0].value.iloc[0]["check"] == "conflicting duplicates"
+    suspects = tabs[2].dataframe[0].value
+    flagged = workflow.progress(demo_db, demo_ds(demo_db))["flagged"]
+    assert len(suspects) == min(50, flagged) > 0 and list(suspects["rank"][:3]) == [1, 2, 3]
+
+
+# ----------------------------------------------------------------------------- review
+
+def test_review_keep_records_a_decision_and_moves_on(demo_db):
+    ds = demo_ds(demo_db)
+    at = open_page(REVIEW, ANNA)
+    shown = main_buttons(at)
+    assert {"Keep", "Unsure", "Skip"} <= set(shown)
+    assert [l for l in shown if " · " in l] == [f"{i + 1} · {l}" for i, l in enumerate(ds.labels)]
+    [first] = claimed(demo_db, ds, "anna")
+    assert shown_row_key(at).startswith(f"Row **{ui.escape_md(key_of(demo_db, ds, first))}**")
+    assert any("item-text" in h for h in texts(at.html))
+
+    rerun(at.button(key="keep").click())
+    [rev] = reviews(demo_db, ds)
+    assert (rev["idx"], rev["decision"], rev["reviewer"], rev["status"]) == (first, "keep", "anna", "pending")
+    assert state_of(demo_db, ds, first) == "kept"
+    [second] = claimed(demo_db, ds, "anna")
+    assert second != first
+    assert shown_row_key(at).startswith(f"Row **{ui.escape_md(key_of(demo_db, ds, second))}**")
+    assert f"Row {key_of(demo_db, ds, first)}: keep." in texts(at.success)
+    assert workflow.progress(demo_db, ds)["pending"] == 1
+
+
+def test_review_relabel_button_records_the_new_label(demo_db):
+    ds = demo_ds(demo_db)
+    at = open_page(REVIEW, ANNA)
+    [idx] = claimed(demo_db, ds, "anna")
+    s = workflow.get_suspect(demo_db, ds, idx)
+    i, target = next((i, l) for i, l in enumerate(ds.labels) if l != s.current_label)
+    assert at.button(key=f"relabel_{ds.labels.index(s.current_label)}").disabled
+    rerun(at.button(key=f"relabel_{i}").click())
+    [rev] = reviews(demo_db, ds)
+    assert (rev["idx"], rev["decision"], rev["new_label"]) == (idx, "relabel", target)
+    assert state_of(demo_db, ds, idx) == "relabelled"
+    assert claimed(demo_db, ds, "anna") != [idx]
+
+
+def test_review_skip_moves_on_without_deciding(demo_db):
+    ds = demo_ds(demo_db)
+    at = open_page(REVIEW, ANNA)
+    [first] = claimed(demo_db, ds, "anna")
+    rerun(at.button(key="skip").click())
+    assert reviews(demo_db, ds) == []
+    [second] = claimed(demo_db, ds, "anna")
+    assert second != first
+    assert state_of(demo_db, ds, first) == "open"
+    assert at.session_state[f"review_{ds.id}"]["skipped"] == [first]
+    assert shown_row_key(at).startswith(f"Row **{ui.escape_md(key_of(demo_db, ds, second))}**")
+
+
+def test_review_back_returns_to_the_decided_row_and_can_revise(demo_db):
+    ds = demo_ds(demo_db)
+    at = open_page(REVIEW, ANNA)
+    assert "back" not in [b.key for b in at.button]           # nothing decided yet
+    [first] = claimed(demo_db, ds, "anna")
+    rerun(at.button(key="keep").click())
+    [second] = claimed(demo_db, ds, "anna")
+    rerun(at.button(key="back").click())
+    head = shown_row_key(at)
+    assert head.startswith(f"Row **{ui.escape_md(key_of(demo_db, ds, first))}**")
+    assert head.endswith("going back to a row you decided")
+    assert claimed(demo_db, ds, "anna") == []                  # the other row was given back
+    assert len(reviews(demo_db, ds)) == 1                      # going back decides nothing
+    assert "Return to the queue" in main_buttons(at) and "Skip" not in main_buttons(at)
+    rerun(at.button(key="unsure").click())                     # revise: keep -> unsure
+    revs = reviews(demo_db, ds, idx=first)
+    assert [(r["decision"], r["status"]) for r in revs] == [("keep", "superseded"), ("unsure", "pending")]
+    assert state_of(demo_db, ds, first) == "unsure"
+    assert "going back" not in shown_row_key(at)
+
+
+def test_two_annotators_see_different_suspects(demo_db):
+    ds = demo_ds(demo_db)
+    a = open_page(REVIEW, ANNA)
+    b = open_page(REVIEW, BEN)
+    [ia], [ib] = claimed(demo_db, ds, "anna"), claimed(demo_db, ds, "ben")
+    assert ia != ib
+    assert shown_row_key(a) != shown_row_key(b)
+    assert shown_row_key(b).startswith(f"Row **{ui.escape_md(key_of(demo_db, ds, ib))}**")
+    # a rerun keeps each on their own row
+    rerun(a)
+    assert claimed(demo_db, ds, "anna") == [ia]
+
+
+# ----------------------------------------------------------------------------- verify
+
+
+
+def test_verify_lead_sees_the_pending_decision(demo_db):
+    ds = demo_ds(demo_db)
+    at = open_page(VERIFY, LEAD)
+    assert texts(at.success) == ["Nothing awaits verification."]
+    p = pending_decision(demo_db, ds)
+    rerun(at)
+    assert texts(at.caption)[0].startswith("1 decisions await verification")
+    assert any(html_escape(p["text"]) in h and "item-text" in h for h in texts(at.html))
+    assert any(f"relabel → {p['new_label']}" in h and f"given: {p['given']}" in h for h in texts(at.html))
+    assert any(m.startswith("by **anna** at ") for m in texts(at.markdown))
+    assert {f"approve_{p['id']}", f"reject_{p['id']}", f"override_{p['id']}"} <= {b.key for b in at.button}
+    assert not at.button(key=f"approve_{p['id']}").disabled
+    assert "Nothing awaits verification." not in texts(at.success)
+
+
+def test_verify_approve(demo_db):
+    ds = demo_ds(demo_db)
+    p = pending_decision(demo_db, ds)
+    at = open_page(VERIFY, LEAD)
+    rerun(at.button(key=f"approve_{p['id']}").click())
+    [rev] = reviews(demo_db, ds)
+    assert rev["status"] == "approved" and rev["verified_by"] == "lena" and rev["final_label"] == p["new_label"]
+    assert state_of(demo_db, ds, p["idx"]) == "approved"
+    assert texts(at.success)[-1] == "Nothing awaits verification."
+
+
+def test_verify_reject_needs_a_reason(demo_db):
+    ds = demo_ds(demo_db)
+    p = pending_decision(demo_db, ds)
+    at = open_page(VERIFY, LEAD)
+    rerun(at.button(key=f"reject_{p['id']}").click())
+    assert "Say why you reject the decision: the note goes back to the annotator." in texts(at.warning) + texts(at.error)
+    assert reviews(demo_db, ds)[0]["status"] == "pending"
+    assert state_of(demo_db, ds, p["idx"]) == "relabelled"
+
+
+def test_verify_reject_with_reason_reopens_the_row(demo_db):
+    ds = demo_ds(demo_db)
+    p = pending_decision(demo_db, ds)
+    at = open_page(VERIFY, LEAD)
+    at.text_input(key=f"reason_{p['id']}").input("the text is about billing")
+    rerun(at.button(key=f"reject_{p['id']}").click())
+    [rev] = reviews(demo_db, ds)
+    assert rev["status"] == "rejected" and rev["verify_note"] == "the text is about billing"
+    assert state_of(demo_db, ds, p["idx"]) == "open"
+    # the annotator gets the row back, with the lead's reason
+    ann = open_page(REVIEW, ANNA)
+    assert claimed(demo_db, ds, "anna") == [p["idx"]]
+    assert any("the text is about billing" in w for w in texts(ann.warning))
+
+
+def test_verify_override_with_a_label(demo_db):
+    ds = demo_ds(demo_db)
+    p = pending_decision(demo_db, ds, decision="unsure")
+    at = open_page(VERIFY, LEAD)
+    assert at.button(key=f"approve_{p['id']}").disabled           # nothing to approve on 'unsure'
+    label = next(l for l in ds.labels if l != p["given"])
+    at.selectbox(key=f"ovl_{p['id']}").set_value(label)
+    rerun(at.button(key=f"override_{p['id']}").click())
+    [rev] = reviews(demo_db, ds)
+    assert rev["status"] == "overridden" and rev["final_label"] == label
+    assert state_of(demo_db, ds, p["idx"]) == "overridden"
+    assert store.scalar(demo_db, "SELECT current_label FROM states WHERE dataset_id=? AND idx=?", [ds.id, p["idx"]]) == label
+    assert f"Row {key_of(demo_db, ds, p['idx'])}: overridden to {label}." in texts(at.success)
+
+
+# ----------------------------------------------------------------------------- export
+
+def test_export_lead_sees_both_downloads(demo_db):
+    at = open_page(EXPORT, LEAD)
+    dl = at.get("download_button")
+    assert [(d.key, d.label) for d in dl] == [("dl_cleaned", "Download cleaned labels (CSV)"),
+                                               ("dl_audit", "Download the audit trail (CSV)")]
+    counts = at.dataframe[0].value
+    assert set(counts["label"]) == set(demo_ds(demo_db).labels)
+    assert int(counts["given"].sum()) == 400
+
+
+# ----------------------------------------------------------------------------- audit trail
+
+def test_audit_trail_lists_filters_and_checks_the_chain(demo_db):
+    at = open_page(TRAIL, LEAD)
+    rows = at.dataframe[0].value
+    total = store.scalar(demo_db, "SELECT COUNT(*) FROM audit_log")
+    assert len(rows) == min(50, total) and len(rows) > 0
+    assert {"user_add", "upload", "audit_run"} <= set(rows["action"])
+    at.selectbox(key="trail_action").set_value("user_add")
+    rerun(at)
+    rows = at.dataframe[0].value
+    assert set(rows["action"]) == {"user_add"}
+    assert len(rows) == store.scalar(demo_db, "SELECT COUNT(*) FROM audit_log WHERE action='user_add'") == 4
+    rerun(at.button(key="verify_chain").click())
+    assert not at.error
+    assert texts(at.success) == [f"audit trail intact: {store.scalar(demo_db, 'SELECT COUNT(*) FROM audit_log')} rows, hash chain verified"]
+
+
+def test_audit_trail_chain_check_reports_tampering(demo_db, tmp_path):
+    at = open_page(TRAIL, LEAD)
+    # someone with the file drops the append-only triggers and rewrites a row
+    raw = sqlite3.connect(str(tmp_path / "review.db"), isolation_level=None)
+    raw.execute("DROP TRIGGER audit_log_no_update")
+    raw.execute("UPDATE audit_log SET actor='mallory' WHERE action='upload'")
+    raw.close()
+    row = store.scalar(demo_db, "SELECT id FROM audit_log WHERE action='upload'")
+    rerun(at.button(key="verify_chain").click())
+    assert not at.success
+    assert len(at.error) == 1
+    assert at.error[0].value.startswith(f"audit row {row} (upload by mallory")
+    assert "was changed after it was written" in at.error[0].value
+
+
+# ----------------------------------------------------------------------------- users
+
+def test_admin_adds_a_user_through_the_form(demo_db):
+    at = open_page(USERS, ADMIN)
+    assert set(at.dataframe[0].value["name"]) == {"alice", "lena", "anna", "ben"}
+    at.text_input(key="new_name").input("carl")
+    at.selectbox(key="new_role").set_value("lead")
+    at.text_input(key="new_pw").input("long enough pw")
+    rerun(at.form_submit_button[0].click())
+    assert texts(at.success) == ["Added lead carl."]
+    assert auth.get_user(demo_db, "carl") == auth.User("carl", "lead")
+    assert auth.sign_in(demo_db, "carl", "long enough pw").role == "lead"
+
+
+def test_admin_add_user_short_password_errors(demo_db):
+    at = open_page(USERS, ADMIN)
+    at.text_input(key="new_name").input("carl")
+    at.text_input(key="new_pw").input("short")
+    rerun(at.form_submit_button[0].click())
+    assert texts(at.error) == ["The password is too short: use at least 8 characters."]
+    assert store.scalar(demo_db, "SELECT COUNT(*) FROM users WHERE name='carl'") == 0
+
+
+# ----------------------------------------------------------------------------- content is data
+
+def _assert_text_is_escaped(at: AppTest) -> None:
+    bodies = [h for h in texts(at.html) if 'class="item-text"' in h]
+    assert len(bodies) == 1, texts(at.html)
+    body = bodies[0]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert "&lt;img src=x onerror=alert(1)&gt;" in body
+    for m in texts(at.markdown) + texts(at.html):          # nowhere as live markup
+        assert "<script" not in m and "<img" not in m and "<b>" not in m, m
+
+
+def test_review_shows_html_in_texts_as_text(users_db):
+    lead = auth.User(*LEAD)
+    rows = small_table()
+    # the same hostile text twice with different labels: a conflicting duplicate, so both rows are suspects
+    rows[0]["text"] = rows[8]["text"] = XSS_TEXT
+    rows[0]["id"] = "<b>bold</b>"
+    ds_id = ingest.ingest_bytes(users_db, csv_bytes(rows), "xss.csv", "xss", lead)
+    audit.run_integrity(users_db, ds_id, lead)
+    ds = datasets.get(users_db, ds_id)
+
+    at = open_page(REVIEW, ANNA)
+    seen = set()
+    for _ in range(2):
+        [idx] = claimed(users_db, ds, "anna")
+        seen.add(idx)
+        _assert_text_is_escaped(at)
+        assert shown_row_key(at).startswith(f"Row **{ui.escape_md(key_of(users_db, ds, idx))}**")
+        rerun(at.button(key="skip").click())
+    assert seen == {0, 8}
