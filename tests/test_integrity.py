@@ -113,13 +113,16 @@ def test_check_items_length_mismatch():
 def test_check_items_is_fast_on_a_million_rows():
     n = 1_000_000
     rng = np.random.default_rng(0)
-    texts = [f"item {i % 300_000} text" for i in range(n)]          # many duplicate groups
+    # mostly unique short texts; every 40th row repeats an earlier text (25,000 duplicate pairs)
+    texts = [f"Item {i // 40 * 40 if i % 40 == 39 else i}  text" for i in range(n)]
     labels = np.array(["a", "b", "c"])[rng.integers(0, 3, n)].tolist()
-    t0 = time.perf_counter()
+    t0 = time.process_time()                                          # CPU time: robust to a busy machine
     findings = check_items(texts, labels, ["a", "b", "c"])
-    elapsed = time.perf_counter() - t0
-    assert len(_by_kind(findings, "conflicting_duplicates")) > 100_000
-    assert elapsed < 15, f"check_items took {elapsed:.1f}s on {n} rows"
+    elapsed = time.process_time() - t0
+    dups = _by_kind(findings, "conflicting_duplicates")
+    expected = sum(labels[i] != labels[i - 39] for i in range(39, n, 40))
+    assert len(dups) == expected > 10_000
+    assert elapsed < 10, f"check_items took {elapsed:.1f}s CPU on {n} rows"
 
 
 # ----------------------------------------------------------------------------- length_by_class
@@ -200,10 +203,57 @@ def test_no_block_on_clean_data_with_label_noise(seed):
     assert detect_shifted_blocks(y, p, NAMES4) == []
 
 
+def test_no_block_with_a_weak_model():
+    """~60% accurate, noisy probabilities: chance runs must not pass as blocks."""
+    found = []
+    for seed in range(20):
+        true, y, p = _synthetic(seed=seed, noise=2.5)
+        found += [(seed, f.detail["start"], f.detail["end"]) for f in detect_shifted_blocks(y, p, NAMES4)]
+    assert (p.argmax(1) == true).mean() < 0.7
+    assert found == []
+
+
+def test_block_edges_are_accurate_over_many_seeds():
+    """Edge error (max of |start-500|, |end-559|) over 100 shifted blocks. Edges are noisy by nature
+    (a row whose neighbour has the same class carries no evidence), but mostly within 2 rows."""
+    errors = []
+    for seed in range(50):
+        _, y, p = _synthetic(seed=seed)
+        for step in (-1, 1):
+            shifted = y.copy()
+            shifted[500:560] = y[500 + step:560 + step]
+            hits = [f for f in detect_shifted_blocks(shifted, p, NAMES4) if f.detail["start"] <= 530 <= f.detail["end"]]
+            assert hits, (seed, step)
+            errors.append(max(abs(hits[0].detail["start"] - 500), abs(hits[0].detail["end"] - 559)))
+    errors = np.array(errors)
+    assert (errors <= 2).mean() >= 0.85 and errors.mean() <= 1.0, errors
+
+
 def test_no_block_on_data_sorted_by_class():
     true, y, p = _synthetic(seed=3)
     order = np.argsort(true, kind="stable")       # neighbours share a class: scores are pure noise
     assert detect_shifted_blocks(y[order], p[order], NAMES4) == []
+
+
+def test_block_in_alternating_classes_is_one_finding():
+    """Classes alternate A/B/A/B in rows 300-699: there a shift down equals a shift up (and a shift
+    by three), so both directions score; the block must still be reported once."""
+    rng = np.random.default_rng(7)
+    n = 2000
+    true = rng.integers(0, 4, n)
+    true[300:700] = np.arange(400) % 2
+    logits = rng.normal(0.0, 1.2, (n, 4))
+    logits[np.arange(n), true] += 3.0
+    p = np.exp(logits)
+    p /= p.sum(axis=1, keepdims=True)
+    shifted = true.copy()
+    shifted[450:550] = true[449:549]
+    findings = detect_shifted_blocks(shifted, p, NAMES4)
+    assert len(findings) == 1, [(f.detail["start"], f.detail["end"], f.detail["direction"]) for f in findings]
+    f = findings[0]
+    assert abs(f.detail["start"] - 450) <= 2 and abs(f.detail["end"] - 549) <= 2
+    good = sum(f.detail["suggested"][str(i)] == NAMES4[true[i]] for i in f.rows)
+    assert good >= 0.9 * len(f.rows)
 
 
 def test_block_with_same_class_neighbours_and_unlabelled_rows_is_one_range():
@@ -257,7 +307,7 @@ def ag_news():
             pytest.fail(f"AG News test data not found at {AG_NEWS}; CI must provide shared/data/ag_news/test.csv.")
         pytest.skip(f"AG News test data not found at {AG_NEWS}")
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import SGDClassifier
     from sklearn.model_selection import cross_val_predict
 
     df = pd.read_csv(AG_NEWS, header=None, names=["cls", "title", "description"], dtype=str,
@@ -265,7 +315,10 @@ def ag_news():
     labels = df["cls"].astype(int).to_numpy() - 1
     texts = (df["title"] + " " + df["description"]).tolist()
     x = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2).fit_transform(texts)
-    probs = cross_val_predict(LogisticRegression(max_iter=200), x, labels, method="predict_proba", cv=5)
+    # SGD logistic regression: same accuracy (~0.87) and same findings as LogisticRegression(max_iter=200)
+    # here, but 0.3 s instead of 5-20 s on a busy machine.
+    model = SGDClassifier(loss="log_loss", random_state=0)
+    probs = cross_val_predict(model, x, labels, method="predict_proba", cv=5)
     return labels, probs
 
 
@@ -275,15 +328,23 @@ def test_ag_news_no_block_on_original_labels(ag_news):
     assert detect_shifted_blocks(labels, probs, AG_CLASSES) == []
 
 
-def test_ag_news_shifted_block_found(ag_news):
+def test_ag_news_no_block_when_sorted_by_class(ag_news):
+    labels, probs = ag_news
+    order = np.argsort(labels, kind="stable")
+    assert detect_shifted_blocks(labels[order], probs[order], AG_CLASSES) == []
+
+
+@pytest.mark.parametrize("direction", ["prev", "next"])
+def test_ag_news_shifted_block_found(ag_news, direction):
     labels, probs = ag_news
     start, size = 3000, 228                       # 3% of 7600 rows
+    step = -1 if direction == "prev" else 1       # prev: labels moved down one row
     shifted = labels.copy()
-    shifted[start:start + size] = labels[start - 1:start + size - 1]
+    shifted[start:start + size] = labels[start + step:start + size + step]
     findings = detect_shifted_blocks(shifted, probs, AG_CLASSES)
     assert len(findings) == 1, [(f.detail["start"], f.detail["end"]) for f in findings]
     f = findings[0]
-    assert f.detail["direction"] == "prev"
+    assert f.detail["direction"] == direction
     covered = len(set(f.rows) & set(range(start, start + size)))
     assert covered >= 0.95 * size
     assert len(f.rows) <= size + 10                # and not much more
