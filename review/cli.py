@@ -185,9 +185,9 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("user")
     a.add_argument("--role", required=True, choices=list(auth.ROLES))
     a.add_argument("--password-stdin", action="store_true")
-    a.add_argument("--db")
+    a.add_argument("--db", default=argparse.SUPPRESS)
     l = us.add_parser("list")
-    l.add_argument("--db")
+    l.add_argument("--db", default=argparse.SUPPRESS)
     add("verify-trail", "check the audit trail's hash chain")
     s = add("backup", "consistent copy of the database while others work")
     s.add_argument("path")
@@ -199,13 +199,28 @@ COMMANDS = {"ingest": cmd_ingest, "audit": cmd_audit, "suspects": cmd_suspects, 
             "users": cmd_users, "verify-trail": cmd_verify_trail, "backup": cmd_backup, "demo": cmd_demo}
 
 
+CREATES_DB = {"ingest", "demo", "users"}
+
+
+def _writable(path: str) -> None:
+    parent = Path(path).resolve().parent
+    if not parent.is_dir():
+        raise ReviewError(f"Cannot write {path}: the folder {parent} does not exist. Create it or choose another path.")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        db = store.connect(args.db)
+        for attr in ("out", "audit_trail", "path"):
+            if getattr(args, attr, None):
+                _writable(getattr(args, attr))
+        db = store.connect(args.db, must_exist=args.cmd not in CREATES_DB)
         return COMMANDS[args.cmd](db, args)
     except ReviewError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
 
 

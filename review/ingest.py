@@ -167,7 +167,7 @@ def _read_delimited(text: str, filename: str, default_sep: str, no_header: bool)
             keep_default_na=False, na_values=[""], skip_blank_lines=True, engine="c",
         )
     except pd.errors.ParserError as exc:
-        msg = str(exc).replace("Error tokenizing data. C error: ", "")
+        msg = str(exc).replace("Error tokenizing data. C error: ", "").strip()
         raise IngestError(f"{filename}: the table could not be read ({msg}). Check quotes and the number of fields on that line.") from None
     except pd.errors.EmptyDataError:
         raise IngestError(f"{filename} is empty: upload a file with a header row and at least one data row.") from None
@@ -194,7 +194,8 @@ def _read_jsonl(text: str, filename: str) -> pd.DataFrame:
         records.append({k: _as_str(v) for k, v in obj.items()})
     if not records:
         raise IngestError(f"{filename} has no JSON lines: upload one JSON object per line.")
-    return pd.DataFrame.from_records(records).astype(object)
+    df = pd.DataFrame.from_records(records).astype(object)
+    return df.where(df.notna(), None)  # a key missing on some lines is a blank, not NaN
 
 
 def _read_parquet(data: bytes, filename: str) -> pd.DataFrame:

@@ -187,13 +187,16 @@ def db_path(path: str | os.PathLike | None = None) -> str:
     return str(path or os.environ.get("REVIEW_DB") or DEFAULT_DB)
 
 
-def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
+def connect(path: str | os.PathLike | None = None, must_exist: bool = False) -> sqlite_utils.Database:
     """Open (and create or migrate) the database. One connection per caller/thread.
 
     Autocommit mode: writes go through :func:`transaction`. WAL lets readers go on
     while one writer writes; the busy timeout makes writers queue instead of failing.
     """
     p = db_path(path)
+    if must_exist and p != ":memory:" and not Path(p).is_file():
+        from .errors import NotFound
+        raise NotFound(f"No database at {p}: check the path (--db or REVIEW_DB), or create one with `review demo` or `review ingest`.")
     if p != ":memory:":
         Path(p).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(p, timeout=30, isolation_level=None, check_same_thread=False)
