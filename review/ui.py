@@ -83,8 +83,25 @@ def sign_in_form(db) -> None:
                 st.error(str(exc))
 
 
+NAV = [  # (page file, label, lowest role that may use it)
+    ("app.py", "Home", "annotator"),
+    ("pages/1_Upload.py", "Upload", "lead"),
+    ("pages/2_Audit.py", "Audit", "annotator"),
+    ("pages/3_Review.py", "Review", "annotator"),
+    ("pages/4_Verify.py", "Verify", "lead"),
+    ("pages/5_Export.py", "Export", "lead"),
+    ("pages/6_Audit_trail.py", "Audit trail", "lead"),
+    ("pages/7_Users.py", "Users", "admin"),
+]
+
+
 def sidebar(user: auth.User) -> None:
+    """The pages this user's role may use, and who is signed in."""
     with st.sidebar:
+        for page, label, role in NAV:
+            if user.can(role):
+                st.page_link(page, label=label)
+        st.divider()
         st.markdown(f"Signed in as **{escape_md(user.name)}** ({user.role})")
         if st.button("Sign out", key="sign_out"):
             for k in list(st.session_state.keys()):
