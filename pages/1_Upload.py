@@ -72,6 +72,7 @@ if st.button("Check and ingest", type="primary", key="ingest"):
         ds_id = ingest.write_dataset(db, prep, name, user, ui.progress_callback(bar))
         bar.progress(1.0, text="Running the integrity checks")
         audit.run_integrity(db, ds_id, user)
+        bar.empty()
     except ReviewError as exc:
         bar.empty()
         ui.error(exc)

@@ -55,7 +55,8 @@ with tab_int:
     for kind, fs in kinds.items():
         st.markdown(f"**{kind.replace('_', ' ')}** ({len(fs)})")
         for f in fs[:50]:
-            with st.expander(f["message"][:180]):
+            title = f["message"] if len(f["message"]) <= 160 else f["message"][:160].rsplit(" ", 1)[0] + " …"
+            with st.expander(title):
                 st.text(f["message"])
                 st.dataframe(stats.rows_by_index(db, ds, f["rows"]), hide_index=True, width="stretch")
                 if f["n_rows"] > 200:

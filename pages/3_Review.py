@@ -47,7 +47,7 @@ if s is None:
 
 left, right = st.columns([3, 2])
 with left:
-    head = f"Row **{ui.escape_md(s.key)}** · rank {s.rank if s.rank is not None else '–'}"
+    head = f"**{ui.escape_md(s.key)}** · row {s.idx} of the upload · rank {s.rank if s.rank is not None else '–'}"
     if revising:
         head += " · going back to a row you decided"
     st.markdown(head)
@@ -85,7 +85,7 @@ note = st.text_input("Note (optional)", key=f"note_{ds.id}_{s.idx}")
 def act(decision: str, label: str | None = None) -> None:
     try:
         workflow.decide(db, ds, s.idx, user, decision, s.version, new_label=label, note=note)
-        what = f"relabelled to {label}" if decision == "relabel" else decision
+        what = {"keep": "kept", "unsure": "marked unsure"}.get(decision, f"relabelled to {label}")
         st.session_state["review_flash"] = ("ok", f"Row {s.key}: {what}.")
     except StaleViewError as exc:
         st.session_state["review_flash"] = ("warn", str(exc))
@@ -102,7 +102,7 @@ if b[0].button("Keep", key="keep", shortcut="K", type="primary", help="The given
 if b[1].button("Unsure", key="unsure", shortcut="U", help="Leave it to a lead"):
     act("unsure")
 for i, label in enumerate(ds.labels[:9]):
-    if b[2 + i].button(f"{i + 1} · {label}", key=f"relabel_{i}", shortcut=str(i + 1),
+    if b[2 + i].button(label, key=f"relabel_{i}", shortcut=str(i + 1),
                        disabled=label == s.current_label, help=f"Relabel to {label}"):
         act("relabel", label)
 if len(ds.labels) > 9:

@@ -13,7 +13,7 @@ if ds is None:
     st.stop()
 
 prog = workflow.progress(db, ds)
-st.caption(f"{prog['pending']:,} decisions await verification · {prog['approved']:,} approved · {prog['overridden']:,} overridden")
+st.caption(f"{ui.plural(prog['pending'], 'decision')} awaiting verification · {prog['approved']:,} approved · {prog['overridden']:,} overridden")
 flash = st.session_state.pop("verify_flash", None)
 if flash:
     (st.warning if flash[0] == "warn" else st.success)(flash[1])
@@ -31,7 +31,8 @@ if not page:
 def do(review: dict, action: str, label: str | None = None, note: str = "") -> None:
     try:
         workflow.verify(db, review["id"], user, action, review["version"], label=label, note=note)
-        st.session_state["verify_flash"] = ("ok", f"Row {review['key']}: {action}d." if action != "override" else f"Row {review['key']}: overridden to {label}.")
+        done = {"approve": "approved", "reject": "rejected, back in the queue", "override": f"overridden to {label}"}[action]
+        st.session_state["verify_flash"] = ("ok", f"Row {review['key']}: {done}.")
     except ReviewError as exc:
         st.session_state["verify_flash"] = ("warn", str(exc))
     st.rerun()
@@ -45,7 +46,7 @@ for r in page:
         with top[1]:
             change = f"relabel → {r['new_label']}" if r["decision"] == "relabel" else r["decision"]
             st.html(ui.badge(f"given: {r['given_label']}", "#d62728") + ui.badge(change, "#ff7f0e"))
-            st.markdown(f"by **{ui.escape_md(r['reviewer'])}** at {r['created_at'][:16].replace('T', ' ')}")
+            st.markdown(f"**{ui.escape_md(r['key'])}** (row {r['idx']}) · by **{ui.escape_md(r['reviewer'])}** at {r['created_at'][:16].replace('T', ' ')}")
             if r["predicted_label"] is not None:
                 st.markdown(f"model: **{ui.escape_md(r['predicted_label'])}** ({r['confidence']:.0%}), quality {r['quality']:.3f}")
             if r["note"]:
@@ -57,7 +58,9 @@ for r in page:
         reason = c[1].text_input("Reason to reject", key=f"reason_{r['id']}", label_visibility="collapsed", placeholder="Reason to reject")
         if c[2].button("Reject", key=f"reject_{r['id']}"):
             do(r, "reject", note=reason)
-        label = c[3].selectbox("Override label", ds.labels, key=f"ovl_{r['id']}", label_visibility="collapsed")
+        proposed = r["new_label"] or r["predicted_label"]
+        label = c[3].selectbox("Override label", ds.labels, key=f"ovl_{r['id']}", label_visibility="collapsed",
+                               index=ds.labels.index(proposed) if proposed in ds.labels else 0)
         if c[4].button("Override", key=f"override_{r['id']}"):
             do(r, "override", label=label, note=reason)
 

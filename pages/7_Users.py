@@ -9,6 +9,9 @@ db = ui.connect()
 st.title("Users")
 user = ui.require(db, "admin")
 
+flash = st.session_state.pop("users_flash", None)
+if flash:
+    st.success(flash)
 st.dataframe(auth.list_users(db, user), hide_index=True, width="stretch")
 
 with st.form("add_user", clear_on_submit=True):
@@ -20,7 +23,8 @@ with st.form("add_user", clear_on_submit=True):
     if st.form_submit_button("Add", type="primary"):
         try:
             auth.create_user(db, name.strip(), role, pw, user)
-            st.success(f"Added {role} {name.strip()}.")
+            st.session_state["users_flash"] = f"Added {role} {name.strip()}."
+            st.rerun()
         except ReviewError as exc:
             ui.error(exc)
 

@@ -28,7 +28,7 @@ def safe_cell(value) -> str:
 def cleaned_rows(db: sqlite_utils.Database, ds: Dataset, only_verified: bool = False) -> Iterator[list]:
     """Rows of the cleaned CSV in item order, read PAGE rows at a time (keyset on idx).
 
-    status: unreviewed | open | kept | relabelled | unsure (awaiting verification) | approved | overridden.
+    status: unreviewed (no decision in force) | kept | relabelled | unsure (awaiting verification) | approved | overridden.
     cleaned_label: the latest approved label, else the given label.
     """
     run = latest_run(db, ds.id)
@@ -37,7 +37,7 @@ def cleaned_rows(db: sqlite_utils.Database, ds: Dataset, only_verified: bool = F
     cond = " AND st.state IN ('approved', 'overridden')" if only_verified else ""
     while True:
         rows = db.execute(
-            "SELECT i.idx, i.key, i.text, i.given_label, COALESCE(st.current_label, i.given_label), COALESCE(st.state, 'unreviewed'),"
+            "SELECT i.idx, i.key, i.text, i.given_label, COALESCE(st.current_label, i.given_label), COALESCE(NULLIF(st.state, 'open'), 'unreviewed'),"
             " (SELECT r.reviewer FROM reviews r WHERE r.dataset_id=i.dataset_id AND r.idx=i.idx AND r.status!='superseded' ORDER BY r.id DESC LIMIT 1),"
             " (SELECT r.verified_by FROM reviews r WHERE r.dataset_id=i.dataset_id AND r.idx=i.idx AND r.verified_by IS NOT NULL ORDER BY r.id DESC LIMIT 1),"
             " sc.quality, sc.rank"

@@ -158,6 +158,11 @@ def show_text(text: str | None, key: str) -> None:
             st.rerun()
 
 
+def plural(n: int, noun: str) -> str:
+    """'1 decision', '3 decisions'."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def badge(label: str, color: str) -> str:
     """A coloured pill (label escaped) for st.html."""
     return (f'<span style="background:{color};color:white;padding:2px 10px;border-radius:10px;'

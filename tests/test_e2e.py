@@ -181,11 +181,11 @@ def _run_workflow(app, pages, tmp_path, shots, guarded):
     guarded(ann, "annotator")
     sign_in(ann, app.url, ANNOTATOR, PASSWORD)
     go(ann, "Review")
-    row_line = ann.locator('[data-testid="stMarkdownContainer"]').filter(has_text=re.compile(r"^Row .+ · rank \d+"))
+    row_line = ann.locator('[data-testid="stMarkdownContainer"]').filter(has_text=re.compile(r"^\S+ · row \d+ of the upload · rank \d+"))
 
     def shown_row() -> tuple[str, str]:
         text = row_line.first.inner_text()
-        m = re.match(r"Row (\S+) · rank (\d+)", text)
+        m = re.match(r"(\S+) · row \d+ of the upload · rank (\d+)", text)
         assert m, text
         return m.group(1), m.group(2)
 
@@ -198,14 +198,13 @@ def _run_workflow(app, pages, tmp_path, shots, guarded):
     model_label = re.match(r"model: (\S+)", pill.inner_text()).group(1)
     # the annotator agrees with the model (any other label would do if the model repeats the given one)
     new_label = model_label if model_label != given[first_id] else next(l for l in labels if l != given[first_id])
-    k = labels.index(new_label) + 1
-    ann.get_by_role("button", name=f"{k} · {new_label}").click()
+    ann.locator('[data-testid="stMain"] button', has_text=re.compile(rf"^{re.escape(new_label)}")).first.click()
     see(ann, f"Row {first_id}: relabelled to {new_label}.")
     wait_idle(ann)
     second_id, _ = shown_row()
     assert second_id != first_id and second_id in given
     press_shortcut(ann, "k")  # the Keep button's shortcut
-    see(ann, f"Row {second_id}: keep.")
+    see(ann, f"Row {second_id}: kept.")
     wait_idle(ann)
     shots.append(shot(ann, "07-review-after-keyboard"))
     assert shown_row()[0] not in (first_id, second_id)
@@ -214,7 +213,7 @@ def _run_workflow(app, pages, tmp_path, shots, guarded):
     _step("lead approves the relabel")
     guarded(lead, "lead")
     go(lead, "Verify")
-    see(lead, "2 decisions await verification")
+    see(lead, "2 decisions awaiting verification")
     # the decision's card: the innermost block holding both its badge and an Approve button
     approve = lead.get_by_role("button", name="Approve")
     assert approve.count() == 2, approve.count()
@@ -225,7 +224,7 @@ def _run_workflow(app, pages, tmp_path, shots, guarded):
     shots.append(shot(lead, "08-verify"))
     card.get_by_role("button", name="Approve").click()
     see(lead, f"Row {first_id}: approved.")
-    see(lead, "1 decisions await verification · 1 approved")
+    see(lead, "1 decision awaiting verification · 1 approved")
     wait_idle(lead)
     shots.append(shot(lead, "09-verify-after-approve"))
 

@@ -162,7 +162,7 @@ def claimed(db, ds, name: str) -> list[int]:
 
 
 def shown_row_key(at: AppTest) -> str:
-    heads = [m for m in texts(at.markdown) if m.startswith("Row **")]
+    heads = [m for m in texts(at.markdown) if m.startswith("**") and " · row " in m]
     assert len(heads) == 1, heads
     return heads[0]
 
@@ -431,9 +431,9 @@ def test_review_keep_records_a_decision_and_moves_on(demo_db):
     at = open_page(REVIEW, ANNA)
     shown = main_buttons(at)
     assert {"Keep", "Unsure", "Skip"} <= set(shown)
-    assert [l for l in shown if " · " in l] == [f"{i + 1} · {l}" for i, l in enumerate(ds.labels)]
+    assert [l for l in shown if l in ds.labels] == list(ds.labels)
     [first] = claimed(demo_db, ds, "anna")
-    assert shown_row_key(at).startswith(f"Row **{ui.escape_md(key_of(demo_db, ds, first))}**")
+    assert shown_row_key(at).startswith(f"**{ui.escape_md(key_of(demo_db, ds, first))}**")
     assert any("item-text" in h for h in texts(at.html))
 
     rerun(at.button(key="keep").click())
@@ -442,8 +442,8 @@ def test_review_keep_records_a_decision_and_moves_on(demo_db):
     assert state_of(demo_db, ds, first) == "kept"
     [second] = claimed(demo_db, ds, "anna")
     assert second != first
-    assert shown_row_key(at).startswith(f"Row **{ui.escape_md(key_of(demo_db, ds, second))}**")
-    assert f"Row {key_of(demo_db, ds, first)}: keep." in texts(at.success)
+    assert shown_row_key(at).startswith(f"**{ui.escape_md(key_of(demo_db, ds, second))}**")
+    assert f"Row {key_of(demo_db, ds, first)}: kept." in texts(at.success)
     assert workflow.progress(demo_db, ds)["pending"] == 1
 
 
@@ -471,7 +471,7 @@ def test_review_skip_moves_on_without_deciding(demo_db):
     assert second != first
     assert state_of(demo_db, ds, first) == "open"
     assert at.session_state[f"review_{ds.id}"]["skipped"] == [first]
-    assert shown_row_key(at).startswith(f"Row **{ui.escape_md(key_of(demo_db, ds, second))}**")
+    assert shown_row_key(at).startswith(f"**{ui.escape_md(key_of(demo_db, ds, second))}**")
 
 
 def test_review_back_returns_to_the_decided_row_and_can_revise(demo_db):
@@ -483,7 +483,7 @@ def test_review_back_returns_to_the_decided_row_and_can_revise(demo_db):
     [second] = claimed(demo_db, ds, "anna")
     rerun(at.button(key="back").click())
     head = shown_row_key(at)
-    assert head.startswith(f"Row **{ui.escape_md(key_of(demo_db, ds, first))}**")
+    assert head.startswith(f"**{ui.escape_md(key_of(demo_db, ds, first))}**")
     assert head.endswith("going back to a row you decided")
     assert claimed(demo_db, ds, "anna") == []                  # the other row was given back
     assert len(reviews(demo_db, ds)) == 1                      # going back decides nothing
@@ -502,7 +502,7 @@ def test_two_annotators_see_different_suspects(demo_db):
     [ia], [ib] = claimed(demo_db, ds, "anna"), claimed(demo_db, ds, "ben")
     assert ia != ib
     assert shown_row_key(a) != shown_row_key(b)
-    assert shown_row_key(b).startswith(f"Row **{ui.escape_md(key_of(demo_db, ds, ib))}**")
+    assert shown_row_key(b).startswith(f"**{ui.escape_md(key_of(demo_db, ds, ib))}**")
     # a rerun keeps each on their own row
     rerun(a)
     assert claimed(demo_db, ds, "anna") == [ia]
@@ -518,10 +518,10 @@ def test_verify_lead_sees_the_pending_decision(demo_db):
     assert texts(at.success) == ["Nothing awaits verification."]
     p = pending_decision(demo_db, ds)
     rerun(at)
-    assert texts(at.caption)[0].startswith("1 decisions await verification")
+    assert texts(at.caption)[0].startswith("1 decision awaiting verification")
     assert any(html_escape(p["text"]) in h and "item-text" in h for h in texts(at.html))
     assert any(f"relabel → {p['new_label']}" in h and f"given: {p['given']}" in h for h in texts(at.html))
-    assert any(m.startswith("by **anna** at ") for m in texts(at.markdown))
+    assert any(" · by **anna** at " in m for m in texts(at.markdown))
     assert {f"approve_{p['id']}", f"reject_{p['id']}", f"override_{p['id']}"} <= {b.key for b in at.button}
     assert not at.button(key=f"approve_{p['id']}").disabled
     assert "Nothing awaits verification." not in texts(at.success)
@@ -674,6 +674,6 @@ def test_review_shows_html_in_texts_as_text(users_db):
         [idx] = claimed(users_db, ds, "anna")
         seen.add(idx)
         _assert_text_is_escaped(at)
-        assert shown_row_key(at).startswith(f"Row **{ui.escape_md(key_of(users_db, ds, idx))}**")
+        assert shown_row_key(at).startswith(f"**{ui.escape_md(key_of(users_db, ds, idx))}**")
         rerun(at.button(key="skip").click())
     assert seen == {0, 8}
