@@ -5,10 +5,7 @@ from review import demo, ui
 from review.datasets import overview
 from review.errors import ReviewError
 
-ui.setup("Home")
-db = ui.connect()
-st.title("Label review")
-user = ui.require(db, "annotator")
+db, user = ui.page("Home", "annotator", heading="Label review")
 
 
 def load_demo() -> None:

@@ -6,10 +6,7 @@ import streamlit as st
 from review import audit, ingest, ui
 from review.errors import ReviewError
 
-ui.setup("Upload")
-db = ui.connect()
-st.title("Upload a dataset")
-user = ui.require(db, "lead")
+db, user = ui.page("Upload", "lead", heading="Upload a dataset")
 
 st.caption("CSV, TSV, JSONL or Parquet: one row per item with its text and its label. "
            "Files larger than the upload limit go through the `review ingest FILE --name NAME` command.")

@@ -5,13 +5,7 @@ from review import audit, charts, stats, ui, workflow
 from review.datasets import latest_run, runs
 from review.errors import ReviewError
 
-ui.setup("Audit")
-db = ui.connect()
-st.title("Audit")
-user = ui.require(db, "annotator")
-ds = ui.dataset_picker(db)
-if ds is None:
-    st.stop()
+db, user, ds = ui.page_with_dataset("Audit", "annotator")
 
 if user.can("lead"):
     c1, c2 = st.columns([1, 3])

@@ -7,13 +7,7 @@ import streamlit as st
 from review import charts, ui, workflow
 from review.errors import ReviewError, StaleViewError
 
-ui.setup("Review")
-db = ui.connect()
-st.title("Review suspects")
-user = ui.require(db, "annotator")
-ds = ui.dataset_picker(db)
-if ds is None:
-    st.stop()
+db, user, ds = ui.page_with_dataset("Review", "annotator", heading="Review suspects")
 
 sk = f"review_{ds.id}"                      # this dataset's queue state in the session
 state = st.session_state.setdefault(sk, {"skipped": [], "back": None})

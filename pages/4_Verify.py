@@ -4,13 +4,7 @@ import streamlit as st
 from review import ui, workflow
 from review.errors import ReviewError
 
-ui.setup("Verify")
-db = ui.connect()
-st.title("Verify decisions")
-user = ui.require(db, "lead")
-ds = ui.dataset_picker(db)
-if ds is None:
-    st.stop()
+db, user, ds = ui.page_with_dataset("Verify", "lead", heading="Verify decisions")
 
 prog = workflow.progress(db, ds)
 st.caption(f"{ui.plural(prog['pending'], 'decision')} awaiting verification · {prog['approved']:,} approved · {prog['overridden']:,} overridden")

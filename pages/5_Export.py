@@ -4,13 +4,7 @@ import streamlit as st
 from review import export, stats, ui
 from review.auth import User
 
-ui.setup("Export")
-db = ui.connect()
-st.title("Export")
-user = ui.require(db, "lead")
-ds = ui.dataset_picker(db)
-if ds is None:
-    st.stop()
+db, user, ds = ui.page_with_dataset("Export", "lead")
 
 counts = stats.label_counts(db, ds)
 st.dataframe([{"label": l, "given": g, "cleaned": c, "change": c - g} for l, g, c in counts], hide_index=True)

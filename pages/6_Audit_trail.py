@@ -3,10 +3,7 @@ import streamlit as st
 
 from review import audit_view, store, ui
 
-ui.setup("Audit trail")
-db = ui.connect()
-st.title("Audit trail")
-user = ui.require(db, "lead")
+db, user = ui.page("Audit trail", "lead")
 
 opts = audit_view.filter_options(db)
 c = st.columns(4)

@@ -4,10 +4,7 @@ import streamlit as st
 from review import auth, ui
 from review.errors import ReviewError
 
-ui.setup("Users")
-db = ui.connect()
-st.title("Users")
-user = ui.require(db, "admin")
+db, user = ui.page("Users", "admin")
 
 flash = st.session_state.pop("users_flash", None)
 if flash:

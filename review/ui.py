@@ -27,6 +27,28 @@ def setup(title: str) -> None:
     st.set_page_config(page_title=f"{title} · Label review", page_icon="🔎", layout="wide")
 
 
+def page(title: str, role: str = "annotator", heading: str | None = None):
+    """Every page's preamble: page config, a connection, the title, and the sign-in gate.
+
+    Returns (db, user); stops the page for signed-out visitors and lower roles.
+    """
+    setup(title)
+    db = connect()
+    st.title(heading or title)
+    return db, require(db, role)
+
+
+def page_with_dataset(title: str, role: str = "annotator", heading: str | None = None):
+    """page() plus the shared dataset picker; stops the page when there is no dataset.
+
+    Returns (db, user, dataset)."""
+    db, user = page(title, role, heading)
+    ds = dataset_picker(db)
+    if ds is None:
+        st.stop()
+    return db, user, ds
+
+
 def current_user(db) -> auth.User | None:
     """The signed-in user, re-checked against the database; None if signed out or expired."""
     s = st.session_state.get("user")
