@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import audit, auth, demo, export, ingest, stats, store
+from . import auth, export, ingest, stats, store  # audit and demo (sklearn, cleanlab) load on use
 from .datasets import get
 from .errors import ReviewError
 
@@ -54,6 +54,7 @@ def cmd_ingest(db, args) -> int:
     mapping = _mapping(df, args)
     labels = [s for s in args.labels.split(",")] if args.labels else None
     prep = ingest.prepare(df, mapping, path.name, data, labels)
+    from . import audit
     ds_id = ingest.write_dataset(db, prep, args.name, auth.SYSTEM, _bar() if len(prep.items) > 50_000 else None)
     audit.run_integrity(db, ds_id, auth.SYSTEM)
     print(f"ingested {len(prep.items):,} rows into dataset {args.name!r} (id {ds_id}); "
@@ -63,6 +64,7 @@ def cmd_ingest(db, args) -> int:
 
 
 def cmd_audit(db, args) -> int:
+    from . import audit
     run_id = audit.run_audit(db, args.name, auth.SYSTEM, progress=_bar())
     ds = get(db, args.name)
     from .datasets import latest_run
@@ -141,6 +143,7 @@ def cmd_backup(db, args) -> int:
 
 
 def cmd_demo(db, args) -> int:
+    from . import demo
     ds_id = demo.load_demo(db, auth.SYSTEM, progress=_bar())
     print(f"demo dataset {demo.DEMO_NAME!r} loaded (id {ds_id}) and audited; run `streamlit run app.py` to review it")
     return 0

@@ -10,6 +10,8 @@ from cleanlab.rank import get_label_quality_scores
 
 RELABEL_CONFIDENCE = 0.7     # a flagged row whose predicted class has at least this is "relabel"
 INTEGRITY_TRUST = 0.25       # an integrity finding multiplies the trust score by this
+FILTER_BY = "prune_by_class"  # cleanlab's rule: per given class, flag its estimated number of wrong labels,
+                              # least self-confident first (beats prune_by_noise_rate on AG News recall and precision)
 
 
 def score_rows(labels: np.ndarray, pred_probs: np.ndarray, class_names: Sequence[str],
@@ -39,11 +41,15 @@ def score_rows(labels: np.ndarray, pred_probs: np.ndarray, class_names: Sequence
             P = P / P.sum(axis=1, keepdims=True)
             y = np.array([remap[c] for c in y])
         quality[lab] = get_label_quality_scores(y, P, method="self_confidence")
-        is_issue[lab] = find_label_issues(y, P, filter_by="prune_by_noise_rate", n_jobs=1)
+        is_issue[lab] = find_label_issues(y, P, filter_by=FILTER_BY, n_jobs=1)
     unl = labels < 0
     quality[unl] = 0.0
     flagged_integrity = np.zeros(n, dtype=bool)
-    for i in integrity_reasons:
+    for i, why in integrity_reasons.items():
+        # A finding whose own suggestion is the label the row already carries (a shifted
+        # block's row whose neighbour had the same class) is no evidence against that label.
+        if len(why) == 1 and labels[i] >= 0 and suggestions.get(int(i)) == names[labels[i]]:
+            continue
         flagged_integrity[i] = True
     is_issue |= flagged_integrity | unl
     trust = quality * np.where(flagged_integrity, INTEGRITY_TRUST, 1.0)
@@ -64,8 +70,8 @@ def score_rows(labels: np.ndarray, pred_probs: np.ndarray, class_names: Sequence
     action = np.where(is_issue, "needs review", "keep").astype(object)
     confident = is_issue & (conf >= RELABEL_CONFIDENCE) & (pred != labels) & (labels >= 0)
     action[confident] = "relabel"
-    for i in suggestions:
-        if is_issue[i]:
+    for i, lab in suggestions.items():
+        if is_issue[i] and (labels[i] < 0 or lab != names[labels[i]]):
             action[i] = "relabel"
     order = np.lexsort((np.arange(n), trust, ~is_issue))
     rank = np.empty(n, dtype=np.int64)

@@ -81,7 +81,7 @@ def test_library_versions_recorded(db, demo_ds):
     assert versions["numpy"] == np.__version__
     assert versions["pandas"] == pd.__version__
     assert versions["python"].count(".") == 2
-    assert run["params"]["model"].startswith("ComplementNB")
+    assert run["params"]["model"].startswith("MultinomialNB") and run["params"]["folds"] == 5
     assert run["status"] == "done" and run["finished_at"] >= run["started_at"]
 
 
