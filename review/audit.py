@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import sqlite_utils
 
-from . import integrity, issues, models, store
+from . import crowd, integrity, issues, models, store
 from .auth import User, require
 from .datasets import Dataset, get
 
@@ -76,6 +76,34 @@ def _reasons(findings: list) -> tuple[dict[int, list[str]], dict[int, str]]:
     return reasons, suggestions
 
 
+def load_annotations(db: sqlite_utils.Database, ds: Dataset) -> tuple[np.ndarray, list[str]]:
+    """Every (item, annotator, label) of a multi-annotator dataset -> (L (n_items, M), annotators (M,)).
+
+    L[i, m] is the class index annotator m gave item i, -1 where they did not label it."""
+    rows = db.execute("SELECT idx, annotator, label FROM annotations WHERE dataset_id=? ORDER BY idx", [ds.id]).fetchall()
+    index = {c: i for i, c in enumerate(ds.labels)}
+    rows = [r for r in rows if r[2] in index]
+    annotators = sorted({r[1] for r in rows})
+    col = {a: j for j, a in enumerate(annotators)}
+    L = np.full((ds.n_items, len(annotators)), -1, dtype=np.int64)
+    for i, a, lab in rows:
+        L[i, col[a]] = index[lab]
+    return L, annotators
+
+
+def _crowd_scores(db, ds: Dataset, texts, given: np.ndarray, progress: Progress):
+    """Consensus of the annotators (crowd.consensus, default method) -> (scores frame, CrowdResult)."""
+    L, annotators = load_annotations(db, ds)
+    res = crowd.consensus(L, ds.labels, texts, method="default", annotators=annotators,
+                          progress=lambda f, m: progress(0.1 + 0.75 * f, m))
+    votes = np.zeros((len(L), len(ds.labels)))
+    for c in range(len(ds.labels)):
+        votes[:, c] = (L == c).sum(axis=1)
+    scored = issues.score_consensus(given, res.consensus, res.quality, res.agreement, res.n_annotators,
+                                    res.posteriors, votes, ds.labels)
+    return scored, res
+
+
 def run_integrity(db: sqlite_utils.Database, name_or_id, user: User) -> int:
     """The free checks alone (no model): a run of kind 'integrity'; its rows become suspects."""
     require(user, "lead", "run audits")
@@ -121,7 +149,13 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
         labels = np.array([index.get(g, -1) if g is not None else -1 for g in given], dtype=np.int64)
         k = len(ds.labels)
         fold_progress = lambda f, m: progress(0.1 + 0.75 * f, m)
-        if ds.mapping.probs:
+        crowd_res = None
+        if ds.mapping.multi:
+            scored, crowd_res = _crowd_scores(db, ds, texts, labels, progress)
+            P = crowd_res.posteriors
+            res = models.ModelResult(P, {"model": "consensus of annotators", "method": crowd_res.method,
+                                         **(crowd_res.details.get("model") or {})}, 0.0)
+        elif ds.mapping.probs:
             progress(0.1, "Using the probabilities from the upload")
             res = models.ModelResult(models.given_probs(items["probs"], k), {"model": "given probabilities"}, 0.0)
         elif ds.mapping.features:
@@ -129,11 +163,12 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
         else:
             res = models.text_probs(texts, labels, k, n_folds, fold_progress)
         P = res.pred_probs
-        progress(0.86, "Looking for shifted blocks")
-        findings += integrity.detect_shifted_blocks(labels, P, ds.labels)
-        progress(0.9, "Ranking suspects with cleanlab")
-        reasons, suggestions = _reasons(findings)
-        scored = issues.score_rows(labels, P, ds.labels, reasons, suggestions)
+        if crowd_res is None:
+            progress(0.86, "Looking for shifted blocks")
+            findings += integrity.detect_shifted_blocks(labels, P, ds.labels)
+            progress(0.9, "Ranking suspects with cleanlab")
+            reasons, suggestions = _reasons(findings)
+            scored = issues.score_rows(labels, P, ds.labels, reasons, suggestions)
         progress(0.95, "Saving the run")
         lab = labels >= 0
         metrics = {
@@ -146,14 +181,25 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
         }
         with store.transaction(db):
             _write_findings(db, run_id, findings)
-            cols = [scored[c].tolist() for c in ("idx", "quality", "predicted_label", "confidence", "suggested_label",
-                                                 "is_issue", "rank", "trust", "action", "reason")]
+            names = ["idx", "quality", "predicted_label", "confidence", "suggested_label", "is_issue", "rank", "trust",
+                     "action", "reason", "consensus_label", "agreement", "n_annotators"]
+            for c in names[-3:]:
+                if c not in scored:
+                    scored[c] = None
+            cols = [scored[c].tolist() for c in names]
             probs = [json.dumps([round(float(x), 4) for x in row]) for row in P]
             db.conn.executemany(
-                "INSERT INTO scores(run_id, idx, quality, predicted_label, confidence, suggested_label, is_issue, rank, trust, action, reason, probs)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO scores(run_id, {', '.join(names)}, probs) VALUES ({', '.join('?' * (len(names) + 2))})",
                 ((run_id, *(c[i] for c in cols), probs[i]) for i in range(len(probs))),
             )
+            if crowd_res is not None:
+                st = crowd_res.annotator_stats
+                db.conn.executemany(
+                    "INSERT INTO annotator_stats(run_id, annotator, quality, agreement, worst_class, n_labels) VALUES (?,?,?,?,?,?)",
+                    [(run_id, str(a), None if q != q else float(q), None if g != g else float(g), w, int(k))
+                     for a, q, g, w, k in st[["annotator", "quality", "agreement", "worst_class", "n_labels"]].itertuples(index=False, name=None)])
+                metrics["annotators"] = len(st)
+                metrics["consensus differs from majority vote"] = int(((crowd_res.consensus >= 0) & (labels >= 0) & (crowd_res.consensus != labels)).sum())
             metrics["seconds"] = round(time.perf_counter() - t0, 2)
             db.execute("UPDATE runs SET status='done', finished_at=?, metrics=?, params=? WHERE id=?",
                        [store.now_iso(), json.dumps(metrics), json.dumps(res.params), run_id])

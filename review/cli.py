@@ -26,17 +26,16 @@ def _bar(stream=sys.stderr):
 
 def _mapping(df, args) -> ingest.Mapping:
     explicit = any([args.text_col, args.label_col, args.id_col, args.annotator_col, args.prob_cols, args.feature_cols])
-    try:
-        guess = ingest.guess_mapping(df)
-    except ReviewError:
-        if not explicit:
-            raise
-        guess = ingest.Mapping()
+    guess, why = ingest.guess_partial(df)
+    if why and not explicit:
+        raise ReviewError(why)
+    ann = ingest.resolve_columns(df, args.annotator_col)   # one column: long form; several: wide form
     m = ingest.Mapping(
         text=ingest.resolve_columns(df, args.text_col) or ([] if args.feature_cols else guess.text),
-        label=(ingest.resolve_columns(df, args.label_col) or [guess.label])[0],
-        id=(ingest.resolve_columns(df, args.id_col) or [None if args.text_col or args.label_col else guess.id])[0],
-        annotator=(ingest.resolve_columns(df, args.annotator_col) or [guess.annotator])[0],
+        label=None if len(ann) > 1 else (ingest.resolve_columns(df, args.label_col) or [guess.label])[0],
+        id=(ingest.resolve_columns(df, args.id_col) or [None if (args.text_col or args.label_col) and len(ann) != 1 else guess.id])[0],
+        annotator=None if len(ann) > 1 else (ann or [guess.annotator])[0],
+        annotators=ann if len(ann) > 1 else [],
         probs=ingest.resolve_columns(df, args.prob_cols) or guess.probs,
         features=ingest.resolve_columns(df, args.feature_cols) or ([] if args.text_col else guess.features),
     )
@@ -57,7 +56,9 @@ def cmd_ingest(db, args) -> int:
     from . import audit
     ds_id = ingest.write_dataset(db, prep, args.name, auth.SYSTEM, _bar() if len(prep.items) > 50_000 else None)
     audit.run_integrity(db, ds_id, auth.SYSTEM)
-    print(f"ingested {len(prep.items):,} rows into dataset {args.name!r} (id {ds_id}); "
+    what = f"{len(prep.items):,} items ({len(prep.annotations):,} labels from {len({a for _, a, _ in prep.annotations}):,} annotators)" \
+        if prep.annotations else f"{len(prep.items):,} rows"
+    print(f"ingested {what} into dataset {args.name!r} (id {ds_id}); "
           f"text: {', '.join(mapping.text) or '-'}; label: {mapping.label}; id: {mapping.id or '(row number)'}; "
           f"classes: {', '.join(prep.labels)}")
     return 0
@@ -70,9 +71,10 @@ def cmd_audit(db, args) -> int:
     from .datasets import latest_run
     run = latest_run(db, ds.id)
     m = run["metrics"]
+    agree = (f"consensus differs from the majority vote on {m['consensus differs from majority vote']:,} items"
+             if "annotators" in m else f"model agrees with given labels on {m['model agreement with given labels']:.1%}")
     print(f"run {run_id}: {m['flagged']:,} suspects among {m['rows']:,} rows "
-          f"({m['relabel']:,} relabel, {m['needs review']:,} needs review); "
-          f"model agrees with given labels on {m['model agreement with given labels']:.1%}; {m['seconds']} s")
+          f"({m['relabel']:,} relabel, {m['needs review']:,} needs review); {agree}; {m['seconds']} s")
     for f in stats.findings(db, run_id):
         print(f"  {f['kind']}: {f['message']}")
     return 0
@@ -91,6 +93,8 @@ def cmd_suspects(db, args) -> int:
         rows = rows[: args.limit]
     cols = ["id", "given_label", "predicted_label", "confidence", "quality", "is_issue", "rank",
             "suggested_label", "trust", "action", "state", "reason"]
+    if ds.mapping.multi:
+        cols[7:7] = ["consensus_label", "annotators", "agreement"]
     out = [{c: r[c] for c in cols} for r in rows]
     if args.format == "json":
         json.dump(out, sys.stdout, ensure_ascii=False, indent=1)
@@ -101,6 +105,22 @@ def cmd_suspects(db, args) -> int:
         w.writerow(cols)
         for r in out:
             w.writerow([export.safe_cell(r[c]) for c in cols])
+    return 0
+
+
+def cmd_annotators(db, args) -> int:
+    from .annotators import annotator_table
+    ds = get(db, args.name)
+    if not ds.mapping.multi:
+        raise ReviewError(f"Dataset {ds.name!r} has one label per item: there are no annotators to compare.")
+    rows = annotator_table(db, ds)
+    if not rows:
+        raise ReviewError(f"No audit of {ds.name!r} yet: run `review audit {ds.name}` first.")
+    if args.format == "json":
+        json.dump(rows, sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write("".join(export._csv_chunks(export.ANNOTATOR_COLUMNS, ([r[c] for c in export.ANNOTATOR_COLUMNS] for r in rows))))
     return 0
 
 
@@ -165,7 +185,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--text-col", help="column name(s) or 1-based positions, comma-separated (joined with a space)")
     s.add_argument("--label-col")
     s.add_argument("--id-col")
-    s.add_argument("--annotator-col")
+    s.add_argument("--annotator-col", help="several labels per item: the annotator column (long form: id, text, annotator, "
+                   "label, one row per label), or several columns, one per annotator (wide form)")
     s.add_argument("--prob-cols", help="your own predicted probabilities: one column per class, named after it")
     s.add_argument("--feature-cols", help="tabular data: feature columns (no text)")
     s.add_argument("--labels", help="the declared label set, comma-separated")
@@ -176,6 +197,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("--all", action="store_true", help="every row, not only the flagged ones")
     s.add_argument("--limit", type=int)
+    s.add_argument("--format", default="csv", choices=["csv", "json"])
+    s = add("annotators", "print one row per annotator: quality, agreement, worst class, labels")
+    s.add_argument("name")
     s.add_argument("--format", default="csv", choices=["csv", "json"])
     s = add("export", "write the cleaned labels as CSV")
     s.add_argument("name")
@@ -198,7 +222,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = {"ingest": cmd_ingest, "audit": cmd_audit, "suspects": cmd_suspects, "export": cmd_export,
+COMMANDS = {"ingest": cmd_ingest, "audit": cmd_audit, "suspects": cmd_suspects, "annotators": cmd_annotators, "export": cmd_export,
             "users": cmd_users, "verify-trail": cmd_verify_trail, "backup": cmd_backup, "demo": cmd_demo}
 
 

@@ -12,6 +12,11 @@ from .auth import User, require
 from .datasets import Dataset, latest_run
 
 CLEANED_COLUMNS = ["id", "text", "given_label", "cleaned_label", "status", "reviewer", "verified_by", "quality", "rank"]
+CONSENSUS_COLUMNS = ["consensus_label", "consensus_quality", "n_annotators"]   # multi-annotator datasets add these
+
+
+def cleaned_columns(ds: Dataset) -> list[str]:
+    return CLEANED_COLUMNS + (CONSENSUS_COLUMNS if ds.mapping.multi else [])
 AUDIT_COLUMNS = ["id", "at", "actor", "action", "dataset_id", "idx", "payload", "prev_hash", "hash"]
 PAGE = 5000
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -29,18 +34,20 @@ def cleaned_rows(db: sqlite_utils.Database, ds: Dataset, only_verified: bool = F
     """Rows of the cleaned CSV in item order, read PAGE rows at a time (keyset on idx).
 
     status: unreviewed (no decision in force) | kept | relabelled | unsure (awaiting verification) | approved | overridden.
-    cleaned_label: the latest approved label, else the given label.
+    cleaned_label: the latest approved label, else (multi-annotator data) the consensus
+    of the annotators, else the given label (for multi-annotator data, the majority vote).
     """
     run = latest_run(db, ds.id)
     run_id = run["id"] if run else -1
+    multi = ds.mapping.multi
     last = -1
     cond = " AND st.state IN ('approved', 'overridden')" if only_verified else ""
     while True:
         rows = db.execute(
-            "SELECT i.idx, i.key, i.text, i.given_label, COALESCE(st.current_label, i.given_label), COALESCE(NULLIF(st.state, 'open'), 'unreviewed'),"
+            "SELECT i.idx, i.key, i.text, i.given_label, COALESCE(st.current_label, sc.consensus_label, i.given_label), COALESCE(NULLIF(st.state, 'open'), 'unreviewed'),"
             " (SELECT r.reviewer FROM reviews r WHERE r.dataset_id=i.dataset_id AND r.idx=i.idx AND r.status!='superseded' ORDER BY r.id DESC LIMIT 1),"
             " (SELECT r.verified_by FROM reviews r WHERE r.dataset_id=i.dataset_id AND r.idx=i.idx AND r.verified_by IS NOT NULL ORDER BY r.id DESC LIMIT 1),"
-            " sc.quality, sc.rank"
+            " sc.quality, sc.rank, sc.consensus_label, sc.n_annotators"
             " FROM items i LEFT JOIN states st ON st.dataset_id=i.dataset_id AND st.idx=i.idx"
             " LEFT JOIN scores sc ON sc.run_id=? AND sc.idx=i.idx"
             f" WHERE i.dataset_id=? AND i.idx>?{cond} ORDER BY i.idx LIMIT ?",
@@ -49,7 +56,8 @@ def cleaned_rows(db: sqlite_utils.Database, ds: Dataset, only_verified: bool = F
             return
         for r in rows:
             quality = None if r[8] is None else round(r[8], 6)
-            yield [r[1], r[2], r[3], r[4], r[5], r[6], r[7], quality, r[9]]
+            row = [r[1], r[2], r[3], r[4], r[5], r[6], r[7], quality, r[9]]
+            yield row + [r[10], quality, r[11]] if multi else row
         last = rows[-1][0]
 
 
@@ -72,7 +80,7 @@ def export_cleaned(db: sqlite_utils.Database, ds: Dataset, user: User, only_veri
     """The cleaned CSV as text chunks. Logged in the audit trail. Leads only."""
     require(user, "lead", "export")
     store.log(db, user.name, "export", ds.id, what="cleaned labels", only_verified=only_verified)
-    return _csv_chunks(CLEANED_COLUMNS, cleaned_rows(db, ds, only_verified))
+    return _csv_chunks(cleaned_columns(ds), cleaned_rows(db, ds, only_verified))
 
 
 def audit_rows(db: sqlite_utils.Database, dataset_id: int | None = None, actor: str | None = None,
@@ -103,6 +111,17 @@ def export_audit(db: sqlite_utils.Database, user: User, dataset_id: int | None =
     require(user, "lead", "export the audit trail")
     store.log(db, user.name, "export", dataset_id, what="audit trail")
     return _csv_chunks(AUDIT_COLUMNS, audit_rows(db, dataset_id))
+
+
+ANNOTATOR_COLUMNS = ["annotator", "quality", "agreement", "worst_class", "n_labels"]
+
+
+def export_annotators(db: sqlite_utils.Database, ds: Dataset, user: User) -> Iterator[str]:
+    """The annotator table of the latest run as CSV chunks."""
+    from .annotators import annotator_table
+    require(user, "lead", "export")
+    store.log(db, user.name, "export", ds.id, what="annotator table")
+    return _csv_chunks(ANNOTATOR_COLUMNS, ([r[c] for c in ANNOTATOR_COLUMNS] for r in annotator_table(db, ds)))
 
 
 def write_file(chunks: Iterator[str], path: str) -> int:

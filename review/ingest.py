@@ -43,6 +43,12 @@ class Mapping:
     annotator: str | None = None
     probs: list[str] = field(default_factory=list)    # one column per class
     features: list[str] = field(default_factory=list)  # tabular: feature columns, no text
+    annotators: list[str] = field(default_factory=list)  # wide multi-annotator form: one column per annotator
+
+    @property
+    def multi(self) -> bool:
+        """Several labels per item: long form (an annotator column) or wide form (annotator columns)."""
+        return bool(self.annotator or self.annotators)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -52,7 +58,7 @@ class Mapping:
         return cls(**json.loads(s))
 
     def used(self) -> list[str]:
-        cols = list(self.text) + list(self.probs) + list(self.features)
+        cols = list(self.text) + list(self.probs) + list(self.features) + list(self.annotators)
         cols += [c for c in (self.label, self.id, self.annotator) if c]
         return cols
 
@@ -68,6 +74,7 @@ class Prepared:
     mapping: Mapping
     source_name: str
     source_sha256: str
+    annotations: list[tuple[int, str, str]] | None = None   # multi-annotator: (item row, annotator, label)
 
 
 def _fmt(filename: str) -> str:
@@ -220,6 +227,30 @@ def _pick(columns: list[str], names: tuple[str, ...], what: str, flag: str, requ
     return hits[0] if hits else None
 
 
+def guess_text_column(df: pd.DataFrame) -> str | None:
+    """The column named like a text column, if exactly one is."""
+    try:
+        return _pick(list(df.columns), TEXT_NAMES, "text", "--text-col", True)
+    except IngestError:
+        return None
+
+
+def guess_id_column(df: pd.DataFrame) -> str | None:
+    return _pick(list(df.columns), ID_NAMES, "id", "--id-col", False)
+
+
+def guess_partial(df: pd.DataFrame) -> tuple[Mapping, str | None]:
+    """guess_mapping, or when it cannot tell, what can be told (text, id, annotator columns)
+    and why the rest could not."""
+    try:
+        return guess_mapping(df), None
+    except IngestError as exc:
+        cols = list(df.columns)
+        text = guess_text_column(df)
+        return Mapping(text=[text] if text else [], id=guess_id_column(df),
+                       annotator=_pick(cols, ANNOTATOR_NAMES, "annotator", "--annotator-col", False)), str(exc)
+
+
 def guess_mapping(df: pd.DataFrame) -> Mapping:
     """Propose a mapping from header names. Raises IngestError when it cannot tell."""
     cols = list(df.columns)
@@ -279,6 +310,8 @@ def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | Non
     missing = [c for c in mapping.used() if c not in df.columns]
     if missing:
         raise IngestError(f"{filename}: column {missing[0]!r} is not in the file. Its columns are: {', '.join(map(repr, list(df.columns)[:30]))}.")
+    if mapping.multi:
+        return _prepare_multi(df, mapping, filename, data, label_set)
     if not mapping.label:
         raise IngestError("Choose the label column.")
     if not mapping.text and not mapping.features:
@@ -322,23 +355,8 @@ def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | Non
     else:
         keys = pd.Series([str(i) for i in range(n)], index=df.index, dtype=object)
 
-    labelled = labels.dropna()
-    if labelled.empty:
-        raise IngestError(f"{filename}: no row has a label in column {mapping.label!r}. Map the column that holds the labels.")
-    if label_set:
-        declared = [s.strip() for s in label_set if s and s.strip()]
-        classes = list(dict.fromkeys(declared))
-    else:
-        classes = sorted(labelled.unique().tolist(), key=_natural_key)
-    counts = labelled[labelled.isin(classes)].value_counts()
-    present = [c for c in classes if counts.get(c, 0) > 0]
-    if len(present) < 2:
-        only = present[0] if present else None
-        raise IngestError(
-            f"{filename}: only one class ({only!r}) in column {mapping.label!r}. "
-            "Label-error detection needs at least two classes: check that the right column is mapped."
-        )
-
+    classes = _check_classes(filename, f"column {mapping.label!r}", labels.dropna(), label_set,
+                             need_folds=not mapping.probs)
     probs_json = None
     if mapping.probs:
         prob_classes = [class_from_prob_column(c) for c in mapping.probs]
@@ -365,16 +383,123 @@ def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | Non
             raise IngestError(f"{filename}: data row {int(zero[0]) + 1}: the probability columns are all 0. Each row needs probabilities that sum to 1.")
         mat = mat / sums[:, None]
         probs_json = [json.dumps([round(float(x), 6) for x in row]) for row in mat]
+
+    items = _items_frame(df, mapping, used, keys, text, labels, probs_json)
+    sha = hashlib.sha256(data).hexdigest() if data is not None else None
+    return Prepared(items, classes, bool(label_set), mapping, filename, sha)
+
+
+def _check_classes(filename: str, where: str, labelled: pd.Series, label_set: list[str] | None,
+                   need_folds: bool = True, noun: str = "row") -> list[str]:
+    """The label set (declared, else the labels seen); refuse one class or a class too small."""
+    if labelled.empty:
+        raise IngestError(f"{filename}: no row has a label in {where}. Map the column that holds the labels.")
+    if label_set:
+        classes = list(dict.fromkeys(s.strip() for s in label_set if s and s.strip()))
     else:
+        classes = sorted(labelled.unique().tolist(), key=_natural_key)
+    counts = labelled[labelled.isin(classes)].value_counts()
+    present = [c for c in classes if counts.get(c, 0) > 0]
+    if len(present) < 2:
+        only = present[0] if present else None
+        raise IngestError(
+            f"{filename}: only one class ({only!r}) in {where}. "
+            "Label-error detection needs at least two classes: check that the right column is mapped."
+        )
+    if need_folds:
         small = [(c, int(counts.get(c, 0))) for c in present if counts.get(c, 0) < MIN_PER_CLASS]
         if small:
             c, k = small[0]
             raise IngestError(
-                f"{filename}: class {c!r} has only {k} labelled row(s); cross-validation needs at least {MIN_PER_CLASS} of every class. "
+                f"{filename}: class {c!r} has only {k} labelled {noun}(s); cross-validation needs at least {MIN_PER_CLASS} of every class. "
                 "Add examples of it, merge it into another class, or remove its rows."
                 + (f" ({len(small) - 1} more class(es) are as small.)" if len(small) > 1 else "")
             )
+    return classes
 
+
+def _prepare_multi(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | None,
+                   label_set: list[str] | None) -> Prepared:
+    """Several labels per item -> one item per id with the majority vote as its given label,
+    plus every (item, annotator, label) for the consensus.
+
+    Long form: id, text, annotator, label columns, one row per label. Wide form: one row per
+    item, one column per annotator (blank where they did not label).
+    """
+    from .crowd import majority_vote, to_matrix
+
+    if not mapping.text:
+        raise IngestError("Choose the text column.")
+    text_all = df[mapping.text[0]] if len(mapping.text) == 1 else pd.Series(
+        [" ".join(p for p in row if p) or None for row in df[mapping.text].itertuples(index=False, name=None)],
+        index=df.index, dtype=object)
+    clean = lambda v: v.strip() if isinstance(v, str) and v.strip() else None
+    if mapping.annotator:  # long form
+        if not mapping.label:
+            raise IngestError("Choose the label column.")
+        if not mapping.id:
+            raise IngestError(f"{filename}: with an annotator column, map the item id column too: the rows of one item share its id.")
+        ids = df[mapping.id]
+        blank = np.flatnonzero(ids.isna().to_numpy())
+        if blank.size:
+            raise IngestError(f"{filename}: data row {int(blank[0]) + 1} has no item id in column {mapping.id!r}. Give every row its item's id.")
+        ann = df[mapping.annotator]
+        blank = np.flatnonzero(ann.isna().to_numpy())
+        if blank.size:
+            raise IngestError(f"{filename}: data row {int(blank[0]) + 1} has no annotator in column {mapping.annotator!r}. Fill it in or remove the row.")
+        long = pd.DataFrame({"id": ids.astype(str).to_numpy(), "annotator": ann.astype(str).to_numpy(),
+                             "label": df[mapping.label].map(clean).to_numpy(), "text": text_all.to_numpy(), "row": np.arange(len(df))})
+        twice = long.duplicated(["id", "annotator"], keep=False) & long["label"].notna()
+        if twice.any():
+            first = long[twice].iloc[0]
+            rows = long[(long["id"] == first["id"]) & (long["annotator"] == first["annotator"])]["row"].tolist()
+            raise IngestError(f"{filename}: annotator {first['annotator']!r} labelled item {first['id']!r} more than once "
+                              f"(data rows {', '.join(str(r + 1) for r in rows[:5])}). Keep one label per annotator and item.")
+        where = f"column {mapping.label!r}"
+        first_rows = long.drop_duplicates("id")
+        item_keys = first_rows["id"].tolist()
+        texts = long.dropna(subset=["text"]).drop_duplicates("id").set_index("id")["text"].reindex(item_keys).tolist()
+        other = [c for c in df.columns if c not in set(mapping.used())]
+        meta_src = df.iloc[first_rows["row"].to_numpy()]
+    else:  # wide form
+        if mapping.id:
+            keys = df[mapping.id]
+            dup = keys.duplicated(keep=False) & keys.notna()
+            if dup.any():
+                v = keys[dup].iloc[0]
+                raise IngestError(f"{filename}: the id {v!r} appears on more than one row; in the wide form each row is one item. Make ids unique.")
+        item_keys = (df[mapping.id].astype(str) if mapping.id else pd.Series([str(i) for i in range(len(df))])).tolist()
+        parts = []
+        for c in mapping.annotators:
+            lab = df[c].map(clean)
+            parts.append(pd.DataFrame({"id": item_keys, "annotator": c, "label": lab.to_numpy(), "row": np.arange(len(df))}))
+        long = pd.concat(parts, ignore_index=True)
+        texts = text_all.tolist()
+        where = f"the annotator columns ({', '.join(map(repr, mapping.annotators[:5]))})"
+        other = [c for c in df.columns if c not in set(mapping.used())]
+        meta_src = df
+    labelled = long.dropna(subset=["label"])
+    classes = _check_classes(filename, where, labelled["label"], label_set, need_folds=False)
+    known = labelled[labelled["label"].isin(classes)]
+    L, item_order, annotators = to_matrix(known["id"].tolist(), known["annotator"].tolist(), known["label"].tolist(), classes)
+    vote, _ = majority_vote(L, len(classes), seed=0)
+    pos = {k: i for i, k in enumerate(item_order)}
+    given = [classes[vote[pos[k]]] if k in pos else None for k in item_keys]
+    _check_classes(filename, "the majority-vote labels", pd.Series([g for g in given if g is not None], dtype=object),
+                   classes, noun="item")
+    idx_of = {k: i for i, k in enumerate(item_keys)}
+    annotations = [(idx_of[i], a, l) for i, a, l in labelled[["id", "annotator", "label"]].itertuples(index=False, name=None)]
+    meta = [json.dumps({c: v for c, v in zip(other, row) if v is not None}, ensure_ascii=False) if other else None
+            for row in (meta_src[other].itertuples(index=False, name=None) if other else [()] * len(item_keys))]
+    n = len(item_keys)
+    items = pd.DataFrame({"key": item_keys, "text": texts, "given_label": given, "meta": meta,
+                          "features": [None] * n, "probs": [None] * n, "annotator": [None] * n})
+    sha = hashlib.sha256(data).hexdigest() if data is not None else None
+    return Prepared(items, classes, bool(label_set), mapping, filename, sha, annotations)
+
+
+def _items_frame(df, mapping, used, keys, text, labels, probs_json) -> pd.DataFrame:
+    n = len(df)
     other = [c for c in df.columns if c not in used]
     meta = [json.dumps({c: v for c, v in zip(other, row) if v is not None}, ensure_ascii=False) if other else None
             for row in (df[other].itertuples(index=False, name=None) if other else [()] * n)]
@@ -389,10 +514,9 @@ def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | Non
         "meta": meta,
         "features": features if features is not None else [None] * n,
         "probs": probs_json if probs_json is not None else [None] * n,
-        "annotator": df[mapping.annotator].to_numpy(dtype=object) if mapping.annotator else [None] * n,
+        "annotator": [None] * n,
     })
-    sha = hashlib.sha256(data).hexdigest() if data is not None else None
-    return Prepared(items, classes, bool(label_set), mapping, filename, sha)
+    return items
 
 
 def write_dataset(db: sqlite_utils.Database, prep: Prepared, name: str, user: User, progress=None) -> int:
@@ -427,12 +551,10 @@ def write_dataset(db: sqlite_utils.Database, prep: Prepared, name: str, user: Us
             )
             if progress:
                 progress(stop / n, f"Stored {stop:,} of {n:,} rows")
-        if prep.mapping.annotator:
-            ann = items["annotator"].tolist()
-            lab = items["given_label"].tolist()
+        if prep.annotations:
             db.conn.executemany(
                 "INSERT INTO annotations(dataset_id, idx, annotator, label) VALUES (?,?,?,?)",
-                ((ds, i, ann[i], lab[i]) for i in range(n) if ann[i] is not None),
+                ((ds, i, a, l) for i, a, l in prep.annotations),
             )
         store.log(db, user.name, "upload", ds, dataset=name, rows=n, source=prep.source_name,
                   sha256=prep.source_sha256, labels=prep.labels, mapping=json.loads(prep.mapping.to_json()))

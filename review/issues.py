@@ -81,3 +81,47 @@ def score_rows(labels: np.ndarray, pred_probs: np.ndarray, class_names: Sequence
         "suggested_label": suggested, "is_issue": is_issue.astype(int), "rank": rank, "trust": trust,
         "action": action, "reason": reasons,
     })
+
+
+CONSENSUS_FLAG_BELOW = 0.8   # an item whose consensus has less confidence than this is a suspect
+
+
+def score_consensus(given: np.ndarray, consensus: np.ndarray, quality: np.ndarray, agreement: np.ndarray,
+                    n_annotators: np.ndarray, posteriors: np.ndarray, vote_counts: np.ndarray,
+                    class_names: Sequence[str]) -> pd.DataFrame:
+    """Multi-annotator items: given (n,) the majority vote (-1 none), consensus (n,) (-1 none),
+    quality (n,) confidence in the consensus, agreement (n,), n_annotators (n,),
+    posteriors (n, K), vote_counts (n, K) labels per class.
+
+    Suspect: a shaky consensus (quality below CONSENSUS_FLAG_BELOW), a consensus that
+    differs from the majority vote, or an item nobody labelled. Same columns as
+    score_rows, plus consensus_label, agreement, n_annotators.
+    """
+    n, k = posteriors.shape
+    names = np.asarray(list(class_names), dtype=object)
+    has = consensus >= 0
+    cons_names = np.where(has, names[np.clip(consensus, 0, k - 1)], None)
+    differs = has & (given >= 0) & (consensus != given)
+    is_issue = ~has | (quality < CONSENSUS_FLAG_BELOW) | differs
+    reasons = np.empty(n, dtype=object)
+    for i in np.flatnonzero(is_issue):
+        if not has[i]:
+            reasons[i] = "no annotator labelled this item"
+            continue
+        split = ", ".join(f"{names[c]} {int(vote_counts[i, c])}" for c in np.argsort(-vote_counts[i]) if vote_counts[i, c] > 0)
+        why = f"{int(n_annotators[i])} annotator(s): {split}; consensus {cons_names[i]!r} at {quality[i]:.0%}"
+        if differs[i]:
+            why += f", which overrules the majority vote {names[given[i]]!r}"
+        reasons[i] = why
+    action = np.where(is_issue, "needs review", "keep").astype(object)
+    action[differs & (quality >= RELABEL_CONFIDENCE)] = "relabel"
+    trust = np.where(has, quality, 0.0)
+    order = np.lexsort((np.arange(n), trust, ~is_issue))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(1, n + 1)
+    return pd.DataFrame({
+        "idx": np.arange(n), "quality": trust, "predicted_label": cons_names, "confidence": trust,
+        "suggested_label": cons_names, "is_issue": is_issue.astype(int), "rank": rank, "trust": trust,
+        "action": action, "reason": reasons, "consensus_label": cons_names, "agreement": agreement,
+        "n_annotators": n_annotators,
+    })

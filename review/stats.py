@@ -62,7 +62,8 @@ def suspects_page(db: sqlite_utils.Database, ds: Dataset, after_rank: int = 0, l
         return []
     return list(db.query(
         "SELECT s.rank, i.key AS id, s.idx, i.text, i.given_label, s.predicted_label, s.confidence, s.quality, s.is_issue,"
-        " s.suggested_label, s.trust, s.action, s.reason, COALESCE(st.state, 'open') AS state"
+        " s.suggested_label, s.trust, s.action, s.reason, COALESCE(st.state, 'open') AS state,"
+        " s.consensus_label, s.n_annotators AS annotators, s.agreement"
         " FROM scores s JOIN items i ON i.dataset_id=? AND i.idx=s.idx"
         " LEFT JOIN states st ON st.dataset_id=? AND st.idx=s.idx"
         f" WHERE s.run_id=? AND s.rank>?{' AND s.is_issue=1' if only_issues else ''} ORDER BY s.rank LIMIT ?",

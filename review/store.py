@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DB = "review.db"
 
 SCHEMA = """
@@ -100,10 +100,24 @@ CREATE TABLE IF NOT EXISTS scores (
     action TEXT,                     -- relabel | needs review | keep
     reason TEXT,
     probs TEXT,                      -- JSON list, one probability per class
+    consensus_label TEXT,            -- multi-annotator data: the consensus of the annotators
+    agreement REAL,                  -- share of annotators agreeing with the consensus
+    n_annotators INTEGER,
     PRIMARY KEY (run_id, idx)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS scores_rank ON scores(run_id, rank);
 CREATE INDEX IF NOT EXISTS scores_issue_rank ON scores(run_id, is_issue, rank);
+
+CREATE TABLE IF NOT EXISTS annotator_stats (
+    run_id INTEGER NOT NULL,
+    annotator TEXT NOT NULL,
+    quality REAL,
+    agreement REAL,
+    worst_class TEXT,
+    n_labels INTEGER NOT NULL,
+    PRIMARY KEY (run_id, annotator)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS annotations_annotator ON annotations(dataset_id, annotator, idx);
 
 CREATE TABLE IF NOT EXISTS findings (
     id INTEGER PRIMARY KEY,
@@ -216,6 +230,10 @@ def migrate(db: sqlite_utils.Database) -> None:
         row = db.execute("SELECT value FROM meta_info WHERE key='schema_version'").fetchone()
     if row and int(row[0]) >= SCHEMA_VERSION:
         return
+    if row and int(row[0]) < 2:  # version 1 -> 2: consensus columns on scores
+        for col, kind in (("consensus_label", "TEXT"), ("agreement", "REAL"), ("n_annotators", "INTEGER")):
+            if col not in db["scores"].columns_dict:
+                db.execute(f"ALTER TABLE scores ADD COLUMN {col} {kind}")
     db.conn.executescript(
         "BEGIN IMMEDIATE;\n" + SCHEMA
         + f"\nINSERT OR REPLACE INTO meta_info(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');\nCOMMIT;"

@@ -51,6 +51,7 @@ class Suspect:
     claimed_by: str | None
     meta: dict = field(default_factory=dict)
     latest_review: dict | None = None
+    annotations: list[tuple[str, str]] = field(default_factory=list)   # (annotator, label), multi-annotator data
 
 
 def _state(db, ds_id: int, idx: int) -> tuple[str, int, str | None, str | None, float | None]:
@@ -76,21 +77,25 @@ def get_suspect(db: sqlite_utils.Database, ds: Dataset, idx: int, run_id: int | 
         claimed_by = None
     rev = list(db.query("SELECT * FROM reviews WHERE dataset_id=? AND idx=? ORDER BY id DESC LIMIT 1", [ds.id, idx]))
     key, text, given, meta = item
+    labels_by = db.execute("SELECT annotator, label FROM annotations WHERE dataset_id=? AND idx=? ORDER BY annotator",
+                           [ds.id, idx]).fetchall() if ds.mapping.multi else []
     return Suspect(
         ds.id, idx, key, text, given, current or given, run_id,
         *(sc[:7] if sc else (None,) * 7),
         json.loads(sc[7]) if sc and sc[7] else None,
         state, version, claimed_by, json.loads(meta) if meta else {}, rev[0] if rev else None,
+        [tuple(r) for r in labels_by],
     )
 
 
 def claim_next(db: sqlite_utils.Database, ds: Dataset, user: User, exclude: Sequence[int] = (),
-               action: str | None = None) -> Suspect | None:
+               action: str | None = None, disagrees: str | None = None) -> Suspect | None:
     """The next open suspect for ``user``, most suspect first, claimed for CLAIM_SECONDS.
 
     Returns the suspect the user already holds if any (a rerun shows the same row).
     ``exclude``: rows the user skipped this session. ``action``: only rows with that
-    recommended action. None when the queue is empty.
+    recommended action. ``disagrees``: only rows where that annotator's label differs from
+    the consensus, flagged or not. None when the queue is empty.
     """
     require(user, "annotator", "review suspects")
     run = latest_run(db, ds.id)
@@ -102,15 +107,14 @@ def claim_next(db: sqlite_utils.Database, ds: Dataset, user: User, exclude: Sequ
         held = db.execute(
             "SELECT idx FROM states WHERE dataset_id=? AND state='open' AND claimed_by=? AND claimed_until>? ORDER BY idx LIMIT 1",
             [ds.id, user.name, now]).fetchone()
-        if held and held[0] not in excl and (action is None or store.scalar(
-                db, "SELECT action FROM scores WHERE run_id=? AND idx=?", [run["id"], held[0]]) == action):
+        if held and held[0] not in excl and action is None and disagrees is None:
             idx = held[0]
         else:
             db.execute("UPDATE states SET claimed_by=NULL, claimed_until=NULL WHERE dataset_id=? AND claimed_by=? AND state='open'",
                        [ds.id, user.name])
             sql = (
                 "SELECT s.idx FROM scores s LEFT JOIN states st ON st.dataset_id=? AND st.idx=s.idx"
-                " WHERE s.run_id=? AND s.is_issue=1"
+                " WHERE s.run_id=?" + ("" if disagrees else " AND s.is_issue=1") +
                 " AND (st.state IS NULL OR (st.state='open' AND (st.claimed_by IS NULL OR st.claimed_by=? OR st.claimed_until<?)))"
             )
             params: list = [ds.id, run["id"], user.name, now]
@@ -120,6 +124,9 @@ def claim_next(db: sqlite_utils.Database, ds: Dataset, user: User, exclude: Sequ
             if action:
                 sql += " AND s.action=?"
                 params.append(action)
+            if disagrees:
+                sql += " AND s.idx IN (SELECT a.idx FROM annotations a WHERE a.dataset_id=? AND a.annotator=? AND a.label != s.consensus_label)"
+                params += [ds.id, disagrees]
             row = db.execute(sql + " ORDER BY s.rank LIMIT 1", params).fetchone()
             if row is None:
                 return None
@@ -192,7 +199,7 @@ def decide(db: sqlite_utils.Database, ds: Dataset, idx: int, user: User, decisio
             " claimed_by=NULL, claimed_until=NULL, updated_at=excluded.updated_at",
             [ds.id, idx, DECISION_STATE[decision], version + 1, store.now_iso()])
         store.log(db, user.name, "decision", ds.id, idx, review=cur.lastrowid, decision=decision, new_label=new_label,
-                  previous_label=label_now, note=note, revises=revising)
+                  previous_label=label_now, note=note, revises=revising, took_suggestion=bool(took))
         return cur.lastrowid
 
 
