@@ -31,12 +31,7 @@ data = up.getvalue()
 st.subheader(f"Preview: {len(frame):,} rows, {frame.shape[1]:,} columns")
 st.dataframe(frame.head(20), width="stretch", hide_index=True)
 
-try:
-    guess = ingest.guess_mapping(frame)
-    guess_note = None
-except ReviewError as exc:
-    guess = ingest.Mapping()
-    guess_note = str(exc)
+guess, guess_note = ingest.guess_partial(frame)
 if guess_note:
     st.info(f"Choose the columns yourself: {guess_note}")
 
@@ -48,8 +43,11 @@ text_cols = c1.multiselect("Text column(s): several are joined with a space", co
 label_col = c2.selectbox("Label column", cols, index=cols.index(guess.label) if guess.label in cols else 0, key="map_label")
 id_col = c1.selectbox("Id column (optional: else the row number)", [NONE] + cols,
                       index=([NONE] + cols).index(guess.id) if guess.id else 0, key="map_id")
-ann_col = c2.selectbox("Annotator column (optional)", [NONE] + cols,
-                       index=([NONE] + cols).index(guess.annotator) if guess.annotator else 0, key="map_annotator")
+ann_col = c2.selectbox("Annotator column (optional: several labels per item, one row per label, rows of an item share its id)",
+                       [NONE] + cols, index=([NONE] + cols).index(guess.annotator) if guess.annotator else 0, key="map_annotator")
+with st.expander("Several annotators in columns (wide form: one row per item, one column per annotator)"):
+    wide_cols = st.multiselect("Annotator columns, blank where that annotator did not label the item "
+                               "(the label column is then not used)", cols, key="map_wide")
 with st.expander("Your own predicted probabilities, tabular features, a declared label set"):
     prob_cols = st.multiselect("Probability columns, one per class, named after the class (e.g. prob_sports)", cols,
                                default=guess.probs, key="map_probs")
@@ -59,9 +57,10 @@ with st.expander("Your own predicted probabilities, tabular features, a declared
 name = st.text_input("Dataset name", value=Path(up.name).stem, key="dataset_name_input")
 
 if st.button("Check and ingest", type="primary", key="ingest"):
-    mapping = ingest.Mapping(text=text_cols if not feat_cols or text_cols else [], label=label_col,
+    mapping = ingest.Mapping(text=text_cols if not feat_cols or text_cols else [], label=None if wide_cols else label_col,
                              id=None if id_col == NONE else id_col,
-                             annotator=None if ann_col == NONE else ann_col, probs=prob_cols, features=feat_cols)
+                             annotator=None if ann_col == NONE or wide_cols else ann_col, annotators=wide_cols,
+                             probs=prob_cols, features=feat_cols)
     bar = st.progress(0.0, text="Checking the file")
     try:
         labels = [s for s in label_set.split(",") if s.strip()] or None
@@ -75,6 +74,9 @@ if st.button("Check and ingest", type="primary", key="ingest"):
         ui.error(exc)
         st.stop()
     st.session_state["dataset_name"] = name.strip()
-    st.success(f"Dataset {name.strip()!r} ingested: {len(prep.items):,} rows, classes {', '.join(prep.labels)}. "
+    what = (f"{ui.plural(len(prep.items), 'item')} with {ui.plural(len(prep.annotations), 'label')} from "
+            f"{ui.plural(len({a for _, a, _ in prep.annotations}), 'annotator')} (the majority vote is the given label "
+            "until the audit finds the consensus)") if prep.annotations else ui.plural(len(prep.items), 'row')
+    st.success(f"Dataset {name.strip()!r} ingested: {what}, classes {', '.join(prep.labels)}. "
                "Integrity checks done; run the audit to rank suspects.")
     st.page_link("pages/2_Audit.py", label="Go to the audit")

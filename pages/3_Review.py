@@ -19,7 +19,16 @@ st.progress(prog["decided"] / prog["flagged"],
             text=f"{prog['decided']:,} of {prog['flagged']:,} suspects decided · {prog['open']:,} open · {prog['pending']:,} awaiting verification")
 
 actions = {"All suspects": None, "Relabel": "relabel", "Needs review": "needs review"}
-choice = st.radio("Show", list(actions), horizontal=True, key="action_filter", label_visibility="collapsed")
+disagrees = st.session_state.get("review_disagrees")   # set by the Annotators page
+if disagrees:
+    c1, c2 = st.columns([4, 1])
+    c1.info(f"Showing the items where annotator {disagrees} disagrees with the consensus, flagged or not.")
+    if c2.button("Show all suspects", key="clear_disagrees"):
+        st.session_state.pop("review_disagrees", None)
+        st.rerun()
+    choice = "All suspects"
+else:
+    choice = st.radio("Show", list(actions), horizontal=True, key="action_filter", label_visibility="collapsed")
 
 flash = st.session_state.pop("review_flash", None)
 if flash:
@@ -29,7 +38,7 @@ if state["back"] is not None:
     s = workflow.get_suspect(db, ds, state["back"])
     revising = True
 else:
-    s = workflow.claim_next(db, ds, user, exclude=state["skipped"], action=actions[choice])
+    s = workflow.claim_next(db, ds, user, exclude=state["skipped"], action=actions[choice], disagrees=disagrees)
     revising = False
 if s is None:
     st.success("The queue is empty: every suspect is decided or held by someone else." +
@@ -46,9 +55,11 @@ with left:
         head += " · going back to a row you decided"
     st.markdown(head)
     ui.show_text(s.text, key=f"{ds.id}_{s.idx}")
-    pills = ui.badge(f"given: {s.current_label}", "#d62728")
+    given_name = "majority vote" if ds.mapping.multi and s.current_label == s.given_label else "given"
+    pills = ui.badge(f"{given_name}: {s.current_label}", "#d62728")
     if s.predicted_label is not None:
-        pills += ui.badge(f"model: {s.predicted_label} ({s.confidence:.0%})", "#2ca02c")
+        source = "consensus" if ds.mapping.multi else "model"
+        pills += ui.badge(f"{source}: {s.predicted_label} ({s.confidence:.0%})", "#2ca02c")
     if s.suggested_label and s.suggested_label != s.predicted_label:
         pills += ui.badge(f"suggested: {s.suggested_label}", "#1f77b4")
     if s.action:
@@ -56,6 +67,10 @@ with left:
     st.html(pills)
     if s.reason:
         st.markdown(f"**Why it is flagged:** {ui.escape_md(s.reason)}")
+    if s.annotations:
+        st.markdown("**Every annotator's label**")
+        st.dataframe([{"annotator": a, "label": l} for a, l in s.annotations], hide_index=True,
+                     height=min(36 * (len(s.annotations) + 1) + 2, 300))
     if s.meta:
         with st.expander("Other columns"):
             st.json(s.meta)
@@ -64,7 +79,8 @@ with left:
                    f"{s.latest_review['verify_note']}")
 with right:
     if s.probs:
-        st.plotly_chart(charts.class_probabilities(ds.labels, s.probs, s.current_label, s.predicted_label), key="probs")
+        st.plotly_chart(charts.class_probabilities(ds.labels, s.probs, s.current_label, s.predicted_label,
+                                                   "Consensus" if ds.mapping.multi else "Model"), key="probs")
 
 if revising and not (s.latest_review and s.latest_review["reviewer"] == user.name and s.latest_review["status"] == "pending"):
     st.info(f"This row is {s.state}" + (f" ({s.latest_review['status']})" if s.latest_review else "") + ": it can no longer be changed here.")

@@ -42,7 +42,7 @@ for r in page:
             st.html(ui.badge(f"given: {r['given_label']}", "#d62728") + ui.badge(change, "#ff7f0e"))
             st.markdown(f"**{ui.escape_md(r['key'])}** (row {r['idx']}) · by **{ui.escape_md(r['reviewer'])}** at {r['created_at'][:16].replace('T', ' ')}")
             if r["predicted_label"] is not None:
-                st.markdown(f"model: **{ui.escape_md(r['predicted_label'])}** ({r['confidence']:.0%}), quality {r['quality']:.3f}")
+                st.markdown(f"{'consensus' if ds.mapping.multi else 'model'}: **{ui.escape_md(r['predicted_label'])}** ({r['confidence']:.0%}), quality {r['quality']:.3f}")
             if r["note"]:
                 st.markdown(f"note: {ui.escape_md(r['note'])}")
         c = st.columns([1, 3, 1, 2, 1])

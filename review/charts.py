@@ -4,14 +4,15 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 
-def class_probabilities(labels: list[str], probs: list[float], given: str | None, predicted: str | None) -> go.Figure:
-    """Bar chart of the model's probability for every class; the given and predicted labels coloured."""
+def class_probabilities(labels: list[str], probs: list[float], given: str | None, predicted: str | None,
+                        source: str = "Model") -> go.Figure:
+    """Bar chart of the model's (or the consensus') probability for every class; the given and predicted labels coloured."""
     colors = ["#d62728" if l == given else "#2ca02c" if l == predicted else "#9aa5b1" for l in labels]
     fig = go.Figure(go.Bar(x=probs, y=labels, orientation="h", marker_color=colors,
                            text=[f"{p:.0%}" for p in probs], textposition="auto"))
     fig.update_layout(height=60 + 28 * len(labels), margin=dict(l=10, r=10, t=30, b=10),
                       xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(autorange="reversed"),
-                      title=dict(text="Model probability per class (red: given, green: predicted)", font=dict(size=13)))
+                      title=dict(text=f"{source} probability per class (red: given, green: predicted)", font=dict(size=13)))
     return fig
 
 
@@ -58,4 +59,40 @@ def review_progress(counts: dict[str, int]) -> go.Figure:
     fig = go.Figure([go.Bar(name=s, y=["suspects"], x=[counts.get(s, 0)], orientation="h", marker_color=colors[s])
                      for s in order if counts.get(s, 0)])
     fig.update_layout(barmode="stack", height=170, margin=dict(l=10, r=10, t=40, b=10), title="Review progress")
+    return fig
+
+
+def annotator_quality(rows: list[dict]) -> go.Figure:
+    """rows: annotator, quality, n_labels -> scatter of quality against labels given."""
+    fig = go.Figure(go.Scatter(x=[r["n_labels"] for r in rows], y=[r["quality"] for r in rows], mode="markers",
+                               text=[str(r["annotator"]) for r in rows],
+                               hovertemplate="annotator %{text}<br>%{x} labels<br>quality %{y:.2f}<extra></extra>"))
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), title="Annotator quality against labels given",
+                      xaxis_title="labels given", yaxis_title="quality", xaxis_type="log")
+    return fig
+
+
+def pairwise_agreement(pairs: list[dict]) -> go.Figure:
+    """pairs: a, b, shared, agreement -> heatmap of agreement on shared items."""
+    names = sorted({p["a"] for p in pairs} | {p["b"] for p in pairs})
+    pos = {n: i for i, n in enumerate(names)}
+    z = [[None] * len(names) for _ in names]
+    text = [[""] * len(names) for _ in names]
+    for p in pairs:
+        for x, y in ((p["a"], p["b"]), (p["b"], p["a"])):
+            z[pos[x]][pos[y]] = p["agreement"]
+            text[pos[x]][pos[y]] = f"{p['shared']} shared"
+    fig = go.Figure(go.Heatmap(z=z, x=names, y=names, text=text, colorscale="Viridis", zmin=0, zmax=1,
+                               hovertemplate="%{y} & %{x}: %{z:.2f} (%{text})<extra></extra>"))
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10),
+                      title="Pairwise agreement on shared items (annotators with most labels)",
+                      xaxis=dict(type="category"), yaxis=dict(type="category", autorange="reversed"))
+    return fig
+
+
+def annotator_confusion(labels: list[str], rows: list[tuple[str, str, int]], who: str) -> go.Figure:
+    """rows: (consensus, annotator's label, count) -> heatmap."""
+    fig = confusion(labels, rows)
+    fig.update_layout(title=f"{who}: consensus (rows) vs their label (columns)", xaxis_title=f"{who} said",
+                      yaxis_title="consensus")
     return fig

@@ -113,6 +113,7 @@ NAV = [  # (page file, label, lowest role that may use it)
     ("pages/4_Verify.py", "Verify", "lead"),
     ("pages/5_Export.py", "Export", "lead"),
     ("pages/6_Audit_trail.py", "Audit trail", "lead"),
+    ("pages/8_Annotators.py", "Annotators", "lead"),
     ("pages/7_Users.py", "Users", "admin"),
 ]
 
