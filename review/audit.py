@@ -104,14 +104,37 @@ def _crowd_scores(db, ds: Dataset, texts, given: np.ndarray, progress: Progress)
     return scored, res
 
 
+def _ner_findings(corpus) -> list:
+    """Sentences whose tags break the dataset's scheme -> one finding (rows = sentences)."""
+    from . import ner
+    bad = {}
+    for i, s in enumerate(corpus.sentences):
+        v = ner.scheme_violations(s.tags, corpus.scheme)
+        if v:
+            bad[i] = "; ".join(f"token {j} {s.tokens[j]!r}: {why}" for j, why in v[:3])
+    if not bad:
+        return []
+    first = min(bad)
+    return [integrity.Finding(
+        "scheme_violation", sorted(bad),
+        f"{len(bad):,} sentence(s) have tags that break {corpus.scheme} (first: sentence {first}: {bad[first]}). "
+        "Review them: the corrected tags must be valid.",
+        {"reasons": {str(k): v for k, v in bad.items()}, "scheme": corpus.scheme})]
+
+
 def run_integrity(db: sqlite_utils.Database, name_or_id, user: User) -> int:
-    """The free checks alone (no model): a run of kind 'integrity'; its rows become suspects."""
+    """The free checks alone (no model): a run of kind 'integrity'; its rows become suspects.
+    For NER: tags that break the scheme."""
     require(user, "lead", "run audits")
     ds = get(db, name_or_id)
     run_id = _start_run(db, ds, "integrity", user, {})
     try:
-        items = load_items(db, ds)
-        findings = integrity.check_items(items["text"], items["given_label"], ds.labels if ds.label_set_declared else None)
+        if ds.task == "ner":
+            from . import ner_store
+            findings = _ner_findings(ner_store.load_given(db, ds))
+        else:
+            items = load_items(db, ds)
+            findings = integrity.check_items(items["text"], items["given_label"], ds.labels if ds.label_set_declared else None)
         reasons, _ = _reasons(findings)
         rows = sorted(reasons)
         with store.transaction(db):
@@ -137,6 +160,8 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
     """
     require(user, "lead", "run audits")
     ds = get(db, name_or_id)
+    if ds.task == "ner":
+        return run_ner_audit(db, ds, user, progress, n_folds)
     t0 = time.perf_counter()
     run_id = _start_run(db, ds, "audit", user, {"folds": n_folds})
     try:
@@ -205,6 +230,42 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
                        [store.now_iso(), json.dumps(metrics), json.dumps(res.params), run_id])
             store.log(db, user.name, "audit_run", ds.id, run=run_id, flagged=metrics["flagged"], rows=ds.n_items)
         progress(1.0, f"Done: {metrics['flagged']:,} suspects among {ds.n_items:,} rows")
+    except BaseException as exc:
+        _fail_run(db, run_id, exc)
+        raise
+    return run_id
+
+
+def run_ner_audit(db: sqlite_utils.Database, ds: Dataset, user: User, progress: Progress = _noop,
+                  n_folds: int = 5) -> int:
+    """NER: scheme check + out-of-sample per-token probabilities (cross-validated by document;
+    or the upload's own) + cleanlab token classification -> a new run id."""
+    from . import ner, ner_store
+    t0 = time.perf_counter()
+    run_id = _start_run(db, ds, "audit", user, {"folds": n_folds})
+    try:
+        progress(0.0, "Loading sentences")
+        corpus = ner_store.load_given(db, ds)
+        findings = _ner_findings(corpus)
+        if corpus.prob_tag_names:
+            progress(0.1, "Using the probabilities from the upload")
+            probs, names = ner_store.given_probs_iob2(corpus)
+            params = {"model": "given per-token probabilities"}
+        else:
+            probs, names = ner.token_probs(corpus, lambda f, m: progress(0.05 + 0.8 * f, m), n_folds=n_folds)
+            params = {"model": "SGD logistic regression on token-window features, temperature-scaled",
+                      "folds": n_folds, "cross-validation": "by document" if len({s.doc for s in corpus.sentences}) >= n_folds else "by sentence"}
+        with store.transaction(db):
+            _write_findings(db, run_id, findings)
+        metrics = ner_store.score_run(db, run_id, corpus, probs, names, lambda f, m: progress(0.86 + 0.12 * f, m))
+        metrics["findings"] = {f.kind: len(f.rows) for f in findings}
+        metrics["seconds"] = round(time.perf_counter() - t0, 2)
+        with store.transaction(db):
+            db.execute("UPDATE runs SET status='done', finished_at=?, metrics=?, params=? WHERE id=?",
+                       [store.now_iso(), json.dumps(metrics), json.dumps(params), run_id])
+            store.log(db, user.name, "audit_run", ds.id, run=run_id, flagged=metrics["flagged"], rows=ds.n_items,
+                      flagged_tokens=metrics["flagged tokens"])
+        progress(1.0, f"Done: {metrics['flagged']:,} suspect sentences ({metrics['flagged tokens']:,} tokens) among {ds.n_items:,}")
     except BaseException as exc:
         _fail_run(db, run_id, exc)
         raise

@@ -43,12 +43,13 @@ def _mapping(df, args) -> ingest.Mapping:
 
 
 def cmd_ingest(db, args) -> int:
-    if args.task != "text":
-        raise ReviewError(f"Task {args.task!r} is not supported yet: use --task text.")
     path = Path(args.file)
     if not path.is_file():
         raise ReviewError(f"No file at {path}: check the path.")
     data = path.read_bytes()
+    from . import ner_store
+    if args.task == "ner" or (args.task is None and ner_store.looks_like_ner(data, path.name)):
+        return _ingest_ner(db, args, path, data)
     df = ingest.read_table(data, path.name, no_header=args.no_header)
     mapping = _mapping(df, args)
     labels = [s for s in args.labels.split(",")] if args.labels else None
@@ -64,6 +65,17 @@ def cmd_ingest(db, args) -> int:
     return 0
 
 
+def _ingest_ner(db, args, path: Path, data: bytes) -> int:
+    from . import audit, ner_store
+    corpus = ner_store.read_corpus(data, path.name)
+    ds_id = ner_store.write_ner_dataset(db, corpus, data, args.name, auth.SYSTEM,
+                                        _bar() if len(corpus.sentences) > 20_000 else None)
+    audit.run_integrity(db, ds_id, auth.SYSTEM)
+    print(f"ingested {len(corpus.sentences):,} sentences ({corpus.n_tokens:,} tokens) into dataset {args.name!r} (id {ds_id}); "
+          f"{corpus.format}, scheme {corpus.scheme}; entity types: {', '.join(corpus.entity_types)}")
+    return 0
+
+
 def cmd_audit(db, args) -> int:
     from . import audit
     run_id = audit.run_audit(db, args.name, auth.SYSTEM, progress=_bar())
@@ -73,6 +85,13 @@ def cmd_audit(db, args) -> int:
     m = run["metrics"]
     agree = (f"consensus differs from the majority vote on {m['consensus differs from majority vote']:,} items"
              if "annotators" in m else f"model agrees with given labels on {m['model agreement with given labels']:.1%}")
+    if ds.task == "ner":
+        print(f"run {run_id}: {m['flagged']:,} suspect sentences ({m['flagged tokens']:,} tokens) among {m['sentences']:,} "
+              f"sentences and {m['tokens']:,} tokens ({m['relabel']:,} relabel, {m['needs review']:,} needs review); "
+              f"out-of-sample token accuracy {m['model agreement with given labels']:.1%}; {m['seconds']} s")
+        for f in stats.findings(db, run_id):
+            print(f"  {f['kind']}: {f['message']}")
+        return 0
     print(f"run {run_id}: {m['flagged']:,} suspects among {m['rows']:,} rows "
           f"({m['relabel']:,} relabel, {m['needs review']:,} needs review); {agree}; {m['seconds']} s")
     for f in stats.findings(db, run_id):
@@ -95,6 +114,14 @@ def cmd_suspects(db, args) -> int:
             "suggested_label", "trust", "action", "state", "reason"]
     if ds.mapping.multi:
         cols[7:7] = ["consensus_label", "annotators", "agreement"]
+    if ds.task == "ner":
+        cols.insert(7, "tokens")
+        flagged = _flagged_tokens(db, ds, [r["idx"] for r in rows])
+        for r in rows:
+            r["tokens"] = flagged.get(r["idx"], [])
+            if args.format == "json":
+                for c in ("given_label", "predicted_label", "suggested_label"):
+                    r[c] = json.loads(r[c]) if r[c] else r[c]
     out = [{c: r[c] for c in cols} for r in rows]
     if args.format == "json":
         json.dump(out, sys.stdout, ensure_ascii=False, indent=1)
@@ -106,6 +133,19 @@ def cmd_suspects(db, args) -> int:
         for r in out:
             w.writerow([export.safe_cell(r[c]) for c in cols])
     return 0
+
+
+def _flagged_tokens(db, ds, idxs: list[int]) -> dict[int, list[int]]:
+    from .datasets import latest_run
+    run = latest_run(db, ds.id)
+    out: dict[int, list[int]] = {}
+    if run:
+        for start in range(0, len(idxs), 500):
+            part = idxs[start:start + 500]
+            for idx, tok in db.execute(f"SELECT idx, token FROM token_issues WHERE run_id=? AND idx IN ({','.join('?' * len(part))}) ORDER BY idx, token",
+                                       [run["id"], *part]):
+                out.setdefault(idx, []).append(tok)
+    return out
 
 
 def cmd_annotators(db, args) -> int:
@@ -126,8 +166,16 @@ def cmd_annotators(db, args) -> int:
 
 def cmd_export(db, args) -> int:
     ds = get(db, args.name)
-    export.write_file(export.export_cleaned(db, ds, auth.SYSTEM, args.only_verified), args.out)
-    msg = f"wrote cleaned labels of {ds.name!r} to {args.out}"
+    if ds.task == "ner":
+        fmt = args.format or ("jsonl" if args.out.lower().endswith((".jsonl", ".ndjson")) else "conll")
+        if fmt == "csv":
+            export.write_file(export.export_cleaned(db, ds, auth.SYSTEM, args.only_verified), args.out)
+        else:
+            export.write_file(iter([export.export_ner(db, ds, auth.SYSTEM, fmt)]), args.out)
+        msg = f"wrote the cleaned corpus of {ds.name!r} ({fmt}) to {args.out}"
+    else:
+        export.write_file(export.export_cleaned(db, ds, auth.SYSTEM, args.only_verified), args.out)
+        msg = f"wrote cleaned labels of {ds.name!r} to {args.out}"
     if args.audit_trail:
         export.write_file(export.export_audit(db, auth.SYSTEM, ds.id), args.audit_trail)
         msg += f" and its audit trail to {args.audit_trail}"
@@ -181,7 +229,7 @@ def parser() -> argparse.ArgumentParser:
     s = add("ingest", "load a CSV, TSV, JSONL or Parquet file as a dataset")
     s.add_argument("file")
     s.add_argument("--name", required=True)
-    s.add_argument("--task", default="text", choices=["text", "ner"])
+    s.add_argument("--task", choices=["text", "ner"], help="default: ner for CoNLL files (and JSONL with \"tokens\"), else text")
     s.add_argument("--text-col", help="column name(s) or 1-based positions, comma-separated (joined with a space)")
     s.add_argument("--label-col")
     s.add_argument("--id-col")
@@ -206,6 +254,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--only-verified", action="store_true")
     s.add_argument("--audit-trail", help="also write the dataset's audit trail to this CSV")
+    s.add_argument("--format", choices=["csv", "conll", "jsonl"],
+                   help="NER: conll (the upload's format, scheme and columns; the default), jsonl, or csv (one row per sentence)")
     s = add("users", "manage accounts")
     us = s.add_subparsers(dest="users_cmd", required=True)
     a = us.add_parser("add")

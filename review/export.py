@@ -124,6 +124,16 @@ def export_annotators(db: sqlite_utils.Database, ds: Dataset, user: User) -> Ite
     return _csv_chunks(ANNOTATOR_COLUMNS, ([r[c] for c in ANNOTATOR_COLUMNS] for r in annotator_table(db, ds)))
 
 
+def export_ner(db: sqlite_utils.Database, ds: Dataset, user: User, fmt: str = "conll") -> str:
+    """NER: the cleaned corpus, 'conll' (the upload's format, scheme and columns; only verified tags
+    change) or 'jsonl'. Logged in the audit trail. Leads only."""
+    from . import ner_store
+    require(user, "lead", "export")
+    text = ner_store.export_jsonl(db, ds) if fmt == "jsonl" else ner_store.export_conll(db, ds)
+    store.log(db, user.name, "export", ds.id, what=f"cleaned corpus ({fmt})")
+    return text
+
+
 def write_file(chunks: Iterator[str], path: str) -> int:
     """Write CSV chunks to ``path``; returns the number of characters written."""
     n = 0

@@ -44,6 +44,11 @@ class Mapping:
     probs: list[str] = field(default_factory=list)    # one column per class
     features: list[str] = field(default_factory=list)  # tabular: feature columns, no text
     annotators: list[str] = field(default_factory=list)  # wide multi-annotator form: one column per annotator
+    # NER uploads: how the file was read
+    format: str | None = None          # 'conll' | 'jsonl'
+    scheme: str | None = None          # 'IOB1' | 'IOB2' | 'BIOES'
+    n_columns: int = 0                 # CoNLL columns (token first, tag last)
+    prob_tags: list[str] = field(default_factory=list)   # JSONL pred_probs: their tag order
 
     @property
     def multi(self) -> bool:

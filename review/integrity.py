@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-KINDS = ("empty_text", "null_label", "unknown_label", "conflicting_duplicates", "shifted_block")
+KINDS = ("empty_text", "null_label", "unknown_label", "conflicting_duplicates", "shifted_block", "scheme_violation")
 
 # Shifted-block detector tuning (see detect_shifted_blocks).
 CLIP = 3.0          # |log-ratio| cap per row, so one confident row cannot dominate
@@ -70,6 +70,8 @@ class Finding:
             step = -1 if d["direction"] == "prev" else 1
             return (f"in shifted block rows {d['start']}–{d['end']}; "
                     f"its label fits row {row + step}'s text")
+        if self.kind == "scheme_violation":   # NER: rows are sentences
+            return f"not valid {d.get('scheme', 'in its scheme')}: {d['reasons'][str(row)]}"
         return self.message
 
 

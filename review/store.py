@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import sqlite_utils
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_DB = "review.db"
 
 SCHEMA = """
@@ -118,6 +118,25 @@ CREATE TABLE IF NOT EXISTS annotator_stats (
     PRIMARY KEY (run_id, annotator)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS annotations_annotator ON annotations(dataset_id, annotator, idx);
+
+CREATE TABLE IF NOT EXISTS sources (   -- NER: the uploaded file, for an export that keeps every other byte
+    dataset_id INTEGER PRIMARY KEY REFERENCES datasets(id),
+    content BLOB NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS token_issues (   -- NER: one row per flagged token of a run
+    run_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,            -- sentence
+    token INTEGER NOT NULL,          -- 0-based position in the sentence
+    text TEXT NOT NULL,
+    given_tag TEXT NOT NULL,
+    predicted_tag TEXT NOT NULL,
+    confidence REAL,
+    quality REAL,
+    reason TEXT,
+    PRIMARY KEY (run_id, idx, token)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS token_issues_swap ON token_issues(run_id, given_tag, predicted_tag, idx);
 
 CREATE TABLE IF NOT EXISTS findings (
     id INTEGER PRIMARY KEY,

@@ -52,6 +52,7 @@ class Suspect:
     meta: dict = field(default_factory=dict)
     latest_review: dict | None = None
     annotations: list[tuple[str, str]] = field(default_factory=list)   # (annotator, label), multi-annotator data
+    tokens: list[str] | None = None     # NER: the sentence's tokens (labels are then JSON lists of tags)
 
 
 def _state(db, ds_id: int, idx: int) -> tuple[str, int, str | None, str | None, float | None]:
@@ -62,7 +63,7 @@ def _state(db, ds_id: int, idx: int) -> tuple[str, int, str | None, str | None, 
 
 def get_suspect(db: sqlite_utils.Database, ds: Dataset, idx: int, run_id: int | None = None) -> Suspect:
     """Everything about one row: the item, its scores in the run, its state and latest review."""
-    item = db.execute("SELECT key, text, given_label, meta FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx]).fetchone()
+    item = db.execute("SELECT key, text, given_label, meta, tokens FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx]).fetchone()
     if item is None:
         raise NotFound(f"Dataset {ds.name!r} has no row {idx}.")
     if run_id is None:
@@ -76,7 +77,7 @@ def get_suspect(db: sqlite_utils.Database, ds: Dataset, idx: int, run_id: int | 
     if claimed_until is not None and claimed_until < time.time():
         claimed_by = None
     rev = list(db.query("SELECT * FROM reviews WHERE dataset_id=? AND idx=? ORDER BY id DESC LIMIT 1", [ds.id, idx]))
-    key, text, given, meta = item
+    key, text, given, meta, tokens = item
     labels_by = db.execute("SELECT annotator, label FROM annotations WHERE dataset_id=? AND idx=? ORDER BY annotator",
                            [ds.id, idx]).fetchall() if ds.mapping.multi else []
     return Suspect(
@@ -84,18 +85,34 @@ def get_suspect(db: sqlite_utils.Database, ds: Dataset, idx: int, run_id: int | 
         *(sc[:7] if sc else (None,) * 7),
         json.loads(sc[7]) if sc and sc[7] else None,
         state, version, claimed_by, json.loads(meta) if meta else {}, rev[0] if rev else None,
-        [tuple(r) for r in labels_by],
+        [tuple(r) for r in labels_by], json.loads(tokens) if tokens else None,
     )
 
 
+def _check_ner_tags(db, ds: Dataset, idx: int, tags) -> str:
+    """A NER correction (a list of tags, or its JSON) -> canonical JSON; ReviewError naming the bad token."""
+    from . import ner_store
+    if isinstance(tags, str):
+        try:
+            tags = json.loads(tags)
+        except ValueError:
+            raise ReviewError("A sentence correction is a list of tags, one per token.") from None
+    if not isinstance(tags, (list, tuple)):
+        raise ReviewError("A sentence correction is a list of tags, one per token.")
+    n = len(json.loads(store.scalar(db, "SELECT tokens FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx]) or "[]"))
+    return ner_store.check_tags(ds, n, tags)
+
+
 def claim_next(db: sqlite_utils.Database, ds: Dataset, user: User, exclude: Sequence[int] = (),
-               action: str | None = None, disagrees: str | None = None) -> Suspect | None:
+               action: str | None = None, disagrees: str | None = None,
+               swap: tuple[str, str] | None = None) -> Suspect | None:
     """The next open suspect for ``user``, most suspect first, claimed for CLAIM_SECONDS.
 
     Returns the suspect the user already holds if any (a rerun shows the same row).
     ``exclude``: rows the user skipped this session. ``action``: only rows with that
     recommended action. ``disagrees``: only rows where that annotator's label differs from
-    the consensus, flagged or not. None when the queue is empty.
+    the consensus, flagged or not. ``swap``: NER, only sentences with a flagged token
+    given swap[0] and predicted swap[1]. None when the queue is empty.
     """
     require(user, "annotator", "review suspects")
     run = latest_run(db, ds.id)
@@ -107,7 +124,7 @@ def claim_next(db: sqlite_utils.Database, ds: Dataset, user: User, exclude: Sequ
         held = db.execute(
             "SELECT idx FROM states WHERE dataset_id=? AND state='open' AND claimed_by=? AND claimed_until>? ORDER BY idx LIMIT 1",
             [ds.id, user.name, now]).fetchone()
-        if held and held[0] not in excl and action is None and disagrees is None:
+        if held and held[0] not in excl and action is None and disagrees is None and swap is None:
             idx = held[0]
         else:
             db.execute("UPDATE states SET claimed_by=NULL, claimed_until=NULL WHERE dataset_id=? AND claimed_by=? AND state='open'",
@@ -127,6 +144,9 @@ def claim_next(db: sqlite_utils.Database, ds: Dataset, user: User, exclude: Sequ
             if disagrees:
                 sql += " AND s.idx IN (SELECT a.idx FROM annotations a WHERE a.dataset_id=? AND a.annotator=? AND a.label != s.consensus_label)"
                 params += [ds.id, disagrees]
+            if swap:
+                sql += " AND s.idx IN (SELECT t.idx FROM token_issues t WHERE t.run_id=s.run_id AND t.given_tag=? AND t.predicted_tag=?)"
+                params += list(swap)
             row = db.execute(sql + " ORDER BY s.rank LIMIT 1", params).fetchone()
             if row is None:
                 return None
@@ -164,7 +184,11 @@ def decide(db: sqlite_utils.Database, ds: Dataset, idx: int, user: User, decisio
             raise NotFound(f"Dataset {ds.name!r} has no row {idx}.")
         state, version, current, claimed_by, claimed_until = _state(db, ds.id, idx)
         label_now = current or item[0]
-        if decision == "relabel":
+        if decision == "relabel" and ds.task == "ner":
+            new_label = _check_ner_tags(db, ds, idx, new_label)
+            if new_label == label_now:
+                raise ReviewError(f"Sentence {idx} already has these tags: choose keep, or change a tag.")
+        elif decision == "relabel":
             if new_label not in ds.labels:
                 raise ReviewError(f"{new_label!r} is not a label of {ds.name!r}: choose one of {', '.join(ds.labels)}.")
             if new_label == label_now:
@@ -233,7 +257,11 @@ def verify(db: sqlite_utils.Database, review_id: int, user: User, action: str, s
                 raise ReviewError("Say why you reject the decision: the note goes back to the annotator.")
             final, new_state, new_status, new_current = None, "open", "rejected", current
         else:
-            if label not in labels:
+            ds_task = store.scalar(db, "SELECT task FROM datasets WHERE id=?", [ds_id])
+            if ds_task == "ner":
+                from .datasets import get as get_dataset
+                label = _check_ner_tags(db, get_dataset(db, ds_id), idx, label)
+            elif label not in labels:
                 raise ReviewError(f"{label!r} is not a label of this dataset: choose one of {', '.join(labels)}.")
             final, new_state, new_status, new_current = label, "overridden", "overridden", label
         now = store.now_iso()

@@ -1,0 +1,222 @@
+"""NER through the whole loop with real SQLite files, real cleanlab and the real CoNLL-2003 dev
+file (its first documents): ingest, audit, review queue, token corrections, verify, swaps,
+export (CoNLL byte for byte but the changed tags, and JSONL), the `review` command."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from review import audit, auth, datasets, ner, ner_store, store, workflow
+from review.errors import IngestError, PermissionDenied, ReviewError
+
+from conftest import PASSWORD, counts
+
+CONLL = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003" / "eng.testa"
+N_DOCS = 40
+LEAD, ANNA = auth.User("lena", "lead"), auth.User("anna", "annotator")
+
+
+def conll_slice(n_docs: int = N_DOCS) -> bytes:
+    """The first ``n_docs`` documents of eng.testa, byte for byte."""
+    if not CONLL.is_file():
+        pytest.fail(f"{CONLL} is missing: the NER tests read the real CoNLL-2003 data")
+    data = CONLL.read_bytes()
+    starts = [i for i in range(len(data)) if data.startswith(b"-DOCSTART-", i) and (i == 0 or data[i - 1:i] == b"\n")][: n_docs + 1]
+    return data[: starts[n_docs]] if len(starts) > n_docs else data
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ner") / "template.db"
+    db = store.connect(path)
+    admin = auth.create_user(db, "alice", "admin", PASSWORD, None)
+    lead = auth.create_user(db, "lena", "lead", PASSWORD, admin)
+    auth.create_user(db, "anna", "annotator", PASSWORD, admin)
+    data = conll_slice()
+    ds_id = ner_store.write_ner_dataset(db, ner_store.read_corpus(data, "dev.conll"), data, "dev", lead)
+    audit.run_integrity(db, ds_id, lead)
+    audit.run_audit(db, ds_id, lead)
+    db.conn.close()
+    return path
+
+
+@pytest.fixture
+def ndb(tmp_path, audited):
+    path = tmp_path / "n.db"
+    src, dst = sqlite3.connect(str(audited)), sqlite3.connect(str(path))
+    src.backup(dst)
+    src.close()
+    dst.close()
+    db = store.connect(path)
+    yield db
+    db.conn.close()
+
+
+def verify(db, review_id: int, user, action: str, label=None, note: str = "") -> None:
+    version = store.scalar(db, "SELECT st.version FROM reviews r JOIN states st ON st.dataset_id=r.dataset_id AND st.idx=r.idx"
+                               " WHERE r.id=?", [review_id])
+    workflow.verify(db, review_id, user, action, version, label=label, note=note)
+
+
+def test_ingest_stores_sentences_and_the_file(ndb):
+    ds = datasets.get(ndb, "dev")
+    corpus = ner.parse_conll(conll_slice().decode("utf-8"), "dev.conll")
+    assert ds.task == "ner" and ds.mapping.scheme == "IOB1" and ds.mapping.format == "conll" and ds.mapping.n_columns == 4
+    assert ds.n_items == len(corpus.sentences)
+    first = list(ndb.query("SELECT key, tokens, given_tags, given_label, meta FROM items WHERE dataset_id=? AND idx=0", [ds.id]))[0]
+    assert json.loads(first["tokens"]) == corpus.sentences[0].tokens
+    assert json.loads(first["given_label"]) == corpus.sentences[0].tags == json.loads(first["given_tags"])
+    assert json.loads(first["meta"]) == {"doc": 0, "line": 3}
+    assert bytes(store.scalar(ndb, "SELECT content FROM sources WHERE dataset_id=?", [ds.id])) == conll_slice()
+    assert set(ner_store.tag_options(ds)) >= {"O", "I-PER", "B-PER", "I-ORG", "I-LOC", "I-MISC"}
+
+
+def test_refusals_name_the_line_and_write_nothing(db, lead):
+    before = counts(db)
+    bad = conll_slice(2).replace(b"\n- : O O\n", b"\n- O O\n", 1)
+    with pytest.raises(IngestError, match=r"dev\.conll, line 4: 3 columns where the file's first token line has 4"):
+        ner_store.read_corpus(bad, "dev.conll")
+    bad = conll_slice(2).replace(b"LEICESTERSHIRE NNP I-NP I-ORG", b"LEICESTERSHIRE NNP I-NP X-ORG", 1)
+    with pytest.raises(IngestError, match=r"line 5"):
+        ner_store.read_corpus(bad, "dev.conll")
+    with pytest.raises(IngestError, match=r"line 2.*2 tags for 3 tokens"):
+        ner_store.read_corpus(b'{"tokens": ["a"], "tags": ["O"]}\n{"tokens": ["a", "b", "c"], "tags": ["O", "B-X"]}\n', "x.jsonl")
+    with pytest.raises(IngestError, match="not UTF-8"):
+        ner_store.read_corpus(b"caf\xe9 O\n", "latin.conll")
+    only_o = b"a O\nb O\n\nc O\n"
+    with pytest.raises(IngestError, match="every tag is O"):
+        ner_store.write_ner_dataset(db, ner_store.read_corpus(only_o, "o.conll"), only_o, "o", lead)
+    assert counts(db) == before
+
+
+def test_audit_flags_sentences_and_tokens(ndb):
+    ds = datasets.get(ndb, "dev")
+    run = datasets.latest_run(ndb, ds.id)
+    m = run["metrics"]
+    assert run["kind"] == "audit" and m["sentences"] == ds.n_items and m["flagged"] > 0
+    assert m["flagged tokens"] == store.scalar(ndb, "SELECT COUNT(*) FROM token_issues WHERE run_id=?", [run["id"]])
+    assert m["model agreement with given labels"] > 0.85
+    flagged = store.scalar(ndb, "SELECT COUNT(*) FROM scores WHERE run_id=? AND is_issue=1", [run["id"]])
+    assert flagged == m["flagged"]
+    # every flagged sentence has flagged tokens, the token view points at them, the suggestion is valid
+    for idx, probs, sugg, reason in ndb.execute(
+            "SELECT idx, probs, suggested_label, reason FROM scores WHERE run_id=? AND is_issue=1 ORDER BY rank LIMIT 50", [run["id"]]):
+        view = json.loads(probs)
+        toks = [r[0] for r in ndb.execute("SELECT token FROM token_issues WHERE run_id=? AND idx=? ORDER BY token", [run["id"], idx])]
+        assert view["flagged"] == toks and toks
+        assert not ner.scheme_violations(json.loads(sugg), "IOB1")
+        assert f"token {toks[0]} " in reason
+    swaps = ner_store.swaps(ndb, ds)
+    assert swaps and swaps[0]["tokens"] >= swaps[-1]["tokens"] and swaps[0]["given_tag"] != swaps[0]["predicted_tag"]
+
+
+def test_token_correction_verify_and_export_change_one_tag(ndb):
+    ds = datasets.get(ndb, "dev")
+    s = workflow.claim_next(ndb, ds, ANNA)
+    assert s.tokens and json.loads(s.given_label) and s.probs["flagged"]
+    tags = json.loads(s.current_label)
+    j = s.probs["flagged"][0]
+    # an invalid sequence is refused naming the token; a wrong length too
+    bad = list(tags)
+    bad[j] = "B-PER" if (j == 0 or tags[j - 1][2:] != "PER") else "B-LOC"
+    with pytest.raises(ReviewError, match=rf"token {j}"):
+        workflow.decide(ndb, ds, s.idx, ANNA, "relabel", s.version, new_label=bad)
+    with pytest.raises(ReviewError, match="tokens but"):
+        workflow.decide(ndb, ds, s.idx, ANNA, "relabel", s.version, new_label=tags[:-1])
+    new = list(tags)
+    new[j] = "O" if tags[j] != "O" else "I-MISC"
+    new = ner.from_iob2(ner.to_iob2(new, "IOB1"), "IOB1")
+    rid = workflow.decide(ndb, ds, s.idx, ANNA, "relabel", s.version, new_label=new)
+    with pytest.raises(PermissionDenied):
+        verify(ndb, rid, ANNA, "approve")
+    verify(ndb, rid, LEAD, "approve")
+
+    out = ner_store.export_conll(ndb, ds).encode("utf-8")
+    before, after = conll_slice().split(b"\n"), out.split(b"\n")
+    assert len(before) == len(after)
+    changed = [k for k, (a, b) in enumerate(zip(before, after)) if a != b]
+    want = [k for k in range(len(new)) if new[k] != tags[k]]
+    assert len(changed) == len(want) >= 1
+    first_line = json.loads(store.scalar(ndb, "SELECT meta FROM items WHERE dataset_id=? AND idx=?", [ds.id, s.idx]))["line"]
+    assert changed == [first_line - 1 + k for k in want]
+    for k, pos in zip(changed, want):
+        assert after[k].rsplit(b" ", 1) == [before[k].rsplit(b" ", 1)[0], new[pos].encode()]
+    lines = ner_store.export_jsonl(ndb, ds).splitlines()
+    assert len(lines) == ds.n_items and json.loads(lines[s.idx]) == {"tokens": s.tokens, "tags": new}
+
+
+def test_override_with_tags_and_keep(ndb):
+    ds = datasets.get(ndb, "dev")
+    s = workflow.claim_next(ndb, ds, ANNA)
+    rid = workflow.decide(ndb, ds, s.idx, ANNA, "keep", s.version)
+    own = json.loads(s.suggested_label)
+    if own == json.loads(s.current_label):
+        own = ["O"] * len(own)
+    verify(ndb, rid, LEAD, "override", label=own)
+    assert ner_store.cleaned_tags(ndb, ds)[s.idx] == own
+    s2 = workflow.claim_next(ndb, ds, ANNA)
+    rid = workflow.decide(ndb, ds, s2.idx, ANNA, "keep", s2.version)
+    verify(ndb, rid, LEAD, "approve")
+    assert ner_store.cleaned_tags(ndb, ds)[s2.idx] == json.loads(s2.given_label)
+
+
+def test_swap_filter_gives_exactly_those_sentences(ndb):
+    ds = datasets.get(ndb, "dev")
+    top = ner_store.swaps(ndb, ds)[0]
+    seen = []
+    while True:
+        s = workflow.claim_next(ndb, ds, ANNA, exclude=seen, swap=(top["given_tag"], top["predicted_tag"]))
+        if s is None:
+            break
+        tags, pred = json.loads(s.given_label), s.probs["predicted"]
+        assert any(tags[j] == top["given_tag"] and pred[j] == top["predicted_tag"] for j in s.probs["flagged"])
+        seen.append(s.idx)
+    assert len(seen) == top["sentences"]
+
+
+def test_accept_span_gives_a_valid_sequence():
+    tags = ["O", "I-ORG", "I-ORG", "O"]
+    pred = ["O", "I-PER", "I-PER", "O"]
+    assert ner_store.accept_span(tags, pred, 1, 2, "IOB1") == ["O", "I-PER", "I-ORG", "O"]
+    assert ner_store.accept_span(["O", "O", "O"], ["I-PER", "I-PER", "O"], 1, 2, "IOB2") == ["O", "B-PER", "O"]
+
+
+# ----------------------------------------------------------------------------- the command line
+
+def _review(*args, db: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "review.cli", *args, "--db", str(db)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONIOENCODING": "utf-8"}, timeout=600)
+
+
+def test_cli_ingest_audit_suspects_export(tmp_path):
+    db = tmp_path / "cli.db"
+    src = tmp_path / "dev.conll"
+    src.write_bytes(conll_slice(15))
+    r = _review("ingest", str(src), "--name", "dev", "--task", "ner", db=db)
+    assert r.returncode == 0, r.stderr
+    assert "sentences" in r.stdout and "IOB1" in r.stdout
+    r = _review("audit", "dev", db=db)
+    assert r.returncode == 0, r.stderr
+    assert "suspect sentences" in r.stdout
+    r = _review("suspects", "dev", "--format", "json", "--limit", "5", db=db)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert len(rows) == 5 and all(isinstance(x["tokens"], list) and x["tokens"] for x in rows)
+    assert {"id", "given_label", "predicted_label", "confidence", "quality", "is_issue", "rank"} <= set(rows[0])
+    assert rows[0]["id"].isdigit()
+    out = tmp_path / "clean.conll"
+    r = _review("export", "dev", "--out", str(out), db=db)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == src.read_bytes()          # nothing verified yet: the upload, byte for byte
+    r = _review("export", "dev", "--out", str(tmp_path / "clean.jsonl"), "--format", "jsonl", db=db)
+    assert r.returncode == 0, r.stderr
+    assert len((tmp_path / "clean.jsonl").read_text().splitlines()) == len(ner.parse_conll(src.read_text(), "x").sentences)
+    r = _review("ingest", str(src), "--name", "dev2", db=db)   # no --task ner: the extension tells
+    assert r.returncode == 0, r.stderr
+    assert datasets.get(store.connect(db), "dev2").task == "ner"
