@@ -3,16 +3,24 @@ from pathlib import Path
 
 import streamlit as st
 
-from review import audit, ingest, ui
+from review import audit, ingest, ner_store, ui
 from review.errors import ReviewError
 
 db, user = ui.page("Upload", "lead", heading="Upload a dataset")
 
-st.caption("CSV, TSV, JSONL or Parquet: one row per item with its text and its label. "
+st.caption("CSV, TSV, JSONL or Parquet: one row per item with its text and its label. NER: a CoNLL file "
+           "(token first, tag last, a blank line between sentences; IOB1, IOB2 or BIOES) or JSONL with "
+           "`tokens` and `tags` per line. "
            "Files larger than the upload limit go through the `review ingest FILE --name NAME` command.")
-up = st.file_uploader("Data file", type=["csv", "tsv", "tab", "txt", "jsonl", "ndjson", "json", "parquet", "pq"], key="upload_file")
+up = st.file_uploader("Data file", type=["csv", "tsv", "tab", "txt", "jsonl", "ndjson", "json", "parquet", "pq",
+                                        "conll", "conllu", "conll03", "iob", "iob1", "iob2", "bio", "bioes",
+                                        "train", "testa", "testb", "dev", "test"], key="upload_file")
 no_header = st.checkbox("The first line is data, not a header (columns are then named 1, 2, 3, …)", key="no_header")
 if up is None:
+    st.stop()
+
+if ner_store.looks_like_ner(up.getvalue(), up.name):
+    ui.upload_ner(db, user, up)
     st.stop()
 
 cache_key = (up.file_id, no_header)

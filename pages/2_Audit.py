@@ -1,7 +1,7 @@
 """Audit: integrity findings with drill-down, the model + cleanlab run, charts, ranked suspects."""
 import streamlit as st
 
-from review import audit, charts, stats, ui, workflow
+from review import audit, charts, ner_store, stats, ui, workflow
 from review.datasets import latest_run, runs
 from review.errors import ReviewError
 
@@ -26,15 +26,17 @@ if run is None:
 
 m = run["metrics"]
 st.subheader(f"Run {run['id']} ({run['kind']}), {run['finished_at'][:19].replace('T', ' ')} by {run['created_by']}")
+is_ner = ds.task == "ner"
 cols = st.columns(5)
-cols[0].metric("Rows", f"{m.get('rows', 0):,}")
-cols[1].metric("Suspects", f"{m.get('flagged', 0):,}")
+cols[0].metric("Sentences" if is_ner else "Rows", f"{m.get('rows', 0):,}")
+cols[1].metric("Suspect sentences" if is_ner else "Suspects", f"{m.get('flagged', 0):,}",
+               help=f"{m['flagged tokens']:,} suspect tokens" if "flagged tokens" in m else None)
 cols[2].metric("Relabel", f"{m.get('relabel', 0):,}" if "relabel" in m else "–")
 cols[3].metric("Needs review", f"{m.get('needs review', 0):,}" if "needs review" in m else "–")
 agree = m.get("model agreement with given labels")
-cols[4].metric("Model agrees with labels", f"{agree:.1%}" if agree is not None else "–")
+cols[4].metric("Model agrees with tags" if is_ner else "Model agrees with labels", f"{agree:.1%}" if agree is not None else "–")
 
-tab_int, tab_charts, tab_sus, tab_runs = st.tabs(["Integrity findings", "Charts", "Suspects", "Runs"])
+tab_int, tab_charts, tab_sus, tab_runs = st.tabs(["Integrity findings", "Tag swaps" if is_ner else "Charts", "Suspects", "Runs"])
 
 with tab_int:
     found = stats.findings(db, run["id"])
@@ -57,17 +59,36 @@ with tab_int:
                     st.caption(f"Showing 200 of {f['n_rows']:,} rows.")
         if len(fs) > 50:
             st.caption(f"{len(fs) - 50} more findings of this kind; `review suspects {ds.name}` lists every row.")
-    st.markdown("**Text length per class** (a class much shorter or longer than the rest can mean a provenance problem)")
-    st.dataframe(stats.length_by_class(db, ds), hide_index=True)
+    if not is_ner:
+        st.markdown("**Text length per class** (a class much shorter or longer than the rest can mean a provenance problem)")
+        st.dataframe(stats.length_by_class(db, ds), hide_index=True)
 
 with tab_charts:
-    a, b = st.columns(2)
-    a.plotly_chart(charts.given_vs_cleaned(stats.label_counts(db, ds)), key="given_vs_cleaned")
-    prog = workflow.progress(db, ds)
-    b.plotly_chart(charts.review_progress({**prog["states"], "open": prog["open"]}), key="progress")
-    if run["kind"] == "audit":
-        a.plotly_chart(charts.quality_histogram(*stats.quality_bins(db, ds)), key="quality_hist")
-        b.plotly_chart(charts.confusion(ds.labels, stats.flagged_confusion(db, ds)), key="confusion")
+    if is_ner:
+        swaps = ner_store.swaps(db, ds)
+        if run["kind"] != "audit" or not swaps:
+            st.info("Run the audit: the swaps come from the suspect tokens the model tags differently.")
+        else:
+            st.caption("Among suspect tokens: the given tag, the tag the model predicts, how many tokens and sentences, "
+                       "and the tokens seen most often. Pick a swap to review exactly those sentences.")
+            st.dataframe(swaps, hide_index=True, width="stretch", key="swaps_table")
+            st.plotly_chart(charts.tag_swaps(swaps), key="swaps_chart")
+            names = [f"{r['given_tag']} → {r['predicted_tag']}" for r in swaps]
+            c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+            pick = c1.selectbox("Swap", range(len(swaps)), key="swap_pick",
+                                format_func=lambda k: f"{names[k]} ({swaps[k]['sentences']:,} sentences)")
+            if c2.button("Review these sentences", key="open_swap", type="primary"):
+                st.session_state["review_swap"] = [swaps[pick]["given_tag"], swaps[pick]["predicted_tag"]]
+                st.session_state.pop("review_disagrees", None)
+                st.switch_page("pages/3_Review.py")
+    else:
+        a, b = st.columns(2)
+        a.plotly_chart(charts.given_vs_cleaned(stats.label_counts(db, ds)), key="given_vs_cleaned")
+        prog = workflow.progress(db, ds)
+        b.plotly_chart(charts.review_progress({**prog["states"], "open": prog["open"]}), key="progress")
+        if run["kind"] == "audit":
+            a.plotly_chart(charts.quality_histogram(*stats.quality_bins(db, ds)), key="quality_hist")
+            b.plotly_chart(charts.confusion(ds.labels, stats.flagged_confusion(db, ds)), key="confusion")
 
 with tab_sus:
     after = st.session_state.get("sus_after", 0)

@@ -20,7 +20,15 @@ st.progress(prog["decided"] / prog["flagged"],
 
 actions = {"All suspects": None, "Relabel": "relabel", "Needs review": "needs review"}
 disagrees = st.session_state.get("review_disagrees")   # set by the Annotators page
-if disagrees:
+swap = st.session_state.get("review_swap") if ds.task == "ner" else None   # set by the Audit page (NER swaps)
+if swap:
+    c1, c2 = st.columns([4, 1])
+    c1.info(f"Showing the sentences with a suspect token tagged {swap[0]} that the model tags {swap[1]}.")
+    if c2.button("Show all suspects", key="clear_swap"):
+        st.session_state.pop("review_swap", None)
+        st.rerun()
+    choice = "All suspects"
+elif disagrees:
     c1, c2 = st.columns([4, 1])
     c1.info(f"Showing the items where annotator {disagrees} disagrees with the consensus, flagged or not.")
     if c2.button("Show all suspects", key="clear_disagrees"):
@@ -38,7 +46,8 @@ if state["back"] is not None:
     s = workflow.get_suspect(db, ds, state["back"])
     revising = True
 else:
-    s = workflow.claim_next(db, ds, user, exclude=state["skipped"], action=actions[choice], disagrees=disagrees)
+    s = workflow.claim_next(db, ds, user, exclude=state["skipped"], action=actions[choice], disagrees=disagrees,
+                              swap=tuple(swap) if swap else None)
     revising = False
 if s is None:
     st.success("The queue is empty: every suspect is decided or held by someone else." +
@@ -46,6 +55,31 @@ if s is None:
     if state["skipped"] and st.button("Show the ones I skipped", key="unskip"):
         state["skipped"] = []
         st.rerun()
+    st.stop()
+
+
+def navigation() -> None:
+    """Skip, Back, Return to the queue."""
+    nav = st.columns(6)
+    if not revising and nav[0].button("Skip", key="skip", shortcut="S"):
+        workflow.release(db, ds, s.idx, user)
+        state["skipped"].append(s.idx)
+        st.rerun()
+    history = list(dict.fromkeys(r["idx"] for r in workflow.my_recent(db, ds, user, limit=50)))  # newest first
+    pos = history.index(s.idx) if revising and s.idx in history else -1
+    older = history[pos + 1:]
+    if older and nav[1].button("Back", key="back", shortcut="B"):
+        if not revising:
+            workflow.release(db, ds, s.idx, user)
+        state["back"] = older[0]
+        st.rerun()
+    if revising and nav[2].button("Return to the queue", key="forward"):
+        state["back"] = None
+        st.rerun()
+
+
+if ds.task == "ner":
+    ui.review_ner_sentence(db, ds, user, s, state, revising, navigation)
     st.stop()
 
 left, right = st.columns([3, 2])
@@ -120,19 +154,5 @@ if len(ds.labels) > 9:
     if st.button("Relabel", key="relabel_more_btn"):
         act("relabel", more)
 
-nav = st.columns(6)
-if not revising and nav[0].button("Skip", key="skip", shortcut="S"):
-    workflow.release(db, ds, s.idx, user)
-    state["skipped"].append(s.idx)
-    st.rerun()
-history = list(dict.fromkeys(r["idx"] for r in workflow.my_recent(db, ds, user, limit=50)))  # newest first
-pos = history.index(s.idx) if revising and s.idx in history else -1
-older = history[pos + 1:]
-if older and nav[1].button("Back", key="back", shortcut="B"):
-    if not revising:
-        workflow.release(db, ds, s.idx, user)
-    state["back"] = older[0]
-    st.rerun()
-if revising and nav[2].button("Return to the queue", key="forward"):
-    state["back"] = None
-    st.rerun()
+
+navigation()

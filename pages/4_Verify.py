@@ -25,8 +25,9 @@ if not page:
 def do(review: dict, action: str, label: str | None = None, note: str = "") -> None:
     try:
         workflow.verify(db, review["id"], user, action, review["version"], label=label, note=note)
-        done = {"approve": "approved", "reject": "rejected, back in the queue", "override": f"overridden to {label}"}[action]
-        st.session_state["verify_flash"] = ("ok", f"Row {review['key']}: {done}.")
+        done = {"approve": "approved", "reject": "rejected, back in the queue",
+                "override": f"overridden to {label}" if isinstance(label, str) else "overridden with your tags"}[action]
+        st.session_state["verify_flash"] = ("ok", f"{'Sentence' if ds.task == 'ner' else 'Row'} {review['key']}: {done}.")
     except ReviewError as exc:
         st.session_state["verify_flash"] = ("warn", str(exc))
     st.rerun()
@@ -34,6 +35,9 @@ def do(review: dict, action: str, label: str | None = None, note: str = "") -> N
 
 for r in page:
     with st.container(border=True):
+        if ds.task == "ner":
+            ui.verify_ner_card(db, ds, r, do)
+            continue
         top = st.columns([4, 2])
         with top[0]:
             ui.show_text(r["text"], key=f"v{r['id']}")

@@ -6,14 +6,42 @@ from review.auth import User
 
 db, user, ds = ui.page_with_dataset("Export", "lead")
 
+signed_in = User(user.name, user.role)
+ds_id = ds.id
+
+if ds.task == "ner":
+    st.caption(f"The cleaned corpus: every sentence with its verified tags (approved or overridden by a lead), else the "
+               f"given ones. CoNLL keeps the upload's format, {ds.mapping.scheme} scheme and columns byte for byte; "
+               "only the tags of verified corrections change.")
+
+    def corpus(fmt: str):
+        def build() -> bytes:   # runs on click, in its own thread: its own connection
+            conn = ui.connect()
+            from review.datasets import get
+            return export.export_ner(conn, get(conn, ds_id), signed_in, fmt).encode("utf-8")
+        return build
+
+    def audit_csv() -> bytes:
+        conn = ui.connect()
+        return "".join(export.export_audit(conn, signed_in, ds_id)).encode("utf-8")
+
+    stem = ds.name
+    native = "jsonl" if ds.mapping.format == "jsonl" else "conll"
+    c1, c2, c3 = st.columns(3)
+    c1.download_button(f"Download the cleaned corpus ({native.upper()})", corpus("conll"), type="primary",
+                       file_name=f"{stem}-cleaned.{native}", mime="text/plain", key="dl_conll", on_click="ignore")
+    if native != "jsonl":
+        c2.download_button("Download as JSONL", corpus("jsonl"), file_name=f"{stem}-cleaned.jsonl",
+                           mime="application/jsonl", key="dl_jsonl", on_click="ignore")
+    c3.download_button("Download the audit trail (CSV)", audit_csv, file_name=f"{stem}-audit-trail.csv", mime="text/csv",
+                       key="dl_audit", on_click="ignore")
+    st.stop()
+
 counts = stats.label_counts(db, ds)
 st.dataframe([{"label": l, "given": g, "cleaned": c, "change": c - g} for l, g, c in counts], hide_index=True)
 only_verified = st.checkbox("Only the rows whose correction a lead verified", key="only_verified")
 st.caption("Columns: id, text, given_label, cleaned_label, status, reviewer, verified_by, quality, rank. "
            "Cells that begin with =, +, - or @ are prefixed with ' so spreadsheets show them as text.")
-
-signed_in = User(user.name, user.role)
-ds_id = ds.id
 
 
 def cleaned_csv() -> bytes:  # runs on click, in its own thread: its own connection

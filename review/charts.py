@@ -96,3 +96,15 @@ def annotator_confusion(labels: list[str], rows: list[tuple[str, str, int]], who
     fig.update_layout(title=f"{who}: consensus (rows) vs their label (columns)", xaxis_title=f"{who} said",
                       yaxis_title="consensus")
     return fig
+
+
+def tag_swaps(rows: list[dict]) -> go.Figure:
+    """NER: rows (given_tag, predicted_tag, tokens, sentences) -> horizontal bars, most frequent on top."""
+    names = [f"{r['given_tag']} → {r['predicted_tag']}" for r in rows][::-1]
+    fig = go.Figure(go.Bar(x=[r["tokens"] for r in rows][::-1], y=names, orientation="h", marker_color="#d62728",
+                           text=[r["examples"][:40] for r in rows][::-1], textposition="auto",
+                           hovertemplate="%{y}: %{x} tokens<extra></extra>"))
+    fig.update_layout(height=80 + 24 * len(rows), margin=dict(l=10, r=10, t=40, b=10),
+                      title=dict(text="Suspect tokens by swap (given → predicted)", font=dict(size=13)),
+                      xaxis_title="tokens")
+    return fig

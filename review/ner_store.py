@@ -169,7 +169,7 @@ def given_probs_iob2(corpus: ner.Corpus) -> tuple[list[np.ndarray], list[str]]:
     return probs, out_names
 
 
-def _spans_of(positions: Sequence[int]) -> list[tuple[int, int]]:
+def flagged_spans(positions: Sequence[int]) -> list[tuple[int, int]]:
     """Sorted token positions -> contiguous runs [(start, end_exclusive)]."""
     runs: list[tuple[int, int]] = []
     for p in sorted(positions):
@@ -211,7 +211,7 @@ def score_run(db: sqlite_utils.Database, run_id: int, corpus: ner.Corpus, probs:
         pred, conf, tq = res["predicted"][i], res["confidence"][i], res["token_quality"][i]
         flagged = sorted(by_sent.get(i, []))
         suggestion = list(s.tags)
-        for a, b in _spans_of(flagged):
+        for a, b in flagged_spans(flagged):
             suggestion = accept_span(suggestion, pred, a, b, scheme)
         reasons = [f"token {j} {s.tokens[j]!r}: {res['reasons'][(i, j)]}" for j in flagged]
         violation = any("not valid" in res["reasons"][(i, j)] for j in flagged)

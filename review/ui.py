@@ -201,3 +201,170 @@ def progress_callback(bar):
 
 def error(exc: Exception) -> None:
     st.error(str(exc))
+
+
+def ner_sentence(tokens: list[str], tags: list[str], ds: Dataset, flagged=(), predicted=None, confidence=None,
+                 legend: bool = True) -> None:
+    """A sentence with its entities coloured by type (a legend above), suspect tokens outlined with
+    the model's tag and confidence beside them. Every token is escaped (review.ner)."""
+    from . import ner
+    if legend:
+        st.html(ner.legend_html(sorted({t[2:] for t in ds.labels if t != "O"})))
+    st.html('<div style="font-size:1.1rem;padding:0.6rem 1rem;border-radius:0.5rem;background:#f5f7fa;'
+            'border:1px solid #dde3ea">' + ner.token_view_html(tokens, tags, ds.mapping.scheme, flagged, predicted,
+                                                               confidence) + "</div>")
+
+
+def review_ner_sentence(db, ds: Dataset, user: auth.User, s, state: dict, revising: bool, navigation) -> None:
+    """The review of one NER sentence: coloured view with suspects, change any token's tag,
+    accept the model's tags for a suspect span, keep, unsure. Decisions go through review.workflow."""
+    import json
+
+    from . import ner, ner_store, workflow
+    tags_now = json.loads(s.current_label)
+    view = s.probs or {}
+    flagged, predicted, conf = view.get("flagged", []), view.get("predicted"), view.get("confidence")
+    note_key = f"note_{ds.id}_{s.idx}"
+
+    def act(decision: str, tags=None, what: str = "") -> None:
+        try:
+            workflow.decide(db, ds, s.idx, user, decision, s.version, new_label=tags, note=st.session_state.get(note_key, ""))
+            what = what or {"keep": "kept as it is", "unsure": "marked unsure"}[decision]
+            st.session_state["review_flash"] = ("ok", f"Sentence {s.key}: {what}.")
+        except ReviewError as exc:   # StaleViewError included
+            st.session_state["review_flash"] = ("warn", str(exc))
+        state["back"] = None
+        st.rerun()
+
+    head = f"**Sentence {escape_md(s.key)}** · rank {s.rank if s.rank is not None else '–'} · {plural(len(s.tokens), 'token')}"
+    st.markdown(head + (" · going back to a sentence you decided" if revising else ""))
+    ner_sentence(s.tokens, tags_now, ds, flagged, predicted, conf)
+    if s.reason:
+        st.markdown("**Why it is flagged:** " + escape_md(s.reason))
+    if s.latest_review and s.latest_review["status"] == "rejected":
+        st.warning(f"A lead rejected an earlier decision ({s.latest_review['decision']} by {s.latest_review['reviewer']}): "
+                   f"{s.latest_review['verify_note']}")
+    if revising and not (s.latest_review and s.latest_review["reviewer"] == user.name and s.latest_review["status"] == "pending"):
+        st.info(f"This sentence is {s.state}: it can no longer be changed here.")
+        if st.button("Back to the queue", key="leave_back"):
+            state["back"] = None
+            st.rerun()
+        return
+
+    ek = f"ner_edit_{ds.id}_{s.idx}_{s.version}"          # the annotator's changes, not saved yet
+    edited = st.session_state.setdefault(ek, list(tags_now))
+    options = ner_store.tag_options(ds)
+    st.markdown("**Change any token's tag**")
+    c = st.columns([3, 2, 2], vertical_alignment="bottom")
+    tok = c[0].selectbox("Token", range(len(s.tokens)), index=flagged[0] if flagged else 0, key=f"tok_{ek}",
+                         format_func=lambda j: f"{j}: {s.tokens[j]}  ({edited[j]})" + ("  ⚠ suspect" if j in flagged else ""))
+    new_tag = c[1].selectbox("New tag", options, index=options.index(edited[tok]) if edited[tok] in options else 0,
+                             key=f"tag_{ek}_{tok}")
+    if c[2].button("Set this tag", key="set_tag"):
+        edited[tok] = new_tag
+        st.rerun()
+    changed = [j for j in range(len(edited)) if edited[j] != tags_now[j]]
+    if changed:
+        st.markdown("**Your changes:** " + escape_md(", ".join(f"{j} {s.tokens[j]}: {tags_now[j]} → {edited[j]}" for j in changed[:8])))
+        ner_sentence(s.tokens, edited, ds, legend=False)
+        problems = ner.scheme_violations(edited, ds.mapping.scheme)
+        if problems:
+            st.error(f"Not a valid {ds.mapping.scheme} sequence yet: " +
+                     "; ".join(f"token {j} {s.tokens[j]!r}: {why}" for j, why in problems[:3]) + ". Change that tag too.")
+    st.text_input("Note (optional)", key=note_key)
+    st.markdown("**Decide** (keyboard: K keep, U unsure, S skip, B back)")
+    b = st.columns(4)
+    if b[0].button("Save my changes", key="save_tags", type="primary", disabled=not changed):
+        act("relabel", edited, what=f"{plural(len(changed), 'tag')} changed")
+    if b[1].button("Keep as it is", key="keep", shortcut="K", help="The given tags are right"):
+        act("keep")
+    if b[2].button("Unsure", key="unsure", shortcut="U", help="Leave it to a lead"):
+        act("unsure")
+    if changed and b[3].button("Discard my changes", key="discard"):
+        st.session_state.pop(ek, None)
+        st.rerun()
+    spans = ner_store.flagged_spans(flagged) if predicted else []
+    if spans:
+        st.markdown("**Accept the model's tags** for a suspect span (one click saves the sentence)")
+        cols = st.columns(min(len(spans), 4))
+        for k, (a, z) in enumerate(spans[:8]):
+            words = " ".join(s.tokens[a:z])
+            proposal = ner_store.accept_span(edited, predicted, a, z, ds.mapping.scheme)
+            if cols[k % len(cols)].button(f"{words[:30]} → {' '.join(predicted[a:z])[:30]}", key=f"accept_{k}",
+                                          disabled=proposal == tags_now):
+                act("relabel", proposal, what=f"the model's tags accepted for {words!r}")
+    navigation()
+
+
+def upload_ner(db, user: auth.User, up) -> None:
+    """Upload page for a token-tagged file: what was read (sentences, tokens, scheme, entity types,
+    the first sentences coloured), a name, and the ingest with a progress bar."""
+    from pathlib import Path
+
+    from . import audit, ner_store
+    data = up.getvalue()
+    try:
+        corpus = ner_store.read_corpus(data, up.name)
+    except ReviewError as exc:
+        error(exc)
+        st.stop()
+    st.subheader(f"NER file: {corpus.format}, {len(corpus.sentences):,} sentences, {corpus.n_tokens:,} tokens")
+    docs = len({x.doc for x in corpus.sentences})
+    st.markdown(f"Scheme **{corpus.scheme}** (detected) · entity types **{escape_md(', '.join(corpus.entity_types) or '(none)')}** · "
+                f"{plural(docs, 'document')}" + (f" · {corpus.n_columns} columns, the tag in the last" if corpus.n_columns else "")
+                + (" · your own per-token probabilities" if corpus.prob_tag_names else ""))
+    from .datasets import Dataset
+    from .ingest import Mapping
+    preview = Dataset(0, "", "ner", sorted({t for x in corpus.sentences for t in x.tags}), False,
+                      Mapping(scheme=corpus.scheme, format=corpus.format), len(corpus.sentences), up.name, "", "")
+    for k, sent in enumerate(corpus.sentences[:3]):
+        ner_sentence(sent.tokens, sent.tags, preview, legend=k == 0)
+    name = st.text_input("Dataset name", value=Path(up.name).stem or up.name, key="dataset_name_input")
+    if st.button("Check and ingest", type="primary", key="ingest"):
+        bar = st.progress(0.0, text="Storing sentences")
+        try:
+            ds_id = ner_store.write_ner_dataset(db, corpus, data, name, user, progress_callback(bar))
+            bar.progress(1.0, text="Checking the tags against the scheme")
+            audit.run_integrity(db, ds_id, user)
+            bar.empty()
+        except ReviewError as exc:
+            bar.empty()
+            error(exc)
+            st.stop()
+        st.session_state["dataset_name"] = name.strip()
+        st.success(f"Dataset {name.strip()!r} ingested: {plural(len(corpus.sentences), 'sentence')}, "
+                   f"{plural(corpus.n_tokens, 'token')}, scheme {corpus.scheme}. Run the audit to find suspect tokens.")
+        st.page_link("pages/2_Audit.py", label="Go to the audit")
+
+
+def verify_ner_card(db, ds: Dataset, r: dict, do) -> None:
+    """A pending NER decision: the sentence before and after, the changed tokens; approve,
+    reject with a reason, or override with the lead's own tags (space-separated)."""
+    import json
+
+    from . import ner
+    tokens = json.loads(store.scalar(db, "SELECT tokens FROM items WHERE dataset_id=? AND idx=?", [ds.id, r["idx"]]))
+    before = json.loads(store.scalar(db, "SELECT COALESCE(st.current_label, i.given_label) FROM items i LEFT JOIN states st"
+                                         " ON st.dataset_id=i.dataset_id AND st.idx=i.idx WHERE i.dataset_id=? AND i.idx=?",
+                                     [ds.id, r["idx"]]))
+    after = json.loads(r["new_label"]) if r["new_label"] else before
+    what = {"relabel": "tags changed", "keep": "kept as it is", "unsure": "unsure"}[r["decision"]]
+    st.markdown(f"**Sentence {escape_md(r['key'])}** · {what} by **{escape_md(r['reviewer'])}** at "
+                f"{r['created_at'][:16].replace('T', ' ')}")
+    changed = [j for j in range(len(tokens)) if before[j] != after[j]]
+    st.caption("Before")
+    ner_sentence(tokens, before, ds, flagged=changed, legend=False)
+    if changed:
+        st.caption("After: " + ", ".join(f"{j} {tokens[j]}: {before[j]} → {after[j]}" for j in changed[:10]))
+        ner_sentence(tokens, after, ds, flagged=changed, legend=False)
+    if r["note"]:
+        st.markdown(f"note: {escape_md(r['note'])}")
+    c = st.columns([1, 3, 1, 3, 1])
+    if c[0].button("Approve", key=f"approve_{r['id']}", type="primary", disabled=r["decision"] == "unsure"):
+        do(r, "approve")
+    reason = c[1].text_input("Reason to reject", key=f"reason_{r['id']}", label_visibility="collapsed", placeholder="Reason to reject")
+    if c[2].button("Reject", key=f"reject_{r['id']}"):
+        do(r, "reject", note=reason)
+    own = c[3].text_input("Your tags, space-separated", value=" ".join(after), key=f"ovl_{r['id']}", label_visibility="collapsed")
+    if c[4].button("Override", key=f"override_{r['id']}"):
+        do(r, "override", label=own.split(), note=reason)

@@ -220,3 +220,172 @@ def test_cli_ingest_audit_suspects_export(tmp_path):
     r = _review("ingest", str(src), "--name", "dev2", db=db)   # no --task ner: the extension tells
     assert r.returncode == 0, r.stderr
     assert datasets.get(store.connect(db), "dev2").task == "ner"
+
+
+# ----------------------------------------------------------------------------- pages (AppTest)
+
+import time  # noqa: E402
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+
+
+@pytest.fixture
+def page_db(ndb, monkeypatch):
+    monkeypatch.setenv("REVIEW_DB", ndb.conn.execute("PRAGMA database_list").fetchone()[2])
+    return ndb
+
+
+def open_page(page: str, who: auth.User, dataset: str | None = "dev") -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=90)
+    at.session_state["user"] = (who.name, who.role, time.time())
+    if dataset:
+        at.session_state["dataset_name"] = dataset
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def html_of(at: AppTest) -> str:
+    return "\n".join(h.proto.body for h in at.get("html"))
+
+
+def held(db, ds) -> int:
+    rows = db.execute("SELECT idx FROM states WHERE dataset_id=? AND claimed_by='anna' AND state='open'", [ds.id]).fetchall()
+    assert len(rows) == 1, rows
+    return rows[0][0]
+
+
+def test_upload_page_ingests_conll_and_refuses_a_bad_line(page_db):
+    at = open_page("pages/1_Upload.py", LEAD, dataset=None)
+    data = conll_slice(5)
+    at.file_uploader(key="upload_file").upload("five.conll", data, "text/plain")
+    run(at)
+    n = len(ner.parse_conll(data.decode(), "x").sentences)
+    assert at.subheader[0].value.startswith(f"NER file: conll, {n:,} sentences")
+    assert "<span" in html_of(at) and "ner-entity" in html_of(at)
+    at.text_input(key="dataset_name_input").set_value("five")
+    at.button(key="ingest").click()
+    run(at)
+    assert not at.error, [e.value for e in at.error]
+    ds = datasets.get(page_db, "five")
+    assert ds.task == "ner" and ds.n_items == n
+    assert datasets.latest_run(page_db, ds.id)["kind"] == "integrity"
+
+    before = counts(page_db)
+    at = open_page("pages/1_Upload.py", LEAD, dataset=None)
+    at.file_uploader(key="upload_file").upload("bad.conll", data.replace(b"\n- : O O\n", b"\n- O O\n", 1), "text/plain")
+    run(at)
+    assert any("bad.conll, line 4: 3 columns" in e.value for e in at.error)
+    assert not at.button(key="ingest") if any(b.key == "ingest" for b in at.button) else True
+    assert counts(page_db) == before
+
+
+def test_review_page_token_change_invalid_then_valid_and_accept_span(page_db):
+    ds = datasets.get(page_db, "dev")
+    at = open_page("pages/3_Review.py", ANNA)
+    idx = held(page_db, ds)
+    s = workflow.get_suspect(page_db, ds, idx)
+    tags = json.loads(s.current_label)
+    page = html_of(at)
+    assert "ner-legend" in page and page.count("ner-suspect") == len(s.probs["flagged"])
+    ek = f"ner_edit_{ds.id}_{idx}_{s.version}"
+    # a B- tag after O breaks IOB1: the page says which token, and nothing is saved
+    j = next(k for k, t in enumerate(tags) if t == "O" and (k == 0 or tags[k - 1] == "O"))
+    at.selectbox(key=f"tok_{ek}").set_value(j)
+    run(at)
+    at.selectbox(key=f"tag_{ek}_{j}").set_value("B-PER")
+    run(at)
+    at.button(key="set_tag").click()
+    run(at)
+    assert any(f"token {j}" in e.value and "not a valid IOB1" in e.value.replace("Not a valid", "not a valid") for e in at.error)
+    at.button(key="save_tags").click()
+    run(at)
+    assert any(f"token {j}" in w.value for w in at.warning)
+    assert not list(page_db.query("SELECT id FROM reviews WHERE dataset_id=?", [ds.id]))
+    # I-PER there is valid: saved as one changed tag
+    at.selectbox(key=f"tag_{ek}_{j}").set_value("I-PER")
+    run(at)
+    at.button(key="set_tag").click()
+    run(at)
+    at.button(key="save_tags").click()
+    run(at)
+    assert any(f"Sentence {s.key}: 1 tag changed." in m.value for m in at.success)
+    rev = list(page_db.query("SELECT idx, decision, new_label FROM reviews WHERE dataset_id=?", [ds.id]))
+    want = list(tags)
+    want[j] = "I-PER"
+    assert rev == [{"idx": idx, "decision": "relabel", "new_label": ner_store.canon(want)}]
+
+    # the next suspect: accept the model's tags for its first suspect span in one click
+    idx2 = held(page_db, ds)
+    assert idx2 != idx
+    s2 = workflow.get_suspect(page_db, ds, idx2)
+    a, z = ner_store.flagged_spans(s2.probs["flagged"])[0]
+    proposal = ner_store.accept_span(json.loads(s2.current_label), s2.probs["predicted"], a, z, "IOB1")
+    if proposal != json.loads(s2.current_label):
+        at.button(key="accept_0").click()
+        run(at)
+        got = store.scalar(page_db, "SELECT new_label FROM reviews WHERE dataset_id=? AND idx=?", [ds.id, idx2])
+        assert json.loads(got) == proposal
+
+
+def test_audit_swaps_open_exactly_those_sentences_in_review(page_db):
+    ds = datasets.get(page_db, "dev")
+    at = open_page("pages/2_Audit.py", LEAD)
+    swaps = ner_store.swaps(page_db, ds)
+    assert at.tabs[1].label == "Tag swaps"
+    table = [d.value for d in at.dataframe if "predicted_tag" in d.value.columns][0]
+    assert list(table["given_tag"]) == [r["given_tag"] for r in swaps]
+    assert json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["orientation"] == "h"
+    at.selectbox(key="swap_pick").set_value(1)
+    run(at)
+    at.button(key="open_swap").click()
+    run(at)
+    g, p = swaps[1]["given_tag"], swaps[1]["predicted_tag"]
+    assert any(f"tagged {g} that the model tags {p}" in i.value for i in at.info)
+    idx = page_db.execute("SELECT idx FROM states WHERE dataset_id=? AND claimed_by='lena' AND state='open'", [ds.id]).fetchone()[0]
+    run_id = datasets.latest_run(page_db, ds.id)["id"]
+    assert page_db.execute("SELECT COUNT(*) FROM token_issues WHERE run_id=? AND idx=? AND given_tag=? AND predicted_tag=?",
+                           [run_id, idx, g, p]).fetchone()[0] >= 1
+
+
+def test_verify_page_approves_a_sentence_and_export_offers_conll(page_db):
+    ds = datasets.get(page_db, "dev")
+    s = workflow.claim_next(page_db, ds, ANNA)
+    tags = json.loads(s.current_label)
+    new = ner_store.accept_span(tags, s.probs["predicted"], *ner_store.flagged_spans(s.probs["flagged"])[0], "IOB1")
+    if new == tags:
+        new = ["O"] * len(tags)
+    workflow.decide(page_db, ds, s.idx, ANNA, "relabel", s.version, new_label=new)
+    at = open_page("pages/4_Verify.py", LEAD)
+    assert "ner-sentence" in html_of(at)
+    rid = store.scalar(page_db, "SELECT id FROM reviews WHERE dataset_id=?", [ds.id])
+    at.button(key=f"approve_{rid}").click()
+    run(at)
+    assert any(f"Sentence {s.key}: approved." in m.value for m in at.success)
+    assert ner_store.cleaned_tags(page_db, ds)[s.idx] == new
+    at = open_page("pages/5_Export.py", LEAD)
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert labels == ["Download the cleaned corpus (CONLL)", "Download as JSONL", "Download the audit trail (CSV)"]
+
+
+def test_tokens_are_shown_as_text_never_html(page_db, tmp_path):
+    evil = "<img/src=x/onerror=alert(1)>"   # CoNLL tokens hold no spaces; browsers read / as one
+    data = (f"-DOCSTART- O\n\n{evil} I-PER\nsays O\nhi O\n\nBob I-PER\nwaves O\n\n" * 6).encode()
+    at = open_page("pages/1_Upload.py", LEAD, dataset=None)
+    at.file_uploader(key="upload_file").upload("evil.conll", data, "text/plain")
+    run(at)
+    page = html_of(at)
+    assert evil not in page and html_escape(evil) in page
+    assert "<img" not in page.replace("&lt;img", "")
+
+
+from html import escape as html_escape  # noqa: E402
