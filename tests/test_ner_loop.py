@@ -389,3 +389,36 @@ def test_tokens_are_shown_as_text_never_html(page_db, tmp_path):
 
 
 from html import escape as html_escape  # noqa: E402
+
+
+def test_jsonl_with_own_per_token_probabilities(db, lead, tmp_path):
+    """A team's fine-tuned model: JSONL with pred_probs per token. The audit uses them (no model
+    of ours) and flags the token whose given tag they contradict; export keeps the JSONL lines."""
+    import numpy as np
+    corpus = ner.parse_conll(conll_slice(10).decode(), "x")
+    names = ["B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER", "O"]
+    rng = np.random.default_rng(0)
+    lines, target = [], None
+    for i, s in enumerate(corpus.sentences):
+        tags = ner.to_iob2(s.tags, "IOB1")
+        P = np.full((len(tags), len(names)), 0.01)
+        for j, t in enumerate(tags):
+            P[j, names.index(t)] = 0.9 + 0.05 * rng.random()
+        if target is None and "B-PER" in tags:
+            j = tags.index("B-PER")
+            P[j] = 0.01
+            P[j, names.index("B-ORG")] = 0.97          # the model is sure this PER is an ORG
+            target = (i, j)
+        P = P / P.sum(axis=1, keepdims=True)
+        lines.append(json.dumps({"id": f"s{i}", "tokens": s.tokens, "tags": tags, "pred_probs": np.round(P, 4).tolist(),
+                                 "tag_names": names}))
+    data = ("\n".join(lines) + "\n").encode()
+    ds_id = ner_store.write_ner_dataset(db, ner_store.read_corpus(data, "own.jsonl"), data, "own", lead)
+    audit.run_audit(db, ds_id, lead)
+    ds = datasets.get(db, ds_id)
+    run = datasets.latest_run(db, ds_id)
+    assert ds.mapping.format == "jsonl" and ds.mapping.scheme == "IOB2" and run["params"]["model"] == "given per-token probabilities"
+    flagged = {(i, j): p for i, j, p in db.execute("SELECT idx, token, predicted_tag FROM token_issues WHERE run_id=?", [run["id"]])}
+    assert flagged.get(target) == "B-ORG"
+    assert store.scalar(db, "SELECT key FROM items WHERE dataset_id=? AND idx=?", [ds_id, target[0]]) == f"s{target[0]}"
+    assert ner_store.export_conll(db, ds).encode() == data          # nothing verified: the upload itself
