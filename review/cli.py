@@ -164,6 +164,21 @@ def cmd_annotators(db, args) -> int:
     return 0
 
 
+def cmd_judge(db, args) -> int:
+    from . import judge
+    ds = get(db, args.name)
+    cfg = judge.config_from({})
+    if cfg is None:
+        raise ReviewError("No judge is configured. " + judge.SETUP_HELP)
+    p = judge.plan(db, ds, cfg.model, args.limit)
+    print(f"judging {p['rows']:,} flagged rows of {ds.name!r} with {cfg.model} at {cfg.base_url}: "
+          f"{p['calls']:,} calls, {p['cached']:,} cached", file=sys.stderr)
+    got = judge.run_judge(db, ds, auth.SYSTEM, cfg, args.limit, progress=_bar() if p["calls"] else (lambda f, m: None))
+    print(f"{got['rows']:,} rows: {got['calls']:,} calls, {got['cached']:,} cached; YES {got['YES']:,}, NO {got['NO']:,}, "
+          f"UNKNOWN {got['UNKNOWN']:,}; {got['seconds']} s")
+    return 0
+
+
 def cmd_export(db, args) -> int:
     ds = get(db, args.name)
     if ds.task == "ner":
@@ -249,6 +264,9 @@ def parser() -> argparse.ArgumentParser:
     s = add("annotators", "print one row per annotator: quality, agreement, worst class, labels")
     s.add_argument("name")
     s.add_argument("--format", default="csv", choices=["csv", "json"])
+    s = add("judge", "ask the LLM judge (LLM_BASE_URL, LLM_MODEL, LLM_API_KEY) about the flagged rows")
+    s.add_argument("name")
+    s.add_argument("--limit", type=int, help="only the N most suspect rows")
     s = add("export", "write the cleaned labels as CSV")
     s.add_argument("name")
     s.add_argument("--out", required=True)
@@ -272,7 +290,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = {"ingest": cmd_ingest, "audit": cmd_audit, "suspects": cmd_suspects, "annotators": cmd_annotators, "export": cmd_export,
+COMMANDS = {"ingest": cmd_ingest, "audit": cmd_audit, "suspects": cmd_suspects, "annotators": cmd_annotators, "judge": cmd_judge, "export": cmd_export,
             "users": cmd_users, "verify-trail": cmd_verify_trail, "backup": cmd_backup, "demo": cmd_demo}
 
 

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import sqlite_utils
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_DB = "review.db"
 
 SCHEMA = """
@@ -103,6 +103,11 @@ CREATE TABLE IF NOT EXISTS scores (
     consensus_label TEXT,            -- multi-annotator data: the consensus of the annotators
     agreement REAL,                  -- share of annotators agreeing with the consensus
     n_annotators INTEGER,
+    judge_verdict TEXT,              -- the LLM judge: YES | NO | UNKNOWN (NULL: not judged)
+    judge_label TEXT,                -- the label the judge names when it says NO
+    judge_reason TEXT,
+    fused_action TEXT,               -- action from flag + cleanlab + verdict (NULL: not judged)
+    fused_trust REAL,
     PRIMARY KEY (run_id, idx)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS scores_rank ON scores(run_id, rank);
@@ -118,6 +123,28 @@ CREATE TABLE IF NOT EXISTS annotator_stats (
     PRIMARY KEY (run_id, annotator)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS annotations_annotator ON annotations(dataset_id, annotator, idx);
+
+CREATE TABLE IF NOT EXISTS judgments (   -- the judge's answers, cached by (dataset, row, prompt, model)
+    dataset_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    prompt_hash TEXT NOT NULL,
+    model TEXT NOT NULL,
+    verdict TEXT NOT NULL,           -- YES | NO | UNKNOWN
+    label TEXT,
+    reason TEXT,
+    answer TEXT,
+    at TEXT NOT NULL,
+    PRIMARY KEY (dataset_id, idx, prompt_hash, model)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS spot_checks (   -- unflagged rows put in front of reviewers to measure what flags miss
+    dataset_id INTEGER NOT NULL,
+    run_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    added_by TEXT NOT NULL,
+    added_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, idx)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS sources (   -- NER: the uploaded file, for an export that keeps every other byte
     dataset_id INTEGER PRIMARY KEY REFERENCES datasets(id),
@@ -249,8 +276,10 @@ def migrate(db: sqlite_utils.Database) -> None:
         row = db.execute("SELECT value FROM meta_info WHERE key='schema_version'").fetchone()
     if row and int(row[0]) >= SCHEMA_VERSION:
         return
-    if row and int(row[0]) < 2:  # version 1 -> 2: consensus columns on scores
-        for col, kind in (("consensus_label", "TEXT"), ("agreement", "REAL"), ("n_annotators", "INTEGER")):
+    if row and int(row[0]) < 4:  # 1 -> 2: consensus columns on scores; 3 -> 4: judge columns
+        for col, kind in (("consensus_label", "TEXT"), ("agreement", "REAL"), ("n_annotators", "INTEGER"),
+                          ("judge_verdict", "TEXT"), ("judge_label", "TEXT"), ("judge_reason", "TEXT"),
+                          ("fused_action", "TEXT"), ("fused_trust", "REAL")):
             if col not in db["scores"].columns_dict:
                 db.execute(f"ALTER TABLE scores ADD COLUMN {col} {kind}")
     db.conn.executescript(

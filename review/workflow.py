@@ -53,6 +53,8 @@ class Suspect:
     latest_review: dict | None = None
     annotations: list[tuple[str, str]] = field(default_factory=list)   # (annotator, label), multi-annotator data
     tokens: list[str] | None = None     # NER: the sentence's tokens (labels are then JSON lists of tags)
+    judge: dict | None = None           # the LLM judge's verdict, label, reason and the fused action
+    spot_check: bool = False            # an unflagged row drawn for a spot check
 
 
 def _state(db, ds_id: int, idx: int) -> tuple[str, int, str | None, str | None, float | None]:
@@ -78,6 +80,13 @@ def get_suspect(db: sqlite_utils.Database, ds: Dataset, idx: int, run_id: int | 
         claimed_by = None
     rev = list(db.query("SELECT * FROM reviews WHERE dataset_id=? AND idx=? ORDER BY id DESC LIMIT 1", [ds.id, idx]))
     key, text, given, meta, tokens = item
+    judge, spot = None, False
+    if run_id is not None:
+        j = db.execute("SELECT judge_verdict, judge_label, judge_reason, fused_action, fused_trust, is_issue FROM scores WHERE run_id=? AND idx=?",
+                       [run_id, idx]).fetchone()
+        if j and j[0]:
+            judge = {"verdict": j[0], "label": j[1], "reason": j[2], "action": j[3], "trust": j[4]}
+        spot = bool(j and not j[5] and store.scalar(db, "SELECT 1 FROM spot_checks WHERE run_id=? AND idx=?", [run_id, idx]))
     labels_by = db.execute("SELECT annotator, label FROM annotations WHERE dataset_id=? AND idx=? ORDER BY annotator",
                            [ds.id, idx]).fetchall() if ds.mapping.multi else []
     return Suspect(
@@ -85,8 +94,14 @@ def get_suspect(db: sqlite_utils.Database, ds: Dataset, idx: int, run_id: int | 
         *(sc[:7] if sc else (None,) * 7),
         json.loads(sc[7]) if sc and sc[7] else None,
         state, version, claimed_by, json.loads(meta) if meta else {}, rev[0] if rev else None,
-        [tuple(r) for r in labels_by], json.loads(tokens) if tokens else None,
+        [tuple(r) for r in labels_by], json.loads(tokens) if tokens else None, judge, spot,
     )
+
+
+SPOT_ONLY = " AND s.idx IN (SELECT c.idx FROM spot_checks c WHERE c.run_id=s.run_id)"
+FLAGGED_OR_SPOT = " AND (s.is_issue=1 OR s.idx IN (SELECT c.idx FROM spot_checks c WHERE c.run_id=s.run_id))"
+ACTION_ORDER = ("CASE COALESCE(s.fused_action, s.action) WHEN 'relabel' THEN 0 WHEN 'needs review' THEN 1"
+                " WHEN 'keep but ambiguous' THEN 2 ELSE 3 END")
 
 
 def _check_ner_tags(db, ds: Dataset, idx: int, tags) -> str:
@@ -105,14 +120,17 @@ def _check_ner_tags(db, ds: Dataset, idx: int, tags) -> str:
 
 def claim_next(db: sqlite_utils.Database, ds: Dataset, user: User, exclude: Sequence[int] = (),
                action: str | None = None, disagrees: str | None = None,
-               swap: tuple[str, str] | None = None) -> Suspect | None:
+               swap: tuple[str, str] | None = None, spot: bool = False, order: str = "rank") -> Suspect | None:
     """The next open suspect for ``user``, most suspect first, claimed for CLAIM_SECONDS.
 
     Returns the suspect the user already holds if any (a rerun shows the same row).
     ``exclude``: rows the user skipped this session. ``action``: only rows with that
     recommended action. ``disagrees``: only rows where that annotator's label differs from
     the consensus, flagged or not. ``swap``: NER, only sentences with a flagged token
-    given swap[0] and predicted swap[1]. None when the queue is empty.
+    given swap[0] and predicted swap[1]. ``spot``: only the spot-check rows (unflagged rows
+    drawn at random to measure what the flags miss; otherwise they follow the flagged ones).
+    ``action`` and ``order='action'`` use the fused action when the judge has run.
+    None when the queue is empty.
     """
     require(user, "annotator", "review suspects")
     run = latest_run(db, ds.id)
@@ -124,14 +142,14 @@ def claim_next(db: sqlite_utils.Database, ds: Dataset, user: User, exclude: Sequ
         held = db.execute(
             "SELECT idx FROM states WHERE dataset_id=? AND state='open' AND claimed_by=? AND claimed_until>? ORDER BY idx LIMIT 1",
             [ds.id, user.name, now]).fetchone()
-        if held and held[0] not in excl and action is None and disagrees is None and swap is None:
+        if held and held[0] not in excl and action is None and disagrees is None and swap is None and not spot:
             idx = held[0]
         else:
             db.execute("UPDATE states SET claimed_by=NULL, claimed_until=NULL WHERE dataset_id=? AND claimed_by=? AND state='open'",
                        [ds.id, user.name])
             sql = (
                 "SELECT s.idx FROM scores s LEFT JOIN states st ON st.dataset_id=? AND st.idx=s.idx"
-                " WHERE s.run_id=?" + ("" if disagrees else " AND s.is_issue=1") +
+                " WHERE s.run_id=?" + ("" if disagrees else SPOT_ONLY if spot else FLAGGED_OR_SPOT) +
                 " AND (st.state IS NULL OR (st.state='open' AND (st.claimed_by IS NULL OR st.claimed_by=? OR st.claimed_until<?)))"
             )
             params: list = [ds.id, run["id"], user.name, now]
@@ -139,7 +157,7 @@ def claim_next(db: sqlite_utils.Database, ds: Dataset, user: User, exclude: Sequ
                 sql += f" AND s.idx NOT IN ({','.join('?' * len(excl))})"
                 params += excl
             if action:
-                sql += " AND s.action=?"
+                sql += " AND COALESCE(s.fused_action, s.action)=?"
                 params.append(action)
             if disagrees:
                 sql += " AND s.idx IN (SELECT a.idx FROM annotations a WHERE a.dataset_id=? AND a.annotator=? AND a.label != s.consensus_label)"
@@ -147,7 +165,8 @@ def claim_next(db: sqlite_utils.Database, ds: Dataset, user: User, exclude: Sequ
             if swap:
                 sql += " AND s.idx IN (SELECT t.idx FROM token_issues t WHERE t.run_id=s.run_id AND t.given_tag=? AND t.predicted_tag=?)"
                 params += list(swap)
-            row = db.execute(sql + " ORDER BY s.rank LIMIT 1", params).fetchone()
+            by = ACTION_ORDER + ", s.rank" if order == "action" else "s.rank"
+            row = db.execute(sql + f" ORDER BY {by} LIMIT 1", params).fetchone()
             if row is None:
                 return None
             idx = row[0]

@@ -1,0 +1,112 @@
+"""How good are the flags? Measured from reviewers' decisions: the share of flagged rows that
+were really wrong, by score band; the errors likely left in the unreviewed part of the
+queue (with an interval); and spot checks, random unflagged rows put in front of reviewers,
+for what the flags miss. Aggregates in SQL; nothing here loads a whole dataset."""
+from __future__ import annotations
+
+import math
+import random
+
+import sqlite_utils
+
+from . import store
+from .auth import User, require
+from .datasets import Dataset, latest_run
+from .errors import ReviewError
+
+BANDS = [(0.0, 0.05), (0.05, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, 1.0)]   # cleanlab label quality of flagged rows
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float | None, float, float]:
+    """Share k/n with its 95 % Wilson interval -> (p, low, high); (None, 0, 1) when n == 0."""
+    if n == 0:
+        return None, 0.0, 1.0
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return p, max(0.0, c - h), min(1.0, c + h)
+
+
+_OUTCOMES = (
+    # per row of the run: 1 when reviewers found the label wrong, 0 when right, NULL when undecided or unsure
+    "SELECT s.idx, s.quality, s.is_issue,"
+    " CASE WHEN r.decision IS NULL OR (r.decision='unsure' AND r.status!='overridden') THEN NULL"
+    "      WHEN r.status='overridden' THEN (COALESCE(r.final_label, '') != COALESCE(i.given_label, ''))"
+    "      WHEN r.decision='relabel' THEN 1 ELSE 0 END AS wrong"
+    " FROM scores s JOIN items i ON i.dataset_id=? AND i.idx=s.idx"
+    " LEFT JOIN reviews r ON r.id=(SELECT MAX(x.id) FROM reviews x WHERE x.dataset_id=? AND x.idx=s.idx"
+    "                              AND x.status NOT IN ('superseded', 'rejected'))"
+    " WHERE s.run_id=?"
+)
+
+
+def flag_precision(db: sqlite_utils.Database, ds: Dataset) -> dict:
+    """Per score band of the flagged rows: flagged, decided, wrong, precision with its interval,
+    still open; and the estimate of errors left among the open flagged rows (point, low, high)."""
+    run = latest_run(db, ds.id, "audit")
+    if not run:
+        return {"bands": [], "remaining": None}
+    rows = db.execute(
+        f"SELECT CASE {' '.join(f'WHEN o.quality < {hi if k < len(BANDS) - 1 else 1.0000001} THEN {k}' for k, (_, hi) in enumerate(BANDS))} END AS band,"
+        " COUNT(*), COUNT(o.wrong), COALESCE(SUM(o.wrong), 0)"
+        f" FROM ({_OUTCOMES}) o WHERE o.is_issue=1 GROUP BY band ORDER BY band",
+        [ds.id, ds.id, run["id"]]).fetchall()
+    total_dec = sum(r[2] for r in rows)
+    total_wrong = sum(r[3] for r in rows)
+    pooled = wilson(total_wrong, total_dec)
+    bands, est, lo_sum, hi_sum = [], 0.0, 0.0, 0.0
+    for band, flagged, decided, wrong in rows:
+        a, b = BANDS[band]
+        p, lo, hi = wilson(wrong, decided)
+        open_ = flagged - decided
+        use = (p, lo, hi) if decided >= 5 or pooled[0] is None else pooled
+        if use[0] is not None:
+            est += open_ * use[0]
+        lo_sum += open_ * use[1]
+        hi_sum += open_ * use[2]
+        bands.append({"band": f"{a:.2f}–{b:.2f}", "flagged": flagged, "decided": decided, "wrong": wrong,
+                      "precision": p, "low": lo, "high": hi, "open": flagged - decided})
+    remaining = None if pooled[0] is None else {"estimate": est, "low": lo_sum, "high": hi_sum,
+                                                "open": sum(b["open"] for b in bands)}
+    return {"bands": bands, "decided": total_dec, "wrong": total_wrong, "precision": pooled[0],
+            "low": pooled[1], "high": pooled[2], "remaining": remaining}
+
+
+def add_spot_checks(db: sqlite_utils.Database, ds: Dataset, user: User, n: int, seed: int | None = None) -> int:
+    """Put ``n`` random unflagged, undecided rows of the latest run in the review queue. Returns how many."""
+    require(user, "lead", "start spot checks")
+    run = latest_run(db, ds.id, "audit")
+    if not run:
+        raise ReviewError(f"Run the audit of {ds.name!r} first.")
+    if n < 1:
+        raise ReviewError("Ask for at least one row to spot-check.")
+    pool = [r[0] for r in db.execute(
+        "SELECT s.idx FROM scores s LEFT JOIN states st ON st.dataset_id=? AND st.idx=s.idx"
+        " WHERE s.run_id=? AND s.is_issue=0 AND (st.state IS NULL OR st.state='open')"
+        " AND s.idx NOT IN (SELECT idx FROM spot_checks WHERE run_id=?)", [ds.id, run["id"], run["id"]])]
+    if not pool:
+        raise ReviewError("Every unflagged row is already decided or in a spot check.")
+    picked = random.Random(seed).sample(pool, min(n, len(pool)))
+    now = store.now_iso()
+    with store.transaction(db):
+        db.conn.executemany("INSERT INTO spot_checks(dataset_id, run_id, idx, added_by, added_at) VALUES (?,?,?,?,?)",
+                            [(ds.id, run["id"], i, user.name, now) for i in picked])
+        store.log(db, user.name, "spot_check", ds.id, run=run["id"], rows=len(picked))
+    return len(picked)
+
+
+def spot_results(db: sqlite_utils.Database, ds: Dataset) -> dict:
+    """Spot checks of the latest run: rows added, decided, found wrong, the miss rate with its
+    interval, and the errors it implies among all unflagged rows (point, low, high)."""
+    run = latest_run(db, ds.id, "audit")
+    if not run:
+        return {}
+    added, decided, wrong = db.execute(
+        f"SELECT COUNT(*), COUNT(o.wrong), COALESCE(SUM(o.wrong), 0) FROM ({_OUTCOMES}) o"
+        " WHERE o.idx IN (SELECT idx FROM spot_checks WHERE run_id=?)", [ds.id, ds.id, run["id"], run["id"]]).fetchone()
+    unflagged = store.scalar(db, "SELECT COUNT(*) FROM scores WHERE run_id=? AND is_issue=0", [run["id"]])
+    p, lo, hi = wilson(wrong, decided)
+    return {"added": added, "decided": decided, "wrong": wrong, "miss_rate": p, "low": lo, "high": hi,
+            "unflagged": unflagged,
+            "missed_estimate": None if p is None else (p * unflagged, lo * unflagged, hi * unflagged)}
