@@ -36,7 +36,14 @@ cols[3].metric("Needs review", f"{m.get('needs review', 0):,}" if "needs review"
 agree = m.get("model agreement with given labels")
 cols[4].metric("Model agrees with tags" if is_ner else "Model agrees with labels", f"{agree:.1%}" if agree is not None else "–")
 
-tab_int, tab_charts, tab_sus, tab_runs = st.tabs(["Integrity findings", "Tag swaps" if is_ner else "Charts", "Suspects", "Runs"])
+judged = ds.task == "text" and not ds.mapping.multi and run["kind"] == "audit"
+names = ["Integrity findings", "Tag swaps" if is_ner else "Charts", "Suspects", "Runs"] + (["Judge", "Precision"] if judged else [])
+tab_int, tab_charts, tab_sus, tab_runs, *extra = st.tabs(names)
+if judged:
+    with extra[0]:
+        ui.judge_tab(db, ds, user)
+    with extra[1]:
+        ui.precision_tab(db, ds, user)
 
 with tab_int:
     found = stats.findings(db, run["id"])

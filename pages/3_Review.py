@@ -19,6 +19,8 @@ st.progress(prog["decided"] / prog["flagged"],
             text=f"{prog['decided']:,} of {prog['flagged']:,} suspects decided · {prog['open']:,} open · {prog['pending']:,} awaiting verification")
 
 actions = {"All suspects": None, "Relabel": "relabel", "Needs review": "needs review"}
+if ds.task == "text" and not ds.mapping.multi:
+    actions.update({"Keep but ambiguous": "keep but ambiguous", "Spot checks": "spot"})
 disagrees = st.session_state.get("review_disagrees")   # set by the Annotators page
 swap = st.session_state.get("review_swap") if ds.task == "ner" else None   # set by the Audit page (NER swaps)
 if swap:
@@ -27,16 +29,18 @@ if swap:
     if c2.button("Show all suspects", key="clear_swap"):
         st.session_state.pop("review_swap", None)
         st.rerun()
-    choice = "All suspects"
+    choice, order = "All suspects", "most suspect first"
 elif disagrees:
     c1, c2 = st.columns([4, 1])
     c1.info(f"Showing the items where annotator {disagrees} disagrees with the consensus, flagged or not.")
     if c2.button("Show all suspects", key="clear_disagrees"):
         st.session_state.pop("review_disagrees", None)
         st.rerun()
-    choice = "All suspects"
+    choice, order = "All suspects", "most suspect first"
 else:
-    choice = st.radio("Show", list(actions), horizontal=True, key="action_filter", label_visibility="collapsed")
+    f1, f2 = st.columns([4, 1])
+    choice = f1.radio("Show", list(actions), horizontal=True, key="action_filter", label_visibility="collapsed")
+    order = f2.selectbox("Order", ["most suspect first", "by action"], key="queue_order", label_visibility="collapsed")
 
 flash = st.session_state.pop("review_flash", None)
 if flash:
@@ -46,8 +50,10 @@ if state["back"] is not None:
     s = workflow.get_suspect(db, ds, state["back"])
     revising = True
 else:
-    s = workflow.claim_next(db, ds, user, exclude=state["skipped"], action=actions[choice], disagrees=disagrees,
-                              swap=tuple(swap) if swap else None)
+    s = workflow.claim_next(db, ds, user, exclude=state["skipped"],
+                            action=None if actions[choice] == "spot" else actions[choice], spot=actions[choice] == "spot",
+                            disagrees=disagrees, swap=tuple(swap) if swap else None,
+                            order="action" if order == "by action" else "rank")
     revising = False
 if s is None:
     st.success("The queue is empty: every suspect is decided or held by someone else." +
@@ -96,11 +102,19 @@ with left:
         pills += ui.badge(f"{source}: {s.predicted_label} ({s.confidence:.0%})", "#2ca02c")
     if s.suggested_label and s.suggested_label != s.predicted_label:
         pills += ui.badge(f"suggested: {s.suggested_label}", "#1f77b4")
-    if s.action:
-        pills += ui.badge(f"recommended: {s.action}", "#7f7f7f")
+    if s.judge:
+        j = s.judge
+        pills += ui.badge({"NO": f"judge: {j['label']}", "YES": "judge: label is right"}.get(j["verdict"], "judge: unknown"),
+                          "#9467bd")
+    if s.action or (s.judge and s.judge.get("action")):
+        pills += ui.badge(f"recommended: {(s.judge or {}).get('action') or s.action}", "#7f7f7f")
     st.html(pills)
-    if s.reason:
+    if s.spot_check:
+        st.info("Spot check: a random row the audit did not flag. Decide it as any other: it measures what the flags miss.")
+    elif s.reason:
         st.markdown(f"**Why it is flagged:** {ui.escape_md(s.reason)}")
+    if s.judge and s.judge["verdict"] == "UNKNOWN":
+        st.caption(f"The judge gave no usable answer: {s.judge['reason']}")
     if s.annotations:
         st.markdown("**Every annotator's label**")
         st.dataframe([{"annotator": a, "label": l} for a, l in s.annotations], hide_index=True,

@@ -108,3 +108,31 @@ def tag_swaps(rows: list[dict]) -> go.Figure:
                       title=dict(text="Suspect tokens by swap (given → predicted)", font=dict(size=13)),
                       xaxis_title="tokens")
     return fig
+
+
+def precision_by_band(bands: list[dict]) -> go.Figure:
+    """Share of decided flagged rows that were really wrong, per cleanlab score band, with 95 % intervals."""
+    xs = [b["band"] for b in bands]
+    ys = [b["precision"] if b["precision"] is not None else 0 for b in bands]
+    fig = go.Figure(go.Bar(
+        x=xs, y=ys, marker_color=["#1f77b4" if b["precision"] is not None else "#d0d4da" for b in bands],
+        error_y=dict(type="data", symmetric=False, array=[b["high"] - y for b, y in zip(bands, ys)],
+                     arrayminus=[y - b["low"] for b, y in zip(bands, ys)]),
+        text=[f"{b['wrong']}/{b['decided']}" for b in bands], textposition="outside",
+        hovertemplate="quality %{x}: %{y:.0%} wrong<extra></extra>"))
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), yaxis=dict(range=[0, 1.1], tickformat=".0%"),
+                      xaxis_title="cleanlab label quality of the flagged row", yaxis_title="really wrong",
+                      title=dict(text="Flag precision by score band (decided rows; bars show 95% intervals)", font=dict(size=13)))
+    return fig
+
+
+def judge_verdicts(counts: dict) -> go.Figure:
+    """The judge's verdicts on the flagged rows: YES (label right), NO (wrong), UNKNOWN, not judged."""
+    keys = ["NO", "YES", "UNKNOWN", "not judged"]
+    names = {"NO": "NO: label wrong", "YES": "YES: label right", "UNKNOWN": "UNKNOWN", "not judged": "not judged"}
+    fig = go.Figure(go.Bar(x=[names[k] for k in keys], y=[counts.get(k, 0) for k in keys],
+                           marker_color=["#d62728", "#2ca02c", "#ff7f0e", "#d0d4da"], text=[counts.get(k, 0) for k in keys],
+                           textposition="auto"))
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10),
+                      title=dict(text="The judge's verdicts on the flagged rows", font=dict(size=13)))
+    return fig

@@ -368,3 +368,120 @@ def verify_ner_card(db, ds: Dataset, r: dict, do) -> None:
     own = c[3].text_input("Your tags, space-separated", value=" ".join(after), key=f"ovl_{r['id']}", label_visibility="collapsed")
     if c[4].button("Override", key=f"override_{r['id']}"):
         do(r, "override", label=own.split(), note=reason)
+
+
+def judge_config():
+    """The judge's endpoint: the page's fields (this session only) over .streamlit/secrets.toml
+    (llm_base_url, llm_model, llm_api_key) over the environment. The key never leaves memory."""
+    from . import judge
+    secrets = {}
+    try:
+        secrets = {k: st.secrets.get(f"llm_{k}", "") for k in ("base_url", "model", "api_key")}
+    except Exception:   # no secrets.toml: fine
+        secrets = {}
+    values = {k: st.session_state.get(f"judge_{k}") or secrets.get(k) or "" for k in ("base_url", "model")}
+    values["api_key"] = secrets.get("api_key") or ""
+    return judge.config_from(values)
+
+
+def judge_tab(db, ds: Dataset, user: auth.User) -> None:
+    """Audit page, Judge tab: endpoint status, the cost of a run before it starts, run with a
+    progress bar and cancel, the verdicts."""
+    from . import charts, judge
+    if ds.task != "text" or ds.mapping.multi:
+        st.info("The judge works on single-label text classification datasets.")
+        return
+    try:
+        cfg = judge_config()
+        cfg_error = None
+    except ReviewError as exc:
+        cfg, cfg_error = None, str(exc)
+    if user.can("lead"):
+        with st.expander("Endpoint" + (f": {cfg.model} at {cfg.base_url}" if cfg else " (not configured)"), expanded=cfg is None):
+            st.caption(judge.SETUP_HELP + " The fields below override the URL and model for this session.")
+            c1, c2 = st.columns(2)
+            c1.text_input("Base URL", key="judge_base_url", placeholder="https://api.openai.com/v1")
+            c2.text_input("Model", key="judge_model", placeholder="gpt-4o-mini")
+            if cfg is not None:
+                st.caption("API key: " + ("set (from the environment or secrets)" if cfg.api_key else "none (the endpoint must not need one)"))
+    if cfg_error:
+        st.error(cfg_error)
+    counts = judge.verdict_counts(db, ds)
+    flash = st.session_state.pop("judge_flash", None)
+    if flash:
+        st.success(flash)
+    if user.can("lead"):
+        flagged = sum(counts.get(k, 0) for k in ("YES", "NO", "UNKNOWN", "not judged"))
+        c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
+        n = c1.number_input("Rows to judge, most suspect first", min_value=1, max_value=max(flagged, 1),
+                            value=min(flagged, 50) or 1, step=10, key="judge_limit")
+        if cfg is None:
+            c2.button("Run the judge", disabled=True, key="judge_run", help="Configure an endpoint first")
+        else:
+            p = judge.plan(db, ds, cfg.model, int(n))
+            if c2.button(f"Run the judge on {p['rows']:,} rows ({plural(p['calls'], 'call')}, {p['cached']:,} cached)",
+                         type="primary", key="judge_run", disabled=p["rows"] == 0):
+                st.button("Cancel", key="judge_cancel", help="Stops after the calls in flight; verdicts so far are kept")
+                bar = st.progress(0.0, text="Starting")
+                try:
+                    got = judge.run_judge(db, ds, user, cfg, int(n), progress=progress_callback(bar))
+                    st.session_state["judge_flash"] = (
+                        f"Judged {plural(got['rows'], 'row')}: {got['calls']:,} calls, {got['cached']:,} cached; "
+                        f"YES {got['YES']:,}, NO {got['NO']:,}, UNKNOWN {got['UNKNOWN']:,}.")
+                    st.rerun()
+                except ReviewError as exc:
+                    bar.empty()
+                    error(exc)
+    if not counts or counts.get("not judged", 0) == sum(counts.get(k, 0) for k in ("YES", "NO", "UNKNOWN", "not judged")):
+        st.caption("No verdict yet." + ("" if user.can("lead") else " A lead runs the judge."))
+        return
+    a, b = st.columns([2, 1])
+    a.plotly_chart(charts.judge_verdicts(counts), key="judge_chart")
+    agree = counts.get("agreement")
+    b.metric("Judge agrees the label is wrong", f"{agree:.0%}" if agree is not None else "–",
+             help="Among flagged rows the judge answered YES or NO: the share where it says NO.")
+    b.caption("The queue's actions now use the verdicts: relabel (judge says NO and names a label), "
+              "keep but ambiguous (judge says YES), needs review (not judged or UNKNOWN).")
+
+
+def precision_tab(db, ds: Dataset, user: auth.User) -> None:
+    """Audit page, Precision tab: from reviewers' decisions, how many flags were right, by band;
+    the errors likely left in the open queue; spot checks of unflagged rows."""
+    from . import charts, precision
+    res = precision.flag_precision(db, ds)
+    if not res["bands"]:
+        st.info("Run the audit first.")
+        return
+    c = st.columns(3)
+    p = res["precision"]
+    c[0].metric("Flagged rows decided", f"{res['decided']:,}")
+    c[1].metric("Really wrong", "–" if p is None else f"{p:.0%}",
+                help=None if p is None else f"95% interval {res['low']:.0%}–{res['high']:.0%}")
+    rem = res["remaining"]
+    c[2].metric("Errors left in the open queue", "–" if rem is None else f"≈{rem['estimate']:,.0f}",
+                help=None if rem is None else f"95% interval {rem['low']:,.0f}–{rem['high']:,.0f} among {rem['open']:,} open flagged rows")
+    if rem is not None:
+        st.caption(f"Of the {rem['open']:,} flagged rows still open, about {rem['estimate']:,.0f} are likely wrong "
+                   f"(between {rem['low']:,.0f} and {rem['high']:,.0f}). When that is small, the rest of the queue is not worth the time.")
+    else:
+        st.caption("Decide some flagged rows in the review queue: precision comes from those decisions.")
+    st.plotly_chart(charts.precision_by_band(res["bands"]), key="precision_chart")
+    st.markdown("**Spot checks**: random unflagged rows put in the queue measure what the flags miss.")
+    sp = precision.spot_results(db, ds)
+    if user.can("lead"):
+        c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
+        k = c1.number_input("Rows", min_value=1, max_value=1000, value=20, step=10, key="spot_n")
+        if c2.button(f"Add {int(k)} random unflagged rows to the queue", key="spot_add"):
+            try:
+                added = precision.add_spot_checks(db, ds, user, int(k))
+                st.success(f"Added {plural(added, 'row')}: reviewers find them under 'Spot checks' in the queue.")
+                sp = precision.spot_results(db, ds)
+            except ReviewError as exc:
+                error(exc)
+    if sp and sp["added"]:
+        line = f"{sp['added']:,} spot-check rows, {sp['decided']:,} decided, {sp['wrong']:,} found wrong"
+        if sp["miss_rate"] is not None:
+            est, lo, hi = sp["missed_estimate"]
+            line += (f": miss rate {sp['miss_rate']:.1%} ({sp['low']:.1%}–{sp['high']:.1%}), so about {est:,.0f} "
+                     f"({lo:,.0f}–{hi:,.0f}) errors among the {sp['unflagged']:,} unflagged rows.")
+        st.markdown(line)

@@ -163,8 +163,8 @@ def _run_workflow(app, pages, tmp_path, shots, guarded):
     see(lead, re.compile(r"Run 2 \(audit\)"), timeout=RUN_TIMEOUT)
     metrics = lead.locator('[data-testid="stMetric"]')
     wait_idle(lead)
-    assert metrics.filter(has_text="Rows").inner_text().split()[-1] == f"{n_rows:,}"
-    suspects = int(metrics.filter(has_text="Suspects").locator('[data-testid="stMetricValue"]').inner_text().replace(",", ""))
+    assert metrics.filter(has=lead.get_by_text("Rows", exact=True)).inner_text().split()[-1] == f"{n_rows:,}"
+    suspects = int(metrics.filter(has=lead.get_by_text("Suspects", exact=True)).locator('[data-testid="stMetricValue"]').inner_text().replace(",", ""))
     assert suspects >= 2, f"the audit flagged {suspects} suspects: need 2 to review"
     shots.append(shot(lead, "04-audit"))
     lead.get_by_role("tab", name="Charts").click()

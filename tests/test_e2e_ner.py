@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from review import auth, datasets, store
-from tests.e2e_helpers import RUN_TIMEOUT, go, see, shot, sign_in
+from tests.e2e_helpers import RUN_TIMEOUT, go, see, shot, sign_in, wait_idle
 from tests.test_e2e import _need_chromium, app, browser, pages  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
@@ -32,6 +32,7 @@ def _pick(page, label: str, option: re.Pattern, typed: str) -> None:
     combo.click()
     page.keyboard.type(typed)
     page.get_by_role("option", name=option).first.click()
+    wait_idle(page)   # the pick reruns the script; the next widget may be new
 
 
 def test_conll_upload_token_fix_verify_export(app, pages, tmp_path):
@@ -68,7 +69,9 @@ def test_conll_upload_token_fix_verify_export(app, pages, tmp_path):
         sign_in(ann, app.url, ANN, PASSWORD)
         go(ann, "Review")
         see(ann, re.compile(r"^Sentence \d+ · rank 1 · "))
-        assert ann.locator(".ner-entity").count() >= 1 and ann.locator(".ner-suspect").count() >= 1
+        for css in (".ner-legend", ".ner-entity", ".ner-suspect"):
+            ann.locator(css).first.wait_for()     # the coloured view, with suspects marked
+        wait_idle(ann)
         assert ann.locator(".ner-legend").count() == 1
         shot(ann, "ner-03-review")
         ds = datasets.get(db, "dev")

@@ -202,3 +202,77 @@ def test_flag_precision_remaining_errors_and_spot_checks(demo_ds, db, annotator,
     assert (sp["added"], sp["decided"], sp["wrong"]) == (5, 5, 1) and sp["miss_rate"] == pytest.approx(0.2)
     est, lo, hi = sp["missed_estimate"]
     assert est == pytest.approx(0.2 * sp["unflagged"]) and lo < est < hi
+
+
+# ----------------------------------------------------------------------------- pages (AppTest)
+
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+
+
+def open_page(page: str, who, db_path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("REVIEW_DB", str(db_path))
+    at = AppTest.from_file(str(APP), default_timeout=90)
+    at.session_state["user"] = (who.name, who.role, time.time())
+    at.session_state["dataset_name"] = "demo-support-tickets"
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_judge_tab_without_endpoint_says_how_to_set_it_up(demo_ds, db, db_path, lead, monkeypatch):
+    for k in (judge.ENV_URL, judge.ENV_MODEL, judge.ENV_KEY):
+        monkeypatch.delenv(k, raising=False)
+    at = open_page("pages/2_Audit.py", lead, db_path, monkeypatch)
+    assert [t.label for t in at.tabs][-2:] == ["Judge", "Precision"]
+    assert any("LLM_BASE_URL" in c.value for c in at.caption)
+    assert at.button(key="judge_run").disabled
+
+
+def test_judge_tab_shows_the_cost_runs_and_the_queue_shows_verdicts(demo_ds, db, db_path, lead, annotator, monkeypatch):
+    plan = behaviours(db, demo_ds)
+    with FakeLLM(lambda text, given, labels: plan[text]) as llm:
+        monkeypatch.setenv(judge.ENV_URL, llm.url)
+        monkeypatch.setenv(judge.ENV_MODEL, "test-model")
+        monkeypatch.setenv(judge.ENV_KEY, KEY)
+        at = open_page("pages/2_Audit.py", lead, db_path, monkeypatch)
+        assert llm.total_calls == 0                       # a page load calls nothing
+        at.number_input(key="judge_limit").set_value(4)
+        at.run()
+        assert at.button(key="judge_run").label == "Run the judge on 4 rows (4 calls, 0 cached)"
+        assert llm.total_calls == 0
+        at.button(key="judge_run").click()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any(s.value.startswith("Judged 4 rows: 4 calls, 0 cached; YES 1, NO 1, UNKNOWN 2") for s in at.success)
+        assert at.button(key="judge_run").label == "Run the judge on 4 rows (0 calls, 4 cached)"
+        assert llm.total_calls == 4
+        assert KEY not in "\n".join(db.conn.iterdump())
+    at = open_page("pages/3_Review.py", annotator, db_path, monkeypatch)
+    at.radio(key="action_filter").set_value("Relabel")
+    at.run()
+    no_label = plan[judge.candidates(db, demo_ds, 1)[0]["text"]][3:]
+    assert f"judge: {no_label}" in "\n".join(h.proto.body for h in at.get("html"))
+
+
+def test_precision_tab_and_spot_checks_through_the_pages(demo_ds, db, db_path, lead, annotator, monkeypatch):
+    for _ in range(6):
+        s = workflow.claim_next(db, demo_ds, annotator)
+        workflow.decide(db, demo_ds, s.idx, annotator, "keep", s.version)
+    at = open_page("pages/2_Audit.py", lead, db_path, monkeypatch)
+    assert "6" in [m.value for m in at.metric]
+    assert any(m.label == "Really wrong" and m.value == "0%" for m in at.metric)
+    at.number_input(key="spot_n").set_value(3)
+    at.run()
+    at.button(key="spot_add").click()
+    at.run()
+    assert any("Added 3 rows" in s.value for s in at.success)
+    at = open_page("pages/3_Review.py", annotator, db_path, monkeypatch)
+    at.radio(key="action_filter").set_value("Spot checks")
+    at.run()
+    assert any("Spot check: a random row the audit did not flag" in i.value for i in at.info)

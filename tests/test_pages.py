@@ -411,7 +411,7 @@ def test_audit_run_button_makes_a_new_run(demo_db):
 def test_audit_findings_tab_shows_the_duplicate_text(demo_db):
     at = open_page(AUDIT, LEAD)
     tabs = at.tabs
-    assert [t.label for t in tabs] == ["Integrity findings", "Charts", "Suspects", "Runs"]
+    assert [t.label for t in tabs] == ["Integrity findings", "Charts", "Suspects", "Runs", "Judge", "Precision"]
     findings = tabs[0]
     assert "**conflicting duplicates** (2)" in texts(findings.markdown)
     heads = [e.label for e in findings.expander]
