@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import sqlite_utils
 
-from . import crowd, integrity, issues, models, store
+from . import crowd, integrity, issues, models, stats, store
 from .auth import User, require
 from .datasets import Dataset, get
 
@@ -144,6 +144,7 @@ def run_integrity(db: sqlite_utils.Database, name_or_id, user: User) -> int:
                 [(run_id, r, k + 1, "; ".join(reasons[r])) for k, r in enumerate(rows)],
             )
             metrics = {"rows": ds.n_items, "flagged": len(rows), "findings": {f.kind: len(f.rows) for f in findings}}
+            stats.compute_aggregates(db, ds, run_id)
             db.execute("UPDATE runs SET status='done', finished_at=?, metrics=? WHERE id=?", [store.now_iso(), json.dumps(metrics), run_id])
             store.log(db, user.name, "integrity_run", ds.id, run=run_id, **metrics)
     except BaseException as exc:
@@ -225,6 +226,7 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
                      for a, q, g, w, k in st[["annotator", "quality", "agreement", "worst_class", "n_labels"]].itertuples(index=False, name=None)])
                 metrics["annotators"] = len(st)
                 metrics["consensus differs from majority vote"] = int(((crowd_res.consensus >= 0) & (labels >= 0) & (crowd_res.consensus != labels)).sum())
+            stats.compute_aggregates(db, ds, run_id)
             metrics["seconds"] = round(time.perf_counter() - t0, 2)
             db.execute("UPDATE runs SET status='done', finished_at=?, metrics=?, params=? WHERE id=?",
                        [store.now_iso(), json.dumps(metrics), json.dumps(res.params), run_id])
@@ -261,6 +263,7 @@ def run_ner_audit(db: sqlite_utils.Database, ds: Dataset, user: User, progress: 
         metrics["findings"] = {f.kind: len(f.rows) for f in findings}
         metrics["seconds"] = round(time.perf_counter() - t0, 2)
         with store.transaction(db):
+            stats.compute_aggregates(db, ds, run_id)
             db.execute("UPDATE runs SET status='done', finished_at=?, metrics=?, params=? WHERE id=?",
                        [store.now_iso(), json.dumps(metrics), json.dumps(params), run_id])
             store.log(db, user.name, "audit_run", ds.id, run=run_id, flagged=metrics["flagged"], rows=ds.n_items,

@@ -287,8 +287,10 @@ def verdict_counts(db: sqlite_utils.Database, ds: Dataset) -> dict:
     run = latest_run(db, ds.id, "audit")
     if not run:
         return {}
-    got = dict(db.execute("SELECT COALESCE(judge_verdict, 'not judged'), COUNT(*) FROM scores WHERE run_id=? AND is_issue=1 GROUP BY 1",
-                          [run["id"]]).fetchall())
+    from .stats import aggregates
+    got = dict(db.execute("SELECT judge_verdict, COUNT(*) FROM scores WHERE run_id=? AND judge_verdict IS NOT NULL GROUP BY 1",
+                          [run["id"]]).fetchall())     # judged rows only (partial index): as quick at a million rows
+    flagged = aggregates(db, ds, run)["flagged"]
     yes, no = got.get("YES", 0), got.get("NO", 0)
-    return {"YES": yes, "NO": no, "UNKNOWN": got.get("UNKNOWN", 0), "not judged": got.get("not judged", 0),
+    return {"YES": yes, "NO": no, "UNKNOWN": got.get("UNKNOWN", 0), "not judged": flagged - sum(got.values()),
             "agreement": (no / (yes + no)) if yes + no else None}

@@ -28,45 +28,47 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float | None, float, float]
     return p, max(0.0, c - h), min(1.0, c + h)
 
 
-_OUTCOMES = (
-    # per row of the run: 1 when reviewers found the label wrong, 0 when right, NULL when undecided or unsure
-    "SELECT s.idx, s.quality, s.is_issue,"
-    " CASE WHEN r.decision IS NULL OR (r.decision='unsure' AND r.status!='overridden') THEN NULL"
-    "      WHEN r.status='overridden' THEN (COALESCE(r.final_label, '') != COALESCE(i.given_label, ''))"
+_DECIDED = (
+    # the rows of the run someone decided: 1 when the label was found wrong, 0 when right (unsure left out).
+    # Starts from reviews (the decided rows, few), so it costs the same at a thousand rows or a million.
+    "SELECT r.idx, s.quality, s.is_issue,"
+    " CASE WHEN r.status='overridden' THEN (COALESCE(r.final_label, '') != COALESCE(i.given_label, ''))"
     "      WHEN r.decision='relabel' THEN 1 ELSE 0 END AS wrong"
-    " FROM scores s JOIN items i ON i.dataset_id=? AND i.idx=s.idx"
-    " LEFT JOIN reviews r ON r.id=(SELECT MAX(x.id) FROM reviews x WHERE x.dataset_id=? AND x.idx=s.idx"
-    "                              AND x.status NOT IN ('superseded', 'rejected'))"
-    " WHERE s.run_id=?"
+    " FROM reviews r JOIN scores s ON s.run_id=? AND s.idx=r.idx JOIN items i ON i.dataset_id=r.dataset_id AND i.idx=r.idx"
+    " WHERE r.dataset_id=? AND r.id IN (SELECT MAX(x.id) FROM reviews x WHERE x.dataset_id=?"
+    "                                   AND x.status NOT IN ('superseded', 'rejected') GROUP BY x.idx)"
+    " AND NOT (r.decision='unsure' AND r.status!='overridden')"
 )
 
 
 def flag_precision(db: sqlite_utils.Database, ds: Dataset) -> dict:
     """Per score band of the flagged rows: flagged, decided, wrong, precision with its interval,
     still open; and the estimate of errors left among the open flagged rows (point, low, high)."""
+    from .stats import aggregates
     run = latest_run(db, ds.id, "audit")
     if not run:
         return {"bands": [], "remaining": None}
-    rows = db.execute(
-        f"SELECT CASE {' '.join(f'WHEN o.quality < {hi if k < len(BANDS) - 1 else 1.0000001} THEN {k}' for k, (_, hi) in enumerate(BANDS))} END AS band,"
-        " COUNT(*), COUNT(o.wrong), COALESCE(SUM(o.wrong), 0)"
-        f" FROM ({_OUTCOMES}) o WHERE o.is_issue=1 GROUP BY band ORDER BY band",
-        [ds.id, ds.id, run["id"]]).fetchall()
-    total_dec = sum(r[2] for r in rows)
-    total_wrong = sum(r[3] for r in rows)
+    flagged_by_band = {int(k): v for k, v in aggregates(db, ds, run)["bands"].items()}
+    case = " ".join(f"WHEN d.quality < {hi if k < len(BANDS) - 1 else 1.0000001} THEN {k}" for k, (_, hi) in enumerate(BANDS))
+    decided = {b: (n, w) for b, n, w in db.execute(
+        f"SELECT CASE {case} END, COUNT(*), COALESCE(SUM(d.wrong), 0) FROM ({_DECIDED}) d WHERE d.is_issue=1 GROUP BY 1",
+        [run["id"], ds.id, ds.id]).fetchall()}
+    total_dec = sum(n for n, _ in decided.values())
+    total_wrong = sum(w for _, w in decided.values())
     pooled = wilson(total_wrong, total_dec)
     bands, est, lo_sum, hi_sum = [], 0.0, 0.0, 0.0
-    for band, flagged, decided, wrong in rows:
+    for band, flagged in sorted(flagged_by_band.items()):
         a, b = BANDS[band]
-        p, lo, hi = wilson(wrong, decided)
-        open_ = flagged - decided
-        use = (p, lo, hi) if decided >= 5 or pooled[0] is None else pooled
+        n_dec, wrong = decided.get(band, (0, 0))
+        p, lo, hi = wilson(wrong, n_dec)
+        open_ = flagged - n_dec
+        use = (p, lo, hi) if n_dec >= 5 or pooled[0] is None else pooled
         if use[0] is not None:
             est += open_ * use[0]
         lo_sum += open_ * use[1]
         hi_sum += open_ * use[2]
-        bands.append({"band": f"{a:.2f}–{b:.2f}", "flagged": flagged, "decided": decided, "wrong": wrong,
-                      "precision": p, "low": lo, "high": hi, "open": flagged - decided})
+        bands.append({"band": f"{a:.2f}–{b:.2f}", "flagged": flagged, "decided": n_dec, "wrong": wrong,
+                      "precision": p, "low": lo, "high": hi, "open": open_})
     remaining = None if pooled[0] is None else {"estimate": est, "low": lo_sum, "high": hi_sum,
                                                 "open": sum(b["open"] for b in bands)}
     return {"bands": bands, "decided": total_dec, "wrong": total_wrong, "precision": pooled[0],
@@ -102,10 +104,12 @@ def spot_results(db: sqlite_utils.Database, ds: Dataset) -> dict:
     run = latest_run(db, ds.id, "audit")
     if not run:
         return {}
-    added, decided, wrong = db.execute(
-        f"SELECT COUNT(*), COUNT(o.wrong), COALESCE(SUM(o.wrong), 0) FROM ({_OUTCOMES}) o"
-        " WHERE o.idx IN (SELECT idx FROM spot_checks WHERE run_id=?)", [ds.id, ds.id, run["id"], run["id"]]).fetchone()
-    unflagged = store.scalar(db, "SELECT COUNT(*) FROM scores WHERE run_id=? AND is_issue=0", [run["id"]])
+    from .stats import aggregates
+    added = store.scalar(db, "SELECT COUNT(*) FROM spot_checks WHERE run_id=?", [run["id"]])
+    decided, wrong = db.execute(
+        f"SELECT COUNT(*), COALESCE(SUM(d.wrong), 0) FROM ({_DECIDED}) d WHERE d.idx IN (SELECT idx FROM spot_checks WHERE run_id=?)",
+        [run["id"], ds.id, ds.id, run["id"]]).fetchone()
+    unflagged = aggregates(db, ds, run)["unflagged"]
     p, lo, hi = wilson(wrong, decided)
     return {"added": added, "decided": decided, "wrong": wrong, "miss_rate": p, "low": lo, "high": hi,
             "unflagged": unflagged,

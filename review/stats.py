@@ -8,9 +8,57 @@ import sqlite_utils
 from .datasets import Dataset, latest_run
 
 
-def label_counts(db: sqlite_utils.Database, ds: Dataset) -> list[tuple[str, int, int]]:
-    """(label, rows given it, rows whose cleaned label it is), in label-set order."""
+QUALITY_BINS = 20
+
+
+def compute_aggregates(db: sqlite_utils.Database, ds: Dataset, run_id: int) -> dict:
+    """The aggregates pages draw, computed once when a run ends (one pass each over items and
+    scores) and stored in run_aggregates: pages then read a few hundred bytes, whatever the size."""
+    from .precision import BANDS
     given = dict(db.execute("SELECT given_label, COUNT(*) FROM items WHERE dataset_id=? GROUP BY given_label", [ds.id]).fetchall())
+    hist = {int(b): (n, f or 0) for b, n, f in db.execute(
+        "SELECT MIN(CAST(quality * ? AS INTEGER), ?), COUNT(*), SUM(is_issue) FROM scores WHERE run_id=? AND quality IS NOT NULL GROUP BY 1",
+        [QUALITY_BINS, QUALITY_BINS - 1, run_id])}
+    confusion = db.execute(
+        "SELECT i.given_label, s.predicted_label, COUNT(*) FROM scores s JOIN items i ON i.dataset_id=? AND i.idx=s.idx"
+        " WHERE s.run_id=? AND s.is_issue=1 AND s.predicted_label IS NOT NULL GROUP BY 1, 2", [ds.id, run_id]).fetchall() \
+        if ds.task == "text" else []
+    lengths = _length_by_class(db, ds) if ds.task == "text" else []
+    case = " ".join(f"WHEN quality < {hi if k < len(BANDS) - 1 else 1.0000001} THEN {k}" for k, (_, hi) in enumerate(BANDS))
+    bands = dict(db.execute(f"SELECT CASE {case} END, COUNT(*) FROM scores WHERE run_id=? AND is_issue=1 GROUP BY 1",
+                            [run_id]).fetchall())
+    flagged = sum(bands.values())
+    data = {"given": given, "hist": {str(k): v for k, v in hist.items()}, "confusion": confusion, "lengths": lengths,
+            "bands": {str(k): v for k, v in bands.items() if k is not None}, "flagged": flagged,
+            "unflagged": store_scalar(db, "SELECT COUNT(*) FROM scores WHERE run_id=? AND is_issue=0", [run_id])}
+    db.execute("INSERT OR REPLACE INTO run_aggregates(run_id, data) VALUES (?, ?)", [run_id, json.dumps(data)])
+    return data
+
+
+def store_scalar(db, sql, params):
+    row = db.execute(sql, params).fetchone()
+    return row[0] if row else None
+
+
+def aggregates(db: sqlite_utils.Database, ds: Dataset, run: dict | None = None) -> dict | None:
+    """The stored aggregates of ``run`` (default: the latest run), computed and stored if missing."""
+    run = run or latest_run(db, ds.id)
+    if not run:
+        return None
+    row = db.execute("SELECT data FROM run_aggregates WHERE run_id=?", [run["id"]]).fetchone()
+    if row:
+        return json.loads(row[0])
+    from . import store
+    with store.transaction(db):
+        return compute_aggregates(db, ds, run["id"])
+
+
+def label_counts(db: sqlite_utils.Database, ds: Dataset) -> list[tuple[str, int, int]]:
+    """(label, rows given it, rows whose cleaned label it is), in label-set order. The given counts
+    come from the run's aggregates; only the rows with a verified label are counted live."""
+    agg = aggregates(db, ds)
+    given = agg["given"] if agg else dict(db.execute(
+        "SELECT given_label, COUNT(*) FROM items WHERE dataset_id=? GROUP BY given_label", [ds.id]).fetchall())
     moved_out = dict(db.execute(
         "SELECT i.given_label, COUNT(*) FROM states st JOIN items i ON i.dataset_id=st.dataset_id AND i.idx=st.idx"
         " WHERE st.dataset_id=? AND st.current_label IS NOT NULL GROUP BY i.given_label", [ds.id]).fetchall())
@@ -22,25 +70,17 @@ def label_counts(db: sqlite_utils.Database, ds: Dataset) -> list[tuple[str, int,
 
 def flagged_confusion(db: sqlite_utils.Database, ds: Dataset) -> list[tuple[str, str, int]]:
     """(given, predicted, count) among the flagged rows of the latest run."""
-    run = latest_run(db, ds.id)
-    if not run:
-        return []
-    return db.execute(
-        "SELECT i.given_label, s.predicted_label, COUNT(*) FROM scores s JOIN items i ON i.dataset_id=? AND i.idx=s.idx"
-        " WHERE s.run_id=? AND s.is_issue=1 AND s.predicted_label IS NOT NULL GROUP BY 1, 2", [ds.id, run["id"]]).fetchall()
+    agg = aggregates(db, ds)
+    return [tuple(r) for r in agg["confusion"]] if agg else []
 
 
-def quality_bins(db: sqlite_utils.Database, ds: Dataset, bins: int = 20) -> tuple[list[float], list[int], list[int]]:
+def quality_bins(db: sqlite_utils.Database, ds: Dataset, bins: int = QUALITY_BINS) -> tuple[list[float], list[int], list[int]]:
     """(edges (bins+1,), all-row counts (bins,), flagged counts (bins,)) of label quality in the latest run."""
-    run = latest_run(db, ds.id)
+    agg = aggregates(db, ds)
     edges = [i / bins for i in range(bins + 1)]
     counts, flagged = [0] * bins, [0] * bins
-    if run:
-        for b, n, f in db.execute(
-            "SELECT MIN(CAST(quality * ? AS INTEGER), ?), COUNT(*), SUM(is_issue) FROM scores WHERE run_id=? AND quality IS NOT NULL GROUP BY 1",
-            [bins, bins - 1, run["id"]]):
-            counts[b] = n
-            flagged[b] = f
+    for b, (n, f) in (agg["hist"] if agg else {}).items():
+        counts[int(b)], flagged[int(b)] = n, f
     return edges, counts, flagged
 
 
@@ -81,6 +121,12 @@ def rows_by_index(db: sqlite_utils.Database, ds: Dataset, rows: list[int], limit
 
 
 def length_by_class(db: sqlite_utils.Database, ds: Dataset) -> list[dict]:
+    """Text length (characters) per given label: n, mean, spread (std), min, max (stored with the run)."""
+    agg = aggregates(db, ds)
+    return agg["lengths"] if agg and "lengths" in agg else _length_by_class(db, ds)
+
+
+def _length_by_class(db: sqlite_utils.Database, ds: Dataset) -> list[dict]:
     """Text length (characters) per given label: n, mean, spread (std), min, max — in SQL."""
     out = []
     for label, n, mean, sq, lo, hi in db.execute(

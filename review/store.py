@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import sqlite_utils
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DEFAULT_DB = "review.db"
 
 SCHEMA = """
@@ -123,6 +123,12 @@ CREATE TABLE IF NOT EXISTS annotator_stats (
     PRIMARY KEY (run_id, annotator)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS annotations_annotator ON annotations(dataset_id, annotator, idx);
+
+CREATE TABLE IF NOT EXISTS run_aggregates (   -- per-run aggregates written once at the end of a run, for pages
+    run_id INTEGER PRIMARY KEY,
+    data TEXT NOT NULL               -- JSON: given label counts, quality histogram, flagged confusion, length per class, bands
+);
+CREATE INDEX IF NOT EXISTS scores_judge ON scores(run_id, judge_verdict) WHERE judge_verdict IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS judgments (   -- the judge's answers, cached by (dataset, row, prompt, model)
     dataset_id INTEGER NOT NULL,

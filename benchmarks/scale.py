@@ -1,0 +1,225 @@
+"""Scale: the same steps at 1,000, 100,000 and 1,000,000 rows, measured.
+
+For each size it makes a synthetic dataset itself (seeded: short texts from a 5,000-word
+vocabulary plus two class words, 8 classes, 5% of labels flipped), then measures
+* `review ingest`, `review audit` and `review export` as subprocesses: wall time and peak
+  RSS (the child's VmHWM);
+* the export the browser gets (review.export.export_cleaned joined in memory, as the Export
+  page's download does): wall time;
+* per-click server time of the pages a person clicks through, driven by
+  streamlit.testing.v1.AppTest (the page script's whole run): Home, Audit, Review (a Keep
+  click: decide + claim the next suspect), Verify (an Approve click), Audit trail, Export;
+  p50 and p95 over 15 clicks after one warm-up;
+* 20 reviewers at once (threads, each with its own SQLite connection and account) claiming and
+  deciding for 10 s: decisions per second, lost or duplicated decisions, and errors.
+Then a table, and PASS/FAIL against the targets (1M rows: ingest < 60 s and < 2 GB, audit
+< 5 min and < 4 GB, every click p95 < 150 ms, export < 30 s, >= 200 decisions/s).
+
+Usage:  python benchmarks/scale.py [--sizes 1000,100000,1000000] [--seed 0]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PASSWORD = "correct horse battery"
+CLICKS = 15
+REVIEWERS, CONCURRENT_SECONDS = 20, 10.0
+
+
+def make_csv(n: int, path: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    k = 8
+    vocab = np.array([f"w{i}" for i in range(5000)])
+    cls = np.array([[f"c{c}x{j}" for j in range(40)] for c in range(k)])
+    y = rng.integers(0, k, n)
+    words = vocab[rng.integers(0, 5000, (n, 6))]
+    cw = cls[y[:, None], rng.integers(0, 40, (n, 2))]
+    texts = [" ".join(a) + " " + " ".join(b) for a, b in zip(words.tolist(), cw.tolist())]
+    given = y.copy()
+    flip = rng.random(n) < 0.05
+    given[flip] = (y[flip] + rng.integers(1, k, flip.sum())) % k
+    pd.DataFrame({"id": np.arange(n), "text": texts, "label": [f"class{c}" for c in given]}).to_csv(path, index=False)
+
+
+CHILD = ("import sys\nfrom review.cli import main\ntry:\n    rc = main(sys.argv[1:])\nfinally:\n"
+         "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+         "    print('VmHWM', hwm, file=sys.stderr)\nsys.exit(rc)")
+
+
+def review(args: list[str], db: Path) -> tuple[float, float]:
+    """`review ARGS --db DB` in a fresh interpreter -> (wall s, peak RSS MiB). The peak is the
+    child's own VmHWM, read by the child as it ends (ru_maxrss of a child would include this
+    process's memory, which the child starts from before exec)."""
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", CHILD, *args, "--db", str(db)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        sys.exit(f"review {' '.join(args)} failed: {proc.stderr[-2000:]}")
+    hwm = [l for l in proc.stderr.splitlines() if l.startswith("VmHWM")][-1].split()[1]
+    return wall, int(hwm) / 1024
+
+
+def clicks(db_path: Path, name: str) -> dict[str, tuple[float, float]]:
+    """Per page: (p50 ms, p95 ms) of the page script's run, over CLICKS clicks after a warm-up."""
+    from streamlit.testing.v1 import AppTest
+    os.environ["REVIEW_DB"] = str(db_path)
+    out = {}
+
+    def session(page: str, who: tuple[str, str]):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+        at.session_state["user"] = (who[0], who[1], time.time())
+        at.session_state["dataset_name"] = name
+        if page != "app.py":
+            at.switch_page(page)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    def measure(at, act) -> tuple[float, float]:
+        ts = []
+        for _ in range(CLICKS):
+            t = time.perf_counter()
+            act(at)
+            ts.append((time.perf_counter() - t) * 1000)
+            assert not at.exception, [e.value for e in at.exception]
+        ts.sort()
+        return statistics.median(ts), ts[int(round(0.95 * (len(ts) - 1)))]
+
+    lead, ann = ("lena", "lead"), ("anna", "annotator")
+    for label, page in [("Home", "app.py"), ("Audit", "pages/2_Audit.py"), ("Audit trail", "pages/6_Audit_trail.py"),
+                        ("Export", "pages/5_Export.py")]:
+        at = session(page, lead)
+        out[label] = measure(at, lambda a: a.run())
+    at = session("pages/3_Review.py", ann)
+    out["Review: Keep"] = measure(at, lambda a: a.button(key="keep").click().run())
+    at = session("pages/4_Verify.py", lead)
+
+    def approve(a):
+        first = next(b for b in a.button if b.key and b.key.startswith("approve_"))
+        first.click().run()
+    out["Verify: Approve"] = measure(at, approve)
+    return out
+
+
+def reviewers_at_once(db_path: Path, name: str) -> dict:
+    from review import auth, datasets, store, workflow
+    from review.errors import StaleViewError
+    db = store.connect(db_path)
+    admin = auth.User("alice", "admin")
+    users = []
+    for k in range(REVIEWERS):
+        try:
+            users.append(auth.create_user(db, f"r{k}", "annotator", PASSWORD, admin))
+        except Exception:
+            users.append(auth.User(f"r{k}", "annotator"))
+    start = store.scalar(db, "SELECT COALESCE(MAX(id), 0) FROM reviews")
+    stop_at = [0.0]
+    done, errors, stale = [0] * REVIEWERS, [], [0]
+    barrier = threading.Barrier(REVIEWERS + 1)
+
+    def work(k: int) -> None:
+        conn = store.connect(db_path)
+        ds = datasets.get(conn, name)
+        barrier.wait()
+        try:
+            while time.perf_counter() < stop_at[0]:
+                s = workflow.claim_next(conn, ds, users[k])
+                if s is None:
+                    break
+                try:
+                    workflow.decide(conn, ds, s.idx, users[k], "keep", s.version)
+                    done[k] += 1
+                except StaleViewError:
+                    stale[0] += 1
+        except Exception as exc:   # anything else (a 'database is locked' included) is a failure
+            errors.append(repr(exc))
+        finally:
+            conn.conn.close()
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(REVIEWERS)]
+    for t in threads:
+        t.start()
+    stop_at[0] = time.perf_counter() + CONCURRENT_SECONDS
+    t0 = time.perf_counter()
+    barrier.wait()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    rows = db.execute("SELECT idx, COUNT(*) FROM reviews WHERE id>? GROUP BY idx HAVING COUNT(*) > 1", [start]).fetchall()
+    stored = store.scalar(db, "SELECT COUNT(*) FROM reviews WHERE id>?", [start])
+    db.conn.close()
+    return {"decisions": sum(done), "per_second": sum(done) / wall, "stored": stored, "duplicated": len(rows),
+            "errors": errors, "stale": stale[0]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="1000,100000,1000000")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    from review import auth, datasets, export, store
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in [int(s) for s in args.sizes.split(",")]:
+            csv_path, db_path = Path(tmp) / f"rows{n}.csv", Path(tmp) / f"scale{n}.db"
+            make_csv(n, csv_path, args.seed)
+            r = {"ingest": review(["ingest", str(csv_path), "--name", "scale"], db_path),
+                 "audit": review(["audit", "scale"], db_path),
+                 "export": review(["export", "scale", "--out", str(Path(tmp) / "out.csv")], db_path)}
+            db = store.connect(db_path)
+            admin = auth.create_user(db, "alice", "admin", PASSWORD, None)
+            auth.create_user(db, "lena", "lead", PASSWORD, admin)
+            auth.create_user(db, "anna", "annotator", PASSWORD, admin)
+            t = time.perf_counter()
+            size = sum(len(c) for c in export.export_cleaned(db, datasets.get(db, "scale"), auth.User("lena", "lead")))
+            r["browser export"] = (time.perf_counter() - t, size / 2 ** 20)
+            db.conn.close()
+            r["clicks"] = clicks(db_path, "scale")
+            r["concurrent"] = reviewers_at_once(db_path, "scale")
+            results[n] = r
+            print(f"{n:>9,} rows done", file=sys.stderr)
+    sizes = list(results)
+    print(f"\n{'step':34s}" + "".join(f"{f'{n:,} rows':>22s}" for n in sizes))
+    for step in ("ingest", "audit", "export"):
+        print(f"{'review ' + step + ' (s, peak MiB)':34s}" + "".join(f"{results[n][step][0]:>12.1f} s {results[n][step][1]:>5.0f} M" for n in sizes))
+    print(f"{'browser export (s, MiB of CSV)':34s}" + "".join(f"{results[n]['browser export'][0]:>12.1f} s {results[n]['browser export'][1]:>5.0f} M" for n in sizes))
+    for page in results[sizes[0]]["clicks"]:
+        print(f"{page + ' (ms p50 / p95)':34s}" + "".join(f"{results[n]['clicks'][page][0]:>13.0f} / {results[n]['clicks'][page][1]:<6.0f}" for n in sizes))
+    print(f"{'20 reviewers: decisions/s':34s}" + "".join(f"{results[n]['concurrent']['per_second']:>22.0f}" for n in sizes))
+    print(f"{'  lost / duplicated / errors':34s}" + "".join(
+        f"{results[n]['concurrent']['decisions'] - results[n]['concurrent']['stored']:>14d} / {results[n]['concurrent']['duplicated']} / {len(results[n]['concurrent']['errors'])}"
+        for n in sizes))
+    big = results[sizes[-1]]
+    worst = max(p95 for _, p95 in big["clicks"].values())
+    c = big["concurrent"]
+    checks = [(f"ingest {big['ingest'][0]:.1f} s < 60 s, {big['ingest'][1]:.0f} MiB < 2048", big["ingest"][0] < 60 and big["ingest"][1] < 2048),
+              (f"audit {big['audit'][0]:.1f} s < 300 s, {big['audit'][1]:.0f} MiB < 4096", big["audit"][0] < 300 and big["audit"][1] < 4096),
+              (f"slowest click p95 {worst:.0f} ms < 150 ms", worst < 150),
+              (f"export {big['export'][0]:.1f} s and browser export {big['browser export'][0]:.1f} s < 30 s",
+               big["export"][0] < 30 and big["browser export"][0] < 30),
+              (f"{c['per_second']:.0f} decisions/s >= 200 with 20 reviewers, none lost or duplicated, no error",
+               c["per_second"] >= 200 and c["decisions"] == c["stored"] and not c["duplicated"] and not c["errors"])]
+    print(f"\nlargest size: {sizes[-1]:,} rows")
+    for text, ok in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    if c["errors"]:
+        print("errors:", c["errors"][:3])
+    return 0 if all(ok for _, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
