@@ -4,6 +4,7 @@ suspect: none lost, none duplicated, no error on any page."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -39,11 +40,16 @@ def test_four_reviewers_clicking_at_once(tmp_path):
                     page.locator('[data-testid="stSidebar"]').get_by_role("link", name="Review", exact=True).click()
                     see(page, "Decide")
                     wait_idle(page)
-                for _ in range(ROUNDS):
+                for r in range(ROUNDS):
                     keeps = [p.locator('[data-testid="stMain"]').get_by_role("button", name=re.compile(r"^Keep")) for _, p in pages]
                     for k in keeps:              # all four clicks go out before any answer comes back
                         k.dispatch_event("click")
-                    for _, p in pages:
+                    for n, (_, p) in zip(names, pages):
+                        # the click is done when its decision is stored and the page has drawn the next suspect
+                        deadline = time.monotonic() + 30
+                        while store.scalar(db, "SELECT COUNT(*) FROM reviews WHERE reviewer=?", [n]) < r + 1:
+                            assert time.monotonic() < deadline, f"{n}'s click of round {r + 1} was not stored"
+                            time.sleep(0.05)
                         see(p, re.compile(r"^Row \S+: kept\.$"))
                         wait_idle(p)
                 for _, p in pages:
