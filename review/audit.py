@@ -43,6 +43,9 @@ def load_items(db: sqlite_utils.Database, ds: Dataset) -> dict[str, list]:
 
 
 def _start_run(db, ds: Dataset, kind: str, user: User, params: dict) -> int:
+    import os
+    import socket
+    params = {**params, "pid": os.getpid(), "host": socket.gethostname()}   # to tell a run whose process died
     with store.transaction(db):
         cur = db.execute(
             "INSERT INTO runs(dataset_id, kind, status, params, versions, created_by, started_at) VALUES (?,?,?,?,?,?,?)",

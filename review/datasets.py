@@ -53,7 +53,30 @@ def latest_run(db: sqlite_utils.Database, dataset_id: int, kind: str | None = No
 
 
 def runs(db: sqlite_utils.Database, dataset_id: int) -> list[dict]:
-    return list(db.query("SELECT id, kind, status, created_by, started_at, finished_at, metrics, error FROM runs WHERE dataset_id=? ORDER BY id DESC", [dataset_id]))
+    """Every run of a dataset, newest first. A run still 'running' whose process on this machine
+    has ended (killed, crashed) shows as 'interrupted': its partial work was never committed."""
+    out = list(db.query("SELECT id, kind, status, created_by, started_at, finished_at, metrics, error, params FROM runs"
+                        " WHERE dataset_id=? ORDER BY id DESC", [dataset_id]))
+    for r in out:
+        params = json.loads(r.pop("params") or "{}")
+        if r["status"] == "running" and not _alive(params):
+            r["status"] = "interrupted"
+    return out
+
+
+def _alive(params: dict) -> bool:
+    import os
+    import socket
+    pid, host = params.get("pid"), params.get("host")
+    if not pid or host != socket.gethostname():
+        return True            # cannot tell from here
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def overview(db: sqlite_utils.Database) -> list[dict]:

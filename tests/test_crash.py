@@ -107,6 +107,7 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(base, tmp_path, ki
     db_path = fresh(base, tmp_path / f"{kind}.db")
     acked: list[int] = []
     rejected: list[int] = []
+    interrupted = False
     for k in range(KILLS[kind]):
         delay = rng.uniform(0.05, {"ingest": 2.5, "audit": 2.0, "decide": 0.6}[kind])
         lines = kill_midway(kind, db_path, script, delay)
@@ -131,6 +132,10 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(base, tmp_path, ki
                     assert n == want, (run_id, kind_, status, n)
                 ds = datasets.get(db, "demo-support-tickets")
                 assert datasets.latest_run(db, ds.id)["status"] == "done"
+                # a run the kill cut short is shown as interrupted, not as running forever
+                statuses = {r["status"] for r in datasets.runs(db, ds.id)}
+                assert "running" not in statuses
+                interrupted = "interrupted" in statuses
             else:
                 have = {r[0] for r in db.execute("SELECT id FROM reviews")}
                 assert set(acked) <= have, sorted(set(acked) - have)[:5]
@@ -144,6 +149,8 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(base, tmp_path, ki
             db.conn.close()
     if kind == "decide":
         assert acked, "the worker never acknowledged a decision: lengthen the delays"
+    if kind == "audit":
+        assert interrupted, "no kill landed inside a run: the check above tested nothing"
 
 
 RACER = textwrap.dedent('''
