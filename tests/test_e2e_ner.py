@@ -28,11 +28,22 @@ def _slice() -> bytes:
 
 
 def _pick(page, label: str, option: re.Pattern, typed: str) -> None:
-    combo = page.locator('[data-testid="stMain"]').get_by_role("combobox", name=label)
-    combo.click()
-    page.keyboard.type(typed)
-    page.get_by_role("option", name=option).first.click()
-    wait_idle(page)   # the pick reruns the script; the next widget may be new
+    """Choose an option of a selectbox as a user does (open, type, click). A rerun still drawing
+    the page can close the list under the pointer; then the user (and this helper) tries again."""
+    for attempt in range(4):
+        wait_idle(page)
+        combo = page.locator('[data-testid="stMain"]').get_by_role("combobox", name=label)
+        try:
+            combo.click()
+            page.keyboard.type(typed)
+            page.get_by_role("option", name=option).first.click(timeout=5000)
+            wait_idle(page)   # the pick reruns the script; the next widget may be new
+            return
+        except Exception:
+            if attempt == 3:
+                raise
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(300)
 
 
 def test_conll_upload_token_fix_verify_export(app, pages, tmp_path):
