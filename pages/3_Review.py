@@ -23,18 +23,13 @@ if ds.task == "text" and not ds.mapping.multi:
     actions.update({"Keep but ambiguous": "keep but ambiguous", "Spot checks": "spot"})
 disagrees = st.session_state.get("review_disagrees")   # set by the Annotators page
 swap = st.session_state.get("review_swap") if ds.task == "ner" else None   # set by the Audit page (NER swaps)
-if swap:
+if swap or disagrees:   # a narrowed queue opened from another page, with the way back
+    key = "review_swap" if swap else "review_disagrees"
     c1, c2 = st.columns([4, 1])
-    c1.info(f"Showing the sentences with a suspect token tagged {swap[0]} that the model tags {swap[1]}.")
-    if c2.button("Show all suspects", key="clear_swap"):
-        st.session_state.pop("review_swap", None)
-        st.rerun()
-    choice, order = "All suspects", "most suspect first"
-elif disagrees:
-    c1, c2 = st.columns([4, 1])
-    c1.info(f"Showing the items where annotator {disagrees} disagrees with the consensus, flagged or not.")
-    if c2.button("Show all suspects", key="clear_disagrees"):
-        st.session_state.pop("review_disagrees", None)
+    c1.info(f"Showing the sentences with a suspect token tagged {swap[0]} that the model tags {swap[1]}." if swap else
+            f"Showing the items where annotator {disagrees} disagrees with the consensus, flagged or not.")
+    if c2.button("Show all suspects", key="clear_swap" if swap else "clear_disagrees"):
+        st.session_state.pop(key, None)
         st.rerun()
     choice, order = "All suspects", "most suspect first"
 else:

@@ -24,11 +24,11 @@ def _bar(stream=sys.stderr):
     return progress
 
 
-def _mapping(df, args) -> ingest.Mapping:
+def _mapping(df, args, filename: str = "") -> ingest.Mapping:
     explicit = any([args.text_col, args.label_col, args.id_col, args.annotator_col, args.prob_cols, args.feature_cols])
     guess, why = ingest.guess_partial(df)
     if why and not explicit:
-        raise ReviewError(why)
+        raise ReviewError(f"{filename}: {why}" if filename else why)
     ann = ingest.resolve_columns(df, args.annotator_col)   # one column: long form; several: wide form
     m = ingest.Mapping(
         text=ingest.resolve_columns(df, args.text_col) or ([] if args.feature_cols else guess.text),
@@ -51,7 +51,7 @@ def cmd_ingest(db, args) -> int:
     if args.task == "ner" or (args.task is None and ner_store.looks_like_ner(data, path.name)):
         return _ingest_ner(db, args, path, data)
     df = ingest.read_table(data, path.name, no_header=args.no_header)
-    mapping = _mapping(df, args)
+    mapping = _mapping(df, args, path.name)
     labels = [s for s in args.labels.split(",")] if args.labels else None
     prep = ingest.prepare(df, mapping, path.name, data, labels)
     from . import audit

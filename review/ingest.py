@@ -524,17 +524,23 @@ def _items_frame(df, mapping, used, keys, text, labels, probs_json) -> pd.DataFr
     return items
 
 
+def check_name(name: str | None) -> str:
+    """A dataset name, stripped; IngestError when empty or too long."""
+    name = (name or "").strip()
+    if not name:
+        raise IngestError("Give the dataset a name.")
+    if len(name) > 200:
+        raise IngestError("The dataset name is too long: use at most 200 characters.")
+    return name
+
+
 def write_dataset(db: sqlite_utils.Database, prep: Prepared, name: str, user: User, progress=None) -> int:
     """Write dataset + items + audit row in one transaction. Returns the dataset id.
 
     ``progress(fraction, message)`` is called between batches.
     """
     require(user, "lead", "upload datasets")
-    name = (name or "").strip()
-    if not name:
-        raise IngestError("Give the dataset a name.")
-    if len(name) > 200:
-        raise IngestError("The dataset name is too long: use at most 200 characters.")
+    name = check_name(name)
     items = prep.items
     n = len(items)
     with store.transaction(db):

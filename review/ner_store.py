@@ -88,13 +88,9 @@ def write_ner_dataset(db: sqlite_utils.Database, corpus: ner.Corpus, data: bytes
     """Dataset (task 'ner') + one item per sentence + the uploaded bytes + an audit row, in one transaction."""
     import hashlib
 
-    from .ingest import Mapping
+    from .ingest import Mapping, check_name
     require(user, "lead", "upload datasets")
-    name = (name or "").strip()
-    if not name:
-        raise IngestError("Give the dataset a name.")
-    if len(name) > 200:
-        raise IngestError("The dataset name is too long: use at most 200 characters.")
+    name = check_name(name)
     tags_seen = sorted({t for s in corpus.sentences for t in s.tags})
     if len(corpus.sentences) < 2:
         raise IngestError(f"{corpus.filename}: only one sentence; label-error detection needs at least two.")

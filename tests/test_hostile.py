@@ -170,3 +170,14 @@ def test_fuzz_jsonl_parser(lines):
         assert len(s.tokens) == len(s.tags) > 0
     again = ner.parse_jsonl(ner.write_jsonl(corpus, [s.tags for s in corpus.sentences]), "g.jsonl")
     assert [(s.tokens, s.tags) for s in again.sentences] == [(s.tokens, s.tags) for s in corpus.sentences]
+
+
+def test_cli_refusal_names_the_file(tmp_path):
+    import os
+    import subprocess
+    import sys
+    f = tmp_path / "onecol.csv"
+    f.write_text("text\nhello\nworld\n")
+    r = subprocess.run([sys.executable, "-m", "review.cli", "ingest", str(f), "--name", "x", "--db", str(tmp_path / "x.db")],
+                       capture_output=True, text=True, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    assert r.returncode == 2 and "onecol.csv: No label column found among 'text'" in r.stderr
