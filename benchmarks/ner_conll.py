@@ -26,7 +26,6 @@ Usage:  python benchmarks/ner_conll.py [--seed 0] [--folds 5] [--files eng.train
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys

@@ -6,7 +6,7 @@
   :func:`entity_spans`, :func:`scheme_violations`, :func:`validate`.
 * Suspects: :func:`token_probs` (out-of-sample per-token probabilities, cross-validated
   by document), :func:`find_issues` (cleanlab's token classification + scheme
-  violations), :func:`common_swaps`.
+  violations).
 * Display: :func:`token_view_html`, :func:`legend_html` (every token HTML-escaped).
 
 Positions are 0-based (sentence number, token number in the sentence); line numbers
@@ -19,7 +19,6 @@ import html
 import json
 import re
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -85,11 +84,6 @@ class Corpus:
     final_eol: bool = True                      # the text ends with a line ending
     bom: str = ""
     prob_tag_names: list[str] | None = None     # JSONL: class order of "pred_probs"
-
-    @property
-    def docstart_lines(self) -> dict[int, str]:
-        """{0-based line index: line} of the -DOCSTART- lines."""
-        return {i: s for i, s in self.other_lines.items() if s.split()[:1] == [DOCSTART]}
 
     @property
     def n_tokens(self) -> int:
@@ -767,31 +761,6 @@ def find_issues(corpus: Corpus, probs_per_sentence: Sequence[np.ndarray], tag_na
     }
 
 
-def common_swaps(corpus: Corpus, flagged: Sequence[tuple[int, int]],
-                 predicted: Sequence[Sequence[str]], max_examples: int = 5) -> pd.DataFrame:
-    """Flagged tokens grouped by (given tag, predicted tag), most frequent first.
-
-    flagged: [(sent, tok)]; predicted: (n_sent,) lists of tags (same scheme as the corpus).
-    Columns: given_tag, predicted_tag, count, examples (up to max_examples most frequent
-    token strings), sentences (sorted sentence numbers). Tokens whose prediction equals
-    the given tag are left out.
-    """
-    groups: dict[tuple[str, str], tuple[Counter, set]] = {}
-    for i, j in flagged:
-        g, p = corpus.sentences[i].tags[j], predicted[i][j]
-        if g == p:
-            continue
-        words, sents = groups.setdefault((g, p), (Counter(), set()))
-        words[corpus.sentences[i].tokens[j]] += 1
-        sents.add(int(i))
-    rows = [{"given_tag": g, "predicted_tag": p, "count": sum(w.values()),
-             "examples": [t for t, _ in w.most_common(max_examples)], "sentences": sorted(s)}
-            for (g, p), (w, s) in groups.items()]
-    df = pd.DataFrame(rows, columns=["given_tag", "predicted_tag", "count", "examples", "sentences"])
-    return df.sort_values(["count", "given_tag", "predicted_tag"], ascending=[False, True, True],
-                          ignore_index=True)
-
-
 # ============================================================================ noise (benchmarks, tests, demos)
 
 ERROR_KINDS = ("type_swap", "per_org", "boundary", "missed")
@@ -869,12 +838,6 @@ def inject_errors(corpus: Corpus, rates: dict[str, float], seed: int = 0
                              "tokens": changed})
     return [from_iob2(t, corpus.scheme) if i in used else list(corpus.sentences[i].tags)
             for i, t in enumerate(iob2)], injected
-
-
-def with_tags(corpus: Corpus, tags: Sequence[Sequence[str]]) -> Corpus:
-    """A copy of corpus whose sentences carry ``tags`` (n_sent,) lists (lines unchanged)."""
-    from dataclasses import replace
-    return replace(corpus, sentences=[replace(s, tags=list(t)) for s, t in zip(corpus.sentences, tags)])
 
 
 # ============================================================================ display

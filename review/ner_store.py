@@ -11,7 +11,6 @@ so the export rewrites only the tag column and keeps every other byte.
 from __future__ import annotations
 
 import json
-import time
 from typing import Callable, Sequence
 
 import numpy as np
@@ -32,10 +31,6 @@ BATCH = 5000
 def canon(tags: Sequence[str]) -> str:
     """Tags (n,) -> the canonical JSON stored as a sentence's label."""
     return json.dumps(list(tags), ensure_ascii=False, separators=(",", ":"))
-
-
-def tags_of(label: str | None) -> list[str] | None:
-    return None if label is None else json.loads(label)
 
 
 def looks_like_ner(data: bytes, filename: str) -> bool:

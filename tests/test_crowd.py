@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -254,12 +253,10 @@ def test_sentiment_mturk_default_beats_dawid_skene_reference():
         pytest.skip(f"missing {SENTIMENT}")
     from scipy.stats import spearmanr
 
-    t0 = time.perf_counter()
     d = pd.read_csv(SENTIMENT)
     L, items, _ = crowd.to_matrix(d["item_id"].tolist(), d["annotator_id"].tolist(), d["label"].tolist(), ["0", "1"])
     first = d.drop_duplicates("item_id").set_index("item_id").loc[items]
     res = crowd.consensus(L, ["0", "1"], first["text"].tolist())
-    seconds = time.perf_counter() - t0
     gold = first["gold"].to_numpy()
     accuracy = float(np.mean(res.consensus == gold))
     i, m = np.nonzero(L >= 0)
@@ -268,5 +265,4 @@ def test_sentiment_mturk_default_beats_dawid_skene_reference():
     rated = n_lab >= 20
     rho = spearmanr(res.annotator_stats["quality"].to_numpy()[rated], true_acc[rated]).statistic
     assert accuracy >= 0.915, accuracy
-    assert rho >= 0.85, rho
-    assert seconds < 30, seconds
+    assert rho >= 0.85, rho             # time and memory: benchmarks/crowd_sentiment.py

@@ -11,7 +11,6 @@ import csv
 import io
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest

