@@ -15,7 +15,8 @@ def compute_aggregates(db: sqlite_utils.Database, ds: Dataset, run_id: int) -> d
     """The aggregates pages draw, computed once when a run ends (one pass each over items and
     scores) and stored in run_aggregates: pages then read a few hundred bytes, whatever the size."""
     from .precision import BANDS
-    given = dict(db.execute("SELECT given_label, COUNT(*) FROM items WHERE dataset_id=? GROUP BY given_label", [ds.id]).fetchall())
+    given = dict(db.execute("SELECT given_label, COUNT(*) FROM items WHERE dataset_id=? GROUP BY given_label",
+                            [ds.id]).fetchall()) if ds.task == "text" else {}   # a NER label is a whole tag sequence
     hist = {int(b): (n, f or 0) for b, n, f in db.execute(
         "SELECT MIN(CAST(quality * ? AS INTEGER), ?), COUNT(*), SUM(is_issue) FROM scores WHERE run_id=? AND quality IS NOT NULL GROUP BY 1",
         [QUALITY_BINS, QUALITY_BINS - 1, run_id])}
@@ -30,14 +31,9 @@ def compute_aggregates(db: sqlite_utils.Database, ds: Dataset, run_id: int) -> d
     flagged = sum(bands.values())
     data = {"given": given, "hist": {str(k): v for k, v in hist.items()}, "confusion": confusion, "lengths": lengths,
             "bands": {str(k): v for k, v in bands.items() if k is not None}, "flagged": flagged,
-            "unflagged": store_scalar(db, "SELECT COUNT(*) FROM scores WHERE run_id=? AND is_issue=0", [run_id])}
+            "unflagged": ds.n_items - flagged}
     db.execute("INSERT OR REPLACE INTO run_aggregates(run_id, data) VALUES (?, ?)", [run_id, json.dumps(data)])
     return data
-
-
-def store_scalar(db, sql, params):
-    row = db.execute(sql, params).fetchone()
-    return row[0] if row else None
 
 
 def aggregates(db: sqlite_utils.Database, ds: Dataset, run: dict | None = None) -> dict | None:

@@ -374,7 +374,6 @@ def judge_config():
     """The judge's endpoint: the page's fields (this session only) over .streamlit/secrets.toml
     (llm_base_url, llm_model, llm_api_key) over the environment. The key never leaves memory."""
     from . import judge
-    secrets = {}
     try:
         secrets = {k: st.secrets.get(f"llm_{k}", "") for k in ("base_url", "model", "api_key")}
     except Exception:   # no secrets.toml: fine
