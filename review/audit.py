@@ -260,13 +260,14 @@ def run_ner_audit(db: sqlite_utils.Database, ds: Dataset, user: User, progress: 
             probs, names = ner.token_probs(corpus, lambda f, m: progress(0.05 + 0.8 * f, m), n_folds=n_folds)
             params = {"model": "SGD logistic regression on token-window features, temperature-scaled",
                       "folds": n_folds, "cross-validation": "by document" if len({s.doc for s in corpus.sentences}) >= n_folds else "by sentence"}
-        with store.transaction(db):
+        scored = ner_store.score_run(run_id, corpus, probs, names, lambda f, m: progress(0.86 + 0.1 * f, m))
+        metrics = {**scored.metrics, "findings": {f.kind: len(f.rows) for f in findings}}
+        progress(0.96, "Saving the run")
+        with store.transaction(db):   # findings, scores and the run's status together, as for text
             _write_findings(db, run_id, findings)
-        metrics = ner_store.score_run(db, run_id, corpus, probs, names, lambda f, m: progress(0.86 + 0.12 * f, m))
-        metrics["findings"] = {f.kind: len(f.rows) for f in findings}
-        metrics["seconds"] = round(time.perf_counter() - t0, 2)
-        with store.transaction(db):
+            scored.write(db)
             stats.compute_aggregates(db, ds, run_id)
+            metrics["seconds"] = round(time.perf_counter() - t0, 2)
             db.execute("UPDATE runs SET status='done', finished_at=?, metrics=?, params=? WHERE id=?",
                        [store.now_iso(), json.dumps(metrics), json.dumps(params), run_id])
             store.log(db, user.name, "audit_run", ds.id, run=run_id, flagged=metrics["flagged"], rows=ds.n_items,

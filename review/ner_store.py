@@ -11,6 +11,7 @@ so the export rewrites only the tag column and keeps every other byte.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -179,10 +180,29 @@ def accept_span(tags: Sequence[str], predicted: Sequence[str], start: int, end: 
     return ner.from_iob2(ner.to_iob2(out, scheme), scheme)
 
 
-def score_run(db: sqlite_utils.Database, run_id: int, corpus: ner.Corpus, probs: Sequence[np.ndarray],
-              tag_names: Sequence[str], progress: Progress) -> dict:
-    """cleanlab token issues of ``probs`` (n_sent,) arrays (n_tokens_i, K) -> scores (one row per
-    sentence) and token_issues (one row per flagged token) of run ``run_id``. Returns metrics."""
+@dataclass
+class ScoredRun:
+    """What score_run found, ready to write: scores rows (one per sentence), token_issues rows
+    (one per flagged token), and the run's metrics."""
+    scores: list[tuple]
+    tokens: list[tuple]
+    metrics: dict
+
+    def write(self, db: sqlite_utils.Database) -> None:
+        """Insert the rows; the caller holds the transaction (with the run's status)."""
+        for start in range(0, len(self.scores), BATCH):
+            db.conn.executemany(
+                "INSERT INTO scores(run_id, idx, quality, predicted_label, confidence, suggested_label, is_issue, rank, trust, action, reason, probs)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", self.scores[start:start + BATCH])
+        db.conn.executemany(
+            "INSERT INTO token_issues(run_id, idx, token, text, given_tag, predicted_tag, confidence, quality, reason)"
+            " VALUES (?,?,?,?,?,?,?,?,?)", self.tokens)
+
+
+def score_run(run_id: int, corpus: ner.Corpus, probs: Sequence[np.ndarray], tag_names: Sequence[str],
+              progress: Progress) -> ScoredRun:
+    """cleanlab token issues of ``probs`` (n_sent,) arrays (n_tokens_i, K) -> the scores (one row per
+    sentence) and token_issues (one row per flagged token) of run ``run_id``, not yet written."""
     progress(0.0, "Ranking suspect tokens with cleanlab")
     res = ner.find_issues(corpus, probs, tag_names)
     n = len(corpus.sentences)
@@ -219,19 +239,11 @@ def score_run(db: sqlite_utils.Database, run_id: int, corpus: ner.Corpus, probs:
                            "; ".join(reasons) or None, json.dumps(view, ensure_ascii=False)))
         for j in flagged:
             token_rows.append((run_id, i, j, s.tokens[j], s.tags[j], pred[j], float(conf[j]), float(tq[j]), res["reasons"][(i, j)]))
-    progress(0.6, "Saving the scores")
-    with store.transaction(db):
-        for start in range(0, n, BATCH):
-            db.conn.executemany(
-                "INSERT INTO scores(run_id, idx, quality, predicted_label, confidence, suggested_label, is_issue, rank, trust, action, reason, probs)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", score_rows[start:start + BATCH])
-        db.conn.executemany(
-            "INSERT INTO token_issues(run_id, idx, token, text, given_tag, predicted_tag, confidence, quality, reason)"
-            " VALUES (?,?,?,?,?,?,?,?,?)", token_rows)
     acc = ner.token_accuracy(corpus, probs, tag_names)
-    return {"rows": n, "sentences": n, "tokens": corpus.n_tokens, "flagged": int(is_issue.sum()),
-            "flagged tokens": len(token_rows), "relabel": actions["relabel"], "needs review": actions["needs review"],
-            "model agreement with given labels": round(acc, 4)}
+    return ScoredRun(score_rows, token_rows, {
+        "rows": n, "sentences": n, "tokens": corpus.n_tokens, "flagged": int(is_issue.sum()),
+        "flagged tokens": len(token_rows), "relabel": actions["relabel"], "needs review": actions["needs review"],
+        "model agreement with given labels": round(acc, 4)})
 
 
 def swaps(db: sqlite_utils.Database, ds: Dataset, limit: int = 30, examples: int = 5) -> list[dict]:
