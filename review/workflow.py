@@ -71,22 +71,20 @@ def get_suspect(db: sqlite_utils.Database, ds: Dataset, idx: int, run_id: int | 
     if run_id is None:
         run = latest_run(db, ds.id)
         run_id = run["id"] if run else None
-    sc = None
+    sc = None   # one read of the row's scores: the model's view, the judge's, and whether it is a spot check
     if run_id is not None:
-        sc = db.execute("SELECT rank, quality, predicted_label, confidence, suggested_label, action, reason, probs FROM scores WHERE run_id=? AND idx=?",
-                        [run_id, idx]).fetchone()
+        sc = db.execute(
+            "SELECT rank, quality, predicted_label, confidence, suggested_label, action, reason, probs,"
+            " judge_verdict, judge_label, judge_reason, fused_action, fused_trust,"
+            " is_issue = 0 AND EXISTS (SELECT 1 FROM spot_checks c WHERE c.run_id=scores.run_id AND c.idx=scores.idx)"
+            " FROM scores WHERE run_id=? AND idx=?", [run_id, idx]).fetchone()
     state, version, current, claimed_by, claimed_until = _state(db, ds.id, idx)
     if claimed_until is not None and claimed_until < time.time():
         claimed_by = None
     rev = list(db.query("SELECT * FROM reviews WHERE dataset_id=? AND idx=? ORDER BY id DESC LIMIT 1", [ds.id, idx]))
     key, text, given, meta, tokens = item
-    judge, spot = None, False
-    if run_id is not None:
-        j = db.execute("SELECT judge_verdict, judge_label, judge_reason, fused_action, fused_trust, is_issue FROM scores WHERE run_id=? AND idx=?",
-                       [run_id, idx]).fetchone()
-        if j and j[0]:
-            judge = {"verdict": j[0], "label": j[1], "reason": j[2], "action": j[3], "trust": j[4]}
-        spot = bool(j and not j[5] and store.scalar(db, "SELECT 1 FROM spot_checks WHERE run_id=? AND idx=?", [run_id, idx]))
+    judge = {"verdict": sc[8], "label": sc[9], "reason": sc[10], "action": sc[11], "trust": sc[12]} if sc and sc[8] else None
+    spot = bool(sc and sc[13])
     labels_by = db.execute("SELECT annotator, label FROM annotations WHERE dataset_id=? AND idx=? ORDER BY annotator",
                            [ds.id, idx]).fetchall() if ds.mapping.multi else []
     return Suspect(
