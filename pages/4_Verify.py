@@ -36,7 +36,7 @@ def do(review: dict, action: str, label: str | None = None, note: str = "") -> N
 for r in page:
     with st.container(border=True):
         if ds.task == "ner":
-            ui.verify_ner_card(db, ds, r, do)
+            ui.verify_ner_card(ds, r, do)
             continue
         top = st.columns([4, 2])
         with top[0]:

@@ -71,12 +71,16 @@ def read_corpus(data: bytes, filename: str) -> ner.Corpus:
     return ner.parse_conll(text, filename)
 
 
+def entity_types(ds: Dataset) -> list[str]:
+    """The dataset's entity types (PER, ORG, …), sorted."""
+    return sorted({t[2:] for t in ds.labels if t != "O"})
+
+
 def tag_options(ds: Dataset) -> list[str]:
     """Every tag an annotator may choose: O and each prefix of the scheme for each entity type."""
     scheme = ds.mapping.scheme
     prefixes = {"IOB1": "IB", "IOB2": "BI", "BIOES": "BIES"}[scheme]
-    types = sorted({t[2:] for t in ds.labels if t != "O"})
-    return ["O"] + [f"{p}-{t}" for t in types for p in prefixes]
+    return ["O"] + [f"{p}-{t}" for t in entity_types(ds) for p in prefixes]
 
 
 def write_ner_dataset(db: sqlite_utils.Database, corpus: ner.Corpus, data: bytes, name: str, user: User,
@@ -138,8 +142,7 @@ def load_given(db: sqlite_utils.Database, ds: Dataset) -> ner.Corpus:
         m = json.loads(meta)
         sentences.append(ner.Sentence(json.loads(tokens), json.loads(tags), [], m.get("doc", 0), m.get("line", 1), key,
                                       None if probs is None else np.asarray(json.loads(probs))))
-    types = sorted({t[2:] for t in ds.labels if t != "O"})
-    return ner.Corpus(sentences, ds.mapping.scheme, -1, 0, types, ds.source_name or "", ds.mapping.format or "conll",
+    return ner.Corpus(sentences, ds.mapping.scheme, -1, 0, entity_types(ds), ds.source_name or "", ds.mapping.format or "conll",
                       prob_tag_names=ds.mapping.prob_tags or None)
 
 

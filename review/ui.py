@@ -203,16 +203,17 @@ def error(exc: Exception) -> None:
     st.error(str(exc))
 
 
-def ner_sentence(tokens: list[str], tags: list[str], ds: Dataset, flagged=(), predicted=None, confidence=None,
-                 legend: bool = True) -> None:
-    """A sentence with its entities coloured by type (a legend above), suspect tokens outlined with
-    the model's tag and confidence beside them. Every token is escaped (review.ner)."""
+def ner_sentence(tokens: list[str], tags: list[str], scheme: str, entity_types: list[str] | None = None,
+                 flagged=(), predicted=None, confidence=None) -> None:
+    """A sentence with its entities coloured by type (with a legend above when ``entity_types``
+    is given), suspect tokens outlined with the model's tag and confidence beside them. Every
+    token is escaped (review.ner)."""
     from . import ner
-    if legend:
-        st.html(ner.legend_html(sorted({t[2:] for t in ds.labels if t != "O"})))
+    if entity_types is not None:
+        st.html(ner.legend_html(entity_types))
     st.html('<div style="font-size:1.1rem;padding:0.6rem 1rem;border-radius:0.5rem;background:#f5f7fa;'
-            'border:1px solid #dde3ea">' + ner.token_view_html(tokens, tags, ds.mapping.scheme, flagged, predicted,
-                                                               confidence) + "</div>")
+            'border:1px solid #dde3ea">' + ner.token_view_html(tokens, tags, scheme, flagged, predicted, confidence)
+            + "</div>")
 
 
 def review_ner_sentence(db, ds: Dataset, user: auth.User, s, state: dict, revising: bool, navigation) -> None:
@@ -238,7 +239,7 @@ def review_ner_sentence(db, ds: Dataset, user: auth.User, s, state: dict, revisi
 
     head = f"**Sentence {escape_md(s.key)}** · rank {s.rank if s.rank is not None else '–'} · {plural(len(s.tokens), 'token')}"
     st.markdown(head + (" · going back to a sentence you decided" if revising else ""))
-    ner_sentence(s.tokens, tags_now, ds, flagged, predicted, conf)
+    ner_sentence(s.tokens, tags_now, ds.mapping.scheme, ner_store.entity_types(ds), flagged, predicted, conf)
     if s.reason:
         st.markdown("**Why it is flagged:** " + escape_md(s.reason))
     if s.latest_review and s.latest_review["status"] == "rejected":
@@ -266,7 +267,7 @@ def review_ner_sentence(db, ds: Dataset, user: auth.User, s, state: dict, revisi
     changed = [j for j in range(len(edited)) if edited[j] != tags_now[j]]
     if changed:
         st.markdown("**Your changes:** " + escape_md(", ".join(f"{j} {s.tokens[j]}: {tags_now[j]} → {edited[j]}" for j in changed[:8])))
-        ner_sentence(s.tokens, edited, ds, legend=False)
+        ner_sentence(s.tokens, edited, ds.mapping.scheme)
         problems = ner.scheme_violations(edited, ds.mapping.scheme)
         if problems:
             st.error(f"Not a valid {ds.mapping.scheme} sequence yet: " +
@@ -313,12 +314,8 @@ def upload_ner(db, user: auth.User, up) -> None:
     st.markdown(f"Scheme **{corpus.scheme}** (detected) · entity types **{escape_md(', '.join(corpus.entity_types) or '(none)')}** · "
                 f"{plural(docs, 'document')}" + (f" · {corpus.n_columns} columns, the tag in the last" if corpus.n_columns else "")
                 + (" · your own per-token probabilities" if corpus.prob_tag_names else ""))
-    from .datasets import Dataset
-    from .ingest import Mapping
-    preview = Dataset(0, "", "ner", sorted({t for x in corpus.sentences for t in x.tags}), False,
-                      Mapping(scheme=corpus.scheme, format=corpus.format), len(corpus.sentences), up.name, "", "")
     for k, sent in enumerate(corpus.sentences[:3]):
-        ner_sentence(sent.tokens, sent.tags, preview, legend=k == 0)
+        ner_sentence(sent.tokens, sent.tags, corpus.scheme, corpus.entity_types if k == 0 else None)
     name = st.text_input("Dataset name", value=Path(up.name).stem or up.name, key="dataset_name_input")
     if st.button("Check and ingest", type="primary", key="ingest"):
         bar = st.progress(0.0, text="Storing sentences")
@@ -337,26 +334,21 @@ def upload_ner(db, user: auth.User, up) -> None:
         st.page_link("pages/2_Audit.py", label="Go to the audit")
 
 
-def verify_ner_card(db, ds: Dataset, r: dict, do) -> None:
+def verify_ner_card(ds: Dataset, r: dict, do) -> None:
     """A pending NER decision: the sentence before and after, the changed tokens; approve,
     reject with a reason, or override with the lead's own tags (space-separated)."""
     import json
-
-    from . import ner
-    tokens = json.loads(store.scalar(db, "SELECT tokens FROM items WHERE dataset_id=? AND idx=?", [ds.id, r["idx"]]))
-    before = json.loads(store.scalar(db, "SELECT COALESCE(st.current_label, i.given_label) FROM items i LEFT JOIN states st"
-                                         " ON st.dataset_id=i.dataset_id AND st.idx=i.idx WHERE i.dataset_id=? AND i.idx=?",
-                                     [ds.id, r["idx"]]))
+    tokens, before = json.loads(r["tokens"]), json.loads(r["current_label"])
     after = json.loads(r["new_label"]) if r["new_label"] else before
     what = {"relabel": "tags changed", "keep": "kept as it is", "unsure": "unsure"}[r["decision"]]
     st.markdown(f"**Sentence {escape_md(r['key'])}** · {what} by **{escape_md(r['reviewer'])}** at "
                 f"{r['created_at'][:16].replace('T', ' ')}")
     changed = [j for j in range(len(tokens)) if before[j] != after[j]]
     st.caption("Before")
-    ner_sentence(tokens, before, ds, flagged=changed, legend=False)
+    ner_sentence(tokens, before, ds.mapping.scheme, flagged=changed)
     if changed:
         st.caption("After: " + ", ".join(f"{j} {tokens[j]}: {before[j]} → {after[j]}" for j in changed[:10]))
-        ner_sentence(tokens, after, ds, flagged=changed, legend=False)
+        ner_sentence(tokens, after, ds.mapping.scheme, flagged=changed)
     if r["note"]:
         st.markdown(f"note: {escape_md(r['note'])}")
     c = st.columns([1, 3, 1, 3, 1])

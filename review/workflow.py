@@ -291,13 +291,14 @@ def verify(db: sqlite_utils.Database, review_id: int, user: User, action: str, s
 
 
 def pending(db: sqlite_utils.Database, ds: Dataset, user: User, limit: int = 20, after_id: int = 0) -> list[dict]:
-    """One page of decisions awaiting verification (keyset on review id), with the item,
-    the model's view and the row's state version."""
+    """One page of decisions awaiting verification (keyset on review id), with the item (and its
+    tokens for NER), its current label, the model's view and the row's state version."""
     require(user, "lead", "verify decisions")
     run = latest_run(db, ds.id)
     return list(db.query(
         "SELECT r.id, r.idx, i.key, i.text, i.given_label, r.decision, r.new_label, r.note, r.reviewer, r.created_at,"
-        " st.version, sc.predicted_label, sc.confidence, sc.quality, sc.reason"
+        " st.version, sc.predicted_label, sc.confidence, sc.quality, sc.reason,"
+        " i.tokens, COALESCE(st.current_label, i.given_label) AS current_label"
         " FROM reviews r JOIN items i ON i.dataset_id=r.dataset_id AND i.idx=r.idx"
         " JOIN states st ON st.dataset_id=r.dataset_id AND st.idx=r.idx"
         " LEFT JOIN scores sc ON sc.run_id=? AND sc.idx=r.idx"
