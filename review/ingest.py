@@ -92,7 +92,10 @@ def _fmt(filename: str) -> str:
     )
 
 
-def _decode(data: bytes, filename: str) -> str:
+def decode_upload(data: bytes, filename: str, keep_bom: bool = False) -> str:
+    """Uploaded bytes -> text; IngestError naming the file (and line) for archives, Parquet,
+    bytes that are not UTF-8, NUL bytes. ``keep_bom``: leave a UTF-8 BOM in the text (files
+    written back byte for byte)."""
     if data[:4] == b"PK\x03\x04":
         raise IngestError(f"{filename} is a ZIP archive, not a text file: unzip it and upload the file inside.")
     if data[:2] == b"\x1f\x8b":
@@ -100,7 +103,7 @@ def _decode(data: bytes, filename: str) -> str:
     if data[:4] == b"PAR1":
         raise IngestError(f"{filename} is a Parquet file: rename it to .parquet and upload again.")
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode("utf-8" if keep_bom else "utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise IngestError(
@@ -110,7 +113,8 @@ def _decode(data: bytes, filename: str) -> str:
     nul = text.find("\x00")
     if nul >= 0:
         line = text.count("\n", 0, nul) + 1
-        raise IngestError(f"{filename}: line {line} contains a NUL byte, so this is not a text table. Upload a CSV, TSV, JSONL or Parquet file.")
+        raise IngestError(f"{filename}: line {line} contains a NUL byte, so this is not a text file. "
+                          "Upload a CSV, TSV, JSONL, Parquet or CoNLL file.")
     return text
 
 
@@ -155,9 +159,9 @@ def read_table(data: bytes, filename: str, no_header: bool = False) -> pd.DataFr
     if kind == "parquet":
         df = _read_parquet(data, filename)
     elif kind == "jsonl":
-        df = _read_jsonl(_decode(data, filename), filename)
+        df = _read_jsonl(decode_upload(data, filename), filename)
     else:
-        df = _read_delimited(_decode(data, filename), filename, "\t" if kind == "tsv" else ",", no_header)
+        df = _read_delimited(decode_upload(data, filename), filename, "\t" if kind == "tsv" else ",", no_header)
     if no_header and kind in ("parquet", "jsonl"):
         df.columns = [str(i + 1) for i in range(df.shape[1])]
     if df.shape[0] == 0:

@@ -55,17 +55,8 @@ def looks_like_ner(data: bytes, filename: str) -> bool:
 
 def read_corpus(data: bytes, filename: str) -> ner.Corpus:
     """Uploaded bytes -> Corpus (JSONL by extension, else CoNLL). IngestError names the file and line."""
-    if data[:4] == b"PK\x03\x04" or data[:2] == b"\x1f\x8b":
-        raise IngestError(f"{filename} is compressed: decompress it and upload the plain file.")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise IngestError(f"{filename}: the bytes at line {line} (byte {exc.start}, {data[exc.start:exc.start + 4]!r}) "
-                          "are not UTF-8. Save the file as UTF-8 and upload it again.") from None
-    if "\x00" in text:
-        line = text.count("\n", 0, text.find("\x00")) + 1
-        raise IngestError(f"{filename}: line {line} contains a NUL byte, so this is not a text file.")
+    from .ingest import decode_upload
+    text = decode_upload(data, filename, keep_bom=True)   # the BOM stays: the export writes the file back byte for byte
     if filename.lower().endswith((".jsonl", ".ndjson", ".json")):
         return ner.parse_jsonl(text, filename)
     return ner.parse_conll(text, filename)
