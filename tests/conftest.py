@@ -50,6 +50,18 @@ def counts(db) -> dict[str, int]:
             for t in ("datasets", "items", "annotations", "audit_log", "runs", "scores", "reviews", "states")}
 
 
+def copy_db(src, dest):
+    """A copy of the SQLite file ``src`` at ``dest`` (SQLite's online backup, so a template built
+    once per module serves every test). Returns ``dest``."""
+    s, d = sqlite3.connect(str(src)), sqlite3.connect(str(dest))
+    try:
+        s.backup(d)
+    finally:
+        s.close()
+        d.close()
+    return dest
+
+
 def raw(path) -> sqlite3.Connection:
     """A plain sqlite3 connection that bypasses the review package (for tampering)."""
     return sqlite3.connect(str(path), isolation_level=None, timeout=30)

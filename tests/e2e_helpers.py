@@ -165,6 +165,26 @@ def choose(page, container, label: str, option: str) -> None:
     page.wait_for_function("([el, v]) => el.value === v", arg=[combo.element_handle(), option])
 
 
+def pick_option(page, label: str, option, typed: str) -> None:
+    """Choose an option (a name or a pattern) of the st.selectbox labelled ``label`` in the main
+    area as a user does with a long list: open it, type to filter, click. A rerun still drawing
+    the page can close the list under the pointer; then the user (and this helper) tries again."""
+    for attempt in range(4):
+        wait_idle(page)
+        combo = page.locator('[data-testid="stMain"]').get_by_role("combobox", name=label)
+        try:
+            combo.click()
+            page.keyboard.type(typed)
+            page.get_by_role("option", name=option).first.click(timeout=5000)
+            wait_idle(page)   # the pick reruns the script; the next widget may be new
+            return
+        except Exception:
+            if attempt == 3:
+                raise
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(300)
+
+
 def shot(page, name: str) -> Path:
     """A screenshot of the whole app into artifacts/; prints and returns its path.
 

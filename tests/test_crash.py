@@ -18,7 +18,7 @@ import pytest
 
 from review import auth, datasets, demo, store
 
-from conftest import PASSWORD
+from conftest import PASSWORD, copy_db
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLS = {"ingest": 6, "audit": 6, "decide": 10}     # kills per kind (CI-sized)
@@ -70,14 +70,6 @@ def base(tmp_path_factory):
     return path
 
 
-def fresh(base: Path, dest: Path) -> Path:
-    s, d = sqlite3.connect(str(base)), sqlite3.connect(str(dest))
-    s.backup(d)
-    s.close()
-    d.close()
-    return dest
-
-
 def kill_midway(kind: str, db_path: Path, script: Path, delay: float) -> list[str]:
     """Start the worker, wait until it is ready, let it work ``delay`` s, SIGKILL it. Returns its stdout lines."""
     proc = subprocess.Popen([sys.executable, str(script), kind, str(db_path)], stdout=subprocess.PIPE, text=True)
@@ -104,7 +96,7 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(base, tmp_path, ki
     script = tmp_path / "worker.py"
     script.write_text(WORKER.format(root=str(ROOT)))
     rng = random.Random(hash(kind) % 1000)
-    db_path = fresh(base, tmp_path / f"{kind}.db")
+    db_path = copy_db(base, tmp_path / f"{kind}.db")
     acked: list[int] = []
     rejected: list[int] = []
     interrupted = False
@@ -176,7 +168,7 @@ def test_processes_racing_on_one_suspect_exactly_one_wins(base, tmp_path):
     """8 processes decide on the same suspect at the same instant, 5 suspects in a row."""
     script = tmp_path / "racer.py"
     script.write_text(RACER.format(root=str(ROOT)))
-    db_path = fresh(base, tmp_path / "race.db")
+    db_path = copy_db(base, tmp_path / "race.db")
     db = store.connect(db_path)
     ds = datasets.get(db, "demo-support-tickets")
     run_id = datasets.latest_run(db, ds.id)["id"]

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from review import annotators, auth, datasets, store
-from tests.e2e_helpers import RUN_TIMEOUT, go, see, shot, sign_in
+from tests.e2e_helpers import RUN_TIMEOUT, go, pick_option, see, shot, sign_in
 from tests.test_e2e import _need_chromium, app, browser, pages  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
@@ -71,10 +71,7 @@ def test_long_form_upload_annotators_page_and_disagreements(app, pages, tmp_path
         n = annotators.disagreements(db, ds, who)
         assert n >= 1
         # a long list is virtualised: type to filter, as a user would, then pick the option
-        combo = page.locator('[data-testid="stMain"]').get_by_role("combobox", name="Annotator (or click a row of the table)")
-        combo.click()
-        page.keyboard.type(who)
-        page.get_by_role("option", name=who, exact=True).click()
+        pick_option(page, "Annotator (or click a row of the table)", re.compile(rf"^{re.escape(who)}$"), who)
         page.wait_for_function("([el, v]) => el.value === v", arg=[combo.element_handle(), who])
         see(page, "Labels that differ from the consensus")
         value = page.locator('[data-testid="stMetric"]').filter(has_text="Labels that differ").locator('[data-testid="stMetricValue"]')

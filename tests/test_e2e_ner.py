@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from review import auth, datasets, store
-from tests.e2e_helpers import RUN_TIMEOUT, go, see, shot, sign_in, wait_idle
+from tests.e2e_helpers import RUN_TIMEOUT, go, pick_option, see, shot, sign_in, wait_idle
 from tests.test_e2e import _need_chromium, app, browser, pages  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
@@ -25,25 +25,6 @@ def _slice() -> bytes:
     data = CONLL.read_bytes()
     pos = [m.start() for m in re.finditer(rb"(?m)^-DOCSTART-", data)]
     return data[: pos[N_DOCS]]
-
-
-def _pick(page, label: str, option: re.Pattern, typed: str) -> None:
-    """Choose an option of a selectbox as a user does (open, type, click). A rerun still drawing
-    the page can close the list under the pointer; then the user (and this helper) tries again."""
-    for attempt in range(4):
-        wait_idle(page)
-        combo = page.locator('[data-testid="stMain"]').get_by_role("combobox", name=label)
-        try:
-            combo.click()
-            page.keyboard.type(typed)
-            page.get_by_role("option", name=option).first.click(timeout=5000)
-            wait_idle(page)   # the pick reruns the script; the next widget may be new
-            return
-        except Exception:
-            if attempt == 3:
-                raise
-            page.keyboard.press("Escape")
-            page.wait_for_timeout(300)
 
 
 def test_conll_upload_token_fix_verify_export(app, pages, tmp_path):
@@ -91,8 +72,8 @@ def test_conll_upload_token_fix_verify_export(app, pages, tmp_path):
         tags = json.loads(store.scalar(db, "SELECT given_tags FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx]))
         j = next((k for k, t in enumerate(tags) if t == "O"), None)
         assert j is not None, tags
-        _pick(ann, "Token", re.compile(rf"^{j}: {re.escape(tokens[j])}\s"), f"{j}: {tokens[j]}")
-        _pick(ann, "New tag", re.compile(r"^I-MISC$"), "I-MISC")
+        pick_option(ann, "Token", re.compile(rf"^{j}: {re.escape(tokens[j])}\s"), f"{j}: {tokens[j]}")
+        pick_option(ann, "New tag", re.compile(r"^I-MISC$"), "I-MISC")
         ann.get_by_role("button", name="Set this tag").click()
         see(ann, f"{j} {tokens[j]}: O → I-MISC")
         shot(ann, "ner-04-changed")

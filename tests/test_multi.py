@@ -9,7 +9,6 @@ import csv
 import io
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from review import annotators, audit, auth, datasets, export, ingest, store, workflow
 from review.errors import IngestError, PermissionDenied
 
-from conftest import PASSWORD, counts
+from conftest import PASSWORD, copy_db, counts
 
 SENTIMENT = Path(__file__).resolve().parents[2] / "shared" / "data" / "sentiment_mturk" / "sentiment_mturk_long.csv"
 N_ITEMS = 600
@@ -90,12 +89,7 @@ def audited(tmp_path_factory, data):
 
 @pytest.fixture
 def mdb(tmp_path, audited):
-    path = tmp_path / "m.db"
-    src, dst = sqlite3.connect(str(audited)), sqlite3.connect(str(path))
-    src.backup(dst)
-    src.close()
-    dst.close()
-    db = store.connect(path)
+    db = store.connect(copy_db(audited, tmp_path / "m.db"))
     yield db
     db.conn.close()
 

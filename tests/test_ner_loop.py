@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from review import audit, auth, datasets, ner, ner_store, store, workflow
 from review.errors import IngestError, PermissionDenied, ReviewError
 
-from conftest import PASSWORD, counts
+from conftest import PASSWORD, copy_db, counts
 
 CONLL = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003" / "eng.testa"
 N_DOCS = 40
@@ -48,12 +47,7 @@ def audited(tmp_path_factory):
 
 @pytest.fixture
 def ndb(tmp_path, audited):
-    path = tmp_path / "n.db"
-    src, dst = sqlite3.connect(str(audited)), sqlite3.connect(str(path))
-    src.backup(dst)
-    src.close()
-    dst.close()
-    db = store.connect(path)
+    db = store.connect(copy_db(audited, tmp_path / "n.db"))
     yield db
     db.conn.close()
 

@@ -19,6 +19,8 @@ from streamlit.testing.v1 import AppTest
 
 from review import audit, auth, datasets, demo, ingest, store, ui, workflow
 
+from conftest import copy_db
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
 PW = "correct horse battery"
@@ -43,15 +45,6 @@ XSS_TEXT = "Hi <script>alert(1)</script> and <img src=x onerror=alert(1)> bye"
 
 # ----------------------------------------------------------------------------- fixtures
 
-def _copy(src: Path, dest: Path) -> None:
-    s, d = sqlite3.connect(str(src)), sqlite3.connect(str(dest))
-    try:
-        s.backup(d)
-    finally:
-        s.close()
-        d.close()
-
-
 def _make_users(db, *extra: tuple[str, str]) -> auth.User:
     admin = auth.create_user(db, ADMIN[0], "admin", PW, None)
     for name, role in extra:
@@ -67,7 +60,7 @@ def templates(tmp_path_factory):
     db = store.connect(users_only)
     _make_users(db, LEAD, ANNA, BEN)
     db.conn.close()
-    _copy(users_only, with_demo)
+    copy_db(users_only, with_demo)
     db = store.connect(with_demo)
     demo.load_demo(db, auth.User(*LEAD))
     db.conn.close()
@@ -77,7 +70,7 @@ def templates(tmp_path_factory):
 def _use(tmp_path, monkeypatch, template: Path | None) -> Path:
     path = tmp_path / "review.db"
     if template is not None:
-        _copy(template, path)
+        copy_db(template, path)
     monkeypatch.setenv("REVIEW_DB", str(path))
     return path
 
