@@ -279,7 +279,7 @@ def test_upload_page_ingests_conll_and_refuses_a_bad_line(page_db):
     at.file_uploader(key="upload_file").upload("bad.conll", data.replace(b"\n- : O O\n", b"\n- O O\n", 1), "text/plain")
     run(at)
     assert any("bad.conll, line 4: 3 columns" in e.value for e in at.error)
-    assert not at.button(key="ingest") if any(b.key == "ingest" for b in at.button) else True
+    assert not any(b.key == "ingest" for b in at.button)      # nothing to ingest from a refused file
     assert counts(page_db) == before
 
 
@@ -318,17 +318,20 @@ def test_review_page_token_change_invalid_then_valid_and_accept_span(page_db):
     want[j] = "I-PER"
     assert rev == [{"idx": idx, "decision": "relabel", "new_label": ner_store.canon(want)}]
 
-    # the next suspect: accept the model's tags for its first suspect span in one click
+    # the next suspect: accept the model's tags for a suspect span in one click (the first span
+    # whose acceptance changes something; the others' buttons are disabled)
     idx2 = held(page_db, ds)
     assert idx2 != idx
     s2 = workflow.get_suspect(page_db, ds, idx2)
-    a, z = ner_store.flagged_spans(s2.probs["flagged"])[0]
-    proposal = ner_store.accept_span(json.loads(s2.current_label), s2.probs["predicted"], a, z, "IOB1")
-    if proposal != json.loads(s2.current_label):
-        at.button(key="accept_0").click()
-        run(at)
-        got = store.scalar(page_db, "SELECT new_label FROM reviews WHERE dataset_id=? AND idx=?", [ds.id, idx2])
-        assert json.loads(got) == proposal
+    now = json.loads(s2.current_label)
+    proposals = [ner_store.accept_span(now, s2.probs["predicted"], a, z, "IOB1")
+                 for a, z in ner_store.flagged_spans(s2.probs["flagged"])[:8]]
+    k = next(i for i, p in enumerate(proposals) if p != now)
+    assert all(at.button(key=f"accept_{i}").disabled == (p == now) for i, p in enumerate(proposals))
+    at.button(key=f"accept_{k}").click()
+    run(at)
+    got = store.scalar(page_db, "SELECT new_label FROM reviews WHERE dataset_id=? AND idx=?", [ds.id, idx2])
+    assert json.loads(got) == proposals[k]
 
 
 def test_audit_swaps_open_exactly_those_sentences_in_review(page_db):
