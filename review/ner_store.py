@@ -246,15 +246,18 @@ def swaps(db: sqlite_utils.Database, ds: Dataset, limit: int = 30, examples: int
     run = latest_run(db, ds.id)
     if not run:
         return []
-    out = []
-    for given, pred, n, n_sent in db.execute(
-            "SELECT given_tag, predicted_tag, COUNT(*), COUNT(DISTINCT idx) FROM token_issues WHERE run_id=? AND given_tag != predicted_tag"
-            " GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT ?", [run["id"], limit]):
-        words = [w for w, _ in db.execute(
-            "SELECT text, COUNT(*) FROM token_issues WHERE run_id=? AND given_tag=? AND predicted_tag=? GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?",
-            [run["id"], given, pred, examples])]
-        out.append({"given_tag": given, "predicted_tag": pred, "tokens": n, "sentences": n_sent, "examples": ", ".join(words)})
-    return out
+    rows = db.execute(
+        "SELECT given_tag, predicted_tag, COUNT(*), COUNT(DISTINCT idx) FROM token_issues WHERE run_id=? AND given_tag != predicted_tag"
+        " GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT ?", [run["id"], limit]).fetchall()
+    words: dict[tuple[str, str], list[str]] = {}
+    for given, pred, text in db.execute(   # every swap's most frequent tokens, in one query
+            "SELECT given_tag, predicted_tag, text FROM (SELECT given_tag, predicted_tag, text, ROW_NUMBER() OVER"
+            " (PARTITION BY given_tag, predicted_tag ORDER BY COUNT(*) DESC, text) AS k FROM token_issues"
+            " WHERE run_id=? AND given_tag != predicted_tag GROUP BY 1, 2, 3) WHERE k <= ? ORDER BY 1, 2, k",
+            [run["id"], examples]):
+        words.setdefault((given, pred), []).append(text)
+    return [{"given_tag": g, "predicted_tag": p, "tokens": n, "sentences": n_sent, "examples": ", ".join(words.get((g, p), []))}
+            for g, p, n, n_sent in rows]
 
 
 def check_tags(ds: Dataset, n_tokens: int, tags: Sequence[str]) -> str:
