@@ -12,9 +12,10 @@ from typing import Callable
 import numpy as np
 import sqlite_utils
 
-from . import crowd, integrity, issues, models, stats, store
+from . import crowd, integrity, issues, stats, store   # models (sklearn) loads in run_audit
 from .auth import User, require
 from .datasets import Dataset, get
+from .errors import ReviewError
 
 Progress = Callable[[float, str], None]
 
@@ -27,6 +28,14 @@ def library_versions() -> dict:
     import cleanlab, pandas, sklearn
     return {"python": platform.python_version(), "numpy": np.__version__, "pandas": pandas.__version__,
             "scikit-learn": sklearn.__version__, "cleanlab": cleanlab.__version__}
+
+
+def _model_source(ds: Dataset) -> str:
+    if ds.task == "ner":
+        return "a NER dataset"
+    if ds.mapping.multi:
+        return "labelled by several annotators"
+    return "audited with its own probabilities" if ds.mapping.probs else "tabular"
 
 
 def load_items(db: sqlite_utils.Database, ds: Dataset) -> dict[str, list]:
@@ -157,17 +166,25 @@ def run_integrity(db: sqlite_utils.Database, name_or_id, user: User) -> int:
 
 
 def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progress = _noop,
-              n_folds: int = 5) -> int:
+              n_folds: int = 5, model: str = "auto") -> int:
     """Integrity + out-of-sample probabilities + shift detector + cleanlab -> a new run id.
 
-    ``progress(fraction, message)`` is called per step and per fold.
+    ``progress(fraction, message)`` is called per step and per fold. ``model``: "auto"
+    (the text portfolio chooses from the data) or one of models.MODEL_CHOICES (text only).
     """
+    from . import models
+
     require(user, "lead", "run audits")
     ds = get(db, name_or_id)
+    if model not in models.MODEL_CHOICES:
+        raise ReviewError(f"Unknown model {model!r}: choose one of {', '.join(models.MODEL_CHOICES)}.")
+    if model != "auto" and (ds.task != "text" or ds.mapping.multi or ds.mapping.probs or ds.mapping.features):
+        raise ReviewError(f"Dataset {ds.name!r} does not use the text models (it is {_model_source(ds)}): "
+                          "run the audit without --model.")
     if ds.task == "ner":
         return run_ner_audit(db, ds, user, progress, n_folds)
     t0 = time.perf_counter()
-    run_id = _start_run(db, ds, "audit", user, {"folds": n_folds})
+    run_id = _start_run(db, ds, "audit", user, {"folds": n_folds, "selection": model})
     try:
         progress(0.0, "Loading rows")
         items = load_items(db, ds)
@@ -190,7 +207,7 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
         elif ds.mapping.features:
             res = models.tabular_probs([json.loads(f) for f in items["features"]], labels, k, n_folds, fold_progress)
         else:
-            res = models.text_probs(texts, labels, k, n_folds, fold_progress)
+            res = models.text_probs(texts, labels, k, n_folds, fold_progress, model=model)
         P = res.pred_probs
         if crowd_res is None:
             progress(0.86, "Looking for shifted blocks")
@@ -198,6 +215,7 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
             progress(0.9, "Ranking suspects with cleanlab")
             reasons, suggestions = _reasons(findings)
             scored = issues.score_rows(labels, P, ds.labels, reasons, suggestions)
+            balance = issues.class_balance(labels, P, scored["is_issue"].to_numpy(dtype=bool), scored["rank"].to_numpy(), ds.labels)
         progress(0.95, "Saving the run")
         lab = labels >= 0
         metrics = {
@@ -208,6 +226,9 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
             "findings": {f.kind: len(f.rows) for f in findings},
             "model seconds": round(res.seconds, 2),
         }
+        if crowd_res is None:
+            metrics["classes"] = [c.as_dict() for c in balance.classes]
+            metrics["queue warning"] = balance.warning
         with store.transaction(db):
             _write_findings(db, run_id, findings)
             names = ["idx", "quality", "predicted_label", "confidence", "suggested_label", "is_issue", "rank", "trust",

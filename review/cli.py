@@ -78,7 +78,7 @@ def _ingest_ner(db, args, path: Path, data: bytes) -> int:
 
 def cmd_audit(db, args) -> int:
     from . import audit
-    run_id = audit.run_audit(db, args.name, auth.SYSTEM, progress=_bar())
+    run_id = audit.run_audit(db, args.name, auth.SYSTEM, progress=_bar(), model=args.model)
     ds = get(db, args.name)
     from .datasets import latest_run
     run = latest_run(db, ds.id)
@@ -94,6 +94,10 @@ def cmd_audit(db, args) -> int:
         return 0
     print(f"run {run_id}: {m['flagged']:,} suspects among {m['rows']:,} rows "
           f"({m['relabel']:,} relabel, {m['needs review']:,} needs review); {agree}; {m['seconds']} s")
+    if run.get("params", {}).get("choice"):
+        print(f"  model: {run['params']['model']}: {run['params']['choice']}")
+    if m.get("queue warning"):
+        print(f"  warning: {m['queue warning']}")
     for f in stats.findings(db, run_id):
         print(f"  {f['kind']}: {f['message']}")
     return 0
@@ -256,6 +260,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--no-header", action="store_true", help="the first line is data (columns are then 1, 2, 3, …)")
     s = add("audit", "integrity checks + out-of-sample model + cleanlab")
     s.add_argument("name")
+    s.add_argument("--model", default="auto", choices=["auto", "nb", "logreg", "nb-chars", "logreg-chars"],
+                   help="text data: the model family (default auto: the candidate that predicts the given labels "
+                        "best out of sample, or a mixture)")
     s = add("suspects", "print the ranked suspects")
     s.add_argument("name")
     s.add_argument("--all", action="store_true", help="every row, not only the flagged ones")

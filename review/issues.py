@@ -1,17 +1,26 @@
 """cleanlab: label quality per row, the flagged set, suggested label, trust score, action."""
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from cleanlab.filter import find_label_issues
-from cleanlab.rank import get_label_quality_scores
 
 RELABEL_CONFIDENCE = 0.7     # a flagged row whose predicted class has at least this is "relabel"
 INTEGRITY_TRUST = 0.25       # an integrity finding multiplies the trust score by this
 FILTER_BY = "prune_by_class"  # cleanlab's rule: per given class, flag its estimated number of wrong labels,
                               # least self-confident first (beats prune_by_noise_rate on AG News recall and precision)
+
+
+def _present_classes(y: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """cleanlab wants every class present: y (m,) labels >= 0, P (m, K) -> (y, P) on the present
+    classes only (renumbered, rows renormalised) and the present classes' original indices."""
+    present = np.unique(y)
+    if len(present) == P.shape[1]:
+        return y, P, present
+    P = P[:, present]
+    return np.searchsorted(present, y), P / P.sum(axis=1, keepdims=True), present
 
 
 def score_rows(labels: np.ndarray, pred_probs: np.ndarray, class_names: Sequence[str],
@@ -22,6 +31,9 @@ def score_rows(labels: np.ndarray, pred_probs: np.ndarray, class_names: Sequence
     Returns one row per item, in item order, with columns idx, quality, predicted_label,
     confidence, suggested_label, is_issue, rank (1 = most suspect), trust, action, reason.
     """
+    from cleanlab.filter import find_label_issues          # cleanlab loads on use: `review ingest` never needs it
+    from cleanlab.rank import get_label_quality_scores
+
     integrity_reasons = integrity_reasons or {}
     suggestions = suggestions or {}
     n, k = pred_probs.shape
@@ -32,14 +44,7 @@ def score_rows(labels: np.ndarray, pred_probs: np.ndarray, class_names: Sequence
     is_issue = np.zeros(n, dtype=bool)
     lab = np.flatnonzero(labels >= 0)
     if len(lab):
-        y = labels[lab]
-        P = pred_probs[lab]
-        present = np.unique(y)
-        if len(present) < k:  # cleanlab wants every class present: score on the present ones
-            remap = {c: i for i, c in enumerate(present)}
-            P = P[:, present]
-            P = P / P.sum(axis=1, keepdims=True)
-            y = np.array([remap[c] for c in y])
+        y, P, _ = _present_classes(labels[lab], pred_probs[lab])
         quality[lab] = get_label_quality_scores(y, P, method="self_confidence")
         is_issue[lab] = find_label_issues(y, P, filter_by=FILTER_BY, n_jobs=1)
     unl = labels < 0
@@ -81,6 +86,78 @@ def score_rows(labels: np.ndarray, pred_probs: np.ndarray, class_names: Sequence
         "suggested_label": suggested, "is_issue": is_issue.astype(int), "rank": rank, "trust": trust,
         "action": action, "reason": reasons,
     })
+
+
+TOP_OF_QUEUE = 200           # "the top of the queue": the first this many suspects (fewer if fewer are flagged)
+DOMINANCE_MIN_SHARE = 0.5    # a class holding at least this share of the top of the queue ...
+DOMINANCE_RATIO = 2.0        # ... and this many times its share of cleanlab's estimated wrong labels is a warning
+
+
+@dataclass
+class ClassShare:
+    """One class in a run: its share of the data, of the flagged rows, of the top of the queue,
+    and cleanlab's estimate of its wrong labels (confident joint: rows given this class that
+    belong to another) as a count and as a share of all estimated wrong labels."""
+
+    label: str
+    rows: int
+    data_share: float
+    flagged: int
+    flagged_share: float
+    top_share: float
+    estimated_errors: int
+    error_share: float
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class ClassBalance:
+    classes: list[ClassShare]
+    top: int                      # how many suspects "the top of the queue" counted
+    warning: str | None           # set when one class dominates the top beyond its estimated noise
+
+
+def class_balance(labels: np.ndarray, pred_probs: np.ndarray, is_issue: np.ndarray, rank: np.ndarray,
+                  class_names: Sequence[str]) -> ClassBalance:
+    """labels (n,) ints (-1 none), pred_probs (n, K), is_issue (n,) bool, rank (n,) 1 = most suspect.
+
+    Per class: share of the data, of the flagged rows and of the top of the queue, against
+    cleanlab's estimate of its wrong labels. A class that fills the top of the queue far
+    beyond its estimated share of the errors is the trap of a model failing on one class
+    (a minority class mistaken for noise): the warning says so."""
+    from cleanlab.dataset import rank_classes_by_label_quality
+
+    k = len(class_names)
+    lab = labels >= 0
+    est = np.zeros(k)
+    if lab.sum() >= 2 and len(np.unique(labels[lab])) >= 2:
+        y, P, present = _present_classes(labels[lab], pred_probs[lab])
+        ranked = rank_classes_by_label_quality(labels=y, pred_probs=P)
+        est[present[ranked["Class Index"].to_numpy()]] = ranked["Label Issues"].to_numpy()
+    flagged = is_issue & lab
+    top_n = int(min(TOP_OF_QUEUE, flagged.sum()))
+    top = np.zeros(len(labels), dtype=bool)
+    if top_n:
+        top[np.flatnonzero(flagged)[np.argsort(rank[flagged], kind="stable")[:top_n]]] = True
+    n_lab = max(1, int(lab.sum()))
+    classes = []
+    for c, name in enumerate(class_names):
+        of_c = labels == c
+        classes.append(ClassShare(
+            str(name), int(of_c.sum()), float(of_c.sum() / n_lab), int((flagged & of_c).sum()),
+            float((flagged & of_c).sum() / max(1, flagged.sum())), float((top & of_c).sum() / max(1, top_n)),
+            int(round(est[c])), float(est[c] / est.sum()) if est.sum() > 0 else 0.0))
+    warning = None
+    worst = max(classes, key=lambda c: c.top_share - c.error_share) if classes else None
+    if worst and top_n >= 20 and worst.top_share >= DOMINANCE_MIN_SHARE \
+            and worst.top_share >= DOMINANCE_RATIO * max(worst.error_share, 1e-9):
+        warning = (f"Class {worst.label!r} holds {worst.top_share:.0%} of the first {top_n} suspects, where cleanlab "
+                   f"estimates it carries {worst.error_share:.0%} of the wrong labels (and it is {worst.data_share:.0%} "
+                   f"of the rows): the model may be failing on this class rather than its labels being wrong. Check a "
+                   f"few of its suspects before relabelling, and compare the candidate models on the Runs tab.")
+    return ClassBalance(classes, top_n, warning)
 
 
 CONSENSUS_FLAG_BELOW = 0.8   # an item whose consensus has less confidence than this is a suspect

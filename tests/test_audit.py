@@ -81,7 +81,12 @@ def test_library_versions_recorded(db, demo_ds):
     assert versions["numpy"] == np.__version__
     assert versions["pandas"] == pd.__version__
     assert versions["python"].count(".") == 2
-    assert run["params"]["model"].startswith("MultinomialNB") and run["params"]["folds"] == 5
+    params = run["params"]
+    assert params["folds"] == 5 and params["selection"] == "auto"
+    kept = [c for c in params["candidates"] if c["weight"] > 0]
+    assert kept and abs(sum(c["weight"] for c in kept) - 1) < 1e-9
+    assert all(c["name"] in params["model"] for c in kept)
+    assert all(c["fold1_nll"] > 0 for c in params["candidates"])
     assert run["status"] == "done" and run["finished_at"] >= run["started_at"]
 
 
@@ -195,11 +200,16 @@ def test_progress_called_per_step_and_fold(db, lead, demo_ds):
     assert fractions[0] == 0.0 and fractions[-1] == 1.0
     assert all(b >= a for a, b in zip(fractions, fractions[1:])), fractions
     assert len(set(fractions)) >= 8
-    folds = [(f, m) for f, m in calls if m.startswith("Fold ")]
-    done = [f for f, m in folds if m.endswith("done")]
-    assert [m for _, m in folds if m.endswith("done")] == [f"Fold {k} of 5 done" for k in range(1, 6)]
-    assert all(b > a for a, b in zip(done, done[1:]))
-    assert all(0.0 < f < 1.0 for f, _ in folds)
+    params = datasets.latest_run(db, demo_ds.id)["params"]
+    trials = [m for _, m in calls if m.startswith("Fold 1: trying ")]
+    assert len(trials) == len(params["candidates"])          # every candidate on the first fold
+    finalists = [c["name"] for c in params["candidates"] if c["nll"] is not None]
+    for name in finalists:                                     # each finalist finishes folds 2..5
+        done = [f for f, m in calls if m.startswith(f"{name}: Fold ") and m.endswith("done")]
+        assert [m for _, m in calls if m.startswith(f"{name}: Fold ") and m.endswith("done")] == \
+            [f"{name}: Fold {k} of 5 done" for k in range(2, 6)]
+        assert all(b > a for a, b in zip(done, done[1:]))
+        assert all(0.0 < f < 1.0 for f in done)
     assert all(isinstance(m, str) and m for _, m in calls)
 
 

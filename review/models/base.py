@@ -1,0 +1,50 @@
+"""What every model function returns."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+Progress = Callable[[float, str], None]
+
+
+def noop(fraction: float, message: str) -> None:
+    pass
+
+
+@dataclass
+class CandidateScore:
+    """One candidate model of the portfolio and the out-of-sample evidence on it.
+
+    fold1_nll: mean negative log-likelihood of the given labels on the first held-out fold
+    (temperature-scaled); nll: the same over every row once the candidate finished all
+    folds (None if it was not a finalist); weight: its share in the chosen mixture (0 if
+    left out)."""
+
+    name: str
+    view: str
+    family: str
+    alpha: float
+    fold1_nll: float | None = None
+    nll: float | None = None
+    weight: float = 0.0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("fold1_nll", "nll", "seconds"):
+            if d[k] is not None:
+                d[k] = round(float(d[k]), 4)
+        return d
+
+
+@dataclass
+class ModelResult:
+    """pred_probs: (n, K) out-of-sample probabilities, rows sum to 1; params: what was fitted and
+    why (JSON-serialisable, kept with the run); candidates: the portfolio's evidence, if any."""
+
+    pred_probs: np.ndarray
+    params: dict
+    seconds: float
+    candidates: list[CandidateScore] = field(default_factory=list)
