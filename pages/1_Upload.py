@@ -3,7 +3,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from review import audit, ingest, ner_store, ui
+from review import audit, ingest, ner_store, signals, ui
 from review.errors import ReviewError
 
 db, user = ui.page("Upload", "lead", heading="Upload a dataset")
@@ -63,17 +63,28 @@ with st.expander("Your own predicted probabilities, tabular features, a declared
     feat_cols = st.multiselect("Tabular feature columns (numeric or categorical; for data without text)", cols,
                                default=guess.features, key="map_features")
     label_set = st.text_input("Declared label set, comma-separated (optional: labels outside it are reported)", key="label_set")
+with st.expander("Your own signals: embeddings from your encoder, your model's training loss"):
+    emb_col = st.selectbox("Embedding column: one vector per row, as [0.1, -0.2, …] or numbers separated by spaces "
+                           "(one more candidate model, kept only if it predicts the labels better)", [NONE] + cols,
+                           key="map_embedding")
+    emb_file = st.file_uploader("…or a .npy file of shape (rows, dimensions), in the upload's row order", type=["npy"],
+                                key="upload_embeddings")
+    loss_col = st.selectbox("Training-loss column: your model's loss per row (high = hard), fused into the trust score",
+                            [NONE] + cols, key="map_loss")
 name = st.text_input("Dataset name", value=Path(up.name).stem, key="dataset_name_input")
 
 if st.button("Check and ingest", type="primary", key="ingest"):
     mapping = ingest.Mapping(text=text_cols if not feat_cols or text_cols else [], label=None if wide_cols else label_col,
                              id=None if id_col == NONE else id_col,
                              annotator=None if ann_col == NONE or wide_cols else ann_col, annotators=wide_cols,
-                             probs=prob_cols, features=feat_cols)
+                             probs=prob_cols, features=feat_cols, embedding=None if emb_col == NONE else emb_col,
+                             embedding_file=emb_file.name if emb_file is not None else None,
+                             loss=None if loss_col == NONE else loss_col)
     bar = st.progress(0.0, text="Checking the file")
     try:
         labels = [s for s in label_set.split(",") if s.strip()] or None
-        prep = ingest.prepare(frame, mapping, up.name, data, labels)
+        vectors = signals.read_npy(emb_file.getvalue(), emb_file.name, len(frame)) if emb_file is not None else None
+        prep = ingest.prepare(frame, mapping, up.name, data, labels, embeddings=vectors)
         ds_id = ingest.write_dataset(db, prep, name, user, ui.progress_callback(bar))
         bar.progress(1.0, text="Running the integrity checks")
         audit.run_integrity(db, ds_id, user)

@@ -1,7 +1,7 @@
 """Audit: integrity findings with drill-down, the model + cleanlab run, charts, ranked suspects."""
 import streamlit as st
 
-from review import audit, charts, ner_store, stats, ui, workflow
+from review import audit, charts, ner_store, selfcheck, stats, ui, workflow
 from review.datasets import latest_run, runs
 from review.errors import ReviewError
 
@@ -36,9 +36,18 @@ cols[3].metric("Needs review", f"{m.get('needs review', 0):,}" if "needs review"
 agree = m.get("model agreement with given labels")
 cols[4].metric("Model agrees with tags" if is_ner else "Model agrees with labels", f"{agree:.1%}" if agree is not None else "–")
 
+if m.get("queue warning"):
+    st.warning(m["queue warning"])
 judged = ds.task == "text" and not ds.mapping.multi and run["kind"] == "audit"
-names = ["Integrity findings", "Tag swaps" if is_ner else "Charts", "Suspects", "Runs"] + (["Judge", "Precision"] if judged else [])
+single = ds.task == "text" and not ds.mapping.multi
+names = (["Integrity findings", "Tag swaps" if is_ner else "Charts", "Suspects", "Runs"]
+         + (["Model", "Self-check"] if single else []) + (["Judge", "Precision"] if judged else []))
 tab_int, tab_charts, tab_sus, tab_runs, *extra = st.tabs(names)
+if single:
+    with extra.pop(0):
+        ui.model_tab(run)
+    with extra.pop(0):
+        ui.selfcheck_tab(db, ds, user)
 if judged:
     with extra[0]:
         ui.judge_tab(db, ds, user)

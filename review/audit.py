@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import platform
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import sqlite_utils
 
 from . import crowd, integrity, issues, stats, store   # models (sklearn) loads in run_audit
@@ -165,6 +167,56 @@ def run_integrity(db: sqlite_utils.Database, name_or_id, user: User) -> int:
     return run_id
 
 
+def label_codes(ds: Dataset, given: list) -> np.ndarray:
+    """given labels (n,) as stored -> (n,) class indices into ds.labels, -1 for none or unknown."""
+    index = {c: i for i, c in enumerate(ds.labels)}
+    return np.array([index.get(g, -1) if g is not None else -1 for g in given], dtype=np.int64)
+
+
+@dataclass
+class SingleLabelScores:
+    """One label per row, scored: cleanlab's frame (issues.score_rows), the integrity and shift
+    findings, the model that gave the probabilities, and the per-class balance of the queue."""
+
+    scored: pd.DataFrame
+    findings: list
+    model: "models.ModelResult"
+    balance: issues.ClassBalance
+
+
+def score_single_label(ds: Dataset, items: dict[str, list], model: str = "auto", n_folds: int = 5,
+                       progress: Progress = _noop, embeddings: np.ndarray | None = None,
+                       loss: np.ndarray | None = None) -> SingleLabelScores:
+    """Integrity checks + out-of-sample probabilities (the upload's own, trees on feature columns, or
+    the text portfolio, with the team's embeddings as one more view) + shift detector + cleanlab (the
+    team's training loss fused into the trust), on items as load_items returns them. Writes nothing:
+    the audit stores the result, the self-check measures it on injected labels."""
+    from . import models
+
+    texts, given = items["text"], items["given_label"]
+    progress(0.05, "Integrity checks")
+    findings = integrity.check_items(texts, given, ds.labels if ds.label_set_declared else None)
+    labels = label_codes(ds, given)
+    k = len(ds.labels)
+    fold_progress = lambda f, m: progress(0.1 + 0.75 * f, m)
+    if ds.mapping.probs:
+        progress(0.1, "Using the probabilities from the upload")
+        res = models.ModelResult(models.given_probs(items["probs"], k), {"model": "given probabilities"}, 0.0)
+    elif ds.mapping.features:
+        res = models.tabular_probs([json.loads(f) for f in items["features"]], labels, k, n_folds, fold_progress)
+    else:
+        res = models.text_probs(texts, labels, k, n_folds, fold_progress, model=model, embeddings=embeddings)
+    P = res.pred_probs
+    progress(0.86, "Looking for shifted blocks")
+    findings += integrity.detect_shifted_blocks(labels, P, ds.labels)
+    progress(0.9, "Ranking suspects with cleanlab")
+    reasons, suggestions = _reasons(findings)
+    scored = issues.score_rows(labels, P, ds.labels, reasons, suggestions, loss=loss)
+    balance = issues.class_balance(labels, P, scored["is_issue"].to_numpy(dtype=bool), scored["rank"].to_numpy(),
+                                   ds.labels)
+    return SingleLabelScores(scored, findings, res, balance)
+
+
 def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progress = _noop,
               n_folds: int = 5, model: str = "auto") -> int:
     """Integrity + out-of-sample probabilities + shift detector + cleanlab -> a new run id.
@@ -189,33 +241,20 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
         progress(0.0, "Loading rows")
         items = load_items(db, ds)
         texts, given = items["text"], items["given_label"]
-        progress(0.05, "Integrity checks")
-        findings = integrity.check_items(texts, given, ds.labels if ds.label_set_declared else None)
-        index = {c: i for i, c in enumerate(ds.labels)}
-        labels = np.array([index.get(g, -1) if g is not None else -1 for g in given], dtype=np.int64)
-        k = len(ds.labels)
-        fold_progress = lambda f, m: progress(0.1 + 0.75 * f, m)
-        crowd_res = None
+        labels = label_codes(ds, given)
+        crowd_res, balance = None, None
         if ds.mapping.multi:
+            findings = integrity.check_items(texts, given, ds.labels if ds.label_set_declared else None)
             scored, crowd_res = _crowd_scores(db, ds, texts, labels, progress)
             P = crowd_res.posteriors
             res = models.ModelResult(P, {"model": "consensus of annotators", "method": crowd_res.method,
                                          **(crowd_res.details.get("model") or {})}, 0.0)
-        elif ds.mapping.probs:
-            progress(0.1, "Using the probabilities from the upload")
-            res = models.ModelResult(models.given_probs(items["probs"], k), {"model": "given probabilities"}, 0.0)
-        elif ds.mapping.features:
-            res = models.tabular_probs([json.loads(f) for f in items["features"]], labels, k, n_folds, fold_progress)
         else:
-            res = models.text_probs(texts, labels, k, n_folds, fold_progress, model=model)
-        P = res.pred_probs
-        if crowd_res is None:
-            progress(0.86, "Looking for shifted blocks")
-            findings += integrity.detect_shifted_blocks(labels, P, ds.labels)
-            progress(0.9, "Ranking suspects with cleanlab")
-            reasons, suggestions = _reasons(findings)
-            scored = issues.score_rows(labels, P, ds.labels, reasons, suggestions)
-            balance = issues.class_balance(labels, P, scored["is_issue"].to_numpy(dtype=bool), scored["rank"].to_numpy(), ds.labels)
+            from . import signals
+            embeddings, loss = signals.load(db, ds.id, ds.n_items)
+            one = score_single_label(ds, items, model, n_folds, progress, embeddings=embeddings, loss=loss)
+            scored, findings, res, balance = one.scored, one.findings, one.model, one.balance
+            P = res.pred_probs
         progress(0.95, "Saving the run")
         lab = labels >= 0
         metrics = {
@@ -226,7 +265,7 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
             "findings": {f.kind: len(f.rows) for f in findings},
             "model seconds": round(res.seconds, 2),
         }
-        if crowd_res is None:
+        if balance is not None:
             metrics["classes"] = [c.as_dict() for c in balance.classes]
             metrics["queue warning"] = balance.warning
         with store.transaction(db):

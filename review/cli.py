@@ -26,6 +26,7 @@ def _bar(stream=sys.stderr):
 
 def _mapping(df, args, filename: str = "") -> ingest.Mapping:
     explicit = any([args.text_col, args.label_col, args.id_col, args.annotator_col, args.prob_cols, args.feature_cols])
+    one = lambda spec: (ingest.resolve_columns(df, spec) or [None])[0]
     guess, why = ingest.guess_partial(df)
     if why and not explicit:
         raise ReviewError(f"{filename}: {why}" if filename else why)
@@ -38,7 +39,14 @@ def _mapping(df, args, filename: str = "") -> ingest.Mapping:
         annotators=ann if len(ann) > 1 else [],
         probs=ingest.resolve_columns(df, args.prob_cols) or guess.probs,
         features=ingest.resolve_columns(df, args.feature_cols) or ([] if args.text_col else guess.features),
+        embedding=one(args.embedding_col), loss=one(args.loss_col),
+        embedding_file=Path(args.embeddings).name if args.embeddings else None,
     )
+    signals = {m.embedding, m.loss} - {None}          # a guess must not take the signal columns as text or features
+    if not args.text_col:
+        m.text = [c for c in m.text if c not in signals]
+    if not args.feature_cols:
+        m.features = [c for c in m.features if c not in signals]
     return m
 
 
@@ -53,7 +61,14 @@ def cmd_ingest(db, args) -> int:
     df = ingest.read_table(data, path.name, no_header=args.no_header)
     mapping = _mapping(df, args, path.name)
     labels = [s for s in args.labels.split(",")] if args.labels else None
-    prep = ingest.prepare(df, mapping, path.name, data, labels)
+    embeddings = None
+    if args.embeddings:
+        from . import signals
+        npy = Path(args.embeddings)
+        if not npy.is_file():
+            raise ReviewError(f"No file at {npy}: check the --embeddings path.")
+        embeddings = signals.read_npy(npy.read_bytes(), npy.name, len(df))
+    prep = ingest.prepare(df, mapping, path.name, data, labels, embeddings=embeddings)
     from . import audit
     ds_id = ingest.write_dataset(db, prep, args.name, auth.SYSTEM, _bar() if len(prep.items) > 50_000 else None)
     audit.run_integrity(db, ds_id, auth.SYSTEM)
@@ -236,6 +251,17 @@ def cmd_demo(db, args) -> int:
     return 0
 
 
+def cmd_selfcheck(db, args) -> int:
+    from . import selfcheck
+    res = selfcheck.run_selfcheck(db, args.name, auth.SYSTEM, seed=args.seed, rate=args.rate, progress=_bar())
+    print(f"self-check {res.id} on {args.name!r} (seed {res.seed}, {res.rate:.0%} of rows per kind; swapped "
+          f"{res.pair[0]!r} and {res.pair[1]!r}; model {res.model}; {res.seconds} s)")
+    print(res.summary())
+    print(f"{res.flagged:,} rows flagged on the copy, {res.injected_share_of_flagged:.0%} of them injected "
+          "(the rest: rows the audit doubts anyway)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="review", description="Find, review and correct label errors.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -256,13 +282,22 @@ def parser() -> argparse.ArgumentParser:
                    "label, one row per label), or several columns, one per annotator (wide form)")
     s.add_argument("--prob-cols", help="your own predicted probabilities: one column per class, named after it")
     s.add_argument("--feature-cols", help="tabular data: feature columns (no text)")
+    s.add_argument("--embedding-col", help="your own embeddings: a column with one vector per row ([0.1, -0.2, …] or "
+                   "numbers separated by spaces); one more candidate model")
+    s.add_argument("--embeddings", help="your own embeddings as a .npy file of shape (rows, dimensions), in row order")
+    s.add_argument("--loss-col", help="your own model's per-row training loss, fused into the trust score")
     s.add_argument("--labels", help="the declared label set, comma-separated")
     s.add_argument("--no-header", action="store_true", help="the first line is data (columns are then 1, 2, 3, …)")
     s = add("audit", "integrity checks + out-of-sample model + cleanlab")
     s.add_argument("name")
-    s.add_argument("--model", default="auto", choices=["auto", "nb", "logreg", "nb-chars", "logreg-chars"],
-                   help="text data: the model family (default auto: the candidate that predicts the given labels "
-                        "best out of sample, or a mixture)")
+    s.add_argument("--model", default="auto",
+                   help="text data: force a model family, one of nb, logreg, nb-chars, logreg-chars, logreg-embeddings "
+                        "(default auto: the candidate that predicts the given labels best out of sample, or a mixture)")
+    s = add("selfcheck", "inject known errors (flips, a swap, a shifted block) into a copy of the labels, audit the copy, "
+                         "print the recall per kind")
+    s.add_argument("name")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--rate", type=float, default=0.03, help="share of rows per kind (default 0.03)")
     s = add("suspects", "print the ranked suspects")
     s.add_argument("name")
     s.add_argument("--all", action="store_true", help="every row, not only the flagged ones")
@@ -297,7 +332,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = {"ingest": cmd_ingest, "audit": cmd_audit, "suspects": cmd_suspects, "annotators": cmd_annotators, "judge": cmd_judge, "export": cmd_export,
+COMMANDS = {"ingest": cmd_ingest, "audit": cmd_audit, "selfcheck": cmd_selfcheck, "suspects": cmd_suspects, "annotators": cmd_annotators, "judge": cmd_judge, "export": cmd_export,
             "users": cmd_users, "verify-trail": cmd_verify_trail, "backup": cmd_backup, "demo": cmd_demo}
 
 

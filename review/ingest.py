@@ -44,6 +44,9 @@ class Mapping:
     probs: list[str] = field(default_factory=list)    # one column per class
     features: list[str] = field(default_factory=list)  # tabular: feature columns, no text
     annotators: list[str] = field(default_factory=list)  # wide multi-annotator form: one column per annotator
+    embedding: str | None = None       # the team's own embeddings: a column with one vector per row ...
+    embedding_file: str | None = None  # ... or the name of the .npy file that held them
+    loss: str | None = None            # the team's own per-row training loss
     # NER uploads: how the file was read
     format: str | None = None          # 'conll' | 'jsonl'
     scheme: str | None = None          # 'IOB1' | 'IOB2' | 'BIOES'
@@ -64,7 +67,7 @@ class Mapping:
 
     def used(self) -> list[str]:
         cols = list(self.text) + list(self.probs) + list(self.features) + list(self.annotators)
-        cols += [c for c in (self.label, self.id, self.annotator) if c]
+        cols += [c for c in (self.label, self.id, self.annotator, self.embedding, self.loss) if c]
         return cols
 
 
@@ -80,6 +83,8 @@ class Prepared:
     source_name: str
     source_sha256: str
     annotations: list[tuple[int, str, str]] | None = None   # multi-annotator: (item row, annotator, label)
+    embeddings: np.ndarray | None = None   # (n, d) the team's own embeddings (review.signals)
+    loss: np.ndarray | None = None         # (n,) the team's own training loss per row
 
 
 def _fmt(filename: str) -> str:
@@ -314,13 +319,20 @@ def class_from_prob_column(col: str) -> str:
 
 
 def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | None = None,
-            label_set: list[str] | None = None) -> Prepared:
-    """Validate ``df`` against ``mapping`` and build the items frame. Raises IngestError."""
+            label_set: list[str] | None = None, embeddings: np.ndarray | None = None) -> Prepared:
+    """Validate ``df`` against ``mapping`` and build the items frame. Raises IngestError.
+
+    embeddings: (rows, d) from a .npy file (signals.read_npy), in upload order."""
     missing = [c for c in mapping.used() if c not in df.columns]
     if missing:
         raise IngestError(f"{filename}: column {missing[0]!r} is not in the file. Its columns are: {', '.join(map(repr, list(df.columns)[:30]))}.")
     if mapping.multi:
+        if mapping.embedding or mapping.loss or embeddings is not None:
+            raise IngestError(f"{filename}: embeddings and a training-loss column go with one label per row; "
+                              "with several annotators per item, map neither.")
         return _prepare_multi(df, mapping, filename, data, label_set)
+    if embeddings is not None and mapping.embedding:
+        raise IngestError(f"{filename}: embeddings come from column {mapping.embedding!r} and from a .npy file: choose one.")
     if not mapping.label:
         raise IngestError("Choose the label column.")
     if not mapping.text and not mapping.features:
@@ -393,9 +405,15 @@ def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | Non
         mat = mat / sums[:, None]
         probs_json = [json.dumps([round(float(x), 6) for x in row]) for row in mat]
 
+    from . import signals
+    if mapping.embedding:
+        embeddings = signals.parse_embedding_column(df[mapping.embedding].tolist(), filename, mapping.embedding)
+    elif embeddings is not None:
+        embeddings = signals.check_embeddings(embeddings, n, mapping.embedding_file or "the .npy file", None)
+    loss = signals.parse_loss_column(df[mapping.loss].tolist(), filename, mapping.loss) if mapping.loss else None
     items = _items_frame(df, mapping, used, keys, text, labels, probs_json)
     sha = hashlib.sha256(data).hexdigest() if data is not None else None
-    return Prepared(items, classes, bool(label_set), mapping, filename, sha)
+    return Prepared(items, classes, bool(label_set), mapping, filename, sha, embeddings=embeddings, loss=loss)
 
 
 def _check_classes(filename: str, where: str, labelled: pd.Series, label_set: list[str] | None,
@@ -571,6 +589,8 @@ def write_dataset(db: sqlite_utils.Database, prep: Prepared, name: str, user: Us
                 "INSERT INTO annotations(dataset_id, idx, annotator, label) VALUES (?,?,?,?)",
                 ((ds, i, a, l) for i, a, l in prep.annotations),
             )
+        from . import signals
+        signals.write(db, ds, prep.embeddings, prep.loss)
         store.log(db, user.name, "upload", ds, dataset=name, rows=n, source=prep.source_name,
                   sha256=prep.source_sha256, labels=prep.labels, mapping=json.loads(prep.mapping.to_json()))
     return ds

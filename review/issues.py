@@ -25,8 +25,9 @@ def _present_classes(y: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def score_rows(labels: np.ndarray, pred_probs: np.ndarray, class_names: Sequence[str],
                integrity_reasons: dict[int, list[str]] | None = None,
-               suggestions: dict[int, str] | None = None) -> pd.DataFrame:
-    """labels (n,) ints in [0, K) or -1 (no label / not in the label set); pred_probs (n, K).
+               suggestions: dict[int, str] | None = None, loss: np.ndarray | None = None) -> pd.DataFrame:
+    """labels (n,) ints in [0, K) or -1 (no label / not in the label set); pred_probs (n, K);
+    loss (n,): the team's own training loss per row, fused into the trust (review.signals.fuse_loss).
 
     Returns one row per item, in item order, with columns idx, quality, predicted_label,
     confidence, suggested_label, is_issue, rank (1 = most suspect), trust, action, reason.
@@ -58,6 +59,10 @@ def score_rows(labels: np.ndarray, pred_probs: np.ndarray, class_names: Sequence
         flagged_integrity[i] = True
     is_issue |= flagged_integrity | unl
     trust = quality * np.where(flagged_integrity, INTEGRITY_TRUST, 1.0)
+    if loss is not None:
+        from .signals import fuse_loss
+        trust = fuse_loss(trust, loss)
+        loss_pct = np.argsort(np.argsort(-loss, kind="stable"), kind="stable") / max(1, n)   # 0 = highest loss
 
     reasons = np.empty(n, dtype=object)
     suggested = names[pred].copy()
@@ -69,6 +74,8 @@ def score_rows(labels: np.ndarray, pred_probs: np.ndarray, class_names: Sequence
                 f"the model gives the given label {given_names[i]!r} {pred_probs[i, labels[i]]:.0%} "
                 f"and predicts {names[pred[i]]!r} ({conf[i]:.0%})"
             )
+        if loss is not None and loss_pct[i] < 0.1:
+            parts.append(f"your model's training loss is in the top {loss_pct[i] + 1 / n:.1%} ({loss[i]:.3g})")
         reasons[i] = "; ".join(parts)
         if int(i) in suggestions:
             suggested[i] = suggestions[int(i)]
@@ -156,7 +163,7 @@ def class_balance(labels: np.ndarray, pred_probs: np.ndarray, is_issue: np.ndarr
         warning = (f"Class {worst.label!r} holds {worst.top_share:.0%} of the first {top_n} suspects, where cleanlab "
                    f"estimates it carries {worst.error_share:.0%} of the wrong labels (and it is {worst.data_share:.0%} "
                    f"of the rows): the model may be failing on this class rather than its labels being wrong. Check a "
-                   f"few of its suspects before relabelling, and compare the candidate models on the Runs tab.")
+                   f"few of its suspects before relabelling, and compare the candidate models on the Model tab.")
     return ClassBalance(classes, top_n, warning)
 
 

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import sqlite_utils
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6   # 6: self_checks, row_signals
 DEFAULT_DB = "review.db"
 
 SCHEMA = """
@@ -170,6 +170,25 @@ CREATE TABLE IF NOT EXISTS token_issues (   -- NER: one row per flagged token of
     PRIMARY KEY (run_id, idx, token)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS token_issues_swap ON token_issues(run_id, given_tag, predicted_tag, idx);
+
+CREATE TABLE IF NOT EXISTS row_signals (   -- review.signals: the team's own embeddings and training loss, per item
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+    idx INTEGER NOT NULL,
+    embedding BLOB,                  -- little-endian float32 vector
+    loss REAL,
+    PRIMARY KEY (dataset_id, idx)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS self_checks (   -- review.selfcheck: known errors injected into a copy, recall per kind
+    id INTEGER PRIMARY KEY,
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    rate REAL NOT NULL,
+    result TEXT NOT NULL             -- JSON: review.selfcheck.SelfCheck without its id
+);
+CREATE INDEX IF NOT EXISTS self_checks_dataset ON self_checks(dataset_id, id);
 
 CREATE TABLE IF NOT EXISTS findings (
     id INTEGER PRIMARY KEY,

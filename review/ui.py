@@ -476,3 +476,70 @@ def precision_tab(db, ds: Dataset, user: auth.User) -> None:
             line += (f": miss rate {sp['miss_rate']:.1%} ({sp['low']:.1%}–{sp['high']:.1%}), so about {est:,.0f} "
                      f"({lo:,.0f}–{hi:,.0f}) errors among the {sp['unflagged']:,} unflagged rows.")
         st.markdown(line)
+
+
+def model_tab(run: dict) -> None:
+    """Audit page, Model tab: which model the run chose and on what evidence; each class's share of
+    the queue against cleanlab's estimate of its wrong labels."""
+    params, m = run.get("params") or {}, run.get("metrics") or {}
+    st.markdown(f"**Model**: {escape_md(str(params.get('model', '–')))}")
+    if params.get("choice"):
+        st.caption(escape_md(params["choice"]) + " Log loss: mean negative log-likelihood of the given labels on rows "
+                   "the model did not see (lower is better); `review audit --model NAME` forces a family.")
+    cands = params.get("candidates") or []
+    if cands:
+        st.dataframe([{"candidate": c["name"], "features": c["view"], "log loss, fold 1": c["fold1_nll"],
+                       "log loss, all folds": c["nll"], "weight": c["weight"], "seconds": c["seconds"]} for c in cands],
+                     hide_index=True, width="stretch", key="candidates_table",
+                     column_config={"weight": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f")})
+        if params.get("chars") and params["chars"] != "used":
+            st.caption(f"Character n-grams: not tried ({escape_md(params['chars'])}).")
+    classes = m.get("classes") or []
+    if classes:
+        st.markdown("**Classes in the queue**: a class far more present at the top of the queue than in cleanlab's "
+                    "estimate of the wrong labels points at the model, not at the labels.")
+        st.dataframe([{"class": c["label"], "rows": c["rows"], "share of rows": c["data_share"],
+                       "flagged": c["flagged"], "share of flagged": c["flagged_share"],
+                       "share of the top of the queue": c["top_share"], "estimated wrong labels": c["estimated_errors"],
+                       "share of estimated wrong labels": c["error_share"]} for c in classes],
+                     hide_index=True, width="stretch", key="classes_table",
+                     column_config={k: st.column_config.NumberColumn(format="percent") for k in
+                                    ("share of rows", "share of flagged", "share of the top of the queue",
+                                     "share of estimated wrong labels")})
+
+
+def selfcheck_tab(db, ds: Dataset, user: auth.User) -> None:
+    """Audit page, Self-check tab: inject known errors into a copy of the labels, audit the copy, show recall per kind."""
+    from . import selfcheck
+    st.markdown("How much would the audit find on **your** data? The self-check injects known errors into a copy of "
+                "the labels (3% random flips, 3% swaps between the two classes the model confuses most, a block of 3% "
+                "of rows shifted by one), audits the copy the same way and counts what it flags. Your labels, runs "
+                "and reviews do not change.")
+    if user.can("lead"):
+        c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+        seed = c1.number_input("Seed", min_value=0, max_value=10_000, value=0, step=1, key="selfcheck_seed",
+                               help="Another seed draws other rows.")
+        if c2.button("Run the self-check", key="selfcheck_run", help="About as long as an audit run."):
+            bar = st.progress(0.0, text="Starting")
+            try:
+                res = selfcheck.run_selfcheck(db, ds.id, user, seed=int(seed), progress=progress_callback(bar))
+                st.success(res.summary())
+            except ReviewError as exc:
+                error(exc)
+    done = selfcheck.self_checks(db, ds)
+    if not done:
+        st.info("No self-check yet." + ("" if user.can("lead") else " A lead runs it."))
+        return
+    last = done[0]
+    st.markdown(f"**Latest** (seed {last.seed}, {last.created_at[:19].replace('T', ' ')} by {escape_md(last.created_by)}): "
+                + escape_md(last.summary()))
+    cols = st.columns(len(last.kinds))
+    for col, k in zip(cols, last.kinds):
+        col.metric(f"{k.kind.capitalize()} found", f"{k.recall:.0%}", help=f"{k.found:,} of {k.injected:,} injected")
+    st.caption(f"Swapped classes: {escape_md(last.pair[0])} and {escape_md(last.pair[1])}. {last.flagged:,} rows flagged "
+               f"on the copy, {last.injected_share_of_flagged:.0%} of them injected; the rest are rows the audit doubts "
+               "anyway, some of them real errors.")
+    if len(done) > 1:
+        st.dataframe([{"id": r.id, "at": r.created_at[:19].replace("T", " "), "by": r.created_by, "seed": r.seed,
+                       **{k.kind: k.recall for k in r.kinds}, "model": r.model} for r in done],
+                     hide_index=True, width="stretch", key="selfchecks_table")

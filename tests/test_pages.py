@@ -404,7 +404,8 @@ def test_audit_run_button_makes_a_new_run(demo_db):
 def test_audit_findings_tab_shows_the_duplicate_text(demo_db):
     at = open_page(AUDIT, LEAD)
     tabs = at.tabs
-    assert [t.label for t in tabs] == ["Integrity findings", "Charts", "Suspects", "Runs", "Judge", "Precision"]
+    assert [t.label for t in tabs] == ["Integrity findings", "Charts", "Suspects", "Runs", "Model", "Self-check",
+                                       "Judge", "Precision"]
     findings = tabs[0]
     assert "**conflicting duplicates** (2)" in texts(findings.markdown)
     heads = [e.label for e in findings.expander]
@@ -415,6 +416,43 @@ def test_audit_findings_tab_shows_the_duplicate_text(demo_db):
     suspects = tabs[2].dataframe[0].value
     flagged = workflow.progress(demo_db, demo_ds(demo_db))["flagged"]
     assert len(suspects) == min(50, flagged) > 0 and list(suspects["rank"][:3]) == [1, 2, 3]
+
+
+def test_audit_model_tab_shows_every_candidate_and_the_classes(demo_db):
+    ds = demo_ds(demo_db)
+    params = datasets.latest_run(demo_db, ds.id)["params"]
+    at = open_page(AUDIT, LEAD)
+    tab = next(t for t in at.tabs if t.label == "Model")
+    assert escape_md_plain(params["model"]) in texts(tab.markdown)[0]
+    cands = tab.dataframe[0].value
+    assert list(cands["candidate"]) == [c["name"] for c in params["candidates"]]
+    assert abs(cands["weight"].sum() - 1) < 1e-9
+    classes = tab.dataframe[1].value
+    assert sorted(classes["class"]) == sorted(ds.labels) and classes["rows"].sum() == ds.n_items
+
+
+def test_audit_selfcheck_tab_runs_and_shows_recall_per_kind(demo_db):
+    ds = demo_ds(demo_db)
+    before = {t: store.scalar(demo_db, f"SELECT COUNT(*) FROM {t}") for t in ("runs", "scores", "reviews", "states")}
+    at = open_page(AUDIT, LEAD)
+    tab = next(t for t in at.tabs if t.label == "Self-check")
+    assert any("No self-check yet" in i.value for i in tab.info)
+    at = rerun(tab.button(key="selfcheck_run").click())
+    tab = next(t for t in at.tabs if t.label == "Self-check")
+    assert any(s.value.startswith("On your data, the audit finds about") for s in tab.success)
+    labels = [m.label for m in tab.metric]
+    assert labels == ["Flips found", "Swaps found", "Shifted block found"]
+    assert all(m.value.endswith("%") for m in tab.metric)
+    after = {t: store.scalar(demo_db, f"SELECT COUNT(*) FROM {t}") for t in before}
+    assert after == before                                     # the dataset, its runs and reviews are untouched
+    assert store.scalar(demo_db, "SELECT COUNT(*) FROM self_checks WHERE dataset_id=?", [ds.id]) == 1
+    annotator_view = open_page(AUDIT, ANNA)
+    tab = next(t for t in annotator_view.tabs if t.label == "Self-check")
+    assert "selfcheck_run" not in [b.key for b in tab.button] and tab.metric
+
+
+def escape_md_plain(s: str) -> str:
+    return ui.escape_md(s)
 
 
 # ----------------------------------------------------------------------------- review

@@ -44,7 +44,8 @@ ENSEMBLE_STEPS = 4           # members of the greedy mixture at most (with repla
 CHARS_MEDIAN_LENGTH = 400    # character n-grams are a candidate view where the median text is this short ...
 CHARS_MAX_TOTAL = 20_000_000  # ... and all texts together are at most this many characters (vectorising cost)
 FAMILIES = ("nb", "logreg")
-MODEL_CHOICES = ("auto", "nb", "logreg", "nb-chars", "logreg-chars")
+EMBEDDING_CS = (1.0, 0.1)    # inverse L2 strength of the logistic regression on the team's own embeddings
+MODEL_CHOICES = ("auto", "nb", "logreg", "nb-chars", "logreg-chars", "logreg-embeddings")
 
 
 class FastNB:
@@ -130,15 +131,26 @@ def _nb(alpha: float) -> Callable:
     return lambda: FastNB(alpha=alpha)
 
 
+def _dense_logreg(c: float) -> Callable:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    return lambda: make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=300))
+
+
 def _portfolio(views: Sequence[str], model: str) -> list[_Candidate]:
     out = []
     for view in views:
-        for family, alphas, make in (("nb", NB_ALPHAS, _nb), ("logreg", LOGREG_ALPHAS, _logreg)):
+        if view == "embeddings":   # dense vectors: no counts for Naive Bayes
+            families = (("logreg", EMBEDDING_CS, _dense_logreg, "C"),)
+        else:
+            families = (("nb", NB_ALPHAS, _nb, "alpha"), ("logreg", LOGREG_ALPHAS, _logreg, "alpha"))
+        for family, strengths, make, what in families:
             name = family if view == "words" else f"{family}-{view}"
             if model != "auto" and model != name:
                 continue
-            for a in alphas:
-                out.append(_Candidate(CandidateScore(f"{name}(alpha={a:g})", view, family, a), make(a)))
+            for a in strengths:
+                out.append(_Candidate(CandidateScore(f"{name}({what}={a:g})", view, family, a), make(a)))
     return out
 
 
@@ -161,12 +173,13 @@ def _greedy_mixture(members: list[_Candidate], labels: np.ndarray) -> tuple[np.n
 
 def text_probs(texts: Sequence[str | None], labels: np.ndarray, n_classes: int, n_folds: int = 5,
                progress: Progress = noop, model: str = "auto", seed: int = 0,
-               exclude: np.ndarray | None = None) -> ModelResult:
+               exclude: np.ndarray | None = None, embeddings: np.ndarray | None = None) -> ModelResult:
     """texts (n,), labels (n,) ints (-1 unlabelled) -> ModelResult with (n, K) out-of-sample probabilities.
 
     model: "auto" (the portfolio chooses) or one of MODEL_CHOICES to force a family (its
     strength is still chosen on the first fold). exclude (n,) bool: rows never trained on
     (a second pass without the rows a first pass flagged); they are still predicted.
+    embeddings (n, d): the team's own vectors, one more candidate view.
     """
     if model not in MODEL_CHOICES:
         raise ReviewError(f"Unknown model {model!r}: choose one of {', '.join(MODEL_CHOICES)}.")
@@ -180,6 +193,10 @@ def text_probs(texts: Sequence[str | None], labels: np.ndarray, n_classes: int, 
         views["chars"], info["chars"] = vectorise_chars(texts)
     elif model.endswith("-chars"):
         raise ReviewError(f"--model {model} needs character n-grams, which this dataset does not get: {chars_why}.")
+    if embeddings is not None:
+        views["embeddings"], info["embeddings"] = embeddings, {"dimensions": int(embeddings.shape[1])}
+    elif model.endswith("-embeddings"):
+        raise ReviewError(f"--model {model} needs the team's own embeddings: this dataset was uploaded without them.")
     cands = _portfolio(list(views), model)
     splits = fold_splits(labels, n_folds, seed)
     tr0, te0 = splits[0]
