@@ -27,9 +27,11 @@ def _noop(fraction: float, message: str) -> None:
 
 
 def library_versions() -> dict:
-    import cleanlab, pandas, sklearn
-    return {"python": platform.python_version(), "numpy": np.__version__, "pandas": pandas.__version__,
-            "scikit-learn": sklearn.__version__, "cleanlab": cleanlab.__version__}
+    """The versions a run depends on, read from the installed packages' metadata (importing sklearn
+    and cleanlab to ask would cost an integrity run, and so `review ingest`, seconds)."""
+    from importlib.metadata import version
+    return {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
+            "scikit-learn": version("scikit-learn"), "cleanlab": version("cleanlab")}
 
 
 def _model_source(ds: Dataset) -> str:
@@ -186,11 +188,12 @@ class SingleLabelScores:
 
 def score_single_label(ds: Dataset, items: dict[str, list], model: str = "auto", n_folds: int = 5,
                        progress: Progress = _noop, embeddings: np.ndarray | None = None,
-                       loss: np.ndarray | None = None) -> SingleLabelScores:
+                       loss: np.ndarray | None = None, second_pass: bool = False) -> SingleLabelScores:
     """Integrity checks + out-of-sample probabilities (the upload's own, trees on feature columns, or
     the text portfolio, with the team's embeddings as one more view) + shift detector + cleanlab (the
-    team's training loss fused into the trust), on items as load_items returns them. Writes nothing:
-    the audit stores the result, the self-check measures it on injected labels."""
+    team's training loss fused into the trust), on items as load_items returns them. second_pass (text
+    only; off by default, as the panel found no gain) trains again without the first pass's suspects.
+    Writes nothing: the audit stores the result, the self-check measures it on injected labels."""
     from . import models
 
     texts, given = items["text"], items["given_label"]
@@ -205,7 +208,15 @@ def score_single_label(ds: Dataset, items: dict[str, list], model: str = "auto",
     elif ds.mapping.features:
         res = models.tabular_probs([json.loads(f) for f in items["features"]], labels, k, n_folds, fold_progress)
     else:
+        if second_pass:   # the first pass takes the first half of the bar
+            fold_progress = lambda f, m: progress(0.1 + 0.4 * f, m)
         res = models.text_probs(texts, labels, k, n_folds, fold_progress, model=model, embeddings=embeddings)
+        if second_pass:   # train again without the rows the first pass flagged, re-predict every row
+            progress(0.5, "Second pass: training without the first pass's suspects")
+            first = issues.score_rows(labels, res.pred_probs, ds.labels)["is_issue"].to_numpy(dtype=bool)
+            res = models.text_probs(texts, labels, k, n_folds, lambda f, m: progress(0.5 + 0.35 * f, m), model=model,
+                                    embeddings=embeddings, exclude=first & (labels >= 0))
+            res.params["second pass"] = f"trained without the {int(first.sum()):,} rows the first pass flagged"
     P = res.pred_probs
     progress(0.86, "Looking for shifted blocks")
     findings += integrity.detect_shifted_blocks(labels, P, ds.labels)
@@ -218,7 +229,7 @@ def score_single_label(ds: Dataset, items: dict[str, list], model: str = "auto",
 
 
 def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progress = _noop,
-              n_folds: int = 5, model: str = "auto") -> int:
+              n_folds: int = 5, model: str = "auto", second_pass: bool = False) -> int:
     """Integrity + out-of-sample probabilities + shift detector + cleanlab -> a new run id.
 
     ``progress(fraction, message)`` is called per step and per fold. ``model``: "auto"
@@ -236,7 +247,7 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
     if ds.task == "ner":
         return run_ner_audit(db, ds, user, progress, n_folds)
     t0 = time.perf_counter()
-    run_id = _start_run(db, ds, "audit", user, {"folds": n_folds, "selection": model})
+    run_id = _start_run(db, ds, "audit", user, {"folds": n_folds, "selection": model, "second pass": second_pass})
     try:
         progress(0.0, "Loading rows")
         items = load_items(db, ds)
@@ -252,7 +263,8 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
         else:
             from . import signals
             embeddings, loss = signals.load(db, ds.id, ds.n_items)
-            one = score_single_label(ds, items, model, n_folds, progress, embeddings=embeddings, loss=loss)
+            one = score_single_label(ds, items, model, n_folds, progress, embeddings=embeddings, loss=loss,
+                                     second_pass=second_pass)
             scored, findings, res, balance = one.scored, one.findings, one.model, one.balance
             P = res.pred_probs
         progress(0.95, "Saving the run")

@@ -173,6 +173,17 @@ def _run_workflow(app, pages, tmp_path, shots, guarded):
     wait_idle(lead)
     lead.wait_for_timeout(1000)  # let plotly finish drawing
     shots.append(shot(lead, "05-audit-charts"))
+    lead.get_by_role("tab", name="Model").click()
+    see(lead, re.compile(r"predicts the given labels out of sample"))
+    see(lead, "Classes in the queue")
+    wait_idle(lead)
+    shots.append(shot(lead, "05b-audit-model"))
+    lead.get_by_role("tab", name="Self-check").click()
+    lead.get_by_role("button", name="Run the self-check").click()
+    see(lead, re.compile(r"On your data, the audit finds about \d+% of errors like these"), timeout=RUN_TIMEOUT)
+    assert lead.locator('[data-testid="stMetric"]').filter(has=lead.get_by_text("Flips found", exact=True)).count() == 1
+    wait_idle(lead)
+    shots.append(shot(lead, "05c-audit-selfcheck"))
 
     # ---------------------------------------------------------------- annotator: review
     _step("annotator relabels one suspect with a button and keeps the next with K")

@@ -157,3 +157,31 @@ def test_inject_keeps_kinds_disjoint_and_changes_labels():
     assert (np.diff(b) == 1).all() and (noisy[b] == labels[b - 1]).all()
     untouched = np.setdiff1d(np.arange(1000), rows)
     assert (noisy[untouched] == labels[untouched]).all()
+
+
+def test_second_pass_trains_without_the_first_pass_suspects(db, lead, demo_ds):
+    audit.run_audit(db, demo_ds.id, lead, second_pass=True)
+    p = datasets.latest_run(db, demo_ds.id)["params"]
+    first = store.scalar(db, "SELECT COUNT(*) FROM scores WHERE run_id=(SELECT MIN(id) FROM runs WHERE kind='audit') AND is_issue=1")
+    assert p["excluded from training"] > 0 and p["second pass"].startswith("trained without the")
+    assert abs(p["excluded from training"] - first) <= 0.5 * first     # about the suspects of one pass
+
+
+def test_exclude_keeps_rows_out_of_training_but_predicts_them():
+    seen = []
+
+    class Recorder(models.FastNB):
+        def fit(self, X, y, sample_weight=None):
+            seen.append(np.asarray(X[:, 0].todense()).ravel().copy())   # column 0 carries the row number
+            return super().fit(X, y, sample_weight)
+
+    from scipy import sparse
+    n = 100
+    X = sparse.csr_matrix(np.column_stack([np.arange(n), np.ones(n)]).astype(float))
+    labels = np.array([i % 2 for i in range(n)])
+    exclude = np.zeros(n, dtype=bool)
+    exclude[[3, 40, 77]] = True
+    P = models.cross_val_probs(X, labels, 2, Recorder, n_folds=5, exclude=exclude)
+    trained = set(np.concatenate(seen).astype(int).tolist())
+    assert len(seen) == 5 and trained == set(range(n)) - {3, 40, 77}
+    assert P.shape == (n, 2) and np.allclose(P.sum(axis=1), 1)   # the excluded rows are still predicted
