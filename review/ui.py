@@ -489,23 +489,28 @@ def model_tab(run: dict) -> None:
     cands = params.get("candidates") or []
     if cands:
         st.dataframe([{"candidate": c["name"], "features": c["view"], "log loss, fold 1": c["fold1_nll"],
-                       "log loss, all folds": c["nll"], "weight": c["weight"], "seconds": c["seconds"]} for c in cands],
+                       "log loss, all folds": c["nll"],
+                       "weight": c["weight"], "seconds": c["seconds"]} for c in cands],
                      hide_index=True, width="stretch", key="candidates_table",
-                     column_config={"weight": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f")})
+                     column_config={"weight": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
+                                    "log loss, fold 1": st.column_config.NumberColumn(format="%.3f"),
+                                    "log loss, all folds": st.column_config.NumberColumn(
+                                        format="%.3f", help="Only the finalists (the best of each family on fold 1) "
+                                                            "finish every fold."),
+                                    "seconds": st.column_config.NumberColumn(format="%.2f")})
         if params.get("chars") and params["chars"] != "used":
             st.caption(f"Character n-grams: not tried ({escape_md(params['chars'])}).")
     classes = m.get("classes") or []
     if classes:
         st.markdown("**Classes in the queue**: a class far more present at the top of the queue than in cleanlab's "
                     "estimate of the wrong labels points at the model, not at the labels.")
-        st.dataframe([{"class": c["label"], "rows": c["rows"], "share of rows": c["data_share"],
-                       "flagged": c["flagged"], "share of flagged": c["flagged_share"],
-                       "share of the top of the queue": c["top_share"], "estimated wrong labels": c["estimated_errors"],
-                       "share of estimated wrong labels": c["error_share"]} for c in classes],
+        shares = ("share of rows", "share of flagged", "share of the top of the queue", "share of estimated wrong labels")
+        st.dataframe([{"class": c["label"], "rows": c["rows"], "share of rows": 100 * c["data_share"],
+                       "flagged": c["flagged"], "share of flagged": 100 * c["flagged_share"],
+                       "share of the top of the queue": 100 * c["top_share"], "estimated wrong labels": c["estimated_errors"],
+                       "share of estimated wrong labels": 100 * c["error_share"]} for c in classes],
                      hide_index=True, width="stretch", key="classes_table",
-                     column_config={k: st.column_config.NumberColumn(format="percent") for k in
-                                    ("share of rows", "share of flagged", "share of the top of the queue",
-                                     "share of estimated wrong labels")})
+                     column_config={k: st.column_config.NumberColumn(format="%.1f%%") for k in shares})
 
 
 def selfcheck_tab(db, ds: Dataset, user: auth.User) -> None:
@@ -522,9 +527,10 @@ def selfcheck_tab(db, ds: Dataset, user: auth.User) -> None:
         if c2.button("Run the self-check", key="selfcheck_run", help="About as long as an audit run."):
             bar = st.progress(0.0, text="Starting")
             try:
-                res = selfcheck.run_selfcheck(db, ds.id, user, seed=int(seed), progress=progress_callback(bar))
-                st.success(res.summary())
+                selfcheck.run_selfcheck(db, ds.id, user, seed=int(seed), progress=progress_callback(bar))
+                bar.empty()
             except ReviewError as exc:
+                bar.empty()
                 error(exc)
     done = selfcheck.self_checks(db, ds)
     if not done:

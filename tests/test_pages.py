@@ -387,6 +387,35 @@ def test_upload_refuses_a_file_that_is_not_a_table(users_db):
     assert store.scalar(users_db, "SELECT COUNT(*) FROM datasets") == 0
 
 
+def test_upload_takes_embeddings_and_a_loss_column_and_refuses_a_bad_one(users_db):
+    rows = [{**r, "emb": f"[{k % 2}, {k / 10:.1f}, 1]", "loss": k / 16} for k, r in enumerate(small_table())]
+    rows[6]["loss"] = "n/a"
+    at = open_page(UPLOAD, LEAD)
+    at.file_uploader(key="upload_file").upload("signals.csv", csv_bytes(rows), "text/csv")
+    rerun(at)
+    at.selectbox(key="map_embedding").set_value("emb")
+    at.selectbox(key="map_loss").set_value("loss")
+    at.text_input(key="dataset_name_input").input("with signals")
+    rerun(at.button(key="ingest").click())
+    assert len(at.error) == 1 and "signals.csv: data row 7, column 'loss': 'n/a' is not a number" in at.error[0].value
+    assert store.scalar(users_db, "SELECT COUNT(*) FROM datasets") == 0
+    rows[6]["loss"] = 0.5
+    at = open_page(UPLOAD, LEAD)
+    at.file_uploader(key="upload_file").upload("signals.csv", csv_bytes(rows), "text/csv")
+    rerun(at)
+    at.selectbox(key="map_embedding").set_value("emb")
+    at.selectbox(key="map_loss").set_value("loss")
+    at.multiselect(key="map_text").set_value(["text"])
+    at.text_input(key="dataset_name_input").input("with signals")
+    rerun(at.button(key="ingest").click())
+    assert not at.error and at.success
+    ds = datasets.get(users_db, "with signals")
+    assert ds.mapping.embedding == "emb" and ds.mapping.loss == "loss" and ds.mapping.text == ["text"]
+    from review import signals
+    E, loss = signals.load(users_db, ds.id, ds.n_items)
+    assert E.shape == (16, 3) and loss[6] == 0.5 and loss[15] == 15 / 16
+
+
 # ----------------------------------------------------------------------------- audit
 
 def test_audit_run_button_makes_a_new_run(demo_db):
@@ -439,7 +468,7 @@ def test_audit_selfcheck_tab_runs_and_shows_recall_per_kind(demo_db):
     assert any("No self-check yet" in i.value for i in tab.info)
     at = rerun(tab.button(key="selfcheck_run").click())
     tab = next(t for t in at.tabs if t.label == "Self-check")
-    assert any(s.value.startswith("On your data, the audit finds about") for s in tab.success)
+    assert any("On your data, the audit finds about" in m.value for m in tab.markdown)
     labels = [m.label for m in tab.metric]
     assert labels == ["Flips found", "Swaps found", "Shifted block found"]
     assert all(m.value.endswith("%") for m in tab.metric)
