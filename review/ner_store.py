@@ -201,9 +201,9 @@ def score_run(run_id: int, corpus: ner.Corpus, probs: Sequence[np.ndarray], tag_
     res = ner.find_issues(corpus, probs, tag_names)
     n = len(corpus.sentences)
     by_sent: dict[int, list[int]] = {}
-    for i, j in res["flagged"]:
+    for i, j in res.flagged:
         by_sent.setdefault(i, []).append(j)
-    quality = res["sentence_quality"]
+    quality = res.sentence_quality
     is_issue = np.zeros(n, dtype=bool)
     is_issue[list(by_sent)] = True
     order = np.lexsort((np.arange(n), quality, ~is_issue))
@@ -213,13 +213,13 @@ def score_run(run_id: int, corpus: ner.Corpus, probs: Sequence[np.ndarray], tag_
     score_rows, token_rows = [], []
     actions = {"relabel": 0, "needs review": 0}
     for i, s in enumerate(corpus.sentences):
-        pred, conf, tq = res["predicted"][i], res["confidence"][i], res["token_quality"][i]
+        pred, conf, tq = res.predicted[i], res.confidence[i], res.token_quality[i]
         flagged = sorted(by_sent.get(i, []))
         suggestion = list(s.tags)
         for a, b in flagged_spans(flagged):
             suggestion = accept_span(suggestion, pred, a, b, scheme)
-        reasons = [f"token {j} {s.tokens[j]!r}: {res['reasons'][(i, j)]}" for j in flagged]
-        violation = any("not valid" in res["reasons"][(i, j)] for j in flagged)
+        reasons = [f"token {j} {s.tokens[j]!r}: {res.reasons[(i, j)]}" for j in flagged]
+        violation = any("not valid" in res.reasons[(i, j)] for j in flagged)
         if flagged:
             sure = all(conf[j] >= RELABEL_CONFIDENCE for j in flagged) and not violation and suggestion != list(s.tags)
             action = "relabel" if sure else "needs review"
@@ -232,7 +232,7 @@ def score_run(run_id: int, corpus: ner.Corpus, probs: Sequence[np.ndarray], tag_
                            canon(suggestion), int(is_issue[i]), int(rank[i]), float(quality[i]), action,
                            "; ".join(reasons) or None, json.dumps(view, ensure_ascii=False)))
         for j in flagged:
-            token_rows.append((run_id, i, j, s.tokens[j], s.tags[j], pred[j], float(conf[j]), float(tq[j]), res["reasons"][(i, j)]))
+            token_rows.append((run_id, i, j, s.tokens[j], s.tags[j], pred[j], float(conf[j]), float(tq[j]), res.reasons[(i, j)]))
     acc = ner.token_accuracy(corpus, probs, tag_names)
     return ScoredRun(score_rows, token_rows, {
         "rows": n, "sentences": n, "tokens": corpus.n_tokens, "flagged": int(is_issue.sum()),

@@ -241,14 +241,15 @@ def test_find_issues_and_common_swaps_with_given_probabilities():
     probs.append(np.array([[0.02, 0.02, 0.02, 0.94], [0.02, 0.94, 0.02, 0.02]]))
     c = ner.parse_conll("\n".join(rows), "t.conll")
     r = ner.find_issues(c, probs, names)
-    assert r["flagged"] == [(30, 0), (31, 1)]
-    assert r["predicted"][30] == ["I-LOC", "O"] and r["predicted_iob2"][30] == ["B-LOC", "O"]
-    assert r["reasons"][(30, 0)] == "given I-PER; the model predicts I-LOC (96%) and gives the given tag 2%"
-    assert r["reasons"][(31, 1)].startswith("not valid IOB1: B-ORG after O")
-    q = r["sentence_quality"]
+    assert isinstance(r, ner.TokenIssues)
+    assert r.flagged == [(30, 0), (31, 1)]
+    assert r.predicted[30] == ["I-LOC", "O"] and r.predicted_iob2[30] == ["B-LOC", "O"]
+    assert r.reasons[(30, 0)] == "given I-PER; the model predicts I-LOC (96%) and gives the given tag 2%"
+    assert r.reasons[(31, 1)].startswith("not valid IOB1: B-ORG after O")
+    q = r.sentence_quality
     assert q.shape == (32,) and q[31] == 0.0 and q[30] < q[:30].min()
-    assert [len(t) for t in r["token_quality"]] == [2] * 32
-    assert abs(r["confidence"][30][0] - 0.96) < 1e-6
+    assert [len(t) for t in r.token_quality] == [2] * 32
+    assert abs(r.confidence[30][0] - 0.96) < 1e-6
 
 
 def test_token_view_html_escapes_every_token():
@@ -303,8 +304,8 @@ def test_real_conll2003_suspects_recall_injected_type_swaps():
     acc = ner.token_accuracy(c, probs, names)
     assert acc >= 0.9, acc
     r = ner.find_issues(c, probs, names)
-    flagged_sents = {i for i, _ in r["flagged"]}
+    flagged_sents = {i for i, _ in r.flagged}
     recall = np.mean([d["sent"] in flagged_sents for d in injected])
     assert recall >= 0.5, recall
     assert len(flagged_sents) < 0.25 * len(c.sentences)
-    assert set(r["reasons"]) == set(r["flagged"])
+    assert set(r.reasons) == set(r.flagged)

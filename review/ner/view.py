@@ -1,0 +1,73 @@
+"""Display: entity colours, token_view_html and legend_html (every string HTML-escaped)."""
+from __future__ import annotations
+
+import hashlib
+import html
+from typing import Sequence
+
+from .schemes import entity_spans
+
+FIXED_COLOURS = {"PER": "#fde2a7", "ORG": "#b9e3f9", "LOC": "#c8efc1", "MISC": "#e4d3f5"}
+PALETTE = ("#ffd6d6", "#d6f0ff", "#fff3b0", "#d9f2e6", "#f2d9f2", "#ffe0c2", "#e0e7ff", "#e8f5c8",
+           "#f9d5e5", "#d5f5f0", "#f0e0d0", "#dcdcf5")
+
+
+def entity_colour(entity_type: str) -> str:
+    """A fixed background colour per entity type: PER/ORG/LOC/MISC fixed, others by a stable hash."""
+    if entity_type in FIXED_COLOURS:
+        return FIXED_COLOURS[entity_type]
+    h = int(hashlib.sha1(entity_type.encode("utf-8")).hexdigest(), 16)
+    return PALETTE[h % len(PALETTE)]
+
+
+def _e(s) -> str:
+    return html.escape(str(s), quote=True)
+
+
+def token_view_html(tokens: Sequence[str], tags: Sequence[str], scheme: str,
+                    flagged_positions: Sequence[int] = (), predicted: Sequence[str] | None = None,
+                    confidence: Sequence[float] | None = None) -> str:
+    """One sentence as HTML: entities on a background of their type's colour with the type
+    after them, suspect tokens outlined in red with the model's tag and confidence beside
+    them. tokens, tags (n,); predicted, confidence (n,) or None. Every string is escaped."""
+    flagged = {int(k) for k in flagged_positions}
+    spans = {a: (b, t) for a, b, t in entity_spans(tags, scheme)}
+    parts = ['<div class="ner-sentence" style="line-height:2.3;font-family:sans-serif">']
+    i, n = 0, len(tokens)
+
+    def tok_html(k: int) -> str:
+        t = f'<span class="ner-token">{_e(tokens[k])}</span>'
+        if k in flagged:
+            note = ""
+            if predicted is not None:
+                c = f" {float(confidence[k]):.0%}" if confidence is not None else ""
+                note = (f'<sup class="ner-pred" style="color:#b00020;font-size:0.7em;margin-left:2px">'
+                        f"→{_e(predicted[k])}{_e(c)}</sup>")
+            t = (f'<span class="ner-suspect" title="given tag {_e(tags[k])}" '
+                 f'style="outline:2px solid #d00;border-radius:3px;padding:0 2px;'
+                 f'text-decoration:underline wavy #d00">{t}</span>{note}')
+        return t
+
+    while i < n:
+        if i in spans:
+            b, typ = spans[i]
+            inner = " ".join(tok_html(k) for k in range(i, b))
+            parts.append(f'<span class="ner-entity" data-type="{_e(typ)}" style="background:{entity_colour(typ)};'
+                         f'padding:2px 4px;border-radius:4px;margin:0 1px">{inner} '
+                         f'<span style="font-size:0.65em;font-weight:bold;opacity:0.7">{_e(typ)}</span></span>')
+            i = b
+        else:
+            parts.append(tok_html(i))
+            i += 1
+        parts.append(" ")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def legend_html(entity_types: Sequence[str]) -> str:
+    """The entity types with their colours, and what the red outline means."""
+    items = "".join(f'<span style="background:{entity_colour(t)};padding:2px 6px;border-radius:4px;'
+                    f'margin-right:6px">{_e(t)}</span>' for t in entity_types)
+    return (f'<div class="ner-legend" style="font-family:sans-serif;font-size:0.85em">{items}'
+            f'<span style="outline:2px solid #d00;border-radius:3px;padding:0 4px">suspect token</span>'
+            f' <span style="color:#b00020">→ model\'s tag and confidence</span></div>')
