@@ -40,6 +40,8 @@ WORKER = textwrap.dedent('''
         while True:
             print("ingested", ingest.write_dataset(db, prep, f"big-{{time.time_ns()}}", lead), flush=True)
     elif kind == "audit":
+        from review import models      # the audit loads sklearn and cleanlab on use: load them before "ready",
+        import cleanlab.filter, cleanlab.rank, cleanlab.dataset   # so the kills land inside runs, not in imports
         print("ready", flush=True)
         while True:
             print("run", audit.run_audit(db, "demo-support-tickets", lead), flush=True)
