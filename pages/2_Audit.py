@@ -37,7 +37,7 @@ agree = m.get("model agreement with given labels")
 cols[4].metric("Model agrees with tags" if is_ner else "Model agrees with labels", f"{agree:.1%}" if agree is not None else "–")
 
 if m.get("queue warning"):
-    st.warning(m["queue warning"])
+    st.warning(ui.escape_md(m["queue warning"]))   # it names a class: the team's text, not Markdown
 judged = ds.task == "text" and not ds.mapping.multi and run["kind"] == "audit"
 single = ds.task == "text" and not ds.mapping.multi
 names = (["Integrity findings", "Tag swaps" if is_ner else "Charts", "Suspects", "Runs"]

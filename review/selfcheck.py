@@ -140,7 +140,8 @@ def run_selfcheck(db: sqlite_utils.Database, name_or_id, user: User, seed: int =
     if (labels >= 0).sum() < MIN_ROWS:
         raise ReviewError(f"Dataset {ds.name!r} has {int((labels >= 0).sum()):,} labelled rows: a self-check needs "
                           f"at least {MIN_ROWS}.")
-    agg = stats.aggregates(db, ds, latest_run(db, ds.id, kind="audit")) if latest_run(db, ds.id, kind="audit") else None
+    last = latest_run(db, ds.id, kind="audit")
+    agg = stats.aggregates(db, ds, last) if last else None
     pair = confused_pair(labels, (agg or {}).get("confusion"), list(ds.labels))
     noisy, parts = inject(labels, len(ds.labels), pair, seed, rate)
     names = list(ds.labels)

@@ -480,6 +480,15 @@ def test_audit_selfcheck_tab_runs_and_shows_recall_per_kind(demo_db):
     assert "selfcheck_run" not in [b.key for b in tab.button] and tab.metric
 
 
+def test_audit_queue_warning_is_shown_as_text(demo_db):
+    ds = demo_ds(demo_db)
+    run = datasets.latest_run(demo_db, ds.id)
+    hostile = "Class '[click](javascript:alert(1))' holds 90% of the first 30 suspects"
+    demo_db.execute("UPDATE runs SET metrics=? WHERE id=?", [json.dumps({**run["metrics"], "queue warning": hostile}), run["id"]])
+    at = open_page(AUDIT, LEAD)
+    assert len(at.warning) == 1 and at.warning[0].value == ui.escape_md(hostile)
+
+
 def escape_md_plain(s: str) -> str:
     return ui.escape_md(s)
 
