@@ -54,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the review package of this checkout
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 AG_NEWS = DATA / "ag_news" / "test.csv"
 CLASSES = ["World", "Sports", "Business", "Sci/Tech"]   # class 1..4
@@ -83,32 +84,15 @@ def read_ag_news(path: Path, rows: int | None) -> tuple[np.ndarray, list[list[st
 def corrupt(orig: np.ndarray, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """orig (n,) -> (noisy (n,), {kind: rows (sorted)}) with the three corruptions on disjoint rows.
 
-    The block is placed first (rows start..start+m-1, each gets the original label of the
-    row above); flips and swaps are then drawn from the rows outside [start-1, start+m-1].
+    The app's own self-check injection (review.selfcheck.inject) with the Sports/Business pair:
+    the block is placed first (rows start..start+m-1, each gets the original label of the row
+    above); swaps and flips are then drawn from the rows outside [start-1, start+m-1].
     """
-    rng = np.random.default_rng(seed)
-    n = len(orig)
-    m = int(round(RATE * n))
-    if n < 4 * m + 2 or m < 1:
-        sys.exit(f"error: {n} rows are too few for three corruptions of {m} rows each.")
-    noisy = orig.copy()
-
-    start = int(rng.integers(1, n - m + 1))                 # row start-1 exists
-    block = np.arange(start, start + m)
-    noisy[block] = orig[block - 1]
-
-    free = np.ones(n, dtype=bool)
-    free[start - 1: start + m] = False
-    cand = np.flatnonzero(free & np.isin(orig, [SPORTS, BUSINESS]))
-    if len(cand) < m:
-        sys.exit(f"error: only {len(cand)} Sports/Business rows outside the block; need {m}.")
-    swaps = np.sort(rng.choice(cand, size=m, replace=False))
-    noisy[swaps] = np.where(orig[swaps] == SPORTS, BUSINESS, SPORTS)
-    free[swaps] = False
-
-    flips = np.sort(rng.choice(np.flatnonzero(free), size=m, replace=False))
-    noisy[flips] = (orig[flips] + rng.integers(1, 4, size=m)) % 4   # a random *other* class
-    return noisy, {"flips": flips, "swaps": swaps, "shifted block": block}
+    from review.selfcheck import inject
+    m = int(round(RATE * len(orig)))
+    if len(orig) < 4 * m + 2 or m < 1:
+        sys.exit(f"error: {len(orig)} rows are too few for three corruptions of {m} rows each.")
+    return inject(orig, len(CLASSES), (SPORTS, BUSINESS), seed, RATE)
 
 
 def write_csv(path: Path, records: list[list[str]], labels: np.ndarray) -> None:
