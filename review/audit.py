@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from . import crowd, integrity, issues, stats, store   # models (sklearn) loads in run_audit
+from . import crowd, integrity, issues, signals, stats, store   # models (sklearn) loads in run_audit
 from .auth import User, require
 from .datasets import Dataset, get
 from .errors import ReviewError
@@ -261,7 +261,6 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
             res = models.ModelResult(P, {"model": "consensus of annotators", "method": crowd_res.method,
                                          **(crowd_res.details.get("model") or {})}, 0.0)
         else:
-            from . import signals
             embeddings, loss = signals.load(db, ds.id, ds.n_items)
             one = score_single_label(ds, items, model, n_folds, progress, embeddings=embeddings, loss=loss,
                                      second_pass=second_pass)

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import auth, export, ingest, stats, store  # audit and demo (sklearn, cleanlab) load on use
+from . import auth, export, ingest, signals, stats, store  # audit and demo (sklearn, cleanlab) load on use
 from .datasets import get
 from .errors import ReviewError
 
@@ -42,11 +42,11 @@ def _mapping(df, args, filename: str = "") -> ingest.Mapping:
         embedding=one(args.embedding_col), loss=one(args.loss_col),
         embedding_file=Path(args.embeddings).name if args.embeddings else None,
     )
-    signals = {m.embedding, m.loss} - {None}          # a guess must not take the signal columns as text or features
+    signal_cols = {m.embedding, m.loss} - {None}          # a guess must not take the signal columns as text or features
     if not args.text_col:
-        m.text = [c for c in m.text if c not in signals]
+        m.text = [c for c in m.text if c not in signal_cols]
     if not args.feature_cols:
-        m.features = [c for c in m.features if c not in signals]
+        m.features = [c for c in m.features if c not in signal_cols]
     return m
 
 
@@ -63,7 +63,6 @@ def cmd_ingest(db, args) -> int:
     labels = [s for s in args.labels.split(",")] if args.labels else None
     embeddings = None
     if args.embeddings:
-        from . import signals
         npy = Path(args.embeddings)
         if not npy.is_file():
             raise ReviewError(f"No file at {npy}: check the --embeddings path.")

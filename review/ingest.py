@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from . import store
+from . import signals, store
 from .auth import User, require
 from .errors import IngestError
 
@@ -405,7 +405,6 @@ def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | Non
         mat = mat / sums[:, None]
         probs_json = [json.dumps([round(float(x), 6) for x in row]) for row in mat]
 
-    from . import signals
     if mapping.embedding:
         embeddings = signals.parse_embedding_column(df[mapping.embedding].tolist(), filename, mapping.embedding)
     elif embeddings is not None:
@@ -589,7 +588,6 @@ def write_dataset(db: sqlite_utils.Database, prep: Prepared, name: str, user: Us
                 "INSERT INTO annotations(dataset_id, idx, annotator, label) VALUES (?,?,?,?)",
                 ((ds, i, a, l) for i, a, l in prep.annotations),
             )
-        from . import signals
         signals.write(db, ds, prep.embeddings, prep.loss)
         store.log(db, user.name, "upload", ds, dataset=name, rows=n, source=prep.source_name,
                   sha256=prep.source_sha256, labels=prep.labels, mapping=json.loads(prep.mapping.to_json()))

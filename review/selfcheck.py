@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import sqlite_utils
 
-from . import stats, store
+from . import signals, stats, store
 from .auth import User, require
 from .datasets import Dataset, get, latest_run
 from .errors import ReviewError
@@ -146,7 +146,6 @@ def run_selfcheck(db: sqlite_utils.Database, name_or_id, user: User, seed: int =
     noisy, parts = inject(labels, len(ds.labels), pair, seed, rate)
     names = list(ds.labels)
     copy = {**items, "given_label": [names[c] if c >= 0 else g for c, g in zip(noisy, items["given_label"])]}
-    from . import signals
     embeddings, loss = signals.load(db, ds.id, ds.n_items)
     one = audit.score_single_label(ds, copy, progress=lambda f, m: progress(0.05 + 0.9 * f, m),
                                    embeddings=embeddings, loss=loss)
