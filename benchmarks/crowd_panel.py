@@ -1,5 +1,5 @@
 """Several annotators per item on a panel of crowds: consensus accuracy, annotator-quality
-ranking, and a held-out-likelihood method selector.
+ranking, and how the default chose its method.
 
 The panel (truth is used ONLY to measure; every method sees texts, annotator ids and labels):
 
@@ -32,16 +32,11 @@ Part 1. For every crowd and every method of review.crowd.consensus (crowd.METHOD
 Then per method the mean and the worst accuracy (and Spearman) over the crowds, the best
 method per crowd, and whether 'default' is at least the best other method on every crowd.
 
-Part 2. A candidate data-driven selector (`heldout_selector`, implemented here, not in
-crowd.py): hold out a random 20% of the (item, annotator, label) entries, fit every method
-on the rest, and score each by the mean log-likelihood of the held-out labels,
-    p(label | item) = sum_k posterior[item, k] * C_a[k, label],
-C_a the annotator's confusion matrix estimated from their training entries against the
-method's posteriors (soft counts, add-one smoothing). The method with the highest held-out
-likelihood is picked, and its full-data accuracy / Spearman (part 1) is set next to the
-best method's and the default's. A diagnostic variant ('hard') scores the same fits with each
-method's consensus as a one-hot posterior, which takes how sharp or flat a method's
-posteriors are out of the comparison.
+Part 2. How 'default' chose (crowd.select_method, inside crowd.consensus): 20% of the
+(item, annotator, label) entries held out, every other method fitted on the rest, each scored
+by the mean log-likelihood of the held-out labels given its consensus and the annotators'
+confusion matrices from their training labels; the picked method's margin over the runner-up
+(± its paired standard error), and the default's shortfall against the best method per crowd.
 
 Usage:  python benchmarks/crowd_panel.py [--crowds sentiment,ag2,ag3,ag4,ag4-sparse,news10] [--seed 0]
 """
@@ -70,7 +65,6 @@ AG_CLASSES = ["World", "Sports", "Business", "Sci/Tech"]
 NEWS10_CLASSES = ["alt.atheism", "comp.graphics", "comp.sys.mac.hardware", "misc.forsale", "rec.autos",
                   "rec.sport.hockey", "sci.crypt", "sci.med", "sci.space", "talk.politics.mideast"]
 MIN_LABELS = 20          # annotators with fewer labels are left out of the Spearman
-HOLDOUT = 0.2            # share of the label entries held out by the selector
 GOOD_ACC = (0.60, 0.95)  # accuracy range of the ordinary simulated annotators
 RANDOM_EXTRA = 0.05      # near-random annotators: accuracy 1/K + U(0, RANDOM_EXTRA)
 ACTIVITY_SIGMA = 0.75    # lognormal spread of the annotators' activity weights
@@ -259,6 +253,7 @@ class MethodResult:
     spearman: float
     seconds: float
     quality_from: str           # 'method' or 'agreement with majority' (crowd.py's own fallback)
+    selection: dict | None = None   # 'default' only: how it chose (crowd.MethodSelection.as_dict())
 
 
 def run_method(c: Crowd, method: str, seed: int) -> MethodResult:
@@ -267,93 +262,8 @@ def run_method(c: Crowd, method: str, seed: int) -> MethodResult:
     seconds = time.perf_counter() - t0
     return MethodResult(c.name, method, float(np.mean(res.consensus == c.truth)),
                         quality_spearman(res.annotator_stats["quality"].to_numpy(), c.L, c.truth), seconds,
-                        "agreement with majority" if method == "majority" else "method")
-
-
-# ----------------------------------------------------------------------------- selector
-
-
-@dataclass
-class SelectorResult:
-    """The held-out-likelihood selector on one crowd, with one way of turning a fit into p(true class | item)."""
-
-    crowd: str
-    variant: str                # 'posteriors' (the candidate) or 'hard' (one-hot consensus, a diagnostic)
-    n_heldout: int
-    loglik: dict[str, float]    # mean held-out log-likelihood per method
-    picked: str
-    runner_up: str
-    margin: float               # picked's mean log-lik minus the runner-up's ...
-    margin_se: float            # ... and the standard error of that paired difference
-    seconds: float              # the refits (shared by the variants)
-
-
-def annotator_confusions(L: np.ndarray, posteriors: np.ndarray) -> np.ndarray:
-    """L (n, M) training labels, posteriors (n, K) -> C (M, K, K), C[a, k, l] = P(a says l | true k).
-
-    Soft counts of the annotator's training labels against the method's posteriors, plus one per cell.
-    """
-    n, M = L.shape
-    K = posteriors.shape[1]
-    i, m = np.nonzero(L >= 0)
-    y = L[i, m]
-    counts = np.ones((M, K, K))
-    for l in range(K):
-        s = y == l
-        np.add.at(counts[:, :, l], m[s], posteriors[i[s]])
-    return counts / counts.sum(axis=2, keepdims=True)
-
-
-def heldout_loglik(L_train: np.ndarray, heldout: tuple[np.ndarray, np.ndarray, np.ndarray],
-                   posteriors: np.ndarray) -> np.ndarray:
-    """-> (r,) log p(held-out label | item) under the posteriors and the training-entry confusions."""
-    P = np.clip(np.asarray(posteriors, dtype=float), 1e-12, None)
-    P /= P.sum(axis=1, keepdims=True)
-    C = annotator_confusions(L_train, P)
-    i, m, y = heldout
-    return np.log((P[i] * C[m, :, y]).sum(axis=1))
-
-
-def one_hot(cons: np.ndarray, K: int) -> np.ndarray:
-    """consensus (n,) -> (n, K) one-hot rows, uniform where the consensus is -1."""
-    H = np.full((len(cons), K), 1.0 / K)
-    ok = cons >= 0
-    H[ok] = 0.0
-    H[np.flatnonzero(ok), cons[ok]] = 1.0
-    return H
-
-
-def _pick(name: str, variant: str, n_held: int, per_entry: dict[str, np.ndarray], seconds: float) -> SelectorResult:
-    ll = {k: float(v.mean()) for k, v in per_entry.items()}
-    order = sorted(ll, key=ll.get, reverse=True)
-    diff = per_entry[order[0]] - per_entry[order[1]]
-    return SelectorResult(name, variant, n_held, ll, order[0], order[1], float(diff.mean()),
-                          float(diff.std(ddof=1) / np.sqrt(len(diff))), seconds)
-
-
-def heldout_selector(c: Crowd, methods=crowd.METHODS, seed: int = 0, share: float = HOLDOUT
-                     ) -> dict[str, SelectorResult]:
-    """Hold out `share` of the label entries, fit each method on the rest, pick the best held-out likelihood.
-
-    -> {'posteriors': the candidate (each method's posteriors), 'hard': the same fits scored with
-    each method's consensus as a one-hot posterior (a diagnostic: it ignores how sharp or flat a
-    method's posteriors are)}.
-    """
-    t0 = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    i, m = np.nonzero(c.L >= 0)
-    out = rng.random(len(i)) < share
-    L_train = c.L.copy()
-    L_train[i[out], m[out]] = -1
-    held = (i[out], m[out], c.L[i[out], m[out]])
-    soft, hard = {}, {}
-    for method in methods:
-        res = crowd.consensus(L_train, c.class_names, c.texts, method=method, seed=seed)
-        soft[method] = heldout_loglik(L_train, held, res.posteriors)
-        hard[method] = heldout_loglik(L_train, held, one_hot(res.consensus, len(c.class_names)))
-    seconds = time.perf_counter() - t0
-    return {"posteriors": _pick(c.name, "posteriors", int(out.sum()), soft, seconds),
-            "hard": _pick(c.name, "hard", int(out.sum()), hard, seconds)}
+                        "agreement with majority" if method == "majority" else "method",
+                        res.details["selection"].as_dict() if "selection" in res.details else None)
 
 
 # ----------------------------------------------------------------------------- report
@@ -410,46 +320,28 @@ def report_part1(results: dict[str, list[MethodResult]], methods) -> None:
           f"Spearman {'YES' if ok_rho else 'NO'}")
 
 
-def report_part2(results: dict[str, list[MethodResult]], sel: dict[str, dict[str, SelectorResult]],
-                 methods) -> None:
-    print(f"\nheld-out-likelihood selector ({HOLDOUT:.0%} of the label entries held out, every method refitted "
-          "on the rest; mean log-likelihood per held-out label)")
-    print("  variant 'posteriors' = the candidate (each method's posteriors); 'hard' = diagnostic, the same fits "
-          "with each method's consensus as a one-hot posterior")
-    head = " ".join(f"{m[:11]:>11s}" for m in methods)
-    print(f"{'crowd':11s} {'variant':10s} {'held out':>8s} {head}  {'picked':12s} {'margin ± se':>16s}  "
-          f"{'picked acc/rho':14s}  {'best acc (method)':25s}  {'default acc/rho':15s} {'acc loss':>8s} {'rho loss':>8s}")
-    summary = {}
-    for name, by_variant in sel.items():
-        rows = {r.method: r for r in results[name]}
-        d = rows["default"]
-        ba, va = best_of(list(rows.values()), "accuracy")
-        _, vs = best_of(list(rows.values()), "spearman")
-        for variant, s in by_variant.items():
-            p = rows[s.picked]
-            rho_loss = vs - p.spearman if np.isfinite(p.spearman) else np.nan
-            summary.setdefault(variant, []).append((name, s.picked in ba, va - p.accuracy, rho_loss,
-                                                    p.accuracy - d.accuracy, p.spearman - d.spearman))
-            lls = " ".join(f"{s.loglik[m]:11.4f}" for m in methods)
-            best = f"{va:.4f} ({', '.join(ba)})"
-            print(f"{name:11s} {variant:10s} {s.n_heldout:8d} {lls}  {s.picked:12s} {s.margin:+.4f} ± {s.margin_se:.4f}  "
-                  f"{p.accuracy:.4f}/{fmt(p.spearman, 3):5s}  {best:25s}  "
-                  f"{d.accuracy:.4f}/{fmt(d.spearman, 3):5s}   {va - p.accuracy:8.4f} {fmt(rho_loss):>8s}")
-    for variant, rs in summary.items():
-        names = [r[0] for r in rs]
-        losses = np.array([r[2] for r in rs])
-        rho_losses = np.array([r[3] for r in rs])
-        w = int(np.argmax(losses))
-        wr = int(np.nanargmax(rho_losses))
-        print(f"\n  [{variant}] picks the most accurate method on {sum(r[1] for r in rs)} of {len(rs)} crowds; "
-              f"accuracy loss vs the best: mean {losses.mean():.4f}, worst {losses[w]:.4f} ({names[w]}); "
-              f"Spearman loss vs the best: mean {np.nanmean(rho_losses):.4f}, worst {rho_losses[wr]:.4f} ({names[wr]})")
-        print(f"  [{variant}] picked minus 'default', accuracy: {', '.join(f'{r[0]} {r[4]:+.4f}' for r in rs)}")
-        print(f"  [{variant}] picked minus 'default', Spearman: {', '.join(f'{r[0]} {r[5]:+.4f}' for r in rs)}")
-        print(f"  => a default that ran the [{variant}] selector would be at least as accurate as the best method "
-              f"on every crowd: {'YES' if (losses <= 1e-12).all() else 'NO'} (worst shortfall {losses.max():.4f}); "
-              f"at least as good in Spearman: {'YES' if (np.nan_to_num(rho_losses) <= 1e-12).all() else 'NO'} "
-              f"(worst shortfall {np.nanmax(rho_losses):.4f})")
+def report_part2(results: dict[str, list[MethodResult]], methods) -> None:
+    print("\nhow 'default' chose (held-out labels; mean log-likelihood per held-out label, higher is better)")
+    cands = [m for m in methods if m != "default"]
+    head = " ".join(f"{m[:11]:>11s}" for m in cands)
+    print(f"{'crowd':11s} {'held out':>8s} {head}  {'picked':12s} {'margin ± se':>17s}  {'acc loss':>8s} {'rho loss':>8s}")
+    losses, rho_losses, names = [], [], []
+    for name, rows in results.items():
+        d = next(r for r in rows if r.method == "default")
+        s = d.selection
+        others = [r for r in rows if r.method != "default"]
+        _, va = best_of(others, "accuracy")
+        _, vs = best_of(others, "spearman")
+        lls = " ".join(f"{s['loglik'].get(m, float('nan')):11.4f}" for m in cands)
+        losses.append(va - d.accuracy)
+        rho_losses.append(vs - d.spearman)
+        names.append(name)
+        print(f"{name:11s} {s['n_heldout']:8d} {lls}  {s['picked']:12s} {s['margin']:+.4f} ± {s['margin_se']:.4f}  "
+              f"{losses[-1]:8.4f} {rho_losses[-1]:8.4f}")
+    losses, rho_losses = np.array(losses), np.array(rho_losses)
+    w, wr = int(np.argmax(losses)), int(np.nanargmax(rho_losses))
+    print(f"  default's shortfall against the best method: accuracy mean {losses.mean():.4f}, worst {losses[w]:.4f} "
+          f"({names[w]}); Spearman mean {np.nanmean(rho_losses):.4f}, worst {rho_losses[wr]:.4f} ({names[wr]})")
 
 
 def main(argv=None) -> int:
@@ -476,10 +368,8 @@ def main(argv=None) -> int:
 
     results = {c.name: [run_method(c, m, args.seed) for m in methods] for c in crowds}
     report_part1(results, methods)
-    sel = {c.name: heldout_selector(c, methods, seed=args.seed + 101) for c in crowds}
-    report_part2(results, sel, methods)
-    print(f"\nselector refits: {sum(s['posteriors'].seconds for s in sel.values()):.1f} s; "
-          f"whole run {time.perf_counter() - t_start:.1f} s")
+    report_part2(results, methods)
+    print(f"\nwhole run {time.perf_counter() - t_start:.1f} s")
     return 0
 
 

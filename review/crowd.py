@@ -10,7 +10,7 @@ Methods (`consensus(method=...)`):
                     majority vote, smoothed towards the crowd's pooled confusion matrix;
 * 'crowdlab'     -- cleanlab.multiannotator (CROWDLAB) fed a text model's out-of-sample
                     probabilities, the model trained on the majority vote;
-* 'default'      -- Dawid-Skene posteriors train a text model on soft labels (sample
+* 'text_prior'   -- Dawid-Skene posteriors train a text model on soft labels (sample
                     weights; 5-fold cross-fitting repeated 10 times and averaged, so each
                     item is only ever predicted by models that did not see it), and those
                     out-of-sample probabilities enter a second, symmetric ("one-coin")
@@ -18,11 +18,15 @@ Methods (`consensus(method=...)`):
                     One accuracy per annotator instead of a K x K matrix: most annotators
                     label few items. Annotator quality = expected accuracy (Σ_j prior_j ·
                     confusion[j, j]) from the full Dawid-Skene with the same prior, which
-                    also sees class-specific skill.
+                    also sees class-specific skill;
+* 'default'      -- one of the four above, chosen per dataset (select_method): 20% of the
+                    labels are held out, every method is fitted on the rest, and the one
+                    whose consensus best predicts the held-out labels (each annotator's
+                    confusion matrix from their training labels) is fitted on all labels.
 
-On benchmarks/crowd_sentiment.py (5,000 sentences, 203 MTurk annotators) the default's
-consensus is the most accurate of the four and its annotator quality the best correlated
-with true accuracy. No gold label is ever an input.
+No method wins on every crowd (benchmarks/crowd_panel.py: the text prior on the MTurk
+sentiment crowd, CROWDLAB on synthetic AG News and 20 Newsgroups crowds), hence the choice.
+No gold label is ever an input.
 """
 from __future__ import annotations
 
@@ -35,7 +39,10 @@ import numpy as np
 import pandas as pd
 
 Progress = Callable[[float, str], None]
-METHODS = ("majority", "dawid_skene", "crowdlab", "default")
+METHODS = ("majority", "dawid_skene", "crowdlab", "text_prior", "default")
+SELECTION_ORDER = ("text_prior", "dawid_skene", "crowdlab", "majority")   # candidates of 'default'; ties go to the first
+HOLDOUT_SHARE = 0.2       # share of the labels the selector holds out
+MIN_HELDOUT = 30          # fewer held-out labels (on items that keep another): no comparison
 DS_PRIOR_STRENGTH = 2.0   # pseudo-labels pulling each annotator towards the whole crowd (per true class
                           # for the full confusion matrix, in all for the one-coin accuracy)
 TEXT_FOLDS = 5            # cross-fitting folds of the default's text model ...
@@ -341,11 +348,13 @@ def consensus(L: np.ndarray, class_names: Sequence[str], texts: Sequence[str] | 
               seed: int = 0) -> CrowdResult:
     """L (n, M), class_names (K,), texts (n,) optional -> CrowdResult.
 
-    method: 'majority', 'dawid_skene', 'crowdlab' or 'default' (see the module docstring).
-    'crowdlab' and 'default' need evidence besides the labels: the texts (a text model,
+    method: 'majority', 'dawid_skene', 'crowdlab', 'text_prior' or 'default' (see the module
+    docstring): 'default' picks one of the others per dataset by the held-out likelihood of
+    the annotators' labels (select_method) and records why in details['selection'].
+    'crowdlab' and 'text_prior' need evidence besides the labels: the texts (a text model,
     always out-of-sample, trained on the crowd's labels and never on gold), or
     pred_probs (n, K), another model's out-of-sample probabilities, used as given. Without
-    either, 'default' is the one-coin Dawid-Skene alone and 'crowdlab' raises ValueError.
+    either, 'text_prior' is the one-coin Dawid-Skene alone and 'crowdlab' raises ValueError.
     annotators (M,) names the annotator_stats rows (default 0..M-1).
     """
     if method not in METHODS:
@@ -356,61 +365,23 @@ def consensus(L: np.ndarray, class_names: Sequence[str], texts: Sequence[str] | 
     K = len(class_names)
     if L.size and L.max() >= K:
         raise ValueError(f"L has class index {int(L.max())} but only {K} classes")
-    n_ann = (L >= 0).sum(axis=1)
-    vote, vote_share = majority_vote(L, K, seed)
-    details: dict = {}
     if pred_probs is not None:
         pred_probs = np.asarray(pred_probs, dtype=float)
         if pred_probs.shape != (n, K):
             raise ValueError(f"pred_probs must have shape {(n, K)}, not {pred_probs.shape}")
-
-    if method == "majority":
-        counts = _vote_counts(L, K)
-        counts[n_ann == 0] = 1.0
-        post = counts / counts.sum(axis=1, keepdims=True)
-        cons, quality = vote, vote_share
-        ann_quality = None                            # = agreement with the vote, filled below
-    elif method == "dawid_skene":
-        progress(0.0, "Dawid-Skene")
-        post, conf, priors = dawid_skene(L, K)
-        cons, quality = post.argmax(axis=1), post.max(axis=1)
-        ann_quality = expected_accuracy(conf, priors)
-        details["class_priors"] = priors
-    elif method == "crowdlab":
-        P = pred_probs
-        if P is None:
-            if texts is None:
-                raise ValueError("crowdlab needs texts (for a text model) or pred_probs")
-            from review.models import text_probs
-
-            present = np.bincount(vote[vote >= 0], minlength=K)
-            if (present[present > 0] >= 2).all():
-                res = text_probs(texts, vote, K, progress=lambda f, msg: progress(0.8 * f, msg))
-                P, details["model"] = res.pred_probs, res.params
-            else:                                     # too few items to cross-validate: no model evidence
-                P, details["model"] = np.full((n, K), 1.0 / K), None
-        progress(0.8, "CROWDLAB")
-        cl = crowdlab(L, P)
-        post, cons, quality = cl["posteriors"], cl["consensus"], cl["quality"]
-        ann_quality = cl["annotator_quality"]
-        details["model_weight"] = cl["model_weight"]
-    else:  # default
-        progress(0.0, "Dawid-Skene")
-        P = pred_probs
-        if P is None and texts is not None:
-            first, _, _ = dawid_skene(L, K)
-            P = soft_text_probs(texts, first, train=n_ann > 0, seed=seed,
-                                progress=lambda f, msg: progress(0.05 + 0.9 * f, msg))
-            details["model"] = {"model": "MultinomialNB on Dawid-Skene soft labels", "folds": TEXT_FOLDS,
-                                "repeats": _repeats(n, K)}
-        progress(0.95, "Dawid-Skene (one-coin) with the model as prior" if P is not None else "Dawid-Skene (one-coin)")
-        post, _, priors = dawid_skene(L, K, item_prior=P, symmetric=True)
-        cons, quality = post.argmax(axis=1), post.max(axis=1)
-        # annotator quality from full confusion matrices with the same prior: they see
-        # class-specific skill (an annotator calling nearly everything one class)
-        _, conf, full_priors = dawid_skene(L, K, item_prior=P)
-        ann_quality = expected_accuracy(conf, full_priors)
-        details["class_priors"] = priors
+    details: dict = {}
+    if method == "default":
+        selection = select_method(L, K, texts, pred_probs, seed=seed,
+                                  progress=lambda f, m: progress(0.5 * f, m))
+        details["selection"] = selection
+        method = selection.picked
+        progress(0.5, f"Consensus by {method} on every label")
+        fit = _fit(method, L, K, texts, pred_probs, seed, lambda f, m: progress(0.5 + 0.5 * f, m))
+    else:
+        fit = _fit(method, L, K, texts, pred_probs, seed, progress)
+    post, cons, quality, ann_quality, more = fit
+    details.update(more)
+    n_ann = (L >= 0).sum(axis=1)
     cons = np.asarray(cons, dtype=np.int64).copy()
     quality = np.asarray(quality, dtype=float).copy()
     cons[n_ann == 0] = -1
@@ -419,6 +390,163 @@ def consensus(L: np.ndarray, class_names: Sequence[str], texts: Sequence[str] | 
     stats = annotator_table(L, cons, class_names, ann_quality, annotators)
     progress(1.0, "Consensus done")
     return CrowdResult(cons, np.clip(quality, 0.0, 1.0), agreement, n_ann, post, stats, method, details)
+
+
+def _fit(method: str, L: np.ndarray, K: int, texts, pred_probs, seed: int, progress: Progress):
+    """One named method on L -> (posteriors (n, K), consensus (n,), quality (n,),
+    annotator quality (M,) or None (= agreement with the consensus), details)."""
+    n = len(L)
+    n_ann = (L >= 0).sum(axis=1)
+    details: dict = {}
+    if method == "majority":
+        vote, vote_share = majority_vote(L, K, seed)
+        counts = _vote_counts(L, K)
+        counts[n_ann == 0] = 1.0
+        return counts / counts.sum(axis=1, keepdims=True), vote, vote_share, None, details
+    if method == "dawid_skene":
+        progress(0.0, "Dawid-Skene")
+        post, conf, priors = dawid_skene(L, K)
+        details["class_priors"] = priors
+        return post, post.argmax(axis=1), post.max(axis=1), expected_accuracy(conf, priors), details
+    if method == "crowdlab":
+        P = pred_probs
+        if P is None:
+            if texts is None:
+                raise ValueError("crowdlab needs texts (for a text model) or pred_probs")
+            from review.models import text_probs
+
+            vote, _ = majority_vote(L, K, seed)
+            present = np.bincount(vote[vote >= 0], minlength=K)
+            if (present[present > 0] >= 2).all() and (present > 0).sum() >= 2:
+                res = text_probs(texts, vote, K, progress=lambda f, msg: progress(0.8 * f, msg))
+                P, details["model"] = res.pred_probs, res.params
+            else:                                     # too few items to cross-validate: no model evidence
+                P, details["model"] = np.full((n, K), 1.0 / K), None
+        progress(0.8, "CROWDLAB")
+        cl = crowdlab(L, P)
+        details["model_weight"] = cl["model_weight"]
+        details["pred_probs"] = P
+        return cl["posteriors"], cl["consensus"], cl["quality"], cl["annotator_quality"], details
+    # text_prior
+    progress(0.0, "Dawid-Skene")
+    P = pred_probs
+    if P is None and texts is not None:
+        first, _, _ = dawid_skene(L, K)
+        P = soft_text_probs(texts, first, train=n_ann > 0, seed=seed,
+                            progress=lambda f, msg: progress(0.05 + 0.9 * f, msg))
+        details["model"] = {"model": "MultinomialNB on Dawid-Skene soft labels", "folds": TEXT_FOLDS,
+                            "repeats": _repeats(n, K)}
+    if P is not None:
+        details["pred_probs"] = P
+    progress(0.95, "Dawid-Skene (one-coin) with the model as prior" if P is not None else "Dawid-Skene (one-coin)")
+    post, _, priors = dawid_skene(L, K, item_prior=P, symmetric=True)
+    # annotator quality from full confusion matrices with the same prior: they see
+    # class-specific skill (an annotator calling nearly everything one class)
+    _, conf, full_priors = dawid_skene(L, K, item_prior=P)
+    details["class_priors"] = priors
+    return post, post.argmax(axis=1), post.max(axis=1), expected_accuracy(conf, full_priors), details
+
+
+# ----------------------------------------------------------------------------- choosing the method
+
+
+@dataclass
+class MethodSelection:
+    """Why 'default' used the method it used (consensus(method='default')).
+
+    candidates: the methods fitted; loglik: each one's mean log-likelihood of the held-out
+    labels (NaN where not measured); picked; runner_up; margin = picked's minus the
+    runner-up's mean, margin_se its standard error (paired over the held-out labels);
+    n_heldout: labels held out; reason: one sentence for a person.
+    """
+
+    candidates: list[str]
+    loglik: dict[str, float]
+    picked: str
+    runner_up: str | None
+    margin: float
+    margin_se: float
+    n_heldout: int
+    reason: str
+
+    def as_dict(self) -> dict:
+        from dataclasses import asdict
+        return asdict(self)
+
+
+def annotator_confusions(L: np.ndarray, posteriors: np.ndarray) -> np.ndarray:
+    """L (n, M), posteriors (n, K) -> C (M, K, K), C[a, k, l] = P(a says l | true class k).
+
+    Soft counts of each annotator's labels against the posteriors, plus one in every cell.
+    """
+    M = L.shape[1]
+    K = posteriors.shape[1]
+    i, m, y = _long(L)
+    counts = np.ones((M, K, K))
+    for l in range(K):
+        s = y == l
+        np.add.at(counts[:, :, l], m[s], posteriors[i[s]])
+    return counts / counts.sum(axis=2, keepdims=True)
+
+
+def heldout_loglik(L_train: np.ndarray, heldout: tuple[np.ndarray, np.ndarray, np.ndarray],
+                   consensus_: np.ndarray, K: int) -> np.ndarray:
+    """-> (r,) log p(held-out label | item): the consensus fitted on L_train as the item's class
+    (uniform where it has none), the annotator's confusions from their training labels."""
+    H = np.full((len(consensus_), K), 1.0 / K)
+    ok = consensus_ >= 0
+    H[ok] = 0.0
+    H[np.flatnonzero(ok), consensus_[ok]] = 1.0
+    C = annotator_confusions(L_train, H)
+    i, m, y = heldout
+    return np.log((H[i] * C[m, :, y]).sum(axis=1))
+
+
+def select_method(L: np.ndarray, K: int, texts=None, pred_probs=None, *, seed: int = 0,
+                  share: float = HOLDOUT_SHARE, progress: Progress | None = None) -> MethodSelection:
+    """Which consensus method predicts the annotators' own labels best on this dataset.
+
+    Holds out `share` of the (item, annotator) labels (seeded), fits every applicable method
+    (crowdlab and text_prior need texts or pred_probs) on the rest, and scores each by the mean
+    log-likelihood of the held-out labels given its consensus and each annotator's confusion
+    matrix from their training labels. The consensus enters as one label per item (not the
+    method's posteriors: methods differ in how sharp those are, which would decide the
+    comparison instead of which items they get right). Ties go to the earlier of
+    SELECTION_ORDER. With fewer than MIN_HELDOUT held-out labels on items that keep another
+    label, text_prior is used without a comparison.
+    """
+    progress = progress or _noop
+    L = np.asarray(L, dtype=np.int64)
+    evidence = texts is not None or pred_probs is not None
+    cands = [m for m in SELECTION_ORDER if evidence or m not in ("crowdlab",)]
+    i, m = np.nonzero(L >= 0)
+    out = np.random.default_rng(seed).random(len(i)) < share
+    L_train = L.copy()
+    L_train[i[out], m[out]] = -1
+    still = (L_train >= 0).sum(axis=1)
+    if int((out & (still[i] > 0)).sum()) < MIN_HELDOUT or K < 2:
+        nan = {c: float("nan") for c in cands}
+        return MethodSelection(cands, nan, "text_prior", None, float("nan"), float("nan"), int(out.sum()),
+                               f"too few labels to compare methods (fewer than {MIN_HELDOUT} held-out labels on "
+                               "items with another label): Dawid-Skene with the text model as prior")
+    held = (i[out], m[out], L[i[out], m[out]])
+    per: dict[str, np.ndarray] = {}
+    for k, c in enumerate(cands):
+        progress(k / len(cands), f"Choosing the consensus method: {c} on {1 - share:.0%} of the labels")
+        _, cons, _, _, _ = _fit(c, L_train, K, texts, pred_probs, seed, _noop)
+        cons = np.where(still > 0, cons, -1) if c in ("majority", "dawid_skene") else np.asarray(cons)
+        per[c] = heldout_loglik(L_train, held, np.asarray(cons, dtype=np.int64), K)
+    ll = {c: float(v.mean()) for c, v in per.items()}
+    order = sorted(cands, key=lambda c: (-ll[c], cands.index(c)))
+    best, second = order[0], (order[1] if len(order) > 1 else None)
+    if second is None:
+        margin = se = float("nan")
+    else:
+        d = per[best] - per[second]
+        margin, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    reason = (f"{best} predicts {int(out.sum()):,} held-out labels best (mean log-likelihood {ll[best]:.4f}"
+              + (f"; {second} {ll[second]:.4f}" if second else "") + ")")
+    return MethodSelection(cands, ll, best, second, margin, se, int(out.sum()), reason)
 
 
 def _item_agreement(L: np.ndarray, cons: np.ndarray) -> np.ndarray:

@@ -137,7 +137,7 @@ def test_consensus_shapes_for_every_method(crowd_data, results):
     L, _, _, annotators = crowd_data
     n, M = L.shape
     for method, res in results.items():
-        assert res.method == method
+        assert res.method == method or (method == "default" and res.method in crowd.SELECTION_ORDER)
         assert res.consensus.shape == (n,) and res.consensus.dtype.kind == "i"
         assert ((res.consensus >= 0) & (res.consensus < K)).all()
         assert res.quality.shape == (n,) and ((res.quality >= 0) & (res.quality <= 1)).all()
@@ -172,6 +172,29 @@ def test_skill_aware_methods_beat_majority_vote(crowd_data, results):
     assert acc["default"] > acc["majority"] + 0.05, acc
     assert acc["crowdlab"] > acc["majority"], acc
     assert acc["default"] >= acc["dawid_skene"] - 0.01, acc      # the text model does not hurt
+
+
+def test_default_picks_the_method_that_best_predicts_held_out_labels(crowd_data, results):
+    L, truth, texts, annotators = crowd_data
+    d = results["default"]
+    sel = d.details["selection"]
+    assert sel.candidates == list(crowd.SELECTION_ORDER)
+    assert d.method == sel.picked != "majority"                   # the random guessers sink the plain vote
+    assert sel.loglik[sel.picked] == max(sel.loglik.values())
+    assert sel.loglik["majority"] < sel.loglik["dawid_skene"]
+    assert sel.n_heldout > 300 and sel.picked in sel.reason
+    same = results[sel.picked]                                     # the default is that method fitted on every label
+    assert d.consensus.tolist() == same.consensus.tolist()
+    assert d.annotator_stats["quality"].tolist() == same.annotator_stats["quality"].tolist()
+    again = crowd.consensus(L, CLASSES, texts, annotators=annotators)
+    assert again.details["selection"] == sel                       # seeded: the same data, the same choice
+
+
+def test_default_on_tiny_data_says_why_it_did_not_compare():
+    L = np.array([[0, 0], [-1, -1], [1, 1], [0, 1]])
+    sel = crowd.consensus(L, ["a", "b"]).details["selection"]
+    assert sel.picked == "text_prior" and "too few labels" in sel.reason
+    assert "crowdlab" not in sel.candidates                        # no texts, no model evidence
 
 
 def test_annotator_quality_ranks_good_above_random(crowd_data, results):
