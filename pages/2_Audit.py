@@ -40,12 +40,12 @@ if m.get("queue warning"):
     st.warning(ui.escape_md(m["queue warning"]))   # it names a class: the team's text, not Markdown
 judged = ds.task == "text" and not ds.mapping.multi and run["kind"] == "audit"
 single = ds.task == "text" and not ds.mapping.multi
-names = (["Integrity findings", "Tag swaps" if is_ner else "Charts", "Suspects", "Runs"]
-         + (["Model", "Self-check"] if single else []) + (["Judge", "Precision"] if judged else []))
-tab_int, tab_charts, tab_sus, tab_runs, *extra = st.tabs(names)
+names = (["Integrity findings", "Tag swaps" if is_ner else "Charts", "Suspects", "Runs", "Model"]
+         + (["Self-check"] if single else []) + (["Judge", "Precision"] if judged else []))
+tab_int, tab_charts, tab_sus, tab_runs, tab_model, *extra = st.tabs(names)
+with tab_model:
+    ui.model_tab(run)
 if single:
-    with extra.pop(0):
-        ui.model_tab(run)
     with extra.pop(0):
         ui.selfcheck_tab(db, ds, user)
 if judged:

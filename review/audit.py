@@ -120,22 +120,27 @@ def _crowd_scores(db, ds: Dataset, texts, given: np.ndarray, progress: Progress)
     return scored, res
 
 
-def _ner_findings(corpus) -> list:
-    """Sentences whose tags break the dataset's scheme -> one finding (rows = sentences)."""
+def _ner_findings(corpus, consistency=None) -> list:
+    """Sentences whose tags break the dataset's scheme -> one finding (rows = sentences); with a
+    TagConsistency, one tag_inconsistency finding per string tagged differently across the corpus
+    (rows = the sentences of its odd occurrences), most lopsided first."""
     from . import ner
+    found = []
     bad = {}
     for i, s in enumerate(corpus.sentences):
         v = ner.scheme_violations(s.tags, corpus.scheme)
         if v:
             bad[i] = "; ".join(f"token {j} {s.tokens[j]!r}: {why}" for j, why in v[:3])
-    if not bad:
-        return []
-    first = min(bad)
-    return [integrity.Finding(
-        "scheme_violation", sorted(bad),
-        f"{len(bad):,} sentence(s) have tags that break {corpus.scheme} (first: sentence {first}: {bad[first]}). "
-        "Review them: the corrected tags must be valid.",
-        {"reasons": {str(k): v for k, v in bad.items()}, "scheme": corpus.scheme})]
+    if bad:
+        first = min(bad)
+        found.append(integrity.Finding(
+            "scheme_violation", sorted(bad),
+            f"{len(bad):,} sentence(s) have tags that break {corpus.scheme} (first: sentence {first}: {bad[first]}). "
+            "Review them: the corrected tags must be valid.",
+            {"reasons": {str(k): v for k, v in bad.items()}, "scheme": corpus.scheme}))
+    if consistency is not None:
+        found += ner.inconsistency_findings(consistency)
+    return found
 
 
 def run_integrity(db: sqlite_utils.Database, name_or_id, user: User) -> int:
@@ -258,8 +263,11 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
             findings = integrity.check_items(texts, given, ds.labels if ds.label_set_declared else None)
             scored, crowd_res = _crowd_scores(db, ds, texts, labels, progress)
             P = crowd_res.posteriors
+            sel = crowd_res.details.get("selection")
             res = models.ModelResult(P, {"model": "consensus of annotators", "method": crowd_res.method,
-                                         **(crowd_res.details.get("model") or {})}, 0.0)
+                                         **(crowd_res.details.get("model") or {}),
+                                         **({"why": sel.reason, "held-out log-likelihood": {
+                                             k: round(v, 4) for k, v in sel.loglik.items()}} if sel else {})}, 0.0)
         else:
             embeddings, loss = signals.load(db, ds.id, ds.n_items)
             one = score_single_label(ds, items, model, n_folds, progress, embeddings=embeddings, loss=loss,
@@ -322,16 +330,17 @@ def run_ner_audit(db: sqlite_utils.Database, ds: Dataset, user: User, progress: 
     try:
         progress(0.0, "Loading sentences")
         corpus = ner_store.load_given(db, ds)
-        findings = _ner_findings(corpus)
+        consistency = ner.tag_inconsistency(corpus)
+        findings = _ner_findings(corpus, consistency)
         if corpus.prob_tag_names:
             progress(0.1, "Using the probabilities from the upload")
             probs, names = ner_store.given_probs_iob2(corpus)
             params = {"model": "given per-token probabilities"}
         else:
-            probs, names = ner.token_probs(corpus, lambda f, m: progress(0.05 + 0.8 * f, m), n_folds=n_folds)
-            params = {"model": "SGD logistic regression on token-window features, temperature-scaled",
-                      "folds": n_folds, "cross-validation": "by document" if len({s.doc for s in corpus.sentences}) >= n_folds else "by sentence"}
-        scored = ner_store.score_run(run_id, corpus, probs, names, lambda f, m: progress(0.86 + 0.1 * f, m))
+            fitted = ner.token_model(corpus, lambda f, m: progress(0.05 + 0.8 * f, m), n_folds=n_folds)
+            probs, names, params = fitted.probs, fitted.tag_names, fitted.params
+        scored = ner_store.score_run(run_id, corpus, probs, names, lambda f, m: progress(0.86 + 0.1 * f, m),
+                                     consistency=consistency)
         metrics = {**scored.metrics, "findings": {f.kind: len(f.rows) for f in findings}}
         progress(0.96, "Saving the run")
         with store.transaction(db):   # findings, scores and the run's status together, as for text

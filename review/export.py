@@ -34,8 +34,9 @@ def cleaned_rows(db: sqlite_utils.Database, ds: Dataset, only_verified: bool = F
     """Rows of the cleaned CSV in item order, read PAGE rows at a time (keyset on idx).
 
     status: unreviewed (no decision in force) | kept | relabelled | unsure (awaiting verification) | approved | overridden.
-    cleaned_label: the latest approved label, else (multi-annotator data) the consensus
-    of the annotators, else the given label (for multi-annotator data, the majority vote).
+    cleaned_label: the latest approved label (an approved keep: the label the reviewer kept, the
+    given one), else (multi-annotator data) the consensus of the annotators, else the given label
+    (for multi-annotator data, the majority vote).
     """
     run = latest_run(db, ds.id)
     run_id = run["id"] if run else -1
@@ -44,7 +45,9 @@ def cleaned_rows(db: sqlite_utils.Database, ds: Dataset, only_verified: bool = F
     cond = " AND st.state IN ('approved', 'overridden')" if only_verified else ""
     while True:
         rows = db.execute(
-            "SELECT i.idx, i.key, i.text, i.given_label, COALESCE(st.current_label, sc.consensus_label, i.given_label), COALESCE(NULLIF(st.state, 'open'), 'unreviewed'),"
+            "SELECT i.idx, i.key, i.text, i.given_label, CASE WHEN st.state IN ('approved', 'overridden')"
+            " THEN COALESCE(st.current_label, i.given_label) ELSE COALESCE(st.current_label, sc.consensus_label, i.given_label) END,"
+            " COALESCE(NULLIF(st.state, 'open'), 'unreviewed'),"
             " (SELECT r.reviewer FROM reviews r WHERE r.dataset_id=i.dataset_id AND r.idx=i.idx AND r.status!='superseded' ORDER BY r.id DESC LIMIT 1),"
             " (SELECT r.verified_by FROM reviews r WHERE r.dataset_id=i.dataset_id AND r.idx=i.idx AND r.verified_by IS NOT NULL ORDER BY r.id DESC LIMIT 1),"
             " sc.quality, sc.rank, sc.consensus_label, sc.n_annotators"

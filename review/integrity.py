@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-KINDS = ("empty_text", "null_label", "unknown_label", "conflicting_duplicates", "shifted_block", "scheme_violation")
+KINDS = ("empty_text", "null_label", "unknown_label", "conflicting_duplicates", "shifted_block", "scheme_violation",
+         "tag_inconsistency")
 
 # Shifted-block detector tuning (see detect_shifted_blocks).
 CLIP = 3.0          # |log-ratio| cap per row, so one confident row cannot dominate
@@ -72,6 +73,10 @@ class Finding:
                     f"its label fits row {row + step}'s text")
         if self.kind == "scheme_violation":   # NER: rows are sentences
             return f"not valid {d.get('scheme', 'in its scheme')}: {d['reasons'][str(row)]}"
+        if self.kind == "tag_inconsistency":  # NER: rows are sentences
+            here = [r for s, _, _, r in d["odd"] if s == row] or ["?"]
+            return (f"{d['text']!r} is {d['majority']} in {d['split'][d['majority']]:,} of {d['n']:,} occurrences; "
+                    f"{here[0]} here")
         return self.message
 
 

@@ -194,11 +194,12 @@ class ScoredRun:
 
 
 def score_run(run_id: int, corpus: ner.Corpus, probs: Sequence[np.ndarray], tag_names: Sequence[str],
-              progress: Progress) -> ScoredRun:
-    """cleanlab token issues of ``probs`` (n_sent,) arrays (n_tokens_i, K) -> the scores (one row per
-    sentence) and token_issues (one row per flagged token) of run ``run_id``, not yet written."""
-    progress(0.0, "Ranking suspect tokens with cleanlab")
-    res = ner.find_issues(corpus, probs, tag_names)
+              progress: Progress, consistency: ner.TagConsistency | bool = True) -> ScoredRun:
+    """cleanlab token issues of ``probs`` (n_sent,) arrays (n_tokens_i, K), fused with tag
+    inconsistency (ner.find_issues) -> the scores (one row per sentence) and token_issues (one row
+    per flagged token) of run ``run_id``, not yet written."""
+    progress(0.0, "Ranking suspect tokens with cleanlab and tag consistency")
+    res = ner.find_issues(corpus, probs, tag_names, consistency=consistency)
     n = len(corpus.sentences)
     by_sent: dict[int, list[int]] = {}
     for i, j in res.flagged:

@@ -83,7 +83,7 @@ def quality_bins(db: sqlite_utils.Database, ds: Dataset, bins: int = QUALITY_BIN
 def findings(db: sqlite_utils.Database, run_id: int) -> list[dict]:
     """The integrity findings of a run (rows as a list)."""
     out = []
-    for r in db.query("SELECT id, kind, first_row, last_row, n_rows, message, rows, detail FROM findings WHERE run_id=? ORDER BY kind, first_row", [run_id]):
+    for r in db.query("SELECT id, kind, first_row, last_row, n_rows, message, rows, detail FROM findings WHERE run_id=? ORDER BY kind, id", [run_id]):
         r["rows"] = json.loads(r["rows"])
         r["detail"] = json.loads(r["detail"] or "{}")
         out.append(r)

@@ -482,6 +482,25 @@ def model_tab(run: dict) -> None:
     """Audit page, Model tab: which model the run chose and on what evidence; each class's share of
     the queue against cleanlab's estimate of its wrong labels."""
     params, m = run.get("params") or {}, run.get("metrics") or {}
+    if params.get("held-out log-likelihood"):          # several annotators: how the consensus method was chosen
+        text_model = params.get("model")
+        st.markdown(f"**Consensus**: {escape_md(str(params.get('method', '–')))}"
+                    + (f"; text model: {escape_md(str(text_model))}" if text_model and text_model != "consensus of annotators" else ""))
+        st.caption(escape_md(str(params.get("why", ""))) + ". Each method is fitted without a fifth of the labels and "
+                   "scored by how well its consensus predicts them (mean log-likelihood; higher is better).")
+        st.dataframe([{"method": k, "held-out log-likelihood": v} for k, v in params["held-out log-likelihood"].items()],
+                     hide_index=True, key="consensus_methods",
+                     column_config={"held-out log-likelihood": st.column_config.NumberColumn(format="%.4f")})
+        return
+    if isinstance(params.get("candidates"), dict):     # NER: the token models and their mixture
+        st.markdown(f"**Token model**: {escape_md(str(params.get('model', '–')))}")
+        if params.get("why"):
+            st.caption(escape_md(params["why"]) + ". Log loss: mean negative log-likelihood of the given tags on documents "
+                       "the model did not see (lower is better).")
+        st.dataframe([{"candidate": {"sgd": "logistic regression", "crf": "CRF"}.get(k, k), "log loss": v["log loss"],
+                       "seconds": v["seconds"]} for k, v in params["candidates"].items()],
+                     hide_index=True, key="token_models", column_config={"log loss": st.column_config.NumberColumn(format="%.4f")})
+        return
     st.markdown(f"**Model**: {escape_md(str(params.get('model', '–')))}")
     if params.get("choice"):
         st.caption(escape_md(params["choice"]) + " Log loss: mean negative log-likelihood of the given labels on rows "

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from review import annotators, audit, auth, datasets, export, ingest, store, workflow
+from review import annotators, audit, auth, crowd, datasets, export, ingest, store, ui, workflow
 from review.errors import IngestError, PermissionDenied
 
 from conftest import PASSWORD, copy_db, counts
@@ -320,7 +320,7 @@ def test_export_adds_consensus_columns_and_verified_labels_win(mdb):
         assert r["consensus_label"] == scores[i]["consensus_label"]
         assert int(r["n_annotators"]) == scores[i]["n_annotators"]
         assert float(r["consensus_quality"]) == pytest.approx(scores[i]["quality"], abs=1e-6)
-        assert r["cleaned_label"] == (label if i == s.idx else scores[i]["consensus_label"])
+        assert r["cleaned_label"] == (label if i == s.idx else scores[i]["consensus_label"]), (i, s, label, r)
     assert rows[s.idx]["status"] == "approved"
 
     ann = list(csv.DictReader(io.StringIO("".join(export.export_annotators(mdb, ds, LEAD)))))
@@ -504,3 +504,18 @@ def test_upload_page_long_and_wide_form(page_db, data):
     at.run()
     assert any("more than once" in e.value and "twice.csv" in e.value for e in at.error)
     assert counts(page_db) == before
+
+
+def test_audit_records_and_the_model_tab_shows_how_the_consensus_method_was_chosen(page_db):
+    ds = datasets.get(page_db, "mturk")
+    params = datasets.latest_run(page_db, ds.id)["params"]
+    figures = params["held-out log-likelihood"]
+    assert set(figures) <= set(crowd.SELECTION_ORDER) and params["method"] in figures
+    assert params["method"] in params["why"]
+    if all(v == v for v in figures.values()):                 # compared (not too few labels): the best one was used
+        assert figures[params["method"]] == max(figures.values())
+    at = open_page("pages/2_Audit.py", LEAD)
+    tab = next(t for t in at.tabs if t.label == "Model")
+    assert any(f"**Consensus**: {ui.escape_md(params['method'])}" in m.value for m in tab.markdown), [m.value for m in tab.markdown]
+    shown = [d.value for d in tab.dataframe][0]
+    assert shown["method"].tolist() == list(figures)

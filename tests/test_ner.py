@@ -309,3 +309,77 @@ def test_real_conll2003_suspects_recall_injected_type_swaps():
     assert recall >= 0.5, recall
     assert len(flagged_sents) < 0.25 * len(c.sentences)
     assert set(r.reasons) == set(r.flagged)
+
+
+# ----------------------------------------------------------------------------- tag inconsistency, token model
+
+def _corpus(sentences: list[list[tuple[str, str]]], docs: list[int] | None = None) -> ner.Corpus:
+    """IOB2 sentences of (token, tag) -> a parsed corpus (a -DOCSTART- before each new document)."""
+    lines, prev = [], None
+    for k, sent in enumerate(sentences):
+        d = docs[k] if docs else 0
+        if docs and d != prev:
+            lines += ["-DOCSTART- O", ""]
+            prev = d
+        lines += [f"{t} {g}" for t, g in sent] + [""]
+    return ner.parse_conll("\n".join(lines), "t.conll")
+
+
+def test_tag_inconsistency_finds_the_odd_occurrence_and_scores_its_lopsidedness():
+    sents = [[("Germany", "B-LOC"), ("won", "O")]] * 4 + [[("Germany", "B-ORG"), ("lost", "O")]]
+    sents += [[("New", "B-LOC"), ("York", "I-LOC"), ("wins", "O")]] * 3 + [[("New", "O"), ("York", "B-LOC"), ("sang", "O")]]
+    sents += [[("Paris", "B-LOC")], [("Paris", "B-PER")]]                         # one against one: no majority
+    c = _corpus(sents)
+    tc = ner.tag_inconsistency(c)
+    odd = {v.text: v for v in tc.variations}
+    g = odd["Germany"]
+    assert (g.n, g.split, g.majority, g.minority, g.readings) == (5, {"LOC": 4, "ORG": 1}, "LOC", [(4, 0, 1)], ["ORG"])
+    assert tc.token_score[4].tolist() == [1.0, 0.0] and tc.token_score[0].tolist() == [0.0, 0.0]
+    assert "'Germany' is tagged LOC in 4 of its 4 other occurrences; tagged ORG here" == tc.reason(4, 0)
+    ny = odd["New York"]
+    assert ny.split == {"LOC": 3, "mixed": 1} and ny.minority == [(8, 0, 2)]
+    assert tc.token_score[8][0] == 1.0 and tc.reason(8, 0).endswith("partly an entity here")
+    assert odd["York"].split == {"inside": 3, "LOC": 1}                            # York inside New York three times
+    assert "Paris" not in odd and tc.token_score[9].tolist() == [0.0] and tc.reason(9, 0) is None
+    assert tc.sentence_score()[[0, 4, 8, 9]].tolist() == [0.0, 1.0, 1.0, 0.0]
+    found = ner.inconsistency_findings(tc)
+    germany = next(f for f in found if f.detail["text"] == "Germany")
+    assert germany.kind == "tag_inconsistency" and germany.rows == [4]
+    assert germany.reason_for(4) == "'Germany' is tagged LOC in 4 of 5 occurrences; tagged ORG here"
+    assert "Germany" in germany.message and "sentence 4" in germany.message
+
+
+def test_find_issues_fuses_inconsistency_into_the_token_quality():
+    sents = [[("Germany", "B-LOC"), ("won", "O")]] * 6 + [[("Germany", "B-ORG"), ("lost", "O")]]
+    c = _corpus(sents)
+    names = ["B-LOC", "B-ORG", "O"]
+    probs = [np.array([[0.6, 0.3, 0.1], [0.05, 0.05, 0.9]])] * 7       # the model hesitates on every Germany
+    plain = ner.find_issues(c, probs, names, consistency=False)
+    fused = ner.find_issues(c, probs, names)
+    assert plain.token_quality[6][0] == pytest.approx(fused.model_quality[6][0])
+    assert fused.token_quality[6][0] == pytest.approx(plain.token_quality[6][0] * (1 - ner.issues.FUSE_WEIGHT))
+    assert fused.token_quality[0][0] == pytest.approx(plain.token_quality[0][0])   # agreeing occurrences untouched
+    assert fused.sentence_quality[6] < plain.sentence_quality[6]
+    assert (6, 0) in fused.flagged and "other occurrences" in fused.reasons[(6, 0)]
+
+
+def test_token_model_mixes_crf_and_logistic_regression_by_log_loss():
+    people, places = ["Anna", "Bob", "Cid", "Dan", "Eve", "Fay"], ["Paris", "Rome", "Oslo", "Bern", "Lima", "Kiev"]
+    sents, docs = [], []
+    for d in range(6):
+        for k in range(5):
+            p, q = people[(d + k) % 6], places[(d * 2 + k) % 6]
+            sents.append([(p, "B-PER"), ("visited", "O"), (q, "B-LOC"), ("today", "O")])
+            docs.append(d)
+    c = _corpus(sents, docs)
+    fit = ner.token_model(c, n_folds=3)
+    assert fit.tag_names == ["B-LOC", "B-PER", "O"] and len(fit.probs) == len(sents)
+    assert all(p.shape == (4, 3) and np.allclose(p.sum(axis=1), 1) for p in fit.probs)
+    assert ner.token_accuracy(c, fit.probs, fit.tag_names) >= 0.9
+    assert fit.params["crf_weight"] in ner.MIX_WEIGHTS and set(fit.params["candidates"]) == {"sgd", "crf"}
+    best = min(fit.params["mixture_log_loss"].values())
+    assert fit.params["mixture_log_loss"][f"{fit.params['crf_weight']:g}"] == best and "log loss" in fit.params["why"]
+    crf = ner.token_model(c, n_folds=3, model="crf")
+    assert crf.params["model"] == "crf" and set(crf.params["candidates"]) == {"crf"}
+    with pytest.raises(ReviewError, match="Unknown token model"):
+        ner.token_model(c, model="bert")

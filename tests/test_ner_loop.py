@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from review import audit, auth, datasets, ner, ner_store, store, workflow
+from review import audit, auth, datasets, ner, ner_store, stats, store, workflow
 from review.errors import IngestError, PermissionDenied, ReviewError
 
 from conftest import PASSWORD, copy_db, counts
@@ -352,6 +352,34 @@ def test_audit_swaps_open_exactly_those_sentences_in_review(page_db):
     run_id = datasets.latest_run(page_db, ds.id)["id"]
     assert page_db.execute("SELECT COUNT(*) FROM token_issues WHERE run_id=? AND idx=? AND given_tag=? AND predicted_tag=?",
                            [run_id, idx, g, p]).fetchone()[0] >= 1
+
+
+def test_audit_stores_tag_inconsistency_findings_and_the_model_choice(page_db):
+    ds = datasets.get(page_db, "dev")
+    run = datasets.latest_run(page_db, ds.id)
+    found = [f for f in stats.findings(page_db, run["id"]) if f["kind"] == "tag_inconsistency"]
+    assert found, "40 CoNLL documents always hold some string tagged two ways"
+    corpus = ner_store.load_given(page_db, ds)
+    lopsided = []
+    for f in found[:20]:
+        d = f["detail"]
+        assert d["split"][d["majority"]] * 4 >= 3 * (d["n"] - 1) and d["n"] >= 3
+        for sent, a, b, reading in d["odd"]:
+            assert sent in f["rows"] and " ".join(corpus.sentences[sent].tokens[a:b]) == d["text"]
+        lopsided.append(d["split"][d["majority"]] / d["n"])
+    assert lopsided == sorted(lopsided, reverse=True)             # most lopsided first
+    f = found[0]
+    sent, a = f["detail"]["odd"][0][:2]                              # the odd token's reason names the split
+    reason = page_db.execute("SELECT reason FROM token_issues WHERE run_id=? AND idx=? AND token=?",
+                             [run["id"], sent, a]).fetchone()
+    assert reason is None or "other occurrences" in reason[0]
+    params = run["params"]
+    assert set(params["candidates"]) == {"sgd", "crf"} and params["crf_weight"] in ner.MIX_WEIGHTS
+    at = open_page("pages/2_Audit.py", LEAD)
+    assert any("tag inconsistency" in m.value for m in at.markdown)
+    model_tab = next(t for t in at.tabs if t.label == "Model")
+    assert any("Token model" in m.value for m in model_tab.markdown)
+    assert [d.value for d in model_tab.dataframe][0]["candidate"].tolist() == ["logistic regression", "CRF"]
 
 
 def test_verify_page_approves_a_sentence_and_export_offers_conll(page_db):
