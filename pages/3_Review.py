@@ -4,7 +4,7 @@ Keyboard: K keep, U unsure, 1–9 relabel to that label, S skip, B back.
 """
 import streamlit as st
 
-from review import charts, ui, workflow
+from review import charts, shortcuts, ui, workflow
 from review.errors import ReviewError, StaleViewError
 
 db, user, ds = ui.page_with_dataset("Review", "annotator", heading="Review suspects")
@@ -148,14 +148,16 @@ def act(decision: str, label: str | None = None) -> None:
     st.rerun()
 
 
-st.markdown("**Decide** (keyboard: K keep, U unsure, 1–9 relabel, S skip, B back)")
+keys = shortcuts.label_keys(ds.labels[:9])   # the key on each label's button: never a digit that reads as another label
+st.markdown(f"**Decide** (keyboard: K keep, U unsure, {shortcuts.describe(keys)} relabel to the label "
+            "showing that key, S skip, B back)")
 b = st.columns(2 + min(len(ds.labels), 9))
 if b[0].button("Keep", key="keep", shortcut="K", type="primary", help="The given label is right"):
     act("keep")
 if b[1].button("Unsure", key="unsure", shortcut="U", help="Leave it to a lead"):
     act("unsure")
 for i, label in enumerate(ds.labels[:9]):
-    if b[2 + i].button(label, key=f"relabel_{i}", shortcut=str(i + 1),
+    if b[2 + i].button(label, key=f"relabel_{i}", shortcut=keys[i],
                        disabled=label == s.current_label, help=f"Relabel to {label}"):
         act("relabel", label)
 if len(ds.labels) > 9:

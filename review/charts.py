@@ -1,4 +1,6 @@
-"""Plotly figures, pure functions of small aggregates (never of raw tables)."""
+"""Plotly figures, pure functions of small aggregates (never of raw tables).
+
+Class labels are always categories (labels 0/1 are classes, not an axis from -0.5 to 1.5)."""
 from __future__ import annotations
 
 import plotly.graph_objects as go
@@ -11,7 +13,7 @@ def class_probabilities(labels: list[str], probs: list[float], given: str | None
     fig = go.Figure(go.Bar(x=probs, y=labels, orientation="h", marker_color=colors,
                            text=[f"{p:.0%}" for p in probs], textposition="auto"))
     fig.update_layout(height=60 + 28 * len(labels), margin=dict(l=10, r=10, t=30, b=10),
-                      xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(autorange="reversed"),
+                      xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(type="category", autorange="reversed"),
                       title=dict(text=f"{source} probability per class (red: given, green: predicted)", font=dict(size=13)))
     return fig
 
@@ -21,7 +23,8 @@ def given_vs_cleaned(rows: list[tuple[str, int, int]]) -> go.Figure:
     labels = [r[0] for r in rows]
     fig = go.Figure([go.Bar(name="given", x=labels, y=[r[1] for r in rows]),
                      go.Bar(name="cleaned", x=labels, y=[r[2] for r in rows])])
-    fig.update_layout(barmode="group", height=320, margin=dict(l=10, r=10, t=40, b=10), title="Labels given vs cleaned")
+    fig.update_layout(barmode="group", height=320, margin=dict(l=10, r=10, t=40, b=10), title="Labels given vs cleaned",
+                      xaxis=dict(type="category"), yaxis=dict(rangemode="tozero", tickformat=",d"))
     return fig
 
 
@@ -36,7 +39,8 @@ def confusion(labels: list[str], pairs: list[tuple[str, str, int]]) -> go.Figure
                                hovertemplate="given %{y}, predicted %{x}: %{z}<extra></extra>"))
     fig.update_layout(height=120 + 40 * len(labels), margin=dict(l=10, r=10, t=40, b=10),
                       title="Flagged rows: given label (rows) vs predicted (columns)",
-                      xaxis_title="predicted", yaxis_title="given", yaxis=dict(autorange="reversed"))
+                      xaxis_title="predicted", yaxis_title="given", xaxis=dict(type="category"),
+                      yaxis=dict(type="category", autorange="reversed"))
     return fig
 
 
@@ -106,7 +110,7 @@ def tag_swaps(rows: list[dict]) -> go.Figure:
                            hovertemplate="%{y}: %{x} tokens<extra></extra>"))
     fig.update_layout(height=80 + 24 * len(rows), margin=dict(l=10, r=10, t=40, b=10),
                       title=dict(text="Suspect tokens by swap (given → predicted)", font=dict(size=13)),
-                      xaxis_title="tokens")
+                      xaxis_title="tokens", yaxis=dict(type="category"))
     return fig
 
 
