@@ -12,14 +12,32 @@ from .datasets import Dataset, latest_run
 BREAK_SECONDS = 600   # a gap longer than this between two decisions is a break, not time spent deciding
 
 
+GOLD_COLUMNS = ["gold_accuracy", "gold_labels"]   # added beside quality once the dataset has a golden set
+
+
 def annotator_table(db: sqlite_utils.Database, ds: Dataset) -> list[dict]:
-    """One row per annotator of the latest run: annotator, quality, agreement, worst_class, n_labels."""
+    """One row per annotator of the latest run: annotator, quality, agreement, worst_class, n_labels.
+
+    With a golden set (review.gold), each row also has gold_accuracy (their labels equal to the
+    gold label / their labels on gold items; None without any) and gold_labels (that count),
+    right after quality: an independent check of the estimated quality."""
+    from . import gold
     run = latest_run(db, ds.id, "audit")
     if not run:
         return []
-    return list(db.query(
+    rows = list(db.query(
         "SELECT annotator, quality, agreement, worst_class, n_labels FROM annotator_stats WHERE run_id=? ORDER BY quality DESC",
         [run["id"]]))
+    if not gold.has_gold(db, ds):
+        return rows
+    acc = gold.accuracy(db, ds)
+    out = []
+    for r in rows:
+        right, n = acc.get(r["annotator"], (0, 0))
+        out.append({"annotator": r["annotator"], "quality": r["quality"],
+                    "gold_accuracy": right / n if n else None, "gold_labels": n,
+                    **{k: r[k] for k in ("agreement", "worst_class", "n_labels")}})
+    return out
 
 
 def confusion(db: sqlite_utils.Database, ds: Dataset, annotator: str) -> list[tuple[str, str, int]]:

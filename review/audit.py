@@ -108,7 +108,12 @@ def load_annotations(db: sqlite_utils.Database, ds: Dataset) -> tuple[np.ndarray
 
 
 def _crowd_scores(db, ds: Dataset, texts, given: np.ndarray, progress: Progress):
-    """Consensus of the annotators (crowd.consensus, default method) -> (scores frame, CrowdResult)."""
+    """Consensus of the annotators (crowd.consensus, default method) -> (scores frame, CrowdResult).
+
+    The frame's ``activelab`` column orders the label queue (review.labeling: cleanlab ActiveLab on
+    the labels and the consensus model's out-of-sample probabilities, else its posteriors); where
+    ActiveLab cannot score the data the column is empty and the run's params say why ('label queue error')."""
+    from . import labeling
     L, annotators = load_annotations(db, ds)
     res = crowd.consensus(L, ds.labels, texts, method="default", annotators=annotators,
                           progress=lambda f, m: progress(0.1 + 0.75 * f, m))
@@ -117,6 +122,15 @@ def _crowd_scores(db, ds: Dataset, texts, given: np.ndarray, progress: Progress)
         votes[:, c] = (L == c).sum(axis=1)
     scored = issues.score_consensus(given, res.consensus, res.quality, res.agreement, res.n_annotators,
                                     res.posteriors, votes, ds.labels)
+    progress(0.87, "Scoring which items need another label (ActiveLab)")
+    P, source = labeling.model_probs(res)
+    queue = {"label queue": f"cleanlab ActiveLab on the annotators' labels and {source}"}
+    try:
+        scored["activelab"] = np.round(labeling.activelab_scores(L, P), 6)
+    except (ValueError, FloatingPointError, ZeroDivisionError) as exc:   # the consensus stands; the queue says why
+        scored["activelab"] = None
+        queue["label queue error"] = str(exc)
+    res.details["model"] = {**(res.details.get("model") or {}), **queue}   # lands in the run's params
     return scored, res
 
 
@@ -290,8 +304,8 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
         with store.transaction(db):
             _write_findings(db, run_id, findings)
             names = ["idx", "quality", "predicted_label", "confidence", "suggested_label", "is_issue", "rank", "trust",
-                     "action", "reason", "consensus_label", "agreement", "n_annotators"]
-            for c in names[-3:]:
+                     "action", "reason", "consensus_label", "agreement", "n_annotators", "activelab"]
+            for c in names[-4:]:
                 if c not in scored:
                     scored[c] = None
             cols = [scored[c].tolist() for c in names]

@@ -120,11 +120,14 @@ ANNOTATOR_COLUMNS = ["annotator", "quality", "agreement", "worst_class", "n_labe
 
 
 def export_annotators(db: sqlite_utils.Database, ds: Dataset, user: User) -> Iterator[str]:
-    """The annotator table of the latest run as CSV chunks."""
-    from .annotators import annotator_table
+    """The annotator table of the latest run as CSV chunks (ANNOTATOR_COLUMNS; with a golden set,
+    gold_accuracy and gold_labels after quality, as annotators.annotator_table gives them)."""
+    from .annotators import GOLD_COLUMNS, annotator_table
     require(user, "lead", "export")
     store.log(db, user.name, "export", ds.id, what="annotator table")
-    return _csv_chunks(ANNOTATOR_COLUMNS, ([r[c] for c in ANNOTATOR_COLUMNS] for r in annotator_table(db, ds)))
+    rows = annotator_table(db, ds)
+    cols = ANNOTATOR_COLUMNS[:2] + GOLD_COLUMNS + ANNOTATOR_COLUMNS[2:] if rows and "gold_accuracy" in rows[0] else ANNOTATOR_COLUMNS
+    return _csv_chunks(cols, ([r[c] for c in cols] for r in rows))
 
 
 def export_ner(db: sqlite_utils.Database, ds: Dataset, user: User, fmt: str = "conll") -> str:

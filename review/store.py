@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import sqlite_utils
 
-SCHEMA_VERSION = 6   # 6: self_checks, row_signals
+SCHEMA_VERSION = 7   # 6: self_checks, row_signals; 7: scores.activelab, gold
 DEFAULT_DB = "review.db"
 
 SCHEMA = """
@@ -108,6 +108,7 @@ CREATE TABLE IF NOT EXISTS scores (
     judge_reason TEXT,
     fused_action TEXT,               -- action from flag + cleanlab + verdict (NULL: not judged)
     fused_trust REAL,
+    activelab REAL,                  -- multi-annotator data: cleanlab ActiveLab score (lower: needs another label more)
     PRIMARY KEY (run_id, idx)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS scores_rank ON scores(run_id, rank);
@@ -129,6 +130,16 @@ CREATE TABLE IF NOT EXISTS run_aggregates (   -- per-run aggregates written once
     data TEXT NOT NULL               -- JSON: given label counts, quality histogram, flagged confusion, length per class, bands
 );
 CREATE INDEX IF NOT EXISTS scores_judge ON scores(run_id, judge_verdict) WHERE judge_verdict IS NOT NULL;
+CREATE INDEX IF NOT EXISTS scores_activelab ON scores(run_id, activelab, idx) WHERE activelab IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS gold (   -- review.gold: trusted labels set by a lead; never an input of the consensus
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+    idx INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    set_by TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (dataset_id, idx)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS judgments (   -- the judge's answers, cached by (dataset, row, prompt, model)
     dataset_id INTEGER NOT NULL,
@@ -295,7 +306,9 @@ def connect(path: str | os.PathLike | None = None, must_exist: bool = False) -> 
 
 
 def migrate(db: sqlite_utils.Database) -> None:
-    """Create the schema if missing and record its version."""
+    """Create the schema if missing, bring an older one up to date, and record its version.
+
+    6 -> 7: scores gains ``activelab`` (NULL for earlier runs), the ``gold`` table is created."""
     row = None
     if db["meta_info"].exists():
         row = db.execute("SELECT value FROM meta_info WHERE key='schema_version'").fetchone()
@@ -307,6 +320,12 @@ def migrate(db: sqlite_utils.Database) -> None:
                           ("fused_action", "TEXT"), ("fused_trust", "REAL")):
             if col not in db["scores"].columns_dict:
                 db.execute(f"ALTER TABLE scores ADD COLUMN {col} {kind}")
+    if row and int(row[0]) < 7 and "activelab" not in db["scores"].columns_dict:  # 6 -> 7: the label queue's score
+        try:
+            db.execute("ALTER TABLE scores ADD COLUMN activelab REAL")
+        except sqlite3.OperationalError as exc:   # another process migrating the same file added it first
+            if "duplicate column" not in str(exc):
+                raise
     db.conn.executescript(
         "BEGIN IMMEDIATE;\n" + SCHEMA
         + f"\nINSERT OR REPLACE INTO meta_info(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');\nCOMMIT;"

@@ -110,6 +110,7 @@ NAV = [  # (page file, label, lowest role that may use it)
     ("pages/1_Upload.py", "Upload", "lead"),
     ("pages/2_Audit.py", "Audit", "annotator"),
     ("pages/3_Review.py", "Review", "annotator"),
+    ("pages/9_Label.py", "Label", "annotator"),
     ("pages/4_Verify.py", "Verify", "lead"),
     ("pages/5_Export.py", "Export", "lead"),
     ("pages/6_Audit_trail.py", "Audit trail", "lead"),

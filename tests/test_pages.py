@@ -746,3 +746,209 @@ def test_review_shows_html_in_texts_as_text(users_db):
         assert shown_row_key(at).startswith(f"**{ui.escape_md(key_of(users_db, ds, idx))}**")
         rerun(at.button(key="skip").click())
     assert seen == {0, 8}
+
+
+# ----------------------------------------------------------------------------- Label page and golden set
+
+LABEL = "pages/9_Label.py"
+ANNOTATORS_PAGE = "pages/8_Annotators.py"
+
+
+@pytest.fixture(scope="module")
+def crowd_template(tmp_path_factory):
+    """Users as above plus the small audited crowd of tests/test_labeling.py (dataset 'crowd')."""
+    from test_labeling import build_crowd_db
+    path = tmp_path_factory.mktemp("crowd_pages") / "crowd.db"
+    build_crowd_db(path)
+    return path
+
+
+@pytest.fixture
+def crowd_db(tmp_path, monkeypatch, crowd_template, conns):
+    return conns(_use(tmp_path, monkeypatch, crowd_template))
+
+
+def open_crowd(page: str, user: tuple[str, str]) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.session_state["user"] = (user[0], user[1], time.time())
+    at.session_state["dataset_name"] = "crowd"
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def page_words(at: AppTest) -> str:
+    """Every text of the page a user can read: markdown, captions, notices, html, widget labels,
+    options and help, table cells; lower-cased."""
+    parts = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "success", "warning", "error", "html",
+                 "metric", "code", "json"):
+        parts += [str(getattr(e, "value", "")) for e in at.get(kind)]
+    for w in list(at.button) + list(at.selectbox) + list(at.radio) + list(at.text_input) + list(at.number_input):
+        parts += [str(w.label), str(getattr(w, "help", "") or "")]
+        parts += [str(o) for o in getattr(w, "options", []) or []]
+    for d in at.dataframe:
+        parts.append(d.value.to_csv())
+    parts += [str(e.proto) for e in at.get("page_link")]
+    return "\n".join(parts).lower()
+
+
+def label_head(at: AppTest) -> str:
+    heads = [m for m in texts(at.markdown) if m.startswith("**") and " · row " in m]
+    assert len(heads) == 1, heads
+    return heads[0]
+
+
+def test_label_page_shows_the_text_only_no_gold_and_no_other_labels(crowd_db):
+    from review import gold, labeling
+    ds = datasets.get(crowd_db, "crowd")
+    for i in range(ds.n_items):   # every item gold: none may say so
+        gold.set_gold(crowd_db, ds, i, ds.labels[i % 2], auth.User(*LEAD))
+    first = labeling.next_item(crowd_db, ds, auth.User(*ANNA))
+    at = open_crowd(LABEL, ANNA)
+    assert not at.error and not at.warning
+    assert label_head(at) == f"**{ui.escape_md(first.key)}** · row {first.idx} of the upload"
+    [body] = [h for h in texts(at.html) if 'class="item-text"' in h]
+    assert html_escape(first.text) in body
+    assert any("the consensus updates on the next audit run" in c.lower() for c in texts(at.caption))
+    assert [b.label for b in at.main.button if b.key and b.key.startswith("label_")] == ds.labels
+    words = page_words(at)
+    assert "gold" not in words and "trusted" not in words
+    for name in ("ann1", "ann2", "ann3"):    # no other annotator, no consensus, no model view
+        assert name not in words
+    assert "consensus:" not in words and "majority" not in words and not at.dataframe and not at.get("plotly_chart")
+    assert not crowd_db.execute("SELECT 1 FROM annotations WHERE annotator='anna'").fetchall()
+
+
+def test_label_page_adds_the_label_and_moves_on(crowd_db):
+    from review import labeling
+    ds = datasets.get(crowd_db, "crowd")
+    first = labeling.next_item(crowd_db, ds, auth.User(*ANNA))
+    at = open_crowd(LABEL, ANNA)
+    at = rerun(at.button(key="label_1").click())
+    assert crowd_db.execute("SELECT label FROM annotations WHERE dataset_id=? AND idx=? AND annotator='anna'",
+                            [ds.id, first.idx]).fetchall() == [(ds.labels[1],)]
+    assert texts(at.success) == [f"Row {first.key}: labelled {ds.labels[1]}. The consensus updates on the next audit run."]
+    nxt = labeling.next_item(crowd_db, ds, auth.User(*ANNA))
+    assert nxt.idx != first.idx and label_head(at).startswith(f"**{ui.escape_md(nxt.key)}** · row {nxt.idx} ")
+    assert [p.proto.text for p in at.get("progress")] == [f"You have labelled 1 of {ds.n_items} items"]
+    row = crowd_db.execute("SELECT actor, action, idx, payload FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    assert row[:3] == ("anna", "label", first.idx) and json.loads(row[3])["label"] == ds.labels[1]
+
+
+def test_label_page_skip_back_and_replace_ones_own_label(crowd_db):
+    from review import labeling
+    ds = datasets.get(crowd_db, "crowd")
+    anna = auth.User(*ANNA)
+    first = labeling.next_item(crowd_db, ds, anna)
+    at = open_crowd(LABEL, ANNA)
+    assert "back" not in [b.key for b in at.main.button]    # nothing labelled yet: no way back
+    at = rerun(at.button(key="skip").click())
+    second = labeling.next_item(crowd_db, ds, anna, exclude=[first.idx])
+    assert label_head(at).startswith(f"**{ui.escape_md(second.key)}** · row {second.idx} ")
+    assert labeling.my_label(crowd_db, ds, first.idx, anna) is None        # skipping writes nothing
+    at = rerun(at.button(key="label_0").click())
+    at = rerun(at.button(key="back").click())
+    assert label_head(at).endswith("changing the label you gave")
+    assert f"Your label: **{ds.labels[0]}**" in texts(at.markdown)
+    assert at.button(key="label_0").disabled and not at.button(key="label_1").disabled
+    at = rerun(at.button(key="label_1").click())
+    assert labeling.my_label(crowd_db, ds, second.idx, anna) == ds.labels[1]
+    assert crowd_db.execute("SELECT COUNT(*) FROM annotations WHERE dataset_id=? AND idx=? AND annotator='anna'",
+                            [ds.id, second.idx]).fetchone()[0] == 1
+    assert texts(at.success) == [f"Row {second.key}: your label is now {ds.labels[1]}. The consensus updates on the next audit run."]
+    # back in the queue: the skipped item is not offered again this session, the labelled one never
+    shown = label_head(at)
+    assert f" · row {first.idx} " not in shown and f" · row {second.idx} " not in shown
+
+
+def test_label_page_for_a_single_label_dataset_and_before_the_audit(demo_db):
+    at = open_page(LABEL, ANNA)   # the demo: one label per item
+    assert any("has one label per item" in i for i in texts(at.info))
+    assert [e.proto.page for e in at.get("page_link") if "Review" in e.proto.label]
+    lead = auth.User(*LEAD)
+    from test_labeling import crowd_frame
+    ingest.ingest_bytes(demo_db, crowd_frame().to_csv(index=False).encode(), "crowd.csv", "fresh crowd", lead)
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.session_state["user"] = (ANNA[0], ANNA[1], time.time())
+    at.session_state["dataset_name"] = "fresh crowd"
+    at.switch_page(LABEL)
+    at.run()
+    assert texts(at.info) == ["No audit run yet: the queue is ordered by the audit's scores. Ask a lead to run it."]
+    at.session_state["user"] = (LEAD[0], LEAD[1], time.time())
+    at.run()
+    assert any(e.proto.label == "Run the audit on the Audit page" for e in at.get("page_link"))
+
+
+def test_label_page_needs_sign_in(crowd_db):
+    at = open_page(LABEL)
+    assert texts(at.subheader) == ["Sign in"] and labels(at.button) == ["Sign in"]
+
+
+def test_review_page_does_not_reveal_gold(crowd_db):
+    from review import gold
+    ds = datasets.get(crowd_db, "crowd")
+    for i in range(ds.n_items):
+        gold.set_gold(crowd_db, ds, i, ds.labels[0], auth.User(*LEAD))
+    at = open_crowd(REVIEW, ANNA)
+    assert shown_row_key(at)    # a suspect is shown, with every annotator's label (the Review page's own view)
+    assert "gold" not in page_words(at) and "trusted" not in page_words(at)
+
+
+def test_golden_set_tab_marks_lists_and_removes_gold(crowd_db):
+    from review import annotators, gold
+    ds = datasets.get(crowd_db, "crowd")
+    lead = auth.User(*LEAD)
+    at = open_crowd(ANNOTATORS_PAGE, LEAD)
+    assert [t.label for t in at.tabs] == ["Annotators", "Reviewers", "Golden set"]
+    assert "No gold item yet: mark one above or import a CSV." in texts(at.caption)
+    at.number_input(key=f"gold_row_{ds.id}").set_value(7)
+    at = rerun(at)
+    key7 = key_of(crowd_db, ds, 7)
+    assert f"**{ui.escape_md(key7)}** · row 7 · not gold" in texts(at.markdown)
+    at.selectbox(key=f"gold_label_{ds.id}_7").set_value("neg")
+    at = rerun(at.button(key="gold_set").click())
+    assert texts(at.success) == [f"Row 7 ({key7}) is gold: neg."]
+    assert gold.gold_label(crowd_db, ds, 7, lead) == "neg"
+    listed = [d.value for d in at.dataframe if "gold_label" in d.value.columns]
+    assert listed and list(listed[0]["row"]) == [7] and list(listed[0]["gold_label"]) == ["neg"]
+    assert f"**{ui.escape_md(key7)}** · row 7 · gold: **neg**" in texts(at.markdown)
+    assert at.button(key="gold_set").disabled                   # already gold with that label
+    # the annotator table now carries the gold columns beside the quality
+    table = [d.value for d in at.dataframe if "worst_class" in d.value.columns][0]
+    assert list(table.columns)[:4] == ["annotator", "quality", "gold_accuracy", "gold_labels"]
+    assert list(table["gold_labels"]) == [r["gold_labels"] for r in annotators.annotator_table(crowd_db, ds)] == [1, 1, 1]
+    # change it, then remove it
+    at = rerun(at.selectbox(key=f"gold_label_{ds.id}_7").set_value("pos"))
+    at = rerun(at.button(key="gold_set").click())
+    assert texts(at.success) == [f"Row 7 ({key7}) is gold: pos (was neg)."]
+    at.selectbox(key="gold_remove_pick").set_value(7)
+    at = rerun(at.button(key="gold_remove").click())
+    assert texts(at.success) == ["Row 7 is no longer gold (it was pos)."]
+    assert gold.count(crowd_db, ds, lead) == 0
+    actions = [r[0] for r in crowd_db.execute("SELECT action FROM audit_log WHERE action LIKE 'gold%' ORDER BY id")]
+    assert actions == ["gold_set", "gold_set", "gold_removed"]
+
+
+def test_golden_set_tab_csv_refused_with_the_line_then_imported(crowd_db):
+    from review import gold
+    ds = datasets.get(crowd_db, "crowd")
+    at = open_crowd(ANNOTATORS_PAGE, LEAD)
+    at.file_uploader(key="gold_csv").upload("gold.csv", b"row,label\n0,pos\n3,maybe\n", "text/csv")
+    at = rerun(at)
+    at = rerun(at.button(key="gold_import").click())
+    assert texts(at.error) == ["gold.csv, line 3: row 3: label 'maybe' is not a label of 'crowd' (labels: neg, pos). "
+                               "Nothing was imported: fix the file and upload it again."]
+    assert gold.count(crowd_db, ds, auth.User(*LEAD)) == 0
+    at.file_uploader(key="gold_csv").upload("gold2.csv", b"row,label\n0,pos\n99,neg\n", "text/csv")
+    at = rerun(at)
+    at = rerun(at.button(key="gold_import").click())
+    assert texts(at.error) == ["gold2.csv, line 3: row '99' is not a row of 'crowd' (rows are 0 to 30). "
+                               "Nothing was imported: fix the file and upload it again."]
+    assert gold.count(crowd_db, ds, auth.User(*LEAD)) == 0
+    at.file_uploader(key="gold_csv").upload("gold3.csv", b"row,label\n0,pos\n3,neg\n30,neg\n", "text/csv")
+    at = rerun(at)
+    at = rerun(at.button(key="gold_import").click())
+    assert texts(at.success) == ["Imported gold3.csv: 3 added, 0 changed, 0 already gold with that label."]
+    assert [(g["row"], g["gold_label"]) for g in gold.list_gold(crowd_db, ds, auth.User(*LEAD))] == [(0, "pos"), (3, "neg"), (30, "neg")]
