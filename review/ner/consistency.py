@@ -165,7 +165,7 @@ def inconsistency_findings(tc: TagConsistency) -> list:
         if v.n < FINDING_MIN_OCCURRENCES or n_major / (v.n - 1) < FINDING_MIN_SHARE:
             continue
         rows = sorted({i for i, _, _, in v.minority})
-        others = ", ".join(f"{_say(r)} {c:,}" for r, c in v.split.items() if r != v.majority)
+        others = ", ".join(f"{_say(r)} in {c:,}" for r, c in v.split.items() if r != v.majority)
         out.append(Finding(
             "tag_inconsistency", rows,
             f"{v.text!r} is {_say(v.majority)} in {n_major:,} of its {v.n:,} occurrences, {others} "

@@ -127,7 +127,7 @@ def token_model(corpus: Corpus, progress: Progress | None = None, n_folds: int =
         probs, _ = temperature_scale(mixes[w], y)
         params.update(model=f"{w:g} CRF + {1 - w:g} logistic regression", crf_weight=w,
                       mixture_log_loss={f"{v:g}": round(mix_loss[v], 5) for v in MIX_WEIGHTS},
-                      why=f"the CRF weight {w:g} gives the lowest log loss of the given tags "
+                      why=f"The CRF weight {w:g} gives the lowest log loss of the given tags "
                           f"({mix_loss[w]:.4f}; CRF alone {loss['crf']:.4f}, logistic regression alone {loss['sgd']:.4f})")
     params["folds"] = len(folds)
     params["cross-validation"] = "by document" if len({s.doc for s in corpus.sentences}) >= n_folds else "by sentence"
