@@ -3,7 +3,22 @@
 Class labels are always categories (labels 0/1 are classes, not an axis from -0.5 to 1.5)."""
 from __future__ import annotations
 
+import re
+
 import plotly.graph_objects as go
+
+
+def natural_key(s) -> list:
+    """'ann10' after 'ann2', 10 after 2: digit runs compare as numbers."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(s))]
+
+
+def count_axis(top: float) -> dict:
+    """A count axis: whole numbers only (no 0.5 steps on small counts), from zero, thousands separated."""
+    axis = dict(rangemode="tozero", tickformat=",d")
+    if top <= 10:
+        axis["dtick"] = 1
+    return axis
 
 
 def class_probabilities(labels: list[str], probs: list[float], given: str | None, predicted: str | None,
@@ -11,7 +26,7 @@ def class_probabilities(labels: list[str], probs: list[float], given: str | None
     """Bar chart of the model's (or the consensus') probability for every class; the given and predicted labels coloured."""
     colors = ["#d62728" if l == given else "#2ca02c" if l == predicted else "#9aa5b1" for l in labels]
     fig = go.Figure(go.Bar(x=probs, y=labels, orientation="h", marker_color=colors,
-                           text=[f"{p:.0%}" for p in probs], textposition="auto"))
+                           text=[f"{p:.0%}" for p in probs], textposition="auto", textangle=0, cliponaxis=False))
     fig.update_layout(height=60 + 28 * len(labels), margin=dict(l=10, r=10, t=30, b=10),
                       xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(type="category", autorange="reversed"),
                       title=dict(text=f"{source} probability per class (red: given, green: predicted)", font=dict(size=13)))
@@ -24,7 +39,7 @@ def given_vs_cleaned(rows: list[tuple[str, int, int]]) -> go.Figure:
     fig = go.Figure([go.Bar(name="given", x=labels, y=[r[1] for r in rows]),
                      go.Bar(name="cleaned", x=labels, y=[r[2] for r in rows])])
     fig.update_layout(barmode="group", height=320, margin=dict(l=10, r=10, t=40, b=10), title="Labels given vs cleaned",
-                      xaxis=dict(type="category"), yaxis=dict(rangemode="tozero", tickformat=",d"))
+                      xaxis=dict(type="category"), yaxis=count_axis(max([max(r[1], r[2]) for r in rows], default=0)))
     return fig
 
 
@@ -51,7 +66,8 @@ def quality_histogram(edges: list[float], counts: list[int], flagged_counts: lis
     fig = go.Figure([go.Bar(name="all rows", x=mids, y=counts, width=width, marker_color="#9aa5b1"),
                      go.Bar(name="flagged", x=mids, y=flagged_counts, width=width, marker_color="#d62728")])
     fig.update_layout(barmode="overlay", height=300, margin=dict(l=10, r=10, t=40, b=10),
-                      title="Label quality scores", xaxis_title="label quality (low = suspect)", yaxis_title="rows")
+                      title="Label quality scores", xaxis_title="label quality (low = suspect)", yaxis_title="rows",
+                      yaxis=count_axis(max(counts, default=0)))
     return fig
 
 
@@ -62,7 +78,8 @@ def review_progress(counts: dict[str, int]) -> go.Figure:
               "unsure": "#9467bd", "open": "#c7c7c7"}
     fig = go.Figure([go.Bar(name=s, y=["suspects"], x=[counts.get(s, 0)], orientation="h", marker_color=colors[s])
                      for s in order if counts.get(s, 0)])
-    fig.update_layout(barmode="stack", height=170, margin=dict(l=10, r=10, t=40, b=10), title="Review progress")
+    fig.update_layout(barmode="stack", height=170, margin=dict(l=10, r=10, t=40, b=10), title="Review progress",
+                      xaxis=count_axis(sum(counts.values())))
     return fig
 
 
@@ -72,13 +89,14 @@ def annotator_quality(rows: list[dict]) -> go.Figure:
                                text=[str(r["annotator"]) for r in rows],
                                hovertemplate="annotator %{text}<br>%{x} labels<br>quality %{y:.2f}<extra></extra>"))
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), title="Annotator quality against labels given",
-                      xaxis_title="labels given", yaxis_title="quality", xaxis_type="log")
+                      xaxis_title="labels given", yaxis_title="quality",
+                      xaxis=dict(type="log", dtick=1, tickformat=",d"))
     return fig
 
 
 def pairwise_agreement(pairs: list[dict]) -> go.Figure:
     """pairs: a, b, shared, agreement -> heatmap of agreement on shared items."""
-    names = sorted({p["a"] for p in pairs} | {p["b"] for p in pairs})
+    names = sorted({p["a"] for p in pairs} | {p["b"] for p in pairs}, key=natural_key)
     pos = {n: i for i, n in enumerate(names)}
     z = [[None] * len(names) for _ in names]
     text = [[""] * len(names) for _ in names]
@@ -90,7 +108,9 @@ def pairwise_agreement(pairs: list[dict]) -> go.Figure:
                                hovertemplate="%{y} & %{x}: %{z:.2f} (%{text})<extra></extra>"))
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10),
                       title="Pairwise agreement on shared items (annotators with most labels)",
-                      xaxis=dict(type="category"), yaxis=dict(type="category", autorange="reversed"))
+                      xaxis=dict(type="category", tickmode="array", tickvals=names, ticktext=[str(n) for n in names]),
+                      yaxis=dict(type="category", autorange="reversed", tickmode="array", tickvals=names,
+                                 ticktext=[str(n) for n in names]))
     return fig
 
 
@@ -110,7 +130,8 @@ def tag_swaps(rows: list[dict]) -> go.Figure:
                            hovertemplate="%{y}: %{x} tokens<extra></extra>"))
     fig.update_layout(height=80 + 24 * len(rows), margin=dict(l=10, r=10, t=40, b=10),
                       title=dict(text="Suspect tokens by swap (given → predicted)", font=dict(size=13)),
-                      xaxis_title="tokens", yaxis=dict(type="category"))
+                      xaxis_title="tokens", xaxis=count_axis(max([r["tokens"] for r in rows], default=0)),
+                      yaxis=dict(type="category"))
     return fig
 
 
@@ -122,7 +143,7 @@ def precision_by_band(bands: list[dict]) -> go.Figure:
         x=xs, y=ys, marker_color=["#1f77b4" if b["precision"] is not None else "#d0d4da" for b in bands],
         error_y=dict(type="data", symmetric=False, array=[b["high"] - y for b, y in zip(bands, ys)],
                      arrayminus=[y - b["low"] for b, y in zip(bands, ys)]),
-        text=[f"{b['wrong']}/{b['decided']}" for b in bands], textposition="outside",
+        text=[f"{b['wrong']}/{b['decided']}" for b in bands], textposition="outside", textangle=0,
         hovertemplate="quality %{x}: %{y:.0%} wrong<extra></extra>"))
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), yaxis=dict(range=[0, 1.1], tickformat=".0%"),
                       xaxis_title="cleanlab label quality of the flagged row", yaxis_title="really wrong",
@@ -136,7 +157,7 @@ def judge_verdicts(counts: dict) -> go.Figure:
     names = {"NO": "NO: label wrong", "YES": "YES: label right", "UNKNOWN": "UNKNOWN", "not judged": "not judged"}
     fig = go.Figure(go.Bar(x=[names[k] for k in keys], y=[counts.get(k, 0) for k in keys],
                            marker_color=["#d62728", "#2ca02c", "#ff7f0e", "#d0d4da"], text=[counts.get(k, 0) for k in keys],
-                           textposition="auto"))
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10),
+                           textposition="auto", textangle=0))
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10), yaxis=count_axis(max(counts.values(), default=0)),
                       title=dict(text="The judge's verdicts on the flagged rows", font=dict(size=13)))
     return fig

@@ -1,5 +1,4 @@
-"""review.shortcuts: label keys that cannot be misread; charts draw labels as categories."""
-from review import charts
+"""review.shortcuts: label keys that cannot be misread, whatever the class names."""
 from review.shortcuts import RESERVED, describe, label_keys
 
 
@@ -21,11 +20,3 @@ def test_ambiguous_digits_fall_back_to_letters_never_the_reserved_ones():
         assert all(k and k.isalpha() and k not in RESERVED for k in keys), keys
         assert len(set(keys)) == len(keys)
     assert label_keys(["Sports", "1 World", "Sci"]) == ["A", "W", "C"]      # own first letter unless reserved (S)
-
-
-def test_numeric_labels_are_categories_in_charts():
-    fig = charts.class_probabilities(["0", "1"], [0.3, 0.7], "0", "1")
-    assert fig.layout.yaxis.type == "category"
-    fig = charts.confusion(["0", "1"], [("0", "1", 3)])
-    assert fig.layout.xaxis.type == "category" and fig.layout.yaxis.type == "category"
-    assert charts.given_vs_cleaned([("0", 5, 4), ("1", 3, 4)]).layout.xaxis.type == "category"
