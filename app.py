@@ -35,12 +35,32 @@ st.subheader("Datasets")
 st.dataframe(datasets, hide_index=True, width="stretch",
              column_order=["name", "stage", "rows", "suspects", "decided", "pending verification", "approved", "created by", "created at"])
 st.markdown("**Next steps**")
-cols = st.columns(4)
-cols[0].page_link("pages/3_Review.py", label="Review suspects")
+
+
+def go(name: str, page: str) -> None:
+    st.session_state["dataset_name"] = name   # the page opens on this dataset
+    st.switch_page(page)
+
+
+for d in datasets[:10]:
+    name = d["name"]
+    c = st.columns([3, 2, 2, 2, 2], vertical_alignment="center")
+    c[0].markdown(f"**{ui.escape_md(name)}** · {ui.escape_md(str(d['stage']))}")
+    if c[1].button(f"Review {d['suspects'] or 0:,} suspects", key=f"next_review_{name}", width="stretch",
+                   type="primary" if d.get("suspects") else "secondary", help=f"Review the suspects of {name}"):
+        go(name, "pages/3_Review.py")
+    if user.can("lead"):
+        if c[2].button("Audit and charts", key=f"next_audit_{name}", width="stretch", help=f"Audit {name}"):
+            go(name, "pages/2_Audit.py")
+        pending = d.get("pending verification") or 0
+        if c[3].button(f"Verify {pending:,} decisions", key=f"next_verify_{name}", width="stretch",
+                       type="primary" if pending else "secondary", help=f"Verify the decisions on {name}"):
+            go(name, "pages/4_Verify.py")
+        if c[4].button("Export", key=f"next_export_{name}", width="stretch", help=f"Export the cleaned labels of {name}"):
+            go(name, "pages/5_Export.py")
+if len(datasets) > 10:
+    st.caption(f"{len(datasets) - 10} more datasets: pick one with the dataset box on any page.")
 if user.can("lead"):
-    cols[1].page_link("pages/2_Audit.py", label="Audit and charts")
-    cols[2].page_link("pages/4_Verify.py", label="Verify decisions")
-    cols[3].page_link("pages/5_Export.py", label="Export cleaned labels")
     if not any(d["name"] == demo.DEMO_NAME for d in datasets):
         if st.button("Load the demo dataset", key="load_demo"):
             load_demo()

@@ -109,9 +109,11 @@ with tab_charts:
 with tab_sus:
     after = st.session_state.get("sus_after", 0)
     page = stats.suspects_page(db, ds, after_rank=after, limit=50)
-    st.dataframe([{k: r[k] for k in ("rank", "id", "given_label", "predicted_label", "confidence", "quality", "action", "state", "reason", "text")}
+    # the text second, wide, so it is on screen; the reason last (it can be long)
+    st.dataframe([{k: r[k] for k in ("rank", "text", "given_label", "predicted_label", "confidence", "quality", "action", "state", "id", "reason")}
                   for r in page], hide_index=True, width="stretch",
-                 column_config={"confidence": st.column_config.NumberColumn(format="%.2f"),
+                 column_config={"text": st.column_config.TextColumn(width="large"),
+                                "confidence": st.column_config.NumberColumn(format="%.2f"),
                                 "quality": st.column_config.NumberColumn(format="%.3f")})
     c1, c2 = st.columns(2)
     if after and c1.button("First page", key="sus_first"):

@@ -1,7 +1,29 @@
 """Reads of the audit trail for its page: filter options and one page, newest first (keyset)."""
 from __future__ import annotations
 
+import json
+
 import sqlite_utils
+
+
+def describe_payload(payload: str | None) -> str:
+    """The trail's JSON payload as 'key: value; …' for a person (the JSON itself stays in the trail)."""
+    if not payload:
+        return ""
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return str(payload)
+    if not isinstance(data, dict):
+        return str(data)
+    parts = []
+    for k, v in data.items():
+        if isinstance(v, (dict, list)):
+            v = json.dumps(v, ensure_ascii=False)
+        elif isinstance(v, bool):
+            v = "yes" if v else "no"
+        parts.append(f"{str(k).replace('_', ' ')}: {v}")
+    return "; ".join(parts)
 
 
 def filter_options(db: sqlite_utils.Database) -> dict:
@@ -15,12 +37,16 @@ def filter_options(db: sqlite_utils.Database) -> dict:
 
 def page(db: sqlite_utils.Database, before_id: int | None = None, limit: int = 50, dataset_id: int | None = None,
          actor: str | None = None, action: str | None = None) -> list[dict]:
-    """Up to ``limit`` audit rows with id < before_id (newest first), filtered."""
-    cond, params = ["id < ?"], [before_id if before_id is not None else 2**62]
-    for col, val in (("dataset_id", dataset_id), ("actor", actor), ("action", action)):
+    """Up to ``limit`` audit rows with id < before_id (newest first), filtered: id, at, actor, action,
+    dataset (its name), row, details (the payload in words)."""
+    cond, params = ["a.id < ?"], [before_id if before_id is not None else 2**62]
+    for col, val in (("a.dataset_id", dataset_id), ("a.actor", actor), ("a.action", action)):
         if val is not None:
             cond.append(f"{col} = ?")
             params.append(val)
-    return list(db.query(
-        f"SELECT id, at, actor, action, dataset_id, idx AS row, payload FROM audit_log WHERE {' AND '.join(cond)} ORDER BY id DESC LIMIT ?",
-        [*params, limit]))
+    rows = db.query(
+        "SELECT a.id, a.at, a.actor, a.action, d.name AS dataset, a.idx AS row, a.payload FROM audit_log a"
+        f" LEFT JOIN datasets d ON d.id=a.dataset_id WHERE {' AND '.join(cond)} ORDER BY a.id DESC LIMIT ?",
+        [*params, limit])
+    return [{**{k: r[k] for k in ("id", "at", "actor", "action", "dataset", "row")},
+             "details": describe_payload(r["payload"])} for r in rows]

@@ -192,8 +192,11 @@ def score_consensus(given: np.ndarray, consensus: np.ndarray, quality: np.ndarra
         if not has[i]:
             reasons[i] = "no annotator labelled this item"
             continue
-        split = ", ".join(f"{names[c]} {int(vote_counts[i, c])}" for c in np.argsort(-vote_counts[i]) if vote_counts[i, c] > 0)
-        why = f"{int(n_annotators[i])} annotator(s): {split}; consensus {cons_names[i]!r} at {quality[i]:.0%}"
+        n_i = int(n_annotators[i])
+        split = ", ".join(f"{int(vote_counts[i, c])} said {names[c]!r}" for c in np.argsort(-vote_counts[i], kind="stable")
+                          if vote_counts[i, c] > 0)
+        why = (f"{n_i} annotator{'s' if n_i != 1 else ''} labelled it ({split}); the consensus is "
+               f"{cons_names[i]!r} with {quality[i]:.0%} confidence")
         if differs[i]:
             why += f", which overrules the majority vote {names[given[i]]!r}"
         reasons[i] = why

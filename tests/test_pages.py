@@ -952,3 +952,21 @@ def test_golden_set_tab_csv_refused_with_the_line_then_imported(crowd_db):
     at = rerun(at.button(key="gold_import").click())
     assert texts(at.success) == ["Imported gold3.csv: 3 added, 0 changed, 0 already gold with that label."]
     assert [(g["row"], g["gold_label"]) for g in gold.list_gold(crowd_db, ds, auth.User(*LEAD))] == [(0, "pos"), (3, "neg"), (30, "neg")]
+
+
+def test_audit_trail_page_names_datasets_and_reads_payloads_in_words(demo_db):
+    at = open_page("pages/6_Audit_trail.py", LEAD)
+    shown = at.dataframe[0].value
+    assert {"dataset", "details"} <= set(shown.columns) and "payload" not in shown.columns and "dataset_id" not in shown.columns
+    run = shown[shown["action"] == "audit_run"].iloc[0]
+    assert run["dataset"] == demo_ds(demo_db).name
+    assert "flagged: " in run["details"] and "{" not in run["details"]
+
+
+def test_home_next_steps_are_buttons_that_open_the_page_on_that_dataset(demo_db):
+    at = open_page(HOME, LEAD)
+    name = demo_ds(demo_db).name
+    b = at.button(key=f"next_review_{name}")
+    assert b.label.startswith("Review ") and b.label.endswith(" suspects")
+    b.click().run()
+    assert not at.exception and at.session_state["dataset_name"] == name
