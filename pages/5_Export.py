@@ -1,13 +1,29 @@
 """Export (leads): cleaned labels and the audit trail as CSV, generated when clicked."""
 import streamlit as st
 
-from review import export, stats, ui
+from review import datasets, export, stats, ui, workflow
 from review.auth import User
 
 db, user, ds = ui.page_with_dataset("Export", "lead")
 
 signed_in = User(user.name, user.role)
 ds_id = ds.id
+
+waiting = workflow.awaiting_verification(db, ds)
+if waiting:
+    st.warning(f"{ui.plural(waiting, 'decision')} {'awaits' if waiting == 1 else 'await'} verification: "
+               + ("their sentences keep their current tags in the export until a lead verifies them." if ds.task == "ner" else
+                  "their rows export with their current label as cleaned_label, the label the decision proposes in "
+                  "proposed_label, and status kept, relabelled or unsure.")
+               + " Verify them first on the Verify page to have them in the cleaned labels.")
+else:
+    st.success("No decision awaits verification.")
+allow_self, n_self = datasets.settings(db, ds.id)["allow_self_approval"], export.self_approved_count(db, ds)
+if allow_self or n_self:
+    st.info(f"Self-approval is {'allowed' if allow_self else 'off'} on this dataset; "
+            f"{ui.plural(n_self, 'decision')} {'was' if n_self == 1 else 'were'} verified by {'its' if n_self == 1 else 'their'} own author"
+            + (" (the audit trail marks each self_approved)." if ds.task == "ner" else
+               " (self_approved = yes in the CSV; the audit trail records each one)."))
 
 if ds.task == "ner":
     st.caption(f"The cleaned corpus: every sentence with its verified tags (approved or overridden by a lead), else the "
@@ -40,7 +56,9 @@ if ds.task == "ner":
 counts = stats.label_counts(db, ds)
 st.dataframe([{"label": l, "given": g, "cleaned": c, "change": c - g} for l, g, c in counts], hide_index=True)
 only_verified = st.checkbox("Only the rows whose correction a lead verified", key="only_verified")
-st.caption("Columns: id, text, given_label, cleaned_label, status, reviewer, verified_by, quality, rank. "
+st.caption(f"Columns: {', '.join(export.cleaned_columns(ds))}. cleaned_label changes only when a lead verified "
+           "the decision; proposed_label is the label a decision awaiting verification proposes; reviewer, "
+           "verified_by and self_approved describe the decision in force (none after a rejection). "
            "Cells that begin with =, +, - or @ are prefixed with ' so spreadsheets show them as text.")
 
 

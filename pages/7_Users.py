@@ -1,4 +1,4 @@
-"""Users (admin): add accounts, change roles, deactivate."""
+"""Users (admin): add accounts, change roles and deactivate (each confirmed first; the last active admin keeps the role)."""
 import streamlit as st
 
 from review import auth, ui
@@ -26,20 +26,54 @@ with st.form("add_user", clear_on_submit=True):
             ui.error(exc)
 
 st.subheader("Change a user")
-names = [u["name"] for u in auth.list_users(db, user)]
-c = st.columns(4)
-who = c[0].selectbox("User", names, key="edit_user")
-new_role = c[1].selectbox("New role", auth.ROLES, key="edit_role")
-if c[2].button("Set role", key="set_role"):
-    try:
-        auth.set_role(db, who, new_role, user)
-        st.rerun()
-    except ReviewError as exc:
-        ui.error(exc)
-if c[3].button("Deactivate / reactivate", key="toggle_active"):
-    try:
-        active = next(u["active"] for u in auth.list_users(db, user) if u["name"] == who)
-        auth.set_active(db, who, not active, user)
-        st.rerun()
-    except ReviewError as exc:
-        ui.error(exc)
+users = {u["name"]: u for u in auth.list_users(db, user)}
+# no one is preselected: a role change starts with choosing whom it is for
+who = st.selectbox("User", list(users), index=None, placeholder="Choose a user", key="edit_user")
+if who is None:
+    st.caption("Choose a user to change their role or to deactivate them. Nothing changes until you confirm.")
+    st.stop()
+
+u = users[who]
+current, active = u["role"], bool(u["active"])
+st.markdown(f"**{ui.escape_md(who)}** is **{current}**, {'active' if active else 'deactivated'}.")
+c = st.columns(2)
+with c[0]:
+    new_role = st.selectbox("New role", auth.ROLES, index=auth.ROLES.index(current), key=f"edit_role_{who}")
+    refusal = auth.last_admin_refusal(db, who, f"making {who} {new_role}") if new_role != current else None
+    confirm = False
+    if refusal:
+        st.warning(refusal)
+    elif new_role != current:
+        note = " You will lose access to this page." if who == user.name else ""
+        confirm = st.checkbox(f"Yes, change {who} from {current} to {new_role}.{note}", key=f"confirm_role_{who}_{new_role}")
+    if st.button("Set role", key="set_role", type="primary", disabled=not confirm,
+                 help="Choose another role and tick the confirmation first" if not confirm else None):
+        try:
+            old = auth.set_role(db, who, new_role, user)
+            st.session_state["users_flash"] = f"Changed the role of {who} from {old} to {new_role}."
+            st.rerun()
+        except ReviewError as exc:
+            ui.error(exc)
+with c[1]:
+    if active:
+        refusal = None if who == user.name else auth.last_admin_refusal(db, who, f"deactivating {who}")
+        if who == user.name:
+            st.caption("You cannot deactivate your own account.")
+        elif refusal:
+            st.warning(refusal)
+        else:
+            sure = st.checkbox(f"Yes, deactivate {who}: they are signed out and cannot sign in.", key=f"confirm_deactivate_{who}")
+            if st.button(f"Deactivate {who}", key="toggle_active", disabled=not sure):
+                try:
+                    auth.set_active(db, who, False, user)
+                    st.session_state["users_flash"] = f"Deactivated {who} ({current})."
+                    st.rerun()
+                except ReviewError as exc:
+                    ui.error(exc)
+    elif st.button(f"Reactivate {who}", key="toggle_active"):
+        try:
+            auth.set_active(db, who, True, user)
+            st.session_state["users_flash"] = f"Reactivated {who} ({current})."
+            st.rerun()
+        except ReviewError as exc:
+            ui.error(exc)

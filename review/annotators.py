@@ -81,7 +81,12 @@ def _ts(s: str) -> float:
 
 def reviewer_table(db: sqlite_utils.Database, ds: Dataset) -> list[dict]:
     """From the audit trail: per reviewer, decisions made, share approved / rejected by leads,
-    median seconds per decision (gaps over BREAK_SECONDS left out), share that took the suggestion."""
+    median seconds per decision (gaps over BREAK_SECONDS left out), share that took the suggestion.
+
+    Four eyes: a verification by the decision's own author (self_approved in the trail, or the
+    verifier named as the reviewer in older trails) counts in none of approved / rejected /
+    overridden and their shares; it is counted in "self-verified", a column (after "overridden")
+    present when the dataset allows self-approval or its trail has any."""
     out: dict[str, dict] = {}
     last_at: dict[str, float] = {}
     for at, actor, payload in db.execute(
@@ -95,16 +100,23 @@ def reviewer_table(db: sqlite_utils.Database, ds: Dataset) -> list[dict]:
         if actor in last_at and 0 <= t - last_at[actor] <= BREAK_SECONDS:
             r["_gaps"].append(t - last_at[actor])
         last_at[actor] = t
-    for payload, in db.execute("SELECT payload FROM audit_log WHERE dataset_id=? AND action='verify'", [ds.id]):
+    any_self = bool(ds.settings.get("allow_self_approval"))
+    for actor, payload in db.execute("SELECT actor, payload FROM audit_log WHERE dataset_id=? AND action='verify'", [ds.id]):
         p = json.loads(payload)
         r = out.get(p.get("reviewer"))
         if r is not None:
             key = {"approve": "approved", "reject": "rejected", "override": "overridden"}.get(p.get("verify_action") or p.get("action"))
-            if key:
+            if key and (p.get("self_approved") or actor == p.get("reviewer")):
+                r["_self"] = r.get("_self", 0) + 1
+                any_self = True
+            elif key:
                 r[key] += 1
     rows = []
     for r in out.values():
         gaps = r.pop("_gaps")
+        own = r.pop("_self", 0)
+        if any_self:
+            r = {k: v for k, v in r.items() if k != "took suggestion"} | {"self-verified": own, "took suggestion": r["took suggestion"]}
         verified = r["approved"] + r["rejected"] + r["overridden"]
         rows.append({**r, "share approved": round(r["approved"] / verified, 3) if verified else None,
                      "share rejected": round(r["rejected"] / verified, 3) if verified else None,

@@ -1,8 +1,13 @@
-"""Users, password hashes (salted scrypt), sign-in and role checks."""
+"""Users, password hashes (salted scrypt), sign-in, browser sessions and role checks.
+
+A browser session is a random token (in a cookie, see review.ui) of which the database keeps only
+the SHA-256: it expires SESSION_LIFETIME after sign-in (not sliding) or after SESSION_IDLE without
+use, and ends at once on sign-out or when the user is deactivated."""
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import time
@@ -20,6 +25,11 @@ MAX_FAILED = 5          # wrong passwords in a row before the account locks
 LOCK_SECONDS = 15 * 60
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+SESSION_LIFETIME = 12 * 3600    # a browser session ends this long after sign-in, used or not (not sliding)
+SESSION_IDLE = 8 * 3600         # ... or after this long without a page run
+SESSION_TOUCH = 60              # last_seen is written at most this often (one write a minute, not one a click)
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")   # secrets.token_urlsafe(32)
+QUEUE_SKIPS_KEPT = 5000         # skipped rows kept per user and dataset in the Review queue (the newest)
 
 
 @dataclass(frozen=True)
@@ -104,27 +114,57 @@ def create_user(db: sqlite_utils.Database, name: str, role: str, password: str,
     return User(name, role)
 
 
+def last_admin_refusal(db: sqlite_utils.Database, name: str, what: str) -> str | None:
+    """Why taking the admin role (``what``: "making NAME lead", "deactivating NAME") from ``name``
+    is refused, if ``name`` is an active admin and no other active admin is left; else None.
+    set_role and set_active check it inside their transaction; the Users page asks it first."""
+    row = db.execute("SELECT role, active FROM users WHERE name=?", [name]).fetchone()
+    if row is None or row[0] != "admin" or not row[1]:
+        return None
+    if store.scalar(db, "SELECT COUNT(*) FROM users WHERE role='admin' AND active=1 AND name != ?", [name]):
+        return None
+    return (f"{name} is the last active admin: {what} would leave nobody able to manage users."
+            " Make another user admin first.")
+
+
 def set_active(db: sqlite_utils.Database, name: str, active: bool, actor: User) -> None:
-    """Deactivate or reactivate an account (admin)."""
+    """Deactivate or reactivate an account (admin). The last active admin cannot be deactivated."""
     require(actor, "admin", "manage users")
     with store.transaction(db):
-        if not store.scalar(db, "SELECT 1 FROM users WHERE name=?", [name]):
+        row = db.execute("SELECT role, active FROM users WHERE name=?", [name]).fetchone()
+        if row is None:
             raise NotFound(f"No user named {name!r}.")
         if name == actor.name and not active:
             raise ReviewError("You cannot deactivate your own account.")
+        refusal = None if active else last_admin_refusal(db, name, f"deactivating {name}")
+        if refusal:
+            raise ReviewError(refusal)
         db.execute("UPDATE users SET active=?, failed_logins=0, locked_until=0 WHERE name=?", [int(active), name])
-        store.log(db, actor.name, "user_activate" if active else "user_deactivate", user=name)
+        if active:
+            store.log(db, actor.name, "user_activate", user=name)
+        else:   # every open browser session of theirs ends now, in every tab
+            store.log(db, actor.name, "user_deactivate", user=name, sessions_ended=_revoke_all(db, name, "deactivated"))
 
 
-def set_role(db: sqlite_utils.Database, name: str, role: str, actor: User) -> None:
+def set_role(db: sqlite_utils.Database, name: str, role: str, actor: User) -> str:
+    """Change an account's role (admin); returns the role it had. The last active admin cannot be
+    demoted, and setting the role a user already has is refused (nothing to change)."""
     require(actor, "admin", "manage users")
     if role not in ROLES:
         raise ReviewError(f"Role {role!r} does not exist: choose one of {', '.join(ROLES)}.")
     with store.transaction(db):
-        if not store.scalar(db, "SELECT 1 FROM users WHERE name=?", [name]):
+        row = db.execute("SELECT role, active FROM users WHERE name=?", [name]).fetchone()
+        if row is None:
             raise NotFound(f"No user named {name!r}.")
+        old = row[0]
+        if old == role:
+            raise ReviewError(f"{name} is already {role}: nothing was changed.")
+        refusal = last_admin_refusal(db, name, f"making {name} {role}")
+        if refusal:
+            raise ReviewError(refusal)
         db.execute("UPDATE users SET role=? WHERE name=?", [role, name])
-        store.log(db, actor.name, "user_role", user=name, role=role)
+        store.log(db, actor.name, "user_role", user=name, role=role, previous_role=old)
+    return old
 
 
 def list_users(db: sqlite_utils.Database, actor: User) -> list[dict]:
@@ -178,6 +218,109 @@ def get_user(db: sqlite_utils.Database, name: str) -> User:
     if row is None or not row[1]:
         raise NotFound(f"No active user named {name!r}.")
     return User(name, row[0])
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def start_session(db: sqlite_utils.Database, user: User) -> str:
+    """A new browser session for ``user`` (call right after :func:`sign_in`). Returns its token,
+    which only the browser keeps: the database stores its SHA-256."""
+    token = secrets.token_urlsafe(32)
+    now = time.time()
+    with store.transaction(db):
+        db.execute("DELETE FROM sessions WHERE expires_at < ?", [now - 86400])   # long dead: no use keeping them
+        db.execute("INSERT INTO sessions(user, token_hash, created_at, expires_at, last_seen) VALUES (?,?,?,?,?)",
+                   [user.name, _token_hash(token), now, now + SESSION_LIFETIME, now])
+    return token
+
+
+def session_expires(db: sqlite_utils.Database, token: str) -> float | None:
+    """When the session of ``token`` ends at the latest (Unix seconds), None if there is none."""
+    if not isinstance(token, str) or not TOKEN_RE.match(token):
+        return None
+    return store.scalar(db, "SELECT expires_at FROM sessions WHERE token_hash=?", [_token_hash(token)])
+
+
+def resume_session(db: sqlite_utils.Database, token: str | None, now: float | None = None) -> User:
+    """The user of a live session, re-read from the users table (role changes count at once).
+
+    Raises AuthError, saying why, when the token is unknown or malformed, or the session was
+    ended, has expired, or its user is deactivated."""
+    if not isinstance(token, str) or not TOKEN_RE.match(token):
+        raise AuthError("Your session is not valid: sign in again.")
+    now = time.time() if now is None else now
+    row = db.execute(
+        "SELECT s.id, s.user, s.expires_at, s.last_seen, s.revoked_at, s.revoked_reason, u.role, u.active"
+        " FROM sessions s JOIN users u ON u.name = s.user WHERE s.token_hash=?", [_token_hash(token)]).fetchone()
+    if row is None:
+        raise AuthError("Your session is not valid: sign in again.")
+    sid, name, expires_at, last_seen, revoked_at, reason, role, active = row
+    if revoked_at is not None:
+        raise AuthError({"sign_out": "You signed out (in this or another tab): sign in again.",
+                         "deactivated": "This account is deactivated: ask an admin to reactivate it."}
+                        .get(reason, "Your session expired: sign in again."))
+    if not active:
+        raise AuthError("This account is deactivated: ask an admin to reactivate it.")
+    if now >= expires_at or now - last_seen > SESSION_IDLE:
+        raise AuthError("Your session expired: sign in again.")
+    if now - last_seen > SESSION_TOUCH:
+        with store.transaction(db):
+            db.execute("UPDATE sessions SET last_seen=? WHERE id=? AND last_seen<?", [now, sid, now])
+    return User(name, role)
+
+
+def end_session(db: sqlite_utils.Database, token: str | None, reason: str = "sign_out") -> None:
+    """End one session (sign-out, or the idle limit reached in a tab). Every other tab holding the
+    same token is signed out on its next run. Unknown or ended tokens: nothing happens."""
+    if not isinstance(token, str) or not TOKEN_RE.match(token):
+        return
+    with store.transaction(db):
+        row = db.execute("SELECT id, user FROM sessions WHERE token_hash=? AND revoked_at IS NULL",
+                         [_token_hash(token)]).fetchone()
+        if row is None:
+            return
+        db.execute("UPDATE sessions SET revoked_at=?, revoked_reason=? WHERE id=?", [time.time(), reason, row[0]])
+        if reason == "sign_out":
+            store.log(db, row[1], "sign_out")
+
+
+def _revoke_all(db: sqlite_utils.Database, name: str, reason: str) -> int:
+    """End every live session of ``name``; call inside a transaction. Returns how many."""
+    return db.execute("UPDATE sessions SET revoked_at=?, revoked_reason=? WHERE user=? AND revoked_at IS NULL",
+                      [time.time(), reason, name]).rowcount
+
+
+def load_queue_state(db: sqlite_utils.Database, user: User, dataset_id: int) -> dict:
+    """What ``user`` left in the Review queue of a dataset: skipped rows, the row gone back to,
+    the filter and the order. {} if nothing was kept."""
+    raw = store.scalar(db, "SELECT data FROM queue_state WHERE user=? AND dataset_id=?", [user.name, dataset_id])
+    try:
+        data = json.loads(raw) if raw else None
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    out = {"skipped": [int(i) for i in data.get("skipped") or [] if isinstance(i, int)][-QUEUE_SKIPS_KEPT:],
+           "back": data["back"] if isinstance(data.get("back"), int) else None}
+    for k in ("filter", "order"):
+        if isinstance(data.get(k), str):
+            out[k] = data[k]
+    return out
+
+
+
+def save_queue_state(db: sqlite_utils.Database, user: User, dataset_id: int, data: dict) -> None:
+    """Keep ``user``'s Review queue state of a dataset (see :func:`load_queue_state`). Not audited:
+    a skip or a filter decides nothing."""
+    clean = {"skipped": [int(i) for i in data.get("skipped") or []][-QUEUE_SKIPS_KEPT:],
+             "back": None if data.get("back") is None else int(data["back"]),
+             "filter": data.get("filter"), "order": data.get("order")}
+    with store.transaction(db):
+        db.execute("INSERT INTO queue_state(user, dataset_id, data, updated_at) VALUES (?,?,?,?)"
+                   " ON CONFLICT(user, dataset_id) DO UPDATE SET data=excluded.data, updated_at=excluded.updated_at",
+                   [user.name, dataset_id, json.dumps(clean), store.now_iso()])
 
 
 SYSTEM = User("cli", "admin")

@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlite_utils
 
 from . import store
-from .errors import NotFound
+from .errors import NotFound, ReviewError
 from .ingest import Mapping
+
+SETTINGS_KEY = "settings"   # the dataset's settings live in its ``mapping`` JSON under this key
+SETTINGS = {
+    # a lead may verify their own decision (a one-person team); off: four eyes, someone else verifies
+    "allow_self_approval": False,
+}
 
 
 @dataclass(frozen=True)
@@ -23,11 +29,57 @@ class Dataset:
     source_name: str | None
     created_by: str
     created_at: str
+    settings: dict = field(default_factory=lambda: dict(SETTINGS))   # see SETTINGS; set with set_setting
+
+
+def _split_mapping(raw: str) -> tuple[Mapping, dict]:
+    """The ``mapping`` column -> (the column mapping, the dataset's settings over SETTINGS)."""
+    data = json.loads(raw)
+    if SETTINGS_KEY not in data:
+        return Mapping.from_json(raw), dict(SETTINGS)
+    stored = data.pop(SETTINGS_KEY) or {}
+    mapping = Mapping.from_json(json.dumps(data))
+    return mapping, {**SETTINGS, **{k: v for k, v in stored.items() if k in SETTINGS}}
 
 
 def _row_to_dataset(r: dict) -> Dataset:
+    mapping, settings = _split_mapping(r["mapping"])
     return Dataset(r["id"], r["name"], r["task"], json.loads(r["labels"]), bool(r["label_set_declared"]),
-                   Mapping.from_json(r["mapping"]), r["n_items"], r["source_name"], r["created_by"], r["created_at"])
+                   mapping, r["n_items"], r["source_name"], r["created_by"], r["created_at"], settings)
+
+
+def settings(db: sqlite_utils.Database, dataset_id: int) -> dict:
+    """The dataset's settings as stored now (read inside a caller's transaction, it is the value in force)."""
+    raw = store.scalar(db, "SELECT mapping FROM datasets WHERE id=?", [dataset_id])
+    if raw is None:
+        raise NotFound(f"There is no dataset {dataset_id}.")
+    return _split_mapping(raw)[1]
+
+
+def set_setting(db: sqlite_utils.Database, ds: Dataset, key: str, value, user) -> bool:
+    """Change one setting of the dataset (a lead or admin), with an audit row naming the old and
+    new value (action ``dataset_setting``). Returns False (and writes nothing) when it already has
+    that value. Stored in the dataset row's ``mapping`` JSON under ``settings``."""
+    from .auth import require
+    require(user, "lead", "change a dataset's settings")
+    if key not in SETTINGS:
+        raise ReviewError(f"Unknown setting {key!r}: the settings are {', '.join(SETTINGS)}.")
+    if type(value) is not type(SETTINGS[key]):
+        raise ReviewError(f"Setting {key!r} takes a {type(SETTINGS[key]).__name__}, not {value!r}.")
+    with store.transaction(db):
+        raw = store.scalar(db, "SELECT mapping FROM datasets WHERE id=?", [ds.id])
+        if raw is None:
+            raise NotFound(f"There is no dataset {ds.id}.")
+        data = json.loads(raw)
+        stored = dict(data.get(SETTINGS_KEY) or {})
+        old = stored.get(key, SETTINGS[key])
+        if old == value:
+            return False
+        stored[key] = value
+        data[SETTINGS_KEY] = stored
+        db.execute("UPDATE datasets SET mapping=? WHERE id=?", [json.dumps(data), ds.id])
+        store.log(db, user.name, "dataset_setting", ds.id, setting=key, value=value, previous=old)
+    return True
 
 
 def get(db: sqlite_utils.Database, name_or_id: str | int) -> Dataset:

@@ -11,7 +11,8 @@ from . import store
 from .auth import User, require
 from .datasets import Dataset, latest_run
 
-CLEANED_COLUMNS = ["id", "text", "given_label", "cleaned_label", "status", "reviewer", "verified_by", "quality", "rank"]
+CLEANED_COLUMNS = ["id", "text", "given_label", "cleaned_label", "proposed_label", "status", "reviewer", "verified_by",
+                   "self_approved", "quality", "rank"]
 CONSENSUS_COLUMNS = ["consensus_label", "consensus_quality", "n_annotators"]   # multi-annotator datasets add these
 
 
@@ -36,7 +37,13 @@ def cleaned_rows(db: sqlite_utils.Database, ds: Dataset, only_verified: bool = F
     status: unreviewed (no decision in force) | kept | relabelled | unsure (awaiting verification) | approved | overridden.
     cleaned_label: the latest approved label (an approved keep: the label the reviewer kept, the
     given one), else (multi-annotator data) the consensus of the annotators, else the given label
-    (for multi-annotator data, the majority vote).
+    (for multi-annotator data, the majority vote). A decision awaiting verification never changes it.
+    The decision in force is the row's latest one that is pending, approved or overridden, while the
+    row is not open (a rejected decision sends the row back to open: none is then in force).
+    proposed_label: the label the decision in force proposes while it awaits verification (a relabel:
+    its new label; a keep: the label kept; unsure: none). reviewer: its author. verified_by: the lead
+    who approved or overrode it (empty while pending). self_approved: yes when that lead is its author
+    (the dataset allows self-approval), no when someone else verified it, empty otherwise.
     """
     run = latest_run(db, ds.id)
     run_id = run["id"] if run else -1
@@ -48,20 +55,32 @@ def cleaned_rows(db: sqlite_utils.Database, ds: Dataset, only_verified: bool = F
             "SELECT i.idx, i.key, i.text, i.given_label, CASE WHEN st.state IN ('approved', 'overridden')"
             " THEN COALESCE(st.current_label, i.given_label) ELSE COALESCE(st.current_label, sc.consensus_label, i.given_label) END,"
             " COALESCE(NULLIF(st.state, 'open'), 'unreviewed'),"
-            " (SELECT r.reviewer FROM reviews r WHERE r.dataset_id=i.dataset_id AND r.idx=i.idx AND r.status!='superseded' ORDER BY r.id DESC LIMIT 1),"
-            " (SELECT r.verified_by FROM reviews r WHERE r.dataset_id=i.dataset_id AND r.idx=i.idx AND r.verified_by IS NOT NULL ORDER BY r.id DESC LIMIT 1),"
-            " sc.quality, sc.rank, sc.consensus_label, sc.n_annotators"
+            " r.reviewer, CASE WHEN r.status IN ('approved', 'overridden') THEN r.verified_by END,"
+            " sc.quality, sc.rank, sc.consensus_label, sc.n_annotators,"
+            " CASE WHEN r.status='pending' THEN CASE r.decision WHEN 'relabel' THEN r.new_label"
+            " WHEN 'keep' THEN COALESCE(st.current_label, i.given_label) END END,"
+            " CASE WHEN r.status IN ('approved', 'overridden') THEN CASE WHEN r.verified_by=r.reviewer THEN 'yes' ELSE 'no' END END"
             " FROM items i LEFT JOIN states st ON st.dataset_id=i.dataset_id AND st.idx=i.idx"
             " LEFT JOIN scores sc ON sc.run_id=? AND sc.idx=i.idx"
+            " LEFT JOIN reviews r ON r.id = CASE WHEN st.state IS NOT NULL AND st.state != 'open' THEN"
+            " (SELECT r2.id FROM reviews r2 WHERE r2.dataset_id=i.dataset_id AND r2.idx=i.idx"
+            " AND r2.status IN ('pending', 'approved', 'overridden') ORDER BY r2.id DESC LIMIT 1) END"
             f" WHERE i.dataset_id=? AND i.idx>?{cond} ORDER BY i.idx LIMIT ?",
             [run_id, ds.id, last, PAGE]).fetchall()
         if not rows:
             return
         for r in rows:
             quality = None if r[8] is None else round(r[8], 6)
-            row = [r[1], r[2], r[3], r[4], r[5], r[6], r[7], quality, r[9]]
+            row = [r[1], r[2], r[3], r[4], r[12], r[5], r[6], r[7], r[13], quality, r[9]]
             yield row + [r[10], quality, r[11]] if multi else row
         last = rows[-1][0]
+
+
+def self_approved_count(db: sqlite_utils.Database, ds: Dataset) -> int:
+    """Verified decisions whose verifier is their author (allowed only by the dataset's
+    allow_self_approval setting; the CSV marks their rows self_approved = yes)."""
+    return store.scalar(db, "SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND status IN ('approved', 'overridden')"
+                            " AND verified_by=reviewer", [ds.id])
 
 
 def _csv_chunks(header: list[str], rows: Iterator[list]) -> Iterator[str]:
@@ -82,7 +101,9 @@ def _csv_chunks(header: list[str], rows: Iterator[list]) -> Iterator[str]:
 def export_cleaned(db: sqlite_utils.Database, ds: Dataset, user: User, only_verified: bool = False) -> Iterator[str]:
     """The cleaned CSV as text chunks. Logged in the audit trail. Leads only."""
     require(user, "lead", "export")
-    store.log(db, user.name, "export", ds.id, what="cleaned labels", only_verified=only_verified)
+    waiting = store.scalar(db, "SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND status='pending'", [ds.id])
+    store.log(db, user.name, "export", ds.id, what="cleaned labels", only_verified=only_verified,
+              awaiting_verification=waiting)
     return _csv_chunks(cleaned_columns(ds), cleaned_rows(db, ds, only_verified))
 
 

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import sqlite_utils
 
-SCHEMA_VERSION = 7   # 6: self_checks, row_signals; 7: scores.activelab, gold
+SCHEMA_VERSION = 8   # 6: self_checks, row_signals; 7: scores.activelab, gold; 8: sessions, queue_state
 DEFAULT_DB = "review.db"
 
 SCHEMA = """
@@ -33,6 +33,26 @@ CREATE TABLE IF NOT EXISTS users (
     failed_logins INTEGER NOT NULL DEFAULT 0,
     locked_until REAL NOT NULL DEFAULT 0
 );
+
+CREATE TABLE IF NOT EXISTS sessions (   -- review.auth: browser sign-ins that survive a reload (cookie)
+    id INTEGER PRIMARY KEY,
+    user TEXT NOT NULL REFERENCES users(name),
+    token_hash TEXT NOT NULL UNIQUE, -- SHA-256 hex of the cookie's random token; the token itself is never stored
+    created_at REAL NOT NULL,        -- Unix seconds
+    expires_at REAL NOT NULL,        -- created_at + auth.SESSION_LIFETIME (not sliding)
+    last_seen REAL NOT NULL,         -- idle limit auth.SESSION_IDLE; touched at most once a minute
+    revoked_at REAL,                 -- NULL: live
+    revoked_reason TEXT              -- sign_out | deactivated | idle
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user, revoked_at);
+
+CREATE TABLE IF NOT EXISTS queue_state (   -- the Review page's skipped rows and filters, per user and dataset
+    user TEXT NOT NULL,
+    dataset_id INTEGER NOT NULL,
+    data TEXT NOT NULL,              -- JSON: {"skipped": [idx…], "back": idx|null, "filter": str, "order": str}
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (user, dataset_id)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS datasets (
     id INTEGER PRIMARY KEY,
@@ -308,7 +328,8 @@ def connect(path: str | os.PathLike | None = None, must_exist: bool = False) -> 
 def migrate(db: sqlite_utils.Database) -> None:
     """Create the schema if missing, bring an older one up to date, and record its version.
 
-    6 -> 7: scores gains ``activelab`` (NULL for earlier runs), the ``gold`` table is created."""
+    6 -> 7: scores gains ``activelab`` (NULL for earlier runs), the ``gold`` table is created.
+    7 -> 8: the ``sessions`` and ``queue_state`` tables are created (empty: everyone signs in once more)."""
     row = None
     if db["meta_info"].exists():
         row = db.execute("SELECT value FROM meta_info WHERE key='schema_version'").fetchone()

@@ -3,6 +3,10 @@
     open --annotator--> kept | relabelled | unsure --lead--> approved | rejected (back to open)
                                                    \\-----> overridden (lead's own label)
 
+Four eyes: a decision is verified by a lead other than its author, unless the dataset's
+setting ``allow_self_approval`` (datasets.set_setting) allows it for a one-person team; a
+verification by the author is then recorded with ``self_approved`` in the audit trail.
+
 Every item carries a version in ``states``; a decision names the version it was made
 on and is refused (StaleViewError) if the item changed since. An annotator claims the
 suspect they look at for CLAIM_SECONDS, so two annotators never get the same one.
@@ -19,6 +23,7 @@ import sqlite_utils
 from . import store
 from .auth import User, require
 from .datasets import Dataset, latest_run
+from .datasets import settings as dataset_settings
 from .errors import NotFound, ReviewError, StaleViewError
 
 CLAIM_SECONDS = 15 * 60
@@ -247,63 +252,191 @@ def decide(db: sqlite_utils.Database, ds: Dataset, idx: int, user: User, decisio
 def verify(db: sqlite_utils.Database, review_id: int, user: User, action: str, seen_version: int,
            label: str | None = None, note: str = "") -> None:
     """A lead approves, rejects (with a reason; the row goes back to the queue) or
-    overrides (with the lead's own label) a pending decision."""
+    overrides (with the lead's own label) a pending decision.
+
+    Refused (ReviewError) on the lead's own decision unless the dataset allows self-approval."""
     require(user, "lead", "verify decisions")
     if action not in VERIFY_ACTIONS:
         raise ReviewError(f"Unknown action {action!r}: choose one of {', '.join(VERIFY_ACTIONS)}.")
     note = (note or "").strip()
     with store.transaction(db):
-        rev = db.execute("SELECT dataset_id, idx, decision, new_label, status, reviewer FROM reviews WHERE id=?", [review_id]).fetchone()
-        if rev is None:
-            raise NotFound(f"There is no decision {review_id}.")
-        ds_id, idx, decision, new_label, status, reviewer = rev
-        if status != "pending":
-            raise StaleViewError(f"Decision {review_id} on row {idx} is already {status}: nothing was changed.")
-        state, version, current, _, _ = _state(db, ds_id, idx)
-        if version != seen_version:
-            raise StaleViewError(f"Row {idx} changed while you looked at it: nothing was changed. Reload the verify queue.")
-        given = store.scalar(db, "SELECT given_label FROM items WHERE dataset_id=? AND idx=?", [ds_id, idx])
-        labels = json.loads(store.scalar(db, "SELECT labels FROM datasets WHERE id=?", [ds_id]))
-        if action == "approve":
-            if decision == "unsure":
-                raise ReviewError(f"{reviewer} was unsure about row {idx}, so there is no label to approve: override with a label, or reject it back to the queue.")
-            final = new_label if decision == "relabel" else (current or given)
-            new_state, new_status, new_current = "approved", "approved", final
-        elif action == "reject":
-            if not note:
-                raise ReviewError("Say why you reject the decision: the note goes back to the annotator.")
-            final, new_state, new_status, new_current = None, "open", "rejected", current
-        else:
-            ds_task = store.scalar(db, "SELECT task FROM datasets WHERE id=?", [ds_id])
-            if ds_task == "ner":
-                from .datasets import get as get_dataset
-                label = _check_ner_tags(db, get_dataset(db, ds_id), idx, label)
-            elif label not in labels:
-                raise ReviewError(f"{label!r} is not a label of this dataset: choose one of {', '.join(labels)}.")
-            final, new_state, new_status, new_current = label, "overridden", "overridden", label
-        now = store.now_iso()
-        db.execute("UPDATE reviews SET status=?, verified_by=?, verified_at=?, verify_note=?, final_label=? WHERE id=?",
-                   [new_status, user.name, now, note, final, review_id])
-        db.execute("UPDATE states SET state=?, version=?, current_label=?, claimed_by=NULL, claimed_until=NULL, updated_at=? WHERE dataset_id=? AND idx=?",
-                   [new_state, version + 1, new_current if new_current != given else None, now, ds_id, idx])
-        store.log(db, user.name, "verify", ds_id, idx, review=review_id, action=action, final_label=final,
-                  decision=decision, reviewer=reviewer, note=note)
+        _verify_one(db, review_id, user, action, seen_version, label, note)
 
 
-def pending(db: sqlite_utils.Database, ds: Dataset, user: User, limit: int = 20, after_id: int = 0) -> list[dict]:
+def _verify_one(db: sqlite_utils.Database, review_id: int, user: User, action: str, seen_version: int,
+                label, note: str, **audit_extra) -> None:
+    """verify()'s checks and writes, inside the caller's transaction (verify, verify_many)."""
+    rev = db.execute("SELECT dataset_id, idx, decision, new_label, status, reviewer FROM reviews WHERE id=?", [review_id]).fetchone()
+    if rev is None:
+        raise NotFound(f"There is no decision {review_id}.")
+    ds_id, idx, decision, new_label, status, reviewer = rev
+    if status != "pending":
+        raise StaleViewError(f"Decision {review_id} on row {idx} is already {status}: nothing was changed.")
+    self_approved = reviewer == user.name
+    if self_approved and not dataset_settings(db, ds_id)["allow_self_approval"]:
+        raise ReviewError(
+            f"You ({reviewer}) made this decision on row {idx}: a decision is verified by someone other than"
+            " its author (four eyes), so another lead has to verify it. Nothing was changed. A one-person team"
+            " can allow self-approval for this dataset on the Verify page.")
+    state, version, current, _, _ = _state(db, ds_id, idx)
+    if version != seen_version:
+        raise StaleViewError(f"Row {idx} changed while you looked at it: nothing was changed. Reload the verify queue.")
+    given = store.scalar(db, "SELECT given_label FROM items WHERE dataset_id=? AND idx=?", [ds_id, idx])
+    labels = json.loads(store.scalar(db, "SELECT labels FROM datasets WHERE id=?", [ds_id]))
+    if action == "approve":
+        if decision == "unsure":
+            raise ReviewError(f"{reviewer} was unsure about row {idx}, so there is no label to approve: override with a label, or reject it back to the queue.")
+        final = new_label if decision == "relabel" else (current or given)
+        new_state, new_status, new_current = "approved", "approved", final
+    elif action == "reject":
+        if not note:
+            raise ReviewError("Say why you reject the decision: the note goes back to the annotator.")
+        final, new_state, new_status, new_current = None, "open", "rejected", current
+    else:
+        ds_task = store.scalar(db, "SELECT task FROM datasets WHERE id=?", [ds_id])
+        if ds_task == "ner":
+            from .datasets import get as get_dataset
+            label = _check_ner_tags(db, get_dataset(db, ds_id), idx, label)
+        elif label not in labels:
+            raise ReviewError(f"{label!r} is not a label of this dataset: choose one of {', '.join(labels)}.")
+        final, new_state, new_status, new_current = label, "overridden", "overridden", label
+    now = store.now_iso()
+    db.execute("UPDATE reviews SET status=?, verified_by=?, verified_at=?, verify_note=?, final_label=? WHERE id=?",
+               [new_status, user.name, now, note, final, review_id])
+    db.execute("UPDATE states SET state=?, version=?, current_label=?, claimed_by=NULL, claimed_until=NULL, updated_at=? WHERE dataset_id=? AND idx=?",
+               [new_state, version + 1, new_current if new_current != given else None, now, ds_id, idx])
+    extra = {"self_approved": True} if self_approved else {}
+    store.log(db, user.name, "verify", ds_id, idx, review=review_id, action=action, final_label=final,
+              decision=decision, reviewer=reviewer, note=note, **extra, **audit_extra)
+
+
+# the label a pending decision proposes: a relabel's new label, a keep's kept label, nothing for unsure
+PROPOSED = ("CASE r.decision WHEN 'relabel' THEN r.new_label"
+            " WHEN 'keep' THEN COALESCE(st.current_label, i.given_label) END")
+BULK_MAX = 500   # decisions verify_many approves in one transaction (the page passes the 20 it lists)
+
+
+def _pending_where(ds: Dataset, reviewer: str | None, pair: tuple | None, decision: str | None) -> tuple[str, list]:
+    """The SQL (after ``r.status='pending'``) and parameters of the Verify page's filters."""
+    sql, params = "", []
+    if reviewer is not None:
+        sql += " AND r.reviewer=?"
+        params.append(reviewer)
+    if decision is not None:
+        if decision not in DECISIONS:
+            raise ReviewError(f"Unknown decision {decision!r}: choose one of {', '.join(DECISIONS)}.")
+        sql += " AND r.decision=?"
+        params.append(decision)
+    if pair is not None:
+        if ds.task == "ner":
+            raise ReviewError("A sentence's decision has no class pair: filter NER decisions by reviewer or decision.")
+        given, proposed = pair
+        sql += f" AND i.given_label IS ? AND ({PROPOSED}) IS ?"   # IS: a pair may hold NULL (unsure: no proposal)
+        params += [given, proposed]
+    return sql, params
+
+
+def pending(db: sqlite_utils.Database, ds: Dataset, user: User, limit: int = 20, after_id: int = 0, *,
+            reviewer: str | None = None, pair: tuple[str | None, str | None] | None = None,
+            decision: str | None = None) -> list[dict]:
     """One page of decisions awaiting verification (keyset on review id), with the item (and its
-    tokens for NER), its current label, the model's view and the row's state version."""
+    tokens for NER), its current label, the label it proposes, the model's view and the row's
+    state version. Filters (None: any): ``reviewer`` (the decision's author), ``pair`` (given
+    label, proposed label; proposed None is an unsure decision; not for NER), ``decision``
+    (keep / relabel / unsure). SQLite reads only the page (LIMIT), never the whole queue."""
     require(user, "lead", "verify decisions")
     run = latest_run(db, ds.id)
+    where, params = _pending_where(ds, reviewer, pair, decision)
     return list(db.query(
         "SELECT r.id, r.idx, i.key, i.text, i.given_label, r.decision, r.new_label, r.note, r.reviewer, r.created_at,"
         " st.version, sc.predicted_label, sc.confidence, sc.quality, sc.reason,"
-        " i.tokens, COALESCE(st.current_label, i.given_label) AS current_label"
+        f" i.tokens, COALESCE(st.current_label, i.given_label) AS current_label, {PROPOSED} AS proposed_label"
         " FROM reviews r JOIN items i ON i.dataset_id=r.dataset_id AND i.idx=r.idx"
         " JOIN states st ON st.dataset_id=r.dataset_id AND st.idx=r.idx"
         " LEFT JOIN scores sc ON sc.run_id=? AND sc.idx=r.idx"
-        " WHERE r.dataset_id=? AND r.status='pending' AND r.id>? ORDER BY r.id LIMIT ?",
-        [run["id"] if run else -1, ds.id, after_id, limit]))
+        f" WHERE r.dataset_id=? AND r.status='pending' AND r.id>?{where} ORDER BY r.id LIMIT ?",
+        [run["id"] if run else -1, ds.id, after_id, *params, limit]))
+
+
+def pending_groups(db: sqlite_utils.Database, ds: Dataset, user: User) -> list[dict]:
+    """The Verify page's filter options, from one grouped query: one dict per (reviewer, given
+    label, proposed label, decision) with ``n``, the decisions awaiting verification in it
+    (given / proposed are None for NER, whose labels are tag lists). See pending_count."""
+    require(user, "lead", "verify decisions")
+    labels = "NULL AS given, NULL AS proposed" if ds.task == "ner" else f"i.given_label AS given, {PROPOSED} AS proposed"
+    return list(db.query(
+        f"SELECT r.reviewer AS reviewer, {labels}, r.decision AS decision, COUNT(*) AS n FROM reviews r"
+        " JOIN items i ON i.dataset_id=r.dataset_id AND i.idx=r.idx"
+        " JOIN states st ON st.dataset_id=r.dataset_id AND st.idx=r.idx"
+        " WHERE r.dataset_id=? AND r.status='pending' GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4", [ds.id]))
+
+
+def pending_count(groups: Sequence[dict], reviewer: str | None = None, pair: tuple | None = None,
+                  decision: str | None = None) -> int:
+    """How many decisions of pending_groups() match the filters (None: any)."""
+    return sum(g["n"] for g in groups
+               if (reviewer is None or g["reviewer"] == reviewer) and (decision is None or g["decision"] == decision)
+               and (pair is None or (g["given"], g["proposed"]) == tuple(pair)))
+
+
+def verify_many(db: sqlite_utils.Database, ds: Dataset, user: User, seen: Sequence[tuple[int, int]]) -> dict:
+    """Approve, in one transaction, the pending decisions ``seen`` lists as (review id, row version
+    the lead saw): one ``verify`` audit row per approved decision (with ``bulk``, the number
+    approved together), the same writes as verify(..., "approve").
+
+    All or nothing on change: if any listed decision is no longer pending or its row changed
+    since it was shown, StaleViewError names them and nothing is approved. Skipped (returned,
+    not approved): the lead's own decisions unless the dataset allows self-approval (four eyes;
+    allowed, they are approved and recorded as self-approved), and unsure decisions (no label
+    to approve). Returns {"approved", "own", "unsure", "self_approved"}: lists of review ids."""
+    require(user, "lead", "verify decisions")
+    ids = list(dict.fromkeys(int(rid) for rid, _ in seen))
+    versions = {int(rid): int(v) for rid, v in seen}
+    if not ids:
+        raise ReviewError("No decision to approve: the list is empty.")
+    if len(ids) > BULK_MAX:
+        raise ReviewError(f"Approve at most {BULK_MAX:,} decisions at once, not {len(ids):,}.")
+    out: dict[str, list[int]] = {"approved": [], "own": [], "unsure": [], "self_approved": []}
+    with store.transaction(db):
+        rows = {r[0]: r[1:] for r in db.execute(
+            "SELECT r.id, r.dataset_id, r.status, r.decision, r.reviewer, i.key, st.version FROM reviews r"
+            " JOIN items i ON i.dataset_id=r.dataset_id AND i.idx=r.idx"
+            " JOIN states st ON st.dataset_id=r.dataset_id AND st.idx=r.idx"
+            f" WHERE r.id IN ({','.join('?' * len(ids))})", ids)}
+        missing = [rid for rid in ids if rid not in rows or rows[rid][0] != ds.id]
+        if missing:
+            raise NotFound(f"{ds.name!r} has no decision {', '.join(map(str, missing[:5]))}: nothing was approved.")
+        changed = [rows[rid][4] for rid in ids if rows[rid][1] != "pending" or rows[rid][5] != versions[rid]]
+        if changed:
+            more = f" and {len(changed) - 5:,} more" if len(changed) > 5 else ""
+            raise StaleViewError(
+                f"{len(changed):,} of the {len(ids):,} listed decisions changed since the page was drawn (row "
+                f"{', '.join(map(str, changed[:5]))}{more}): nothing was approved. Check the list again, then approve.")
+        allow_self = dataset_settings(db, ds.id)["allow_self_approval"]
+        todo = []
+        for rid in ids:
+            _, _, decision, reviewer, _, _ = rows[rid]
+            if reviewer == user.name and not allow_self:
+                out["own"].append(rid)
+            elif decision == "unsure":
+                out["unsure"].append(rid)
+            else:
+                todo.append(rid)
+        for rid in todo:
+            _verify_one(db, rid, user, "approve", versions[rid], None, "", bulk=len(todo))
+            out["approved"].append(rid)
+            if rows[rid][3] == user.name:
+                out["self_approved"].append(rid)
+    return out
+
+
+def awaiting_verification(db: sqlite_utils.Database, ds: Dataset, author: str | None = None) -> int:
+    """How many decisions on the dataset await verification (every row, flagged or spot check);
+    with ``author``, only theirs."""
+    if author is None:
+        return store.scalar(db, "SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND status='pending'", [ds.id])
+    return store.scalar(db, "SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND status='pending' AND reviewer=?",
+                        [ds.id, author])
 
 
 def progress(db: sqlite_utils.Database, ds: Dataset) -> dict:

@@ -180,7 +180,7 @@ def test_ingest_ag_news_headerless(cli):
     db = store.connect(cli["main_db"])
     try:
         rows = db.execute("SELECT key, text, given_label, meta FROM items ORDER BY idx LIMIT 2").fetchall()
-        assert rows[0] == ("0", "World headline 0 leaders meet at summit on border talks, report 0 says", "1", None)
+        assert rows[0] == ("0", "World headline 0\nleaders meet at summit on border talks, report 0 says", "1", None)
         assert rows[1][2] == "3"
         # ingest runs the free integrity checks as a first run
         kinds = [r[0] for r in db.execute("SELECT kind FROM runs ORDER BY id")]
@@ -240,7 +240,8 @@ def test_export_writes_cleaned_csv(cli):
     assert "wrote cleaned labels of 'news'" in ok(cli, "export").out
     with open(cli["dir"] / "cleaned.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["id", "text", "given_label", "cleaned_label", "status", "reviewer", "verified_by", "quality", "rank"]
+    assert list(rows[0]) == ["id", "text", "given_label", "cleaned_label", "proposed_label", "status", "reviewer", "verified_by",
+                             "self_approved", "quality", "rank"]
     assert len(rows) == 120
     assert rows[1]["given_label"] == rows[1]["cleaned_label"] == "3" and rows[1]["status"] == "unreviewed"
 

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.e2e
 ADMIN, LEAD, ANNOTATOR = "ada", "leo", "ann"
 PASSWORD = "e2e password 123"
 DATASET = "tickets-e2e"
-HEADER = ["id", "text", "given_label", "cleaned_label", "status", "reviewer", "verified_by", "quality", "rank"]
+HEADER = ["id", "text", "given_label", "cleaned_label", "proposed_label", "status", "reviewer", "verified_by",
+          "self_approved", "quality", "rank"]
 
 
 def _need_chromium() -> None:
@@ -262,9 +263,10 @@ def _run_workflow(app, pages, tmp_path, shots, guarded):
     assert fixed["status"] == "approved"
     assert fixed["reviewer"] == ANNOTATOR
     assert fixed["verified_by"] == LEAD
-    kept = by_id[second_id]  # decided with K, not verified yet
-    assert (kept["cleaned_label"], kept["status"], kept["reviewer"], kept["verified_by"]) == (
-        given[second_id], "kept", ANNOTATOR, ""), kept
+    assert (fixed["proposed_label"], fixed["self_approved"]) == ("", "no")
+    kept = by_id[second_id]  # decided with K, not verified yet: it proposes the label it keeps
+    assert (kept["cleaned_label"], kept["proposed_label"], kept["status"], kept["reviewer"], kept["verified_by"]) == (
+        given[second_id], given[second_id], "kept", ANNOTATOR, ""), kept
     for r in rows:
         assert r["given_label"] == given[r["id"]], r
         if r["id"] != first_id:

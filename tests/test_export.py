@@ -29,7 +29,8 @@ def test_cleaned_csv_columns_and_rows(db, demo_ds, lead, annotator):
     workflow.decide(db, demo_ds, s.idx, annotator, "relabel", s.version, new_label=new)
     text = "".join(export.export_cleaned(db, demo_ds, lead))
     assert next(csv.reader(io.StringIO(text))) == [
-        "id", "text", "given_label", "cleaned_label", "status", "reviewer", "verified_by", "quality", "rank"]
+        "id", "text", "given_label", "cleaned_label", "proposed_label", "status", "reviewer", "verified_by",
+        "self_approved", "quality", "rank"]
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == demo_ds.n_items
     frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
@@ -39,11 +40,13 @@ def test_cleaned_csv_columns_and_rows(db, demo_ds, lead, annotator):
     assert sorted(int(r["rank"]) for r in rows) == list(range(1, demo_ds.n_items + 1))
     by_id = {r["id"]: r for r in rows}
     decided = by_id[s.key]
-    # a pending relabel does not change the cleaned label yet
+    # a pending relabel does not change the cleaned label yet: it shows as the proposed label
     assert decided["status"] == "relabelled" and decided["reviewer"] == annotator.name
     assert decided["cleaned_label"] == s.given_label and decided["verified_by"] == ""
+    assert decided["proposed_label"] == new and decided["self_approved"] == ""
     untouched = next(r for r in rows if r["id"] != s.key)
     assert untouched["status"] == "unreviewed" and untouched["cleaned_label"] == untouched["given_label"]
+    assert untouched["proposed_label"] == untouched["reviewer"] == untouched["verified_by"] == ""
     assert 0.0 <= float(untouched["quality"]) <= 1.0
 
 
@@ -64,8 +67,11 @@ def test_cleaned_label_reflects_approved_relabel_and_override(db, demo_ds, lead,
     assert rows[a.key]["cleaned_label"] == new_a and rows[a.key]["status"] == "approved"
     assert rows[a.key]["given_label"] == a.given_label
     assert rows[a.key]["verified_by"] == lead.name and rows[a.key]["reviewer"] == annotator.name
+    assert rows[a.key]["proposed_label"] == "" and rows[a.key]["self_approved"] == "no"
     assert rows[b.key]["cleaned_label"] == own and rows[b.key]["status"] == "overridden"
+    assert rows[b.key]["verified_by"] == lead.name and rows[b.key]["proposed_label"] == ""
     assert rows[c.key]["cleaned_label"] == c.given_label and rows[c.key]["status"] == "kept"
+    assert rows[c.key]["proposed_label"] == c.given_label and rows[c.key]["verified_by"] == ""   # a pending keep
 
     verified = read_csv(export.export_cleaned(db, demo_ds, lead, only_verified=True))
     assert {r["id"] for r in verified} == {a.key, b.key}

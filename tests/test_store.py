@@ -194,3 +194,31 @@ def test_backup_while_another_connection_writes(db, db_path, admin, tmp_path):
     reopened.conn.close()
     assert ok, msg
     assert n == len(copied)
+
+
+def test_schema_7_database_migrates_to_8_keeping_its_data(db_path, db, admin):
+    _history(db, admin)
+    db.conn.close()
+    c = raw(db_path)   # make it a version-7 file: no sessions, no queue_state
+    c.execute("DROP TABLE sessions")
+    c.execute("DROP TABLE queue_state")
+    c.execute("UPDATE meta_info SET value='7' WHERE key='schema_version'")
+    n_users, n_log = (c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("users", "audit_log"))
+    c.close()
+    db = store.connect(db_path)
+    try:
+        assert store.scalar(db, "SELECT value FROM meta_info WHERE key='schema_version'") == str(store.SCHEMA_VERSION) == "8"
+        assert db["sessions"].exists() and db["queue_state"].exists()
+        assert "sessions_user" in {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert store.scalar(db, "SELECT COUNT(*) FROM users") == n_users
+        assert store.scalar(db, "SELECT COUNT(*) FROM audit_log") == n_log
+        bob = auth.sign_in(db, "bob", "password-bob")          # the old accounts sign in and get a session
+        token = auth.start_session(db, bob)
+        assert auth.resume_session(db, token) == bob
+        auth.save_queue_state(db, bob, 1, {"skipped": [3]})
+        assert auth.load_queue_state(db, bob, 1)["skipped"] == [3]
+        store.connect(db_path).conn.close()                     # a second connect finds it current
+        ok, _, msg = store.verify_trail(db)
+        assert ok, msg
+    finally:
+        db.conn.close()
