@@ -29,6 +29,8 @@ def _mapping(df, args, filename: str = "") -> ingest.Mapping:
     one = lambda spec: (ingest.resolve_columns(df, spec) or [None])[0]
     guess, why = ingest.guess_partial(df)
     if why and not explicit:
+        if getattr(args, "sniff", None) is not None and args.sniff.headerless and not args.no_header:
+            why += f" The first line looks like data, not a header ({args.sniff.reason}): add --no-header."
         raise ReviewError(f"{filename}: {why}" if filename else why)
     ann = ingest.resolve_columns(df, args.annotator_col)   # one column: long form; several: wide form
     m = ingest.Mapping(
@@ -59,7 +61,17 @@ def cmd_ingest(db, args) -> int:
     if args.task == "ner" or (args.task is None and ner_store.looks_like_ner(data, path.name)):
         return _ingest_ner(db, args, path, data)
     df = ingest.read_table(data, path.name, no_header=args.no_header)
+    args.sniff = None if args.no_header else ingest.sniff_header(data, path.name)   # for the hint to add --no-header
     mapping = _mapping(df, args, path.name)
+    if args.sniff and args.sniff.headerless:
+        print(f"note: the first line of {path.name} looks like data, not a header ({args.sniff.reason}); it was read "
+              "as the header. Add --no-header to read it as data.", file=sys.stderr)
+    if args.classes:
+        names = Path(args.classes)
+        if not names.is_file():
+            raise ReviewError(f"No file at {names}: check the --classes path.")
+        text = ingest.decode_upload(names.read_bytes(), names.name)
+        mapping.class_names = ingest.parse_class_names(text, ingest.label_values(df, mapping), names.name)
     labels = [s for s in args.labels.split(",")] if args.labels else None
     embeddings = None
     if args.embeddings:
@@ -274,7 +286,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.add_argument("--name", required=True)
     s.add_argument("--task", choices=["text", "ner"], help="default: ner for CoNLL files (and JSONL with \"tokens\"), else text")
-    s.add_argument("--text-col", help="column name(s) or 1-based positions, comma-separated (joined with a space)")
+    s.add_argument("--text-col", help="column name(s) or 1-based positions, comma-separated (joined with a newline)")
     s.add_argument("--label-col")
     s.add_argument("--id-col")
     s.add_argument("--annotator-col", help="several labels per item: the annotator column (long form: id, text, annotator, "
@@ -287,6 +299,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--loss-col", help="your own model's per-row training loss, fused into the trust score")
     s.add_argument("--labels", help="the declared label set, comma-separated")
     s.add_argument("--no-header", action="store_true", help="the first line is data (columns are then 1, 2, 3, …)")
+    s.add_argument("--classes", metavar="FILE", help="names for the label values: one per line, line k naming the k-th "
+                   "value in sorted order (AG News' classes.txt), or value=name pairs; the names become the labels")
     s = add("audit", "integrity checks + out-of-sample model + cleanlab")
     s.add_argument("name")
     s.add_argument("--model", default="auto",

@@ -3,6 +3,12 @@
 Flow: :func:`read_table` (bytes -> DataFrame of strings) -> :func:`guess_mapping`
 (or a user's :class:`Mapping`) -> :func:`prepare` (validate, normalise) ->
 :func:`write_dataset` (one transaction; nothing half-written on a refusal).
+
+Headerless files (AG News: ``label,title,description`` with no header line):
+:func:`sniff_header` tells whether the first line looks like data, :func:`guess_mapping`
+proposes label = the short low-cardinality column and text = the long columns, and
+:func:`parse_class_names` turns ``1=World, 2=Sports`` or a ``classes.txt`` into
+``Mapping.class_names`` (original value -> the name stored as the label).
 """
 from __future__ import annotations
 
@@ -31,13 +37,26 @@ ANNOTATOR_NAMES = ("annotator", "annotator_id", "worker", "worker_id", "rater", 
 PROB_PREFIX = re.compile(r"^(pred_probs?|probs?|proba|probability|p)[_:. -]+", re.I)
 MAX_COLUMNS = 2000
 BATCH = 20_000
+# Several text columns are joined with a newline: each part stays verbatim (no invented
+# punctuation such as "?. " after a title that ends in "?"), the Review page draws it as a
+# line break (white-space: pre-wrap), and the models read it as whitespace.
+TEXT_SEP = "\n"
+# How an error tells the user to choose a column: the command's flags, or the Upload page's boxes
+CLI_HINTS = {"text": "--text-col", "label": "--label-col", "id": "--id-col", "annotator": "--annotator-col"}
+PAGE_HINTS = {"text": "the 'Text column(s)' box", "label": "the 'Label column' box", "id": "the 'Id column' box",
+              "annotator": "the 'Annotator column' box"}
+# first-row cells that name a column (sniff_header): the role names above and a few more
+HEADER_WORDS = frozenset(TEXT_NAMES + LABEL_NAMES + ID_NAMES + ANNOTATOR_NAMES + (
+    "description", "headline", "summary", "abstract", "question", "answer", "name", "score", "date", "source",
+    "embedding", "embeddings", "loss", "split", "language", "lang", "url", "index", "idx"))
+_NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 
 
 @dataclass
 class Mapping:
     """Which columns mean what. Names are header names, or "1", "2", … without a header."""
 
-    text: list[str] = field(default_factory=list)     # joined with a space when several
+    text: list[str] = field(default_factory=list)     # joined with text_sep when several
     label: str | None = None
     id: str | None = None
     annotator: str | None = None
@@ -52,6 +71,10 @@ class Mapping:
     scheme: str | None = None          # 'IOB1' | 'IOB2' | 'BIOES'
     n_columns: int = 0                 # CoNLL columns (token first, tag last)
     prob_tags: list[str] = field(default_factory=list)   # JSONL pred_probs: their tag order
+    # label value as uploaded -> the class name stored as the label (parse_class_names); the
+    # original values are kept here (and so in datasets.mapping and the upload's audit-trail row)
+    class_names: dict[str, str] = field(default_factory=dict)
+    text_sep: str = TEXT_SEP           # how several text columns were joined
 
     @property
     def multi(self) -> bool:
@@ -63,7 +86,9 @@ class Mapping:
 
     @classmethod
     def from_json(cls, s: str) -> "Mapping":
-        return cls(**json.loads(s))
+        data = json.loads(s)
+        data.setdefault("text_sep", " ")   # datasets ingested before text_sep joined with a space
+        return cls(**data)
 
     def used(self) -> list[str]:
         cols = list(self.text) + list(self.probs) + list(self.features) + list(self.annotators)
@@ -180,12 +205,13 @@ def read_table(data: bytes, filename: str, no_header: bool = False) -> pd.DataFr
     return df
 
 
-def _read_delimited(text: str, filename: str, default_sep: str, no_header: bool) -> pd.DataFrame:
+def _read_delimited(text: str, filename: str, default_sep: str, no_header: bool,
+                    nrows: int | None = None) -> pd.DataFrame:
     sep = _sniff_sep(text, default_sep)
     try:
         df = pd.read_csv(
             io.StringIO(text), sep=sep, header=None if no_header else 0, dtype=str,
-            keep_default_na=False, na_values=[""], skip_blank_lines=True, engine="c",
+            keep_default_na=False, na_values=[""], skip_blank_lines=True, engine="c", nrows=nrows,
         )
     except pd.errors.ParserError as exc:
         msg = str(exc).replace("Error tokenizing data. C error: ", "").strip()
@@ -197,7 +223,8 @@ def _read_delimited(text: str, filename: str, default_sep: str, no_header: bool)
     else:
         unnamed = [c for c in df.columns if str(c).startswith("Unnamed: ")]
         if unnamed and len(unnamed) == df.shape[1]:
-            raise IngestError(f"{filename}: the header row is empty. Add column names, or tick 'no header row'.")
+            raise IngestError(f"{filename}: the header row is empty. Add column names, or tick 'The first line is data' "
+                              "(review ingest: --no-header).")
     return df.astype(object).where(df.notna(), None)
 
 
@@ -230,7 +257,145 @@ def _read_parquet(data: bytes, filename: str) -> pd.DataFrame:
     return out
 
 
+# ----------------------------------------------------------------------------- headerless files
+
+SNIFF_ROWS = 500          # sniff_header compares the first line with the next 499
+PROFILE_ROWS = 20_000     # _profile looks at this many rows of a column
+
+
+@dataclass(frozen=True)
+class HeaderGuess:
+    """sniff_header's answer: is the first line data, and why (words for the page; "" when unsure)."""
+
+    headerless: bool
+    reason: str = ""
+
+
+def _words(s: str) -> int:
+    return len(s.split())
+
+
+def _values_preview(values: list[str], k: int = 10) -> str:
+    shown = ", ".join(values[:k])
+    return shown + (f", … ({len(values):,} in all)" if len(values) > k else "")
+
+
+def sniff_header(data: bytes, filename: str) -> HeaderGuess:
+    """Does the first line of a CSV/TSV upload look like data rather than a header?
+
+    The first ``SNIFF_ROWS`` lines are read without a header and the first row is compared,
+    column by column, with the rows under it ("the rest"). Each column votes:
+
+    * **header, decisively**: the first cell is a column name (``HEADER_WORDS``: text, label, id,
+      title, description, …) that does not occur again in the column;
+    * **header**: the rest are numbers (at least 90 %) and the first cell is not; or the rest are
+      texts of several words (median at least 4) and the first cell has at most 2 words, as a
+      column name has;
+    * **data**: the column is label-like (median cell at most 30 characters, at most
+      max(2, min(50, rest/3)) distinct values) and the first cell is one of its values; or the rest
+      are numbers and so is the first cell; or the rest are texts of several words and so is the
+      first cell (at least 4 words);
+    * no vote otherwise (a blank first cell, an id such as ``r0`` over ``r1, r2``, a 3-word cell).
+
+    Two equal cells in the first row count as one more data vote (a header names each column
+    once). The first line is data when no cell is a column name and the data votes outnumber
+    the header votes. Otherwise it is a header, the default and the reading of every file with a
+    header row; so are JSONL and Parquet files (their columns are named) and files of fewer
+    than 3 lines (nothing to compare). Never raises: a file that cannot be read says so when
+    :func:`read_table` reads it.
+    """
+    try:
+        kind = _fmt(filename)
+        if kind in ("jsonl", "parquet"):
+            return HeaderGuess(False)
+        raw = _read_delimited(decode_upload(data, filename), filename, "\t" if kind == "tsv" else ",", True,
+                              nrows=SNIFF_ROWS)
+    except (IngestError, ValueError, pd.errors.ParserError):
+        return HeaderGuess(False)
+    if raw.shape[0] < 3:
+        return HeaderGuess(False)
+    first = [v.strip() if isinstance(v, str) and v.strip() else None for v in raw.iloc[0].tolist()]
+    data_votes, header_votes, why = 0, 0, []
+    for j, col in enumerate(raw.columns):
+        cell = first[j]
+        below = [v.strip() for v in raw[col].iloc[1:].tolist() if isinstance(v, str) and v.strip()]
+        if cell is None or len(below) < 2:
+            continue
+        distinct = set(below)
+        if cell.lower() in HEADER_WORDS and cell not in distinct:
+            return HeaderGuess(False, f"column {j + 1}'s first cell {cell!r} is a column name")
+        numeric = sum(bool(_NUMBER.match(v)) for v in below) >= 0.9 * len(below)
+        label_like = (float(np.median([len(v) for v in below])) <= 30
+                      and len(distinct) <= max(2, min(50, len(below) // 3)))
+        texts = float(np.median([_words(v) for v in below])) >= 4
+        words = _words(cell)
+        if label_like and cell in distinct:
+            data_votes += 1
+            why.append(f"column {j + 1}: {cell!r} is one of its values "
+                       f"({_values_preview(sorted(distinct, key=_natural_key), 6)})")
+        elif numeric:
+            if _NUMBER.match(cell):
+                data_votes += 1
+                why.append(f"column {j + 1}: {cell!r} is a number like the cells under it")
+            else:
+                header_votes += 1
+        elif texts and words >= 4:
+            data_votes += 1
+            why.append(f"column {j + 1}: a text of {words} words like the cells under it")
+        elif texts and words <= 2:
+            header_votes += 1
+    cells = [c for c in first if c is not None]
+    if len(set(cells)) < len(cells):
+        twice = next(c for c in cells if cells.count(c) > 1)
+        data_votes += 1
+        why.append(f"{twice!r} appears twice in it, which a header never does")
+    if data_votes > header_votes:
+        return HeaderGuess(True, "; ".join(why))
+    return HeaderGuess(False)
+
+
+def _profile(s: pd.Series) -> dict:
+    """What a headerless column holds: non-blank cells, distinct values, median length and words,
+    numbers (90 %), integers, whitespace inside a cell (on the first PROFILE_ROWS rows)."""
+    head = s.iloc[:PROFILE_ROWS]
+    vals = [v.strip() for v in head.tolist() if isinstance(v, str) and v.strip()]
+    if not vals:
+        return {"n": 0, "distinct": 0, "length": 0.0, "words": 0.0, "numeric": False, "integer": False, "spaces": False}
+    return {"n": len(vals), "distinct": len(set(vals)), "length": float(np.median([len(v) for v in vals])),
+            "words": float(np.median([_words(v) for v in vals])),
+            "numeric": sum(bool(_NUMBER.match(v)) for v in vals) >= 0.9 * len(vals),
+            "integer": all(re.fullmatch(r"[-+]?\d+", v) for v in vals),
+            "spaces": any(any(ch.isspace() for ch in v) for v in vals)}
+
+
+def _headerless_roles(df: pd.DataFrame) -> tuple[str | None, list[str], str | None]:
+    """(label, text, id) for a file without a header, from what the columns hold.
+
+    label: the short low-cardinality column (median cell at most 30 characters, 2 to
+    max(2, min(100, rows/3)) distinct values; the fewest distinct values wins, then the shorter,
+    then the leftmost). text: the long columns, in file order (not numbers; median at least 2 words
+    or 15 characters), else the longest remaining column that is not numbers. id: a remaining
+    column of unique, complete, one-word cells (integers or tokens such as ``a17``, not decimals).
+    The other columns go to the items' meta, as unmapped columns do.
+    """
+    cols = list(df.columns)
+    prof = {c: _profile(df[c]) for c in cols}
+    cands = [c for c in cols if 2 <= prof[c]["distinct"] <= max(2, min(100, prof[c]["n"] // 3)) and prof[c]["length"] <= 30]
+    label = min(cands, key=lambda c: (prof[c]["distinct"], prof[c]["length"], cols.index(c))) if cands else None
+    rest = [c for c in cols if c != label]
+    text = [c for c in rest if prof[c]["n"] and not prof[c]["numeric"] and (prof[c]["words"] >= 2 or prof[c]["length"] >= 15)]
+    if not text:
+        others = [c for c in rest if prof[c]["n"] and not prof[c]["numeric"]]
+        text = [max(others, key=lambda c: (prof[c]["length"], -cols.index(c)))] if others else []
+    n = len(df)
+    ident = next((c for c in rest if c not in text and not prof[c]["spaces"] and prof[c]["length"] <= 40
+                  and (prof[c]["integer"] or not prof[c]["numeric"])
+                  and int(df[c].notna().sum()) == n and df[c].nunique() == n), None)
+    return label, text, ident
+
+
 def _pick(columns: list[str], names: tuple[str, ...], what: str, flag: str, required: bool) -> str | None:
+    """The column named like ``names``; IngestError naming ``flag`` (how to choose) when several are."""
     lower = {c.lower().strip(): c for c in columns}
     hits = [lower[n] for n in names if n in lower]
     if len(hits) > 1 and required:
@@ -253,29 +418,44 @@ def guess_id_column(df: pd.DataFrame) -> str | None:
     return _pick(list(df.columns), ID_NAMES, "id", "--id-col", False)
 
 
-def guess_partial(df: pd.DataFrame) -> tuple[Mapping, str | None]:
+def _headerless(df: pd.DataFrame) -> bool:
+    """Columns named 1, 2, 3, … as read_table names them without a header."""
+    return all(c.isdigit() for c in df.columns)
+
+
+def guess_partial(df: pd.DataFrame, hints: dict[str, str] = CLI_HINTS) -> tuple[Mapping, str | None]:
     """guess_mapping, or when it cannot tell, what can be told (text, id, annotator columns)
-    and why the rest could not."""
+    and why the rest could not. ``hints``: CLI_HINTS or PAGE_HINTS (how the message says to choose)."""
     try:
-        return guess_mapping(df), None
+        return guess_mapping(df, hints), None
     except IngestError as exc:
         cols = list(df.columns)
+        if _headerless(df):
+            label, text, ident = _headerless_roles(df)
+            return Mapping(text=text, label=label, id=ident), str(exc)
         text = guess_text_column(df)
         return Mapping(text=[text] if text else [], id=guess_id_column(df),
-                       annotator=_pick(cols, ANNOTATOR_NAMES, "annotator", "--annotator-col", False)), str(exc)
+                       annotator=_pick(cols, ANNOTATOR_NAMES, "annotator", hints["annotator"], False)), str(exc)
 
 
-def guess_mapping(df: pd.DataFrame) -> Mapping:
-    """Propose a mapping from header names. Raises IngestError when it cannot tell."""
+def guess_mapping(df: pd.DataFrame, hints: dict[str, str] = CLI_HINTS) -> Mapping:
+    """Propose a mapping from header names (without a header: from what the columns hold, see
+    _headerless_roles). Raises IngestError when it cannot tell, saying how to choose (``hints``)."""
     cols = list(df.columns)
-    if all(c.isdigit() for c in cols):  # no header: AG News style, label first, the rest text
+    if _headerless(df):  # no header (AG News: label, title, description)
         if len(cols) < 2:
             raise IngestError("The file has a single column: it needs a text column and a label column.")
-        return Mapping(text=cols[1:], label=cols[0])
-    text = _pick(cols, TEXT_NAMES, "text", "--text-col", True)
-    label = _pick(cols, LABEL_NAMES, "label", "--label-col", True)
-    ident = _pick(cols, ID_NAMES, "id", "--id-col", False)
-    annot = _pick(cols, ANNOTATOR_NAMES, "annotator", "--annotator-col", False)
+        label, text, ident = _headerless_roles(df)
+        if label is None:
+            raise IngestError("No column looks like a label column (short values, a few distinct ones, repeated): "
+                              f"say which column holds the label ({hints['label']}).")
+        if not text:
+            raise IngestError(f"No column besides the label holds text: say which column holds the text ({hints['text']}).")
+        return Mapping(text=text, label=label, id=ident)
+    text = _pick(cols, TEXT_NAMES, "text", hints["text"], True)
+    label = _pick(cols, LABEL_NAMES, "label", hints["label"], True)
+    ident = _pick(cols, ID_NAMES, "id", hints["id"], False)
+    annot = _pick(cols, ANNOTATOR_NAMES, "annotator", hints["annotator"], False)
     probs = [c for c in cols if PROB_PREFIX.match(c)]
     if text is None:
         rest = [c for c in cols if c not in (label, ident, annot) and c not in probs]
@@ -286,9 +466,9 @@ def guess_mapping(df: pd.DataFrame) -> Mapping:
         if features:
             return Mapping(text=[], label=label, id=ident, annotator=annot, probs=probs, features=features)
     if text is None:
-        raise IngestError(f"No text column found among {', '.join(map(repr, cols[:20]))}: say which column holds the text (--text-col).")
+        raise IngestError(f"No text column found among {', '.join(map(repr, cols[:20]))}: say which column holds the text ({hints['text']}).")
     if label is None:
-        raise IngestError(f"No label column found among {', '.join(map(repr, cols[:20]))}: say which column holds the label (--label-col).")
+        raise IngestError(f"No label column found among {', '.join(map(repr, cols[:20]))}: say which column holds the label ({hints['label']}).")
     return Mapping(text=[text], label=label, id=ident, annotator=annot, probs=probs)
 
 
@@ -318,11 +498,106 @@ def class_from_prob_column(col: str) -> str:
     return PROB_PREFIX.sub("", col)
 
 
+# ----------------------------------------------------------------------------- class names
+
+def label_values(df: pd.DataFrame, mapping: Mapping) -> list[str]:
+    """The distinct label values ``mapping`` reads (the label column, or the annotator columns of
+    the wide form), stripped, in natural order ("2" before "10"): the order in which line k of a
+    ``classes.txt`` names class k."""
+    cols = list(mapping.annotators) or ([mapping.label] if mapping.label else [])
+    vals: set[str] = set()
+    for c in cols:
+        if c in df.columns:
+            vals.update(v.strip() for v in df[c].dropna().tolist() if isinstance(v, str) and v.strip())
+    return sorted(vals, key=_natural_key)
+
+
+def parse_class_names(text: str | None, values: list[str], source: str = "The class names") -> dict[str, str]:
+    """Names for the label values -> {value as uploaded: name}. Blank text -> {} (the values stay).
+
+    Two forms:
+
+    * pairs, ``1=World, 2=Sports, 3=Business, 4=Sci/Tech``: one per line, or several on a line
+      separated by commas (a line with a single ``=`` is one pair, so a name may hold a comma);
+    * names only, one per line, as AG News ships ``classes.txt`` (or one line ``World, Sports, …``):
+      the k-th name names the k-th of ``values`` in sorted order (:func:`label_values`).
+
+    Refused with an IngestError naming it (nothing is written): a value without a name, a name
+    given to two values, a value named twice, a pair or line for a value that does not occur.
+    """
+    lines = [(k, ln.strip()) for k, ln in enumerate((text or "").lstrip("\ufeff").splitlines(), start=1) if ln.strip()]
+    if not lines:
+        return {}
+    shown = _values_preview(values)
+    out: dict[str, str] = {}
+    if any("=" in ln for _, ln in lines):        # pairs value=name
+        items = [it.strip() for _, ln in lines for it in (ln.split(",") if ln.count("=") > 1 else [ln]) if it.strip()]
+        for it in items:
+            if "=" not in it:
+                raise IngestError(f"{source}: {it!r} is not of the form value=name. Write 1=World, 2=Sports, … "
+                                  "or one name per line.")
+            key, name = (x.strip() for x in it.split("=", 1))
+            if key not in values:
+                raise IngestError(f"{source}: {it!r} names the label value {key!r}, which does not occur in the label "
+                                  f"column (its values: {shown}). Remove it, or choose the right label column.")
+            if not name:
+                raise IngestError(f"{source}: the label value {key!r} has no name after '='.")
+            if key in out:
+                raise IngestError(f"{source}: the label value {key!r} is named twice ({out[key]!r} and {name!r}). Give it one name.")
+            out[key] = name
+    else:                                        # names only: the k-th name for the k-th value
+        if len(lines) == 1 and "," in lines[0][1]:
+            where = [(f"name {k}", n.strip()) for k, n in enumerate(lines[0][1].split(","), start=1) if n.strip()]
+        else:
+            where = [(f"line {k}", ln) for k, ln in lines]
+        if len(where) > len(values):
+            at, name = where[len(values)]
+            raise IngestError(f"{source}: {at} ({name!r}) names no class: the label column has {len(values)} "
+                              f"value(s) ({shown}), so at most {len(values)} names (the k-th names the k-th value in sorted order).")
+        if len(where) < len(values):
+            raise IngestError(f"{source}: the label value {values[len(where)]!r} has no name: {len(where)} name(s) for "
+                              f"{len(values)} label values ({shown}); the k-th name names the k-th value in sorted order.")
+        out = {v: name for v, (_, name) in zip(values, where)}
+    missing = [v for v in values if v not in out]
+    if missing:
+        raise IngestError(f"{source}: the label value {missing[0]!r} has no name. Name every value ({shown}) or none.")
+    _check_names_unique(out, source)
+    return out
+
+
+def _check_names_unique(names: dict[str, str], source: str) -> None:
+    seen: dict[str, str] = {}
+    for value, name in names.items():
+        if name in seen:
+            raise IngestError(f"{source}: the name {name!r} is given to both {seen[name]!r} and {value!r}: "
+                              "each class needs its own name.")
+        seen[name] = value
+
+
+def _apply_class_names(labels: pd.Series, names: dict[str, str], filename: str, where: str) -> pd.Series:
+    """Label values -> their class names (prepare's own check of Mapping.class_names)."""
+    if not names:
+        return labels
+    seen = sorted(set(labels.dropna().tolist()), key=_natural_key)
+    missing = [v for v in seen if v not in names]
+    if missing:
+        raise IngestError(f"{filename}: the label value {missing[0]!r} in {where} has no class name. "
+                          "Name every value, or none.")
+    unused = [k for k in names if k not in set(seen)]
+    if unused:
+        raise IngestError(f"{filename}: the class name {names[unused[0]]!r} is given for the label value {unused[0]!r}, "
+                          f"which does not occur in {where}.")
+    _check_names_unique(names, filename)
+    return labels.map(lambda v: names[v] if isinstance(v, str) else None)
+
+
 def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | None = None,
             label_set: list[str] | None = None, embeddings: np.ndarray | None = None) -> Prepared:
     """Validate ``df`` against ``mapping`` and build the items frame. Raises IngestError.
 
-    embeddings: (rows, d) from a .npy file (signals.read_npy), in upload order."""
+    embeddings: (rows, d) from a .npy file (signals.read_npy), in upload order.
+    ``mapping.class_names``: the label values become these names (a declared label set may use
+    either); several text columns are joined with ``mapping.text_sep``."""
     missing = [c for c in mapping.used() if c not in df.columns]
     if missing:
         raise IngestError(f"{filename}: column {missing[0]!r} is not in the file. Its columns are: {', '.join(map(repr, list(df.columns)[:30]))}.")
@@ -331,6 +606,8 @@ def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | Non
             raise IngestError(f"{filename}: embeddings and a training-loss column go with one label per row; "
                               "with several annotators per item, map neither.")
         return _prepare_multi(df, mapping, filename, data, label_set)
+    if label_set and mapping.class_names:
+        label_set = [mapping.class_names.get(s.strip(), s) for s in label_set if s]
     if embeddings is not None and mapping.embedding:
         raise IngestError(f"{filename}: embeddings come from column {mapping.embedding!r} and from a .npy file: choose one.")
     if not mapping.label:
@@ -348,7 +625,7 @@ def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | Non
             text = parts[0]
         else:
             text = pd.Series(
-                [" ".join(p for p in row if p) or None for row in zip(*[p.tolist() for p in parts])],
+                [mapping.text_sep.join(p for p in row if p) or None for row in zip(*[p.tolist() for p in parts])],
                 index=df.index, dtype=object,
             )
     else:  # tabular: a readable line of the features for the reviewer
@@ -357,6 +634,7 @@ def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | Non
             ["; ".join(f"{c}={v}" for c, v in zip(mapping.features, row) if v is not None)
              for row in feats.itertuples(index=False, name=None)], index=df.index, dtype=object)
     labels = df[mapping.label].map(lambda v: v.strip() if isinstance(v, str) and v.strip() else None)
+    labels = _apply_class_names(labels, mapping.class_names, filename, f"column {mapping.label!r}")
 
     if mapping.id:
         keys = df[mapping.id]
@@ -377,10 +655,10 @@ def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | Non
         keys = pd.Series([str(i) for i in range(n)], index=df.index, dtype=object)
 
     classes = _check_classes(filename, f"column {mapping.label!r}", labels.dropna(), label_set,
-                             need_folds=not mapping.probs)
+                             need_folds=not mapping.probs, order=_named_order(mapping.class_names))
     probs_json = None
     if mapping.probs:
-        prob_classes = [class_from_prob_column(c) for c in mapping.probs]
+        prob_classes = [mapping.class_names.get(k, k) for k in map(class_from_prob_column, mapping.probs)]
         unknown = [(c, k) for c, k in zip(mapping.probs, prob_classes) if k not in classes]
         if unknown:
             raise IngestError(
@@ -415,13 +693,22 @@ def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | Non
     return Prepared(items, classes, bool(label_set), mapping, filename, sha, embeddings=embeddings, loss=loss)
 
 
+def _named_order(names: dict[str, str]) -> list[str] | None:
+    """The class names in the order of their values (1=World, 2=Sports, …: World, Sports, …)."""
+    return [names[v] for v in sorted(names, key=_natural_key)] if names else None
+
+
 def _check_classes(filename: str, where: str, labelled: pd.Series, label_set: list[str] | None,
-                   need_folds: bool = True, noun: str = "row") -> list[str]:
-    """The label set (declared, else the labels seen); refuse one class or a class too small."""
+                   need_folds: bool = True, noun: str = "row", order: list[str] | None = None) -> list[str]:
+    """The label set (declared, else the labels seen, in ``order`` when given, else sorted);
+    refuse one class or a class too small."""
     if labelled.empty:
         raise IngestError(f"{filename}: no row has a label in {where}. Map the column that holds the labels.")
     if label_set:
         classes = list(dict.fromkeys(s.strip() for s in label_set if s and s.strip()))
+    elif order:
+        seen = set(labelled.unique().tolist())
+        classes = [c for c in order if c in seen]
     else:
         classes = sorted(labelled.unique().tolist(), key=_natural_key)
     counts = labelled[labelled.isin(classes)].value_counts()
@@ -456,8 +743,10 @@ def _prepare_multi(df: pd.DataFrame, mapping: Mapping, filename: str, data: byte
 
     if not mapping.text:
         raise IngestError("Choose the text column.")
+    if label_set and mapping.class_names:
+        label_set = [mapping.class_names.get(s.strip(), s) for s in label_set if s]
     text_all = df[mapping.text[0]] if len(mapping.text) == 1 else pd.Series(
-        [" ".join(p for p in row if p) or None for row in df[mapping.text].itertuples(index=False, name=None)],
+        [mapping.text_sep.join(p for p in row if p) or None for row in df[mapping.text].itertuples(index=False, name=None)],
         index=df.index, dtype=object)
     clean = lambda v: v.strip() if isinstance(v, str) and v.strip() else None
     if mapping.annotator:  # long form
@@ -504,8 +793,10 @@ def _prepare_multi(df: pd.DataFrame, mapping: Mapping, filename: str, data: byte
         where = f"the annotator columns ({', '.join(map(repr, mapping.annotators[:5]))})"
         other = [c for c in df.columns if c not in set(mapping.used())]
         meta_src = df
+    long["label"] = _apply_class_names(long["label"], mapping.class_names, filename, where)
     labelled = long.dropna(subset=["label"])
-    classes = _check_classes(filename, where, labelled["label"], label_set, need_folds=False)
+    classes = _check_classes(filename, where, labelled["label"], label_set, need_folds=False,
+                             order=_named_order(mapping.class_names))
     known = labelled[labelled["label"].isin(classes)]
     L, item_order, annotators = to_matrix(known["id"].tolist(), known["annotator"].tolist(), known["label"].tolist(), classes)
     vote, _ = majority_vote(L, len(classes), seed=0)
