@@ -1,16 +1,32 @@
 """Review queue: one suspect at a time, most suspect first; keep / relabel / unsure with a note.
 
-Keyboard: K keep, U unsure, 1–9 relabel to that label, S skip, B back.
+Keyboard: K keep, U unsure, 1–9 relabel to that label, S skip, B back; Esc leaves the note. NER:
+click a token (or N / P, the next / previous suspect), then its tag's key; A the model's tag; Enter saves.
+After any widget change (dataset, filter, order, a button) the focus returns to the page (ui.keyboard).
 """
 import streamlit as st
 
-from review import charts, shortcuts, ui, workflow
+from review import auth, charts, shortcuts, ui, workflow
 from review.errors import ReviewError, StaleViewError
 
 db, user, ds = ui.page_with_dataset("Review", "annotator", heading="Review suspects")
+picked = ui.keyboard()   # first, before the page can stop: the focus hand-back, Esc, NER token clicks
 
 sk = f"review_{ds.id}"                      # this dataset's queue state in the session
-state = st.session_state.setdefault(sk, {"skipped": [], "back": None})
+kept = auth.load_queue_state(db, user, ds.id)   # ... and in the database, per user: a reload or a new tab keeps it
+state = st.session_state.setdefault(sk, {"skipped": list(kept.get("skipped", [])), "back": kept.get("back")})
+ORDERS = ["most suspect first", "by action"]
+
+
+def remember() -> None:
+    """Keep the skipped rows, the row gone back to, the filter and the order for this user (when changed)."""
+    now = {"skipped": list(state["skipped"]), "back": state["back"],
+           "filter": st.session_state.get("action_filter", kept.get("filter")),
+           "order": st.session_state.get("queue_order", kept.get("order"))}
+    if now != {k: kept.get(k) for k in now}:
+        auth.save_queue_state(db, user, ds.id, now)
+        kept.update(now)
+
 prog = workflow.progress(db, ds)
 if prog["flagged"] == 0:
     st.info("No suspects yet: a lead runs the audit first." if not user.can("lead") else "No suspects yet: run the audit on the Audit page.")
@@ -33,9 +49,14 @@ if swap or disagrees:   # a narrowed queue opened from another page, with the wa
         st.rerun()
     choice, order = "All suspects", "most suspect first"
 else:
+    if "action_filter" not in st.session_state and kept.get("filter") in actions:   # a new tab: the kept filter
+        st.session_state["action_filter"] = kept["filter"]
+    if "queue_order" not in st.session_state and kept.get("order") in ORDERS:
+        st.session_state["queue_order"] = kept["order"]
     f1, f2 = st.columns([4, 1])
     choice = f1.radio("Show", list(actions), horizontal=True, key="action_filter", label_visibility="collapsed")
-    order = f2.selectbox("Order", ["most suspect first", "by action"], key="queue_order", label_visibility="collapsed")
+    order = f2.selectbox("Order", ORDERS, key="queue_order", label_visibility="collapsed")
+remember()
 
 flash = st.session_state.pop("review_flash", None)
 if flash:
@@ -65,6 +86,7 @@ def navigation() -> None:
     if not revising and nav[0].button("Skip", key="skip", shortcut="S"):
         workflow.release(db, ds, s.idx, user)
         state["skipped"].append(s.idx)
+        remember()
         st.rerun()
     history = list(dict.fromkeys(r["idx"] for r in workflow.my_recent(db, ds, user, limit=50)))  # newest first
     pos = history.index(s.idx) if revising and s.idx in history else -1
@@ -80,7 +102,7 @@ def navigation() -> None:
 
 
 if ds.task == "ner":
-    ui.review_ner_sentence(db, ds, user, s, state, revising, navigation)
+    ui.review_ner_sentence(db, ds, user, s, state, revising, navigation, picked=picked)
     st.stop()
 
 left, right = st.columns([3, 2])
@@ -150,7 +172,7 @@ def act(decision: str, label: str | None = None) -> None:
 
 keys = shortcuts.label_keys(ds.labels[:9])   # the key on each label's button: never a digit that reads as another label
 st.markdown(f"**Decide** (keyboard: K keep, U unsure, {shortcuts.describe(keys)} relabel to the label "
-            "showing that key, S skip, B back)")
+            "showing that key, S skip, B back; Esc leaves the note)")
 b = st.columns(2 + min(len(ds.labels), 9))
 if b[0].button("Keep", key="keep", shortcut="K", type="primary", help="The given label is right"):
     act("keep")

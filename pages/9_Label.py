@@ -9,6 +9,7 @@ from review import labeling, shortcuts, ui
 from review.errors import ReviewError
 
 db, user, ds = ui.page_with_dataset("Label", "annotator", heading="Needs another label")
+ui.keyboard()   # the focus goes back to the page after every click, so the next key is a shortcut
 
 if not ds.mapping.multi or ds.task != "text":
     st.info(f"Dataset {ds.name!r} has one label per item: the label queue is for text datasets labelled by several "

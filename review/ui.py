@@ -4,9 +4,12 @@ Pages call these helpers and the rest of review/; they run no SQL and no cleanla
 """
 from __future__ import annotations
 
+import hashlib
 import html
+import os
 import re
 import time
+from email.utils import formatdate
 
 import streamlit as st
 
@@ -14,7 +17,7 @@ from . import auth, store
 from .datasets import Dataset, get
 from .errors import ReviewError
 
-SESSION_SECONDS = 8 * 3600      # a signed-in session lasts this long without activity
+SESSION_SECONDS = auth.SESSION_IDLE   # a signed-in session lasts this long without activity
 TEXT_PREVIEW = 5000             # characters of a long text drawn before "show all"
 
 
@@ -49,22 +52,109 @@ def page_with_dataset(title: str, role: str = "annotator", heading: str | None =
     return db, user, ds
 
 
-def current_user(db) -> auth.User | None:
-    """The signed-in user, re-checked against the database; None if signed out or expired."""
-    s = st.session_state.get("user")
-    if not s:
+def cookie_name() -> str:
+    """The session cookie's name, one per database file: two instances on one host (cookies do not
+    tell ports apart) keep their sessions apart."""
+    return "review_session_" + hashlib.sha256(os.path.abspath(store.db_path()).encode()).hexdigest()[:10]
+
+
+def _cookie_token() -> str | None:
+    """The session token the browser sent when this tab connected (a reload, a new tab, a bookmark,
+    a typed URL). st.context.cookies is the websocket handshake's: it does not change while the tab
+    stays connected."""
+    try:
+        value = st.context.cookies.get(cookie_name())
+    except Exception:   # no browser behind this run
         return None
+    return value if isinstance(value, str) and value else None   # (AppTest's mock runtime hands a mock)
+
+
+def _cookie_script(set_token: str | None = None, expires_at: float = 0.0, dead: str | None = None) -> None:
+    """Write the session cookie from the page: Streamlit (1.67) cannot set a cookie from a script,
+    so a two-line script does (SameSite=Strict, Secure over https, not HttpOnly since script sets it).
+    ``set_token``: store it until ``expires_at``. ``dead``: remove the cookie if it still holds that
+    token (a newer sign-in in another tab is left alone); a malformed value is removed outright."""
+    name = cookie_name()
+    attrs = '; path=/; samesite=strict" + (location.protocol === "https:" ? "; secure" : "")'
+    if set_token is not None:
+        if not auth.TOKEN_RE.match(set_token):
+            return
+        js = f'document.cookie = "{name}={set_token}; expires={formatdate(expires_at, usegmt=True)}{attrs};'
+    elif dead is not None:
+        clear = f'document.cookie = "{name}=; max-age=0{attrs};'
+        if auth.TOKEN_RE.match(dead):
+            js = f'if (document.cookie.split("; ").indexOf("{name}={dead}") >= 0) {{ {clear} }}'
+        else:
+            js = clear
+    else:
+        return
+    st.html(f"<script>{js}</script>", unsafe_allow_javascript=True)
+
+
+def _start_session(db, user: auth.User) -> None:
+    """After a right password: a new session in the database, its token in this tab and, from the
+    next run on, in the browser's cookie (so a reload or a new tab stays signed in)."""
+    token = auth.start_session(db, user)
+    for k in ("cookie_dead", "flash"):
+        st.session_state.pop(k, None)
+    st.session_state["session_token"] = token
+    st.session_state["session_cookie"] = (token, auth.session_expires(db, token))   # this tab writes the cookie
+    st.session_state["user"] = (user.name, user.role, time.time())
+
+
+def _signed_out(message: str, dead_token: str | None) -> None:
+    """Forget everything this tab held (another user may sign in next), say why, and have the sign-in
+    form remove the cookie if it still holds the ended token."""
+    handshake = _cookie_token()
+    for k in list(st.session_state.keys()):
+        del st.session_state[k]
+    st.session_state["flash"] = message
+    st.session_state["cookie_tried"] = handshake    # never resume, in this tab, the cookie it connected with
+    if dead_token:
+        st.session_state["cookie_dead"] = dead_token
+
+
+def current_user(db) -> auth.User | None:
+    """The signed-in user, re-checked against the database on every run; None if signed out or expired.
+
+    A tab signs in with the form, or resumes the browser's session from its cookie. A tab holding a
+    session token re-checks it each run (review.auth.resume_session), so a sign-out in another tab,
+    the lifetime, the idle limit or a deactivation ends it at the next click. A tab without a token
+    (a test seeding st.session_state["user"]) is checked against the users table only."""
+    ss = st.session_state
+    s = ss.get("user")
+    token = ss.get("session_token")
+    if not s:
+        cookie = _cookie_token()
+        if not cookie or ss.get("cookie_tried") == cookie:
+            return None
+        ss["cookie_tried"] = cookie
+        try:
+            user = auth.resume_session(db, cookie)
+        except ReviewError as exc:
+            ss["flash"] = str(exc)
+            ss["cookie_dead"] = cookie
+            return None
+        ss["session_token"] = cookie
+        ss["user"] = (user.name, user.role, time.time())
+        return user
     name, role, last_seen = s
     if time.time() - last_seen > SESSION_SECONDS:
-        st.session_state.pop("user", None)
-        st.session_state["flash"] = "Your session expired: sign in again."
+        auth.end_session(db, token, "idle")
+        _signed_out("Your session expired: sign in again.", token)
         return None
     try:
-        user = auth.get_user(db, name)  # role changes and deactivation take effect at once
-    except ReviewError:
-        st.session_state.pop("user", None)
+        if token:
+            user = auth.resume_session(db, token)
+        else:
+            user = auth.get_user(db, name)  # role changes and deactivation take effect at once
+    except ReviewError as exc:
+        if token:
+            _signed_out(str(exc), token)
+        else:
+            ss.pop("user", None)
         return None
-    st.session_state["user"] = (user.name, user.role, time.time())
+    ss["user"] = (user.name, user.role, time.time())
     return user
 
 
@@ -73,6 +163,8 @@ def sign_in_form(db) -> None:
     flash = st.session_state.pop("flash", None)
     if flash:
         st.info(flash)
+    if st.session_state.get("cookie_dead"):
+        _cookie_script(dead=st.session_state["cookie_dead"])
     if not auth.has_users(db):
         st.subheader("Welcome: create the admin account")
         st.caption("This database has no accounts yet. The first account is the admin; it can add leads and annotators.")
@@ -87,7 +179,7 @@ def sign_in_form(db) -> None:
                     try:
                         auth.create_user(db, name.strip(), "admin", pw, None)
                         user = auth.sign_in(db, name.strip(), pw)
-                        st.session_state["user"] = (user.name, user.role, time.time())
+                        _start_session(db, user)
                         st.rerun()
                     except ReviewError as exc:
                         st.error(str(exc))
@@ -99,7 +191,7 @@ def sign_in_form(db) -> None:
         if st.form_submit_button("Sign in", type="primary"):
             try:
                 user = auth.sign_in(db, name.strip(), pw)
-                st.session_state["user"] = (user.name, user.role, time.time())
+                _start_session(db, user)
                 st.rerun()
             except ReviewError as exc:
                 st.error(str(exc))
@@ -119,8 +211,8 @@ NAV = [  # (page file, label, lowest role that may use it)
 ]
 
 
-def sidebar(user: auth.User) -> None:
-    """The pages this user's role may use, and who is signed in."""
+def sidebar(user: auth.User, db=None) -> None:
+    """The pages this user's role may use, who is signed in, Sign out (ends the session in every tab)."""
     with st.sidebar:
         for page, label, role in NAV:
             if user.can(role):
@@ -128,9 +220,14 @@ def sidebar(user: auth.User) -> None:
         st.divider()
         st.markdown(f"Signed in as **{escape_md(user.name)}** ({user.role})")
         if st.button("Sign out", key="sign_out"):
-            for k in list(st.session_state.keys()):
-                del st.session_state[k]
+            token = st.session_state.get("session_token")
+            if db is not None:
+                auth.end_session(db, token)
+            _signed_out("You are signed out.", token)
             st.rerun()
+        cookie = st.session_state.get("session_cookie")
+        if cookie and cookie[0] == st.session_state.get("session_token"):
+            _cookie_script(set_token=cookie[0], expires_at=cookie[1] or 0.0)
 
 
 def require(db, role: str = "annotator") -> auth.User:
@@ -139,7 +236,7 @@ def require(db, role: str = "annotator") -> auth.User:
     if user is None:
         sign_in_form(db)
         st.stop()
-    sidebar(user)
+    sidebar(user, db)
     if not user.can(role):
         st.warning(f"This page is for a {role} or above; you are signed in as {user.role}.")
         st.stop()
@@ -204,25 +301,118 @@ def error(exc: Exception) -> None:
     st.error(str(exc))
 
 
+# The Review page's keyboard helper: a script-only st.components.v2 component (no iframe, nothing
+# drawn; Streamlit loads it as a module in the page, not as a <script> element in the app). Streamlit's
+# shortcuts ignore keys while the focus is in any <input>, radio buttons and select boxes included,
+# and a widget keeps the focus after the rerun it caused; so
+# * after each rerun, the widget whose change caused it (a select box once its list is closed, a radio,
+#   a checkbox, a button, a text field committed with Enter) gives the focus back to the page;
+# * Esc in a text field leaves it (its value is committed as on any blur);
+# * a click on a token of a clickable NER sentence (data-pick, tokens carrying data-i) comes back to
+#   Python as a one-run trigger holding its position.
+# The listeners are installed once per tab (window.__reviewKeys) and removed when the page goes.
+KEYBOARD_JS = """
+const S = window.__reviewKeys || (window.__reviewKeys = {send: null, owner: null, armed: null, on: false});
+const NOT_TYPED = ['checkbox', 'radio', 'range', 'button', 'file', 'reset', 'submit', 'color'];
+function typed(el) {
+  if (!el || !el.tagName) return false;
+  if (el.isContentEditable || el.tagName === 'TEXTAREA') return true;
+  return el.tagName === 'INPUT' && !NOT_TYPED.includes(el.type);
+}
+function inApp(el) { return !!(el && el.closest && el.closest('[data-testid="stMain"], [data-testid="stSidebar"]')); }
+function onKey(e) {
+  const el = e.target;
+  if (!typed(el)) {                      // arrows / space on a radio or a checkbox change it
+    if (inApp(el) && el.tagName === 'INPUT' && (e.key === ' ' || e.key.startsWith('Arrow'))) S.armed = el;
+    return;
+  }
+  if (e.key === 'Escape' && el.getAttribute('aria-expanded') !== 'true') {
+    el.blur();
+  } else if (e.key === 'Enter') {
+    S.armed = el;                        // a value committed (or a list choice made) with Enter
+  }
+}
+function onPick(e) {
+  const el = e.target;
+  if (!el || !el.closest) return;
+  if (el.closest('[role="option"]')) { S.armed = document.activeElement; return; }   // a select box's choice
+  const w = el.closest('button, label, [role="radio"], [role="checkbox"], [role="switch"]');   // a radio's or
+  if (w && inApp(w) && !typed(w.querySelector('input'))) S.armed = w;     // a checkbox's label holds its input
+}
+function onChange(e) { if (inApp(e.target) && !typed(e.target)) S.armed = e.target; }
+function onClick(e) {
+  const t = e.target && e.target.closest && e.target.closest('.ner-sentence[data-pick] [data-i]');
+  if (!t || !S.send) return;
+  const a = document.activeElement;      // the click focused the scrolling main block: no focus ring on it
+  if (a && a.matches && a.matches('[data-testid="stMain"]')) a.blur();
+  S.send('token', parseInt(t.getAttribute('data-i'), 10));
+}
+function install(on) {
+  const f = on ? 'addEventListener' : 'removeEventListener';
+  document[f]('keydown', onKey, true);
+  document[f]('mousedown', onPick, true);
+  document[f]('click', onPick, true);
+  document[f]('change', onChange, true);
+  document[f]('click', onClick);
+  S.on = on;
+}
+export default function ({ key, setTriggerValue }) {
+  S.send = setTriggerValue;
+  S.owner = key;
+  if (!S.on) install(true);
+  const a = document.activeElement;              // this run follows a change: give the focus back
+  if (S.armed && a && a !== document.body && (a === S.armed || a.contains(S.armed) || S.armed.contains(a))
+      && a.getAttribute('aria-expanded') !== 'true') {
+    a.blur();
+  }
+  S.armed = null;
+  return () => { if (S.owner === key) { S.send = null; S.owner = null; install(false); } };
+}
+"""
+_keyboard = None
+
+
+def keyboard() -> int | None:
+    """Mount the Review page's keyboard helper (KEYBOARD_JS) at the foot of the sidebar; it draws
+    nothing. Call it on every run before the page can stop. Returns the position of the NER token
+    clicked since the last run, else None."""
+    global _keyboard
+    if _keyboard is None:
+        _keyboard = st.components.v2.component("review_keyboard", js=KEYBOARD_JS, isolate_styles=False)
+    runs = st.session_state["keyboard_runs"] = st.session_state.get("keyboard_runs", 0) + 1
+    with st.sidebar:   # new data each run: the script runs after each rerun (the focus hand-back)
+        res = _keyboard(key="review_keyboard", data={"run": runs}, on_token_change=lambda: None)
+    token = getattr(res, "token", None)
+    return token if isinstance(token, int) and not isinstance(token, bool) else None
+
+
 def ner_sentence(tokens: list[str], tags: list[str], scheme: str, entity_types: list[str] | None = None,
-                 flagged=(), predicted=None, confidence=None) -> None:
+                 flagged=(), predicted=None, confidence=None, selected: int | None = None,
+                 clickable: bool = False) -> None:
     """A sentence with its entities coloured by type (with a legend above when ``entity_types``
-    is given), suspect tokens outlined with the model's tag and confidence beside them. Every
+    is given), suspect tokens outlined with the model's tag and confidence beside them; with
+    ``clickable`` its tokens can be clicked (see keyboard()), ``selected`` stands out. Every
     token is escaped (review.ner)."""
     from . import ner
     if entity_types is not None:
         st.html(ner.legend_html(entity_types))
     st.html('<div style="font-size:1.1rem;padding:0.6rem 1rem;border-radius:0.5rem;background:#f5f7fa;'
-            'border:1px solid #dde3ea">' + ner.token_view_html(tokens, tags, scheme, flagged, predicted, confidence)
+            'border:1px solid #dde3ea">' + ner.token_view_html(tokens, tags, scheme, flagged, predicted, confidence,
+                                                                 selected=selected, clickable=clickable)
             + "</div>")
 
 
-def review_ner_sentence(db, ds: Dataset, user: auth.User, s, state: dict, revising: bool, navigation) -> None:
+def review_ner_sentence(db, ds: Dataset, user: auth.User, s, state: dict, revising: bool, navigation,
+                        picked: int | None = None) -> None:
     """The review of one NER sentence: coloured view with suspects, change any token's tag,
-    accept the model's tags for a suspect span, keep, unsure. Decisions go through review.workflow."""
+    accept the model's tags for a suspect span, keep, unsure. Decisions go through review.workflow.
+
+    Keyboard (review.shortcuts): a token is selected by a click in the sentence (``picked``, from
+    keyboard()), the Token list, N / P (next / previous suspect); its tag's key or button sets it,
+    A takes the model's tag for it, Enter saves the changes."""
     import json
 
-    from . import ner, ner_store, workflow
+    from . import ner, ner_store, shortcuts, workflow
     tags_now = json.loads(s.current_label)
     view = s.probs or {}
     flagged, predicted, conf = view.get("flagged", []), view.get("predicted"), view.get("confidence")
@@ -240,26 +430,82 @@ def review_ner_sentence(db, ds: Dataset, user: auth.User, s, state: dict, revisi
 
     head = f"**Sentence {escape_md(s.key)}** · rank {s.rank if s.rank is not None else '–'} · {plural(len(s.tokens), 'token')}"
     st.markdown(head + (" · going back to a sentence you decided" if revising else ""))
-    ner_sentence(s.tokens, tags_now, ds.mapping.scheme, ner_store.entity_types(ds), flagged, predicted, conf)
-    if s.reason:
-        st.markdown("**Why it is flagged:** " + escape_md(s.reason))
-    if s.latest_review and s.latest_review["status"] == "rejected":
-        st.warning(f"A lead rejected an earlier decision ({s.latest_review['decision']} by {s.latest_review['reviewer']}): "
-                   f"{s.latest_review['verify_note']}")
     if revising and not (s.latest_review and s.latest_review["reviewer"] == user.name and s.latest_review["status"] == "pending"):
+        ner_sentence(s.tokens, tags_now, ds.mapping.scheme, ner_store.entity_types(ds), flagged, predicted, conf)
+        if s.reason:
+            st.markdown("**Why it is flagged:** " + escape_md(s.reason))
+        if s.latest_review and s.latest_review["status"] == "rejected":
+            st.warning(f"A lead rejected an earlier decision ({s.latest_review['decision']} by {s.latest_review['reviewer']}): "
+                       f"{s.latest_review['verify_note']}")
         st.info(f"This sentence is {s.state}: it can no longer be changed here.")
         if st.button("Back to the queue", key="leave_back"):
             state["back"] = None
             st.rerun()
         return
 
+    n = len(s.tokens)
     ek = f"ner_edit_{ds.id}_{s.idx}_{s.version}"          # the annotator's changes, not saved yet
     edited = st.session_state.setdefault(ek, list(tags_now))
+    tk = f"tok_{ek}"                                      # the selected token (the Token list's value)
+    if st.session_state.get(tk) not in range(n):
+        st.session_state[tk] = flagged[0] if flagged else 0
+    if picked is not None and 0 <= picked < n:          # a click on a token of the sentence
+        st.session_state[tk] = picked
+    tok = st.session_state[tk]
     options = ner_store.tag_options(ds)
-    st.markdown("**Change any token's tag**")
-    c = st.columns([3, 2, 2], vertical_alignment="bottom")
-    tok = c[0].selectbox("Token", range(len(s.tokens)), index=flagged[0] if flagged else 0, key=f"tok_{ek}",
-                         format_func=lambda j: f"{j}: {s.tokens[j]}  ({edited[j]})" + ("  ⚠ suspect" if j in flagged else ""))
+    keys = shortcuts.tag_keys(options)
+
+    def put(tags: list[str]) -> None:                     # callbacks: before the run, so the view is fresh
+        st.session_state[ek] = list(tags)
+        for k in [k for k in st.session_state if str(k).startswith(f"tag_{ek}_")]:
+            del st.session_state[k]                       # the New tag list re-reads the token's tag
+
+    def set_tag(tag: str) -> None:
+        tags = list(st.session_state[ek])
+        tags[st.session_state[tk]] = tag
+        put(tags)
+
+    def step(direction: int) -> None:
+        nxt = shortcuts.suspect_step(flagged, st.session_state[tk], direction)
+        if nxt is not None:
+            st.session_state[tk] = nxt
+
+    def accept() -> None:                                 # the model's tag, the entity repaired around it
+        j = st.session_state[tk]
+        put(ner_store.accept_span(st.session_state[ek], predicted, j, j + 1, ds.mapping.scheme))
+
+    ner_sentence(s.tokens, edited, ds.mapping.scheme, ner_store.entity_types(ds), flagged, predicted, conf,
+                 selected=tok, clickable=True)
+    if s.reason:
+        st.markdown("**Why it is flagged:** " + escape_md(s.reason))
+    if s.latest_review and s.latest_review["status"] == "rejected":
+        st.warning(f"A lead rejected an earlier decision ({s.latest_review['decision']} by {s.latest_review['reviewer']}): "
+                   f"{s.latest_review['verify_note']}")
+    model = ""
+    if predicted:
+        model = f" · model: {escape_md(predicted[tok])}" + (f" ({float(conf[tok]):.0%})" if conf else "")
+    st.markdown(f"**Selected:** token {tok} **{escape_md(s.tokens[tok])}** · tag {escape_md(edited[tok])}{model}"
+                + (" · ⚠ suspect" if tok in flagged else ""))
+    st.markdown(f"**Change a token's tag**: click the token in the sentence (or {shortcuts.NER_KEYS['next']} next suspect, "
+                f"{shortcuts.NER_KEYS['previous']} previous), then press its tag's key or click the tag; "
+                f"{shortcuts.NER_KEYS['accept']} takes the model's tag; {shortcuts.NER_KEYS['save']} saves.")
+    row = st.container(horizontal=True, gap="small")
+    for i, (tag, key) in enumerate(zip(options, keys)):
+        if key is not None:
+            row.button(escape_md(tag), key=f"tagkey_{i}", shortcut=key, on_click=set_tag, args=(tag,),
+                       disabled=edited[tok] == tag, help=f"Set the selected token's tag to {escape_md(tag)}")
+    nav = st.container(horizontal=True, gap="small")
+    nav.button("Previous suspect", key="prev_suspect", shortcut=shortcuts.NER_KEYS["previous"], on_click=step, args=(-1,),
+               disabled=not flagged, help="Select the suspect token before this one")
+    nav.button("Next suspect", key="next_suspect", shortcut=shortcuts.NER_KEYS["next"], on_click=step, args=(1,),
+               disabled=not flagged, help="Select the suspect token after this one")
+    if predicted:
+        nav.button(f"Model's tag: {escape_md(predicted[tok])}", key="accept_token", shortcut=shortcuts.NER_KEYS["accept"],
+                   on_click=accept, disabled=ner_store.accept_span(edited, predicted, tok, tok + 1, ds.mapping.scheme) == edited,
+                   help="Give the selected token the model's tag (the entity around it stays valid)")
+    c = st.columns([3, 2, 2], vertical_alignment="bottom")   # the same from lists (every tag, keyed or not)
+    tok = c[0].selectbox("Token", range(n), key=tk,   # labels fixed per sentence: Streamlit matches the choice by its label
+                         format_func=lambda j: f"{j}: {s.tokens[j]}  (given {tags_now[j]})" + ("  ⚠ suspect" if j in flagged else ""))
     new_tag = c[1].selectbox("New tag", options, index=options.index(edited[tok]) if edited[tok] in options else 0,
                              key=f"tag_{ek}_{tok}")
     if c[2].button("Set this tag", key="set_tag"):
@@ -268,15 +514,17 @@ def review_ner_sentence(db, ds: Dataset, user: auth.User, s, state: dict, revisi
     changed = [j for j in range(len(edited)) if edited[j] != tags_now[j]]
     if changed:
         st.markdown("**Your changes:** " + escape_md(", ".join(f"{j} {s.tokens[j]}: {tags_now[j]} → {edited[j]}" for j in changed[:8])))
-        ner_sentence(s.tokens, edited, ds.mapping.scheme)
-        problems = ner.scheme_violations(edited, ds.mapping.scheme)
+        problems = sorted(ner.scheme_violations(edited, ds.mapping.scheme), key=lambda p: p[0] != tok)   # selected first
         if problems:
             st.error(f"Not a valid {ds.mapping.scheme} sequence yet: " +
                      "; ".join(f"token {j} {s.tokens[j]!r}: {why}" for j, why in problems[:3]) + ". Change that tag too.")
+        st.caption("As given")
+        ner_sentence(s.tokens, tags_now, ds.mapping.scheme, flagged=changed)
     st.text_input("Note (optional)", key=note_key)
-    st.markdown("**Decide** (keyboard: K keep, U unsure, S skip, B back)")
+    st.markdown("**Decide** (keyboard: K keep, U unsure, S skip, B back; Esc leaves the note)")
     b = st.columns(4)
-    if b[0].button("Save my changes", key="save_tags", type="primary", disabled=not changed):
+    if b[0].button("Save my changes", key="save_tags", type="primary", disabled=not changed,
+                   shortcut=shortcuts.NER_KEYS["save"]):
         act("relabel", edited, what=f"{plural(len(changed), 'tag')} changed")
     if b[1].button("Keep as it is", key="keep", shortcut="K", help="The given tags are right"):
         act("keep")
@@ -457,7 +705,10 @@ def precision_tab(db, ds: Dataset, user: auth.User) -> None:
                    f"(between {rem['low']:,.0f} and {rem['high']:,.0f}). When that is small, the rest of the queue is not worth the time.")
     else:
         st.caption("Decide some flagged rows in the review queue: precision comes from those decisions.")
-    st.plotly_chart(charts.precision_by_band(res["bands"]), key="precision_chart")
+    if res["decided"]:
+        st.plotly_chart(charts.precision_by_band(res["bands"]), key="precision_chart")
+    else:   # no decision yet: nothing to draw (five empty "0/0" bars would read as zero precision)
+        st.info("No flagged row has been decided yet: the precision per score band appears after the first decisions.")
     st.markdown("**Spot checks**: random unflagged rows put in the queue measure what the flags miss.")
     sp = precision.spot_results(db, ds)
     if user.can("lead"):

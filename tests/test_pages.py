@@ -954,6 +954,13 @@ def test_golden_set_tab_csv_refused_with_the_line_then_imported(crowd_db):
     assert [(g["row"], g["gold_label"]) for g in gold.list_gold(crowd_db, ds, auth.User(*LEAD))] == [(0, "pos"), (3, "neg"), (30, "neg")]
 
 
+def test_precision_tab_says_there_is_nothing_to_draw_before_any_decision(demo_db):
+    at = open_page(AUDIT, LEAD)
+    tab = next(t for t in at.tabs if t.label == "Precision")
+    assert any("No flagged row has been decided yet" in i.value for i in tab.info)
+    assert not tab.get("plotly_chart")
+
+
 def test_audit_trail_page_names_datasets_and_reads_payloads_in_words(demo_db):
     at = open_page("pages/6_Audit_trail.py", LEAD)
     shown = at.dataframe[0].value

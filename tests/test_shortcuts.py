@@ -17,6 +17,7 @@ def test_names_without_digits_keep_positions():
 def test_ambiguous_digits_fall_back_to_letters_never_the_reserved_ones():
     for labels in (["1", "10", "11"], ["0", "1", "x"], [str(i) for i in range(12)]):
         keys = label_keys(labels)
-        assert all(k and k.isalpha() and k not in RESERVED for k in keys), keys
+        assert all(k and k.isalpha() and k not in RESERVED and k not in "CR" for k in keys), keys
         assert len(set(keys)) == len(keys)
-    assert label_keys(["Sports", "1 World", "Sci"]) == ["A", "W", "C"]      # own first letter unless reserved (S)
+    assert label_keys(["Sports", "1 World", "Sci"]) == ["A", "W", "D"]      # own first letter unless reserved (S, and C/R)
+    assert label_keys(["1", "Cats", "Rats"]) == ["A", "D", "E"]              # st.button refuses C and R as shortcuts

@@ -24,19 +24,34 @@ def _e(s) -> str:
     return html.escape(str(s), quote=True)
 
 
+SELECTED_STYLE = "background:#1f6feb;color:#fff;box-shadow:0 0 0 2px #1f6feb;border-radius:3px"   # the selected token
+
+
 def token_view_html(tokens: Sequence[str], tags: Sequence[str], scheme: str,
                     flagged_positions: Sequence[int] = (), predicted: Sequence[str] | None = None,
-                    confidence: Sequence[float] | None = None) -> str:
+                    confidence: Sequence[float] | None = None, selected: int | None = None,
+                    clickable: bool = False) -> str:
     """One sentence as HTML: entities on a background of their type's colour with the type
     after them, suspect tokens outlined in red with the model's tag and confidence beside
-    them. tokens, tags (n,); predicted, confidence (n,) or None. Every string is escaped."""
+    them. tokens, tags (n,); predicted, confidence (n,) or None. ``clickable``: every token
+    carries its position (data-i) for the Review page's click handler; ``selected``: that
+    token is drawn white on blue. Every string is escaped."""
     flagged = {int(k) for k in flagged_positions}
     spans = {a: (b, t) for a, b, t in entity_spans(tags, scheme)}
-    parts = ['<div class="ner-sentence" style="line-height:2.3;font-family:sans-serif">']
+    pick = ' data-pick="1"' if clickable else ""
+    parts = [f'<div class="ner-sentence"{pick} style="line-height:2.3;font-family:sans-serif">']
     i, n = 0, len(tokens)
 
     def tok_html(k: int) -> str:
-        t = f'<span class="ner-token">{_e(tokens[k])}</span>'
+        attrs = ""
+        if clickable:
+            attrs = f' data-i="{k}" title="token {k}: {_e(tags[k])} (click to select)"'
+        style = "cursor:pointer;" if clickable else ""
+        if k == selected:
+            attrs += ' aria-current="true"'
+            style += SELECTED_STYLE
+        cls = "ner-token ner-selected" if k == selected else "ner-token"
+        t = f'<span class="{cls}"{attrs}' + (f' style="{style}"' if style else "") + f">{_e(tokens[k])}</span>"
         if k in flagged:
             note = ""
             if predicted is not None:
