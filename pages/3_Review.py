@@ -31,8 +31,7 @@ prog = workflow.progress(db, ds)
 if prog["flagged"] == 0:
     st.info("No suspects yet: a lead runs the audit first." if not user.can("lead") else "No suspects yet: run the audit on the Audit page.")
     st.stop()
-st.progress(prog["decided"] / prog["flagged"],
-            text=f"{prog['decided']:,} of {prog['flagged']:,} suspects decided · {prog['open']:,} open · {prog['pending']:,} awaiting verification")
+bar = st.empty()   # drawn once the filter is known: the bar counts the suspects the filter shows
 
 actions = {"All suspects": None, "Relabel": "relabel", "Needs review": "needs review"}
 if ds.task == "text" and not ds.mapping.multi:
@@ -57,6 +56,12 @@ else:
     choice = f1.radio("Show", list(actions), horizontal=True, key="action_filter", label_visibility="collapsed")
     order = f2.selectbox("Order", ORDERS, key="queue_order", label_visibility="collapsed")
 remember()
+shown_action = actions[choice] if actions[choice] not in (None, "spot") and not (swap or disagrees) else None
+if shown_action:
+    prog = workflow.progress(db, ds, action=shown_action)
+bar.progress(prog["decided"] / prog["flagged"] if prog["flagged"] else 1.0,
+             text=(f"{choice}: " if shown_action else "") + f"{prog['decided']:,} of {prog['flagged']:,} suspects decided · "
+                  f"{prog['open']:,} open · {prog['pending']:,} awaiting verification")
 
 flash = st.session_state.pop("review_flash", None)
 if flash:
@@ -111,6 +116,12 @@ with left:
     if revising:
         head += " · going back to a row you decided"
     st.markdown(head)
+    mine = s.latest_review if revising and s.latest_review and s.latest_review["reviewer"] == user.name else None
+    if mine:   # what you decided before, so going back shows it
+        said = {"keep": f"kept {s.current_label}", "unsure": "marked unsure"}.get(mine["decision"],
+                                                                                 f"relabelled to {mine['new_label']}")
+        st.info(f"Your earlier decision: **{ui.escape_md(said)}**" + (f" (note: {ui.escape_md(mine['note'])})" if mine.get("note") else "")
+                + f", {mine['status']}. Decide again to change it.")
     ui.show_text(s.text, key=f"{ds.id}_{s.idx}")
     given_name = "majority vote" if ds.mapping.multi and s.current_label == s.given_label else "given"
     pills = ui.badge(f"{given_name}: {s.current_label}", "#d62728")

@@ -1,4 +1,6 @@
 """Users (admin): add accounts, change roles and deactivate (each confirmed first; the last active admin keeps the role)."""
+import time
+
 import streamlit as st
 
 from review import auth, ui
@@ -9,7 +11,12 @@ db, user = ui.page("Users", "admin")
 flash = st.session_state.pop("users_flash", None)
 if flash:
     st.success(flash)
-st.dataframe(auth.list_users(db, user), hide_index=True, width="stretch")
+now = time.time()
+st.dataframe([{"name": u["name"], "role": u["role"], "status": "active" if u["active"] else "deactivated",
+               "created": u["created_at"], "failed sign-ins": u["failed_logins"] or 0,
+               "locked until": time.strftime("%Y-%m-%d %H:%M", time.localtime(u["locked_until"]))
+               if u["locked_until"] and u["locked_until"] > now else "not locked"}
+              for u in auth.list_users(db, user)], hide_index=True, width="stretch")
 
 with st.form("add_user", clear_on_submit=True):
     st.subheader("Add a user")

@@ -439,13 +439,16 @@ def awaiting_verification(db: sqlite_utils.Database, ds: Dataset, author: str | 
                         [ds.id, author])
 
 
-def progress(db: sqlite_utils.Database, ds: Dataset) -> dict:
-    """Where the queue stands: suspects in the latest run and counts per state (aggregates only)."""
+def progress(db: sqlite_utils.Database, ds: Dataset, action: str | None = None) -> dict:
+    """Where the queue stands: suspects in the latest run and counts per state (aggregates only);
+    with ``action``, only the suspects with that recommended action (what a filter shows)."""
     run = latest_run(db, ds.id)
-    flagged = store.scalar(db, "SELECT COUNT(*) FROM scores WHERE run_id=? AND is_issue=1", [run["id"]]) if run else 0
+    cond, extra = (" AND s.action=?", [action]) if action else ("", [])
+    flagged = store.scalar(db, f"SELECT COUNT(*) FROM scores s WHERE s.run_id=? AND s.is_issue=1{cond}",
+                           [run["id"], *extra]) if run else 0
     states = dict(db.execute(
-        "SELECT st.state, COUNT(*) FROM states st JOIN scores s ON s.run_id=? AND s.idx=st.idx AND s.is_issue=1"
-        " WHERE st.dataset_id=? GROUP BY st.state", [run["id"] if run else -1, ds.id]).fetchall())
+        f"SELECT st.state, COUNT(*) FROM states st JOIN scores s ON s.run_id=? AND s.idx=st.idx AND s.is_issue=1{cond}"
+        " WHERE st.dataset_id=? GROUP BY st.state", [run["id"] if run else -1, *extra, ds.id]).fetchall())
     decided = sum(v for k, v in states.items() if k != "open")
     return {"flagged": flagged, "open": flagged - decided, "decided": decided,
             "pending": sum(states.get(s, 0) for s in ("kept", "relabelled", "unsure")),

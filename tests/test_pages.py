@@ -557,6 +557,7 @@ def test_review_back_returns_to_the_decided_row_and_can_revise(demo_db):
     assert claimed(demo_db, ds, "anna") == []                  # the other row was given back
     assert len(reviews(demo_db, ds)) == 1                      # going back decides nothing
     assert "Return to the queue" in main_buttons(at) and "Skip" not in main_buttons(at)
+    assert any(i.value.startswith("Your earlier decision: **kept ") and "pending" in i.value for i in at.info)
     rerun(at.button(key="unsure").click())                     # revise: keep -> unsure
     revs = reviews(demo_db, ds, idx=first)
     assert [(r["decision"], r["status"]) for r in revs] == [("keep", "superseded"), ("unsure", "pending")]
@@ -977,3 +978,23 @@ def test_home_next_steps_are_buttons_that_open_the_page_on_that_dataset(demo_db)
     assert b.label.startswith("Review ") and b.label.endswith(" suspects")
     b.click().run()
     assert not at.exception and at.session_state["dataset_name"] == name
+
+
+def test_users_table_reads_in_words_not_flags(users_db):
+    at = open_page(USERS, ADMIN)
+    shown = at.dataframe[0].value
+    assert {"status", "locked until"} <= set(shown.columns) and "active" not in shown.columns
+    assert set(shown["status"]) <= {"active", "deactivated"} and "not locked" in set(shown["locked until"])
+
+
+def test_review_progress_bar_counts_what_the_filter_shows(demo_db):
+    ds = demo_ds(demo_db)
+    every, relabel = workflow.progress(demo_db, ds), workflow.progress(demo_db, ds, action="relabel")
+    n = store.scalar(demo_db, "SELECT COUNT(*) FROM scores WHERE run_id=? AND is_issue=1 AND action='relabel'",
+                     [datasets.latest_run(demo_db, ds.id)["id"]])
+    assert relabel["flagged"] == n < every["flagged"]
+    at = open_page(REVIEW, ANNA)
+    at.radio(key="action_filter").set_value("Relabel")
+    rerun(at)
+    bar = at.get("progress")[0].proto.text
+    assert bar.startswith(f"Relabel: 0 of {n:,} suspects decided")
