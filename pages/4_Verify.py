@@ -18,7 +18,7 @@ from review.errors import ReviewError
 db, user, ds = ui.page_with_dataset("Verify", "lead", heading="Verify decisions")
 ui.keyboard()   # before the page can stop: the focus goes back to the page after a click, Esc leaves the reason box
 
-PAGE = 20                                            # decisions listed (and approved in bulk) at a time
+PAGE = 200   # decisions listed (and approved in bulk) at a time: a filtered set up to 200 in one click, more page by page
 KEYS = {"approve": "A", "reject": "X", "next": "N"}
 vs = st.session_state.setdefault(f"verify_{ds.id}", {"after": 0, "card": 0})   # list start (keyset), shown card id
 
