@@ -210,8 +210,7 @@ else:
     err = card_error[1:] if card_error and card_error[0] == r["id"] else None
     with st.container(border=True):
         head = st.columns([6, 1])
-        keys = (f"{KEYS['approve']} approve · {KEYS['reject']} reject (type the reason, Esc, then {KEYS['reject']}) · "
-                if ds.task != "ner" else "")
+        keys = f"{KEYS['approve']} approve · {KEYS['reject']} reject (type the reason, Esc, then {KEYS['reject']}) · "
         head[0].caption(f"Card {pos} of {len(actionable)}" + (f" on this page ({matched:,} match)" if matched > len(rows) else "")
                         + f" · keyboard: {keys}{KEYS['next']} next card")
         head[1].button("Next card", key="verify_next_card", shortcut=KEYS["next"], on_click=step,

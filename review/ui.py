@@ -601,10 +601,11 @@ def verify_ner_card(ds: Dataset, r: dict, do) -> None:
     if r["note"]:
         st.markdown(f"note: {escape_md(r['note'])}")
     c = st.columns([1, 3, 1, 3, 1])
-    if c[0].button("Approve", key=f"approve_{r['id']}", type="primary", disabled=r["decision"] == "unsure"):
+    if c[0].button("Approve", key=f"approve_{r['id']}", type="primary", disabled=r["decision"] == "unsure", shortcut="A"):
         do(r, "approve")
-    reason = c[1].text_input("Reason to reject", key=f"reason_{r['id']}", label_visibility="collapsed", placeholder="Reason to reject")
-    if c[2].button("Reject", key=f"reject_{r['id']}"):
+    reason = c[1].text_input("Reason to reject", key=f"reason_{r['id']}", label_visibility="collapsed",
+                             placeholder="Reason to reject (Esc, then X)")
+    if c[2].button("Reject", key=f"reject_{r['id']}", shortcut="X"):
         do(r, "reject", note=reason)
     own = c[3].text_input("Your tags, space-separated", value=" ".join(after), key=f"ovl_{r['id']}", label_visibility="collapsed")
     if c[4].button("Override", key=f"override_{r['id']}"):

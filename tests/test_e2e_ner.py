@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from review import auth, datasets, store
-from tests.e2e_helpers import RUN_TIMEOUT, go, pick_option, see, shot, sign_in, wait_idle
+from tests.e2e_helpers import RUN_TIMEOUT, go, pick_option, press_shortcut, see, shot, sign_in, wait_idle
 from tests.test_e2e import _need_chromium, app, browser, pages  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
@@ -85,7 +85,8 @@ def test_conll_upload_token_fix_verify_export(app, pages, tmp_path):
         see(lead, "1 decision awaiting verification")
         see(lead, f"{j} {tokens[j]}: O → I-MISC")
         shot(lead, "ner-05-verify")
-        lead.get_by_role("button", name="Approve").click()
+        press_shortcut(lead, "a")                      # A approves the NER card too
+
         see(lead, f"Sentence {idx}: approved.")
         go(lead, "Export")
         with lead.expect_download(timeout=RUN_TIMEOUT) as dl:
