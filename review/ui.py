@@ -244,16 +244,21 @@ def require(db, role: str = "annotator") -> auth.User:
 
 
 def dataset_picker(db, key: str = "dataset") -> Dataset | None:
-    """A select box of datasets; the choice is shared by every page. None if there are none."""
+    """A select box of datasets; the choice is shared by every page and named in the URL
+    (?dataset=NAME), so a reload or a bookmark opens the same one. None if there are none."""
     from .datasets import overview
     names = [d["name"] for d in overview(db)]
     if not names:
         st.info("No dataset yet. A lead uploads one on the Upload page, or loads the demo from the home page.")
         return None
     current = st.session_state.get("dataset_name")
+    if current not in names:   # a reload, a bookmark or a typed URL: the dataset named in the URL
+        current = st.query_params.get("dataset")
     index = names.index(current) if current in names else 0
     name = st.selectbox("Dataset", names, index=index, key=f"{key}_picker")
     st.session_state["dataset_name"] = name
+    if st.query_params.get("dataset") != name:   # the URL names the dataset (not a secret), so F5 keeps it
+        st.query_params["dataset"] = name
     return get(db, name)
 
 

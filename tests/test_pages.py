@@ -998,3 +998,22 @@ def test_review_progress_bar_counts_what_the_filter_shows(demo_db):
     rerun(at)
     bar = at.get("progress")[0].proto.text
     assert bar.startswith(f"Relabel: 0 of {n:,} suspects decided")
+
+
+def test_the_dataset_is_named_in_the_url_so_a_reload_keeps_it(demo_db):
+    lead = auth.User(LEAD[0], "lead")
+    ingest.ingest_bytes(demo_db, csv_bytes([{"text": f"text {i}", "label": "ab"[i % 2]} for i in range(20)]),
+                        "second.csv", "second", lead)
+    at = open_page(REVIEW, ANNA)
+    first = at.selectbox(key="dataset_picker").value
+    assert at.query_params["dataset"] in (first, [first])
+    at.selectbox(key="dataset_picker").set_value("second" if first != "second" else demo_ds(demo_db).name).run()
+    chosen = at.selectbox(key="dataset_picker").value
+    assert chosen != first and at.query_params["dataset"] in (chosen, [chosen])
+
+    fresh = AppTest.from_file(str(APP), default_timeout=60)        # a reload: a new session, the URL kept
+    fresh.session_state["user"] = (ANNA[0], ANNA[1], time.time())
+    fresh.query_params["dataset"] = chosen
+    fresh.switch_page(REVIEW)
+    fresh.run()
+    assert not fresh.exception and fresh.selectbox(key="dataset_picker").value == chosen
