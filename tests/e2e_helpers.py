@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,3 +207,20 @@ def shot(page, name: str) -> Path:
         page.set_viewport_size(size)
     print(f"screenshot: {path}")
     return path
+
+
+@contextmanager
+def shot_on_failure(app: App, current: dict, prefix: str):
+    """Around a browser test whose steps record the page in use in current['page'] (and a name in
+    current['name']): on failure, a screenshot of that page and the server log, then the error."""
+    try:
+        yield
+    except Exception:
+        page = current.get("page")
+        if page is not None and not page.is_closed():
+            try:
+                shot(page, f"{prefix}-FAILED-{current.get('name', 'page')}")
+            except Exception as exc:  # the screenshot must not hide the real failure
+                print(f"(no failure screenshot: {exc})")
+        print(f"\n--- streamlit log ---\n{app.log_tail(80)}")
+        raise

@@ -6,32 +6,28 @@ Lead leo relabels a suspect on the Review page; on the Verify page his own decis
 Approve (it waits for another lead); lead lea approves it. With one decision rejected and
 decided again and another pending, the Export page says how many decisions await
 verification, and the downloaded CSV has proposed_label and the verifier of the decision in
-force only. Screenshots go to artifacts/ and /tmp/review-day-shots/.
+force only. Screenshots go to artifacts/.
 """
 from __future__ import annotations
 
 import csv
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from review import auth, datasets, demo, store, workflow
-from tests.e2e_helpers import RUN_TIMEOUT, choose, go, see, shot, sign_in, wait_idle
+from tests.e2e_helpers import shot_on_failure, RUN_TIMEOUT, choose, go, see, shot, sign_in, wait_idle
 from tests.test_e2e import _need_chromium, app, browser, pages  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "e2e password 123"
 ADMIN, LEO, LEA, ANN, TOM = "ada", "leo", "lea", "ann", "tom"
-SHOTS = Path("/tmp/review-day-shots")
 
 
 def snap(page, name: str) -> Path:
-    path = shot(page, f"review-day-{name}")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy(path, SHOTS / f"{name}.png"))
+    return shot(page, f"review-day-{name}")
 
 
 def test_review_day_four_eyes_last_admin_and_export(app, pages, tmp_path):
@@ -42,16 +38,8 @@ def test_review_day_four_eyes_last_admin_and_export(app, pages, tmp_path):
     ds = datasets.get(db, demo.load_demo(db, auth.User(LEO, "lead")))
     current = {}
     try:
-        _day(app, pages, tmp_path, db, ds, current)
-    except Exception:
-        page = current.get("page")
-        if page is not None and not page.is_closed():
-            try:
-                snap(page, f"FAILED-{current.get('name', 'page')}")
-            except Exception as exc:  # the screenshot must not hide the real failure
-                print(f"(no failure screenshot: {exc})")
-        print(f"\n--- streamlit log ---\n{app.log_tail(80)}")
-        raise
+        with shot_on_failure(app, current, "review-day"):
+            _day(app, pages, tmp_path, db, ds, current)
     finally:
         db.conn.close()
 
@@ -181,4 +169,4 @@ def _day(app, pages, tmp_path, db, ds, current):
     snap(leo, "06-verify-four-eyes-setting")
     assert datasets.settings(db, ds.id)["allow_self_approval"] is False      # looking changes nothing
     print(f"\nexport: {len(rows)} rows; {key} approved by {LEA} ({LEO}'s own decision); {s.key} re-decided, "
-          f"proposes {second_try}; {k.key} kept, pending\nscreenshots in {SHOTS}")
+          f"proposes {second_try}; {k.key} kept, pending\nscreenshots in artifacts/")

@@ -2,7 +2,7 @@
 skip across the reload; signing out in one tab signs the other out at its next action.
 
 The session lives in a cookie holding a random token (review.auth: the database keeps its SHA-256
-only); no password and no token in the URL. A screenshot after the F5 goes to /tmp/sessions-shots/.
+only); no password and no token in the URL. Screenshots go to artifacts/.
 """
 from __future__ import annotations
 
@@ -14,23 +14,15 @@ from pathlib import Path
 import pytest
 
 from review import auth, demo, store
-from tests.e2e_helpers import go, launch, new_page, open_app, see, sign_in, start_app, stop_app, wait_idle
+from tests.e2e_helpers import go, launch, new_page, open_app, see, shot, sign_in, start_app, stop_app, wait_idle
 from tests.test_e2e import _need_chromium
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "e2e password 123"
-SHOTS = Path("/tmp/sessions-shots")
-
-
 def _shot(page, name: str) -> Path:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    page.bring_to_front()
-    page.mouse.move(5, 995)
-    page.wait_for_timeout(800)   # lazily loaded widgets draw a placeholder first
-    page.screenshot(path=str(path), full_page=True)
-    print(f"screenshot: {path}")
-    return path
+    page.bring_to_front()          # this test keeps several tabs: the one shot comes first
+    page.wait_for_timeout(800)     # lazily loaded widgets draw a placeholder first
+    return shot(page, f"sessions-{name}")
 
 
 def _row_shown(page) -> int:

@@ -4,33 +4,28 @@ Annotators ann and tom have decisions waiting. Lead lea filters the queue by rev
 approves the filtered list in one click: the database then holds exactly ann's decisions
 approved (her unsure one left out, as the page says), tom's still pending. On tom's card a
 Reject without a reason shows its error inside the card, right under the reason box; the
-keyboard's A approves the shown card and N shows the next one. Screenshots go to artifacts/
-and /tmp/verify-shots/.
+keyboard's A approves the shown card and N shows the next one. Screenshots go to artifacts/.
 """
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from review import auth, datasets, demo, store, workflow
-from tests.e2e_helpers import choose, go, press_shortcut, see, shot, sign_in, wait_idle
+from tests.e2e_helpers import shot_on_failure, choose, go, press_shortcut, see, shot, sign_in, wait_idle
 from tests.test_e2e import _need_chromium, app, browser, pages  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "e2e password 123"
 ADMIN, LEA, ANN, TOM = "ada", "lea", "ann", "tom"
-SHOTS = Path("/tmp/verify-shots")
 REASON_ERROR = "Say why you reject the decision: the note goes back to the annotator."
 
 
 def snap(page, name: str) -> Path:
-    path = shot(page, f"verify-bulk-{name}")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy(path, SHOTS / f"{name}.png"))
+    return shot(page, f"verify-bulk-{name}")
 
 
 def decide(db, ds, who: auth.User, decision: str, pick: int = 0) -> int:
@@ -60,16 +55,8 @@ def test_filter_bulk_approve_error_in_card_and_keyboard(app, pages):
     toms = [decide(db, ds, tom, "relabel", 2), decide(db, ds, tom, "keep"), decide(db, ds, tom, "relabel", 0)]
     current = {}
     try:
-        _verify(app, pages, db, anns, toms, current)
-    except Exception:
-        page = current.get("page")
-        if page is not None and not page.is_closed():
-            try:
-                snap(page, f"FAILED-{current.get('name', 'page')}")
-            except Exception as exc:  # the screenshot must not hide the real failure
-                print(f"(no failure screenshot: {exc})")
-        print(f"\n--- streamlit log ---\n{app.log_tail(80)}")
-        raise
+        with shot_on_failure(app, current, "verify-bulk"):
+            _verify(app, pages, db, anns, toms, current)
     finally:
         db.conn.close()
 
@@ -150,4 +137,4 @@ def _verify(app, pages, db, anns, toms, current):
     _card(lea).get_by_text(key_of(db, toms[2])).first.wait_for()
     assert [status(db, rid) for rid in toms[1:]] == ["pending", "pending"]   # N changes nothing
     snap(lea, "04-next-card-by-keyboard")
-    print(f"\nbulk approved {sorted(approved)} ({ANN}); {key_of(db, toms[0])} approved by A; screenshots in {SHOTS}")
+    print(f"\nbulk approved {sorted(approved)} ({ANN}); {key_of(db, toms[0])} approved by A; screenshots in artifacts/")
