@@ -11,6 +11,7 @@ import json
 import re
 import secrets
 import time
+import unicodedata
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -24,7 +25,7 @@ MIN_PASSWORD = 8
 MAX_FAILED = 5          # wrong passwords in a row before the account locks
 LOCK_SECONDS = 15 * 60
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+NAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")   # use NAME_RE.fullmatch: "$" would let "ada\n" through
 SESSION_LIFETIME = 12 * 3600    # a browser session ends this long after sign-in, used or not (not sliding)
 SESSION_IDLE = 8 * 3600         # ... or after this long without a page run
 SESSION_TOUCH = 60              # last_seen is written at most this often (one write a minute, not one a click)
@@ -54,24 +55,74 @@ def require(user: User | None, role: str, action: str) -> User:
     return user
 
 
+def normal_name(name: str) -> str:
+    """A user name as it is stored and compared: NFKC (full-width letters, composed or decomposed
+    accents all give one form). Names are told apart without regard to case: see :func:`name_key`."""
+    return unicodedata.normalize("NFKC", name or "")
+
+
+def name_key(name: str) -> str:
+    """What two names must differ in to be two users: NFKC, then lower case (``ada`` = ``ADA``).
+    Matches SQLite's ``lower(name)`` for the allowed (ASCII) names."""
+    return normal_name(name).lower()
+
+
+def normal_password(password: str) -> str:
+    """NFKC: a password typed with a composed accent checks against one typed decomposed."""
+    return unicodedata.normalize("NFKC", password or "")
+
+
+def password_refusal(password: str, name: str = "") -> str | None:
+    """Why ``password`` is refused for the user ``name`` (a clear message), None if it is allowed:
+    only whitespace, fewer than MIN_PASSWORD characters once the spaces at both ends are left out,
+    the user name (ignoring case), or one character repeated."""
+    pw = normal_password(password)
+    core = pw.strip()
+    if pw and not core:
+        return "The password is only spaces: use letters, digits or signs."
+    if len(core) < MIN_PASSWORD:
+        return (f"The password is too short: use at least {MIN_PASSWORD} characters"
+                + (" (spaces at the start or end do not count)." if len(pw) >= MIN_PASSWORD else "."))
+    if name and core.lower() == name_key(name):
+        return "The password is the user name: choose a password that differs from the name."
+    if len(set(core)) == 1:
+        return "The password is one character repeated: choose one that is harder to guess."
+    return None
+
+
 def hash_password(password: str) -> str:
-    """``scrypt$N$r$p$salt$hash`` with a fresh 16-byte salt."""
+    """``scrypt$N$r$p$salt$hash`` of the NFKC password with a fresh 16-byte salt."""
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    digest = hashlib.scrypt(normal_password(password).encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
 
 
 def check_password(password: str, stored: str) -> bool:
-    """Constant-time comparison against a stored ``scrypt$…`` hash."""
+    """Constant-time comparison of the NFKC password against a stored ``scrypt$…`` hash. A hash made
+    before passwords were normalised matches the password exactly as typed then, so that is tried
+    too when the typed password is not already NFKC."""
     try:
-        algo, n, r, p, salt, digest = stored.split("$")
-    except ValueError:
+        algo, n, r, p, salt, digest = (stored or "").split("$")
+        if algo != "scrypt":
+            return False
+        params = dict(salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=len(digest) // 2)
+        typed = password or ""
+        for pw in dict.fromkeys((normal_password(typed), typed)):
+            if hmac.compare_digest(hashlib.scrypt(pw.encode("utf-8"), **params).hex(), digest):
+                return True
+    except (ValueError, TypeError):     # a malformed stored hash matches nothing
         return False
-    if algo != "scrypt":
-        return False
-    got = hashlib.scrypt(password.encode("utf-8"), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
-                         dklen=len(digest) // 2)
-    return hmac.compare_digest(got.hex(), digest)
+    return False
+
+
+_DUMMY: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """A hash no password is checked in earnest against: an unknown name costs one scrypt, as a known one."""
+    if not _DUMMY:
+        _DUMMY.append(hash_password(secrets.token_urlsafe(16)))
+    return _DUMMY[0]
 
 
 def has_users(db: sqlite_utils.Database) -> bool:
@@ -79,20 +130,24 @@ def has_users(db: sqlite_utils.Database) -> bool:
 
 
 def _validate(name: str, role: str, password: str) -> None:
-    if not NAME_RE.match(name or ""):
+    """``name`` already NFKC (:func:`normal_name`)."""
+    if not NAME_RE.fullmatch(name or ""):
         raise ReviewError(
             f"User name {name!r} is not allowed: use 1 to 64 letters, digits, '_', '.', '@' or '-'."
         )
     if role not in ROLES:
         raise ReviewError(f"Role {role!r} does not exist: choose one of {', '.join(ROLES)}.")
-    if len(password or "") < MIN_PASSWORD:
-        raise ReviewError(f"The password is too short: use at least {MIN_PASSWORD} characters.")
+    refusal = password_refusal(password, name)
+    if refusal:
+        raise ReviewError(refusal)
 
 
 def create_user(db: sqlite_utils.Database, name: str, role: str, password: str,
                 actor: User | None) -> User:
     """Add an account. Only an admin may, except for the first account on an empty
-    database, which must be an admin (``actor`` None)."""
+    database, which must be an admin (``actor`` None). The name is kept NFKC and must differ from
+    every other user's in more than case (older databases may hold such twins: they stay)."""
+    name = normal_name(name)
     _validate(name, role, password)
     pw_hash = hash_password(password)  # slow: outside the write lock
     with store.transaction(db):
@@ -104,8 +159,10 @@ def create_user(db: sqlite_utils.Database, name: str, role: str, password: str,
         else:
             require(actor, "admin", "add users")
             actor_name = actor.name
-        if store.scalar(db, "SELECT 1 FROM users WHERE name = ?", [name]):
-            raise ReviewError(f"A user named {name!r} exists already: pick another name.")
+        same = store.scalar(db, "SELECT name FROM users WHERE name = ? OR lower(name) = ?", [name, name_key(name)])
+        if same is not None:
+            raise ReviewError(f"A user named {same!r} exists already (names are the same whatever"
+                              " their case): pick another name.")
         db.execute(
             "INSERT INTO users(name, role, password_hash, created_at, active) VALUES (?,?,?,?,1)",
             [name, role, pw_hash, store.now_iso()],
@@ -175,17 +232,25 @@ def list_users(db: sqlite_utils.Database, actor: User) -> list[dict]:
 def sign_in(db: sqlite_utils.Database, name: str, password: str) -> User:
     """Check a password; count failures and lock the account after MAX_FAILED.
 
-    Raises AuthError with a message that does not reveal whether the name exists.
+    The name is matched exactly (as typed, then NFKC), else without regard to case; two old users
+    whose names differ only in case can each sign in by their exact name, a name matching both
+    only in case signs in neither. Raises AuthError with a message that does not reveal whether
+    the name exists.
     """
-    row = db.execute(
-        "SELECT role, password_hash, active, failed_logins, locked_until FROM users WHERE name=?", [name]
-    ).fetchone()
+    cols = "SELECT name, role, password_hash, active, failed_logins, locked_until FROM users"
+    rows = db.execute(f"{cols} WHERE name IN (?, ?)", [name or "", normal_name(name)]).fetchall()
+    if len(rows) > 1:       # the name as typed and its NFKC form are two old users: the typed one
+        rows = [r for r in rows if r[0] == name]
+    if not rows:
+        rows = db.execute(f"{cols} WHERE lower(name) = ?", [name_key(name)]).fetchall()
+    row = rows[0] if len(rows) == 1 else None
     if row is None:
-        check_password(password, hash_password("x" * MIN_PASSWORD))  # same cost either way
+        check_password(password, _dummy_hash())  # same cost either way
         with store.transaction(db):
-            store.log(db, name[:64] or "?", "sign_in_failed", reason="unknown user")
+            store.log(db, (name or "")[:64] or "?", "sign_in_failed",
+                      reason="ambiguous name" if rows else "unknown user")
         raise AuthError("Wrong user name or password.")
-    role, pw_hash, active, failed, locked_until = row
+    name, role, pw_hash, active, failed, locked_until = row
     now = time.time()
     if locked_until and locked_until > now:
         minutes = int((locked_until - now) // 60) + 1
