@@ -36,6 +36,12 @@ ID_NAMES = ("id", "item_id", "uid", "row_id", "example_id", "doc_id", "key")
 ANNOTATOR_NAMES = ("annotator", "annotator_id", "worker", "worker_id", "rater", "labeler", "labeller")
 PROB_PREFIX = re.compile(r"^(pred_probs?|probs?|proba|probability|p)[_:. -]+", re.I)
 MAX_COLUMNS = 2000
+# Caps on what one upload may decode to, for every format (CSV/TSV, JSONL, Parquet, CoNLL): a
+# small compressed file (a Parquet dictionary of one long string over millions of rows, zstd)
+# must not become gigabytes in memory and in the database. Generous: the 1M-row benchmark
+# (benchmarks/scale.py: 3 columns, ~60 MB) is 3M cells, far below both.
+MAX_DECODED_BYTES = 2 * 1024 ** 3   # 2 GB of decoded text / cell bytes
+MAX_CELLS = 50_000_000              # rows x columns (tokens x columns for NER)
 BATCH = 20_000
 # Several text columns are joined with a newline: each part stays verbatim (no invented
 # punctuation such as "?. " after a title that ends in "?"), the Review page draws it as a
@@ -122,10 +128,29 @@ def _fmt(filename: str) -> str:
     )
 
 
+def _gb(n: int) -> str:
+    return f"{n / 1024 ** 3:,.1f} GB" if n >= 1024 ** 3 else f"{n / 1024 ** 2:,.1f} MB"
+
+
+def too_many_bytes(filename: str, size: int | None = None) -> IngestError:
+    """The refusal for an upload that decodes to more than MAX_DECODED_BYTES."""
+    got = f" ({_gb(size)} so far)" if size else ""
+    return IngestError(f"{filename} decodes to more than {_gb(MAX_DECODED_BYTES)} of data{got}, the limit for one upload. "
+                       "Split the file into smaller files and upload them one by one, or keep only the columns you need.")
+
+
+def too_many_cells(filename: str, cells: int) -> IngestError:
+    """The refusal for an upload of more than MAX_CELLS cells (rows x columns)."""
+    return IngestError(f"{filename} holds about {cells:,} cells (rows x columns), more than the limit of {MAX_CELLS:,} "
+                       "for one upload. Split the file into smaller files, or keep only the text, label and id columns.")
+
+
 def decode_upload(data: bytes, filename: str, keep_bom: bool = False) -> str:
     """Uploaded bytes -> text; IngestError naming the file (and line) for archives, Parquet,
-    bytes that are not UTF-8, NUL bytes. ``keep_bom``: leave a UTF-8 BOM in the text (files
-    written back byte for byte)."""
+    bytes that are not UTF-8, NUL bytes, more than MAX_DECODED_BYTES. ``keep_bom``: leave a
+    UTF-8 BOM in the text (files written back byte for byte)."""
+    if len(data) > MAX_DECODED_BYTES:
+        raise too_many_bytes(filename, len(data))
     if data[:4] == b"PK\x03\x04":
         raise IngestError(f"{filename} is a ZIP archive, not a text file: unzip it and upload the file inside.")
     if data[:2] == b"\x1f\x8b":
@@ -208,6 +233,12 @@ def read_table(data: bytes, filename: str, no_header: bool = False) -> pd.DataFr
 def _read_delimited(text: str, filename: str, default_sep: str, no_header: bool,
                     nrows: int | None = None) -> pd.DataFrame:
     sep = _sniff_sep(text, default_sep)
+    # cells before parsing: pandas pads short rows to the first line's width, so 1 M lines of "x"
+    # under a 2,000-column header are 2 G cells from 2 MB; rows <= line ends + 1
+    lines = text.count("\n") + text.count("\r") - text.count("\r\n") + 1
+    cells = min(lines, nrows + 1 if nrows is not None else lines) * (text.split("\n", 1)[0].count(sep) + 1)
+    if cells > MAX_CELLS:
+        raise too_many_cells(filename, cells)
     try:
         df = pd.read_csv(
             io.StringIO(text), sep=sep, header=None if no_header else 0, dtype=str,
@@ -230,6 +261,8 @@ def _read_delimited(text: str, filename: str, default_sep: str, no_header: bool,
 
 def _read_jsonl(text: str, filename: str) -> pd.DataFrame:
     records = []
+    keys: dict = {}
+    size = 0
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -240,17 +273,109 @@ def _read_jsonl(text: str, filename: str) -> pd.DataFrame:
         if not isinstance(obj, dict):
             raise IngestError(f"{filename}: line {lineno} is a JSON {type(obj).__name__}, not an object. Each line must be one object such as {{\"text\": \"…\", \"label\": \"…\"}}.")
         records.append({k: _as_str(v) for k, v in obj.items()})
+        keys.update(obj)
+        size += len(line)
+        # every row gets a cell for every key seen on any line: 1 M lines of {} after a line of
+        # 2,000 keys are 2 G cells from 3 MB
+        if len(keys) > MAX_COLUMNS:
+            raise IngestError(f"{filename}: line {lineno} brings the number of keys to {len(keys):,}; at most "
+                              f"{MAX_COLUMNS:,} columns are supported. Keep the text, label and id keys and upload again.")
+        if len(records) * len(keys) > MAX_CELLS:
+            raise too_many_cells(filename, len(records) * len(keys))
+        if size > MAX_DECODED_BYTES:
+            raise too_many_bytes(filename, size)
     if not records:
         raise IngestError(f"{filename} has no JSON lines: upload one JSON object per line.")
     df = pd.DataFrame.from_records(records).astype(object)
     return df.where(df.notna(), None)  # a key missing on some lines is a blank, not NaN
 
 
+def _arrow_bytes(arr) -> int:
+    """Bytes ``arr`` decodes to, counted without decoding it: a dictionary column of one long
+    string over millions of rows is a few kB in the file and in this batch, gigabytes decoded."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    if isinstance(arr, pa.ChunkedArray):
+        return sum(_arrow_bytes(c) for c in arr.chunks)
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        vt = t.value_type
+        if pa.types.is_string(vt) or pa.types.is_binary(vt) or pa.types.is_large_string(vt) or pa.types.is_large_binary(vt):
+            lengths = pc.cast(pc.binary_length(arr.dictionary), pa.int64())
+            total = pc.sum(pc.take(lengths, arr.indices)).as_py() or 0
+            return total + 8 * len(arr)
+        return max(8, vt.bit_width // 8 if hasattr(vt, "bit_width") else 8) * len(arr)
+    if pa.types.is_map(t):
+        return _arrow_bytes(arr.keys) + _arrow_bytes(arr.items) + 8 * len(arr)
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return _arrow_bytes(arr.flatten()) + 8 * len(arr)
+    if pa.types.is_struct(t):
+        return sum(_arrow_bytes(f) for f in arr.flatten()) + 8 * len(arr)
+    return arr.nbytes
+
+
+def _parquet_batches(data: bytes, filename: str, dictionary: list[str], ncols: int) -> list:
+    """Row group by row group, BATCH rows at a time, refused as soon as the running cells or
+    decoded bytes pass the caps."""
+    import pyarrow.parquet as pq
+    pf = pq.ParquetFile(io.BytesIO(data), read_dictionary=dictionary)
+    batches, rows, size = [], 0, 0
+    for g in range(pf.num_row_groups):
+        for batch in pf.iter_batches(batch_size=BATCH, row_groups=[g]):
+            rows += batch.num_rows
+            size += sum(_arrow_bytes(c) for c in batch.columns)
+            if rows * max(ncols, 1) > MAX_CELLS:
+                raise too_many_cells(filename, rows * max(ncols, 1))
+            if size > MAX_DECODED_BYTES:
+                raise too_many_bytes(filename, size)
+            batches.append(batch)
+    return batches
+
+
+def _parquet_frame(data: bytes, filename: str) -> pd.DataFrame:
+    """Parquet bytes -> DataFrame (as pd.read_parquet), refused before the data is decoded when
+    the metadata says it is over MAX_CELLS / MAX_DECODED_BYTES, and batch by batch while reading
+    (dictionary-encoded values expand beyond the metadata's uncompressed sizes, and metadata can lie)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    pf = pq.ParquetFile(io.BytesIO(data))
+    md, target = pf.metadata, pf.schema_arrow
+    if len(target.names) > MAX_COLUMNS:
+        raise IngestError(f"{filename} has {len(target.names):,} columns; at most {MAX_COLUMNS:,} are supported. "
+                          "Keep the text, label and id columns and upload again.")
+    cells = md.num_rows * max(md.num_columns, 1)
+    uncompressed = leaf_values = 0
+    for i in range(md.num_row_groups):
+        rg = md.row_group(i)
+        for j in range(rg.num_columns):
+            col = rg.column(j)
+            uncompressed += max(col.total_uncompressed_size, 0)
+            leaf_values += max(col.num_values, 0)
+    if max(cells, leaf_values) > MAX_CELLS:
+        raise too_many_cells(filename, max(cells, leaf_values))
+    if uncompressed > MAX_DECODED_BYTES:
+        raise too_many_bytes(filename, uncompressed)
+    # every BYTE_ARRAY leaf read as a dictionary: a batch then holds the distinct values and
+    # indices, not the values repeated, and its decoded size is counted before decoding
+    schema = pf.schema
+    binary = [schema.column(i).path for i in range(len(schema)) if schema.column(i).physical_type == "BYTE_ARRAY"]
+    try:
+        batches = _parquet_batches(data, filename, binary, len(target.names))
+    except pa.ArrowNotImplementedError:   # a nested column arrow cannot keep as a dictionary: top-level ones only
+        batches = _parquet_batches(data, filename, [p for p in binary if p in target.names], len(target.names))
+    if not batches:
+        return target.empty_table().to_pandas()
+    table = pa.Table.from_batches(batches).cast(target)
+    return table.to_pandas()
+
+
 def _read_parquet(data: bytes, filename: str) -> pd.DataFrame:
     if data[:4] != b"PAR1" or data[-4:] != b"PAR1":
         raise IngestError(f"{filename} is not a Parquet file (it lacks the PAR1 markers). Upload a real .parquet file, or rename it to its true type.")
     try:
-        df = pd.read_parquet(io.BytesIO(data))
+        df = _parquet_frame(data, filename)
+    except IngestError:
+        raise
     except Exception as exc:  # pyarrow raises many types
         raise IngestError(f"{filename}: the Parquet file could not be read ({type(exc).__name__}: {exc}).") from None
     out = pd.DataFrame({str(c): [_as_str(v) for v in df[c].tolist()] for c in df.columns}, dtype=object)

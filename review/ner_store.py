@@ -10,6 +10,7 @@ so the export rewrites only the tag column and keeps every other byte.
 """
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -55,10 +56,20 @@ def looks_like_ner(data: bytes, filename: str) -> bool:
 
 def read_corpus(data: bytes, filename: str) -> ner.Corpus:
     """Uploaded bytes -> Corpus (JSONL by extension, else CoNLL). IngestError names the file and line."""
-    from .ingest import decode_upload
+    from .ingest import MAX_CELLS, decode_upload, too_many_cells
+    # decode_upload refuses more than MAX_DECODED_BYTES; cells are bounded here, before parsing
     text = decode_upload(data, filename, keep_bom=True)   # the BOM stays: the export writes the file back byte for byte
     if filename.lower().endswith((".jsonl", ".ndjson", ".json")):
+        # JSON values (tokens, tags, probabilities) <= commas + arrays + objects
+        cells = text.count(",") + text.count("[") + text.count("{")
+        if cells > MAX_CELLS:
+            raise too_many_cells(filename, cells)
         return ner.parse_jsonl(text, filename)
+    # CoNLL: every token line has as many fields as the first (parse_conll enforces it)
+    first = next((ln for ln in io.StringIO(text) if ln.strip() and not ln.lstrip("\ufeff").startswith("-DOCSTART-")), "")
+    cells = (text.count("\n") + 1) * max(len(first.split()), 1)
+    if cells > MAX_CELLS:
+        raise too_many_cells(filename, cells)
     return ner.parse_conll(text, filename)
 
 
