@@ -25,6 +25,14 @@ if allow_self or n_self:
             + (" (the audit trail marks each self_approved)." if ds.task == "ner" else
                " (self_approved = yes in the CSV; the audit trail records each one)."))
 
+spreadsheet_safe = st.checkbox(
+    "Safe to open in a spreadsheet", value=True, key="spreadsheet_safe",
+    help="Excel, LibreOffice and Google Sheets run a cell that begins with =, +, - or @ as a formula.")
+st.caption(("Ticked: in the CSV downloads, cells that begin with =, +, -, @, a tab or a carriage return get a "
+            "leading ' so a spreadsheet shows them as text and runs nothing; the values change (an id -5 is "
+            "written '-5). Untick for a file a program reads: every cell exactly as stored.")
+           + (" The corpus files (CoNLL, JSONL) are never changed by it." if ds.task == "ner" else ""))
+
 if ds.task == "ner":
     st.caption(f"The cleaned corpus: every sentence with its verified tags (approved or overridden by a lead), else the "
                f"given ones. CoNLL keeps the upload's format, {ds.mapping.scheme} scheme and columns byte for byte; "
@@ -39,12 +47,12 @@ if ds.task == "ner":
 
     def audit_csv() -> bytes:
         conn = ui.connect()
-        return "".join(export.export_audit(conn, signed_in, ds_id)).encode("utf-8")
+        return "".join(export.export_audit(conn, signed_in, ds_id, spreadsheet_safe=spreadsheet_safe)).encode("utf-8")
 
     stem = ds.name
-    native = "jsonl" if ds.mapping.format == "jsonl" else "conll"
+    native = export.ner_native_format(ds)
     c1, c2, c3 = st.columns(3)
-    c1.download_button(f"Download the cleaned corpus ({native.upper()})", corpus("conll"), type="primary",
+    c1.download_button(f"Download the cleaned corpus ({native.upper()})", corpus(native), type="primary",
                        file_name=f"{stem}-cleaned.{native}", mime="text/plain", key="dl_conll", on_click="ignore")
     if native != "jsonl":
         c2.download_button("Download as JSONL", corpus("jsonl"), file_name=f"{stem}-cleaned.jsonl",
@@ -58,19 +66,19 @@ st.dataframe([{"label": l, "given": g, "cleaned": c, "change": c - g} for l, g, 
 only_verified = st.checkbox("Only the rows whose correction a lead verified", key="only_verified")
 st.caption(f"Columns: {', '.join(export.cleaned_columns(ds))}. cleaned_label changes only when a lead verified "
            "the decision; proposed_label is the label a decision awaiting verification proposes; reviewer, "
-           "verified_by and self_approved describe the decision in force (none after a rejection). "
-           "Cells that begin with =, +, - or @ are prefixed with ' so spreadsheets show them as text.")
+           "verified_by and self_approved describe the decision in force (none after a rejection).")
 
 
 def cleaned_csv() -> bytes:  # runs on click, in its own thread: its own connection
     conn = ui.connect()
     from review.datasets import get
-    return "".join(export.export_cleaned(conn, get(conn, ds_id), signed_in, only_verified)).encode("utf-8")
+    return "".join(export.export_cleaned(conn, get(conn, ds_id), signed_in, only_verified,
+                                         spreadsheet_safe=spreadsheet_safe)).encode("utf-8")
 
 
 def audit_csv() -> bytes:
     conn = ui.connect()
-    return "".join(export.export_audit(conn, signed_in, ds_id)).encode("utf-8")
+    return "".join(export.export_audit(conn, signed_in, ds_id, spreadsheet_safe=spreadsheet_safe)).encode("utf-8")
 
 
 c1, c2 = st.columns(2)

@@ -209,21 +209,39 @@ def cmd_judge(db, args) -> int:
     return 0
 
 
+def _ner_export_format(ds, args) -> str:
+    """--format, else the format the --out extension names (.jsonl/.ndjson, .conll), else the upload's."""
+    if args.format:
+        return args.format
+    out = args.out.lower()
+    if out.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    if out.endswith(".conll"):
+        return "conll"
+    return export.ner_native_format(ds)
+
+
 def cmd_export(db, args) -> int:
     ds = get(db, args.name)
+    safe = args.spreadsheet_safe        # the formula guard only for files meant for spreadsheets
     if ds.task == "ner":
-        fmt = args.format or ("jsonl" if args.out.lower().endswith((".jsonl", ".ndjson")) else "conll")
+        fmt = _ner_export_format(ds, args)
         if fmt == "csv":
-            export.write_file(export.export_cleaned(db, ds, auth.SYSTEM, args.only_verified), args.out)
+            export.write_file(export.export_cleaned(db, ds, auth.SYSTEM, args.only_verified, spreadsheet_safe=safe), args.out)
         else:
-            export.write_file(iter([export.export_ner(db, ds, auth.SYSTEM, fmt)]), args.out)
+            text = export.export_ner(db, ds, auth.SYSTEM, fmt)     # refuses a format it cannot write
+            export.write_file(iter([text]), args.out)
         msg = f"wrote the cleaned corpus of {ds.name!r} ({fmt}) to {args.out}"
     else:
-        export.write_file(export.export_cleaned(db, ds, auth.SYSTEM, args.only_verified), args.out)
+        if args.format and args.format != "csv":
+            raise ReviewError(f"{ds.name!r} is a text dataset: it exports as csv only (--format {args.format} is for NER corpora).")
+        export.write_file(export.export_cleaned(db, ds, auth.SYSTEM, args.only_verified, spreadsheet_safe=safe), args.out)
         msg = f"wrote cleaned labels of {ds.name!r} to {args.out}"
     if args.audit_trail:
-        export.write_file(export.export_audit(db, auth.SYSTEM, ds.id), args.audit_trail)
+        export.write_file(export.export_audit(db, auth.SYSTEM, ds.id, spreadsheet_safe=safe), args.audit_trail)
         msg += f" and its audit trail to {args.audit_trail}"
+    if safe:
+        msg += " (spreadsheet-safe: cells starting with = + - @ tab or CR prefixed with ')"
     print(msg)
     return 0
 
@@ -325,13 +343,21 @@ def parser() -> argparse.ArgumentParser:
     s = add("judge", "ask the LLM judge (LLM_BASE_URL, LLM_MODEL, LLM_API_KEY) about the flagged rows")
     s.add_argument("name")
     s.add_argument("--limit", type=int, help="only the N most suspect rows")
-    s = add("export", "write the cleaned labels as CSV")
+    s = add("export", "write the cleaned labels as CSV (every cell as stored; see --spreadsheet-safe)")
     s.add_argument("name")
     s.add_argument("--out", required=True)
     s.add_argument("--only-verified", action="store_true")
     s.add_argument("--audit-trail", help="also write the dataset's audit trail to this CSV")
+    s.add_argument("--spreadsheet-safe", action="store_true",
+                   help="for CSV files to open in Excel, LibreOffice or Sheets: prefix ' to every cell starting with "
+                        "=, +, -, @, a tab or a carriage return, so it shows as text instead of running as a formula. "
+                        "This changes the values (an id -5 is written '-5): leave it off for files programs read")
     s.add_argument("--format", choices=["csv", "conll", "jsonl"],
-                   help="NER: conll (the upload's format, scheme and columns; the default), jsonl, or csv (one row per sentence)")
+                   help="NER: the format written, never another. Default: the one the --out extension names "
+                        "(.conll, .jsonl), else the upload's. The upload's own format keeps every byte but the "
+                        "verified tags; jsonl from CoNLL: {\"tokens\", \"tags\"} lines (other columns dropped); "
+                        "conll from JSONL: token TAB tag lines, a blank line between sentences (refused, exit 2, "
+                        "when a token is empty or holds whitespace); csv: one row per sentence")
     s = add("users", "manage accounts")
     us = s.add_subparsers(dest="users_cmd", required=True)
     a = us.add_parser("add")

@@ -10,6 +10,7 @@ import sqlite_utils
 from . import store
 from .auth import User, require
 from .datasets import Dataset, latest_run
+from .errors import ReviewError
 
 CLEANED_COLUMNS = ["id", "text", "given_label", "cleaned_label", "proposed_label", "status", "reviewer", "verified_by",
                    "self_approved", "quality", "rank"]
@@ -24,11 +25,17 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_cell(value) -> str:
-    """A cell a spreadsheet shows as text: one that starts like a formula gets a leading '."""
+    """A cell a spreadsheet shows as text: one that starts like a formula gets a leading '.
+    For files meant for spreadsheets only: it changes the value (an id -5 becomes '-5)."""
     if value is None:
         return ""
     s = str(value)
     return "'" + s if s.startswith(FORMULA_START) else s
+
+
+def plain_cell(value) -> str:
+    """A cell exactly as stored (None: empty), for files programs read."""
+    return "" if value is None else str(value)
 
 
 def cleaned_rows(db: sqlite_utils.Database, ds: Dataset, only_verified: bool = False) -> Iterator[list]:
@@ -83,13 +90,16 @@ def self_approved_count(db: sqlite_utils.Database, ds: Dataset) -> int:
                             " AND verified_by=reviewer", [ds.id])
 
 
-def _csv_chunks(header: list[str], rows: Iterator[list]) -> Iterator[str]:
+def _csv_chunks(header: list[str], rows: Iterator[list], spreadsheet_safe: bool = True) -> Iterator[str]:
+    """CSV text chunks. spreadsheet_safe: every cell through safe_cell (a file for a spreadsheet),
+    else every cell as stored (a file for a pipeline)."""
+    cell = safe_cell if spreadsheet_safe else plain_cell
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     n = 0
     for row in rows:
-        w.writerow([safe_cell(v) for v in row])
+        w.writerow([cell(v) for v in row])
         n += 1
         if n % 2000 == 0:
             yield buf.getvalue()
@@ -98,13 +108,15 @@ def _csv_chunks(header: list[str], rows: Iterator[list]) -> Iterator[str]:
     yield buf.getvalue()
 
 
-def export_cleaned(db: sqlite_utils.Database, ds: Dataset, user: User, only_verified: bool = False) -> Iterator[str]:
-    """The cleaned CSV as text chunks. Logged in the audit trail. Leads only."""
+def export_cleaned(db: sqlite_utils.Database, ds: Dataset, user: User, only_verified: bool = False, *,
+                   spreadsheet_safe: bool = False) -> Iterator[str]:
+    """The cleaned CSV as text chunks: every cell as stored, or with spreadsheet_safe the formula
+    guard (safe_cell) for a file opened in a spreadsheet. Logged in the audit trail. Leads only."""
     require(user, "lead", "export")
     waiting = store.scalar(db, "SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND status='pending'", [ds.id])
     store.log(db, user.name, "export", ds.id, what="cleaned labels", only_verified=only_verified,
-              awaiting_verification=waiting)
-    return _csv_chunks(cleaned_columns(ds), cleaned_rows(db, ds, only_verified))
+              awaiting_verification=waiting, spreadsheet_safe=spreadsheet_safe)
+    return _csv_chunks(cleaned_columns(ds), cleaned_rows(db, ds, only_verified), spreadsheet_safe)
 
 
 def audit_rows(db: sqlite_utils.Database, dataset_id: int | None = None, actor: str | None = None,
@@ -130,11 +142,13 @@ def audit_rows(db: sqlite_utils.Database, dataset_id: int | None = None, actor: 
         last = rows[-1][0]
 
 
-def export_audit(db: sqlite_utils.Database, user: User, dataset_id: int | None = None) -> Iterator[str]:
-    """The audit trail (of one dataset, or all) as CSV chunks. Leads only."""
+def export_audit(db: sqlite_utils.Database, user: User, dataset_id: int | None = None, *,
+                 spreadsheet_safe: bool = False) -> Iterator[str]:
+    """The audit trail (of one dataset, or all) as CSV chunks, cells as stored or (spreadsheet_safe)
+    formula-guarded, as for export_cleaned. Leads only."""
     require(user, "lead", "export the audit trail")
-    store.log(db, user.name, "export", dataset_id, what="audit trail")
-    return _csv_chunks(AUDIT_COLUMNS, audit_rows(db, dataset_id))
+    store.log(db, user.name, "export", dataset_id, what="audit trail", spreadsheet_safe=spreadsheet_safe)
+    return _csv_chunks(AUDIT_COLUMNS, audit_rows(db, dataset_id), spreadsheet_safe)
 
 
 ANNOTATOR_COLUMNS = ["annotator", "quality", "agreement", "worst_class", "n_labels"]
@@ -151,13 +165,69 @@ def export_annotators(db: sqlite_utils.Database, ds: Dataset, user: User) -> Ite
     return _csv_chunks(cols, ([r[c] for c in cols] for r in rows))
 
 
-def export_ner(db: sqlite_utils.Database, ds: Dataset, user: User, fmt: str = "conll") -> str:
-    """NER: the cleaned corpus, 'conll' (the upload's format, scheme and columns; only verified tags
-    change) or 'jsonl'. Logged in the audit trail. Leads only."""
+NER_FORMATS = ("conll", "jsonl")
+
+
+def ner_native_format(ds: Dataset) -> str:
+    """The format of the NER upload: 'jsonl' or 'conll'."""
+    return "jsonl" if ds.mapping.format == "jsonl" else "conll"
+
+
+def export_ner(db: sqlite_utils.Database, ds: Dataset, user: User, fmt: str | None = None) -> str:
+    """NER: the cleaned corpus in the format asked for, never another one. fmt None: the upload's.
+    The upload's own format keeps every byte but the verified tags (CoNLL: its scheme and columns;
+    JSONL: its lines and keys). 'jsonl' from CoNLL: one {"tokens", "tags"} line per sentence (other
+    columns and -DOCSTART- lines are not carried). 'conll' from JSONL: token TAB tag lines, a blank
+    line after each sentence, a -DOCSTART- line where "doc" changes; refused (ReviewError) when a
+    token cannot be a CoNLL column (empty, holds whitespace, is -DOCSTART-). Logged. Leads only."""
     from . import ner_store
     require(user, "lead", "export")
-    text = ner_store.export_jsonl(db, ds) if fmt == "jsonl" else ner_store.export_conll(db, ds)
+    native = ner_native_format(ds)
+    fmt = fmt or native
+    if fmt not in NER_FORMATS:
+        raise ReviewError(f"A NER corpus exports as {' or '.join(NER_FORMATS)} (or its sentences as csv), not {fmt!r}.")
+    if fmt == native:
+        text = ner_store.export_conll(db, ds)          # the upload's format, byte for byte but the tags
+    elif fmt == "jsonl":
+        text = ner_store.export_jsonl(db, ds)
+    else:
+        text = _jsonl_as_conll(ds, ner_store.source_corpus(db, ds), ner_store.cleaned_tags(db, ds))
     store.log(db, user.name, "export", ds.id, what=f"cleaned corpus ({fmt})")
+    return text
+
+
+def _conll_token_problem(tok: str) -> str | None:
+    from .ner import DOCSTART
+    if tok == "":
+        return "is empty"
+    if tok.split() != [tok]:
+        return "holds whitespace (CoNLL columns are whitespace-separated)"
+    if tok == DOCSTART:
+        return f"is {DOCSTART}, which CoNLL reads as a document break"
+    return None
+
+
+def _jsonl_as_conll(ds: Dataset, corpus, tags: list[list[str]]) -> str:
+    """A JSONL corpus as two-column CoNLL (token TAB tag); ReviewError when a token cannot be one."""
+    from .ner import DOCSTART, parse_conll
+    out: list[str] = []
+    prev_doc = corpus.sentences[0].doc if corpus.sentences else 0
+    for s, t in zip(corpus.sentences, tags):
+        for j, tok in enumerate(s.tokens):
+            why = _conll_token_problem(tok)
+            if why:
+                where = f"sentence {s.id!r} (line {s.start_line})" if s.id is not None else f"line {s.start_line}"
+                raise ReviewError(f"{ds.name!r} cannot be written as CoNLL: in {where}, token {j} {tok!r} {why}. "
+                                  "Export it as JSONL (its upload format) or as CSV instead.")
+        if s.doc != prev_doc:
+            out.append(f"{DOCSTART}\tO\n\n")
+            prev_doc = s.doc
+        out.append("".join(f"{tok}\t{tag}\n" for tok, tag in zip(s.tokens, t)) + "\n")
+    text = "".join(out)
+    back = parse_conll(text, "export") if text else None       # the file must read back as the same sentences
+    if back is None or [(b.tokens, b.tags) for b in back.sentences] != [(s.tokens, list(t)) for s, t in zip(corpus.sentences, tags)]:
+        raise ReviewError(f"{ds.name!r} cannot be written as CoNLL: the file would not read back as the same "
+                          "tokens and tags. Export it as JSONL (its upload format) or as CSV instead.")
     return text
 
 

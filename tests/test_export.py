@@ -85,7 +85,8 @@ def test_only_verified_is_empty_without_verification(db, demo_ds, lead, annotato
     assert read_csv(chunks) == []                  # a pending decision is not verified
 
 
-def test_formula_cells_are_quoted(db, lead):
+def test_formula_cells_are_quoted_when_spreadsheet_safe(db, lead):
+    """The formula guard is asked for (files meant for spreadsheets); without it every cell is as stored."""
     rows = []
     for i in range(6):
         rows.append({"id": f"a{i}", "text": f"plain text {i}", "label": "pos"})
@@ -100,12 +101,15 @@ def test_formula_cells_are_quoted(db, lead):
     ds_id = ingest.ingest_bytes(db, df.to_csv(index=False).encode(), "f.csv", "formulas", lead)
     ds = datasets.get(db, ds_id)
     assert db.execute("SELECT text FROM items WHERE dataset_id=? AND idx=0", [ds_id]).fetchone()[0] == "=1+1"
-    out = read_csv(export.export_cleaned(db, ds, lead))
+    out = read_csv(export.export_cleaned(db, ds, lead, spreadsheet_safe=True))
     assert [r["text"] for r in out[:4]] == ["'=1+1", "'+x", "'-x", "'@x"]
     assert out[4]["id"] == "'=HYPERLINK(\"http://evil\")"
     assert out[5]["text"] == "a=1 is fine"
     assert out[6]["text"] == "plain text 3"
     assert all(not r["text"].startswith(("=", "+", "-", "@")) for r in out)
+    plain = read_csv(export.export_cleaned(db, ds, lead))          # the default: the data as stored
+    assert [r["text"] for r in plain[:4]] == ["=1+1", "+x", "-x", "@x"]
+    assert plain[4]["id"] == "=HYPERLINK(\"http://evil\")"
 
 
 def test_annotator_cannot_export(db, demo_ds, annotator):
