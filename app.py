@@ -44,19 +44,20 @@ def go(name: str, page: str) -> None:
 
 for d in datasets[:10]:
     name = d["name"]
+    shown = ui.escape_md(name)   # the tooltips (help=) are Markdown too
     c = st.columns([3, 2, 2, 2, 2], vertical_alignment="center")
-    c[0].markdown(f"**{ui.escape_md(name)}** · {ui.escape_md(str(d['stage']))}")
+    c[0].markdown(f"**{shown}** · {ui.escape_md(str(d['stage']))}")
     if c[1].button(f"Review {d['suspects'] or 0:,} suspects", key=f"next_review_{name}", width="stretch",
-                   type="primary" if d.get("suspects") else "secondary", help=f"Review the suspects of {name}"):
+                   type="primary" if d.get("suspects") else "secondary", help=f"Review the suspects of {shown}"):
         go(name, "pages/3_Review.py")
     if user.can("lead"):
-        if c[2].button("Audit and charts", key=f"next_audit_{name}", width="stretch", help=f"Audit {name}"):
+        if c[2].button("Audit and charts", key=f"next_audit_{name}", width="stretch", help=f"Audit {shown}"):
             go(name, "pages/2_Audit.py")
         pending = d.get("pending verification") or 0
         if c[3].button(f"Verify {pending:,} decisions", key=f"next_verify_{name}", width="stretch",
-                       type="primary" if pending else "secondary", help=f"Verify the decisions on {name}"):
+                       type="primary" if pending else "secondary", help=f"Verify the decisions on {shown}"):
             go(name, "pages/4_Verify.py")
-        if c[4].button("Export", key=f"next_export_{name}", width="stretch", help=f"Export the cleaned labels of {name}"):
+        if c[4].button("Export", key=f"next_export_{name}", width="stretch", help=f"Export the cleaned labels of {shown}"):
             go(name, "pages/5_Export.py")
 if len(datasets) > 10:
     st.caption(f"{len(datasets) - 10} more datasets: pick one with the dataset box on any page.")

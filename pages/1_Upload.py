@@ -66,7 +66,7 @@ st.dataframe(frame.head(20), width="stretch", hide_index=True)
 
 guess, guess_note = ingest.guess_partial(frame, ingest.PAGE_HINTS)
 if guess_note:
-    st.info(f"Choose the columns yourself: {guess_note}")
+    st.info(f"Choose the columns yourself: {ui.escape_message(guess_note)}")   # it names the file's columns
 
 cols = list(frame.columns)
 NONE = "(none)"
@@ -155,7 +155,8 @@ if st.button("Check and ingest", type="primary", key="ingest"):
     what = (f"{ui.plural(len(prep.items), 'item')} with {ui.plural(len(prep.annotations), 'label')} from "
             f"{ui.plural(len({a for _, a, _ in prep.annotations}), 'annotator')} (the majority vote is the given label "
             "until the audit finds the consensus)") if prep.annotations else ui.plural(len(prep.items), 'row')
-    named = (" (named from the values " + ", ".join(f"{v}={n}" for v, n in class_names.items()) + ")") if class_names else ""
-    st.success(f"Dataset {name.strip()!r} ingested: {what}, classes {', '.join(prep.labels)}{named}. "
+    named = (" (named from the values " + ui.escape_md(", ".join(f"{v}={n}" for v, n in class_names.items())) + ")"
+             if class_names else "")
+    st.success(f"Dataset {ui.escape_md(repr(name.strip()))} ingested: {what}, classes {ui.escape_md(', '.join(prep.labels))}{named}. "
                "Integrity checks done; run the audit to rank suspects.")
     st.page_link("pages/2_Audit.py", label="Go to the audit")

@@ -25,7 +25,8 @@ if run is None:
     st.stop()
 
 m = run["metrics"]
-st.subheader(f"Run {run['id']} ({run['kind']}), {run['finished_at'][:19].replace('T', ' ')} by {run['created_by']}")
+st.subheader(f"Run {run['id']} ({ui.escape_md(run['kind'])}), {run['finished_at'][:19].replace('T', ' ')} "
+             f"by {ui.escape_md(run['created_by'])}")
 is_ner = ds.task == "ner"
 cols = st.columns(5)
 cols[0].metric("Sentences" if is_ner else "Rows", f"{m.get('rows', 0):,}")
@@ -65,16 +66,16 @@ with tab_int:
         st.dataframe([{"check": k.replace("_", " "), "findings": len(v), "rows": sum(f["n_rows"] for f in v)} for k, v in kinds.items()],
                      hide_index=True)
     for kind, fs in kinds.items():
-        st.markdown(f"**{kind.replace('_', ' ')}** ({len(fs)})")
+        st.markdown(f"**{ui.escape_md(kind.replace('_', ' '))}** ({len(fs)})")
         for f in fs[:50]:
             title = f["message"] if len(f["message"]) <= 160 else f["message"][:160].rsplit(" ", 1)[0] + " …"
-            with st.expander(title):
+            with st.expander(ui.escape_md(title)):   # the title quotes the data's texts and labels: not Markdown
                 st.text(f["message"])
                 st.dataframe(stats.rows_by_index(db, ds, f["rows"]), hide_index=True, width="stretch")
                 if f["n_rows"] > 200:
                     st.caption(f"Showing 200 of {f['n_rows']:,} rows.")
         if len(fs) > 50:
-            st.caption(f"{len(fs) - 50} more findings of this kind; `review suspects {ds.name}` lists every row.")
+            st.caption(f"{len(fs) - 50} more findings of this kind; {ui.md_code(f'review suspects {ds.name}')} lists every row.")
     if not is_ner:
         st.markdown("**Text length per class** (a class much shorter or longer than the rest can mean a provenance problem)")
         st.dataframe(stats.length_by_class(db, ds), hide_index=True)

@@ -41,8 +41,9 @@ swap = st.session_state.get("review_swap") if ds.task == "ner" else None   # set
 if swap or disagrees:   # a narrowed queue opened from another page, with the way back
     key = "review_swap" if swap else "review_disagrees"
     c1, c2 = st.columns([4, 1])
-    c1.info(f"Showing the sentences with a suspect token tagged {swap[0]} that the model tags {swap[1]}." if swap else
-            f"Showing the items where annotator {disagrees} disagrees with the consensus, flagged or not.")
+    c1.info(f"Showing the sentences with a suspect token tagged {ui.escape_md(swap[0])} that the model tags "
+            f"{ui.escape_md(swap[1])}." if swap else
+            f"Showing the items where annotator {ui.escape_md(disagrees)} disagrees with the consensus, flagged or not.")
     if c2.button("Show all suspects", key="clear_swap" if swap else "clear_disagrees"):
         st.session_state.pop(key, None)
         st.rerun()
@@ -64,8 +65,8 @@ bar.progress(prog["decided"] / prog["flagged"] if prog["flagged"] else 1.0,
                   f"{prog['open']:,} open · {prog['pending']:,} awaiting verification")
 
 flash = st.session_state.pop("review_flash", None)
-if flash:
-    (st.warning if flash[0] == "warn" else st.success)(flash[1])
+if flash:   # it names the row, the label, a refusal: data, not Markdown
+    (st.warning if flash[0] == "warn" else st.success)(ui.escape_message(flash[1]))
 
 if state["back"] is not None:
     s = workflow.get_suspect(db, ds, state["back"])
@@ -142,7 +143,7 @@ with left:
     elif s.reason:
         st.markdown(f"**Why it is flagged:** {ui.escape_md(s.reason)}")
     if s.judge and s.judge["verdict"] == "UNKNOWN":
-        st.caption(f"The judge gave no usable answer: {s.judge['reason']}")
+        st.caption(f"The judge gave no usable answer: {ui.escape_md(s.judge['reason'])}")
     if s.annotations:
         st.markdown("**Every annotator's label**")
         st.dataframe([{"annotator": a, "label": l} for a, l in s.annotations], hide_index=True,
@@ -151,8 +152,8 @@ with left:
         with st.expander("Other columns"):
             st.json(s.meta)
     if s.latest_review and s.latest_review["status"] == "rejected":
-        st.warning(f"A lead rejected an earlier decision ({s.latest_review['decision']} by {s.latest_review['reviewer']}): "
-                   f"{s.latest_review['verify_note']}")
+        st.warning(f"A lead rejected an earlier decision ({s.latest_review['decision']} by "
+                   f"{ui.escape_md(s.latest_review['reviewer'])}): {ui.escape_md(s.latest_review['verify_note'])}")
 with right:
     if s.probs:
         st.plotly_chart(charts.class_probabilities(ds.labels, s.probs, s.current_label, s.predicted_label,
@@ -190,8 +191,8 @@ if b[0].button("Keep", key="keep", shortcut="K", type="primary", help="The given
 if b[1].button("Unsure", key="unsure", shortcut="U", help="Leave it to a lead"):
     act("unsure")
 for i, label in enumerate(ds.labels[:9]):
-    if b[2 + i].button(label, key=f"relabel_{i}", shortcut=keys[i],
-                       disabled=label == s.current_label, help=f"Relabel to {label}"):
+    if b[2 + i].button(ui.escape_md(label), key=f"relabel_{i}", shortcut=keys[i],   # labels and help are Markdown
+                       disabled=label == s.current_label, help=f"Relabel to {ui.escape_md(label)}"):
         act("relabel", label)
 if len(ds.labels) > 9:
     more = st.selectbox("Relabel to", [l for l in ds.labels[9:] if l != s.current_label], key="relabel_more")

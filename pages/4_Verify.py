@@ -25,8 +25,8 @@ vs = st.session_state.setdefault(f"verify_{ds.id}", {"after": 0, "card": 0})   #
 prog = workflow.progress(db, ds)
 st.caption(f"{ui.plural(prog['pending'], 'decision')} awaiting verification · {prog['approved']:,} approved · {prog['overridden']:,} overridden")
 flash = st.session_state.pop("verify_flash", None)
-if flash:
-    (st.warning if flash[0] == "warn" else st.success)(flash[1])
+if flash:   # it names the row, the label, the dataset, a refusal: data, not Markdown
+    (st.warning if flash[0] == "warn" else st.success)(ui.escape_message(flash[1]))
 
 allow_self = datasets.settings(db, ds.id)["allow_self_approval"]
 with st.expander("Four eyes: self-approval " + ("allowed on this dataset" if allow_self else "off"), expanded=allow_self):
@@ -43,8 +43,8 @@ with st.expander("Four eyes: self-approval " + ("allowed on this dataset" if all
         try:
             datasets.set_setting(db, ds, "allow_self_approval", value, user)
             st.session_state["verify_flash"] = ("ok", "Self-approval is now " + (
-                f"allowed on {ui.escape_md(ds.name)}: you can verify your own decisions, each recorded as self-approved."
-                if value else f"off on {ui.escape_md(ds.name)}: another lead verifies each decision."))
+                f"allowed on {ds.name}: you can verify your own decisions, each recorded as self-approved."
+                if value else f"off on {ds.name}: another lead verifies each decision."))   # escaped where shown
         except ReviewError as exc:
             st.session_state["verify_flash"] = ("warn", str(exc))
         st.rerun()
@@ -127,7 +127,7 @@ if not rows and vs["after"]:
 if not rows:
     st.info("No decision awaiting verification matches these filters: choose another reviewer, pair or decision.")
     if bulk_note:
-        (st.success if bulk_note[0] == "ok" else st.error)(bulk_note[1])
+        (st.success if bulk_note[0] == "ok" else st.error)(ui.escape_message(bulk_note[1]))
     st.stop()
 
 
@@ -159,7 +159,7 @@ def do(r: dict, action: str, label=None, note: str = "") -> None:
     """The NER card's actions (called while it draws): an error shows in the card, under its buttons."""
     err = act(r, action, label, note)
     if err:
-        st.error(err)
+        st.error(ui.escape_message(err))
     else:
         st.rerun()
 
@@ -245,7 +245,7 @@ else:
                            index=ds.labels.index(proposed) if proposed in ds.labels else 0)
             c[4].button("Override", key=f"override_{r['id']}", on_click=on_card, args=(r, "override"))
             if err:   # beside the control that caused it: the reason box, the override label, else under the buttons
-                {"reject": c[1], "override": c[3]}.get(err[0], st).error(err[1])
+                {"reject": c[1], "override": c[3]}.get(err[0], st).error(ui.escape_message(err[1]))
 
 # ---------------------------------------------------------------- the list, approved in one action
 with st.container(border=True):
@@ -255,7 +255,7 @@ with st.container(border=True):
     more = f" of the {matched:,} that match (the next {PAGE} follow)" if matched > len(rows) else ""
     st.markdown(f"**Listed: {ui.plural(len(rows), 'decision')}**{more}")
     if bulk_note:   # the last bulk approve's outcome, beside its button
-        (st.success if bulk_note[0] == "ok" else st.error)(bulk_note[1])
+        (st.success if bulk_note[0] == "ok" else st.error)(ui.escape_message(bulk_note[1]))
     if n_ok >= 2:
         st.button(f"Approve all {n_ok:,} listed", key="verify_bulk", on_click=bulk,
                   args=([(x["id"], x["version"]) for x in rows],),

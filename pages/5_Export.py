@@ -7,6 +7,7 @@ from review.auth import User
 db, user, ds = ui.page_with_dataset("Export", "lead")
 
 signed_in = User(user.name, user.role)
+session_token = st.session_state.get("session_token")
 ds_id = ds.id
 
 waiting = workflow.awaiting_verification(db, ds)
@@ -40,13 +41,13 @@ if ds.task == "ner":
 
     def corpus(fmt: str):
         def build() -> bytes:   # runs on click, in its own thread: its own connection
-            conn = ui.connect()
+            conn = ui.download_connection(session_token)
             from review.datasets import get
             return export.export_ner(conn, get(conn, ds_id), signed_in, fmt).encode("utf-8")
         return build
 
     def audit_csv() -> bytes:
-        conn = ui.connect()
+        conn = ui.download_connection(session_token)
         return "".join(export.export_audit(conn, signed_in, ds_id, spreadsheet_safe=spreadsheet_safe)).encode("utf-8")
 
     stem = ds.name
@@ -70,14 +71,14 @@ st.caption(f"Columns: {', '.join(export.cleaned_columns(ds))}. cleaned_label cha
 
 
 def cleaned_csv() -> bytes:  # runs on click, in its own thread: its own connection
-    conn = ui.connect()
+    conn = ui.download_connection(session_token)
     from review.datasets import get
     return "".join(export.export_cleaned(conn, get(conn, ds_id), signed_in, only_verified,
                                          spreadsheet_safe=spreadsheet_safe)).encode("utf-8")
 
 
 def audit_csv() -> bytes:
-    conn = ui.connect()
+    conn = ui.download_connection(session_token)
     return "".join(export.export_audit(conn, signed_in, ds_id, spreadsheet_safe=spreadsheet_safe)).encode("utf-8")
 
 

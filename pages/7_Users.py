@@ -9,8 +9,8 @@ from review.errors import ReviewError
 db, user = ui.page("Users", "admin")
 
 flash = st.session_state.pop("users_flash", None)
-if flash:
-    st.success(flash)
+if flash:   # it names a user: data, not Markdown
+    st.success(ui.escape_message(flash))
 now = time.time()
 st.dataframe([{"name": u["name"], "role": u["role"], "status": "active" if u["active"] else "deactivated",
                "created": u["created_at"], "failed sign-ins": u["failed_logins"] or 0,
@@ -42,17 +42,18 @@ if who is None:
 
 u = users[who]
 current, active = u["role"], bool(u["active"])
-st.markdown(f"**{ui.escape_md(who)}** is **{current}**, {'active' if active else 'deactivated'}.")
+shown = ui.escape_md(who)   # in Markdown (text, checkbox and button labels)
+st.markdown(f"**{shown}** is **{current}**, {'active' if active else 'deactivated'}.")
 c = st.columns(2)
 with c[0]:
     new_role = st.selectbox("New role", auth.ROLES, index=auth.ROLES.index(current), key=f"edit_role_{who}")
     refusal = auth.last_admin_refusal(db, who, f"making {who} {new_role}") if new_role != current else None
     confirm = False
     if refusal:
-        st.warning(refusal)
+        st.warning(ui.escape_message(refusal))
     elif new_role != current:
         note = " You will lose access to this page." if who == user.name else ""
-        confirm = st.checkbox(f"Yes, change {who} from {current} to {new_role}.{note}", key=f"confirm_role_{who}_{new_role}")
+        confirm = st.checkbox(f"Yes, change {shown} from {current} to {new_role}.{note}", key=f"confirm_role_{who}_{new_role}")
     if st.button("Set role", key="set_role", type="primary", disabled=not confirm,
                  help="Choose another role and tick the confirmation first" if not confirm else None):
         try:
@@ -67,17 +68,17 @@ with c[1]:
         if who == user.name:
             st.caption("You cannot deactivate your own account.")
         elif refusal:
-            st.warning(refusal)
+            st.warning(ui.escape_message(refusal))
         else:
-            sure = st.checkbox(f"Yes, deactivate {who}: they are signed out and cannot sign in.", key=f"confirm_deactivate_{who}")
-            if st.button(f"Deactivate {who}", key="toggle_active", disabled=not sure):
+            sure = st.checkbox(f"Yes, deactivate {shown}: they are signed out and cannot sign in.", key=f"confirm_deactivate_{who}")
+            if st.button(f"Deactivate {shown}", key="toggle_active", disabled=not sure):
                 try:
                     auth.set_active(db, who, False, user)
                     st.session_state["users_flash"] = f"Deactivated {who} ({current})."
                     st.rerun()
                 except ReviewError as exc:
                     ui.error(exc)
-    elif st.button(f"Reactivate {who}", key="toggle_active"):
+    elif st.button(f"Reactivate {shown}", key="toggle_active"):
         try:
             auth.set_active(db, who, True, user)
             st.session_state["users_flash"] = f"Reactivated {who} ({current})."

@@ -36,10 +36,10 @@ with tab_ann:
             # a click on a row of the table picks that annotator below
             st.session_state["annotator_clicked"] = rows[0]
             st.session_state["annotator_pick"] = names[rows[0]]
-        signed_in, ds_id = User(user.name, user.role), ds.id
+        signed_in, ds_id, session_token = User(user.name, user.role), ds.id, st.session_state.get("session_token")
 
         def annotators_csv() -> bytes:
-            conn = ui.connect()
+            conn = ui.download_connection(session_token)
             from review.datasets import get
             return "".join(export.export_annotators(conn, get(conn, ds_id), signed_in)).encode("utf-8")
 
@@ -53,7 +53,7 @@ with tab_ann:
         c1.plotly_chart(charts.annotator_confusion(ds.labels, annotators.confusion(db, ds, who), who), key="ann_confusion")
         n = annotators.disagreements(db, ds, who)
         c2.metric("Labels that differ from the consensus", f"{n:,}")
-        if n and c2.button(f"Review the items where {who} disagrees", key="review_disagreements", type="primary"):
+        if n and c2.button(f"Review the items where {ui.escape_md(who)} disagrees", key="review_disagreements", type="primary"):
             st.session_state["review_disagrees"] = who
             st.switch_page("pages/3_Review.py")
 
@@ -80,8 +80,8 @@ with tab_gold:
         st.caption("Trusted labels you set on chosen items. Gold never feeds the consensus: it checks the annotators' "
                    "estimated quality (the gold columns of the annotator table). Annotators do not see which items are gold.")
         gold_flash = st.session_state.pop("gold_flash", None)
-        if gold_flash:
-            (st.error if gold_flash[0] == "error" else st.success)(gold_flash[1])
+        if gold_flash:   # it names the row, the label, the file: data, not Markdown
+            (st.error if gold_flash[0] == "error" else st.success)(ui.escape_message(gold_flash[1]))
 
         def gold_do(action, ok) -> None:
             """Run a gold action; its outcome (ok(result), or the refusal) shows after the rerun."""

@@ -12,7 +12,7 @@ db, user, ds = ui.page_with_dataset("Label", "annotator", heading="Needs another
 ui.keyboard()   # the focus goes back to the page after every click, so the next key is a shortcut
 
 if not ds.mapping.multi or ds.task != "text":
-    st.info(f"Dataset {ds.name!r} has one label per item: the label queue is for text datasets labelled by several "
+    st.info(f"Dataset {ui.escape_md(repr(ds.name))} has one label per item: the label queue is for text datasets labelled by several "
             "annotators. Correct its labels on the Review page.")
     st.page_link("pages/3_Review.py", label="Go to the Review page")
     st.stop()
@@ -20,10 +20,10 @@ if not ds.mapping.multi or ds.task != "text":
 status = labeling.queue_status(db, ds, user)
 if not status.scored:
     if user.can("lead"):
-        st.info(status.reason)
+        st.info(ui.escape_message(status.reason))   # it can quote the audit's error
         st.page_link("pages/2_Audit.py", label="Run the audit on the Audit page")
     else:
-        st.info(f"{status.reason} Ask a lead to run it.")
+        st.info(f"{ui.escape_message(status.reason)} Ask a lead to run it.")
     st.stop()
 
 sk = f"label_{ds.id}_{status.run_id}"       # this queue's state in the session: skipped rows, rows labelled, going back
@@ -35,8 +35,8 @@ st.progress(min(1.0, status.mine / status.total) if status.total else 0.0,
             text=f"You have labelled {status.mine:,} of {status.total:,} items")
 
 flash = st.session_state.pop("label_flash", None)
-if flash:
-    (st.warning if flash[0] == "warn" else st.success)(flash[1])
+if flash:   # it names the row and the label: data, not Markdown
+    (st.warning if flash[0] == "warn" else st.success)(ui.escape_message(flash[1]))
 
 revising = state["back"] is not None
 item = labeling.get_item(db, ds, state["back"], user) if revising else labeling.next_item(db, ds, user, exclude=state["skipped"])
@@ -89,7 +89,7 @@ keys = shortcuts.label_keys(ds.labels[:9])   # the key on each label's button: n
 st.markdown(f"**Your label** (keyboard: {shortcuts.describe(keys)} the label showing that key, S skip, B back)")
 b = st.columns(max(min(len(ds.labels), 9), 6))   # at least 6 columns: a few labels sit side by side
 for i, label in enumerate(ds.labels[:9]):
-    if b[i].button(label, key=f"label_{i}", shortcut=keys[i], disabled=revising and label == item.my_label,
+    if b[i].button(ui.escape_md(label), key=f"label_{i}", shortcut=keys[i], disabled=revising and label == item.my_label,
                    type="primary" if revising and label == item.my_label else "secondary"):
         give(label)
 if len(ds.labels) > 9:

@@ -15,7 +15,7 @@ import pandas as pd
 import sqlite_utils
 
 from . import crowd, integrity, issues, signals, stats, store   # models (sklearn) loads in run_audit
-from .auth import User, require
+from .auth import User, require_active
 from .datasets import Dataset, get
 from .errors import ReviewError
 
@@ -160,7 +160,7 @@ def _ner_findings(corpus, consistency=None) -> list:
 def run_integrity(db: sqlite_utils.Database, name_or_id, user: User) -> int:
     """The free checks alone (no model): a run of kind 'integrity'; its rows become suspects.
     For NER: tags that break the scheme."""
-    require(user, "lead", "run audits")
+    require_active(db, user, "lead", "run audits")
     ds = get(db, name_or_id)
     run_id = _start_run(db, ds, "integrity", user, {})
     try:
@@ -256,7 +256,7 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
     """
     from . import models
 
-    require(user, "lead", "run audits")
+    require_active(db, user, "lead", "run audits")
     ds = get(db, name_or_id)
     if model not in models.MODEL_CHOICES:
         raise ReviewError(f"Unknown model {model!r}: choose one of {', '.join(models.MODEL_CHOICES)}.")

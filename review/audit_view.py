@@ -26,20 +26,36 @@ def describe_payload(payload: str | None) -> str:
     return "; ".join(parts)
 
 
+FAILED_SIGN_INS = "(failed sign-ins)"   # the Who filter's option for sign_in_failed rows, whatever name was typed
+SYSTEM_ACTOR = "cli"                     # auth.SYSTEM: the `review` command
+
+
 def filter_options(db: sqlite_utils.Database) -> dict:
-    """{'datasets': {name: id}, 'actors': [...], 'actions': [...]} for the filters."""
+    """{'datasets': {name: id}, 'actors': [...], 'actions': [...], 'failed_sign_ins': n} for the filters.
+
+    ``actors`` are the accounts (the users table, by name), then ``cli`` if the `review` command acted:
+    never the names typed in failed sign-ins (those are any text a signed-out visitor types, and were the
+    trail's actors: 510 of them pushed every user out of the list). The Who filter offers them apart,
+    as FAILED_SIGN_INS (``page(failed_sign_ins=True)``); ``failed_sign_ins`` is how many rows that is."""
+    actors = [r[0] for r in db.execute("SELECT name FROM users ORDER BY lower(name), name")]
+    if SYSTEM_ACTOR not in actors and db.execute("SELECT 1 FROM audit_log WHERE actor=? LIMIT 1", [SYSTEM_ACTOR]).fetchone():
+        actors.append(SYSTEM_ACTOR)
     return {
         "datasets": {n: i for i, n in db.execute("SELECT id, name FROM datasets ORDER BY name")},
-        "actors": [r[0] for r in db.execute("SELECT DISTINCT actor FROM audit_log ORDER BY actor LIMIT 500")],
+        "actors": actors,
         "actions": [r[0] for r in db.execute("SELECT DISTINCT action FROM audit_log ORDER BY action")],
+        "failed_sign_ins": db.execute("SELECT COUNT(*) FROM audit_log WHERE action='sign_in_failed'").fetchone()[0],
     }
 
 
 def page(db: sqlite_utils.Database, before_id: int | None = None, limit: int = 50, dataset_id: int | None = None,
-         actor: str | None = None, action: str | None = None) -> list[dict]:
+         actor: str | None = None, action: str | None = None, failed_sign_ins: bool = False) -> list[dict]:
     """Up to ``limit`` audit rows with id < before_id (newest first), filtered: id, at, actor, action,
-    dataset (its name), row, details (the payload in words)."""
+    dataset (its name), row, details (the payload in words). ``failed_sign_ins``: only the failed
+    sign-ins (whatever name was typed; each row's ``skipped`` says how many more the rate limit left out)."""
     cond, params = ["a.id < ?"], [before_id if before_id is not None else 2**62]
+    if failed_sign_ins:
+        cond.append("a.action = 'sign_in_failed'")
     for col, val in (("a.dataset_id", dataset_id), ("a.actor", actor), ("a.action", action)):
         if val is not None:
             cond.append(f"{col} = ?")

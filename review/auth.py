@@ -22,8 +22,17 @@ from .errors import AuthError, NotFound, PermissionDenied, ReviewError
 ROLES = ("annotator", "lead", "admin")
 ROLE_RANK = {"annotator": 1, "lead": 2, "admin": 3}
 MIN_PASSWORD = 8
-MAX_FAILED = 5          # wrong passwords in a row before the account locks
-LOCK_SECONDS = 15 * 60
+MAX_FAILED = 5          # passwords compared and wrong per name per window, from all sources not trusted for it
+FRESH_RESERVED = 2      # ... the last 2 of them only for a source without a failure in its SOURCE_WINDOW
+NAME_WINDOW = 60        # a name's first window (s); a window that ran full makes the next twice as long ...
+NAME_WINDOW_MAX = 15 * 60   # ... up to this; a name that rests this long starts again at NAME_WINDOW
+LOCK_SECONDS = NAME_WINDOW_MAX   # the longest a name is held back for sources with recent failures
+SOURCE_MAX = 30         # passwords compared and wrong per source (client address) per SOURCE_WINDOW, any names
+SOURCE_WINDOW = 15 * 60
+TRUST_SECONDS = 30 * 86400   # a source a name signed in from stays trusted for that name this long
+TRAIL_PER_SOURCE = 5    # failed sign-ins written to the audit trail per source per minute ...
+TRAIL_PER_MINUTE = 30   # ... and from all sources together; the others are counted in the next one written
+SIGN_IN_FAILED = "Wrong user name or password."   # the one message of every failed sign-in, whatever the reason
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 NAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")   # use NAME_RE.fullmatch: "$" would let "ada\n" through
 SESSION_LIFETIME = 12 * 3600    # a browser session ends this long after sign-in, used or not (not sliding)
@@ -53,6 +62,20 @@ def require(user: User | None, role: str, action: str) -> User:
             f"{user.name} is signed in as {user.role}; only a {role} or above can {action}."
         )
     return user
+
+
+def require_active(db: sqlite_utils.Database, user: User | None, role: str, action: str) -> User:
+    """:func:`require`, checked against the users table when the action runs, not when its page was
+    drawn: a user deactivated (or given a lower role) since then is refused, whatever path the action
+    comes by (a button's callback, a download built on click, the CLI). Returns the user as stored."""
+    require(user, role, action)
+    if user is SYSTEM:      # the `review` command: whoever can open the file, not an account
+        return user
+    row = db.execute("SELECT role, active FROM users WHERE name=?", [user.name]).fetchone()
+    if row is None or not row[1]:
+        raise PermissionDenied(f"The account {user.name!r} is deactivated, so it cannot {action}: nothing was done. "
+                               "An admin can reactivate it on the Users page.")
+    return require(User(user.name, row[0]), role, action)
 
 
 def normal_name(name: str) -> str:
@@ -119,9 +142,10 @@ _DUMMY: list[str] = []
 
 
 def _dummy_hash() -> str:
-    """A hash no password is checked in earnest against: an unknown name costs one scrypt, as a known one."""
+    """A hash no password is checked in earnest against: an unknown name costs one scrypt, as a known one.
+    A random digest (no scrypt run to make it), so even the first unknown name costs no more than that."""
     if not _DUMMY:
-        _DUMMY.append(hash_password(secrets.token_urlsafe(16)))
+        _DUMMY.append(f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${secrets.token_hex(16)}${secrets.token_hex(32)}")
     return _DUMMY[0]
 
 
@@ -157,7 +181,7 @@ def create_user(db: sqlite_utils.Database, name: str, role: str, password: str,
                 raise ReviewError("The first account must be an admin: choose the role admin.")
             actor_name = name
         else:
-            require(actor, "admin", "add users")
+            require_active(db, actor, "admin", "add users")
             actor_name = actor.name
         same = store.scalar(db, "SELECT name FROM users WHERE name = ? OR lower(name) = ?", [name, name_key(name)])
         if same is not None:
@@ -186,7 +210,7 @@ def last_admin_refusal(db: sqlite_utils.Database, name: str, what: str) -> str |
 
 def set_active(db: sqlite_utils.Database, name: str, active: bool, actor: User) -> None:
     """Deactivate or reactivate an account (admin). The last active admin cannot be deactivated."""
-    require(actor, "admin", "manage users")
+    require_active(db, actor, "admin", "manage users")
     with store.transaction(db):
         row = db.execute("SELECT role, active FROM users WHERE name=?", [name]).fetchone()
         if row is None:
@@ -197,6 +221,7 @@ def set_active(db: sqlite_utils.Database, name: str, active: bool, actor: User) 
         if refusal:
             raise ReviewError(refusal)
         db.execute("UPDATE users SET active=?, failed_logins=0, locked_until=0 WHERE name=?", [int(active), name])
+        _clear_throttle(db, name)     # an admin's (re)activation ends the name's windows, as it ended a lock
         if active:
             store.log(db, actor.name, "user_activate", user=name)
         else:   # every open browser session of theirs ends now, in every tab
@@ -206,7 +231,7 @@ def set_active(db: sqlite_utils.Database, name: str, active: bool, actor: User) 
 def set_role(db: sqlite_utils.Database, name: str, role: str, actor: User) -> str:
     """Change an account's role (admin); returns the role it had. The last active admin cannot be
     demoted, and setting the role a user already has is refused (nothing to change)."""
-    require(actor, "admin", "manage users")
+    require_active(db, actor, "admin", "manage users")
     if role not in ROLES:
         raise ReviewError(f"Role {role!r} does not exist: choose one of {', '.join(ROLES)}.")
     with store.transaction(db):
@@ -225,57 +250,238 @@ def set_role(db: sqlite_utils.Database, name: str, role: str, actor: User) -> st
 
 
 def list_users(db: sqlite_utils.Database, actor: User) -> list[dict]:
-    require(actor, "admin", "see the users")
+    require_active(db, actor, "admin", "see the users")
     return list(db.query("SELECT name, role, active, created_at, failed_logins, locked_until FROM users ORDER BY name"))
 
 
-def sign_in(db: sqlite_utils.Database, name: str, password: str) -> User:
-    """Check a password; count failures and lock the account after MAX_FAILED.
+THROTTLE_SCHEMA = """CREATE TABLE IF NOT EXISTS sign_in_throttle (   -- review.auth: failed sign-ins per name, source, (name, source)
+    kind TEXT NOT NULL,              -- name | source | pair (name + newline + source) | trail (per source) | trail_all
+    key TEXT NOT NULL,
+    fails INTEGER NOT NULL DEFAULT 0,        -- passwords compared and wrong in the window (counted before comparing)
+    window_end REAL NOT NULL DEFAULT 0,      -- Unix seconds; 0: no window open
+    strikes INTEGER NOT NULL DEFAULT 0,      -- windows in a row that ran full: the next one is 2**strikes longer
+    last_fail REAL NOT NULL DEFAULT 0,
+    trusted_until REAL NOT NULL DEFAULT 0,   -- pair: the name signed in from this source
+    minute INTEGER NOT NULL DEFAULT 0,       -- trail: the minute counted in ``logged``
+    logged INTEGER NOT NULL DEFAULT 0,       -- trail: sign_in_failed rows written in that minute
+    skipped INTEGER NOT NULL DEFAULT 0,      -- trail_all: failed sign-ins not written since the last one that was
+    PRIMARY KEY (kind, key)
+) WITHOUT ROWID"""   # made by the first sign-in (store.SCHEMA, at its next version, is where it belongs)
 
-    The name is matched exactly (as typed, then NFKC), else without regard to case; two old users
-    whose names differ only in case can each sign in by their exact name, a name matching both
-    only in case signs in neither. Raises AuthError with a message that does not reveal whether
-    the name exists.
-    """
-    cols = "SELECT name, role, password_hash, active, failed_logins, locked_until FROM users"
+_LANE_COLS = ("fails", "window_end", "strikes", "last_fail", "trusted_until", "minute", "logged", "skipped")
+
+
+@dataclass
+class _Lane:
+    kind: str
+    key: str
+    fails: int = 0
+    window_end: float = 0.0
+    strikes: int = 0
+    last_fail: float = 0.0
+    trusted_until: float = 0.0
+    minute: int = 0
+    logged: int = 0
+    skipped: int = 0
+
+
+def _now() -> float:
+    return time.time()      # the tests move the clock here
+
+
+def _lane(db: sqlite_utils.Database, kind: str, key: str) -> _Lane:
+    row = db.execute(f"SELECT {', '.join(_LANE_COLS)} FROM sign_in_throttle WHERE kind=? AND key=?", [kind, key]).fetchone()
+    return _Lane(kind, key, *row) if row else _Lane(kind, key)
+
+
+def _save(db: sqlite_utils.Database, *lanes: _Lane) -> None:
+    for ln in lanes:
+        db.execute(f"INSERT OR REPLACE INTO sign_in_throttle(kind, key, {', '.join(_LANE_COLS)})"
+                   f" VALUES (?,?,{','.join('?' * len(_LANE_COLS))})", [ln.kind, ln.key, *(getattr(ln, c) for c in _LANE_COLS)])
+
+
+def _span(strikes: int) -> float:
+    return min(NAME_WINDOW * 2 ** min(strikes, 16), NAME_WINDOW_MAX)
+
+
+def _roll(ln: _Lane, t: float, full_at: int) -> None:
+    """Close ``ln``'s window if it is over: a window that ran full (``full_at`` failures) followed by more
+    failures within NAME_WINDOW_MAX makes the next one longer; a rest that long starts again short."""
+    if ln.window_end and ln.window_end <= t:
+        rested = t - ln.window_end >= NAME_WINDOW_MAX
+        ln.strikes = 0 if rested or ln.fails < full_at else ln.strikes + 1
+        ln.fails, ln.window_end = 0, 0.0
+    elif not ln.window_end and ln.strikes and t - ln.last_fail >= 2 * NAME_WINDOW_MAX:
+        ln.strikes = 0
+
+
+def _count(ln: _Lane, t: float, span: float) -> None:
+    if not ln.window_end:
+        ln.window_end = t + span
+    ln.fails += 1
+    ln.last_fail = t
+
+
+def _source_key(source: str | None) -> str:
+    s = str(source or "").strip()[:64]
+    return s or "local"
+
+
+def _find_user(db: sqlite_utils.Database, name: str) -> tuple[tuple | None, str | None]:
+    """(the users row, None) or (None, 'unknown user' | 'ambiguous name'). Exact name (as typed, then
+    NFKC), else without regard to case; a name matching two old users only in case matches neither."""
+    cols = "SELECT name, role, password_hash, active FROM users"
     rows = db.execute(f"{cols} WHERE name IN (?, ?)", [name or "", normal_name(name)]).fetchall()
     if len(rows) > 1:       # the name as typed and its NFKC form are two old users: the typed one
         rows = [r for r in rows if r[0] == name]
     if not rows:
         rows = db.execute(f"{cols} WHERE lower(name) = ?", [name_key(name)]).fetchall()
-    row = rows[0] if len(rows) == 1 else None
-    if row is None:
-        check_password(password, _dummy_hash())  # same cost either way
-        with store.transaction(db):
-            store.log(db, (name or "")[:64] or "?", "sign_in_failed",
-                      reason="ambiguous name" if rows else "unknown user")
-        raise AuthError("Wrong user name or password.")
-    name, role, pw_hash, active, failed, locked_until = row
-    now = time.time()
-    if locked_until and locked_until > now:
-        minutes = int((locked_until - now) // 60) + 1
-        raise AuthError(f"Too many wrong passwords: this account is locked for {minutes} more minute(s).")
-    ok = check_password(password, pw_hash)
+    if len(rows) == 1:
+        return rows[0], None
+    return None, "ambiguous name" if rows else "unknown user"
+
+
+def _mirror(db: sqlite_utils.Database, user: str | None, nm: _Lane, t: float) -> None:
+    """users.failed_logins / locked_until, for the Users page: the name's failures in its window, and
+    until when sources with recent failures are held back (0: they are not)."""
+    if user is not None:
+        held = nm.window_end if nm.window_end > t and nm.fails >= MAX_FAILED - FRESH_RESERVED else 0
+        db.execute("UPDATE users SET failed_logins=?, locked_until=? WHERE name=?", [nm.fails, held, user])
+
+
+def _log_failed(db: sqlite_utils.Database, t: float, actor: str, src: str, **payload) -> None:
+    """A sign_in_failed row, at most TRAIL_PER_SOURCE per source and TRAIL_PER_MINUTE in all per minute;
+    the failures left out are counted, and the next row written says how many (``skipped``)."""
+    minute = int(t // 60)
+    per, every = _lane(db, "trail", src), _lane(db, "trail_all", "")
+    for ln in (per, every):
+        if ln.minute != minute:
+            ln.minute, ln.logged = minute, 0
+    if per.logged < TRAIL_PER_SOURCE and every.logged < TRAIL_PER_MINUTE:
+        per.logged += 1
+        every.logged += 1
+        if every.skipped:
+            payload["skipped"] = every.skipped
+            every.skipped = 0
+        store.log(db, actor, "sign_in_failed", source=src, **payload)
+    else:
+        every.skipped += 1
+    per.last_fail = t
+    _save(db, per, every)
+
+
+def _clear_throttle(db: sqlite_utils.Database, name: str) -> None:
+    """End the windows of ``name`` (its own and per source; trust is kept). Call inside a transaction."""
+    db.execute(THROTTLE_SCHEMA)
+    db.execute("UPDATE sign_in_throttle SET fails=0, window_end=0, strikes=0 WHERE (kind='name' AND key=?)"
+               " OR (kind='pair' AND substr(key, 1, length(?) + 1) = ? || char(10))", [name, name, name])
+
+
+def sign_in(db: sqlite_utils.Database, name: str, password: str, source: str | None = None) -> User:
+    """Check a password, at most MAX_FAILED wrong ones per name per window; ``source`` is the client's
+    address (review.ui passes st.context.ip_address; None: the `review` command, a test, or a visitor
+    on this machine, all one source "local").
+
+    Every failure raises AuthError(SIGN_IN_FAILED), the same words whatever the reason: unknown name,
+    wrong password, deactivated account, a name matching two old users only in case, or a throttle (the
+    audit trail keeps the reason and the source). An unknown name costs one scrypt like a known one, and
+    unknown names are throttled like known ones, so neither the message, nor the time, nor when the
+    throttle starts tells which names exist.
+
+    Counted and checked **before** the password is compared, in one BEGIN IMMEDIATE transaction (so
+    concurrent guesses, each on its own connection, queue on SQLite's write lock and each sees the
+    others' counts): a guess is compared only if it gets a slot, and a correct password gives its slot
+    back. The slots, per name (the stored name if it matches a user, else the name as typed in lower case):
+
+    - **window**: a name's first failure opens a window of NAME_WINDOW (60 s); within it at most
+      MAX_FAILED (5) wrong passwords are compared from all sources not trusted for the name, of which the
+      last FRESH_RESERVED (2) only for a *fresh* source (no failure in its SOURCE_WINDOW, 15 min): a
+      stranger's source, once it failed, gets 3, and the owner coming from a clean source still finds a
+      slot. A window that ran full, followed by more failures, makes the next one twice as long, up to
+      NAME_WINDOW_MAX (15 min); 15 min without failures and it starts at 60 s again. Attempts refused
+      do not extend anything: nobody can hold a name back longer than the window they filled.
+    - **trusted sources**: a source the name signed in from in the last TRUST_SECONDS (30 days) skips
+      the name's window and the source limit, and has a window of its own (MAX_FAILED per window for the
+      pair, growing the same way): strangers elsewhere, however many, never lock the owner out there.
+    - **per source**: at most SOURCE_MAX (30) wrong passwords compared per source per 15 min, whatever the
+      names (a source spraying many names). Not applied to "local" (None), which cannot tell visitors apart.
+
+    So: 40 concurrent wrong guesses for one name compare at most MAX_FAILED; the right password right
+    after them from another, fresh source is admitted; from a trusted source always; from a source that
+    failed itself, at most NAME_WINDOW_MAX after the last window filled (the first window: 60 s). Only
+    many fresh sources at once (a botnet) can fill a window's fresh slots too: the owner then waits for
+    that window's end at a new place, never at a trusted one. A successful sign-in forgives the failures
+    its own source made for the name (the owner's typos), not the others', and gives back its source
+    slot; the source's count of other failures stays (signing in to one's own account clears nothing).
+    Behind a proxy every visitor has the proxy's address: then only the name windows tell them apart.
+    Failed sign-ins reach the audit trail rate-limited (TRAIL_PER_SOURCE, TRAIL_PER_MINUTE), with a count
+    of those left out."""
+    t = _now()
+    src = _source_key(source)
+    known_source = src != "local"
     with store.transaction(db):
-        if not ok:
-            failed += 1
-            lock = now + LOCK_SECONDS if failed >= MAX_FAILED else 0
-            db.execute("UPDATE users SET failed_logins=?, locked_until=? WHERE name=?",
-                       [0 if lock else failed, lock, name])
-            store.log(db, name, "sign_in_failed", reason="wrong password", locked=bool(lock))
-        elif not active:
-            store.log(db, name, "sign_in_failed", reason="inactive")
+        db.execute(THROTTLE_SCHEMA)
+        row, why = _find_user(db, name)
+        user = row[0] if row else None
+        actor = user or (name or "")[:64] or "?"
+        key = user or name_key(name)[:64]
+        nm, sl, pr = _lane(db, "name", key), _lane(db, "source", src), _lane(db, "pair", f"{key}\n{src}")
+        _roll(nm, t, MAX_FAILED - FRESH_RESERVED)
+        _roll(pr, t, MAX_FAILED)
+        if sl.window_end and sl.window_end <= t:
+            sl.fails, sl.window_end = 0, 0.0
+        trusted = pr.trusted_until > t
+        if trusted:
+            refused = "name at this source" if pr.fails >= MAX_FAILED else None
+        elif known_source and sl.fails >= SOURCE_MAX:
+            refused = "source"
         else:
-            db.execute("UPDATE users SET failed_logins=0, locked_until=0 WHERE name=?", [name])
-            store.log(db, name, "sign_in", role=role)
-    if not ok:
-        if failed >= MAX_FAILED:
-            raise AuthError(f"Too many wrong passwords: this account is locked for {LOCK_SECONDS // 60} minutes.")
-        time.sleep(min(0.25 * failed, 2.0))  # slow down repeated guesses
-        raise AuthError("Wrong user name or password.")
-    if not active:
-        raise AuthError("This account is deactivated: ask an admin to reactivate it.")
-    return User(name, role)
+            fresh = not sl.last_fail or t - sl.last_fail >= SOURCE_WINDOW   # refused attempts count as failures here
+            refused = "name" if nm.fails >= (MAX_FAILED if fresh else MAX_FAILED - FRESH_RESERVED) else None
+        src_last_fail = sl.last_fail
+        if refused:
+            sl.last_fail = t
+            _save(db, sl)
+            _log_failed(db, t, actor, src, reason="throttled", limit=refused,
+                        **({"would_be": why} if why else {}))
+        else:           # the slot: counted now, given back if the password is right
+            _count(pr, t, _span(pr.strikes))
+            _count(nm, t, _span(nm.strikes))
+            if not trusted:
+                _count(sl, t, SOURCE_WINDOW)
+            _save(db, nm, sl, pr)
+            _mirror(db, user, nm, t)
+            if secrets.randbelow(100) == 0:     # forget names and sources quiet for a day (trust is kept)
+                db.execute("DELETE FROM sign_in_throttle WHERE kind IN ('name', 'source', 'pair', 'trail')"
+                           " AND trusted_until < ? AND last_fail < ? AND window_end < ?", [t, t - 86400, t])
+    if refused:
+        raise AuthError(SIGN_IN_FAILED)
+    ok = check_password(password, row[2] if row else _dummy_hash())   # the slow part, outside the write lock
+    signed_in = bool(ok and row and row[3])
+    with store.transaction(db):
+        if signed_in:
+            nm, sl, pr = _lane(db, "name", key), _lane(db, "source", src), _lane(db, "pair", f"{key}\n{src}")
+            nm.fails = max(0, nm.fails - pr.fails)    # this source's failures for the name are forgiven, not others'
+            if not nm.fails:
+                nm.window_end, nm.strikes = 0.0, 0
+            pr.fails, pr.window_end, pr.strikes, pr.trusted_until = 0, 0.0, 0, t + TRUST_SECONDS
+            if not trusted:                            # the source gives back this slot only
+                sl.fails = max(0, sl.fails - 1)
+                if sl.last_fail == t:
+                    sl.last_fail = src_last_fail
+            every = _lane(db, "trail_all", "")
+            extra = {"failed_sign_ins_not_logged": every.skipped} if every.skipped else {}
+            every.skipped = 0
+            _save(db, nm, sl, pr, every)
+            _mirror(db, user, nm, t)
+            store.log(db, user, "sign_in", role=row[1], source=src, **extra)
+        else:
+            reason = why or ("inactive" if ok else "wrong password")
+            _log_failed(db, t, actor, src, reason=reason,
+                        **({"inactive_account": True} if row and not row[3] and not ok else {}))
+    if not signed_in:
+        raise AuthError(SIGN_IN_FAILED)
+    return User(row[0], row[1])
 
 
 def get_user(db: sqlite_utils.Database, name: str) -> User:

@@ -337,6 +337,6 @@ def judge_verdicts(counts: dict) -> go.Figure:
     fig = go.Figure(go.Bar(x=[names[k] for k in keys], y=[counts.get(k, 0) for k in keys],
                            marker_color=["#d62728", "#2ca02c", "#ff7f0e", "#d0d4da"], text=[counts.get(k, 0) for k in keys],
                            textposition="auto", textangle=0))
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10), yaxis=count_axis(max(counts.values(), default=0)),
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10), yaxis=count_axis(max((counts.get(k, 0) for k in keys), default=0)),
                       title=dict(text="The judge's verdicts on the flagged rows", font=dict(size=13)))
     return fig

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -201,7 +202,7 @@ def cmd_judge(db, args) -> int:
     if cfg is None:
         raise ReviewError("No judge is configured. " + judge.SETUP_HELP)
     p = judge.plan(db, ds, cfg.model, args.limit)
-    print(f"judging {p['rows']:,} flagged rows of {ds.name!r} with {cfg.model} at {cfg.base_url}: "
+    print(f"judging {p['rows']:,} flagged rows of {ds.name!r} with {cfg.model} at {judge.shown_url(cfg.base_url, cfg.api_key)}: "
           f"{p['calls']:,} calls, {p['cached']:,} cached", file=sys.stderr)
     got = judge.run_judge(db, ds, auth.SYSTEM, cfg, args.limit, progress=_bar() if p["calls"] else (lambda f, m: None))
     print(f"{got['rows']:,} rows: {got['calls']:,} calls, {got['cached']:,} cached; YES {got['YES']:,}, NO {got['NO']:,}, "
@@ -262,6 +263,9 @@ def cmd_users(db, args) -> int:
 
 
 def cmd_verify_trail(db, args) -> int:
+    if getattr(args, "new_key", False):     # the key is lost, or the file was put back from a copy older than it
+        from . import trail_anchor
+        print(trail_anchor.new_key(db))
     ok, n, msg = store.verify_trail(db)
     print(msg)
     return 0 if ok else 1
@@ -367,7 +371,10 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--db", default=argparse.SUPPRESS)
     l = us.add_parser("list")
     l.add_argument("--db", default=argparse.SUPPRESS)
-    add("verify-trail", "check the audit trail's hash chain")
+    s = add("verify-trail", "check the audit trail's hash chain, its seals (HMAC) and its anchor")
+    s.add_argument("--new-key", action="store_true",
+                   help="the trail key is lost (or the database was put back from a copy older than it): start a new "
+                        "keyed chain at the next row, recorded in the trail; the rows before it keep the hash chain only")
     s = add("backup", "consistent copy of the database while others work")
     s.add_argument("path")
     add("demo", "load and audit the built-in demo dataset")
@@ -379,6 +386,7 @@ COMMANDS = {"ingest": cmd_ingest, "audit": cmd_audit, "selfcheck": cmd_selfcheck
 
 
 CREATES_DB = {"ingest", "demo", "users"}
+WRITES = {"ingest", "audit", "selfcheck", "judge", "export", "users", "demo"}   # refused up front on a read-only database
 
 
 def _writable(path: str) -> None:
@@ -393,10 +401,23 @@ def main(argv: list[str] | None = None) -> int:
         for attr in ("out", "audit_trail", "path"):
             if getattr(args, attr, None):
                 _writable(getattr(args, attr))
-        db = store.connect(args.db, must_exist=args.cmd not in CREATES_DB)
+        db = store.connect(args.db, must_exist=args.cmd not in CREATES_DB, writable=args.cmd in WRITES and getattr(args, "users_cmd", None) != "list")
         return COMMANDS[args.cmd](db, args)
     except ReviewError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:   # a write outside store.transaction: the same messages (full disk, read-only, …)
+        err = store.storage_error(exc, args.path if args.cmd == "backup" else store.db_path(args.db))
+        if err is None:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except RecursionError:   # a cell nested deeper than Python's json reads (JSON lines are refused by line before)
+        if args.cmd != "ingest":
+            raise
+        print(f"error: {args.file} holds a value nested too deeply to read (lists or objects inside each other, such as "
+              "an embedding cell of [[[[…]]]]): flatten it so that each cell is text, a number or a list of numbers, "
+              "and try again. Nothing was written.", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)

@@ -60,8 +60,8 @@ def set_setting(db: sqlite_utils.Database, ds: Dataset, key: str, value, user) -
     """Change one setting of the dataset (a lead or admin), with an audit row naming the old and
     new value (action ``dataset_setting``). Returns False (and writes nothing) when it already has
     that value. Stored in the dataset row's ``mapping`` JSON under ``settings``."""
-    from .auth import require
-    require(user, "lead", "change a dataset's settings")
+    from .auth import require_active
+    require_active(db, user, "lead", "change a dataset's settings")
     if key not in SETTINGS:
         raise ReviewError(f"Unknown setting {key!r}: the settings are {', '.join(SETTINGS)}.")
     if type(value) is not type(SETTINGS[key]):

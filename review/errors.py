@@ -23,3 +23,9 @@ class NotFound(ReviewError):
 
 class AuthError(ReviewError):
     """Wrong name or password, or a locked or inactive account."""
+
+
+class StorageError(ReviewError):
+    """The database file cannot be opened, read or written (a full disk, a read-only file or folder, a
+    write lock held too long, a file that is not a database or is damaged): the message names the file
+    and the fix. A write that fails so is rolled back whole: nothing was saved."""

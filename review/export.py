@@ -8,7 +8,7 @@ from typing import Iterator
 import sqlite_utils
 
 from . import store
-from .auth import User, require
+from .auth import User, require_active
 from .datasets import Dataset, latest_run
 from .errors import ReviewError
 
@@ -112,7 +112,7 @@ def export_cleaned(db: sqlite_utils.Database, ds: Dataset, user: User, only_veri
                    spreadsheet_safe: bool = False) -> Iterator[str]:
     """The cleaned CSV as text chunks: every cell as stored, or with spreadsheet_safe the formula
     guard (safe_cell) for a file opened in a spreadsheet. Logged in the audit trail. Leads only."""
-    require(user, "lead", "export")
+    require_active(db, user, "lead", "export")
     waiting = store.scalar(db, "SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND status='pending'", [ds.id])
     store.log(db, user.name, "export", ds.id, what="cleaned labels", only_verified=only_verified,
               awaiting_verification=waiting, spreadsheet_safe=spreadsheet_safe)
@@ -146,7 +146,7 @@ def export_audit(db: sqlite_utils.Database, user: User, dataset_id: int | None =
                  spreadsheet_safe: bool = False) -> Iterator[str]:
     """The audit trail (of one dataset, or all) as CSV chunks, cells as stored or (spreadsheet_safe)
     formula-guarded, as for export_cleaned. Leads only."""
-    require(user, "lead", "export the audit trail")
+    require_active(db, user, "lead", "export the audit trail")
     store.log(db, user.name, "export", dataset_id, what="audit trail", spreadsheet_safe=spreadsheet_safe)
     return _csv_chunks(AUDIT_COLUMNS, audit_rows(db, dataset_id), spreadsheet_safe)
 
@@ -158,7 +158,7 @@ def export_annotators(db: sqlite_utils.Database, ds: Dataset, user: User) -> Ite
     """The annotator table of the latest run as CSV chunks (ANNOTATOR_COLUMNS; with a golden set,
     gold_accuracy and gold_labels after quality, as annotators.annotator_table gives them)."""
     from .annotators import GOLD_COLUMNS, annotator_table
-    require(user, "lead", "export")
+    require_active(db, user, "lead", "export")
     store.log(db, user.name, "export", ds.id, what="annotator table")
     rows = annotator_table(db, ds)
     cols = ANNOTATOR_COLUMNS[:2] + GOLD_COLUMNS + ANNOTATOR_COLUMNS[2:] if rows and "gold_accuracy" in rows[0] else ANNOTATOR_COLUMNS
@@ -181,7 +181,7 @@ def export_ner(db: sqlite_utils.Database, ds: Dataset, user: User, fmt: str | No
     line after each sentence, a -DOCSTART- line where "doc" changes; refused (ReviewError) when a
     token cannot be a CoNLL column (empty, holds whitespace, is -DOCSTART-). Logged. Leads only."""
     from . import ner_store
-    require(user, "lead", "export")
+    require_active(db, user, "lead", "export")
     native = ner_native_format(ds)
     fmt = fmt or native
     if fmt not in NER_FORMATS:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from . import store
-from .auth import User, require
+from .auth import User, require_active
 from .datasets import Dataset
 from .errors import NotFound, ReviewError
 from .labeling import row_number as _row
@@ -38,7 +38,7 @@ def _label(ds: Dataset, label) -> str:
 def set_gold(db: sqlite_utils.Database, ds: Dataset, idx, label: str, user: User) -> str | None:
     """Mark row ``idx`` with the trusted ``label`` (replacing an earlier gold label). Returns the
     earlier gold label (None: the item was not gold). Logged in the audit trail. Leads only."""
-    require(user, "lead", "set gold labels")
+    require_active(db, user, "lead", "set gold labels")
     i, label = _row(ds, idx), _label(ds, label)
     with store.transaction(db):
         before = _put(db, ds, i, label, user)
@@ -58,7 +58,7 @@ def _put(db, ds: Dataset, i: int, label: str, user: User) -> str | None:
 
 def remove_gold(db: sqlite_utils.Database, ds: Dataset, idx, user: User) -> str:
     """Take row ``idx`` out of the golden set; returns the gold label it had. NotFound if it was not gold."""
-    require(user, "lead", "remove gold labels")
+    require_active(db, user, "lead", "remove gold labels")
     i = _row(ds, idx)
     with store.transaction(db):
         before = store.scalar(db, "SELECT label FROM gold WHERE dataset_id=? AND idx=?", [ds.id, i])
@@ -71,13 +71,13 @@ def remove_gold(db: sqlite_utils.Database, ds: Dataset, idx, user: User) -> str:
 
 def gold_label(db: sqlite_utils.Database, ds: Dataset, idx: int, user: User) -> str | None:
     """The gold label of one row (None: not gold). Leads only."""
-    require(user, "lead", "see gold labels")
+    require_active(db, user, "lead", "see gold labels")
     return store.scalar(db, "SELECT label FROM gold WHERE dataset_id=? AND idx=?", [ds.id, int(idx)])
 
 
 def item(db: sqlite_utils.Database, ds: Dataset, idx, user: User) -> dict:
     """One row for marking it: row, id, text, its gold label (None: not gold). Leads only."""
-    require(user, "lead", "set gold labels")
+    require_active(db, user, "lead", "set gold labels")
     i = _row(ds, idx)
     key, text, label = db.execute(
         "SELECT i.key, i.text, g.label FROM items i LEFT JOIN gold g ON g.dataset_id=i.dataset_id AND g.idx=i.idx"
@@ -86,14 +86,14 @@ def item(db: sqlite_utils.Database, ds: Dataset, idx, user: User) -> dict:
 
 
 def count(db: sqlite_utils.Database, ds: Dataset, user: User) -> int:
-    require(user, "lead", "see gold labels")
+    require_active(db, user, "lead", "see gold labels")
     return store.scalar(db, "SELECT COUNT(*) FROM gold WHERE dataset_id=?", [ds.id]) or 0
 
 
 def list_gold(db: sqlite_utils.Database, ds: Dataset, user: User, limit: int = 100, after: int = -1) -> list[dict]:
     """One page of gold items in row order (keyset on the row): row, id, gold label, set by, at, the
     start of the text, and how many annotators labelled it. Leads only."""
-    require(user, "lead", "see gold labels")
+    require_active(db, user, "lead", "see gold labels")
     return list(db.query(
         "SELECT g.idx AS row, i.key AS id, g.label AS gold_label, g.set_by AS set_by, g.at AS at,"
         f" substr(i.text, 1, {PREVIEW_CHARS}) AS text,"
@@ -177,7 +177,7 @@ def parse_csv(ds: Dataset, data: bytes, filename: str = "gold.csv") -> list[tupl
 def import_csv(db: sqlite_utils.Database, ds: Dataset, data: bytes, filename: str, user: User) -> ImportResult:
     """Check a ``row,label`` CSV as a whole (parse_csv), then write every gold label and its audit
     row in one transaction. A refused file writes nothing. Leads only."""
-    require(user, "lead", "set gold labels")
+    require_active(db, user, "lead", "set gold labels")
     pairs = parse_csv(ds, data, filename)
     added = changed = unchanged = 0
     with store.transaction(db):

@@ -24,7 +24,7 @@ import pandas as pd
 import sqlite_utils
 
 from . import signals, store
-from .auth import User, require
+from .auth import User, require_active
 from .errors import IngestError
 
 MIN_PER_CLASS = 5            # 5-fold cross-validation needs 5 rows of every class
@@ -259,6 +259,47 @@ def _read_delimited(text: str, filename: str, default_sep: str, no_header: bool,
     return df.astype(object).where(df.notna(), None)
 
 
+MAX_JSON_DEPTH = 200     # lists and objects inside each other on one JSON line (a record is 1, a vector 2)
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def json_depth(line: str) -> int:
+    """How deep lists and objects nest on one line of JSON, counted without parsing it (so without
+    recursion: Python's json stops with RecursionError near 1,000 levels). Brackets inside strings do
+    not count. Returns 0 for a line that cannot reach ``MAX_JSON_DEPTH`` (fewer opening brackets)."""
+    if line.count("[") + line.count("{") <= MAX_JSON_DEPTH:
+        return 0
+    marks = _NOT_BRACKET.sub("", _JSON_STRING.sub("", line))
+    if not marks:
+        return 0
+    steps = np.frombuffer(marks.encode("ascii"), dtype=np.uint8)
+    return int(np.cumsum(np.where((steps == ord("[")) | (steps == ord("{")), 1, -1)).max())
+
+
+def too_deep(filename: str, lineno: int) -> IngestError:
+    return IngestError(f"line {lineno} of {filename} is nested deeper than {MAX_JSON_DEPTH} levels (lists or objects "
+                       "inside each other): flatten it, so that each value is text, a number or a list of them, "
+                       "and upload again.")
+
+
+def check_json_depth(line: str, filename: str, lineno: int) -> None:
+    """Refuse a JSON line nested deeper than ``MAX_JSON_DEPTH``, naming the file and the line."""
+    if json_depth(line) > MAX_JSON_DEPTH:
+        raise too_deep(filename, lineno)
+
+
+def load_json_line(line: str, filename: str, lineno: int):
+    """One JSONL line -> its value; IngestError naming the file and line if it is broken or nested too deep."""
+    check_json_depth(line, filename, lineno)
+    try:
+        return json.loads(line)
+    except RecursionError:   # nested less than MAX_JSON_DEPTH, but the stack was deep already
+        raise too_deep(filename, lineno) from None
+    except json.JSONDecodeError as exc:
+        raise IngestError(f"{filename}: line {lineno} is not valid JSON ({exc.msg} at column {exc.colno}). Fix or remove that line.") from None
+
+
 def _read_jsonl(text: str, filename: str) -> pd.DataFrame:
     records = []
     keys: dict = {}
@@ -266,10 +307,7 @@ def _read_jsonl(text: str, filename: str) -> pd.DataFrame:
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise IngestError(f"{filename}: line {lineno} is not valid JSON ({exc.msg} at column {exc.colno}). Fix or remove that line.") from None
+        obj = load_json_line(line, filename, lineno)
         if not isinstance(obj, dict):
             raise IngestError(f"{filename}: line {lineno} is a JSON {type(obj).__name__}, not an object. Each line must be one object such as {{\"text\": \"…\", \"label\": \"…\"}}.")
         records.append({k: _as_str(v) for k, v in obj.items()})
@@ -976,7 +1014,7 @@ def write_dataset(db: sqlite_utils.Database, prep: Prepared, name: str, user: Us
 
     ``progress(fraction, message)`` is called between batches.
     """
-    require(user, "lead", "upload datasets")
+    require_active(db, user, "lead", "upload datasets")
     name = check_name(name)
     items = prep.items
     n = len(items)

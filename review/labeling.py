@@ -21,7 +21,7 @@ import pandas as pd
 import sqlite_utils
 
 from . import store
-from .auth import User, require
+from .auth import User, require_active
 from .datasets import Dataset, latest_run
 from .errors import NotFound, ReviewError
 
@@ -134,7 +134,7 @@ def _check_dataset(ds: Dataset) -> None:
 
 def queue_status(db: sqlite_utils.Database, ds: Dataset, user: User) -> QueueStatus:
     """The latest audit run of ``ds`` and whether it can order the queue (aggregates only)."""
-    require(user, "annotator", "label items")
+    require_active(db, user, "annotator", "label items")
     _check_dataset(ds)
     run = latest_run(db, ds.id, "audit")
     mine = store.scalar(db, "SELECT COUNT(*) FROM annotations WHERE dataset_id=? AND annotator=?", [ds.id, user.name]) or 0
@@ -172,7 +172,7 @@ def next_item(db: sqlite_utils.Database, ds: Dataset, user: User, exclude: Seque
 
 def get_item(db: sqlite_utils.Database, ds: Dataset, idx: int, user: User) -> LabelItem:
     """One item for ``user`` (to change the label they gave it): the text and their own label only."""
-    require(user, "annotator", "label items")
+    require_active(db, user, "annotator", "label items")
     _check_dataset(ds)
     idx = row_number(ds, idx)
     run = latest_run(db, ds.id, "audit")
@@ -207,7 +207,7 @@ def add_label(db: sqlite_utils.Database, ds: Dataset, idx: int, user: User, labe
     (replacing the label they gave it before, never a second one) and one audit row, in one
     transaction. Returns 'added', 'replaced' or 'unchanged' (the same label again: nothing
     written). ``run_id``: the run whose queue showed the item, for the audit trail."""
-    require(user, "annotator", "label items")
+    require_active(db, user, "annotator", "label items")
     _check_dataset(ds)
     idx = row_number(ds, idx)
     if label not in ds.labels:

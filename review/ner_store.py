@@ -19,7 +19,7 @@ import numpy as np
 import sqlite_utils
 
 from . import ner, store
-from .auth import User, require
+from .auth import User, require_active
 from .datasets import Dataset, latest_run
 from .errors import IngestError, ReviewError
 
@@ -45,7 +45,7 @@ def looks_like_ner(data: bytes, filename: str) -> bool:
     if name.endswith((".jsonl", ".ndjson", ".json")):
         try:
             rec = json.loads(first)
-        except ValueError:
+        except (ValueError, RecursionError):   # broken or nested too deep: read_table says which line
             return False
         return isinstance(rec, dict) and "tokens" in rec
     if name.endswith(".txt") or "." not in name:
@@ -56,7 +56,7 @@ def looks_like_ner(data: bytes, filename: str) -> bool:
 
 def read_corpus(data: bytes, filename: str) -> ner.Corpus:
     """Uploaded bytes -> Corpus (JSONL by extension, else CoNLL). IngestError names the file and line."""
-    from .ingest import MAX_CELLS, decode_upload, too_many_cells
+    from .ingest import MAX_CELLS, check_json_depth, decode_upload, too_many_cells
     # decode_upload refuses more than MAX_DECODED_BYTES; cells are bounded here, before parsing
     text = decode_upload(data, filename, keep_bom=True)   # the BOM stays: the export writes the file back byte for byte
     if filename.lower().endswith((".jsonl", ".ndjson", ".json")):
@@ -64,7 +64,13 @@ def read_corpus(data: bytes, filename: str) -> ner.Corpus:
         cells = text.count(",") + text.count("[") + text.count("{")
         if cells > MAX_CELLS:
             raise too_many_cells(filename, cells)
-        return ner.parse_jsonl(text, filename)
+        for lineno, line in enumerate(text.split("\n"), start=1):   # as parse_jsonl numbers them; json.loads would recurse past the stack
+            check_json_depth(line, filename, lineno)
+        try:
+            return ner.parse_jsonl(text, filename)
+        except RecursionError:   # not nested too deep, but the stack was deep already
+            raise IngestError(f"{filename} is nested too deeply to read (lists or objects inside each other): "
+                              "flatten its lines and upload again.") from None
     # CoNLL: every token line has as many fields as the first (parse_conll enforces it)
     first = next((ln for ln in io.StringIO(text) if ln.strip() and not ln.lstrip("\ufeff").startswith("-DOCSTART-")), "")
     cells = (text.count("\n") + 1) * max(len(first.split()), 1)
@@ -91,7 +97,7 @@ def write_ner_dataset(db: sqlite_utils.Database, corpus: ner.Corpus, data: bytes
     import hashlib
 
     from .ingest import Mapping, check_name
-    require(user, "lead", "upload datasets")
+    require_active(db, user, "lead", "upload datasets")
     name = check_name(name)
     tags_seen = sorted({t for s in corpus.sentences for t in s.tags})
     if len(corpus.sentences) < 2:

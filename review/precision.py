@@ -10,7 +10,7 @@ import random
 import sqlite_utils
 
 from . import store
-from .auth import User, require
+from .auth import User, require_active
 from .datasets import Dataset, latest_run
 from .errors import ReviewError
 
@@ -77,7 +77,7 @@ def flag_precision(db: sqlite_utils.Database, ds: Dataset) -> dict:
 
 def add_spot_checks(db: sqlite_utils.Database, ds: Dataset, user: User, n: int, seed: int | None = None) -> int:
     """Put ``n`` random unflagged, undecided rows of the latest run in the review queue. Returns how many."""
-    require(user, "lead", "start spot checks")
+    require_active(db, user, "lead", "start spot checks")
     run = latest_run(db, ds.id, "audit")
     if not run:
         raise ReviewError(f"Run the audit of {ds.name!r} first.")

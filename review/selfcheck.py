@@ -19,7 +19,7 @@ import numpy as np
 import sqlite_utils
 
 from . import signals, stats, store
-from .auth import User, require
+from .auth import User, require_active
 from .datasets import Dataset, get, latest_run
 from .errors import ReviewError
 
@@ -120,7 +120,7 @@ def run_selfcheck(db: sqlite_utils.Database, name_or_id, user: User, seed: int =
     """Inject the three kinds into a copy of the labels, audit the copy, keep recall per kind."""
     from . import audit
 
-    require(user, "lead", "run a self-check")
+    require_active(db, user, "lead", "run a self-check")
     ds = get(db, name_or_id)
     if ds.task != "text" or ds.mapping.multi:
         raise ReviewError(f"Dataset {ds.name!r}: the self-check works on one label per row (text or tabular); "

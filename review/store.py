@@ -18,6 +18,8 @@ from typing import Any, Iterator
 
 import sqlite_utils
 
+from . import trail_anchor
+
 SCHEMA_VERSION = 8   # 6: self_checks, row_signals; 7: scores.activelab, gold; 8: sessions, queue_state
 DEFAULT_DB = "review.db"
 
@@ -289,6 +291,7 @@ BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 """
+SCHEMA += trail_anchor.MAC_SCHEMA   # audit_mac: each audit row's seal (HMAC), see review.trail_anchor
 
 GENESIS = "0" * 64
 
@@ -303,26 +306,159 @@ def db_path(path: str | os.PathLike | None = None) -> str:
     return str(path or os.environ.get("REVIEW_DB") or DEFAULT_DB)
 
 
-def connect(path: str | os.PathLike | None = None, must_exist: bool = False) -> sqlite_utils.Database:
+def connect(path: str | os.PathLike | None = None, must_exist: bool = False,
+            writable: bool = False) -> sqlite_utils.Database:
     """Open (and create or migrate) the database. One connection per caller/thread.
 
     Autocommit mode: writes go through :func:`transaction`. WAL lets readers go on
     while one writer writes; the busy timeout makes writers queue instead of failing.
+    ``writable``: refuse up front a database this process cannot write (a read-only file,
+    -wal or -shm, or a read-only folder), for callers that write on every use (the app).
+    A file that cannot be opened, is not a database, is damaged, or a disk that is full:
+    :class:`~review.errors.StorageError` naming the file and the fix (:func:`storage_error`).
     """
+    from .errors import StorageError
     p = db_path(path)
     if must_exist and p != ":memory:" and not Path(p).is_file():
         from .errors import NotFound
         raise NotFound(f"No database at {p}: check the path (--db or REVIEW_DB), or create one with `review demo` or `review ingest`.")
     if p != ":memory:":
-        Path(p).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(p, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 30000")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    db = sqlite_utils.Database(conn)
-    migrate(db)
+        try:
+            Path(p).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"Cannot create the folder {Path(p).parent.absolute()} for the database {_shown(p)} "
+                               f"({exc.strerror or exc}): create it, or let the user running the app write its parent "
+                               "folder, or choose another path (REVIEW_DB or --db).") from None
+        problem = _write_problem(p) if writable else None
+        if problem:
+            raise StorageError(problem)
+    conn = None
+    try:
+        conn = sqlite3.connect(p, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        db = sqlite_utils.Database(conn)
+        db.review_path = p        # for the messages of storage_error
+        migrate(db)
+    except sqlite3.Error as exc:
+        if conn is not None:
+            conn.close()
+        err = storage_error(exc, p, opening=True)
+        if err is None:
+            raise
+        raise err from None
     return db
+
+
+def _shown(path: str | os.PathLike | None) -> str:
+    """The database file as a message names it: an absolute path."""
+    if not path or str(path) == ":memory:":
+        return "the in-memory database"
+    return os.path.abspath(str(path))
+
+
+def _path_of(db: sqlite_utils.Database) -> str | None:
+    """The file behind ``db``: as :func:`connect` opened it, else as SQLite reports it."""
+    p = getattr(db, "review_path", None)
+    if p:
+        return p
+    try:
+        for _, name, file in db.conn.execute("PRAGMA database_list"):
+            if name == "main":
+                return file or ":memory:"
+    except sqlite3.Error:
+        pass
+    return None
+
+
+def _write_problem(p: str) -> str | None:
+    """Why this process cannot write the database ``p`` and its -wal and -shm files (None: it can).
+
+    The permission bits as the operating system applies them to this process (os.access: root
+    passes unless the file system is mounted read-only)."""
+    shown = _shown(p)
+    folder = os.path.dirname(shown)
+    fix = ("let the user running the app write it (chmod u+w {f}, or chown it to that user; on a file system "
+           "mounted read-only, copy it to a writable disk), or point REVIEW_DB / --db at a writable copy; then "
+           "reload the page (or run the command again).")
+    if os.path.exists(p):
+        if not os.access(p, os.R_OK):
+            return f"{shown} cannot be read by the user running the app: " + fix.format(f=shown)
+        if not os.access(p, os.W_OK):
+            return f"{shown} is read-only: " + fix.format(f=shown)
+    side = [p + "-wal", p + "-shm"]
+    for f in side:
+        if os.path.exists(f) and not os.access(f, os.W_OK):
+            return f"{_shown(f)} (SQLite's companion file of {shown}) is read-only: " + fix.format(f=_shown(f))
+    if not os.access(folder, os.W_OK | os.X_OK) and not all(os.path.exists(f) for f in side):
+        name = os.path.basename(shown)
+        what = f"the folder {folder} holding {shown}" if os.path.exists(p) else f"the folder {folder}, where {shown} is to be created,"
+        return (f"{shown} cannot be written: {what} is read-only, and SQLite creates {name}-wal and {name}-shm "
+                f"beside the database. Let the user running the app write the folder (chmod u+w {folder}, or chown "
+                "it to that user), or point REVIEW_DB / --db at a writable place; then reload the page (or run the command again).")
+    return None
+
+
+_CODES = (("database or disk is full", 13), ("readonly database", 8), ("database is locked", 5),
+          ("database table is locked", 6), ("file is not a database", 26), ("malformed", 11),
+          ("disk i/o error", 10), ("unable to open database file", 14), ("access permission denied", 3))
+_NOT_STORAGE = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError,
+                sqlite3.NotSupportedError, sqlite3.DataError)
+
+
+def storage_error(exc: BaseException, path: str | os.PathLike | None = None, opening: bool = False):
+    """A sqlite3 error a person can fix -> :class:`~review.errors.StorageError` naming the database
+    file and the fix: a full disk (SQLITE_FULL), an I/O error, a read-only file or folder
+    (SQLITE_READONLY, SQLITE_PERM), a write lock held too long (SQLITE_BUSY, SQLITE_LOCKED), a file
+    that is not a database (SQLITE_NOTADB) or is damaged (SQLITE_CORRUPT), a file that cannot be
+    opened (SQLITE_CANTOPEN). None for any other error (a constraint, a bug in a query: those are
+    not the user's to fix and stay as they are). ``opening``: while opening, not saving."""
+    from .errors import StorageError
+    if not isinstance(exc, sqlite3.Error) or isinstance(exc, _NOT_STORAGE):
+        return None
+    text = str(exc)
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(code, int):
+        code = next((c for words, c in _CODES if words in text.lower()), None)
+    if code is None:
+        return None
+    primary, p = code & 0xFF, _shown(path)
+    folder = os.path.dirname(p) if os.path.isabs(p) else "its folder"
+    name = os.path.basename(p)
+    again = "then reload the page (or run the command again)." if opening else "then try again. Nothing was saved: the change was rolled back whole."
+    said = f"SQLite: {text}"
+    if primary == 13:       # SQLITE_FULL
+        return StorageError(f"The disk holding {p} is full ({said}): free space on it, {again}")
+    if primary == 10:       # SQLITE_IOERR
+        return StorageError(f"Reading or writing {p} failed ({said}): the disk holding it may be full, unplugged or "
+                            f"failing; check it (df -h {folder}), {again}")
+    if primary in (8, 3, 23):   # SQLITE_READONLY (its _DIRECTORY variant: the folder), SQLITE_PERM, SQLITE_AUTH
+        if code == 1544 or (not opening and os.path.isabs(p) and not os.access(folder, os.W_OK | os.X_OK)):
+            return StorageError(f"{p} cannot be written: the folder {folder} is read-only ({said}), and SQLite creates "
+                                f"{name}-wal and {name}-shm beside the database. Let the user running the app write "
+                                f"the folder (chmod u+w {folder}, or chown it to that user), {again}")
+        if code == 1032:    # SQLITE_READONLY_DBMOVED
+            return StorageError(f"{p} was moved, renamed or deleted while the app had it open ({said}): put it back "
+                                f"(or point REVIEW_DB / --db at it), {again}")
+        return StorageError(f"{p} is read-only ({said}): let the user running the app write it (chmod u+w {p}, or chown "
+                            f"it to that user; the same for {name}-wal and {name}-shm beside it, and the folder {folder}), "
+                            f"or point REVIEW_DB / --db at a writable copy; {again}")
+    if primary in (5, 6):   # SQLITE_BUSY, SQLITE_LOCKED
+        return StorageError(f"{p} is busy ({said}): another program has held its write lock for too long (a long "
+                            "audit or upload, a backup, an sqlite3 shell with an open transaction). Wait until it "
+                            f"finishes, {again}")
+    if primary == 26:       # SQLITE_NOTADB
+        return StorageError(f"{p} is not a SQLite database ({said}): check the path (REVIEW_DB or --db), or restore the "
+                            "file from a backup (`review backup` makes one); a new path starts an empty database.")
+    if primary == 11:       # SQLITE_CORRUPT
+        return StorageError(f"{p} is damaged ({said}): restore it from a backup (`review backup` makes one), or rescue "
+                            f"what is left with `sqlite3 {p} .recover | sqlite3 new.db`; {again}")
+    if primary == 14:       # SQLITE_CANTOPEN
+        return StorageError(f"Cannot open {p} ({said}): check that the folder {folder} exists and that the user running "
+                            f"the app may read and write it and the file (chmod, chown), {again}")
+    return None
 
 
 def migrate(db: sqlite_utils.Database) -> None:
@@ -347,10 +483,15 @@ def migrate(db: sqlite_utils.Database) -> None:
         except sqlite3.OperationalError as exc:   # another process migrating the same file added it first
             if "duplicate column" not in str(exc):
                 raise
-    db.conn.executescript(
-        "BEGIN IMMEDIATE;\n" + SCHEMA
-        + f"\nINSERT OR REPLACE INTO meta_info(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');\nCOMMIT;"
-    )
+    try:
+        db.conn.executescript(
+            "BEGIN IMMEDIATE;\n" + SCHEMA
+            + f"\nINSERT OR REPLACE INTO meta_info(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');\nCOMMIT;"
+        )
+    except sqlite3.Error:
+        if db.conn.in_transaction:   # a statement failed (disk full, read-only): none of the script stays
+            db.conn.execute("ROLLBACK")
+        raise
 
 
 @contextmanager
@@ -359,26 +500,54 @@ def transaction(db: sqlite_utils.Database, retries: int = 5) -> Iterator[sqlite_
 
     Retries taking the write lock a few times with backoff, on top of the busy
     timeout, so ``database is locked`` does not reach a person.
+
+    A full disk, a read-only file or folder, a lock held past the retries, a damaged file
+    (:func:`storage_error`) raise :class:`~review.errors.StorageError` naming the file and the
+    fix, after the whole transaction is rolled back; other sqlite3 errors pass unchanged.
     """
     conn = db.conn
-    if conn.in_transaction:  # nested: join the outer transaction
+    if conn.in_transaction:  # nested: join the outer transaction (which rolls back and explains)
         yield db
         return
     for attempt in range(retries):
         try:
             conn.execute("BEGIN IMMEDIATE")
             break
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc) or attempt == retries - 1:
-                raise
+        except sqlite3.Error as exc:
+            retry = isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+            if not retry or attempt == retries - 1:
+                err = storage_error(exc, _path_of(db))
+                if err is None:
+                    raise
+                raise err from exc
             time.sleep(0.05 * 2**attempt)
     try:
         yield db
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    except BaseException as exc:
+        _rollback(conn)
+        err = storage_error(exc, _path_of(db))
+        if err is None:
+            raise
+        raise err from exc
     else:
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            err = storage_error(exc, _path_of(db))
+            if err is None:
+                raise
+            raise err from exc
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open: after SQLITE_FULL, SQLITE_IOERR or SQLITE_CORRUPT
+    SQLite may have rolled it back already, and a second ROLLBACK must not hide the first error."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
 
 
 def _canonical(obj: Any) -> str:
@@ -392,7 +561,8 @@ def _row_hash(prev_hash: str, at: str, actor: str, action: str, dataset_id, idx,
 
 def log(db: sqlite_utils.Database, actor: str, action: str, dataset_id: int | None = None,
         idx: int | None = None, /, **payload: Any) -> int:
-    """Append one audit row chained to the previous one. Call inside :func:`transaction`."""
+    """Append one audit row chained to the previous one and sealed with the trail key (see
+    :mod:`review.trail_anchor`). Call inside :func:`transaction`."""
     if not db.conn.in_transaction:
         with transaction(db):
             return log(db, actor, action, dataset_id, idx, **payload)
@@ -406,31 +576,44 @@ def log(db: sqlite_utils.Database, actor: str, action: str, dataset_id: int | No
         " VALUES (?,?,?,?,?,?,?,?)",
         [at, actor, action, dataset_id, idx, body, prev, h],
     )
+    trail_anchor.seal(db, cur.lastrowid, h)   # HMAC of the hash + the anchor, with the key kept outside the file
     return cur.lastrowid
 
 
 def verify_trail(db: sqlite_utils.Database) -> tuple[bool, int, str]:
-    """Check the audit trail's hash chain.
+    """Check the audit trail's hash chain, then its seals and anchor (:mod:`review.trail_anchor`).
 
-    Returns (ok, rows checked, message); the message names the first broken row.
+    Returns (ok, rows checked, message); the message names the first broken row, or says that rows
+    were deleted at the end, or that the key is missing; when all is well, from which row the trail
+    is keyed. A break in the hash chain is reported before a seal that does not match.
     """
     prev = GENESIS
     n = 0
     expected_id = None
+    seals = trail_anchor.Verifier(db)
+    mac_join = " LEFT JOIN audit_mac m ON m.id = a.id" if trail_anchor.has_mac_table(db) else ""
+    mac_col = "m.mac" if mac_join else "NULL"
+    last_id = last_hash = None
     for row in db.execute(
-        "SELECT id, at, actor, action, dataset_id, idx, payload, prev_hash, hash FROM audit_log ORDER BY id"
+        f"SELECT a.id, a.at, a.actor, a.action, a.dataset_id, a.idx, a.payload, a.prev_hash, a.hash, {mac_col}"
+        f" FROM audit_log a{mac_join} ORDER BY a.id"
     ):
-        rid, at, actor, action, dsid, idx, payload, prev_hash, h = row
+        rid, at, actor, action, dsid, idx, payload, prev_hash, h, mac = row
         if expected_id is not None and rid != expected_id:
             return False, n, f"audit row {expected_id} is missing (the chain jumps from {expected_id - 1} to {rid}): rows were deleted"
         if prev_hash != prev:
             return False, n, f"audit row {rid} does not follow row {rid - 1}: its prev_hash does not match (a row before it was changed or deleted)"
         if _row_hash(prev_hash, at, actor, action, dsid, idx, payload) != h:
             return False, n, f"audit row {rid} ({action} by {actor} at {at}) was changed after it was written: its hash does not match its content"
+        seals.row(rid, h, mac, action, actor, at, n)
         prev = h
         n += 1
         expected_id = rid + 1
-    return True, n, f"audit trail intact: {n} rows, hash chain verified"
+        last_id, last_hash = rid, h
+    ok, checked, extra = seals.finish(n, last_id, last_hash)
+    if not ok:
+        return False, checked, extra
+    return True, n, f"audit trail intact: {n} rows, hash chain verified" + (f"; {extra}" if extra else "")
 
 
 def scalar(db: sqlite_utils.Database, sql: str, params: Any = ()) -> Any:

@@ -13,17 +13,42 @@ from email.utils import formatdate
 
 import streamlit as st
 
-from . import auth, store
+from . import auth, safe_text, store
 from .datasets import Dataset, get
-from .errors import ReviewError
+from .errors import ReviewError, StorageError
 
 SESSION_SECONDS = auth.SESSION_IDLE   # a signed-in session lasts this long without activity
 TEXT_PREVIEW = 5000             # characters of a long text drawn before "show all"
 
 
 def connect():
-    """A fresh connection for this script run (never shared across threads)."""
-    return store.connect()
+    """A fresh connection for this script run (never shared across threads).
+
+    A database the app cannot use (read-only file or folder, not a database, damaged, a full disk
+    while creating it: review.errors.StorageError) stops the page with the message naming the file
+    and the fix, sign-in page included. Outside a script run (a download built on click) it raises."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    from .errors import StorageError
+    try:
+        return store.connect(writable=True)
+    except StorageError as exc:
+        if get_script_run_ctx(suppress_warning=True) is None:
+            raise
+        error(exc)
+        st.stop()
+
+
+def download_connection(token: str | None):
+    """A connection for a download built on click (``st.download_button(data=callable)``): that runs in
+    its own thread, long after the page was drawn, so it checks the tab's session again first (signed
+    out or ended elsewhere, expired, deactivated: AuthError, no file). Capture ``token`` from
+    st.session_state["session_token"] while the page draws. The export functions then check that the
+    account is still active and a lead (auth.require_active)."""
+    conn = connect()
+    if token:
+        auth.resume_session(conn, token)
+    return conn
 
 
 def setup(title: str) -> None:
@@ -131,6 +156,9 @@ def current_user(db) -> auth.User | None:
         ss["cookie_tried"] = cookie
         try:
             user = auth.resume_session(db, cookie)
+        except StorageError as exc:      # the database failed, not the session: keep it, say what to fix
+            error(exc)
+            st.stop()
         except ReviewError as exc:
             ss["flash"] = str(exc)
             ss["cookie_dead"] = cookie
@@ -148,6 +176,9 @@ def current_user(db) -> auth.User | None:
             user = auth.resume_session(db, token)
         else:
             user = auth.get_user(db, name)  # role changes and deactivation take effect at once
+    except StorageError as exc:   # a full disk while touching last_seen: the tab keeps its session and its state
+        error(exc)
+        st.stop()
     except ReviewError as exc:
         if token:
             _signed_out(str(exc), token)
@@ -159,7 +190,16 @@ def current_user(db) -> auth.User | None:
 
 
 def sign_in_form(db) -> None:
-    """The sign-in form, or the first-admin form on an empty database."""
+    """The sign-in form, or the first-admin form on an empty database. The client's address goes to
+    auth.sign_in as its ``source`` (per-source throttle): st.context.ip_address, the TCP peer; for a
+    peer on this machine (None: a visitor here, or a reverse proxy here), the last X-Forwarded-For
+    entry, the one such a proxy appends (any entry before it the client could have written)."""
+    try:
+        source = st.context.ip_address
+        if source is None:
+            source = (st.context.headers.get("X-Forwarded-For") or "").split(",")[-1].strip()[:64] or None
+    except Exception:           # no session context (a bare script run): one source, "local"
+        source = None
     flash = st.session_state.pop("flash", None)
     if flash:
         st.info(flash)
@@ -178,7 +218,7 @@ def sign_in_form(db) -> None:
                 else:
                     try:
                         auth.create_user(db, name.strip(), "admin", pw, None)
-                        user = auth.sign_in(db, name.strip(), pw)
+                        user = auth.sign_in(db, name.strip(), pw, source=source)
                         _start_session(db, user)
                         st.rerun()
                     except ReviewError as exc:
@@ -190,7 +230,7 @@ def sign_in_form(db) -> None:
         pw = st.text_input("Password", type="password", key="signin_pw")
         if st.form_submit_button("Sign in", type="primary"):
             try:
-                user = auth.sign_in(db, name.strip(), pw)
+                user = auth.sign_in(db, name.strip(), pw, source=source)
                 _start_session(db, user)
                 st.rerun()
             except ReviewError as exc:
@@ -262,9 +302,11 @@ def dataset_picker(db, key: str = "dataset") -> Dataset | None:
     return get(db, name)
 
 
-def escape_md(s: str) -> str:
-    """Text shown inside st.markdown as literal text: every markdown/HTML punctuation mark backslash-escaped."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~<>&$:])", r"\\\1", str(s))
+# Text from data, users or the judge drawn as Markdown (st.markdown, captions, notices, labels, help):
+# escape_md for a value, escape_message for a sentence of ours holding values (review.safe_text).
+escape_md = safe_text.md
+escape_message = safe_text.md_message
+md_code = safe_text.code
 
 
 def show_text(text: str | None, key: str) -> None:
@@ -298,12 +340,14 @@ def badge(label: str, color: str) -> str:
 def progress_callback(bar):
     """Adapter: review's progress(fraction, message) -> a st.progress bar."""
     def cb(fraction: float, message: str) -> None:
-        bar.progress(max(0.0, min(1.0, fraction)), text=message)
+        bar.progress(max(0.0, min(1.0, fraction)), text=escape_message(message))   # the text is Markdown
     return cb
 
 
 def error(exc: Exception) -> None:
-    st.error(str(exc))
+    """Show a ReviewError's message (a raw sqlite3 error of the database file: as store.storage_error words it)."""
+    exc = store.storage_error(exc, store.db_path()) or exc
+    st.error(escape_message(str(exc)))   # messages name files, columns, values: data, not Markdown
 
 
 # The Review page's keyboard helper: a script-only st.components.v2 component (no iframe, nothing
@@ -440,8 +484,8 @@ def review_ner_sentence(db, ds: Dataset, user: auth.User, s, state: dict, revisi
         if s.reason:
             st.markdown("**Why it is flagged:** " + escape_md(s.reason))
         if s.latest_review and s.latest_review["status"] == "rejected":
-            st.warning(f"A lead rejected an earlier decision ({s.latest_review['decision']} by {s.latest_review['reviewer']}): "
-                       f"{s.latest_review['verify_note']}")
+            st.warning(f"A lead rejected an earlier decision ({s.latest_review['decision']} by {escape_md(s.latest_review['reviewer'])}): "
+                       f"{escape_md(s.latest_review['verify_note'])}")
         st.info(f"This sentence is {s.state}: it can no longer be changed here.")
         if st.button("Back to the queue", key="leave_back"):
             state["back"] = None
@@ -484,8 +528,8 @@ def review_ner_sentence(db, ds: Dataset, user: auth.User, s, state: dict, revisi
     if s.reason:
         st.markdown("**Why it is flagged:** " + escape_md(s.reason))
     if s.latest_review and s.latest_review["status"] == "rejected":
-        st.warning(f"A lead rejected an earlier decision ({s.latest_review['decision']} by {s.latest_review['reviewer']}): "
-                   f"{s.latest_review['verify_note']}")
+        st.warning(f"A lead rejected an earlier decision ({s.latest_review['decision']} by {escape_md(s.latest_review['reviewer'])}): "
+                   f"{escape_md(s.latest_review['verify_note'])}")
     model = ""
     if predicted:
         model = f" · model: {escape_md(predicted[tok])}" + (f" ({float(conf[tok]):.0%})" if conf else "")
@@ -522,7 +566,8 @@ def review_ner_sentence(db, ds: Dataset, user: auth.User, s, state: dict, revisi
         problems = sorted(ner.scheme_violations(edited, ds.mapping.scheme), key=lambda p: p[0] != tok)   # selected first
         if problems:
             st.error(f"Not a valid {ds.mapping.scheme} sequence yet: " +
-                     "; ".join(f"token {j} {s.tokens[j]!r}: {why}" for j, why in problems[:3]) + ". Change that tag too.")
+                     "; ".join(f"token {j} {escape_md(repr(s.tokens[j]))}: {escape_md(why)}" for j, why in problems[:3])
+                     + ". Change that tag too.")
         st.caption("As given")
         ner_sentence(s.tokens, tags_now, ds.mapping.scheme, flagged=changed)
     st.text_input("Note (optional)", key=note_key)
@@ -545,7 +590,7 @@ def review_ner_sentence(db, ds: Dataset, user: auth.User, s, state: dict, revisi
         for k, (a, z) in enumerate(spans[:8]):
             words = " ".join(s.tokens[a:z])
             proposal = ner_store.accept_span(edited, predicted, a, z, ds.mapping.scheme)
-            if cols[k % len(cols)].button(f"{words[:30]} → {' '.join(predicted[a:z])[:30]}", key=f"accept_{k}",
+            if cols[k % len(cols)].button(f"{escape_md(words[:30])} → {escape_md(' '.join(predicted[a:z])[:30])}", key=f"accept_{k}",
                                           disabled=proposal == tags_now):
                 act("relabel", proposal, what=f"the model's tags accepted for {words!r}")
     navigation()
@@ -583,7 +628,7 @@ def upload_ner(db, user: auth.User, up) -> None:
             error(exc)
             st.stop()
         st.session_state["dataset_name"] = name.strip()
-        st.success(f"Dataset {name.strip()!r} ingested: {plural(len(corpus.sentences), 'sentence')}, "
+        st.success(f"Dataset {escape_md(repr(name.strip()))} ingested: {plural(len(corpus.sentences), 'sentence')}, "
                    f"{plural(corpus.n_tokens, 'token')}, scheme {corpus.scheme}. Run the audit to find suspect tokens.")
         st.page_link("pages/2_Audit.py", label="Go to the audit")
 
@@ -601,7 +646,7 @@ def verify_ner_card(ds: Dataset, r: dict, do) -> None:
     st.caption("Before")
     ner_sentence(tokens, before, ds.mapping.scheme, flagged=changed)
     if changed:
-        st.caption("After: " + ", ".join(f"{j} {tokens[j]}: {before[j]} → {after[j]}" for j in changed[:10]))
+        st.caption("After: " + escape_md(", ".join(f"{j} {tokens[j]}: {before[j]} → {after[j]}" for j in changed[:10])))
         ner_sentence(tokens, after, ds.mapping.scheme, flagged=changed)
     if r["note"]:
         st.markdown(f"note: {escape_md(r['note'])}")
@@ -619,15 +664,15 @@ def verify_ner_card(ds: Dataset, r: dict, do) -> None:
 
 def judge_config():
     """The judge's endpoint: the page's fields (this session only) over .streamlit/secrets.toml
-    (llm_base_url, llm_model, llm_api_key) over the environment. The key never leaves memory."""
+    (llm_base_url, llm_model, llm_api_key) over the environment. The key never leaves memory and
+    goes only to the URL configured beside it: a URL typed here that is another runs without it."""
     from . import judge
     try:
         secrets = {k: st.secrets.get(f"llm_{k}", "") for k in ("base_url", "model", "api_key")}
     except Exception:   # no secrets.toml: fine
         secrets = {}
-    values = {k: st.session_state.get(f"judge_{k}") or secrets.get(k) or "" for k in ("base_url", "model")}
-    values["api_key"] = secrets.get("api_key") or ""
-    return judge.config_from(values)
+    typed = {k: st.session_state.get(f"judge_{k}") or "" for k in ("base_url", "model")}
+    return judge.config_from(typed, secrets=secrets)
 
 
 def judge_tab(db, ds: Dataset, user: auth.User) -> None:
@@ -643,15 +688,21 @@ def judge_tab(db, ds: Dataset, user: auth.User) -> None:
     except ReviewError as exc:
         cfg, cfg_error = None, str(exc)
     if user.can("lead"):
-        with st.expander("Endpoint" + (f": {cfg.model} at {cfg.base_url}" if cfg else " (not configured)"), expanded=cfg is None):
-            st.caption(judge.SETUP_HELP + " The fields below override the URL and model for this session.")
+        shown = md_code(judge.shown_url(cfg.base_url, cfg.api_key)) if cfg else ""
+        with st.expander("Endpoint" + (f": {escape_md(cfg.model)} at {shown}" + (" (without the key)" if cfg.key_withheld else "")
+                                       if cfg else " (not configured)"), expanded=cfg is None or cfg.key_withheld):
+            st.caption(judge.SETUP_HELP + " The fields below override the URL and model for this session; a URL "
+                       "typed here that is not the configured one runs without the key.")
             c1, c2 = st.columns(2)
             c1.text_input("Base URL", key="judge_base_url", placeholder="https://api.openai.com/v1")
             c2.text_input("Model", key="judge_model", placeholder="gpt-4o-mini")
-            if cfg is not None:
-                st.caption("API key: " + ("set (from the environment or secrets)" if cfg.api_key else "none (the endpoint must not need one)"))
+            if cfg is not None and not cfg.key_withheld:
+                st.caption(judge.key_status(cfg, url=md_code))
+        key_note = st.empty()   # always drawn, so the fields below keep their place when the note comes or goes
+        if cfg is not None and cfg.key_withheld:   # said before the run, outside the expander: always in sight
+            key_note.warning(judge.key_status(cfg, url=md_code), icon=":material/key_off:")
     if cfg_error:
-        st.error(cfg_error)
+        st.error(escape_message(cfg_error))   # it quotes the URL typed: data, not Markdown
     counts = judge.verdict_counts(db, ds)
     flash = st.session_state.pop("judge_flash", None)
     if flash:
@@ -667,7 +718,7 @@ def judge_tab(db, ds: Dataset, user: auth.User) -> None:
             p = judge.plan(db, ds, cfg.model, int(n))
             if c2.button(f"Run the judge on {p['rows']:,} rows ({plural(p['calls'], 'call')}, {p['cached']:,} cached)",
                          type="primary", key="judge_run", disabled=p["rows"] == 0):
-                st.button("Cancel", key="judge_cancel", help="Stops after the calls in flight; verdicts so far are kept")
+                st.button("Cancel", key="judge_cancel", help="Stops the run, calls in flight too; verdicts so far are kept")
                 bar = st.progress(0.0, text="Starting")
                 try:
                     got = judge.run_judge(db, ds, user, cfg, int(n), progress=progress_callback(bar))

@@ -21,7 +21,7 @@ from typing import Sequence
 import sqlite_utils
 
 from . import store
-from .auth import User, require
+from .auth import User, require_active
 from .datasets import Dataset, latest_run
 from .datasets import settings as dataset_settings
 from .errors import NotFound, ReviewError, StaleViewError
@@ -135,7 +135,7 @@ def claim_next(db: sqlite_utils.Database, ds: Dataset, user: User, exclude: Sequ
     ``action`` and ``order='action'`` use the fused action when the judge has run.
     None when the queue is empty.
     """
-    require(user, "annotator", "review suspects")
+    require_active(db, user, "annotator", "review suspects")
     run = latest_run(db, ds.id)
     if run is None:
         return None
@@ -194,7 +194,7 @@ def decide(db: sqlite_utils.Database, ds: Dataset, idx: int, user: User, decisio
     An annotator may revise their own decision while it awaits verification.
     Returns the review id. Raises StaleViewError if the row changed since it was shown.
     """
-    require(user, "annotator", "review suspects")
+    require_active(db, user, "annotator", "review suspects")
     if decision not in DECISIONS:
         raise ReviewError(f"Unknown decision {decision!r}: choose one of {', '.join(DECISIONS)}.")
     note = (note or "").strip()
@@ -255,7 +255,7 @@ def verify(db: sqlite_utils.Database, review_id: int, user: User, action: str, s
     overrides (with the lead's own label) a pending decision.
 
     Refused (ReviewError) on the lead's own decision unless the dataset allows self-approval."""
-    require(user, "lead", "verify decisions")
+    require_active(db, user, "lead", "verify decisions")
     if action not in VERIFY_ACTIONS:
         raise ReviewError(f"Unknown action {action!r}: choose one of {', '.join(VERIFY_ACTIONS)}.")
     note = (note or "").strip()
@@ -344,7 +344,7 @@ def pending(db: sqlite_utils.Database, ds: Dataset, user: User, limit: int = 20,
     state version. Filters (None: any): ``reviewer`` (the decision's author), ``pair`` (given
     label, proposed label; proposed None is an unsure decision; not for NER), ``decision``
     (keep / relabel / unsure). SQLite reads only the page (LIMIT), never the whole queue."""
-    require(user, "lead", "verify decisions")
+    require_active(db, user, "lead", "verify decisions")
     run = latest_run(db, ds.id)
     where, params = _pending_where(ds, reviewer, pair, decision)
     return list(db.query(
@@ -362,7 +362,7 @@ def pending_groups(db: sqlite_utils.Database, ds: Dataset, user: User) -> list[d
     """The Verify page's filter options, from one grouped query: one dict per (reviewer, given
     label, proposed label, decision) with ``n``, the decisions awaiting verification in it
     (given / proposed are None for NER, whose labels are tag lists). See pending_count."""
-    require(user, "lead", "verify decisions")
+    require_active(db, user, "lead", "verify decisions")
     labels = "NULL AS given, NULL AS proposed" if ds.task == "ner" else f"i.given_label AS given, {PROPOSED} AS proposed"
     return list(db.query(
         f"SELECT r.reviewer AS reviewer, {labels}, r.decision AS decision, COUNT(*) AS n FROM reviews r"
@@ -389,7 +389,7 @@ def verify_many(db: sqlite_utils.Database, ds: Dataset, user: User, seen: Sequen
     not approved): the lead's own decisions unless the dataset allows self-approval (four eyes;
     allowed, they are approved and recorded as self-approved), and unsure decisions (no label
     to approve). Returns {"approved", "own", "unsure", "self_approved"}: lists of review ids."""
-    require(user, "lead", "verify decisions")
+    require_active(db, user, "lead", "verify decisions")
     ids = list(dict.fromkeys(int(rid) for rid, _ in seen))
     versions = {int(rid): int(v) for rid, v in seen}
     if not ids:

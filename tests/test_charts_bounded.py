@@ -314,3 +314,9 @@ def test_long_names_alike_stay_distinct_and_are_cut_on_the_axis():
     xs = spec["data"][0]["x"]
     assert len(set(xs)) == 2
     assert all(t.endswith("…") and len(t) <= TICK_MAX for t in spec["layout"]["xaxis"]["ticktext"])
+
+
+def test_judge_verdicts_draws_when_no_verdict_was_yes_or_no():
+    # agreement is None until the judge said YES or NO once: the chart must still draw
+    fig = charts.judge_verdicts({"YES": 0, "NO": 0, "UNKNOWN": 5, "not judged": 3, "agreement": None})
+    assert list(fig.data[0].y) == [0, 0, 5, 3]

@@ -172,6 +172,8 @@ def test_processes_racing_on_one_suspect_exactly_one_wins(base, tmp_path):
     script.write_text(RACER.format(root=str(ROOT)))
     db_path = copy_db(base, tmp_path / "race.db")
     db = store.connect(db_path)
+    for k in range(8):      # real accounts: an action re-checks its user against the users table
+        auth.create_user(db, f"p{k}", "annotator", PASSWORD, auth.User("alice", "admin"))
     ds = datasets.get(db, "demo-support-tickets")
     run_id = datasets.latest_run(db, ds.id)["id"]
     rows = [r[0] for r in db.execute("SELECT idx FROM scores WHERE run_id=? AND is_issue=1 ORDER BY rank LIMIT 5", [run_id])]
