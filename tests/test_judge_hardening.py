@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 import tracemalloc
@@ -340,7 +341,9 @@ def cert(tmp_path_factory):
     """A self-signed certificate for 127.0.0.1 (openssl), trusted only where a test says so."""
     import shutil
     import subprocess
-    if not shutil.which("openssl"):
+    if not shutil.which("openssl"):     # CI does not skip: the TLS cases must run there
+        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+            pytest.fail("CI: openssl is missing: install it (apt-get install openssl) to test the judge over TLS")
         pytest.skip("openssl is missing")
     d = tmp_path_factory.mktemp("tls")
     crt, key = d / "cert.pem", d / "key.pem"
