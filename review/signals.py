@@ -52,6 +52,9 @@ def parse_embedding_column(values, filename: str, column: str) -> np.ndarray:
         where = f"{filename}: data row {r + 1}, column {column!r}"
         try:
             vec = _vector(v)
+        except RecursionError:      # lists inside lists, thousands deep: Python's json gives up
+            raise IngestError(f"{where}: the vector is lists nested inside each other far too deep. Write it as one "
+                              "flat list of numbers, [0.1, -0.2, …], or as numbers separated by spaces.") from None
         except (ValueError, TypeError, json.JSONDecodeError):
             raise IngestError(f"{where}: {str(v)[:60]!r} is not a vector of numbers. Write it as [0.1, -0.2, …] "
                               "or as numbers separated by spaces.") from None

@@ -172,15 +172,23 @@ def test_review_ingest_of_deep_json_exits_2_naming_the_line(tmp_path, name, data
 
 
 def test_review_ingest_of_a_deep_csv_embedding_cell_exits_2(tmp_path):
-    # the cell is parsed by review.signals (not refused by line there yet): the command still says what is wrong
+    # the cell is parsed by review.signals: the refusal names the row and the column
     rows = [f'r{i},item {i} has some words,{"ab"[i % 2]},"[1, 2]"' for i in range(20)]
     rows[7] = f"r7,item 7 has some words,b,{DEEP}"
     f = tmp_path / "emb.csv"
     f.write_text("id,text,label,emb\n" + "\n".join(rows) + "\n")
     r = _cli("ingest", f, "--name", "emb", "--embedding-col", "emb", "--db", tmp_path / "app.db")
-    assert r.returncode == 2 and r.stderr.startswith(f"error: {f} holds a value nested too deeply to read"), r.stderr
+    assert r.returncode == 2 and "data row 8, column 'emb'" in r.stderr and "nested" in r.stderr, r.stderr
     _no_traceback(r)
     assert store.scalar(store.connect(tmp_path / "app.db"), "SELECT COUNT(*) FROM datasets") == 0
+
+
+def test_a_deep_embedding_cell_is_refused_naming_the_row():
+    # the Upload page and `review ingest` parse embedding cells with this function
+    from review import signals
+    from review.errors import IngestError
+    with pytest.raises(IngestError, match=r"up.csv: data row 3, column 'emb': the vector is lists nested"):
+        signals.parse_embedding_column(["[1, 2]", "[3, 4]", DEEP], "up.csv", "emb")
 
 
 # ----------------------------------------------------------------------------- (b) a full disk
