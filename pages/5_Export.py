@@ -7,7 +7,6 @@ from review.auth import User
 db, user, ds = ui.page_with_dataset("Export", "lead")
 
 signed_in = User(user.name, user.role)
-session_token = st.session_state.get("session_token")
 ds_id = ds.id
 
 waiting = workflow.awaiting_verification(db, ds)
@@ -34,21 +33,16 @@ st.caption(("Ticked: in the CSV downloads, cells that begin with =, +, -, @, a t
             "written '-5). Untick for a file a program reads: every cell exactly as stored.")
            + (" The corpus files (CoNLL, JSONL) are never changed by it." if ds.task == "ner" else ""))
 
+audit_csv = ui.deferred_download(  # every file is built on click, in its own thread, on its own connection
+    lambda conn: export.export_audit(conn, signed_in, ds_id, spreadsheet_safe=spreadsheet_safe))
+
 if ds.task == "ner":
     st.caption(f"The cleaned corpus: every sentence with its verified tags (approved or overridden by a lead), else the "
                f"given ones. CoNLL keeps the upload's format, {ds.mapping.scheme} scheme and columns byte for byte; "
                "only the tags of verified corrections change.")
 
     def corpus(fmt: str):
-        def build() -> bytes:   # runs on click, in its own thread: its own connection
-            conn = ui.download_connection(session_token)
-            from review.datasets import get
-            return export.export_ner(conn, get(conn, ds_id), signed_in, fmt).encode("utf-8")
-        return build
-
-    def audit_csv() -> bytes:
-        conn = ui.download_connection(session_token)
-        return "".join(export.export_audit(conn, signed_in, ds_id, spreadsheet_safe=spreadsheet_safe)).encode("utf-8")
+        return ui.deferred_download(lambda conn: export.export_ner(conn, datasets.get(conn, ds_id), signed_in, fmt))
 
     stem = ds.name
     native = export.ner_native_format(ds)
@@ -70,17 +64,8 @@ st.caption(f"Columns: {', '.join(export.cleaned_columns(ds))}. cleaned_label cha
            "verified_by and self_approved describe the decision in force (none after a rejection).")
 
 
-def cleaned_csv() -> bytes:  # runs on click, in its own thread: its own connection
-    conn = ui.download_connection(session_token)
-    from review.datasets import get
-    return "".join(export.export_cleaned(conn, get(conn, ds_id), signed_in, only_verified,
-                                         spreadsheet_safe=spreadsheet_safe)).encode("utf-8")
-
-
-def audit_csv() -> bytes:
-    conn = ui.download_connection(session_token)
-    return "".join(export.export_audit(conn, signed_in, ds_id, spreadsheet_safe=spreadsheet_safe)).encode("utf-8")
-
+cleaned_csv = ui.deferred_download(lambda conn: export.export_cleaned(
+    conn, datasets.get(conn, ds_id), signed_in, only_verified, spreadsheet_safe=spreadsheet_safe))
 
 c1, c2 = st.columns(2)
 c1.download_button("Download cleaned labels (CSV)", cleaned_csv, file_name=f"{ds.name}-cleaned.csv", mime="text/csv",

@@ -2,7 +2,7 @@
 and the golden set (trusted labels a lead sets to check the annotators; never an input of the consensus)."""
 import streamlit as st
 
-from review import annotators, charts, export, gold, ui
+from review import annotators, charts, datasets, export, gold, ui
 from review.auth import User
 from review.errors import ReviewError
 
@@ -36,12 +36,9 @@ with tab_ann:
             # a click on a row of the table picks that annotator below
             st.session_state["annotator_clicked"] = rows[0]
             st.session_state["annotator_pick"] = names[rows[0]]
-        signed_in, ds_id, session_token = User(user.name, user.role), ds.id, st.session_state.get("session_token")
-
-        def annotators_csv() -> bytes:
-            conn = ui.download_connection(session_token)
-            from review.datasets import get
-            return "".join(export.export_annotators(conn, get(conn, ds_id), signed_in)).encode("utf-8")
+        signed_in, ds_id = User(user.name, user.role), ds.id
+        annotators_csv = ui.deferred_download(   # built on click, on its own connection
+            lambda conn: export.export_annotators(conn, datasets.get(conn, ds_id), signed_in))
 
         st.download_button("Download the annotator table (CSV)", annotators_csv, file_name=f"{ds.name}-annotators.csv",
                            mime="text/csv", key="dl_annotators", on_click="ignore")

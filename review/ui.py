@@ -51,6 +51,18 @@ def download_connection(token: str | None):
     return conn
 
 
+def deferred_download(build):
+    """``data=`` for ``st.download_button``: ``build(conn)`` -> str or an iterable of str, run only when
+    the button is clicked, on :func:`download_connection` (the tab's session re-checked then), and
+    returned as UTF-8 bytes. Call it while the page draws (it captures the tab's session token)."""
+    token = st.session_state.get("session_token")
+
+    def data() -> bytes:
+        out = build(download_connection(token))
+        return (out if isinstance(out, str) else "".join(out)).encode("utf-8")
+    return data
+
+
 def setup(title: str) -> None:
     st.set_page_config(page_title=f"{title} · Label review", page_icon="🔎", layout="wide")
 
