@@ -188,6 +188,19 @@ def _visit(app, pages, beacon, names, current):
             picker.click()
             page.get_by_role("option", name=name, exact=True).click()
             wait_idle(page)
+        settle()
+
+    def settle() -> None:
+        """Wait until the page stops changing: a rerun a click started may begin after wait_idle
+        returned, and until it ends the page still shows the previous dataset's tabs."""
+        seen = None
+        for _ in range(50):
+            page.wait_for_timeout(300)
+            wait_idle(page)
+            now = main.get_by_role("tab").all_inner_texts()
+            if now == seen:
+                return
+            seen = now
 
     for name in names:
         for target in TARGETS:
