@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -105,8 +106,9 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(base, tmp_path, ki
     for k in range(KILLS[kind]):
         delay = rng.uniform(0.05, {"ingest": 2.5, "audit": 2.0, "decide": 0.6}[kind])
         lines = kill_midway(kind, db_path, script, delay)
-        acked += [int(l.split()[1]) for l in lines if l.startswith("ack ")]
-        rejected += [int(l.split()[1]) for l in lines if l.startswith("rejected ")]
+        # a line the kill cut short ("ack " without its number) was never said: not acknowledged
+        acked += [int(m.group(1)) for l in lines if (m := re.fullmatch(r"ack (\d+)", l.strip()))]
+        rejected += [int(m.group(1)) for l in lines if (m := re.fullmatch(r"rejected (\d+)", l.strip()))]
         db = check_file(db_path)
         try:
             if kind == "ingest":

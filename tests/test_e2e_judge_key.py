@@ -53,10 +53,20 @@ def test_a_typed_url_runs_without_the_key_and_says_so(tmp_path, monkeypatch):
                     return url
 
                 def set_limit(n: int) -> None:
-                    limit = main.get_by_role("spinbutton", name="Rows to judge, most suspect first")
-                    limit.fill(str(n))
-                    limit.press("Enter")
-                    wait_idle(page)
+                    """Type n rows and wait until the Run button counts them: a rerun started by the
+                    field before may begin after wait_idle returned and put the old value back."""
+                    run = page.get_by_role("button", name=re.compile(rf"^Run the judge on {n} rows"))
+                    for _ in range(5):
+                        limit = main.get_by_role("spinbutton", name="Rows to judge, most suspect first")
+                        limit.fill(str(n))
+                        limit.press("Enter")
+                        wait_idle(page)
+                        try:
+                            run.wait_for(timeout=5000)
+                            return
+                        except Exception:
+                            pass
+                    run.wait_for()
 
                 try:
                     with shot_on_failure(app, current, "judge-key"):
@@ -94,6 +104,7 @@ def test_a_typed_url_runs_without_the_key_and_says_so(tmp_path, monkeypatch):
                         url = endpoint_field()
                         url.fill("")
                         url.press("Enter")
+                        main.get_by_text(WITHOUT).first.wait_for(state="detached")   # the rerun for the cleared field
                         wait_idle(page)
                         set_limit(5)
                         assert main.get_by_text(WITHOUT).count() == 0
