@@ -38,6 +38,7 @@ helps on a shared, busy machine.
 
 Usage:  python benchmarks/ag_news_audit.py [--seed 0] [--rows N] [--repeat 1] [--keep DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,22 +55,25 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the review package of this checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the review package of this checkout
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 AG_NEWS = DATA / "ag_news" / "test.csv"
-CLASSES = ["World", "Sports", "Business", "Sci/Tech"]   # class 1..4
-SPORTS, BUSINESS = 1, 2                                    # 0-based
+CLASSES = ["World", "Sports", "Business", "Sci/Tech"]  # class 1..4
+SPORTS, BUSINESS = 1, 2  # 0-based
 RATE = 0.03
 KINDS = ("flips", "swaps", "shifted block")
 
 
 # ----------------------------------------------------------------------------- data
 
+
 def read_ag_news(path: Path, rows: int | None) -> tuple[np.ndarray, list[list[str]]]:
     """-> labels (n,) ints 0..3, records (n,) [class, title, description] as strings."""
     if not path.is_file():
-        sys.exit(f"error: {path} is missing. The benchmark needs the AG News test split at "
-                 f"<repo root>/../shared/data/ag_news/test.csv (see shared/data/README.md).")
+        sys.exit(
+            f"error: {path} is missing. The benchmark needs the AG News test split at "
+            f"<repo root>/../shared/data/ag_news/test.csv (see shared/data/README.md)."
+        )
     with path.open(newline="", encoding="utf-8") as fh:
         records = [r for r in csv.reader(fh) if r]
     if rows is not None:
@@ -89,6 +93,7 @@ def corrupt(orig: np.ndarray, seed: int) -> tuple[np.ndarray, dict[str, np.ndarr
     above); swaps and flips are then drawn from the rows outside [start-1, start+m-1].
     """
     from review.selfcheck import inject
+
     m = int(round(RATE * len(orig)))
     if len(orig) < 4 * m + 2 or m < 1:
         sys.exit(f"error: {len(orig)} rows are too few for three corruptions of {m} rows each.")
@@ -104,6 +109,7 @@ def write_csv(path: Path, records: list[list[str]], labels: np.ndarray) -> None:
 
 
 # ----------------------------------------------------------------------------- running things
+
 
 def run_measured(cmd: list[str], cwd: Path | None = None) -> tuple[str, str, float, float]:
     """Run cmd as a child; -> (stdout, stderr, wall seconds, peak RSS in MiB of that child).
@@ -153,6 +159,7 @@ def recipe_worker(csv_path: str) -> None:
     """Subprocess entry: imports, read the corrupted CSV, run the recipe; print JSON."""
     import cleanlab.filter  # noqa: F401  (imports are part of what a fresh process pays)
     import sklearn.linear_model  # noqa: F401
+
     with open(csv_path, newline="", encoding="utf-8") as fh:
         records = [r for r in csv.reader(fh) if r]
     labels = np.array([int(r[0]) - 1 for r in records], dtype=np.int64)
@@ -162,6 +169,7 @@ def recipe_worker(csv_path: str) -> None:
 
 
 # ----------------------------------------------------------------------------- scoring
+
 
 def score(flagged: np.ndarray, orig: np.ndarray, noisy: np.ndarray, parts: dict[str, np.ndarray]) -> dict:
     wrong = noisy != orig
@@ -179,8 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=0, help="corruption seed (default 0)")
     ap.add_argument("--rows", type=int, help="use only the first N rows (quick check)")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="time every measured step this many times and keep the fastest (default 1)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="time every measured step this many times and keep the fastest (default 1)",
+    )
     ap.add_argument("--keep", help="write the corrupted CSV and the database here instead of a temp dir")
     ap.add_argument("--recipe-worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -195,12 +207,16 @@ def main(argv: list[str] | None = None) -> int:
     n = len(orig)
     wrong = noisy != orig
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"AG News test split: {n:,} rows; seed {args.seed}; python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-          f"load average {load:.2f} at start; timings: fastest of {args.repeat}")
+    print(
+        f"AG News test split: {n:,} rows; seed {args.seed}; python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"load average {load:.2f} at start; timings: fastest of {args.repeat}"
+    )
     b = parts["shifted block"]
-    print(f"injected: flips {len(parts['flips'])} rows, Sports/Business swaps {len(parts['swaps'])} rows, "
-          f"shifted block rows {b[0]}-{b[-1]} ({len(b)} rows, {int(wrong[b].sum())} of them change label); "
-          f"{int(wrong.sum())} wrong labels in all ({wrong.mean():.1%})")
+    print(
+        f"injected: flips {len(parts['flips'])} rows, Sports/Business swaps {len(parts['swaps'])} rows, "
+        f"shifted block rows {b[0]}-{b[-1]} ({len(b)} rows, {int(wrong[b].sum())} of them change label); "
+        f"{int(wrong.sum())} wrong labels in all ({wrong.mean():.1%})"
+    )
 
     tmp_ctx = tempfile.TemporaryDirectory(prefix="ag_news_audit_") if not args.keep else None
     tmp = Path(args.keep or tmp_ctx.name)
@@ -214,8 +230,22 @@ def main(argv: list[str] | None = None) -> int:
 
         # --- our pipeline, as the real commands
         rv = review_cmd()
-        _, _, ingest_s, _ = run_measured(rv + ["ingest", str(csv_path), "--name", "agnews", "--no-header",
-                                               "--text-col", "2,3", "--label-col", "1", "--db", str(db_path)])
+        _, _, ingest_s, _ = run_measured(
+            rv
+            + [
+                "ingest",
+                str(csv_path),
+                "--name",
+                "agnews",
+                "--no-header",
+                "--text-col",
+                "2,3",
+                "--label-col",
+                "1",
+                "--db",
+                str(db_path),
+            ]
+        )
         audit_runs = [run_measured(rv + ["audit", "agnews", "--db", str(db_path)]) for _ in range(args.repeat)]
         audit_out = audit_runs[0][0]
         audit_s, audit_mb = min(r[2] for r in audit_runs), max(r[3] for r in audit_runs)
@@ -225,8 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         ours[[int(r["id"]) for r in sus if r["is_issue"] == "1"]] = True
 
         # --- run_audit alone, in this process, on the same database (a new run)
-        from review import audit as review_audit, auth, store
-        import cleanlab.filter, cleanlab.rank, sklearn.naive_bayes, sklearn.linear_model  # noqa: F401,E401
+        import cleanlab.filter  # noqa: F401,E401
+
+        from review import audit as review_audit
+        from review import auth, store
+
         db = store.connect(str(db_path))
         inproc_s = float("inf")
         for _ in range(args.repeat):
@@ -244,8 +277,10 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             theirs = np.asarray(recipe(texts, noisy), dtype=bool)
             recipe_s = min(recipe_s, time.perf_counter() - t0)
-        worker_runs = [run_measured([sys.executable, str(Path(__file__).resolve()), "--recipe-worker", str(csv_path)])
-                       for _ in range(args.repeat)]
+        worker_runs = [
+            run_measured([sys.executable, str(Path(__file__).resolve()), "--recipe-worker", str(csv_path)])
+            for _ in range(args.repeat)
+        ]
         recipe_sub_s, recipe_mb = min(r[2] for r in worker_runs), max(r[3] for r in worker_runs)
         worker = json.loads(worker_runs[0][0].strip().splitlines()[-1])
     finally:
@@ -265,23 +300,31 @@ def main(argv: list[str] | None = None) -> int:
 
     # --- control: the same model + shift detector on the original (clean) labels, and on them sorted by class
     from review import integrity, models
+
     clean_p = models.text_probs(texts, orig, len(CLASSES)).pred_probs
     order = np.argsort(orig, kind="stable")
-    false_blocks = (len(integrity.detect_shifted_blocks(orig, clean_p, CLASSES))
-                    + len(integrity.detect_shifted_blocks(orig[order], clean_p[order], CLASSES)))
+    false_blocks = len(integrity.detect_shifted_blocks(orig, clean_p, CLASSES)) + len(
+        integrity.detect_shifted_blocks(orig[order], clean_p[order], CLASSES)
+    )
 
     so, st = score(ours, orig, noisy, parts), score(theirs, orig, noisy, parts)
     print()
-    hdr = (f"{'method':<14}{'flips':>7}{'swaps':>7}{'block':>7}{'block*':>8}{'precision':>11}{'flagged':>9}"
-           f"{'wall s':>9}{'wall s':>9}{'peak MiB':>10}")
+    hdr = (
+        f"{'method':<14}{'flips':>7}{'swaps':>7}{'block':>7}{'block*':>8}{'precision':>11}{'flagged':>9}"
+        f"{'wall s':>9}{'wall s':>9}{'peak MiB':>10}"
+    )
     sub = f"{'':<14}{'recall':>7}{'recall':>7}{'recall':>7}{'rows':>8}{'':>11}{'':>9}{'in-proc':>9}{'subproc':>9}{'subproc':>10}"
     print(hdr)
     print(sub)
     print("-" * len(hdr))
-    for name, s, t_in, t_sub, mb in (("review audit", so, inproc_s, audit_s, audit_mb),
-                                     ("recipe", st, recipe_s, recipe_sub_s, recipe_mb)):
-        print(f"{name:<14}{s['flips']:>7.3f}{s['swaps']:>7.3f}{s['shifted block']:>7.3f}{s['block rows flagged']:>8.3f}"
-              f"{s['precision']:>11.3f}{s['flagged']:>9,}{t_in:>9.2f}{t_sub:>9.2f}{mb:>10.0f}")
+    for name, s, t_in, t_sub, mb in (
+        ("review audit", so, inproc_s, audit_s, audit_mb),
+        ("recipe", st, recipe_s, recipe_sub_s, recipe_mb),
+    ):
+        print(
+            f"{name:<14}{s['flips']:>7.3f}{s['swaps']:>7.3f}{s['shifted block']:>7.3f}{s['block rows flagged']:>8.3f}"
+            f"{s['precision']:>11.3f}{s['flagged']:>9,}{t_in:>9.2f}{t_sub:>9.2f}{mb:>10.0f}"
+        )
     print("recall counts rows whose label really changed; block* = share of all block rows flagged.")
     print("wall in-proc: run_audit() alone / the recipe cell alone (imports done beforehand); wall subproc:")
     print("`review audit` command / the recipe in a fresh python (interpreter, imports, reading included);")
@@ -292,14 +335,26 @@ def main(argv: list[str] | None = None) -> int:
         (f"shifted-block recall >= 0.95 (ours {so['shifted block']:.3f})", so["shifted block"] >= 0.95),
         (f"flips recall ours > recipe ({so['flips']:.3f} vs {st['flips']:.3f})", so["flips"] > st["flips"]),
         (f"swaps recall ours > recipe ({so['swaps']:.3f} vs {st['swaps']:.3f})", so["swaps"] > st["swaps"]),
-        (f"precision ours >= recipe ({so['precision']:.3f} vs {st['precision']:.3f})", so["precision"] >= st["precision"]),
-        (f"in-process: run_audit <= 1/5 of recipe ({inproc_s:.2f} s vs {recipe_s:.2f} s, ratio {inproc_s / recipe_s:.2f})",
-         inproc_s <= recipe_s / 5),
-        (f"subprocess: `review audit` <= 1/5 of recipe ({audit_s:.2f} s vs {recipe_sub_s:.2f} s, ratio {audit_s / recipe_sub_s:.2f})",
-         audit_s <= recipe_sub_s / 5),
+        (
+            f"precision ours >= recipe ({so['precision']:.3f} vs {st['precision']:.3f})",
+            so["precision"] >= st["precision"],
+        ),
+        (
+            f"in-process: run_audit <= 1/5 of recipe ({inproc_s:.2f} s vs {recipe_s:.2f} s, ratio {inproc_s / recipe_s:.2f})",
+            inproc_s <= recipe_s / 5,
+        ),
+        (
+            f"subprocess: `review audit` <= 1/5 of recipe ({audit_s:.2f} s vs {recipe_sub_s:.2f} s, ratio {audit_s / recipe_sub_s:.2f})",
+            audit_s <= recipe_sub_s / 5,
+        ),
     ]
-    checks.insert(1, (f"no shifted block on the original labels, as given or sorted by class ({false_blocks} found)",
-                      false_blocks == 0))
+    checks.insert(
+        1,
+        (
+            f"no shifted block on the original labels, as given or sorted by class ({false_blocks} found)",
+            false_blocks == 0,
+        ),
+    )
     for text, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
     return 0 if all(ok for _, ok in checks) else 1

@@ -40,6 +40,7 @@ confusion matrices from their training labels; the picked method's margin over t
 
 Usage:  python benchmarks/crowd_panel.py [--crowds sentiment,ag2,ag3,ag4,ag4-sparse,news10] [--seed 0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,21 +55,31 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from review import crowd  # noqa: E402
 import review.models  # noqa: E402,F401  (imported before any timing)
+from review import crowd  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SENTIMENT = DATA / "sentiment_mturk" / "sentiment_mturk_long.csv"
 AG_NEWS = DATA / "ag_news" / "test.csv"
 NEWS20 = DATA / "news20_train" / "data.csv"
 AG_CLASSES = ["World", "Sports", "Business", "Sci/Tech"]
-NEWS10_CLASSES = ["alt.atheism", "comp.graphics", "comp.sys.mac.hardware", "misc.forsale", "rec.autos",
-                  "rec.sport.hockey", "sci.crypt", "sci.med", "sci.space", "talk.politics.mideast"]
-MIN_LABELS = 20          # annotators with fewer labels are left out of the Spearman
+NEWS10_CLASSES = [
+    "alt.atheism",
+    "comp.graphics",
+    "comp.sys.mac.hardware",
+    "misc.forsale",
+    "rec.autos",
+    "rec.sport.hockey",
+    "sci.crypt",
+    "sci.med",
+    "sci.space",
+    "talk.politics.mideast",
+]
+MIN_LABELS = 20  # annotators with fewer labels are left out of the Spearman
 GOOD_ACC = (0.60, 0.95)  # accuracy range of the ordinary simulated annotators
-RANDOM_EXTRA = 0.05      # near-random annotators: accuracy 1/K + U(0, RANDOM_EXTRA)
-ACTIVITY_SIGMA = 0.75    # lognormal spread of the annotators' activity weights
-VALID_MAX_ITER = 2000    # tries of generate_noise_matrix_from_trace for a valid matrix before falling back
+RANDOM_EXTRA = 0.05  # near-random annotators: accuracy 1/K + U(0, RANDOM_EXTRA)
+ACTIVITY_SIGMA = 0.75  # lognormal spread of the annotators' activity weights
+VALID_MAX_ITER = 2000  # tries of generate_noise_matrix_from_trace for a valid matrix before falling back
 
 
 # ----------------------------------------------------------------------------- data
@@ -79,11 +90,11 @@ class CrowdSpec:
     """A synthetic crowd: which texts and classes, how many items and annotators, how sparse."""
 
     name: str
-    source: str                 # 'ag' or 'news20'
+    source: str  # 'ag' or 'news20'
     classes: list[str]
     n_items: int
     n_annotators: int
-    n_random: int               # near-random annotators among them
+    n_random: int  # near-random annotators among them
     labels_per_item: tuple[int, int]
 
 
@@ -92,9 +103,9 @@ class Crowd:
     """A crowd ready for crowd.consensus, with the truth kept aside for measuring only."""
 
     name: str
-    L: np.ndarray               # (n, M) class indices, -1 = not labelled
+    L: np.ndarray  # (n, M) class indices, -1 = not labelled
     texts: list[str]
-    truth: np.ndarray           # (n,) measuring only
+    truth: np.ndarray  # (n,) measuring only
     class_names: list[str]
     description: str
     notes: list[str] = field(default_factory=list)
@@ -114,12 +125,19 @@ def load_sentiment() -> Crowd:
     """sentiment_mturk as a Crowd (gold = truth)."""
     d = pd.read_csv(SENTIMENT)
     classes = ["0", "1"]
-    L, items, annotators = crowd.to_matrix(d["item_id"].tolist(), d["annotator_id"].tolist(),
-                                           d["label"].tolist(), classes)
+    L, items, annotators = crowd.to_matrix(
+        d["item_id"].tolist(), d["annotator_id"].tolist(), d["label"].tolist(), classes
+    )
     first = d.drop_duplicates("item_id").set_index("item_id").loc[items]
     truth = first["gold"].to_numpy().astype(int)
-    return Crowd("sentiment", L, first["text"].tolist(), truth, classes,
-                 describe("sentiment", "sentiment_mturk, real MTurk workers", L, truth, classes))
+    return Crowd(
+        "sentiment",
+        L,
+        first["text"].tolist(),
+        truth,
+        classes,
+        describe("sentiment", "sentiment_mturk, real MTurk workers", L, truth, classes),
+    )
 
 
 def load_texts(source: str) -> tuple[list[str], np.ndarray, list[str]]:
@@ -134,8 +152,9 @@ def load_texts(source: str) -> tuple[list[str], np.ndarray, list[str]]:
     return d["text"].fillna("").tolist(), d["true_label"].map(idx).to_numpy(), names
 
 
-def annotator_noise_matrix(K: int, accuracy: float, py: np.ndarray, seed: int, near_random: bool
-                           ) -> tuple[np.ndarray, bool]:
+def annotator_noise_matrix(
+    K: int, accuracy: float, py: np.ndarray, seed: int, near_random: bool
+) -> tuple[np.ndarray, bool]:
     """-> (noise matrix (K, K), columns = true class, rows = given label; fell_back).
 
     trace = accuracy * K. Ordinary annotators ask for a 'valid' (learnable) matrix; if the
@@ -148,8 +167,9 @@ def annotator_noise_matrix(K: int, accuracy: float, py: np.ndarray, seed: int, n
 
     trace = float(np.clip(accuracy * K, 1e-3, K - 1e-3))
     if not near_random:
-        nm = generate_noise_matrix_from_trace(K, trace, py=py, valid_noise_matrix=True, seed=seed,
-                                              max_iter=VALID_MAX_ITER)
+        nm = generate_noise_matrix_from_trace(
+            K, trace, py=py, valid_noise_matrix=True, seed=seed, max_iter=VALID_MAX_ITER
+        )
         if nm is not None:
             return nm, False
     nm = generate_noise_matrix_from_trace(K, trace, py=py, valid_noise_matrix=False, seed=seed)
@@ -180,7 +200,7 @@ def make_synthetic(spec: CrowdSpec, seed: int) -> Crowd:
     for m in range(M):
         nm, fb = annotator_noise_matrix(K, acc[m], py, seed * 1000 + m, bool(is_random[m]))
         fell_back += fb
-        np.random.seed(seed * 1000 + m)                 # generate_noisy_labels draws from numpy's global state
+        np.random.seed(seed * 1000 + m)  # generate_noisy_labels draws from numpy's global state
         noisy[:, m] = generate_noisy_labels(truth, nm)
 
     # sparse coverage: each item gets lo..hi annotators, chosen by activity weight
@@ -194,14 +214,21 @@ def make_synthetic(spec: CrowdSpec, seed: int) -> Crowd:
 
     notes = []
     if fell_back:
-        notes.append(f"{fell_back} ordinary annotator(s) got no valid noise matrix in {VALID_MAX_ITER} tries: "
-                     "drawn with valid_noise_matrix=False")
-    notes.append(f"the {spec.n_random} near-random annotators: valid_noise_matrix=False (trace about 1, "
-                 "cleanlab's 'valid' needs trace > 1)")
+        notes.append(
+            f"{fell_back} ordinary annotator(s) got no valid noise matrix in {VALID_MAX_ITER} tries: "
+            "drawn with valid_noise_matrix=False"
+        )
+    notes.append(
+        f"the {spec.n_random} near-random annotators: valid_noise_matrix=False (trace about 1, "
+        "cleanlab's 'valid' needs trace > 1)"
+    )
     source = "AG News" if spec.source == "ag" else "20 Newsgroups"
-    what = f"{source} {'/'.join(spec.classes) if K <= 4 else f'{K} of 20 groups'}, {spec.n_random} near-random annotators"
-    return Crowd(spec.name, L, texts, truth, list(spec.classes), describe(spec.name, what, L, truth, spec.classes),
-                 notes)
+    what = (
+        f"{source} {'/'.join(spec.classes) if K <= 4 else f'{K} of 20 groups'}, {spec.n_random} near-random annotators"
+    )
+    return Crowd(
+        spec.name, L, texts, truth, list(spec.classes), describe(spec.name, what, L, truth, spec.classes), notes
+    )
 
 
 def describe(name: str, what: str, L: np.ndarray, truth: np.ndarray, classes) -> str:
@@ -209,11 +236,13 @@ def describe(name: str, what: str, L: np.ndarray, truth: np.ndarray, classes) ->
     acc, n_lab = true_annotator_accuracy(L, truth)
     per_item = (L >= 0).sum(axis=1)
     has = n_lab > 0
-    return (f"{name:11s} {what}: {len(L):,} items, {L.shape[1]} annotators, {len(classes)} classes, "
-            f"{per_item.min()}-{per_item.max()} labels per item (mean {per_item.mean():.2f}, "
-            f"{np.mean(per_item == 1):.0%} with one), labels per annotator {n_lab[has].min()}-{n_lab.max()}; "
-            f"true annotator accuracy mean {acc[has].mean():.3f} (label-weighted {np.average(acc, weights=n_lab):.3f}, "
-            f"range {acc[has].min():.2f}-{acc[has].max():.2f})")
+    return (
+        f"{name:11s} {what}: {len(L):,} items, {L.shape[1]} annotators, {len(classes)} classes, "
+        f"{per_item.min()}-{per_item.max()} labels per item (mean {per_item.mean():.2f}, "
+        f"{np.mean(per_item == 1):.0%} with one), labels per annotator {n_lab[has].min()}-{n_lab.max()}; "
+        f"true annotator accuracy mean {acc[has].mean():.3f} (label-weighted {np.average(acc, weights=n_lab):.3f}, "
+        f"range {acc[has].min():.2f}-{acc[has].max():.2f})"
+    )
 
 
 def load_crowd(name: str, seed: int) -> Crowd:
@@ -252,18 +281,23 @@ class MethodResult:
     accuracy: float
     spearman: float
     seconds: float
-    quality_from: str           # 'method' or 'agreement with majority' (crowd.py's own fallback)
-    selection: dict | None = None   # 'default' only: how it chose (crowd.MethodSelection.as_dict())
+    quality_from: str  # 'method' or 'agreement with majority' (crowd.py's own fallback)
+    selection: dict | None = None  # 'default' only: how it chose (crowd.MethodSelection.as_dict())
 
 
 def run_method(c: Crowd, method: str, seed: int) -> MethodResult:
     t0 = time.perf_counter()
     res = crowd.consensus(c.L, c.class_names, c.texts, method=method, seed=seed)
     seconds = time.perf_counter() - t0
-    return MethodResult(c.name, method, float(np.mean(res.consensus == c.truth)),
-                        quality_spearman(res.annotator_stats["quality"].to_numpy(), c.L, c.truth), seconds,
-                        "agreement with majority" if method == "majority" else "method",
-                        res.details["selection"].as_dict() if "selection" in res.details else None)
+    return MethodResult(
+        c.name,
+        method,
+        float(np.mean(res.consensus == c.truth)),
+        quality_spearman(res.annotator_stats["quality"].to_numpy(), c.L, c.truth),
+        seconds,
+        "agreement with majority" if method == "majority" else "method",
+        res.details["selection"].as_dict() if "selection" in res.details else None,
+    )
 
 
 # ----------------------------------------------------------------------------- report
@@ -295,9 +329,11 @@ def report_part1(results: dict[str, list[MethodResult]], methods) -> None:
         w = int(np.argmin(accs))
         fin = np.isfinite(rhos)
         wr = int(np.nanargmin(rhos)) if fin.any() else None
-        print(f"  {method:12s} accuracy mean {accs.mean():.4f}, worst {accs[w]:.4f} ({rs[w].crowd}); "
-              f"Spearman mean {fmt(np.nanmean(rhos) if fin.any() else np.nan)}, "
-              f"worst {fmt(rhos[wr]) if wr is not None else ''} ({rs[wr].crowd if wr is not None else '-'})")
+        print(
+            f"  {method:12s} accuracy mean {accs.mean():.4f}, worst {accs[w]:.4f} ({rs[w].crowd}); "
+            f"Spearman mean {fmt(np.nanmean(rhos) if fin.any() else np.nan)}, "
+            f"worst {fmt(rhos[wr]) if wr is not None else ''} ({rs[wr].crowd if wr is not None else '-'})"
+        )
 
     print("\nbest method per crowd (accuracy; Spearman)")
     for name, rows in results.items():
@@ -316,15 +352,19 @@ def report_part1(results: dict[str, list[MethodResult]], methods) -> None:
         ok_acc &= ma >= 0
         ok_rho &= mr >= 0
         print(f"  {name:11s} accuracy {ma:+.4f} (vs {', '.join(oa)}); Spearman {mr:+.4f} (vs {', '.join(os_)})")
-    print(f"=> 'default' is at least the best single method on every crowd: accuracy {'YES' if ok_acc else 'NO'}, "
-          f"Spearman {'YES' if ok_rho else 'NO'}")
+    print(
+        f"=> 'default' is at least the best single method on every crowd: accuracy {'YES' if ok_acc else 'NO'}, "
+        f"Spearman {'YES' if ok_rho else 'NO'}"
+    )
 
 
 def report_part2(results: dict[str, list[MethodResult]], methods) -> None:
     print("\nhow 'default' chose (held-out labels; mean log-likelihood per held-out label, higher is better)")
     cands = [m for m in methods if m != "default"]
     head = " ".join(f"{m[:11]:>11s}" for m in cands)
-    print(f"{'crowd':11s} {'held out':>8s} {head}  {'picked':12s} {'margin ± se':>17s}  {'acc loss':>8s} {'rho loss':>8s}")
+    print(
+        f"{'crowd':11s} {'held out':>8s} {head}  {'picked':12s} {'margin ± se':>17s}  {'acc loss':>8s} {'rho loss':>8s}"
+    )
     losses, rho_losses, names = [], [], []
     for name, rows in results.items():
         d = next(r for r in rows if r.method == "default")
@@ -336,12 +376,16 @@ def report_part2(results: dict[str, list[MethodResult]], methods) -> None:
         losses.append(va - d.accuracy)
         rho_losses.append(vs - d.spearman)
         names.append(name)
-        print(f"{name:11s} {s['n_heldout']:8d} {lls}  {s['picked']:12s} {s['margin']:+.4f} ± {s['margin_se']:.4f}  "
-              f"{losses[-1]:8.4f} {rho_losses[-1]:8.4f}")
+        print(
+            f"{name:11s} {s['n_heldout']:8d} {lls}  {s['picked']:12s} {s['margin']:+.4f} ± {s['margin_se']:.4f}  "
+            f"{losses[-1]:8.4f} {rho_losses[-1]:8.4f}"
+        )
     losses, rho_losses = np.array(losses), np.array(rho_losses)
     w, wr = int(np.argmax(losses)), int(np.nanargmax(rho_losses))
-    print(f"  default's shortfall against the best method: accuracy mean {losses.mean():.4f}, worst {losses[w]:.4f} "
-          f"({names[w]}); Spearman mean {np.nanmean(rho_losses):.4f}, worst {rho_losses[wr]:.4f} ({names[wr]})")
+    print(
+        f"  default's shortfall against the best method: accuracy mean {losses.mean():.4f}, worst {losses[w]:.4f} "
+        f"({names[w]}); Spearman mean {np.nanmean(rho_losses):.4f}, worst {rho_losses[wr]:.4f} ({names[wr]})"
+    )
 
 
 def main(argv=None) -> int:

@@ -53,6 +53,7 @@ a measurement); it is non-zero only when something could not be run or data is m
 Usage:  python benchmarks/detection.py [--sets ag_news,news20_train,imdb_train,sentiment]
             [--seeds 0,1,2,3,4] [--audit-args "--model nb"] [--json FILE] [--keep DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,10 +67,10 @@ import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -77,20 +78,23 @@ sys.path.insert(0, str(Path(__file__).parent))
 import ag_news_audit as A  # noqa: E402
 
 SETS = ("ag_news", "news20_train", "imdb_train", "sentiment")
-SOURCES = {"ag_news": A.AG_NEWS,
-           "news20_train": A.DATA / "news20_train" / "data.csv",
-           "imdb_train": A.DATA / "imdb_train" / "data.csv",
-           "sentiment": A.DATA / "sentiment_mturk" / "sentiment_mturk_long.csv"}
+SOURCES = {
+    "ag_news": A.AG_NEWS,
+    "news20_train": A.DATA / "news20_train" / "data.csv",
+    "imdb_train": A.DATA / "imdb_train" / "data.csv",
+    "sentiment": A.DATA / "sentiment_mturk" / "sentiment_mturk_long.csv",
+}
 PLAIN_INGEST = ["--id-col", "id", "--text-col", "text", "--label-col", "label"]
 AG_INGEST = ["--no-header", "--label-col", "1", "--text-col", "2,3"]
 TARGET_MEAN_MARGIN = 0.05
 TARGET_SPEED_SET, TARGET_SPEED_RATIO = "news20_train", 1 / 5
-AUDIT_LINES = 6          # lines of `review audit` output shown per set
+AUDIT_LINES = 6  # lines of `review audit` output shown per set
 
-csv.field_size_limit(2**31 - 1)   # news20 posts can exceed the csv module's default field limit
+csv.field_size_limit(2**31 - 1)  # news20 posts can exceed the csv module's default field limit
 
 
 # ----------------------------------------------------------------------------- the sets
+
 
 @dataclass
 class Prepared:
@@ -99,10 +103,10 @@ class Prepared:
     name: str
     csv_path: Path
     ingest_args: list[str]
-    layout: str                        # how the recipe worker reads csv_path: 'ag' or 'plain'
-    ids: list[str]                     # the `id` review reports for row i
-    errors: np.ndarray                 # (n,) bool, true label errors
-    ag: tuple | None = None            # AG News: (orig, noisy, parts) for A.score
+    layout: str  # how the recipe worker reads csv_path: 'ag' or 'plain'
+    ids: list[str]  # the `id` review reports for row i
+    errors: np.ndarray  # (n,) bool, true label errors
+    ag: tuple | None = None  # AG News: (orig, noisy, parts) for A.score
 
 
 @lru_cache(maxsize=1)
@@ -116,8 +120,15 @@ def prepare_ag_news(seed: int, tmp: Path) -> Prepared:
     noisy, parts = A.corrupt(orig, seed)
     path = tmp / "ag_news.csv"
     A.write_csv(path, records, noisy)
-    return Prepared(f"ag_news s{seed}", path, AG_INGEST, "ag", [str(i) for i in range(len(orig))],
-                    noisy != orig, (orig, noisy, parts))
+    return Prepared(
+        f"ag_news s{seed}",
+        path,
+        AG_INGEST,
+        "ag",
+        [str(i) for i in range(len(orig))],
+        noisy != orig,
+        (orig, noisy, parts),
+    )
 
 
 def write_plain(path: Path, ids: list[str], texts: list[str], labels: list[str]) -> None:
@@ -155,7 +166,7 @@ def prepare_sentiment(tmp: Path) -> Prepared:
             gold.append(int(r["gold"]))
             votes.append([0, 0])
         votes[i][int(r["label"])] += 1
-    majority = np.argmax(np.array(votes), axis=1)     # argmax takes the first maximum: ties -> 0
+    majority = np.argmax(np.array(votes), axis=1)  # argmax takes the first maximum: ties -> 0
     ids = list(pos)
     path = tmp / "sentiment.csv"
     write_plain(path, ids, texts, [str(int(y)) for y in majority])
@@ -163,6 +174,7 @@ def prepare_sentiment(tmp: Path) -> Prepared:
 
 
 # ----------------------------------------------------------------------------- the recipe (fresh subprocess)
+
 
 def recipe(texts: list[str], labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The plain notebook recipe -> (flagged (n,) bool, label quality (n,), lower = more suspect)."""
@@ -175,8 +187,10 @@ def recipe(texts: list[str], labels: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
     pipe = make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=1000))
     pred_probs = cross_val_predict(pipe, texts, labels, cv=5, method="predict_proba")
-    return (np.asarray(find_label_issues(labels, pred_probs), dtype=bool),
-            get_label_quality_scores(labels, pred_probs, method="self_confidence"))
+    return (
+        np.asarray(find_label_issues(labels, pred_probs), dtype=bool),
+        get_label_quality_scores(labels, pred_probs, method="self_confidence"),
+    )
 
 
 def read_for_recipe(path: str, layout: str) -> tuple[list[str], np.ndarray]:
@@ -199,6 +213,7 @@ def recipe_worker(path: str, layout: str) -> None:
 
 # ----------------------------------------------------------------------------- scoring
 
+
 @dataclass
 class MethodResult:
     r_at_k: float
@@ -208,7 +223,7 @@ class MethodResult:
     flagged: int
     seconds: float
     peak_mib: float
-    kinds: dict | None = None          # AG News: A.score on the flagged set
+    kinds: dict | None = None  # AG News: A.score on the flagged set
 
 
 @dataclass
@@ -237,10 +252,12 @@ class SetResult:
         return self.ours.ap - self.recipe.ap
 
 
-def measure(prep: Prepared, order: np.ndarray, score: np.ndarray, flagged: np.ndarray,
-            seconds: float, peak: float) -> MethodResult:
+def measure(
+    prep: Prepared, order: np.ndarray, score: np.ndarray, flagged: np.ndarray, seconds: float, peak: float
+) -> MethodResult:
     """order: rows most suspect first; score: higher = more suspect (for AP)."""
     from sklearn.metrics import average_precision_score
+
     e = prep.errors
     k = int(e.sum())
     n_flag = int(flagged.sum())
@@ -250,10 +267,15 @@ def measure(prep: Prepared, order: np.ndarray, score: np.ndarray, flagged: np.nd
         ap=float(average_precision_score(e, score)) if k else math.nan,
         flag_p=float(e[flagged].mean()) if n_flag else math.nan,
         flag_r=float(e[flagged].sum() / k) if k else math.nan,
-        flagged=n_flag, seconds=seconds, peak_mib=peak, kinds=kinds)
+        flagged=n_flag,
+        seconds=seconds,
+        peak_mib=peak,
+        kinds=kinds,
+    )
 
 
 # ----------------------------------------------------------------------------- running one set
+
 
 def run_ours(prep: Prepared, tmp: Path, audit_args: list[str]) -> tuple[MethodResult, dict]:
     db = tmp / "review.db"
@@ -261,7 +283,8 @@ def run_ours(prep: Prepared, tmp: Path, audit_args: list[str]) -> tuple[MethodRe
         sys.exit(f"error: {db} exists already; give --keep an empty directory.")
     rv, name, n = A.review_cmd(), "bench", len(prep.ids)
     ingest_out, _, ingest_s, ingest_mb = A.run_measured(
-        rv + ["ingest", str(prep.csv_path), "--name", name, *prep.ingest_args, "--db", str(db)])
+        rv + ["ingest", str(prep.csv_path), "--name", name, *prep.ingest_args, "--db", str(db)]
+    )
     audit_out, _, audit_s, audit_mb = A.run_measured(rv + ["audit", name, *audit_args, "--db", str(db)])
     sus_out, _, _, _ = A.run_measured(rv + ["suspects", name, "--all", "--format", "csv", "--db", str(db)])
 
@@ -285,17 +308,25 @@ def run_ours(prep: Prepared, tmp: Path, audit_args: list[str]) -> tuple[MethodRe
         notes.append(f"`review suspects --all` gave {unknown:,} ids that are not in the file")
     said = re.search(r"run \d+: ([\d,]+) suspects", audit_out)
     if said and int(said.group(1).replace(",", "")) != int(flagged.sum()):
-        notes.append(f"`review audit` reported {said.group(1)} suspects, `review suspects` has {int(flagged.sum()):,} with is_issue=1")
+        notes.append(
+            f"`review audit` reported {said.group(1)} suspects, `review suspects` has {int(flagged.sum()):,} with is_issue=1"
+        )
 
     order = np.argsort(rank, kind="stable")
     res = measure(prep, order, -rank, flagged, ingest_s + audit_s, max(ingest_mb, audit_mb))
-    return res, {"ingest_s": ingest_s, "audit_s": audit_s, "ingest_said": ingest_out.strip(),
-                 "audit_said": audit_out.strip().splitlines(), "notes": notes}
+    return res, {
+        "ingest_s": ingest_s,
+        "audit_s": audit_s,
+        "ingest_said": ingest_out.strip(),
+        "audit_said": audit_out.strip().splitlines(),
+        "notes": notes,
+    }
 
 
 def run_recipe(prep: Prepared) -> MethodResult:
-    out, _, seconds, peak = A.run_measured([sys.executable, str(Path(__file__).resolve()),
-                                            "--recipe-worker", str(prep.csv_path), "--layout", prep.layout])
+    out, _, seconds, peak = A.run_measured(
+        [sys.executable, str(Path(__file__).resolve()), "--recipe-worker", str(prep.csv_path), "--layout", prep.layout]
+    )
     got = json.loads(out.strip().splitlines()[-1])
     n = len(prep.ids)
     quality = np.asarray(got["quality"], dtype=float)
@@ -322,6 +353,7 @@ def panel(sets: list[str], seeds: list[int]) -> list[tuple[str, Callable[[Path],
 
 
 # ----------------------------------------------------------------------------- report
+
 
 def plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
@@ -354,7 +386,7 @@ NAME_W = 26
 
 def table(results: list[SetResult]) -> list[str]:
     groups, line = [], " " * NAME_W
-    for g, _, w, _, _ in COLS:       # centre each group title over its columns
+    for g, _, w, _, _ in COLS:  # centre each group title over its columns
         if groups and groups[-1][0] == g:
             groups[-1][1] += w + 1
         else:
@@ -379,9 +411,11 @@ def table(results: list[SetResult]) -> list[str]:
 
 
 def details(r: SetResult) -> list[str]:
-    out = [f"{r.name}: {r.n:,} rows, {r.n_errors:,} true errors ({r.err_rate:.1%}); ingest {r.ingest_s:.1f} s + audit "
-           f"{r.audit_s:.1f} s = {r.ours.seconds:.1f} s (recipe {r.recipe.seconds:.1f} s, ratio "
-           f"{r.ours.seconds / r.recipe.seconds:.2f}); flagged: ours {r.ours.flagged:,}, recipe {r.recipe.flagged:,}"]
+    out = [
+        f"{r.name}: {r.n:,} rows, {r.n_errors:,} true errors ({r.err_rate:.1%}); ingest {r.ingest_s:.1f} s + audit "
+        f"{r.audit_s:.1f} s = {r.ours.seconds:.1f} s (recipe {r.recipe.seconds:.1f} s, ratio "
+        f"{r.ours.seconds / r.recipe.seconds:.2f}); flagged: ours {r.ours.flagged:,}, recipe {r.recipe.flagged:,}"
+    ]
     out.append(f"  `review ingest` said: {r.ingest_said.splitlines()[0] if r.ingest_said else '(nothing)'}")
     out.append("  `review audit` said:")
     out += [f"    {line}" for line in r.audit_said[:AUDIT_LINES]]
@@ -389,9 +423,11 @@ def details(r: SetResult) -> list[str]:
         out.append(f"    ... ({len(r.audit_said) - AUDIT_LINES} more lines)")
     if r.ours.kinds:
         for label, m in (("ours", r.ours.kinds), ("recipe", r.recipe.kinds)):
-            out.append(f"  flagged-set recall per corruption, {label:<6}: " +
-                       ", ".join(f"{k} {fmt(m[k])}" for k in A.KINDS) +
-                       f"; share of block rows flagged {fmt(m['block rows flagged'])}")
+            out.append(
+                f"  flagged-set recall per corruption, {label:<6}: "
+                + ", ".join(f"{k} {fmt(m[k])}" for k in A.KINDS)
+                + f"; share of block rows flagged {fmt(m['block rows flagged'])}"
+            )
     out += [f"  note: {n}" for n in r.notes]
     return out
 
@@ -401,20 +437,32 @@ def checks(results: list[SetResult]) -> list[tuple[str | None, str]]:
     out = []
     for label, margin in (("R@k", lambda r: r.margin_r), ("AP", lambda r: r.margin_ap)):
         bad = [f"{r.name} {margin(r):+.3f}" for r in results if not margin(r) > 0]
-        out.append(("PASS" if not bad else "FAIL",
-                    f"ours > recipe on {label} on every set" + (f" (not on: {', '.join(bad)})" if bad else
-                                                                f" (smallest margin {min(map(margin, results)):+.3f})")))
+        out.append(
+            (
+                "PASS" if not bad else "FAIL",
+                f"ours > recipe on {label} on every set"
+                + (f" (not on: {', '.join(bad)})" if bad else f" (smallest margin {min(map(margin, results)):+.3f})"),
+            )
+        )
     for label, margin in (("R@k", lambda r: r.margin_r), ("AP", lambda r: r.margin_ap)):
         m = float(np.mean([margin(r) for r in results]))
-        out.append(("PASS" if m >= TARGET_MEAN_MARGIN else "FAIL",
-                    f"mean margin on {label} >= +{TARGET_MEAN_MARGIN:.2f} (mean {m:+.3f} over {plural(len(results), 'set')})"))
+        out.append(
+            (
+                "PASS" if m >= TARGET_MEAN_MARGIN else "FAIL",
+                f"mean margin on {label} >= +{TARGET_MEAN_MARGIN:.2f} (mean {m:+.3f} over {plural(len(results), 'set')})",
+            )
+        )
     speed = [r for r in results if r.name == TARGET_SPEED_SET]
     if speed:
         r = speed[0]
         ratio = r.ours.seconds / r.recipe.seconds
-        out.append(("PASS" if ratio <= TARGET_SPEED_RATIO else "FAIL",
-                    f"{TARGET_SPEED_SET}: ours (ingest + audit) <= 1/5 of the recipe's wall time "
-                    f"({r.ours.seconds:.1f} s vs {r.recipe.seconds:.1f} s, ratio {ratio:.2f})"))
+        out.append(
+            (
+                "PASS" if ratio <= TARGET_SPEED_RATIO else "FAIL",
+                f"{TARGET_SPEED_SET}: ours (ingest + audit) <= 1/5 of the recipe's wall time "
+                f"({r.ours.seconds:.1f} s vs {r.recipe.seconds:.1f} s, ratio {ratio:.2f})",
+            )
+        )
     else:
         out.append((None, f"{TARGET_SPEED_SET}: ours <= 1/5 of the recipe's wall time (set not in this run)"))
     return out
@@ -434,17 +482,30 @@ def clean_json(x):
 
 def write_json(path: str, results: list[SetResult], verdicts, meta: dict) -> None:
     sets = [dict(asdict(r), err_rate=r.err_rate, margin_r_at_k=r.margin_r, margin_ap=r.margin_ap) for r in results]
-    summary = {"mean": {k: float(np.mean([s[k] for s in sets])) for k in ("err_rate", "margin_r_at_k", "margin_ap")},
-               "mean_ours": {k: float(np.mean([getattr(r.ours, k) for r in results])) for k in ("r_at_k", "ap", "flag_p", "flag_r", "seconds", "peak_mib")},
-               "mean_recipe": {k: float(np.mean([getattr(r.recipe, k) for r in results])) for k in ("r_at_k", "ap", "flag_p", "flag_r", "seconds", "peak_mib")},
-               "worst_r_at_k": min(results, key=lambda r: r.margin_r).name,
-               "worst_ap": min(results, key=lambda r: r.margin_ap).name}
-    doc = {"meta": meta, "sets": sets, "summary": summary,
-           "checks": [{"result": v or "SKIP", "text": t} for v, t in verdicts]}
+    summary = {
+        "mean": {k: float(np.mean([s[k] for s in sets])) for k in ("err_rate", "margin_r_at_k", "margin_ap")},
+        "mean_ours": {
+            k: float(np.mean([getattr(r.ours, k) for r in results]))
+            for k in ("r_at_k", "ap", "flag_p", "flag_r", "seconds", "peak_mib")
+        },
+        "mean_recipe": {
+            k: float(np.mean([getattr(r.recipe, k) for r in results]))
+            for k in ("r_at_k", "ap", "flag_p", "flag_r", "seconds", "peak_mib")
+        },
+        "worst_r_at_k": min(results, key=lambda r: r.margin_r).name,
+        "worst_ap": min(results, key=lambda r: r.margin_ap).name,
+    }
+    doc = {
+        "meta": meta,
+        "sets": sets,
+        "summary": summary,
+        "checks": [{"result": v or "SKIP", "text": t} for v, t in verdicts],
+    }
     Path(path).write_text(json.dumps(clean_json(doc), indent=1) + "\n", encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------- main
+
 
 def parse_list(text: str, what: str, ap: argparse.ArgumentParser, cast=str) -> list:
     try:
@@ -478,12 +539,22 @@ def main(argv: list[str] | None = None) -> int:
     audit_args = shlex.split(args.audit_args)
     missing = [f"{SOURCES[s]} (set {s})" for s in sets if not SOURCES[s].is_file()]
     if missing:
-        sys.exit("error: missing data: " + "; ".join(missing) +
-                 ". The benchmark reads <repo root>/../shared/data (see shared/data/README.md).")
+        sys.exit(
+            "error: missing data: "
+            + "; ".join(missing)
+            + ". The benchmark reads <repo root>/../shared/data (see shared/data/README.md)."
+        )
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    meta = {"python": sys.version.split()[0], "cpus": os.cpu_count(), "load_average_at_start": load,
-            "sets": sets, "seeds": seeds, "audit_args": audit_args, "review": A.review_cmd()}
+    meta = {
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "load_average_at_start": load,
+        "sets": sets,
+        "seeds": seeds,
+        "audit_args": audit_args,
+        "review": A.review_cmd(),
+    }
     todo = panel(sets, seeds)
     tmp_ctx = tempfile.TemporaryDirectory(prefix="detection_") if not args.keep else None
     root = Path(args.keep or tmp_ctx.name)
@@ -494,27 +565,40 @@ def main(argv: list[str] | None = None) -> int:
             tmp = root / folder
             tmp.mkdir(parents=True, exist_ok=True)
             prep = make(tmp)
-            print(f"[{i}/{len(todo)}] {prep.name}: {len(prep.ids):,} rows, {int(prep.errors.sum()):,} true errors; running ...",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{i}/{len(todo)}] {prep.name}: {len(prep.ids):,} rows, {int(prep.errors.sum()):,} true errors; running ...",
+                file=sys.stderr,
+                flush=True,
+            )
             r = run_set(prep, tmp, audit_args)
             results.append(r)
-            print(f"[{i}/{len(todo)}] {r.name} done: R@k ours {fmt(r.ours.r_at_k)} / recipe {fmt(r.recipe.r_at_k)}, "
-                  f"AP {fmt(r.ours.ap)} / {fmt(r.recipe.ap)}; ours {r.ours.seconds:.1f} s, recipe {r.recipe.seconds:.1f} s "
-                  f"({time.perf_counter() - t_start:.0f} s elapsed)", file=sys.stderr, flush=True)
+            print(
+                f"[{i}/{len(todo)}] {r.name} done: R@k ours {fmt(r.ours.r_at_k)} / recipe {fmt(r.recipe.r_at_k)}, "
+                f"AP {fmt(r.ours.ap)} / {fmt(r.recipe.ap)}; ours {r.ours.seconds:.1f} s, recipe {r.recipe.seconds:.1f} s "
+                f"({time.perf_counter() - t_start:.0f} s elapsed)",
+                file=sys.stderr,
+                flush=True,
+            )
     finally:
         if tmp_ctx is not None:
             tmp_ctx.cleanup()
 
-    print(f"Detection panel: {plural(len(results), 'set')}; python {meta['python']}, {meta['cpus']} CPUs, load average {load:.2f} "
-          f"at start; `review audit` extra args: {' '.join(audit_args) or '(none)'}")
+    print(
+        f"Detection panel: {plural(len(results), 'set')}; python {meta['python']}, {meta['cpus']} CPUs, load average {load:.2f} "
+        f"at start; `review audit` extra args: {' '.join(audit_args) or '(none)'}"
+    )
     print()
     for r in results:
         print("\n".join(details(r)))
     print()
     print("\n".join(table(results)))
     print("R@k: share of true errors among the k top-ranked rows, k = number of true errors (= precision at k);")
-    print("AP: average precision of the ranking; flag P/R: precision/recall of the flagged set; margin = ours - recipe;")
-    print("seconds: ours = `review ingest` + `review audit` subprocesses, recipe = its fresh subprocess (reading included);")
+    print(
+        "AP: average precision of the ranking; flag P/R: precision/recall of the flagged set; margin = ours - recipe;"
+    )
+    print(
+        "seconds: ours = `review ingest` + `review audit` subprocesses, recipe = its fresh subprocess (reading included);"
+    )
     print("peak MiB: ru_maxrss of the child (ours: the larger of ingest and audit).")
     print()
     verdicts = checks(results)

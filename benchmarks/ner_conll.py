@@ -26,6 +26,7 @@ PASS/FAIL against the targets: audit <= 5 min, <= 3 GB, recall of every kind >= 
 
 Usage:  python benchmarks/ner_conll.py [--seed 0] [--folds 5] [--files eng.train,eng.testa,eng.testb] [--kinds clean,noisy]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,9 @@ RATES = {"type_swap": 0.02, "per_org": 0.01, "boundary": 0.01, "missed": 0.01}
 def _review(args: list[str], db: Path) -> tuple[float, None, str]:
     """`review ARGS --db DB` in a fresh interpreter -> (wall seconds, None, stdout); exits on failure."""
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "review.cli", *args, "--db", str(db)], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "review.cli", *args, "--db", str(db)], capture_output=True, text=True, cwd=ROOT
+    )
     if proc.returncode != 0:
         sys.exit(f"error: review {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     return time.perf_counter() - t, None, proc.stdout
@@ -52,10 +55,9 @@ def _review(args: list[str], db: Path) -> tuple[float, None, str]:
 def one_run(kind: str, files: list[str], seed: int, folds: int) -> dict:
     """Builds the file (as it is, or with injected errors), then `review ingest` + `review audit`
     as subprocesses on a fresh SQLite file; measures from what the audit stored."""
+    import json
     import resource
     import tempfile
-
-    import json
 
     import numpy as np
 
@@ -69,20 +71,29 @@ def one_run(kind: str, files: list[str], seed: int, folds: int) -> dict:
         sys.exit(f"error: {', '.join(missing)} missing; the benchmark needs <repo root>/../shared/data/conll2003/.")
     texts = [p.read_text(encoding="utf-8") for p in paths]
     text = "".join(texts)
-    out["test_sentences"] = len(ner.parse_conll(texts[-1], files[-1]).sentences)   # the last file is the test part
+    out["test_sentences"] = len(ner.parse_conll(texts[-1], files[-1]).sentences)  # the last file is the test part
     orig = ner.parse_conll(text, "+".join(files))
     out["round_trip_identical"] = ner.write_conll(orig, [s.tags for s in orig.sentences]) == text
     injected: list[dict] = []
     if kind == "noisy":
         noisy_tags, injected = ner.inject_errors(orig, RATES, seed=seed)
         text = ner.write_conll(orig, noisy_tags)
-        tc = ner.tag_inconsistency(ner.parse_conll(text, "noisy"))     # the same check the audit runs, in process
+        tc = ner.tag_inconsistency(ner.parse_conll(text, "noisy"))  # the same check the audit runs, in process
         out["inconsistency_token_recall"] = {
-            k: float(np.mean([max(tc.token_score[d["sent"]][j] for j in d["tokens"]) > 0
-                              for d in injected if d["kind"] == k])) for k in ner.ERROR_KINDS}
-    out.update(sentences=len(orig.sentences), tokens=orig.n_tokens, scheme=orig.scheme,
-               documents=len({s.doc for s in orig.sentences}),
-               entities=sum(len(ner.entity_spans(s.tags, orig.scheme)) for s in orig.sentences))
+            k: float(
+                np.mean(
+                    [max(tc.token_score[d["sent"]][j] for j in d["tokens"]) > 0 for d in injected if d["kind"] == k]
+                )
+            )
+            for k in ner.ERROR_KINDS
+        }
+    out.update(
+        sentences=len(orig.sentences),
+        tokens=orig.n_tokens,
+        scheme=orig.scheme,
+        documents=len({s.doc for s in orig.sentences}),
+        entities=sum(len(ner.entity_spans(s.tags, orig.scheme)) for s in orig.sentences),
+    )
     with tempfile.TemporaryDirectory() as tmp:
         src, db_path = Path(tmp) / f"conll2003-{kind}.conll", Path(tmp) / "bench.db"
         src.write_text(text, encoding="utf-8")
@@ -98,18 +109,24 @@ def one_run(kind: str, files: list[str], seed: int, folds: int) -> dict:
         out["audit_s"] = m["seconds"]
         out["token_accuracy"] = m["model agreement with given labels"]
         flagged = {(i, j) for i, j in db.execute("SELECT idx, token FROM token_issues WHERE run_id=?", [run["id"]])}
-        quality = np.array([q for q, in db.execute("SELECT quality FROM scores WHERE run_id=? ORDER BY idx", [run["id"]])])
-        out["scheme_violations"] = db.execute("SELECT COUNT(*) FROM token_issues WHERE run_id=? AND reason LIKE 'not valid%'",
-                                              [run["id"]]).fetchone()[0]
+        quality = np.array(
+            [q for (q,) in db.execute("SELECT quality FROM scores WHERE run_id=? ORDER BY idx", [run["id"]])]
+        )
+        out["scheme_violations"] = db.execute(
+            "SELECT COUNT(*) FROM token_issues WHERE run_id=? AND reason LIKE 'not valid%'", [run["id"]]
+        ).fetchone()[0]
         incons = set()
-        for rows, in db.execute("SELECT rows FROM findings WHERE run_id=? AND kind='tag_inconsistency'", [run["id"]]):
+        for (rows,) in db.execute("SELECT rows FROM findings WHERE run_id=? AND kind='tag_inconsistency'", [run["id"]]):
             incons.update(json.loads(rows))
-        out["inconsistency_findings"] = db.execute("SELECT COUNT(*) FROM findings WHERE run_id=? AND kind='tag_inconsistency'",
-                                                   [run["id"]]).fetchone()[0]
+        out["inconsistency_findings"] = db.execute(
+            "SELECT COUNT(*) FROM findings WHERE run_id=? AND kind='tag_inconsistency'", [run["id"]]
+        ).fetchone()[0]
         out["model"] = run["params"].get("model")
         out["model_why"] = run["params"].get("why")
-        out["top_swaps"] = [f"{r['given_tag']}->{r['predicted_tag']}: {r['tokens']} (e.g. {r['examples']})"
-                            for r in ner_store.swaps(db, ds, limit=8, examples=3)]
+        out["top_swaps"] = [
+            f"{r['given_tag']}->{r['predicted_tag']}: {r['tokens']} (e.g. {r['examples']})"
+            for r in ner_store.swaps(db, ds, limit=8, examples=3)
+        ]
         db.conn.close()
     fsent = {i for i, _ in flagged}
     out["flagged_sentences"] = len(fsent)
@@ -118,10 +135,13 @@ def one_run(kind: str, files: list[str], seed: int, folds: int) -> dict:
         per = {}
         for k in ner.ERROR_KINDS:
             e = [d for d in injected if d["kind"] == k]
-            per[k] = {"n": len(e),
-                      "sentence_recall": float(np.mean([d["sent"] in fsent for d in e])) if e else None,
-                      "token_recall": float(np.mean([any((d["sent"], j) in flagged for j in d["tokens"])
-                                                     for d in e])) if e else None}
+            per[k] = {
+                "n": len(e),
+                "sentence_recall": float(np.mean([d["sent"] in fsent for d in e])) if e else None,
+                "token_recall": float(np.mean([any((d["sent"], j) in flagged for j in d["tokens"]) for d in e]))
+                if e
+                else None,
+            }
         for k in ner.ERROR_KINDS:
             e = [d for d in injected if d["kind"] == k]
             per[k]["inconsistency_recall"] = float(np.mean([d["sent"] in incons for d in e])) if e else None
@@ -129,6 +149,7 @@ def one_run(kind: str, files: list[str], seed: int, folds: int) -> dict:
         out["per_kind"] = per
         inj = {d["sent"] for d in injected}
         from sklearn.metrics import average_precision_score, roc_auc_score
+
         truth = np.zeros(len(quality), dtype=bool)
         truth[list(inj)] = True
         test = np.arange(len(quality)) >= len(quality) - out["test_sentences"]
@@ -139,39 +160,58 @@ def one_run(kind: str, files: list[str], seed: int, folds: int) -> dict:
         out["flagged_with_injected"] = len(fsent & inj)
         out["sentence_recall_all"] = len(fsent & inj) / len(inj)
         order = np.argsort(quality, kind="stable")
-        out["recall_at"] = {str(m * len(inj)): len(set(order[: m * len(inj)].tolist()) & inj) / len(inj)
-                            for m in (1, 2, 4)}
+        out["recall_at"] = {
+            str(m * len(inj)): len(set(order[: m * len(inj)].tolist()) & inj) / len(inj) for m in (1, 2, 4)
+        }
     return out
 
 
 def report(r: dict) -> None:
-    print(f"\n== {r['kind']}: {r['sentences']:,} sentences, {r['tokens']:,} tokens, {r['entities']:,} entities, "
-          f"{r['documents']:,} documents, scheme {r['scheme']}")
+    print(
+        f"\n== {r['kind']}: {r['sentences']:,} sentences, {r['tokens']:,} tokens, {r['entities']:,} entities, "
+        f"{r['documents']:,} documents, scheme {r['scheme']}"
+    )
     print(f"   write_conll(parse_conll(text)) == text: {r['round_trip_identical']}")
     acc = f"   token accuracy (out-of-sample): {r['token_accuracy']:.4f} vs the given tags"
     if "token_accuracy_vs_original" in r:
         acc += f", {r['token_accuracy_vs_original']:.4f} vs the original tags"
     print(acc)
-    print(f"   flagged: {r['flagged_sentences']:,} sentences "
-          f"({r['flagged_sentences'] / r['sentences']:.1%}), {r['flagged_tokens']:,} tokens "
-          f"({r['flagged_tokens'] / r['tokens']:.2%}); scheme violations among them: {r['scheme_violations']}")
+    print(
+        f"   flagged: {r['flagged_sentences']:,} sentences "
+        f"({r['flagged_sentences'] / r['sentences']:.1%}), {r['flagged_tokens']:,} tokens "
+        f"({r['flagged_tokens'] / r['tokens']:.2%}); scheme violations among them: {r['scheme_violations']}"
+    )
     if "per_kind" in r:
-        print("   injected kind      n   recall(sentences)  recall(tokens)  tag inconsistency: recall(tokens)  recall(findings)")
+        print(
+            "   injected kind      n   recall(sentences)  recall(tokens)  tag inconsistency: recall(tokens)  recall(findings)"
+        )
         for k, v in r["per_kind"].items():
-            print(f"   {k:<14} {v['n']:>5}   {v['sentence_recall']:>17.2f}  {v['token_recall']:>14.2f}  "
-                  f"{v['inconsistency_token_recall']:>33.2f}  {v['inconsistency_recall']:>16.2f}")
+            print(
+                f"   {k:<14} {v['n']:>5}   {v['sentence_recall']:>17.2f}  {v['token_recall']:>14.2f}  "
+                f"{v['inconsistency_token_recall']:>33.2f}  {v['inconsistency_recall']:>16.2f}"
+            )
         n_inj = sum(v["n"] for v in r["per_kind"].values())
         print(f"   all            {n_inj:>5}   {r['sentence_recall_all']:>17.2f}")
-        print(f"   flagged sentences holding an injected error: {r['flagged_with_injected']:,} of "
-              f"{r['flagged_sentences']:,} (the rest: CoNLL's own errors, or the model's)")
-        print(f"   sentence ranking vs the injected errors: test part ({r['test_sentences']:,} sentences) AUROC "
-              f"{r['auroc_test']:.3f}, AP {r['ap_test']:.3f}; all sentences AUROC {r['auroc_all']:.3f}, AP {r['ap_all']:.3f}")
-        print("   recall when reviewing the N lowest-quality sentences: "
-              + ", ".join(f"N={n}: {v:.2f}" for n, v in r["recall_at"].items()))
-    print(f"   token model: {r['model']} ({r['model_why']}); tag-inconsistency findings: {r['inconsistency_findings']:,}")
+        print(
+            f"   flagged sentences holding an injected error: {r['flagged_with_injected']:,} of "
+            f"{r['flagged_sentences']:,} (the rest: CoNLL's own errors, or the model's)"
+        )
+        print(
+            f"   sentence ranking vs the injected errors: test part ({r['test_sentences']:,} sentences) AUROC "
+            f"{r['auroc_test']:.3f}, AP {r['ap_test']:.3f}; all sentences AUROC {r['auroc_all']:.3f}, AP {r['ap_all']:.3f}"
+        )
+        print(
+            "   recall when reviewing the N lowest-quality sentences: "
+            + ", ".join(f"N={n}: {v:.2f}" for n, v in r["recall_at"].items())
+        )
+    print(
+        f"   token model: {r['model']} ({r['model_why']}); tag-inconsistency findings: {r['inconsistency_findings']:,}"
+    )
     print("   most common given->predicted among flagged tokens: " + "; ".join(r["top_swaps"][:6]))
-    print(f"   time: review ingest {r['ingest_s']:.1f} s, review audit {r['audit_wall_s']:.1f} s wall "
-          f"({r['audit_s']:.1f} s inside the run; imports and loading make the rest)")
+    print(
+        f"   time: review ingest {r['ingest_s']:.1f} s, review audit {r['audit_wall_s']:.1f} s wall "
+        f"({r['audit_s']:.1f} s inside the run; imports and loading make the rest)"
+    )
     print(f"   peak memory (largest RSS of the two subprocesses): {r['peak_rss_mb']:,.0f} MiB")
 
 
@@ -183,19 +223,29 @@ def main() -> None:
     ap.add_argument("--kinds", default="clean,noisy", help="which runs: clean, noisy or both")
     args = ap.parse_args()
     files = args.files.split(",")
-    print(f"CoNLL-2003 NER audit benchmark: {' + '.join(files)}; seed {args.seed}, {args.folds} folds by document; "
-          f"{os.cpu_count()} CPUs; injected rates {RATES}")
+    print(
+        f"CoNLL-2003 NER audit benchmark: {' + '.join(files)}; seed {args.seed}, {args.folds} folds by document; "
+        f"{os.cpu_count()} CPUs; injected rates {RATES}"
+    )
     results = []
     for kind in args.kinds.split(","):
         results.append(one_run(kind, files, args.seed, args.folds))
         report(results[-1])
     noisy = results[-1]
-    checks = [(f"audit of {noisy['tokens']:,} tokens {noisy['audit_wall_s']:.0f} s <= 300 s",
-               max(r["audit_wall_s"] for r in results) <= 300),
-              (f"peak memory {max(r['peak_rss_mb'] for r in results):,.0f} MiB <= 3072 MiB",
-               max(r["peak_rss_mb"] for r in results) <= 3072)]
-    checks += [(f"sentence recall of {k} {v['sentence_recall']:.2f} >= 0.90", v["sentence_recall"] >= 0.9)
-               for k, v in noisy["per_kind"].items()]
+    checks = [
+        (
+            f"audit of {noisy['tokens']:,} tokens {noisy['audit_wall_s']:.0f} s <= 300 s",
+            max(r["audit_wall_s"] for r in results) <= 300,
+        ),
+        (
+            f"peak memory {max(r['peak_rss_mb'] for r in results):,.0f} MiB <= 3072 MiB",
+            max(r["peak_rss_mb"] for r in results) <= 3072,
+        ),
+    ]
+    checks += [
+        (f"sentence recall of {k} {v['sentence_recall']:.2f} >= 0.90", v["sentence_recall"] >= 0.9)
+        for k, v in noisy["per_kind"].items()
+    ]
     print()
     for text, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")

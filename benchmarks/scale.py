@@ -17,6 +17,7 @@ Then a table, and PASS/FAIL against the targets (1M rows: ingest < 60 s and < 2 
 
 Usage:  python benchmarks/scale.py [--sizes 1000,100000,1000000] [--seed 0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,9 +55,11 @@ def make_csv(n: int, path: Path, seed: int) -> None:
     pd.DataFrame({"id": np.arange(n), "text": texts, "label": [f"class{c}" for c in given]}).to_csv(path, index=False)
 
 
-CHILD = ("import sys\nfrom review.cli import main\ntry:\n    rc = main(sys.argv[1:])\nfinally:\n"
-         "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
-         "    print('VmHWM', hwm, file=sys.stderr)\nsys.exit(rc)")
+CHILD = (
+    "import sys\nfrom review.cli import main\ntry:\n    rc = main(sys.argv[1:])\nfinally:\n"
+    "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+    "    print('VmHWM', hwm, file=sys.stderr)\nsys.exit(rc)"
+)
 
 
 def review(args: list[str], db: Path) -> tuple[float, float]:
@@ -64,8 +67,13 @@ def review(args: list[str], db: Path) -> tuple[float, float]:
     child's own VmHWM, read by the child as it ends (ru_maxrss of a child would include this
     process's memory, which the child starts from before exec)."""
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, *args, "--db", str(db)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, *args, "--db", str(db)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         sys.exit(f"review {' '.join(args)} failed: {proc.stderr[-2000:]}")
@@ -76,6 +84,7 @@ def review(args: list[str], db: Path) -> tuple[float, float]:
 def clicks(db_path: Path, name: str) -> dict[str, tuple[float, float]]:
     """Per page: (p50 ms, p95 ms) of the page script's run, over CLICKS clicks after a warm-up."""
     from streamlit.testing.v1 import AppTest
+
     os.environ["REVIEW_DB"] = str(db_path)
     out = {}
 
@@ -100,8 +109,12 @@ def clicks(db_path: Path, name: str) -> dict[str, tuple[float, float]]:
         return statistics.median(ts), ts[int(round(0.95 * (len(ts) - 1)))]
 
     lead, ann = ("lena", "lead"), ("anna", "annotator")
-    for label, page in [("Home", "app.py"), ("Audit", "pages/2_Audit.py"), ("Audit trail", "pages/6_Audit_trail.py"),
-                        ("Export", "pages/5_Export.py")]:
+    for label, page in [
+        ("Home", "app.py"),
+        ("Audit", "pages/2_Audit.py"),
+        ("Audit trail", "pages/6_Audit_trail.py"),
+        ("Export", "pages/5_Export.py"),
+    ]:
         at = session(page, lead)
         out[label] = measure(at, lambda a: a.run())
     at = session("pages/3_Review.py", ann)
@@ -111,6 +124,7 @@ def clicks(db_path: Path, name: str) -> dict[str, tuple[float, float]]:
     def approve(a):
         first = next(b for b in a.button if b.key and b.key.startswith("approve_"))
         first.click().run()
+
     out["Verify: Approve"] = measure(at, approve)
     return out
 
@@ -118,6 +132,7 @@ def clicks(db_path: Path, name: str) -> dict[str, tuple[float, float]]:
 def reviewers_at_once(db_path: Path, name: str) -> dict:
     from review import auth, datasets, store, workflow
     from review.errors import StaleViewError
+
     db = store.connect(db_path)
     admin = auth.User("alice", "admin")
     users = []
@@ -145,7 +160,7 @@ def reviewers_at_once(db_path: Path, name: str) -> dict:
                     done[k] += 1
                 except StaleViewError:
                     stale[0] += 1
-        except Exception as exc:   # anything else (a 'database is locked' included) is a failure
+        except Exception as exc:  # anything else (a 'database is locked' included) is a failure
             errors.append(repr(exc))
         finally:
             conn.conn.close()
@@ -159,11 +174,19 @@ def reviewers_at_once(db_path: Path, name: str) -> dict:
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    rows = db.execute("SELECT idx, COUNT(*) FROM reviews WHERE id>? GROUP BY idx HAVING COUNT(*) > 1", [start]).fetchall()
+    rows = db.execute(
+        "SELECT idx, COUNT(*) FROM reviews WHERE id>? GROUP BY idx HAVING COUNT(*) > 1", [start]
+    ).fetchall()
     stored = store.scalar(db, "SELECT COUNT(*) FROM reviews WHERE id>?", [start])
     db.conn.close()
-    return {"decisions": sum(done), "per_second": sum(done) / wall, "stored": stored, "duplicated": len(rows),
-            "errors": errors, "stale": stale[0]}
+    return {
+        "decisions": sum(done),
+        "per_second": sum(done) / wall,
+        "stored": stored,
+        "duplicated": len(rows),
+        "errors": errors,
+        "stale": stale[0],
+    }
 
 
 def main() -> int:
@@ -172,21 +195,24 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     from review import auth, datasets, export, store
+
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in [int(s) for s in args.sizes.split(",")]:
             csv_path, db_path = Path(tmp) / f"rows{n}.csv", Path(tmp) / f"scale{n}.db"
             make_csv(n, csv_path, args.seed)
-            r = {"ingest": review(["ingest", str(csv_path), "--name", "scale"], db_path),
-                 "audit": review(["audit", "scale"], db_path),
-                 "export": review(["export", "scale", "--out", str(Path(tmp) / "out.csv")], db_path)}
+            r = {
+                "ingest": review(["ingest", str(csv_path), "--name", "scale"], db_path),
+                "audit": review(["audit", "scale"], db_path),
+                "export": review(["export", "scale", "--out", str(Path(tmp) / "out.csv")], db_path),
+            }
             db = store.connect(db_path)
             admin = auth.create_user(db, "alice", "admin", PASSWORD, None)
             auth.create_user(db, "lena", "lead", PASSWORD, admin)
             auth.create_user(db, "anna", "annotator", PASSWORD, admin)
             t = time.perf_counter()
             size = sum(len(c) for c in export.export_cleaned(db, datasets.get(db, "scale"), auth.User("lena", "lead")))
-            r["browser export"] = (time.perf_counter() - t, size / 2 ** 20)
+            r["browser export"] = (time.perf_counter() - t, size / 2**20)
             db.conn.close()
             r["clicks"] = clicks(db_path, "scale")
             r["concurrent"] = reviewers_at_once(db_path, "scale")
@@ -195,24 +221,54 @@ def main() -> int:
     sizes = list(results)
     print(f"\n{'step':34s}" + "".join(f"{f'{n:,} rows':>22s}" for n in sizes))
     for step in ("ingest", "audit", "export"):
-        print(f"{'review ' + step + ' (s, peak MiB)':34s}" + "".join(f"{results[n][step][0]:>12.1f} s {results[n][step][1]:>5.0f} M" for n in sizes))
-    print(f"{'browser export (s, MiB of CSV)':34s}" + "".join(f"{results[n]['browser export'][0]:>12.1f} s {results[n]['browser export'][1]:>5.0f} M" for n in sizes))
+        print(
+            f"{'review ' + step + ' (s, peak MiB)':34s}"
+            + "".join(f"{results[n][step][0]:>12.1f} s {results[n][step][1]:>5.0f} M" for n in sizes)
+        )
+    print(
+        f"{'browser export (s, MiB of CSV)':34s}"
+        + "".join(
+            f"{results[n]['browser export'][0]:>12.1f} s {results[n]['browser export'][1]:>5.0f} M" for n in sizes
+        )
+    )
     for page in results[sizes[0]]["clicks"]:
-        print(f"{page + ' (ms p50 / p95)':34s}" + "".join(f"{results[n]['clicks'][page][0]:>13.0f} / {results[n]['clicks'][page][1]:<6.0f}" for n in sizes))
-    print(f"{'20 reviewers: decisions/s':34s}" + "".join(f"{results[n]['concurrent']['per_second']:>22.0f}" for n in sizes))
-    print(f"{'  lost / duplicated / errors':34s}" + "".join(
-        f"{results[n]['concurrent']['decisions'] - results[n]['concurrent']['stored']:>14d} / {results[n]['concurrent']['duplicated']} / {len(results[n]['concurrent']['errors'])}"
-        for n in sizes))
+        print(
+            f"{page + ' (ms p50 / p95)':34s}"
+            + "".join(f"{results[n]['clicks'][page][0]:>13.0f} / {results[n]['clicks'][page][1]:<6.0f}" for n in sizes)
+        )
+    print(
+        f"{'20 reviewers: decisions/s':34s}"
+        + "".join(f"{results[n]['concurrent']['per_second']:>22.0f}" for n in sizes)
+    )
+    print(
+        f"{'  lost / duplicated / errors':34s}"
+        + "".join(
+            f"{results[n]['concurrent']['decisions'] - results[n]['concurrent']['stored']:>14d} / {results[n]['concurrent']['duplicated']} / {len(results[n]['concurrent']['errors'])}"
+            for n in sizes
+        )
+    )
     big = results[sizes[-1]]
     worst = max(p95 for _, p95 in big["clicks"].values())
     c = big["concurrent"]
-    checks = [(f"ingest {big['ingest'][0]:.1f} s < 60 s, {big['ingest'][1]:.0f} MiB < 2048", big["ingest"][0] < 60 and big["ingest"][1] < 2048),
-              (f"audit {big['audit'][0]:.1f} s < 300 s, {big['audit'][1]:.0f} MiB < 4096", big["audit"][0] < 300 and big["audit"][1] < 4096),
-              (f"slowest click p95 {worst:.0f} ms < 150 ms", worst < 150),
-              (f"export {big['export'][0]:.1f} s and browser export {big['browser export'][0]:.1f} s < 30 s",
-               big["export"][0] < 30 and big["browser export"][0] < 30),
-              (f"{c['per_second']:.0f} decisions/s >= 200 with 20 reviewers, none lost or duplicated, no error",
-               c["per_second"] >= 200 and c["decisions"] == c["stored"] and not c["duplicated"] and not c["errors"])]
+    checks = [
+        (
+            f"ingest {big['ingest'][0]:.1f} s < 60 s, {big['ingest'][1]:.0f} MiB < 2048",
+            big["ingest"][0] < 60 and big["ingest"][1] < 2048,
+        ),
+        (
+            f"audit {big['audit'][0]:.1f} s < 300 s, {big['audit'][1]:.0f} MiB < 4096",
+            big["audit"][0] < 300 and big["audit"][1] < 4096,
+        ),
+        (f"slowest click p95 {worst:.0f} ms < 150 ms", worst < 150),
+        (
+            f"export {big['export'][0]:.1f} s and browser export {big['browser export'][0]:.1f} s < 30 s",
+            big["export"][0] < 30 and big["browser export"][0] < 30,
+        ),
+        (
+            f"{c['per_second']:.0f} decisions/s >= 200 with 20 reviewers, none lost or duplicated, no error",
+            c["per_second"] >= 200 and c["decisions"] == c["stored"] and not c["duplicated"] and not c["errors"],
+        ),
+    ]
     print(f"\nlargest size: {sizes[-1]:,} rows")
     for text, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")

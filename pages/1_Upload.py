@@ -4,6 +4,7 @@ A file whose first line looks like data (ingest.sniff_header: AG News) gets the 
 line is data" ticked on arrival, with the reason; the user can untick it. Label values such as
 1, 2, 3, 4 can be named (pasted pairs or names, or a classes.txt); the names become the labels.
 """
+
 from pathlib import Path
 
 import streamlit as st
@@ -13,14 +14,41 @@ from review.errors import ReviewError
 
 db, user = ui.page("Upload", "lead", heading="Upload a dataset")
 
-st.caption("CSV, TSV, JSONL or Parquet: one row per item with its text and its label. NER: a CoNLL file "
-           "(token first, tag last, a blank line between sentences; IOB1, IOB2 or BIOES) or JSONL with "
-           "`tokens` and `tags` per line. "
-           f"The browser takes files up to {st.get_option('server.maxUploadSize'):,} MB; larger ones go through "
-           "the `review ingest FILE --name NAME` command (a million rows ingest in about 10 s).")
-up = st.file_uploader("Data file", type=["csv", "tsv", "tab", "txt", "jsonl", "ndjson", "json", "parquet", "pq",
-                                        "conll", "conllu", "conll03", "iob", "iob1", "iob2", "bio", "bioes",
-                                        "train", "testa", "testb", "dev", "test"], key="upload_file")
+st.caption(
+    "CSV, TSV, JSONL or Parquet: one row per item with its text and its label. NER: a CoNLL file "
+    "(token first, tag last, a blank line between sentences; IOB1, IOB2 or BIOES) or JSONL with "
+    "`tokens` and `tags` per line. "
+    f"The browser takes files up to {st.get_option('server.maxUploadSize'):,} MB; larger ones go through "
+    "the `review ingest FILE --name NAME` command (a million rows ingest in about 10 s)."
+)
+up = st.file_uploader(
+    "Data file",
+    type=[
+        "csv",
+        "tsv",
+        "tab",
+        "txt",
+        "jsonl",
+        "ndjson",
+        "json",
+        "parquet",
+        "pq",
+        "conll",
+        "conllu",
+        "conll03",
+        "iob",
+        "iob1",
+        "iob2",
+        "bio",
+        "bioes",
+        "train",
+        "testa",
+        "testb",
+        "dev",
+        "test",
+    ],
+    key="upload_file",
+)
 is_ner = up is not None and ner_store.looks_like_ner(up.getvalue(), up.name)
 if up is not None and not is_ner and st.session_state.get("header_sniffed") != up.file_id:
     # a new file: the box is ticked when its first line looks like data (before the box is drawn)
@@ -38,14 +66,27 @@ if is_ner:
 sniffed = st.session_state.get("header_guess")
 if sniffed is not None and sniffed.headerless:
     if no_header:
-        st.info(f"The first line looks like data, not a header ({ui.escape_md(sniffed.reason)}), so it is read as data "
-                "and the columns are numbered 1, 2, 3, … Untick **The first line is data** if it is a header.")
+        st.info(
+            f"The first line looks like data, not a header ({ui.escape_md(sniffed.reason)}), so it is read as data "
+            "and the columns are numbered 1, 2, 3, … Untick **The first line is data** if it is a header."
+        )
     else:
-        st.info(f"The first line looks like data, not a header ({ui.escape_md(sniffed.reason)}), but the box is "
-                "unticked: it is read as the header. Tick **The first line is data** to keep it as a row.")
+        st.info(
+            f"The first line looks like data, not a header ({ui.escape_md(sniffed.reason)}), but the box is "
+            "unticked: it is read as the header. Tick **The first line is data** to keep it as a row."
+        )
 
-MAPPING_KEYS = ("map_text", "map_label", "map_id", "map_annotator", "map_wide", "map_probs", "map_features",
-                "map_embedding", "map_loss")
+MAPPING_KEYS = (
+    "map_text",
+    "map_label",
+    "map_id",
+    "map_annotator",
+    "map_wide",
+    "map_probs",
+    "map_features",
+    "map_embedding",
+    "map_loss",
+)
 cache_key = (up.file_id, no_header)
 if st.session_state.get("upload_cache_key") != cache_key:
     data = up.getvalue()
@@ -56,7 +97,7 @@ if st.session_state.get("upload_cache_key") != cache_key:
         st.stop()
     st.session_state["upload_cache_key"] = cache_key
     st.session_state["upload_frame"] = frame
-    for key in MAPPING_KEYS:   # other columns: the boxes start again from the guess
+    for key in MAPPING_KEYS:  # other columns: the boxes start again from the guess
         st.session_state.pop(key, None)
 frame = st.session_state["upload_frame"]
 data = up.getvalue()
@@ -66,22 +107,36 @@ st.dataframe(frame.head(20), width="stretch", hide_index=True)
 
 guess, guess_note = ingest.guess_partial(frame, ingest.PAGE_HINTS)
 if guess_note:
-    st.info(f"Choose the columns yourself: {ui.escape_message(guess_note)}")   # it names the file's columns
+    st.info(f"Choose the columns yourself: {ui.escape_message(guess_note)}")  # it names the file's columns
 
 cols = list(frame.columns)
 NONE = "(none)"
 st.subheader("Map the columns")
 c1, c2 = st.columns(2)
-text_cols = c1.multiselect("Text column(s): several are joined, each on its own line", cols, default=guess.text,
-                           key="map_text")
-label_col = c2.selectbox("Label column", cols, index=cols.index(guess.label) if guess.label in cols else 0, key="map_label")
-id_col = c1.selectbox("Id column (optional: else the row number)", [NONE] + cols,
-                      index=([NONE] + cols).index(guess.id) if guess.id else 0, key="map_id")
-ann_col = c2.selectbox("Annotator column (optional: several labels per item, one row per label, rows of an item share its id)",
-                       [NONE] + cols, index=([NONE] + cols).index(guess.annotator) if guess.annotator else 0, key="map_annotator")
+text_cols = c1.multiselect(
+    "Text column(s): several are joined, each on its own line", cols, default=guess.text, key="map_text"
+)
+label_col = c2.selectbox(
+    "Label column", cols, index=cols.index(guess.label) if guess.label in cols else 0, key="map_label"
+)
+id_col = c1.selectbox(
+    "Id column (optional: else the row number)",
+    [NONE] + cols,
+    index=([NONE] + cols).index(guess.id) if guess.id else 0,
+    key="map_id",
+)
+ann_col = c2.selectbox(
+    "Annotator column (optional: several labels per item, one row per label, rows of an item share its id)",
+    [NONE] + cols,
+    index=([NONE] + cols).index(guess.annotator) if guess.annotator else 0,
+    key="map_annotator",
+)
 with st.expander("Several annotators in columns (wide form: one row per item, one column per annotator)"):
-    wide_cols = st.multiselect("Annotator columns, blank where that annotator did not label the item "
-                               "(the label column is then not used)", cols, key="map_wide")
+    wide_cols = st.multiselect(
+        "Annotator columns, blank where that annotator did not label the item (the label column is then not used)",
+        cols,
+        key="map_wide",
+    )
 
 
 def class_names_given(text: str, file, values: list[str]) -> dict[str, str]:
@@ -96,13 +151,20 @@ def class_names_given(text: str, file, values: list[str]) -> dict[str, str]:
 values = ingest.label_values(frame, ingest.Mapping(label=label_col, annotators=wide_cols))
 codes = 0 < len(values) <= 50 and all(v.lstrip("-").isdigit() for v in values)
 with st.expander("Class names: name label values such as 1, 2, 3, 4 (the names become the labels)", expanded=codes):
-    shown = ", ".join(v if len(v) <= 40 else v[:40] + "…" for v in values[:30]) + \
-        (f", … ({len(values):,} values)" if len(values) > 30 else "")
+    shown = ", ".join(v if len(v) <= 40 else v[:40] + "…" for v in values[:30]) + (
+        f", … ({len(values):,} values)" if len(values) > 30 else ""
+    )
     st.caption(f"Values in the label column{'s' if wide_cols else ''}, in this order: {ui.escape_md(shown)}")
-    names_text = st.text_area("Names: `1=World, 2=Sports, …`, or one name per line (line k names the k-th value above)",
-                              key="class_names", placeholder="1=World, 2=Sports, 3=Business, 4=Sci/Tech")
-    names_file = st.file_uploader("…or a classes.txt: one name per line, line k names the k-th value (as AG News ships it)",
-                                  type=["txt"], key="upload_classes")
+    names_text = st.text_area(
+        "Names: `1=World, 2=Sports, …`, or one name per line (line k names the k-th value above)",
+        key="class_names",
+        placeholder="1=World, 2=Sports, 3=Business, 4=Sci/Tech",
+    )
+    names_file = st.file_uploader(
+        "…or a classes.txt: one name per line, line k names the k-th value (as AG News ships it)",
+        type=["txt"],
+        key="upload_classes",
+    )
     class_names, names_error = {}, None
     try:
         class_names = class_names_given(names_text, names_file, values)
@@ -113,32 +175,55 @@ with st.expander("Class names: name label values such as 1, 2, 3, 4 (the names b
     elif class_names:
         st.caption("The labels will be: " + ui.escape_md(" · ".join(f"{v} → {n}" for v, n in class_names.items())))
 with st.expander("Your own predicted probabilities, tabular features, a declared label set"):
-    prob_cols = st.multiselect("Probability columns, one per class, named after the class (e.g. prob_sports)", cols,
-                               default=guess.probs, key="map_probs")
-    feat_cols = st.multiselect("Tabular feature columns (numeric or categorical; for data without text)", cols,
-                               default=guess.features, key="map_features")
-    label_set = st.text_input("Declared label set, comma-separated (optional: labels outside it are reported)", key="label_set")
+    prob_cols = st.multiselect(
+        "Probability columns, one per class, named after the class (e.g. prob_sports)",
+        cols,
+        default=guess.probs,
+        key="map_probs",
+    )
+    feat_cols = st.multiselect(
+        "Tabular feature columns (numeric or categorical; for data without text)",
+        cols,
+        default=guess.features,
+        key="map_features",
+    )
+    label_set = st.text_input(
+        "Declared label set, comma-separated (optional: labels outside it are reported)", key="label_set"
+    )
 with st.expander("Your own signals: embeddings from your encoder, your model's training loss"):
-    emb_col = st.selectbox("Embedding column: one vector per row, as [0.1, -0.2, …] or numbers separated by spaces "
-                           "(one more candidate model, kept only if it predicts the labels better)", [NONE] + cols,
-                           key="map_embedding")
-    emb_file = st.file_uploader("…or a .npy file of shape (rows, dimensions), in the upload's row order", type=["npy"],
-                                key="upload_embeddings")
-    loss_col = st.selectbox("Training-loss column: your model's loss per row (high = hard), fused into the trust score",
-                            [NONE] + cols, key="map_loss")
+    emb_col = st.selectbox(
+        "Embedding column: one vector per row, as [0.1, -0.2, …] or numbers separated by spaces "
+        "(one more candidate model, kept only if it predicts the labels better)",
+        [NONE] + cols,
+        key="map_embedding",
+    )
+    emb_file = st.file_uploader(
+        "…or a .npy file of shape (rows, dimensions), in the upload's row order", type=["npy"], key="upload_embeddings"
+    )
+    loss_col = st.selectbox(
+        "Training-loss column: your model's loss per row (high = hard), fused into the trust score",
+        [NONE] + cols,
+        key="map_loss",
+    )
 name = st.text_input("Dataset name", value=Path(up.name).stem, key="dataset_name_input")
 
 if st.button("Check and ingest", type="primary", key="ingest"):
-    mapping = ingest.Mapping(text=text_cols if not feat_cols or text_cols else [], label=None if wide_cols else label_col,
-                             class_names=class_names,
-                             id=None if id_col == NONE else id_col,
-                             annotator=None if ann_col == NONE or wide_cols else ann_col, annotators=wide_cols,
-                             probs=prob_cols, features=feat_cols, embedding=None if emb_col == NONE else emb_col,
-                             embedding_file=emb_file.name if emb_file is not None else None,
-                             loss=None if loss_col == NONE else loss_col)
+    mapping = ingest.Mapping(
+        text=text_cols if not feat_cols or text_cols else [],
+        label=None if wide_cols else label_col,
+        class_names=class_names,
+        id=None if id_col == NONE else id_col,
+        annotator=None if ann_col == NONE or wide_cols else ann_col,
+        annotators=wide_cols,
+        probs=prob_cols,
+        features=feat_cols,
+        embedding=None if emb_col == NONE else emb_col,
+        embedding_file=emb_file.name if emb_file is not None else None,
+        loss=None if loss_col == NONE else loss_col,
+    )
     bar = st.progress(0.0, text="Checking the file")
     try:
-        if names_error is not None:   # checked at the door: nothing is written
+        if names_error is not None:  # checked at the door: nothing is written
             raise names_error
         labels = [s for s in label_set.split(",") if s.strip()] or None
         vectors = signals.read_npy(emb_file.getvalue(), emb_file.name, len(frame)) if emb_file is not None else None
@@ -152,11 +237,22 @@ if st.button("Check and ingest", type="primary", key="ingest"):
         ui.error(exc)
         st.stop()
     st.session_state["dataset_name"] = name.strip()
-    what = (f"{ui.plural(len(prep.items), 'item')} with {ui.plural(len(prep.annotations), 'label')} from "
+    what = (
+        (
+            f"{ui.plural(len(prep.items), 'item')} with {ui.plural(len(prep.annotations), 'label')} from "
             f"{ui.plural(len({a for _, a, _ in prep.annotations}), 'annotator')} (the majority vote is the given label "
-            "until the audit finds the consensus)") if prep.annotations else ui.plural(len(prep.items), 'row')
-    named = (" (named from the values " + ui.escape_md(", ".join(f"{v}={n}" for v, n in class_names.items())) + ")"
-             if class_names else "")
-    st.success(f"Dataset {ui.escape_md(repr(name.strip()))} ingested: {what}, classes {ui.escape_md(', '.join(prep.labels))}{named}. "
-               "Integrity checks done; run the audit to rank suspects.")
+            "until the audit finds the consensus)"
+        )
+        if prep.annotations
+        else ui.plural(len(prep.items), "row")
+    )
+    named = (
+        " (named from the values " + ui.escape_md(", ".join(f"{v}={n}" for v, n in class_names.items())) + ")"
+        if class_names
+        else ""
+    )
+    st.success(
+        f"Dataset {ui.escape_md(repr(name.strip()))} ingested: {what}, classes {ui.escape_md(', '.join(prep.labels))}{named}. "
+        "Integrity checks done; run the audit to rank suspects."
+    )
     st.page_link("pages/2_Audit.py", label="Go to the audit")

@@ -10,57 +10,76 @@ filtered queue; the filter options and counts come from one grouped query.
 Four eyes: a lead's own decisions wait for another lead, unless the dataset allows
 self-approval (the setting below, for a one-person team; changes go to the audit trail).
 A bulk approve skips them (and unsure decisions) and says how many and why."""
+
 import streamlit as st
 
 from review import datasets, ui, workflow
 from review.errors import ReviewError
 
 db, user, ds = ui.page_with_dataset("Verify", "lead", heading="Verify decisions")
-ui.keyboard()   # before the page can stop: the focus goes back to the page after a click, Esc leaves the reason box
+ui.keyboard()  # before the page can stop: the focus goes back to the page after a click, Esc leaves the reason box
 
-PAGE = 200   # decisions listed (and approved in bulk) at a time: a filtered set up to 200 in one click, more page by page
+PAGE = (
+    200  # decisions listed (and approved in bulk) at a time: a filtered set up to 200 in one click, more page by page
+)
 KEYS = {"approve": "A", "reject": "X", "next": "N"}
-vs = st.session_state.setdefault(f"verify_{ds.id}", {"after": 0, "card": 0})   # list start (keyset), shown card id
+vs = st.session_state.setdefault(f"verify_{ds.id}", {"after": 0, "card": 0})  # list start (keyset), shown card id
 
 prog = workflow.progress(db, ds)
-st.caption(f"{ui.plural(prog['pending'], 'decision')} awaiting verification · {prog['approved']:,} approved · {prog['overridden']:,} overridden")
+st.caption(
+    f"{ui.plural(prog['pending'], 'decision')} awaiting verification · {prog['approved']:,} approved · {prog['overridden']:,} overridden"
+)
 flash = st.session_state.pop("verify_flash", None)
-if flash:   # it names the row, the label, the dataset, a refusal: data, not Markdown
+if flash:  # it names the row, the label, the dataset, a refusal: data, not Markdown
     (st.warning if flash[0] == "warn" else st.success)(ui.escape_message(flash[1]))
 
 allow_self = datasets.settings(db, ds.id)["allow_self_approval"]
-with st.expander("Four eyes: self-approval " + ("allowed on this dataset" if allow_self else "off"), expanded=allow_self):
+with st.expander(
+    "Four eyes: self-approval " + ("allowed on this dataset" if allow_self else "off"), expanded=allow_self
+):
     if allow_self:
-        st.warning("Self-approval is allowed on this dataset: a lead may verify their own decisions. Each one is "
-                   "recorded as self-approved in the audit trail and marked self_approved = yes in the export.")
+        st.warning(
+            "Self-approval is allowed on this dataset: a lead may verify their own decisions. Each one is "
+            "recorded as self-approved in the audit trail and marked self_approved = yes in the export."
+        )
         label, value = "Require another lead again (four eyes)", False
     else:
-        st.markdown("A decision is verified by a lead other than its author. A one-person team can allow "
-                    "self-approval on this dataset: every self-approval is then recorded as such in the audit "
-                    "trail and the export.")
+        st.markdown(
+            "A decision is verified by a lead other than its author. A one-person team can allow "
+            "self-approval on this dataset: every self-approval is then recorded as such in the audit "
+            "trail and the export."
+        )
         label, value = "Allow self-approval on this dataset", True
     if st.button(label, key="self_approval_toggle"):
         try:
             datasets.set_setting(db, ds, "allow_self_approval", value, user)
-            st.session_state["verify_flash"] = ("ok", "Self-approval is now " + (
-                f"allowed on {ds.name}: you can verify your own decisions, each recorded as self-approved."
-                if value else f"off on {ds.name}: another lead verifies each decision."))   # escaped where shown
+            st.session_state["verify_flash"] = (
+                "ok",
+                "Self-approval is now "
+                + (
+                    f"allowed on {ds.name}: you can verify your own decisions, each recorded as self-approved."
+                    if value
+                    else f"off on {ds.name}: another lead verifies each decision."
+                ),
+            )  # escaped where shown
         except ReviewError as exc:
             st.session_state["verify_flash"] = ("warn", str(exc))
         st.rerun()
 mine = workflow.awaiting_verification(db, ds, user.name)
 if mine and not allow_self:
     it = "it" if mine == 1 else "them"
-    st.info(f"{ui.plural(mine, 'decision')} awaiting verification {'is' if mine == 1 else 'are'} yours: another lead "
-            f"verifies {it} (four eyes). You can still revise {it} on the Review page.")
+    st.info(
+        f"{ui.plural(mine, 'decision')} awaiting verification {'is' if mine == 1 else 'are'} yours: another lead "
+        f"verifies {it} (four eyes). You can still revise {it} on the Review page."
+    )
 
-groups = workflow.pending_groups(db, ds, user)       # one grouped query: the filter options and every count
+groups = workflow.pending_groups(db, ds, user)  # one grouped query: the filter options and every count
 if not groups:
     vs.update(after=0, card=0)
     st.success("Nothing awaits verification.")
     st.stop()
-card_error = vs.pop("error", None)                   # (review id, action, message): shown inside that card
-bulk_note = vs.pop("bulk", None)                      # ("ok" | "error", message): shown beside the bulk button
+card_error = vs.pop("error", None)  # (review id, action, message): shown inside that card
+bulk_note = vs.pop("bulk", None)  # ("ok" | "error", message): shown beside the bulk button
 
 
 def own_blocked(r: dict) -> bool:
@@ -72,7 +91,7 @@ def change_of(r: dict) -> str:
 
 
 # ---------------------------------------------------------------- filters
-ANY = "*"                                            # the "all" option (never a user name, label pair or decision)
+ANY = "*"  # the "all" option (never a user name, label pair or decision)
 FK = {f: f"verify_{f}_{ds.id}" for f in ("reviewer", "pair", "decision")}
 picked = {f: (None if st.session_state.get(k, ANY) == ANY else st.session_state[k]) for f, k in FK.items()}
 if ds.task == "ner":
@@ -99,21 +118,40 @@ def pair_text(p) -> str:
 def facet(col, label: str, name: str, values, text) -> object:
     """One filter. Its option texts never change between runs (no counts in them): Streamlit
     matches the chosen option by its text, so a text that changed would lose the choice."""
-    v = col.selectbox(label, options(values, picked[name]), key=FK[name], on_change=restart,
-                      format_func=lambda v: text(None if v == ANY else v))
+    v = col.selectbox(
+        label,
+        options(values, picked[name]),
+        key=FK[name],
+        on_change=restart,
+        format_func=lambda v: text(None if v == ANY else v),
+    )
     return None if v == ANY else v
 
 
 f = st.columns(3 if ds.task != "ner" else 2)
-reviewer = facet(f[0], "Reviewer", "reviewer", sorted({g["reviewer"] for g in groups}),
-                 lambda v: "all reviewers" if v is None else f"{v} (you)" if v == user.name else v)
+reviewer = facet(
+    f[0],
+    "Reviewer",
+    "reviewer",
+    sorted({g["reviewer"] for g in groups}),
+    lambda v: "all reviewers" if v is None else f"{v} (you)" if v == user.name else v,
+)
 pair = None
 if ds.task != "ner":
-    pair = facet(f[1], "Class pair (given → proposed)", "pair",
-                 sorted({(g["given"], g["proposed"]) for g in groups}, key=lambda p: (str(p[0]), p[1] is None, str(p[1]))),
-                 lambda v: "all pairs" if v is None else pair_text(v))
-decision = facet(f[-1], "Decision", "decision", [d for d in workflow.DECISIONS if any(g["decision"] == d for g in groups)],
-                 lambda v: "all decisions" if v is None else v)
+    pair = facet(
+        f[1],
+        "Class pair (given → proposed)",
+        "pair",
+        sorted({(g["given"], g["proposed"]) for g in groups}, key=lambda p: (str(p[0]), p[1] is None, str(p[1]))),
+        lambda v: "all pairs" if v is None else pair_text(v),
+    )
+decision = facet(
+    f[-1],
+    "Decision",
+    "decision",
+    [d for d in workflow.DECISIONS if any(g["decision"] == d for g in groups)],
+    lambda v: "all decisions" if v is None else v,
+)
 filters = {"reviewer": reviewer, "pair": tuple(pair) if pair is not None else None, "decision": decision}
 matched = workflow.pending_count(groups, **filters)
 total = workflow.pending_count(groups)
@@ -139,10 +177,13 @@ def act(r: dict, action: str, label=None, note: str = "") -> str | None:
         workflow.verify(db, r["id"], user, action, r["version"], label=label, note=note)
     except ReviewError as exc:
         return str(exc)
-    done = {"approve": "approved", "reject": "rejected, back in the queue",
-            "override": f"overridden to {label}" if isinstance(label, str) else "overridden with your tags"}[action]
+    done = {
+        "approve": "approved",
+        "reject": "rejected, back in the queue",
+        "override": f"overridden to {label}" if isinstance(label, str) else "overridden with your tags",
+    }[action]
     st.session_state["verify_flash"] = ("ok", f"{'Sentence' if ds.task == 'ner' else 'Row'} {r['key']}: {done}.")
-    vs["card"] = r["id"]                 # the next card is the first one after it
+    vs["card"] = r["id"]  # the next card is the first one after it
     return None
 
 
@@ -190,18 +231,22 @@ def bulk(seen: list[tuple[int, int]]) -> None:
 def skipped_text(own: int, unsure: int, lead: str) -> str:
     parts = ([f"{own:,} of yours (four eyes: another lead verifies {'it' if own == 1 else 'them'})"] if own else []) + (
         [f"{unsure:,} unsure (no label to approve: override or reject {'it' if unsure == 1 else 'each'} on its card)"]
-        if unsure else [])
+        if unsure
+        else []
+    )
     return f" {lead}: {' and '.join(parts)}." if parts else ""
 
 
 # ---------------------------------------------------------------- the shown card
 actionable = [r for r in rows if not own_blocked(r)]
 full = len(rows) == PAGE
-if not actionable:                         # only one's own decisions here: they wait for another lead
+if not actionable:  # only one's own decisions here: they wait for another lead
     for r in rows:
         with st.container(border=True):
-            st.markdown(f"**{ui.escape_md(r['key'])}** (row {r['idx']}) · {ui.escape_md(change_of(r))} · by **you** at "
-                        f"{r['created_at'][:16].replace('T', ' ')}")
+            st.markdown(
+                f"**{ui.escape_md(r['key'])}** (row {r['idx']}) · {ui.escape_md(change_of(r))} · by **you** at "
+                f"{r['created_at'][:16].replace('T', ' ')}"
+            )
             st.caption("Your own decision: it waits for another lead to verify it (four eyes).")
 else:
     r = next((x for x in actionable if x["id"] >= vs["card"]), actionable[0])
@@ -211,12 +256,20 @@ else:
     with st.container(border=True):
         head = st.columns([6, 1])
         keys = f"{KEYS['approve']} approve · {KEYS['reject']} reject (type the reason, Esc, then {KEYS['reject']}) · "
-        head[0].caption(f"Card {pos} of {len(actionable)}" + (f" on this page ({matched:,} match)" if matched > len(rows) else "")
-                        + f" · keyboard: {keys}{KEYS['next']} next card")
-        head[1].button("Next card", key="verify_next_card", shortcut=KEYS["next"], on_click=step,
-                       args=(ids, r["id"], full, rows[-1]["id"]),
-                       disabled=len(actionable) == 1 and not full and not vs["after"],
-                       help="Show the next decision; this one stays in the queue")
+        head[0].caption(
+            f"Card {pos} of {len(actionable)}"
+            + (f" on this page ({matched:,} match)" if matched > len(rows) else "")
+            + f" · keyboard: {keys}{KEYS['next']} next card"
+        )
+        head[1].button(
+            "Next card",
+            key="verify_next_card",
+            shortcut=KEYS["next"],
+            on_click=step,
+            args=(ids, r["id"], full, rows[-1]["id"]),
+            disabled=len(actionable) == 1 and not full and not vs["after"],
+            help="Show the next decision; this one stays in the queue",
+        )
         if r["reviewer"] == user.name:
             st.caption("Your own decision: verifying it is recorded as a self-approval.")
         if ds.task == "ner":
@@ -227,24 +280,46 @@ else:
                 ui.show_text(r["text"], key=f"v{r['id']}")
             with top[1]:
                 st.html(ui.badge(f"given: {r['given_label']}", "#d62728") + ui.badge(change_of(r), "#ff7f0e"))
-                st.markdown(f"**{ui.escape_md(r['key'])}** (row {r['idx']}) · by **{ui.escape_md(r['reviewer'])}** at {r['created_at'][:16].replace('T', ' ')}")
+                st.markdown(
+                    f"**{ui.escape_md(r['key'])}** (row {r['idx']}) · by **{ui.escape_md(r['reviewer'])}** at {r['created_at'][:16].replace('T', ' ')}"
+                )
                 if r["predicted_label"] is not None:
-                    st.markdown(f"{'consensus' if ds.mapping.multi else 'model'}: **{ui.escape_md(r['predicted_label'])}** ({r['confidence']:.0%}), quality {r['quality']:.3f}")
+                    st.markdown(
+                        f"{'consensus' if ds.mapping.multi else 'model'}: **{ui.escape_md(r['predicted_label'])}** ({r['confidence']:.0%}), quality {r['quality']:.3f}"
+                    )
                 if r["note"]:
                     st.markdown(f"note: {ui.escape_md(r['note'])}")
             c = st.columns([1, 3, 1, 2, 1])
             unsure = r["decision"] == "unsure"
-            c[0].button("Approve", key=f"approve_{r['id']}", type="primary", disabled=unsure, shortcut=KEYS["approve"],
-                        on_click=on_card, args=(r, "approve"),
-                        help="Unsure decisions have no label to approve: override or reject" if unsure else None)
-            c[1].text_input("Reason to reject", key=f"reason_{r['id']}", label_visibility="collapsed",
-                            placeholder="Reason to reject (Esc, then X)")
-            c[2].button("Reject", key=f"reject_{r['id']}", shortcut=KEYS["reject"], on_click=on_card, args=(r, "reject"))
+            c[0].button(
+                "Approve",
+                key=f"approve_{r['id']}",
+                type="primary",
+                disabled=unsure,
+                shortcut=KEYS["approve"],
+                on_click=on_card,
+                args=(r, "approve"),
+                help="Unsure decisions have no label to approve: override or reject" if unsure else None,
+            )
+            c[1].text_input(
+                "Reason to reject",
+                key=f"reason_{r['id']}",
+                label_visibility="collapsed",
+                placeholder="Reason to reject (Esc, then X)",
+            )
+            c[2].button(
+                "Reject", key=f"reject_{r['id']}", shortcut=KEYS["reject"], on_click=on_card, args=(r, "reject")
+            )
             proposed = r["new_label"] or r["predicted_label"]
-            c[3].selectbox("Override label", ds.labels, key=f"ovl_{r['id']}", label_visibility="collapsed",
-                           index=ds.labels.index(proposed) if proposed in ds.labels else 0)
+            c[3].selectbox(
+                "Override label",
+                ds.labels,
+                key=f"ovl_{r['id']}",
+                label_visibility="collapsed",
+                index=ds.labels.index(proposed) if proposed in ds.labels else 0,
+            )
             c[4].button("Override", key=f"override_{r['id']}", on_click=on_card, args=(r, "override"))
-            if err:   # beside the control that caused it: the reason box, the override label, else under the buttons
+            if err:  # beside the control that caused it: the reason box, the override label, else under the buttons
                 {"reject": c[1], "override": c[3]}.get(err[0], st).error(ui.escape_message(err[1]))
 
 # ---------------------------------------------------------------- the list, approved in one action
@@ -254,22 +329,36 @@ with st.container(border=True):
     n_ok = len(rows) - n_own - n_unsure
     more = f" of the {matched:,} that match (the next {PAGE} follow)" if matched > len(rows) else ""
     st.markdown(f"**Listed: {ui.plural(len(rows), 'decision')}**{more}")
-    if bulk_note:   # the last bulk approve's outcome, beside its button
+    if bulk_note:  # the last bulk approve's outcome, beside its button
         (st.success if bulk_note[0] == "ok" else st.error)(ui.escape_message(bulk_note[1]))
     if n_ok >= 2:
-        st.button(f"Approve all {n_ok:,} listed", key="verify_bulk", on_click=bulk,
-                  args=([(x["id"], x["version"]) for x in rows],),
-                  help="One transaction, one audit-trail row per decision; refused whole if any of them changed meanwhile")
-        st.caption(f"Approves the {ui.plural(n_ok, 'decision')} listed below as proposed, in one transaction."
-                   + skipped_text(n_own, n_unsure, "Left out"))
+        st.button(
+            f"Approve all {n_ok:,} listed",
+            key="verify_bulk",
+            on_click=bulk,
+            args=([(x["id"], x["version"]) for x in rows],),
+            help="One transaction, one audit-trail row per decision; refused whole if any of them changed meanwhile",
+        )
+        st.caption(
+            f"Approves the {ui.plural(n_ok, 'decision')} listed below as proposed, in one transaction."
+            + skipped_text(n_own, n_unsure, "Left out")
+        )
     elif n_own or n_unsure:
         st.caption("Nothing to approve in bulk here." + skipped_text(n_own, n_unsure, "Left out"))
     shown = r["id"] if actionable else None
-    table = [{"": "▶" if x["id"] == shown else "", "row": x["key"],
-              **({} if ds.task == "ner" else {"given": x["given_label"], "proposed": x["proposed_label"] or "—"}),
-              "decision": x["decision"],
-              "reviewer": x["reviewer"] + (" (you: another lead verifies)" if own_blocked(x) else " (you)" if x["reviewer"] == user.name else ""),
-              "decided at": x["created_at"][:16].replace("T", " "), "note": x["note"] or ""} for x in rows]
+    table = [
+        {
+            "": "▶" if x["id"] == shown else "",
+            "row": x["key"],
+            **({} if ds.task == "ner" else {"given": x["given_label"], "proposed": x["proposed_label"] or "—"}),
+            "decision": x["decision"],
+            "reviewer": x["reviewer"]
+            + (" (you: another lead verifies)" if own_blocked(x) else " (you)" if x["reviewer"] == user.name else ""),
+            "decided at": x["created_at"][:16].replace("T", " "),
+            "note": x["note"] or "",
+        }
+        for x in rows
+    ]
     st.dataframe(table, hide_index=True, width="stretch")
     nav = st.columns([1, 1, 6])
     if full and nav[0].button(f"Next {PAGE}", key="verify_next"):

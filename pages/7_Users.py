@@ -1,4 +1,5 @@
 """Users (admin): add accounts, change roles and deactivate (each confirmed first; the last active admin keeps the role)."""
+
 import time
 
 import streamlit as st
@@ -9,14 +10,26 @@ from review.errors import ReviewError
 db, user = ui.page("Users", "admin")
 
 flash = st.session_state.pop("users_flash", None)
-if flash:   # it names a user: data, not Markdown
+if flash:  # it names a user: data, not Markdown
     st.success(ui.escape_message(flash))
 now = time.time()
-st.dataframe([{"name": u["name"], "role": u["role"], "status": "active" if u["active"] else "deactivated",
-               "created": u["created_at"], "failed sign-ins": u["failed_logins"] or 0,
-               "locked until": time.strftime("%Y-%m-%d %H:%M", time.localtime(u["locked_until"]))
-               if u["locked_until"] and u["locked_until"] > now else "not locked"}
-              for u in auth.list_users(db, user)], hide_index=True, width="stretch")
+st.dataframe(
+    [
+        {
+            "name": u["name"],
+            "role": u["role"],
+            "status": "active" if u["active"] else "deactivated",
+            "created": u["created_at"],
+            "failed sign-ins": u["failed_logins"] or 0,
+            "locked until": time.strftime("%Y-%m-%d %H:%M", time.localtime(u["locked_until"]))
+            if u["locked_until"] and u["locked_until"] > now
+            else "not locked",
+        }
+        for u in auth.list_users(db, user)
+    ],
+    hide_index=True,
+    width="stretch",
+)
 
 with st.form("add_user", clear_on_submit=True):
     st.subheader("Add a user")
@@ -42,7 +55,7 @@ if who is None:
 
 u = users[who]
 current, active = u["role"], bool(u["active"])
-shown = ui.escape_md(who)   # in Markdown (text, checkbox and button labels)
+shown = ui.escape_md(who)  # in Markdown (text, checkbox and button labels)
 st.markdown(f"**{shown}** is **{current}**, {'active' if active else 'deactivated'}.")
 c = st.columns(2)
 with c[0]:
@@ -53,9 +66,16 @@ with c[0]:
         st.warning(ui.escape_message(refusal))
     elif new_role != current:
         note = " You will lose access to this page." if who == user.name else ""
-        confirm = st.checkbox(f"Yes, change {shown} from {current} to {new_role}.{note}", key=f"confirm_role_{who}_{new_role}")
-    if st.button("Set role", key="set_role", type="primary", disabled=not confirm,
-                 help="Choose another role and tick the confirmation first" if not confirm else None):
+        confirm = st.checkbox(
+            f"Yes, change {shown} from {current} to {new_role}.{note}", key=f"confirm_role_{who}_{new_role}"
+        )
+    if st.button(
+        "Set role",
+        key="set_role",
+        type="primary",
+        disabled=not confirm,
+        help="Choose another role and tick the confirmation first" if not confirm else None,
+    ):
         try:
             old = auth.set_role(db, who, new_role, user)
             st.session_state["users_flash"] = f"Changed the role of {who} from {old} to {new_role}."
@@ -70,7 +90,9 @@ with c[1]:
         elif refusal:
             st.warning(ui.escape_message(refusal))
         else:
-            sure = st.checkbox(f"Yes, deactivate {shown}: they are signed out and cannot sign in.", key=f"confirm_deactivate_{who}")
+            sure = st.checkbox(
+                f"Yes, deactivate {shown}: they are signed out and cannot sign in.", key=f"confirm_deactivate_{who}"
+            )
             if st.button(f"Deactivate {shown}", key="toggle_active", disabled=not sure):
                 try:
                     auth.set_active(db, who, False, user)

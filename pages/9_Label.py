@@ -3,43 +3,54 @@
 Keyboard: the key on each label button (review.shortcuts), S skip, B back to the item you labelled before. Only the text is shown:
 no other annotator's label, no consensus. Logic and SQL in review.labeling.
 """
+
 import streamlit as st
 
 from review import labeling, shortcuts, ui
 from review.errors import ReviewError
 
 db, user, ds = ui.page_with_dataset("Label", "annotator", heading="Needs another label")
-ui.keyboard()   # the focus goes back to the page after every click, so the next key is a shortcut
+ui.keyboard()  # the focus goes back to the page after every click, so the next key is a shortcut
 
 if not ds.mapping.multi or ds.task != "text":
-    st.info(f"Dataset {ui.escape_md(repr(ds.name))} has one label per item: the label queue is for text datasets labelled by several "
-            "annotators. Correct its labels on the Review page.")
+    st.info(
+        f"Dataset {ui.escape_md(repr(ds.name))} has one label per item: the label queue is for text datasets labelled by several "
+        "annotators. Correct its labels on the Review page."
+    )
     st.page_link("pages/3_Review.py", label="Go to the Review page")
     st.stop()
 
 status = labeling.queue_status(db, ds, user)
 if not status.scored:
     if user.can("lead"):
-        st.info(ui.escape_message(status.reason))   # it can quote the audit's error
+        st.info(ui.escape_message(status.reason))  # it can quote the audit's error
         st.page_link("pages/2_Audit.py", label="Run the audit on the Audit page")
     else:
         st.info(f"{ui.escape_message(status.reason)} Ask a lead to run it.")
     st.stop()
 
-sk = f"label_{ds.id}_{status.run_id}"       # this queue's state in the session: skipped rows, rows labelled, going back
+sk = f"label_{ds.id}_{status.run_id}"  # this queue's state in the session: skipped rows, rows labelled, going back
 state = st.session_state.setdefault(sk, {"skipped": [], "history": [], "back": None})
-st.caption("The items whose label the annotators and the model are least sure about come first (cleanlab ActiveLab). "
-           "Label each from its text alone. Your label joins the other annotators' labels: "
-           "**the consensus updates on the next audit run.**")
-st.progress(min(1.0, status.mine / status.total) if status.total else 0.0,
-            text=f"You have labelled {status.mine:,} of {status.total:,} items")
+st.caption(
+    "The items whose label the annotators and the model are least sure about come first (cleanlab ActiveLab). "
+    "Label each from its text alone. Your label joins the other annotators' labels: "
+    "**the consensus updates on the next audit run.**"
+)
+st.progress(
+    min(1.0, status.mine / status.total) if status.total else 0.0,
+    text=f"You have labelled {status.mine:,} of {status.total:,} items",
+)
 
 flash = st.session_state.pop("label_flash", None)
-if flash:   # it names the row and the label: data, not Markdown
+if flash:  # it names the row and the label: data, not Markdown
     (st.warning if flash[0] == "warn" else st.success)(ui.escape_message(flash[1]))
 
 revising = state["back"] is not None
-item = labeling.get_item(db, ds, state["back"], user) if revising else labeling.next_item(db, ds, user, exclude=state["skipped"])
+item = (
+    labeling.get_item(db, ds, state["back"], user)
+    if revising
+    else labeling.next_item(db, ds, user, exclude=state["skipped"])
+)
 
 
 def back_button(col, key: str = "back") -> None:
@@ -52,9 +63,11 @@ def back_button(col, key: str = "back") -> None:
 
 
 if item is None:
-    st.success("Nothing left for you in this queue: you have labelled every item" +
-               (f" except the {ui.plural(len(state['skipped']), 'item')} you skipped." if state["skipped"] else ".") +
-               " The consensus updates on the next audit run.")
+    st.success(
+        "Nothing left for you in this queue: you have labelled every item"
+        + (f" except the {ui.plural(len(state['skipped']), 'item')} you skipped." if state["skipped"] else ".")
+        + " The consensus updates on the next audit run."
+    )
     c1, c2 = st.columns([1, 4])
     if state["skipped"] and c1.button("Show the ones I skipped", key="unskip"):
         state["skipped"] = []
@@ -74,9 +87,15 @@ if revising and item.my_label is not None:
 def give(label: str) -> None:
     try:
         outcome = labeling.add_label(db, ds, item.idx, user, label, run_id=item.run_id)
-        what = {"added": f"labelled {label}", "replaced": f"your label is now {label}",
-                "unchanged": f"already labelled {label} by you"}[outcome]
-        st.session_state["label_flash"] = ("ok", f"Row {item.key}: {what}. The consensus updates on the next audit run.")
+        what = {
+            "added": f"labelled {label}",
+            "replaced": f"your label is now {label}",
+            "unchanged": f"already labelled {label} by you",
+        }[outcome]
+        st.session_state["label_flash"] = (
+            "ok",
+            f"Row {item.key}: {what}. The consensus updates on the next audit run.",
+        )
         if item.idx not in state["history"]:
             state["history"].append(item.idx)
     except ReviewError as exc:
@@ -85,12 +104,17 @@ def give(label: str) -> None:
     st.rerun()
 
 
-keys = shortcuts.label_keys(ds.labels[:9])   # the key on each label's button: never a digit that reads as another label
+keys = shortcuts.label_keys(ds.labels[:9])  # the key on each label's button: never a digit that reads as another label
 st.markdown(f"**Your label** (keyboard: {shortcuts.describe(keys)} the label showing that key, S skip, B back)")
-b = st.columns(max(min(len(ds.labels), 9), 6))   # at least 6 columns: a few labels sit side by side
+b = st.columns(max(min(len(ds.labels), 9), 6))  # at least 6 columns: a few labels sit side by side
 for i, label in enumerate(ds.labels[:9]):
-    if b[i].button(ui.escape_md(label), key=f"label_{i}", shortcut=keys[i], disabled=revising and label == item.my_label,
-                   type="primary" if revising and label == item.my_label else "secondary"):
+    if b[i].button(
+        ui.escape_md(label),
+        key=f"label_{i}",
+        shortcut=keys[i],
+        disabled=revising and label == item.my_label,
+        type="primary" if revising and label == item.my_label else "secondary",
+    ):
         give(label)
 if len(ds.labels) > 9:
     more = st.selectbox("Other labels", ds.labels[9:], key="label_more")

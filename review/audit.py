@@ -2,22 +2,27 @@
 
 A run never overwrites an earlier run or any review: scores belong to their run.
 """
+
 from __future__ import annotations
 
 import json
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from . import crowd, integrity, issues, signals, stats, store   # models (sklearn) loads in run_audit
-from .auth import User, require_active
-from .datasets import Dataset, get
-from .errors import ReviewError
+from review import crowd, integrity, issues, signals, stats, store  # models (sklearn) loads in run_audit
+from review.auth import User, require_active
+from review.datasets import Dataset, get
+from review.errors import ReviewError
+
+if TYPE_CHECKING:  # review.models loads sklearn; run_audit imports it when it runs
+    from review import models
 
 Progress = Callable[[float, str], None]
 
@@ -30,8 +35,14 @@ def library_versions() -> dict:
     """The versions a run depends on, read from the installed packages' metadata (importing sklearn
     and cleanlab to ask would cost an integrity run, and so `review ingest`, seconds)."""
     from importlib.metadata import version
-    return {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
-            "scikit-learn": version("scikit-learn"), "cleanlab": version("cleanlab")}
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "scikit-learn": version("scikit-learn"),
+        "cleanlab": version("cleanlab"),
+    }
 
 
 def _model_source(ds: Dataset) -> str:
@@ -58,7 +69,8 @@ def load_items(db: sqlite_utils.Database, ds: Dataset) -> dict[str, list]:
 def _start_run(db, ds: Dataset, kind: str, user: User, params: dict) -> int:
     import os
     import socket
-    params = {**params, "pid": os.getpid(), "host": socket.gethostname()}   # to tell a run whose process died
+
+    params = {**params, "pid": os.getpid(), "host": socket.gethostname()}  # to tell a run whose process died
     with store.transaction(db):
         cur = db.execute(
             "INSERT INTO runs(dataset_id, kind, status, params, versions, created_by, started_at) VALUES (?,?,?,?,?,?,?)",
@@ -69,15 +81,28 @@ def _start_run(db, ds: Dataset, kind: str, user: User, params: dict) -> int:
 
 def _fail_run(db, run_id: int, exc: BaseException) -> None:
     with store.transaction(db):
-        db.execute("UPDATE runs SET status='failed', finished_at=?, error=? WHERE id=?",
-                   [store.now_iso(), f"{type(exc).__name__}: {exc}", run_id])
+        db.execute(
+            "UPDATE runs SET status='failed', finished_at=?, error=? WHERE id=?",
+            [store.now_iso(), f"{type(exc).__name__}: {exc}", run_id],
+        )
 
 
 def _write_findings(db, run_id: int, findings: list) -> None:
     db.conn.executemany(
         "INSERT INTO findings(run_id, kind, first_row, last_row, n_rows, message, rows, detail) VALUES (?,?,?,?,?,?,?,?)",
-        [(run_id, f.kind, min(f.rows) if f.rows else None, max(f.rows) if f.rows else None, len(f.rows),
-          f.message, json.dumps([int(r) for r in f.rows]), json.dumps(f.detail, default=str)) for f in findings],
+        [
+            (
+                run_id,
+                f.kind,
+                min(f.rows) if f.rows else None,
+                max(f.rows) if f.rows else None,
+                len(f.rows),
+                f.message,
+                json.dumps([int(r) for r in f.rows]),
+                json.dumps(f.detail, default=str),
+            )
+            for f in findings
+        ],
     )
 
 
@@ -96,7 +121,9 @@ def load_annotations(db: sqlite_utils.Database, ds: Dataset) -> tuple[np.ndarray
     """Every (item, annotator, label) of a multi-annotator dataset -> (L (n_items, M), annotators (M,)).
 
     L[i, m] is the class index annotator m gave item i, -1 where they did not label it."""
-    rows = db.execute("SELECT idx, annotator, label FROM annotations WHERE dataset_id=? ORDER BY idx", [ds.id]).fetchall()
+    rows = db.execute(
+        "SELECT idx, annotator, label FROM annotations WHERE dataset_id=? ORDER BY idx", [ds.id]
+    ).fetchall()
     index = {c: i for i, c in enumerate(ds.labels)}
     rows = [r for r in rows if r[2] in index]
     annotators = sorted({r[1] for r in rows})
@@ -113,24 +140,27 @@ def _crowd_scores(db, ds: Dataset, texts, given: np.ndarray, progress: Progress)
     The frame's ``activelab`` column orders the label queue (review.labeling: cleanlab ActiveLab on
     the labels and the consensus model's out-of-sample probabilities, else its posteriors); where
     ActiveLab cannot score the data the column is empty and the run's params say why ('label queue error')."""
-    from . import labeling
+    from review import labeling
+
     L, annotators = load_annotations(db, ds)
-    res = crowd.consensus(L, ds.labels, texts, method="default", annotators=annotators,
-                          progress=lambda f, m: progress(0.1 + 0.75 * f, m))
+    res = crowd.consensus(
+        L, ds.labels, texts, method="default", annotators=annotators, progress=lambda f, m: progress(0.1 + 0.75 * f, m)
+    )
     votes = np.zeros((len(L), len(ds.labels)))
     for c in range(len(ds.labels)):
         votes[:, c] = (L == c).sum(axis=1)
-    scored = issues.score_consensus(given, res.consensus, res.quality, res.agreement, res.n_annotators,
-                                    res.posteriors, votes, ds.labels)
+    scored = issues.score_consensus(
+        given, res.consensus, res.quality, res.agreement, res.n_annotators, res.posteriors, votes, ds.labels
+    )
     progress(0.87, "Scoring which items need another label (ActiveLab)")
     P, source = labeling.model_probs(res)
     queue = {"label queue": f"cleanlab ActiveLab on the annotators' labels and {source}"}
     try:
         scored["activelab"] = np.round(labeling.activelab_scores(L, P), 6)
-    except (ValueError, FloatingPointError, ZeroDivisionError) as exc:   # the consensus stands; the queue says why
+    except (ValueError, FloatingPointError, ZeroDivisionError) as exc:  # the consensus stands; the queue says why
         scored["activelab"] = None
         queue["label queue error"] = str(exc)
-    res.details["model"] = {**(res.details.get("model") or {}), **queue}   # lands in the run's params
+    res.details["model"] = {**(res.details.get("model") or {}), **queue}  # lands in the run's params
     return scored, res
 
 
@@ -138,7 +168,8 @@ def _ner_findings(corpus, consistency=None) -> list:
     """Sentences whose tags break the dataset's scheme -> one finding (rows = sentences); with a
     TagConsistency, one tag_inconsistency finding per string tagged differently across the corpus
     (rows = the sentences of its odd occurrences), most lopsided first."""
-    from . import ner
+    from review import ner
+
     found = []
     bad = {}
     for i, s in enumerate(corpus.sentences):
@@ -147,11 +178,15 @@ def _ner_findings(corpus, consistency=None) -> list:
             bad[i] = "; ".join(f"token {j} {s.tokens[j]!r}: {why}" for j, why in v[:3])
     if bad:
         first = min(bad)
-        found.append(integrity.Finding(
-            "scheme_violation", sorted(bad),
-            f"{len(bad):,} sentence(s) have tags that break {corpus.scheme} (first: sentence {first}: {bad[first]}). "
-            "Review them: the corrected tags must be valid.",
-            {"reasons": {str(k): v for k, v in bad.items()}, "scheme": corpus.scheme}))
+        found.append(
+            integrity.Finding(
+                "scheme_violation",
+                sorted(bad),
+                f"{len(bad):,} sentence(s) have tags that break {corpus.scheme} (first: sentence {first}: {bad[first]}). "
+                "Review them: the corrected tags must be valid.",
+                {"reasons": {str(k): v for k, v in bad.items()}, "scheme": corpus.scheme},
+            )
+        )
     if consistency is not None:
         found += ner.inconsistency_findings(consistency)
     return found
@@ -165,11 +200,14 @@ def run_integrity(db: sqlite_utils.Database, name_or_id, user: User) -> int:
     run_id = _start_run(db, ds, "integrity", user, {})
     try:
         if ds.task == "ner":
-            from . import ner_store
+            from review import ner_store
+
             findings = _ner_findings(ner_store.load_given(db, ds))
         else:
             items = load_items(db, ds)
-            findings = integrity.check_items(items["text"], items["given_label"], ds.labels if ds.label_set_declared else None)
+            findings = integrity.check_items(
+                items["text"], items["given_label"], ds.labels if ds.label_set_declared else None
+            )
         reasons, _ = _reasons(findings)
         rows = sorted(reasons)
         with store.transaction(db):
@@ -180,7 +218,10 @@ def run_integrity(db: sqlite_utils.Database, name_or_id, user: User) -> int:
             )
             metrics = {"rows": ds.n_items, "flagged": len(rows), "findings": {f.kind: len(f.rows) for f in findings}}
             stats.compute_aggregates(db, ds, run_id)
-            db.execute("UPDATE runs SET status='done', finished_at=?, metrics=? WHERE id=?", [store.now_iso(), json.dumps(metrics), run_id])
+            db.execute(
+                "UPDATE runs SET status='done', finished_at=?, metrics=? WHERE id=?",
+                [store.now_iso(), json.dumps(metrics), run_id],
+            )
             store.log(db, user.name, "integrity_run", ds.id, run=run_id, **metrics)
     except BaseException as exc:
         _fail_run(db, run_id, exc)
@@ -201,19 +242,26 @@ class SingleLabelScores:
 
     scored: pd.DataFrame
     findings: list
-    model: "models.ModelResult"
+    model: models.ModelResult
     balance: issues.ClassBalance
 
 
-def score_single_label(ds: Dataset, items: dict[str, list], model: str = "auto", n_folds: int = 5,
-                       progress: Progress = _noop, embeddings: np.ndarray | None = None,
-                       loss: np.ndarray | None = None, second_pass: bool = False) -> SingleLabelScores:
+def score_single_label(
+    ds: Dataset,
+    items: dict[str, list],
+    model: str = "auto",
+    n_folds: int = 5,
+    progress: Progress = _noop,
+    embeddings: np.ndarray | None = None,
+    loss: np.ndarray | None = None,
+    second_pass: bool = False,
+) -> SingleLabelScores:
     """Integrity checks + out-of-sample probabilities (the upload's own, trees on feature columns, or
     the text portfolio, with the team's embeddings as one more view) + shift detector + cleanlab (the
     team's training loss fused into the trust), on items as load_items returns them. second_pass (text
     only; off by default, as the panel found no gain) trains again without the first pass's suspects.
     Writes nothing: the audit stores the result, the self-check measures it on injected labels."""
-    from . import models
+    from review import models
 
     texts, given = items["text"], items["given_label"]
     progress(0.05, "Integrity checks")
@@ -227,14 +275,22 @@ def score_single_label(ds: Dataset, items: dict[str, list], model: str = "auto",
     elif ds.mapping.features:
         res = models.tabular_probs([json.loads(f) for f in items["features"]], labels, k, n_folds, fold_progress)
     else:
-        if second_pass:   # the first pass takes the first half of the bar
+        if second_pass:  # the first pass takes the first half of the bar
             fold_progress = lambda f, m: progress(0.1 + 0.4 * f, m)
         res = models.text_probs(texts, labels, k, n_folds, fold_progress, model=model, embeddings=embeddings)
-        if second_pass:   # train again without the rows the first pass flagged, re-predict every row
+        if second_pass:  # train again without the rows the first pass flagged, re-predict every row
             progress(0.5, "Second pass: training without the first pass's suspects")
             first = issues.score_rows(labels, res.pred_probs, ds.labels)["is_issue"].to_numpy(dtype=bool)
-            res = models.text_probs(texts, labels, k, n_folds, lambda f, m: progress(0.5 + 0.35 * f, m), model=model,
-                                    embeddings=embeddings, exclude=first & (labels >= 0))
+            res = models.text_probs(
+                texts,
+                labels,
+                k,
+                n_folds,
+                lambda f, m: progress(0.5 + 0.35 * f, m),
+                model=model,
+                embeddings=embeddings,
+                exclude=first & (labels >= 0),
+            )
             res.params["second pass"] = f"trained without the {int(first.sum()):,} rows the first pass flagged"
     P = res.pred_probs
     progress(0.86, "Looking for shifted blocks")
@@ -242,27 +298,37 @@ def score_single_label(ds: Dataset, items: dict[str, list], model: str = "auto",
     progress(0.9, "Ranking suspects with cleanlab")
     reasons, suggestions = _reasons(findings)
     scored = issues.score_rows(labels, P, ds.labels, reasons, suggestions, loss=loss)
-    balance = issues.class_balance(labels, P, scored["is_issue"].to_numpy(dtype=bool), scored["rank"].to_numpy(),
-                                   ds.labels)
+    balance = issues.class_balance(
+        labels, P, scored["is_issue"].to_numpy(dtype=bool), scored["rank"].to_numpy(), ds.labels
+    )
     return SingleLabelScores(scored, findings, res, balance)
 
 
-def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progress = _noop,
-              n_folds: int = 5, model: str = "auto", second_pass: bool = False) -> int:
+def run_audit(
+    db: sqlite_utils.Database,
+    name_or_id,
+    user: User,
+    progress: Progress = _noop,
+    n_folds: int = 5,
+    model: str = "auto",
+    second_pass: bool = False,
+) -> int:
     """Integrity + out-of-sample probabilities + shift detector + cleanlab -> a new run id.
 
     ``progress(fraction, message)`` is called per step and per fold. ``model``: "auto"
     (the text portfolio chooses from the data) or one of models.MODEL_CHOICES (text only).
     """
-    from . import models
+    from review import models
 
     require_active(db, user, "lead", "run audits")
     ds = get(db, name_or_id)
     if model not in models.MODEL_CHOICES:
         raise ReviewError(f"Unknown model {model!r}: choose one of {', '.join(models.MODEL_CHOICES)}.")
     if model != "auto" and (ds.task != "text" or ds.mapping.multi or ds.mapping.probs or ds.mapping.features):
-        raise ReviewError(f"Dataset {ds.name!r} does not use the text models (it is {_model_source(ds)}): "
-                          "run the audit without --model.")
+        raise ReviewError(
+            f"Dataset {ds.name!r} does not use the text models (it is {_model_source(ds)}): "
+            "run the audit without --model."
+        )
     if ds.task == "ner":
         return run_ner_audit(db, ds, user, progress, n_folds)
     t0 = time.perf_counter()
@@ -278,23 +344,37 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
             scored, crowd_res = _crowd_scores(db, ds, texts, labels, progress)
             P = crowd_res.posteriors
             sel = crowd_res.details.get("selection")
-            res = models.ModelResult(P, {"model": "consensus of annotators", "method": crowd_res.method,
-                                         **(crowd_res.details.get("model") or {}),
-                                         **({"why": sel.reason, "held-out log-likelihood": {
-                                             k: round(v, 4) for k, v in sel.loglik.items()}} if sel else {})}, 0.0)
+            res = models.ModelResult(
+                P,
+                {
+                    "model": "consensus of annotators",
+                    "method": crowd_res.method,
+                    **(crowd_res.details.get("model") or {}),
+                    **(
+                        {"why": sel.reason, "held-out log-likelihood": {k: round(v, 4) for k, v in sel.loglik.items()}}
+                        if sel
+                        else {}
+                    ),
+                },
+                0.0,
+            )
         else:
             embeddings, loss = signals.load(db, ds.id, ds.n_items)
-            one = score_single_label(ds, items, model, n_folds, progress, embeddings=embeddings, loss=loss,
-                                     second_pass=second_pass)
+            one = score_single_label(
+                ds, items, model, n_folds, progress, embeddings=embeddings, loss=loss, second_pass=second_pass
+            )
             scored, findings, res, balance = one.scored, one.findings, one.model, one.balance
             P = res.pred_probs
         progress(0.95, "Saving the run")
         lab = labels >= 0
         metrics = {
-            "rows": ds.n_items, "flagged": int(scored["is_issue"].sum()),
+            "rows": ds.n_items,
+            "flagged": int(scored["is_issue"].sum()),
             "relabel": int((scored["action"] == "relabel").sum()),
             "needs review": int((scored["action"] == "needs review").sum()),
-            "model agreement with given labels": round(float((P.argmax(1)[lab] == labels[lab]).mean()), 4) if lab.any() else None,
+            "model agreement with given labels": round(float((P.argmax(1)[lab] == labels[lab]).mean()), 4)
+            if lab.any()
+            else None,
             "findings": {f.kind: len(f.rows) for f in findings},
             "model seconds": round(res.seconds, 2),
         }
@@ -303,8 +383,22 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
             metrics["queue warning"] = balance.warning
         with store.transaction(db):
             _write_findings(db, run_id, findings)
-            names = ["idx", "quality", "predicted_label", "confidence", "suggested_label", "is_issue", "rank", "trust",
-                     "action", "reason", "consensus_label", "agreement", "n_annotators", "activelab"]
+            names = [
+                "idx",
+                "quality",
+                "predicted_label",
+                "confidence",
+                "suggested_label",
+                "is_issue",
+                "rank",
+                "trust",
+                "action",
+                "reason",
+                "consensus_label",
+                "agreement",
+                "n_annotators",
+                "activelab",
+            ]
             for c in names[-4:]:
                 if c not in scored:
                     scored[c] = None
@@ -318,14 +412,23 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
                 st = crowd_res.annotator_stats
                 db.conn.executemany(
                     "INSERT INTO annotator_stats(run_id, annotator, quality, agreement, worst_class, n_labels) VALUES (?,?,?,?,?,?)",
-                    [(run_id, str(a), None if q != q else float(q), None if g != g else float(g), w, int(k))
-                     for a, q, g, w, k in st[["annotator", "quality", "agreement", "worst_class", "n_labels"]].itertuples(index=False, name=None)])
+                    [
+                        (run_id, str(a), None if q != q else float(q), None if g != g else float(g), w, int(k))
+                        for a, q, g, w, k in st[
+                            ["annotator", "quality", "agreement", "worst_class", "n_labels"]
+                        ].itertuples(index=False, name=None)
+                    ],
+                )
                 metrics["annotators"] = len(st)
-                metrics["consensus differs from majority vote"] = int(((crowd_res.consensus >= 0) & (labels >= 0) & (crowd_res.consensus != labels)).sum())
+                metrics["consensus differs from majority vote"] = int(
+                    ((crowd_res.consensus >= 0) & (labels >= 0) & (crowd_res.consensus != labels)).sum()
+                )
             stats.compute_aggregates(db, ds, run_id)
             metrics["seconds"] = round(time.perf_counter() - t0, 2)
-            db.execute("UPDATE runs SET status='done', finished_at=?, metrics=?, params=? WHERE id=?",
-                       [store.now_iso(), json.dumps(metrics), json.dumps(res.params), run_id])
+            db.execute(
+                "UPDATE runs SET status='done', finished_at=?, metrics=?, params=? WHERE id=?",
+                [store.now_iso(), json.dumps(metrics), json.dumps(res.params), run_id],
+            )
             store.log(db, user.name, "audit_run", ds.id, run=run_id, flagged=metrics["flagged"], rows=ds.n_items)
         progress(1.0, f"Done: {metrics['flagged']:,} suspects among {ds.n_items:,} rows")
     except BaseException as exc:
@@ -334,11 +437,13 @@ def run_audit(db: sqlite_utils.Database, name_or_id, user: User, progress: Progr
     return run_id
 
 
-def run_ner_audit(db: sqlite_utils.Database, ds: Dataset, user: User, progress: Progress = _noop,
-                  n_folds: int = 5) -> int:
+def run_ner_audit(
+    db: sqlite_utils.Database, ds: Dataset, user: User, progress: Progress = _noop, n_folds: int = 5
+) -> int:
     """NER: scheme check + out-of-sample per-token probabilities (cross-validated by document;
     or the upload's own) + cleanlab token classification -> a new run id."""
-    from . import ner, ner_store
+    from review import ner, ner_store
+
     t0 = time.perf_counter()
     run_id = _start_run(db, ds, "audit", user, {"folds": n_folds})
     try:
@@ -353,20 +458,34 @@ def run_ner_audit(db: sqlite_utils.Database, ds: Dataset, user: User, progress: 
         else:
             fitted = ner.token_model(corpus, lambda f, m: progress(0.05 + 0.8 * f, m), n_folds=n_folds)
             probs, names, params = fitted.probs, fitted.tag_names, fitted.params
-        scored = ner_store.score_run(run_id, corpus, probs, names, lambda f, m: progress(0.86 + 0.1 * f, m),
-                                     consistency=consistency)
+        scored = ner_store.score_run(
+            run_id, corpus, probs, names, lambda f, m: progress(0.86 + 0.1 * f, m), consistency=consistency
+        )
         metrics = {**scored.metrics, "findings": {f.kind: len(f.rows) for f in findings}}
         progress(0.96, "Saving the run")
-        with store.transaction(db):   # findings, scores and the run's status together, as for text
+        with store.transaction(db):  # findings, scores and the run's status together, as for text
             _write_findings(db, run_id, findings)
             scored.write(db)
             stats.compute_aggregates(db, ds, run_id)
             metrics["seconds"] = round(time.perf_counter() - t0, 2)
-            db.execute("UPDATE runs SET status='done', finished_at=?, metrics=?, params=? WHERE id=?",
-                       [store.now_iso(), json.dumps(metrics), json.dumps(params), run_id])
-            store.log(db, user.name, "audit_run", ds.id, run=run_id, flagged=metrics["flagged"], rows=ds.n_items,
-                      flagged_tokens=metrics["flagged tokens"])
-        progress(1.0, f"Done: {metrics['flagged']:,} suspect sentences ({metrics['flagged tokens']:,} tokens) among {ds.n_items:,}")
+            db.execute(
+                "UPDATE runs SET status='done', finished_at=?, metrics=?, params=? WHERE id=?",
+                [store.now_iso(), json.dumps(metrics), json.dumps(params), run_id],
+            )
+            store.log(
+                db,
+                user.name,
+                "audit_run",
+                ds.id,
+                run=run_id,
+                flagged=metrics["flagged"],
+                rows=ds.n_items,
+                flagged_tokens=metrics["flagged tokens"],
+            )
+        progress(
+            1.0,
+            f"Done: {metrics['flagged']:,} suspect sentences ({metrics['flagged tokens']:,} tokens) among {ds.n_items:,}",
+        )
     except BaseException as exc:
         _fail_run(db, run_id, exc)
         raise

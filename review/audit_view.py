@@ -1,4 +1,5 @@
 """Reads of the audit trail for its page: filter options and one page, newest first (keyset)."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,8 @@ def describe_payload(payload: str | None) -> str:
     return "; ".join(parts)
 
 
-FAILED_SIGN_INS = "(failed sign-ins)"   # the Who filter's option for sign_in_failed rows, whatever name was typed
-SYSTEM_ACTOR = "cli"                     # auth.SYSTEM: the `review` command
+FAILED_SIGN_INS = "(failed sign-ins)"  # the Who filter's option for sign_in_failed rows, whatever name was typed
+SYSTEM_ACTOR = "cli"  # auth.SYSTEM: the `review` command
 
 
 def filter_options(db: sqlite_utils.Database) -> dict:
@@ -38,7 +39,10 @@ def filter_options(db: sqlite_utils.Database) -> dict:
     trail's actors: 510 of them pushed every user out of the list). The Who filter offers them apart,
     as FAILED_SIGN_INS (``page(failed_sign_ins=True)``); ``failed_sign_ins`` is how many rows that is."""
     actors = [r[0] for r in db.execute("SELECT name FROM users ORDER BY lower(name), name")]
-    if SYSTEM_ACTOR not in actors and db.execute("SELECT 1 FROM audit_log WHERE actor=? LIMIT 1", [SYSTEM_ACTOR]).fetchone():
+    if (
+        SYSTEM_ACTOR not in actors
+        and db.execute("SELECT 1 FROM audit_log WHERE actor=? LIMIT 1", [SYSTEM_ACTOR]).fetchone()
+    ):
         actors.append(SYSTEM_ACTOR)
     return {
         "datasets": {n: i for i, n in db.execute("SELECT id, name FROM datasets ORDER BY name")},
@@ -48,8 +52,15 @@ def filter_options(db: sqlite_utils.Database) -> dict:
     }
 
 
-def page(db: sqlite_utils.Database, before_id: int | None = None, limit: int = 50, dataset_id: int | None = None,
-         actor: str | None = None, action: str | None = None, failed_sign_ins: bool = False) -> list[dict]:
+def page(
+    db: sqlite_utils.Database,
+    before_id: int | None = None,
+    limit: int = 50,
+    dataset_id: int | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    failed_sign_ins: bool = False,
+) -> list[dict]:
     """Up to ``limit`` audit rows with id < before_id (newest first), filtered: id, at, actor, action,
     dataset (its name), row, details (the payload in words). ``failed_sign_ins``: only the failed
     sign-ins (whatever name was typed; each row's ``skipped`` says how many more the rate limit left out)."""
@@ -63,6 +74,12 @@ def page(db: sqlite_utils.Database, before_id: int | None = None, limit: int = 5
     rows = db.query(
         "SELECT a.id, a.at, a.actor, a.action, d.name AS dataset, a.idx AS row, a.payload FROM audit_log a"
         f" LEFT JOIN datasets d ON d.id=a.dataset_id WHERE {' AND '.join(cond)} ORDER BY a.id DESC LIMIT ?",
-        [*params, limit])
-    return [{**{k: r[k] for k in ("id", "at", "actor", "action", "dataset", "row")},
-             "details": describe_payload(r["payload"])} for r in rows]
+        [*params, limit],
+    )
+    return [
+        {
+            **{k: r[k] for k in ("id", "at", "actor", "action", "dataset", "row")},
+            "details": describe_payload(r["payload"]),
+        }
+        for r in rows
+    ]

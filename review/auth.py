@@ -3,6 +3,7 @@
 A browser session is a random token (in a cookie, see review.ui) of which the database keeps only
 the SHA-256: it expires SESSION_LIFETIME after sign-in (not sliding) or after SESSION_IDLE without
 use, and ends at once on sign-out or when the user is deactivated."""
+
 from __future__ import annotations
 
 import hashlib
@@ -16,30 +17,30 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from . import store
-from .errors import AuthError, NotFound, PermissionDenied, ReviewError
+from review import store
+from review.errors import AuthError, NotFound, PermissionDenied, ReviewError
 
 ROLES = ("annotator", "lead", "admin")
 ROLE_RANK = {"annotator": 1, "lead": 2, "admin": 3}
 MIN_PASSWORD = 8
-MAX_FAILED = 5          # passwords compared and wrong per name per window, from all sources not trusted for it
-FRESH_RESERVED = 2      # ... the last 2 of them only for a source without a failure in its SOURCE_WINDOW
-NAME_WINDOW = 60        # a name's first window (s); a window that ran full makes the next twice as long ...
-NAME_WINDOW_MAX = 15 * 60   # ... up to this; a name that rests this long starts again at NAME_WINDOW
-LOCK_SECONDS = NAME_WINDOW_MAX   # the longest a name is held back for sources with recent failures
-SOURCE_MAX = 30         # passwords compared and wrong per source (client address) per SOURCE_WINDOW, any names
+MAX_FAILED = 5  # passwords compared and wrong per name per window, from all sources not trusted for it
+FRESH_RESERVED = 2  # ... the last 2 of them only for a source without a failure in its SOURCE_WINDOW
+NAME_WINDOW = 60  # a name's first window (s); a window that ran full makes the next twice as long ...
+NAME_WINDOW_MAX = 15 * 60  # ... up to this; a name that rests this long starts again at NAME_WINDOW
+LOCK_SECONDS = NAME_WINDOW_MAX  # the longest a name is held back for sources with recent failures
+SOURCE_MAX = 30  # passwords compared and wrong per source (client address) per SOURCE_WINDOW, any names
 SOURCE_WINDOW = 15 * 60
-TRUST_SECONDS = 30 * 86400   # a source a name signed in from stays trusted for that name this long
-TRAIL_PER_SOURCE = 5    # failed sign-ins written to the audit trail per source per minute ...
-TRAIL_PER_MINUTE = 30   # ... and from all sources together; the others are counted in the next one written
-SIGN_IN_FAILED = "Wrong user name or password."   # the one message of every failed sign-in, whatever the reason
+TRUST_SECONDS = 30 * 86400  # a source a name signed in from stays trusted for that name this long
+TRAIL_PER_SOURCE = 5  # failed sign-ins written to the audit trail per source per minute ...
+TRAIL_PER_MINUTE = 30  # ... and from all sources together; the others are counted in the next one written
+SIGN_IN_FAILED = "Wrong user name or password."  # the one message of every failed sign-in, whatever the reason
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-NAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")   # use NAME_RE.fullmatch: "$" would let "ada\n" through
-SESSION_LIFETIME = 12 * 3600    # a browser session ends this long after sign-in, used or not (not sliding)
-SESSION_IDLE = 8 * 3600         # ... or after this long without a page run
-SESSION_TOUCH = 60              # last_seen is written at most this often (one write a minute, not one a click)
-TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")   # secrets.token_urlsafe(32)
-QUEUE_SKIPS_KEPT = 5000         # skipped rows kept per user and dataset in the Review queue (the newest)
+NAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # use NAME_RE.fullmatch: "$" would let "ada\n" through
+SESSION_LIFETIME = 12 * 3600  # a browser session ends this long after sign-in, used or not (not sliding)
+SESSION_IDLE = 8 * 3600  # ... or after this long without a page run
+SESSION_TOUCH = 60  # last_seen is written at most this often (one write a minute, not one a click)
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
+QUEUE_SKIPS_KEPT = 5000  # skipped rows kept per user and dataset in the Review queue (the newest)
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,7 @@ def require(user: User | None, role: str, action: str) -> User:
     if user is None:
         raise PermissionDenied(f"Sign in to {action}.")
     if not user.can(role):
-        raise PermissionDenied(
-            f"{user.name} is signed in as {user.role}; only a {role} or above can {action}."
-        )
+        raise PermissionDenied(f"{user.name} is signed in as {user.role}; only a {role} or above can {action}.")
     return user
 
 
@@ -69,12 +68,14 @@ def require_active(db: sqlite_utils.Database, user: User | None, role: str, acti
     drawn: a user deactivated (or given a lower role) since then is refused, whatever path the action
     comes by (a button's callback, a download built on click, the CLI). Returns the user as stored."""
     require(user, role, action)
-    if user is SYSTEM:      # the `review` command: whoever can open the file, not an account
+    if user is SYSTEM:  # the `review` command: whoever can open the file, not an account
         return user
     row = db.execute("SELECT role, active FROM users WHERE name=?", [user.name]).fetchone()
     if row is None or not row[1]:
-        raise PermissionDenied(f"The account {user.name!r} is deactivated, so it cannot {action}: nothing was done. "
-                               "An admin can reactivate it on the Users page.")
+        raise PermissionDenied(
+            f"The account {user.name!r} is deactivated, so it cannot {action}: nothing was done. "
+            "An admin can reactivate it on the Users page."
+        )
     return require(User(user.name, row[0]), role, action)
 
 
@@ -104,8 +105,9 @@ def password_refusal(password: str, name: str = "") -> str | None:
     if pw and not core:
         return "The password is only spaces: use letters, digits or signs."
     if len(core) < MIN_PASSWORD:
-        return (f"The password is too short: use at least {MIN_PASSWORD} characters"
-                + (" (spaces at the start or end do not count)." if len(pw) >= MIN_PASSWORD else "."))
+        return f"The password is too short: use at least {MIN_PASSWORD} characters" + (
+            " (spaces at the start or end do not count)." if len(pw) >= MIN_PASSWORD else "."
+        )
     if name and core.lower() == name_key(name):
         return "The password is the user name: choose a password that differs from the name."
     if len(set(core)) == 1:
@@ -116,7 +118,9 @@ def password_refusal(password: str, name: str = "") -> str | None:
 def hash_password(password: str) -> str:
     """``scrypt$N$r$p$salt$hash`` of the NFKC password with a fresh 16-byte salt."""
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(normal_password(password).encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    digest = hashlib.scrypt(
+        normal_password(password).encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
+    )
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
 
 
@@ -133,7 +137,7 @@ def check_password(password: str, stored: str) -> bool:
         for pw in dict.fromkeys((normal_password(typed), typed)):
             if hmac.compare_digest(hashlib.scrypt(pw.encode("utf-8"), **params).hex(), digest):
                 return True
-    except (ValueError, TypeError):     # a malformed stored hash matches nothing
+    except (ValueError, TypeError):  # a malformed stored hash matches nothing
         return False
     return False
 
@@ -156,9 +160,7 @@ def has_users(db: sqlite_utils.Database) -> bool:
 def _validate(name: str, role: str, password: str) -> None:
     """``name`` already NFKC (:func:`normal_name`)."""
     if not NAME_RE.fullmatch(name or ""):
-        raise ReviewError(
-            f"User name {name!r} is not allowed: use 1 to 64 letters, digits, '_', '.', '@' or '-'."
-        )
+        raise ReviewError(f"User name {name!r} is not allowed: use 1 to 64 letters, digits, '_', '.', '@' or '-'.")
     if role not in ROLES:
         raise ReviewError(f"Role {role!r} does not exist: choose one of {', '.join(ROLES)}.")
     refusal = password_refusal(password, name)
@@ -166,8 +168,7 @@ def _validate(name: str, role: str, password: str) -> None:
         raise ReviewError(refusal)
 
 
-def create_user(db: sqlite_utils.Database, name: str, role: str, password: str,
-                actor: User | None) -> User:
+def create_user(db: sqlite_utils.Database, name: str, role: str, password: str, actor: User | None) -> User:
     """Add an account. Only an admin may, except for the first account on an empty
     database, which must be an admin (``actor`` None). The name is kept NFKC and must differ from
     every other user's in more than case (older databases may hold such twins: they stay)."""
@@ -185,8 +186,9 @@ def create_user(db: sqlite_utils.Database, name: str, role: str, password: str,
             actor_name = actor.name
         same = store.scalar(db, "SELECT name FROM users WHERE name = ? OR lower(name) = ?", [name, name_key(name)])
         if same is not None:
-            raise ReviewError(f"A user named {same!r} exists already (names are the same whatever"
-                              " their case): pick another name.")
+            raise ReviewError(
+                f"A user named {same!r} exists already (names are the same whatever their case): pick another name."
+            )
         db.execute(
             "INSERT INTO users(name, role, password_hash, created_at, active) VALUES (?,?,?,?,1)",
             [name, role, pw_hash, store.now_iso()],
@@ -204,8 +206,10 @@ def last_admin_refusal(db: sqlite_utils.Database, name: str, what: str) -> str |
         return None
     if store.scalar(db, "SELECT COUNT(*) FROM users WHERE role='admin' AND active=1 AND name != ?", [name]):
         return None
-    return (f"{name} is the last active admin: {what} would leave nobody able to manage users."
-            " Make another user admin first.")
+    return (
+        f"{name} is the last active admin: {what} would leave nobody able to manage users."
+        " Make another user admin first."
+    )
 
 
 def set_active(db: sqlite_utils.Database, name: str, active: bool, actor: User) -> None:
@@ -221,10 +225,10 @@ def set_active(db: sqlite_utils.Database, name: str, active: bool, actor: User) 
         if refusal:
             raise ReviewError(refusal)
         db.execute("UPDATE users SET active=?, failed_logins=0, locked_until=0 WHERE name=?", [int(active), name])
-        _clear_throttle(db, name)     # an admin's (re)activation ends the name's windows, as it ended a lock
+        _clear_throttle(db, name)  # an admin's (re)activation ends the name's windows, as it ended a lock
         if active:
             store.log(db, actor.name, "user_activate", user=name)
-        else:   # every open browser session of theirs ends now, in every tab
+        else:  # every open browser session of theirs ends now, in every tab
             store.log(db, actor.name, "user_deactivate", user=name, sessions_ended=_revoke_all(db, name, "deactivated"))
 
 
@@ -266,7 +270,7 @@ THROTTLE_SCHEMA = """CREATE TABLE IF NOT EXISTS sign_in_throttle (   -- review.a
     logged INTEGER NOT NULL DEFAULT 0,       -- trail: sign_in_failed rows written in that minute
     skipped INTEGER NOT NULL DEFAULT 0,      -- trail_all: failed sign-ins not written since the last one that was
     PRIMARY KEY (kind, key)
-) WITHOUT ROWID"""   # made by the first sign-in (store.SCHEMA, at its next version, is where it belongs)
+) WITHOUT ROWID"""  # made by the first sign-in (store.SCHEMA, at its next version, is where it belongs)
 
 _LANE_COLS = ("fails", "window_end", "strikes", "last_fail", "trusted_until", "minute", "logged", "skipped")
 
@@ -286,18 +290,23 @@ class _Lane:
 
 
 def _now() -> float:
-    return time.time()      # the tests move the clock here
+    return time.time()  # the tests move the clock here
 
 
 def _lane(db: sqlite_utils.Database, kind: str, key: str) -> _Lane:
-    row = db.execute(f"SELECT {', '.join(_LANE_COLS)} FROM sign_in_throttle WHERE kind=? AND key=?", [kind, key]).fetchone()
+    row = db.execute(
+        f"SELECT {', '.join(_LANE_COLS)} FROM sign_in_throttle WHERE kind=? AND key=?", [kind, key]
+    ).fetchone()
     return _Lane(kind, key, *row) if row else _Lane(kind, key)
 
 
 def _save(db: sqlite_utils.Database, *lanes: _Lane) -> None:
     for ln in lanes:
-        db.execute(f"INSERT OR REPLACE INTO sign_in_throttle(kind, key, {', '.join(_LANE_COLS)})"
-                   f" VALUES (?,?,{','.join('?' * len(_LANE_COLS))})", [ln.kind, ln.key, *(getattr(ln, c) for c in _LANE_COLS)])
+        db.execute(
+            f"INSERT OR REPLACE INTO sign_in_throttle(kind, key, {', '.join(_LANE_COLS)})"
+            f" VALUES (?,?,{','.join('?' * len(_LANE_COLS))})",
+            [ln.kind, ln.key, *(getattr(ln, c) for c in _LANE_COLS)],
+        )
 
 
 def _span(strikes: int) -> float:
@@ -332,7 +341,7 @@ def _find_user(db: sqlite_utils.Database, name: str) -> tuple[tuple | None, str 
     NFKC), else without regard to case; a name matching two old users only in case matches neither."""
     cols = "SELECT name, role, password_hash, active FROM users"
     rows = db.execute(f"{cols} WHERE name IN (?, ?)", [name or "", normal_name(name)]).fetchall()
-    if len(rows) > 1:       # the name as typed and its NFKC form are two old users: the typed one
+    if len(rows) > 1:  # the name as typed and its NFKC form are two old users: the typed one
         rows = [r for r in rows if r[0] == name]
     if not rows:
         rows = db.execute(f"{cols} WHERE lower(name) = ?", [name_key(name)]).fetchall()
@@ -373,8 +382,11 @@ def _log_failed(db: sqlite_utils.Database, t: float, actor: str, src: str, **pay
 def _clear_throttle(db: sqlite_utils.Database, name: str) -> None:
     """End the windows of ``name`` (its own and per source; trust is kept). Call inside a transaction."""
     db.execute(THROTTLE_SCHEMA)
-    db.execute("UPDATE sign_in_throttle SET fails=0, window_end=0, strikes=0 WHERE (kind='name' AND key=?)"
-               " OR (kind='pair' AND substr(key, 1, length(?) + 1) = ? || char(10))", [name, name, name])
+    db.execute(
+        "UPDATE sign_in_throttle SET fails=0, window_end=0, strikes=0 WHERE (kind='name' AND key=?)"
+        " OR (kind='pair' AND substr(key, 1, length(?) + 1) = ? || char(10))",
+        [name, name, name],
+    )
 
 
 def sign_in(db: sqlite_utils.Database, name: str, password: str, source: str | None = None) -> User:
@@ -436,36 +448,38 @@ def sign_in(db: sqlite_utils.Database, name: str, password: str, source: str | N
         elif known_source and sl.fails >= SOURCE_MAX:
             refused = "source"
         else:
-            fresh = not sl.last_fail or t - sl.last_fail >= SOURCE_WINDOW   # refused attempts count as failures here
+            fresh = not sl.last_fail or t - sl.last_fail >= SOURCE_WINDOW  # refused attempts count as failures here
             refused = "name" if nm.fails >= (MAX_FAILED if fresh else MAX_FAILED - FRESH_RESERVED) else None
         src_last_fail = sl.last_fail
         if refused:
             sl.last_fail = t
             _save(db, sl)
-            _log_failed(db, t, actor, src, reason="throttled", limit=refused,
-                        **({"would_be": why} if why else {}))
-        else:           # the slot: counted now, given back if the password is right
+            _log_failed(db, t, actor, src, reason="throttled", limit=refused, **({"would_be": why} if why else {}))
+        else:  # the slot: counted now, given back if the password is right
             _count(pr, t, _span(pr.strikes))
             _count(nm, t, _span(nm.strikes))
             if not trusted:
                 _count(sl, t, SOURCE_WINDOW)
             _save(db, nm, sl, pr)
             _mirror(db, user, nm, t)
-            if secrets.randbelow(100) == 0:     # forget names and sources quiet for a day (trust is kept)
-                db.execute("DELETE FROM sign_in_throttle WHERE kind IN ('name', 'source', 'pair', 'trail')"
-                           " AND trusted_until < ? AND last_fail < ? AND window_end < ?", [t, t - 86400, t])
+            if secrets.randbelow(100) == 0:  # forget names and sources quiet for a day (trust is kept)
+                db.execute(
+                    "DELETE FROM sign_in_throttle WHERE kind IN ('name', 'source', 'pair', 'trail')"
+                    " AND trusted_until < ? AND last_fail < ? AND window_end < ?",
+                    [t, t - 86400, t],
+                )
     if refused:
         raise AuthError(SIGN_IN_FAILED)
-    ok = check_password(password, row[2] if row else _dummy_hash())   # the slow part, outside the write lock
+    ok = check_password(password, row[2] if row else _dummy_hash())  # the slow part, outside the write lock
     signed_in = bool(ok and row and row[3])
     with store.transaction(db):
         if signed_in:
             nm, sl, pr = _lane(db, "name", key), _lane(db, "source", src), _lane(db, "pair", f"{key}\n{src}")
-            nm.fails = max(0, nm.fails - pr.fails)    # this source's failures for the name are forgiven, not others'
+            nm.fails = max(0, nm.fails - pr.fails)  # this source's failures for the name are forgiven, not others'
             if not nm.fails:
                 nm.window_end, nm.strikes = 0.0, 0
             pr.fails, pr.window_end, pr.strikes, pr.trusted_until = 0, 0.0, 0, t + TRUST_SECONDS
-            if not trusted:                            # the source gives back this slot only
+            if not trusted:  # the source gives back this slot only
                 sl.fails = max(0, sl.fails - 1)
                 if sl.last_fail == t:
                     sl.last_fail = src_last_fail
@@ -477,8 +491,14 @@ def sign_in(db: sqlite_utils.Database, name: str, password: str, source: str | N
             store.log(db, user, "sign_in", role=row[1], source=src, **extra)
         else:
             reason = why or ("inactive" if ok else "wrong password")
-            _log_failed(db, t, actor, src, reason=reason,
-                        **({"inactive_account": True} if row and not row[3] and not ok else {}))
+            _log_failed(
+                db,
+                t,
+                actor,
+                src,
+                reason=reason,
+                **({"inactive_account": True} if row and not row[3] and not ok else {}),
+            )
     if not signed_in:
         raise AuthError(SIGN_IN_FAILED)
     return User(row[0], row[1])
@@ -501,9 +521,11 @@ def start_session(db: sqlite_utils.Database, user: User) -> str:
     token = secrets.token_urlsafe(32)
     now = time.time()
     with store.transaction(db):
-        db.execute("DELETE FROM sessions WHERE expires_at < ?", [now - 86400])   # long dead: no use keeping them
-        db.execute("INSERT INTO sessions(user, token_hash, created_at, expires_at, last_seen) VALUES (?,?,?,?,?)",
-                   [user.name, _token_hash(token), now, now + SESSION_LIFETIME, now])
+        db.execute("DELETE FROM sessions WHERE expires_at < ?", [now - 86400])  # long dead: no use keeping them
+        db.execute(
+            "INSERT INTO sessions(user, token_hash, created_at, expires_at, last_seen) VALUES (?,?,?,?,?)",
+            [user.name, _token_hash(token), now, now + SESSION_LIFETIME, now],
+        )
     return token
 
 
@@ -524,14 +546,19 @@ def resume_session(db: sqlite_utils.Database, token: str | None, now: float | No
     now = time.time() if now is None else now
     row = db.execute(
         "SELECT s.id, s.user, s.expires_at, s.last_seen, s.revoked_at, s.revoked_reason, u.role, u.active"
-        " FROM sessions s JOIN users u ON u.name = s.user WHERE s.token_hash=?", [_token_hash(token)]).fetchone()
+        " FROM sessions s JOIN users u ON u.name = s.user WHERE s.token_hash=?",
+        [_token_hash(token)],
+    ).fetchone()
     if row is None:
         raise AuthError("Your session is not valid: sign in again.")
     sid, name, expires_at, last_seen, revoked_at, reason, role, active = row
     if revoked_at is not None:
-        raise AuthError({"sign_out": "You signed out (in this or another tab): sign in again.",
-                         "deactivated": "This account is deactivated: ask an admin to reactivate it."}
-                        .get(reason, "Your session expired: sign in again."))
+        raise AuthError(
+            {
+                "sign_out": "You signed out (in this or another tab): sign in again.",
+                "deactivated": "This account is deactivated: ask an admin to reactivate it.",
+            }.get(reason, "Your session expired: sign in again.")
+        )
     if not active:
         raise AuthError("This account is deactivated: ask an admin to reactivate it.")
     if now >= expires_at or now - last_seen > SESSION_IDLE:
@@ -548,8 +575,9 @@ def end_session(db: sqlite_utils.Database, token: str | None, reason: str = "sig
     if not isinstance(token, str) or not TOKEN_RE.match(token):
         return
     with store.transaction(db):
-        row = db.execute("SELECT id, user FROM sessions WHERE token_hash=? AND revoked_at IS NULL",
-                         [_token_hash(token)]).fetchone()
+        row = db.execute(
+            "SELECT id, user FROM sessions WHERE token_hash=? AND revoked_at IS NULL", [_token_hash(token)]
+        ).fetchone()
         if row is None:
             return
         db.execute("UPDATE sessions SET revoked_at=?, revoked_reason=? WHERE id=?", [time.time(), reason, row[0]])
@@ -559,8 +587,10 @@ def end_session(db: sqlite_utils.Database, token: str | None, reason: str = "sig
 
 def _revoke_all(db: sqlite_utils.Database, name: str, reason: str) -> int:
     """End every live session of ``name``; call inside a transaction. Returns how many."""
-    return db.execute("UPDATE sessions SET revoked_at=?, revoked_reason=? WHERE user=? AND revoked_at IS NULL",
-                      [time.time(), reason, name]).rowcount
+    return db.execute(
+        "UPDATE sessions SET revoked_at=?, revoked_reason=? WHERE user=? AND revoked_at IS NULL",
+        [time.time(), reason, name],
+    ).rowcount
 
 
 def load_queue_state(db: sqlite_utils.Database, user: User, dataset_id: int) -> dict:
@@ -573,25 +603,31 @@ def load_queue_state(db: sqlite_utils.Database, user: User, dataset_id: int) -> 
         return {}
     if not isinstance(data, dict):
         return {}
-    out = {"skipped": [int(i) for i in data.get("skipped") or [] if isinstance(i, int)][-QUEUE_SKIPS_KEPT:],
-           "back": data["back"] if isinstance(data.get("back"), int) else None}
+    out = {
+        "skipped": [int(i) for i in data.get("skipped") or [] if isinstance(i, int)][-QUEUE_SKIPS_KEPT:],
+        "back": data["back"] if isinstance(data.get("back"), int) else None,
+    }
     for k in ("filter", "order"):
         if isinstance(data.get(k), str):
             out[k] = data[k]
     return out
 
 
-
 def save_queue_state(db: sqlite_utils.Database, user: User, dataset_id: int, data: dict) -> None:
     """Keep ``user``'s Review queue state of a dataset (see :func:`load_queue_state`). Not audited:
     a skip or a filter decides nothing."""
-    clean = {"skipped": [int(i) for i in data.get("skipped") or []][-QUEUE_SKIPS_KEPT:],
-             "back": None if data.get("back") is None else int(data["back"]),
-             "filter": data.get("filter"), "order": data.get("order")}
+    clean = {
+        "skipped": [int(i) for i in data.get("skipped") or []][-QUEUE_SKIPS_KEPT:],
+        "back": None if data.get("back") is None else int(data["back"]),
+        "filter": data.get("filter"),
+        "order": data.get("order"),
+    }
     with store.transaction(db):
-        db.execute("INSERT INTO queue_state(user, dataset_id, data, updated_at) VALUES (?,?,?,?)"
-                   " ON CONFLICT(user, dataset_id) DO UPDATE SET data=excluded.data, updated_at=excluded.updated_at",
-                   [user.name, dataset_id, json.dumps(clean), store.now_iso()])
+        db.execute(
+            "INSERT INTO queue_state(user, dataset_id, data, updated_at) VALUES (?,?,?,?)"
+            " ON CONFLICT(user, dataset_id) DO UPDATE SET data=excluded.data, updated_at=excluded.updated_at",
+            [user.name, dataset_id, json.dumps(clean), store.now_iso()],
+        )
 
 
 SYSTEM = User("cli", "admin")

@@ -1,4 +1,5 @@
 """The `review` command: the contract scripts and checks rely on (see DESIGN)."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,13 +9,14 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from . import auth, export, ingest, signals, stats, store  # audit and demo (sklearn, cleanlab) load on use
-from .datasets import get
-from .errors import ReviewError
+from review import auth, export, ingest, signals, stats, store  # audit and demo (sklearn, cleanlab) load on use
+from review.datasets import get
+from review.errors import ReviewError
 
 
 def _bar(stream=sys.stderr):
     """A progress callback that draws a text bar on stderr."""
+
     def progress(fraction: float, message: str) -> None:
         width = 30
         done = int(width * max(0.0, min(1.0, fraction)))
@@ -22,6 +24,7 @@ def _bar(stream=sys.stderr):
         if fraction >= 1.0:
             stream.write("\n")
         stream.flush()
+
     return progress
 
 
@@ -33,19 +36,23 @@ def _mapping(df, args, filename: str = "") -> ingest.Mapping:
         if getattr(args, "sniff", None) is not None and args.sniff.headerless and not args.no_header:
             why += f" The first line looks like data, not a header ({args.sniff.reason}): add --no-header."
         raise ReviewError(f"{filename}: {why}" if filename else why)
-    ann = ingest.resolve_columns(df, args.annotator_col)   # one column: long form; several: wide form
+    ann = ingest.resolve_columns(df, args.annotator_col)  # one column: long form; several: wide form
     m = ingest.Mapping(
         text=ingest.resolve_columns(df, args.text_col) or ([] if args.feature_cols else guess.text),
         label=None if len(ann) > 1 else (ingest.resolve_columns(df, args.label_col) or [guess.label])[0],
-        id=(ingest.resolve_columns(df, args.id_col) or [None if (args.text_col or args.label_col) and len(ann) != 1 else guess.id])[0],
+        id=(
+            ingest.resolve_columns(df, args.id_col)
+            or [None if (args.text_col or args.label_col) and len(ann) != 1 else guess.id]
+        )[0],
         annotator=None if len(ann) > 1 else (ann or [guess.annotator])[0],
         annotators=ann if len(ann) > 1 else [],
         probs=ingest.resolve_columns(df, args.prob_cols) or guess.probs,
         features=ingest.resolve_columns(df, args.feature_cols) or ([] if args.text_col else guess.features),
-        embedding=one(args.embedding_col), loss=one(args.loss_col),
+        embedding=one(args.embedding_col),
+        loss=one(args.loss_col),
         embedding_file=Path(args.embeddings).name if args.embeddings else None,
     )
-    signal_cols = {m.embedding, m.loss} - {None}          # a guess must not take the signal columns as text or features
+    signal_cols = {m.embedding, m.loss} - {None}  # a guess must not take the signal columns as text or features
     if not args.text_col:
         m.text = [c for c in m.text if c not in signal_cols]
     if not args.feature_cols:
@@ -58,15 +65,19 @@ def cmd_ingest(db, args) -> int:
     if not path.is_file():
         raise ReviewError(f"No file at {path}: check the path.")
     data = path.read_bytes()
-    from . import ner_store
+    from review import ner_store
+
     if args.task == "ner" or (args.task is None and ner_store.looks_like_ner(data, path.name)):
         return _ingest_ner(db, args, path, data)
     df = ingest.read_table(data, path.name, no_header=args.no_header)
-    args.sniff = None if args.no_header else ingest.sniff_header(data, path.name)   # for the hint to add --no-header
+    args.sniff = None if args.no_header else ingest.sniff_header(data, path.name)  # for the hint to add --no-header
     mapping = _mapping(df, args, path.name)
     if args.sniff and args.sniff.headerless:
-        print(f"note: the first line of {path.name} looks like data, not a header ({args.sniff.reason}); it was read "
-              "as the header. Add --no-header to read it as data.", file=sys.stderr)
+        print(
+            f"note: the first line of {path.name} looks like data, not a header ({args.sniff.reason}); it was read "
+            "as the header. Add --no-header to read it as data.",
+            file=sys.stderr,
+        )
     if args.classes:
         names = Path(args.classes)
         if not names.is_file():
@@ -81,46 +92,67 @@ def cmd_ingest(db, args) -> int:
             raise ReviewError(f"No file at {npy}: check the --embeddings path.")
         embeddings = signals.read_npy(npy.read_bytes(), npy.name, len(df))
     prep = ingest.prepare(df, mapping, path.name, data, labels, embeddings=embeddings)
-    from . import audit
+    from review import audit
+
     ds_id = ingest.write_dataset(db, prep, args.name, auth.SYSTEM, _bar() if len(prep.items) > 50_000 else None)
     audit.run_integrity(db, ds_id, auth.SYSTEM)
-    what = f"{len(prep.items):,} items ({len(prep.annotations):,} labels from {len({a for _, a, _ in prep.annotations}):,} annotators)" \
-        if prep.annotations else f"{len(prep.items):,} rows"
-    print(f"ingested {what} into dataset {args.name!r} (id {ds_id}); "
-          f"text: {', '.join(mapping.text) or '-'}; label: {mapping.label}; id: {mapping.id or '(row number)'}; "
-          f"classes: {', '.join(prep.labels)}")
+    what = (
+        f"{len(prep.items):,} items ({len(prep.annotations):,} labels from {len({a for _, a, _ in prep.annotations}):,} annotators)"
+        if prep.annotations
+        else f"{len(prep.items):,} rows"
+    )
+    print(
+        f"ingested {what} into dataset {args.name!r} (id {ds_id}); "
+        f"text: {', '.join(mapping.text) or '-'}; label: {mapping.label}; id: {mapping.id or '(row number)'}; "
+        f"classes: {', '.join(prep.labels)}"
+    )
     return 0
 
 
 def _ingest_ner(db, args, path: Path, data: bytes) -> int:
-    from . import audit, ner_store
+    from review import audit, ner_store
+
     corpus = ner_store.read_corpus(data, path.name)
-    ds_id = ner_store.write_ner_dataset(db, corpus, data, args.name, auth.SYSTEM,
-                                        _bar() if len(corpus.sentences) > 20_000 else None)
+    ds_id = ner_store.write_ner_dataset(
+        db, corpus, data, args.name, auth.SYSTEM, _bar() if len(corpus.sentences) > 20_000 else None
+    )
     audit.run_integrity(db, ds_id, auth.SYSTEM)
-    print(f"ingested {len(corpus.sentences):,} sentences ({corpus.n_tokens:,} tokens) into dataset {args.name!r} (id {ds_id}); "
-          f"{corpus.format}, scheme {corpus.scheme}; entity types: {', '.join(corpus.entity_types)}")
+    print(
+        f"ingested {len(corpus.sentences):,} sentences ({corpus.n_tokens:,} tokens) into dataset {args.name!r} (id {ds_id}); "
+        f"{corpus.format}, scheme {corpus.scheme}; entity types: {', '.join(corpus.entity_types)}"
+    )
     return 0
 
 
 def cmd_audit(db, args) -> int:
-    from . import audit
-    run_id = audit.run_audit(db, args.name, auth.SYSTEM, progress=_bar(), model=args.model, second_pass=args.second_pass)
+    from review import audit
+
+    run_id = audit.run_audit(
+        db, args.name, auth.SYSTEM, progress=_bar(), model=args.model, second_pass=args.second_pass
+    )
     ds = get(db, args.name)
-    from .datasets import latest_run
+    from review.datasets import latest_run
+
     run = latest_run(db, ds.id)
     m = run["metrics"]
-    agree = (f"consensus differs from the majority vote on {m['consensus differs from majority vote']:,} items"
-             if "annotators" in m else f"model agrees with given labels on {m['model agreement with given labels']:.1%}")
+    agree = (
+        f"consensus differs from the majority vote on {m['consensus differs from majority vote']:,} items"
+        if "annotators" in m
+        else f"model agrees with given labels on {m['model agreement with given labels']:.1%}"
+    )
     if ds.task == "ner":
-        print(f"run {run_id}: {m['flagged']:,} suspect sentences ({m['flagged tokens']:,} tokens) among {m['sentences']:,} "
-              f"sentences and {m['tokens']:,} tokens ({m['relabel']:,} relabel, {m['needs review']:,} needs review); "
-              f"out-of-sample token accuracy {m['model agreement with given labels']:.1%}; {m['seconds']} s")
+        print(
+            f"run {run_id}: {m['flagged']:,} suspect sentences ({m['flagged tokens']:,} tokens) among {m['sentences']:,} "
+            f"sentences and {m['tokens']:,} tokens ({m['relabel']:,} relabel, {m['needs review']:,} needs review); "
+            f"out-of-sample token accuracy {m['model agreement with given labels']:.1%}; {m['seconds']} s"
+        )
         for f in stats.findings(db, run_id):
             print(f"  {f['kind']}: {f['message']}")
         return 0
-    print(f"run {run_id}: {m['flagged']:,} suspects among {m['rows']:,} rows "
-          f"({m['relabel']:,} relabel, {m['needs review']:,} needs review); {agree}; {m['seconds']} s")
+    print(
+        f"run {run_id}: {m['flagged']:,} suspects among {m['rows']:,} rows "
+        f"({m['relabel']:,} relabel, {m['needs review']:,} needs review); {agree}; {m['seconds']} s"
+    )
     if run.get("params", {}).get("choice"):
         print(f"  model: {run['params']['model']}: {run['params']['choice']}")
     if m.get("queue warning"):
@@ -141,8 +173,20 @@ def cmd_suspects(db, args) -> int:
         after = page[-1]["rank"]
     if args.limit is not None:
         rows = rows[: args.limit]
-    cols = ["id", "given_label", "predicted_label", "confidence", "quality", "is_issue", "rank",
-            "suggested_label", "trust", "action", "state", "reason"]
+    cols = [
+        "id",
+        "given_label",
+        "predicted_label",
+        "confidence",
+        "quality",
+        "is_issue",
+        "rank",
+        "suggested_label",
+        "trust",
+        "action",
+        "state",
+        "reason",
+    ]
     if ds.mapping.multi:
         cols[7:7] = ["consensus_label", "annotators", "agreement"]
     if ds.task == "ner":
@@ -159,6 +203,7 @@ def cmd_suspects(db, args) -> int:
         sys.stdout.write("\n")
     else:
         import csv
+
         w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow(cols)
         for r in out:
@@ -167,20 +212,24 @@ def cmd_suspects(db, args) -> int:
 
 
 def _flagged_tokens(db, ds, idxs: list[int]) -> dict[int, list[int]]:
-    from .datasets import latest_run
+    from review.datasets import latest_run
+
     run = latest_run(db, ds.id)
     out: dict[int, list[int]] = {}
     if run:
         for start in range(0, len(idxs), 500):
-            part = idxs[start:start + 500]
-            for idx, tok in db.execute(f"SELECT idx, token FROM token_issues WHERE run_id=? AND idx IN ({','.join('?' * len(part))}) ORDER BY idx, token",
-                                       [run["id"], *part]):
+            part = idxs[start : start + 500]
+            for idx, tok in db.execute(
+                f"SELECT idx, token FROM token_issues WHERE run_id=? AND idx IN ({','.join('?' * len(part))}) ORDER BY idx, token",
+                [run["id"], *part],
+            ):
                 out.setdefault(idx, []).append(tok)
     return out
 
 
 def cmd_annotators(db, args) -> int:
-    from .annotators import annotator_table
+    from review.annotators import annotator_table
+
     ds = get(db, args.name)
     if not ds.mapping.multi:
         raise ReviewError(f"Dataset {ds.name!r} has one label per item: there are no annotators to compare.")
@@ -191,22 +240,32 @@ def cmd_annotators(db, args) -> int:
         json.dump(rows, sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write("".join(export._csv_chunks(export.ANNOTATOR_COLUMNS, ([r[c] for c in export.ANNOTATOR_COLUMNS] for r in rows))))
+        sys.stdout.write(
+            "".join(
+                export._csv_chunks(export.ANNOTATOR_COLUMNS, ([r[c] for c in export.ANNOTATOR_COLUMNS] for r in rows))
+            )
+        )
     return 0
 
 
 def cmd_judge(db, args) -> int:
-    from . import judge
+    from review import judge
+
     ds = get(db, args.name)
     cfg = judge.config_from({})
     if cfg is None:
         raise ReviewError("No judge is configured. " + judge.SETUP_HELP)
     p = judge.plan(db, ds, cfg.model, args.limit)
-    print(f"judging {p['rows']:,} flagged rows of {ds.name!r} with {cfg.model} at {judge.shown_url(cfg.base_url, cfg.api_key)}: "
-          f"{p['calls']:,} calls, {p['cached']:,} cached", file=sys.stderr)
+    print(
+        f"judging {p['rows']:,} flagged rows of {ds.name!r} with {cfg.model} at {judge.shown_url(cfg.base_url, cfg.api_key)}: "
+        f"{p['calls']:,} calls, {p['cached']:,} cached",
+        file=sys.stderr,
+    )
     got = judge.run_judge(db, ds, auth.SYSTEM, cfg, args.limit, progress=_bar() if p["calls"] else (lambda f, m: None))
-    print(f"{got['rows']:,} rows: {got['calls']:,} calls, {got['cached']:,} cached; YES {got['YES']:,}, NO {got['NO']:,}, "
-          f"UNKNOWN {got['UNKNOWN']:,}; {got['seconds']} s")
+    print(
+        f"{got['rows']:,} rows: {got['calls']:,} calls, {got['cached']:,} cached; YES {got['YES']:,}, NO {got['NO']:,}, "
+        f"UNKNOWN {got['UNKNOWN']:,}; {got['seconds']} s"
+    )
     return 0
 
 
@@ -224,19 +283,25 @@ def _ner_export_format(ds, args) -> str:
 
 def cmd_export(db, args) -> int:
     ds = get(db, args.name)
-    safe = args.spreadsheet_safe        # the formula guard only for files meant for spreadsheets
+    safe = args.spreadsheet_safe  # the formula guard only for files meant for spreadsheets
     if ds.task == "ner":
         fmt = _ner_export_format(ds, args)
         if fmt == "csv":
-            export.write_file(export.export_cleaned(db, ds, auth.SYSTEM, args.only_verified, spreadsheet_safe=safe), args.out)
+            export.write_file(
+                export.export_cleaned(db, ds, auth.SYSTEM, args.only_verified, spreadsheet_safe=safe), args.out
+            )
         else:
-            text = export.export_ner(db, ds, auth.SYSTEM, fmt)     # refuses a format it cannot write
+            text = export.export_ner(db, ds, auth.SYSTEM, fmt)  # refuses a format it cannot write
             export.write_file(iter([text]), args.out)
         msg = f"wrote the cleaned corpus of {ds.name!r} ({fmt}) to {args.out}"
     else:
         if args.format and args.format != "csv":
-            raise ReviewError(f"{ds.name!r} is a text dataset: it exports as csv only (--format {args.format} is for NER corpora).")
-        export.write_file(export.export_cleaned(db, ds, auth.SYSTEM, args.only_verified, spreadsheet_safe=safe), args.out)
+            raise ReviewError(
+                f"{ds.name!r} is a text dataset: it exports as csv only (--format {args.format} is for NER corpora)."
+            )
+        export.write_file(
+            export.export_cleaned(db, ds, auth.SYSTEM, args.only_verified, spreadsheet_safe=safe), args.out
+        )
         msg = f"wrote cleaned labels of {ds.name!r} to {args.out}"
     if args.audit_trail:
         export.write_file(export.export_audit(db, auth.SYSTEM, ds.id, spreadsheet_safe=safe), args.audit_trail)
@@ -263,8 +328,9 @@ def cmd_users(db, args) -> int:
 
 
 def cmd_verify_trail(db, args) -> int:
-    if getattr(args, "new_key", False):     # the key is lost, or the file was put back from a copy older than it
-        from . import trail_anchor
+    if getattr(args, "new_key", False):  # the key is lost, or the file was put back from a copy older than it
+        from review import trail_anchor
+
         print(trail_anchor.new_key(db))
     ok, n, msg = store.verify_trail(db)
     print(msg)
@@ -278,20 +344,26 @@ def cmd_backup(db, args) -> int:
 
 
 def cmd_demo(db, args) -> int:
-    from . import demo
+    from review import demo
+
     ds_id = demo.load_demo(db, auth.SYSTEM, progress=_bar())
     print(f"demo dataset {demo.DEMO_NAME!r} loaded (id {ds_id}) and audited; run `streamlit run app.py` to review it")
     return 0
 
 
 def cmd_selfcheck(db, args) -> int:
-    from . import selfcheck
+    from review import selfcheck
+
     res = selfcheck.run_selfcheck(db, args.name, auth.SYSTEM, seed=args.seed, rate=args.rate, progress=_bar())
-    print(f"self-check {res.id} on {args.name!r} (seed {res.seed}, {res.rate:.0%} of rows per kind; swapped "
-          f"{res.pair[0]!r} and {res.pair[1]!r}; model {res.model}; {res.seconds} s)")
+    print(
+        f"self-check {res.id} on {args.name!r} (seed {res.seed}, {res.rate:.0%} of rows per kind; swapped "
+        f"{res.pair[0]!r} and {res.pair[1]!r}; model {res.model}; {res.seconds} s)"
+    )
     print(res.summary())
-    print(f"{res.flagged:,} rows flagged on the copy, {res.injected_share_of_flagged:.0%} of them injected "
-          "(the rest: rows the audit doubts anyway)")
+    print(
+        f"{res.flagged:,} rows flagged on the copy, {res.injected_share_of_flagged:.0%} of them injected "
+        "(the rest: rows the audit doubts anyway)"
+    )
     return 0
 
 
@@ -307,32 +379,53 @@ def parser() -> argparse.ArgumentParser:
     s = add("ingest", "load a CSV, TSV, JSONL or Parquet file as a dataset")
     s.add_argument("file")
     s.add_argument("--name", required=True)
-    s.add_argument("--task", choices=["text", "ner"], help="default: ner for CoNLL files (and JSONL with \"tokens\"), else text")
+    s.add_argument(
+        "--task", choices=["text", "ner"], help='default: ner for CoNLL files (and JSONL with "tokens"), else text'
+    )
     s.add_argument("--text-col", help="column name(s) or 1-based positions, comma-separated (joined with a newline)")
     s.add_argument("--label-col")
     s.add_argument("--id-col")
-    s.add_argument("--annotator-col", help="several labels per item: the annotator column (long form: id, text, annotator, "
-                   "label, one row per label), or several columns, one per annotator (wide form)")
+    s.add_argument(
+        "--annotator-col",
+        help="several labels per item: the annotator column (long form: id, text, annotator, "
+        "label, one row per label), or several columns, one per annotator (wide form)",
+    )
     s.add_argument("--prob-cols", help="your own predicted probabilities: one column per class, named after it")
     s.add_argument("--feature-cols", help="tabular data: feature columns (no text)")
-    s.add_argument("--embedding-col", help="your own embeddings: a column with one vector per row ([0.1, -0.2, …] or "
-                   "numbers separated by spaces); one more candidate model")
+    s.add_argument(
+        "--embedding-col",
+        help="your own embeddings: a column with one vector per row ([0.1, -0.2, …] or "
+        "numbers separated by spaces); one more candidate model",
+    )
     s.add_argument("--embeddings", help="your own embeddings as a .npy file of shape (rows, dimensions), in row order")
     s.add_argument("--loss-col", help="your own model's per-row training loss, fused into the trust score")
     s.add_argument("--labels", help="the declared label set, comma-separated")
     s.add_argument("--no-header", action="store_true", help="the first line is data (columns are then 1, 2, 3, …)")
-    s.add_argument("--classes", metavar="FILE", help="names for the label values: one per line, line k naming the k-th "
-                   "value in sorted order (AG News' classes.txt), or value=name pairs; the names become the labels")
+    s.add_argument(
+        "--classes",
+        metavar="FILE",
+        help="names for the label values: one per line, line k naming the k-th "
+        "value in sorted order (AG News' classes.txt), or value=name pairs; the names become the labels",
+    )
     s = add("audit", "integrity checks + out-of-sample model + cleanlab")
     s.add_argument("name")
-    s.add_argument("--model", default="auto",
-                   help="text data: force a model family, one of nb, logreg, nb-chars, logreg-chars, logreg-embeddings "
-                        "(default auto: the candidate that predicts the given labels best out of sample, or a mixture)")
-    s.add_argument("--second-pass", action="store_true",
-                   help="text data: train again without the rows the first pass flagged (measured on the benchmark "
-                        "panel: no better on average, so off by default)")
-    s = add("selfcheck", "inject known errors (flips, a swap, a shifted block) into a copy of the labels, audit the copy, "
-                         "print the recall per kind")
+    s.add_argument(
+        "--model",
+        default="auto",
+        help="text data: force a model family, one of nb, logreg, nb-chars, logreg-chars, logreg-embeddings "
+        "(default auto: the candidate that predicts the given labels best out of sample, or a mixture)",
+    )
+    s.add_argument(
+        "--second-pass",
+        action="store_true",
+        help="text data: train again without the rows the first pass flagged (measured on the benchmark "
+        "panel: no better on average, so off by default)",
+    )
+    s = add(
+        "selfcheck",
+        "inject known errors (flips, a swap, a shifted block) into a copy of the labels, audit the copy, "
+        "print the recall per kind",
+    )
     s.add_argument("name")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--rate", type=float, default=0.03, help="share of rows per kind (default 0.03)")
@@ -352,16 +445,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--only-verified", action="store_true")
     s.add_argument("--audit-trail", help="also write the dataset's audit trail to this CSV")
-    s.add_argument("--spreadsheet-safe", action="store_true",
-                   help="for CSV files to open in Excel, LibreOffice or Sheets: prefix ' to every cell starting with "
-                        "=, +, -, @, a tab or a carriage return, so it shows as text instead of running as a formula. "
-                        "This changes the values (an id -5 is written '-5): leave it off for files programs read")
-    s.add_argument("--format", choices=["csv", "conll", "jsonl"],
-                   help="NER: the format written, never another. Default: the one the --out extension names "
-                        "(.conll, .jsonl), else the upload's. The upload's own format keeps every byte but the "
-                        "verified tags; jsonl from CoNLL: {\"tokens\", \"tags\"} lines (other columns dropped); "
-                        "conll from JSONL: token TAB tag lines, a blank line between sentences (refused, exit 2, "
-                        "when a token is empty or holds whitespace); csv: one row per sentence")
+    s.add_argument(
+        "--spreadsheet-safe",
+        action="store_true",
+        help="for CSV files to open in Excel, LibreOffice or Sheets: prefix ' to every cell starting with "
+        "=, +, -, @, a tab or a carriage return, so it shows as text instead of running as a formula. "
+        "This changes the values (an id -5 is written '-5): leave it off for files programs read",
+    )
+    s.add_argument(
+        "--format",
+        choices=["csv", "conll", "jsonl"],
+        help="NER: the format written, never another. Default: the one the --out extension names "
+        "(.conll, .jsonl), else the upload's. The upload's own format keeps every byte but the "
+        'verified tags; jsonl from CoNLL: {"tokens", "tags"} lines (other columns dropped); '
+        "conll from JSONL: token TAB tag lines, a blank line between sentences (refused, exit 2, "
+        "when a token is empty or holds whitespace); csv: one row per sentence",
+    )
     s = add("users", "manage accounts")
     us = s.add_subparsers(dest="users_cmd", required=True)
     a = us.add_parser("add")
@@ -372,21 +471,43 @@ def parser() -> argparse.ArgumentParser:
     l = us.add_parser("list")
     l.add_argument("--db", default=argparse.SUPPRESS)
     s = add("verify-trail", "check the audit trail's hash chain, its seals (HMAC) and its anchor")
-    s.add_argument("--new-key", action="store_true",
-                   help="the trail key is lost (or the database was put back from a copy older than it): start a new "
-                        "keyed chain at the next row, recorded in the trail; the rows before it keep the hash chain only")
+    s.add_argument(
+        "--new-key",
+        action="store_true",
+        help="the trail key is lost (or the database was put back from a copy older than it): start a new "
+        "keyed chain at the next row, recorded in the trail; the rows before it keep the hash chain only",
+    )
     s = add("backup", "consistent copy of the database while others work")
     s.add_argument("path")
     add("demo", "load and audit the built-in demo dataset")
     return p
 
 
-COMMANDS = {"ingest": cmd_ingest, "audit": cmd_audit, "selfcheck": cmd_selfcheck, "suspects": cmd_suspects, "annotators": cmd_annotators, "judge": cmd_judge, "export": cmd_export,
-            "users": cmd_users, "verify-trail": cmd_verify_trail, "backup": cmd_backup, "demo": cmd_demo}
+COMMANDS = {
+    "ingest": cmd_ingest,
+    "audit": cmd_audit,
+    "selfcheck": cmd_selfcheck,
+    "suspects": cmd_suspects,
+    "annotators": cmd_annotators,
+    "judge": cmd_judge,
+    "export": cmd_export,
+    "users": cmd_users,
+    "verify-trail": cmd_verify_trail,
+    "backup": cmd_backup,
+    "demo": cmd_demo,
+}
 
 
 CREATES_DB = {"ingest", "demo", "users"}
-WRITES = {"ingest", "audit", "selfcheck", "judge", "export", "users", "demo"}   # refused up front on a read-only database
+WRITES = {
+    "ingest",
+    "audit",
+    "selfcheck",
+    "judge",
+    "export",
+    "users",
+    "demo",
+}  # refused up front on a read-only database
 
 
 def _writable(path: str) -> None:
@@ -401,23 +522,30 @@ def main(argv: list[str] | None = None) -> int:
         for attr in ("out", "audit_trail", "path"):
             if getattr(args, attr, None):
                 _writable(getattr(args, attr))
-        db = store.connect(args.db, must_exist=args.cmd not in CREATES_DB, writable=args.cmd in WRITES and getattr(args, "users_cmd", None) != "list")
+        db = store.connect(
+            args.db,
+            must_exist=args.cmd not in CREATES_DB,
+            writable=args.cmd in WRITES and getattr(args, "users_cmd", None) != "list",
+        )
         return COMMANDS[args.cmd](db, args)
     except ReviewError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except sqlite3.Error as exc:   # a write outside store.transaction: the same messages (full disk, read-only, …)
+    except sqlite3.Error as exc:  # a write outside store.transaction: the same messages (full disk, read-only, …)
         err = store.storage_error(exc, args.path if args.cmd == "backup" else store.db_path(args.db))
         if err is None:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except RecursionError:   # a cell nested deeper than Python's json reads (JSON lines are refused by line before)
+    except RecursionError:  # a cell nested deeper than Python's json reads (JSON lines are refused by line before)
         if args.cmd != "ingest":
             raise
-        print(f"error: {args.file} holds a value nested too deeply to read (lists or objects inside each other, such as "
-              "an embedding cell of [[[[…]]]]): flatten it so that each cell is text, a number or a list of numbers, "
-              "and try again. Nothing was written.", file=sys.stderr)
+        print(
+            f"error: {args.file} holds a value nested too deeply to read (lists or objects inside each other, such as "
+            "an embedding cell of [[[[…]]]]): flatten it so that each cell is text, a number or a list of numbers, "
+            "and try again. Nothing was written.",
+            file=sys.stderr,
+        )
         return 2
     except OSError as exc:
         print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)

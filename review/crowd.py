@@ -28,25 +28,26 @@ No method wins on every crowd (benchmarks/crowd_panel.py: the text prior on the 
 sentiment crowd, CROWDLAB on synthetic AG News and 20 Newsgroups crowds), hence the choice.
 No gold label is ever an input.
 """
+
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 Progress = Callable[[float, str], None]
 METHODS = ("majority", "dawid_skene", "crowdlab", "text_prior", "default")
-SELECTION_ORDER = ("text_prior", "dawid_skene", "crowdlab", "majority")   # candidates of 'default'; ties go to the first
-HOLDOUT_SHARE = 0.2       # share of the labels the selector holds out
-MIN_HELDOUT = 30          # fewer held-out labels (on items that keep another): no comparison
-DS_PRIOR_STRENGTH = 2.0   # pseudo-labels pulling each annotator towards the whole crowd (per true class
-                          # for the full confusion matrix, in all for the one-coin accuracy)
-TEXT_FOLDS = 5            # cross-fitting folds of the default's text model ...
-TEXT_REPEATS = 10         # ... repeated with other splits and averaged (fewer on large data, see _repeats)
+SELECTION_ORDER = ("text_prior", "dawid_skene", "crowdlab", "majority")  # candidates of 'default'; ties go to the first
+HOLDOUT_SHARE = 0.2  # share of the labels the selector holds out
+MIN_HELDOUT = 30  # fewer held-out labels (on items that keep another): no comparison
+DS_PRIOR_STRENGTH = 2.0  # pseudo-labels pulling each annotator towards the whole crowd (per true class
+# for the full confusion matrix, in all for the one-coin accuracy)
+TEXT_FOLDS = 5  # cross-fitting folds of the default's text model ...
+TEXT_REPEATS = 10  # ... repeated with other splits and averaged (fewer on large data, see _repeats)
 
 
 def _noop(fraction: float, message: str) -> None:
@@ -56,8 +57,9 @@ def _noop(fraction: float, message: str) -> None:
 # ----------------------------------------------------------------------------- input
 
 
-def to_matrix(item_ids: Sequence, annotators: Sequence, labels: Sequence[str],
-              class_names: Sequence[str]) -> tuple[np.ndarray, list, list]:
+def to_matrix(
+    item_ids: Sequence, annotators: Sequence, labels: Sequence[str], class_names: Sequence[str]
+) -> tuple[np.ndarray, list, list]:
     """Long form (one row per annotator label; the three sequences have length r) ->
     (L, items, annotators).
 
@@ -74,7 +76,7 @@ def to_matrix(item_ids: Sequence, annotators: Sequence, labels: Sequence[str],
     items = list(dict.fromkeys(item_ids))
     try:
         people = sorted(set(annotators))
-    except TypeError:                                   # mixed types: sort by their text
+    except TypeError:  # mixed types: sort by their text
         people = sorted(set(annotators), key=str)
     row = {x: i for i, x in enumerate(items)}
     col = {a: j for j, a in enumerate(people)}
@@ -114,16 +116,21 @@ def majority_vote(L: np.ndarray, n_classes: int, seed: int = 0) -> tuple[np.ndar
     counts = _vote_counts(L, n_classes)
     top = counts.max(axis=1) if n_classes else np.zeros(len(L))
     tied = (counts == top[:, None]) & (top[:, None] > 0)
-    key = np.where(tied, np.random.default_rng(seed).random(counts.shape), -1.0)   # only tied classes compete
+    key = np.where(tied, np.random.default_rng(seed).random(counts.shape), -1.0)  # only tied classes compete
     vote = key.argmax(axis=1) if n_classes else np.zeros(len(L), dtype=np.int64)
     n_lab = counts.sum(axis=1)
     vote[n_lab == 0] = -1
     return vote, np.where(n_lab > 0, top / np.maximum(n_lab, 1), 0.0)
 
 
-def dawid_skene(L: np.ndarray, n_classes: int, max_iter: int = 50, tol: float = 1e-6,
-                item_prior: np.ndarray | None = None, symmetric: bool = False
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dawid_skene(
+    L: np.ndarray,
+    n_classes: int,
+    max_iter: int = 50,
+    tol: float = 1e-6,
+    item_prior: np.ndarray | None = None,
+    symmetric: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dawid-Skene EM. L (n, M) -> (posteriors (n, K), confusions (M, K, K), priors (K,)).
 
     confusions[m, j, l] = P(annotator m says l | true class j). Initialised from the
@@ -148,7 +155,7 @@ def dawid_skene(L: np.ndarray, n_classes: int, max_iter: int = 50, tol: float = 
     for _ in range(max_iter):
         # M step: class priors and confusion matrices from the soft labels T
         priors = (T.sum(axis=0) + 1.0) / (n + K)
-        counts = np.zeros((M, K, K))                  # counts[m, j, l]: expected (true j, said l)
+        counts = np.zeros((M, K, K))  # counts[m, j, l]: expected (true j, said l)
         for l in range(K):
             sel = y == l
             np.add.at(counts[:, :, l], m[sel], T[i[sel]])
@@ -170,7 +177,7 @@ def dawid_skene(L: np.ndarray, n_classes: int, max_iter: int = 50, tol: float = 
         logT = np.tile(np.log(priors), (n, 1))
         if log_item is not None:
             logT += log_item
-        contrib = np.log(conf)[m, :, y]               # (r, K): log P(given label | true class k)
+        contrib = np.log(conf)[m, :, y]  # (r, K): log P(given label | true class k)
         for k in range(K):
             logT[:, k] += np.bincount(i, weights=contrib[:, k], minlength=n)
         logT -= logT.max(axis=1, keepdims=True)
@@ -210,9 +217,15 @@ def crowdlab(L: np.ndarray, pred_probs: np.ndarray) -> dict:
     has = (L >= 0).any(axis=1)
     who = (L >= 0).any(axis=0)
     vote, agr = majority_vote(L, K)
-    out = {"consensus": P.argmax(axis=1), "quality": np.zeros(n), "agreement": agr,
-           "posteriors": P.copy(), "annotator_quality": np.full(M, np.nan), "model_weight": float("nan"),
-           "annotator_weight": np.full(M, np.nan)}
+    out = {
+        "consensus": P.argmax(axis=1),
+        "quality": np.zeros(n),
+        "agreement": agr,
+        "posteriors": P.copy(),
+        "annotator_quality": np.full(M, np.nan),
+        "model_weight": float("nan"),
+        "annotator_weight": np.full(M, np.nan),
+    }
     sub = L[np.ix_(has, who)]
     if sub.shape[1] < 2 or ((sub >= 0).sum(axis=1) <= 1).all():
         out["consensus"][has] = vote[has]
@@ -256,9 +269,15 @@ def _repeats(n: int, n_classes: int) -> int:
     return int(max(1, min(TEXT_REPEATS, 1_000_000 // max(1, n * n_classes * TEXT_FOLDS))))
 
 
-def soft_text_probs(texts: Sequence[str | None], targets: np.ndarray, train: np.ndarray | None = None,
-                    n_folds: int = TEXT_FOLDS, repeats: int | None = None, seed: int = 0,
-                    progress: Progress = _noop) -> np.ndarray:
+def soft_text_probs(
+    texts: Sequence[str | None],
+    targets: np.ndarray,
+    train: np.ndarray | None = None,
+    n_folds: int = TEXT_FOLDS,
+    repeats: int | None = None,
+    seed: int = 0,
+    progress: Progress = _noop,
+) -> np.ndarray:
     """texts (n,), targets (n, K) soft labels (rows sum to 1), train (n,) bool rows to learn from
     -> (n, K) out-of-sample probabilities.
 
@@ -288,7 +307,7 @@ def soft_text_probs(texts: Sequence[str | None], targets: np.ndarray, train: np.
         progress(r / repeats, f"Text model: cross-fitting {r + 1} of {repeats}")
         for tr, te in KFold(folds, shuffle=True, random_state=seed + r).split(rows):
             tr, te = rows[tr], rows[te]
-            w = targets[tr].T.ravel()                  # (K * len(tr),): class k's copy of every row
+            w = targets[tr].T.ravel()  # (K * len(tr),): class k's copy of every row
             keep = w > 1e-3
             model = MultinomialNB(alpha=NB_ALPHA)
             model.fit(X[np.tile(tr, K)[keep]], np.repeat(np.arange(K), len(tr))[keep], sample_weight=w[keep])
@@ -342,10 +361,17 @@ class CrowdResult:
     details: dict = field(default_factory=dict)
 
 
-def consensus(L: np.ndarray, class_names: Sequence[str], texts: Sequence[str] | None = None,
-              method: str = "default", progress: Progress | None = None, *,
-              annotators: Sequence | None = None, pred_probs: np.ndarray | None = None,
-              seed: int = 0) -> CrowdResult:
+def consensus(
+    L: np.ndarray,
+    class_names: Sequence[str],
+    texts: Sequence[str] | None = None,
+    method: str = "default",
+    progress: Progress | None = None,
+    *,
+    annotators: Sequence | None = None,
+    pred_probs: np.ndarray | None = None,
+    seed: int = 0,
+) -> CrowdResult:
     """L (n, M), class_names (K,), texts (n,) optional -> CrowdResult.
 
     method: 'majority', 'dawid_skene', 'crowdlab', 'text_prior' or 'default' (see the module
@@ -371,8 +397,7 @@ def consensus(L: np.ndarray, class_names: Sequence[str], texts: Sequence[str] | 
             raise ValueError(f"pred_probs must have shape {(n, K)}, not {pred_probs.shape}")
     details: dict = {}
     if method == "default":
-        selection = select_method(L, K, texts, pred_probs, seed=seed,
-                                  progress=lambda f, m: progress(0.5 * f, m))
+        selection = select_method(L, K, texts, pred_probs, seed=seed, progress=lambda f, m: progress(0.5 * f, m))
         details["selection"] = selection
         method = selection.picked
         progress(0.5, f"Consensus by {method} on every label")
@@ -420,7 +445,7 @@ def _fit(method: str, L: np.ndarray, K: int, texts, pred_probs, seed: int, progr
             if (present[present > 0] >= 2).all() and (present > 0).sum() >= 2:
                 res = text_probs(texts, vote, K, progress=lambda f, msg: progress(0.8 * f, msg))
                 P, details["model"] = res.pred_probs, res.params
-            else:                                     # too few items to cross-validate: no model evidence
+            else:  # too few items to cross-validate: no model evidence
                 P, details["model"] = np.full((n, K), 1.0 / K), None
         progress(0.8, "CROWDLAB")
         cl = crowdlab(L, P)
@@ -432,10 +457,14 @@ def _fit(method: str, L: np.ndarray, K: int, texts, pred_probs, seed: int, progr
     P = pred_probs
     if P is None and texts is not None:
         first, _, _ = dawid_skene(L, K)
-        P = soft_text_probs(texts, first, train=n_ann > 0, seed=seed,
-                            progress=lambda f, msg: progress(0.05 + 0.9 * f, msg))
-        details["model"] = {"model": "MultinomialNB on Dawid-Skene soft labels", "folds": TEXT_FOLDS,
-                            "repeats": _repeats(n, K)}
+        P = soft_text_probs(
+            texts, first, train=n_ann > 0, seed=seed, progress=lambda f, msg: progress(0.05 + 0.9 * f, msg)
+        )
+        details["model"] = {
+            "model": "MultinomialNB on Dawid-Skene soft labels",
+            "folds": TEXT_FOLDS,
+            "repeats": _repeats(n, K),
+        }
     if P is not None:
         details["pred_probs"] = P
     progress(0.95, "Dawid-Skene (one-coin) with the model as prior" if P is not None else "Dawid-Skene (one-coin)")
@@ -471,6 +500,7 @@ class MethodSelection:
 
     def as_dict(self) -> dict:
         from dataclasses import asdict
+
         return asdict(self)
 
 
@@ -489,8 +519,9 @@ def annotator_confusions(L: np.ndarray, posteriors: np.ndarray) -> np.ndarray:
     return counts / counts.sum(axis=2, keepdims=True)
 
 
-def heldout_loglik(L_train: np.ndarray, heldout: tuple[np.ndarray, np.ndarray, np.ndarray],
-                   consensus_: np.ndarray, K: int) -> np.ndarray:
+def heldout_loglik(
+    L_train: np.ndarray, heldout: tuple[np.ndarray, np.ndarray, np.ndarray], consensus_: np.ndarray, K: int
+) -> np.ndarray:
     """-> (r,) log p(held-out label | item): the consensus fitted on L_train as the item's class
     (uniform where it has none), the annotator's confusions from their training labels."""
     H = np.full((len(consensus_), K), 1.0 / K)
@@ -502,8 +533,16 @@ def heldout_loglik(L_train: np.ndarray, heldout: tuple[np.ndarray, np.ndarray, n
     return np.log((H[i] * C[m, :, y]).sum(axis=1))
 
 
-def select_method(L: np.ndarray, K: int, texts=None, pred_probs=None, *, seed: int = 0,
-                  share: float = HOLDOUT_SHARE, progress: Progress | None = None) -> MethodSelection:
+def select_method(
+    L: np.ndarray,
+    K: int,
+    texts=None,
+    pred_probs=None,
+    *,
+    seed: int = 0,
+    share: float = HOLDOUT_SHARE,
+    progress: Progress | None = None,
+) -> MethodSelection:
     """Which consensus method predicts the annotators' own labels best on this dataset.
 
     Holds out `share` of the (item, annotator) labels (seeded), fits every applicable method
@@ -526,9 +565,17 @@ def select_method(L: np.ndarray, K: int, texts=None, pred_probs=None, *, seed: i
     still = (L_train >= 0).sum(axis=1)
     if int((out & (still[i] > 0)).sum()) < MIN_HELDOUT or K < 2:
         nan = {c: float("nan") for c in cands}
-        return MethodSelection(cands, nan, "text_prior", None, float("nan"), float("nan"), int(out.sum()),
-                               f"too few labels to compare methods (fewer than {MIN_HELDOUT} held-out labels on "
-                               "items with another label): Dawid-Skene with the text model as prior")
+        return MethodSelection(
+            cands,
+            nan,
+            "text_prior",
+            None,
+            float("nan"),
+            float("nan"),
+            int(out.sum()),
+            f"too few labels to compare methods (fewer than {MIN_HELDOUT} held-out labels on "
+            "items with another label): Dawid-Skene with the text model as prior",
+        )
     held = (i[out], m[out], L[i[out], m[out]])
     per: dict[str, np.ndarray] = {}
     for k, c in enumerate(cands):
@@ -544,8 +591,11 @@ def select_method(L: np.ndarray, K: int, texts=None, pred_probs=None, *, seed: i
     else:
         d = per[best] - per[second]
         margin, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
-    reason = (f"{best} predicts {int(out.sum()):,} held-out labels best (mean log-likelihood {ll[best]:.4f}"
-              + (f"; {second} {ll[second]:.4f}" if second else "") + ")")
+    reason = (
+        f"{best} predicts {int(out.sum()):,} held-out labels best (mean log-likelihood {ll[best]:.4f}"
+        + (f"; {second} {ll[second]:.4f}" if second else "")
+        + ")"
+    )
     return MethodSelection(cands, ll, best, second, margin, se, int(out.sum()), reason)
 
 
@@ -556,8 +606,13 @@ def _item_agreement(L: np.ndarray, cons: np.ndarray) -> np.ndarray:
     return np.where(n_ann > 0, same / np.maximum(n_ann, 1), 0.0)
 
 
-def annotator_table(L: np.ndarray, cons: np.ndarray, class_names: Sequence[str],
-                    quality: np.ndarray | None = None, annotators: Sequence | None = None) -> pd.DataFrame:
+def annotator_table(
+    L: np.ndarray,
+    cons: np.ndarray,
+    class_names: Sequence[str],
+    quality: np.ndarray | None = None,
+    annotators: Sequence | None = None,
+) -> pd.DataFrame:
     """L (n, M), cons (n,) -> DataFrame (M rows): annotator, quality, agreement, worst_class, n_labels.
 
     agreement: share of their labels equal to the consensus (items with a consensus);
@@ -581,8 +636,15 @@ def annotator_table(L: np.ndarray, cons: np.ndarray, class_names: Sequence[str],
     worst_idx = acc.argmin(axis=1)
     worst = [class_names[w] if n_cmp[j] > 0 else None for j, w in enumerate(worst_idx)]
     q = agreement if quality is None else np.asarray(quality, dtype=float)
-    return pd.DataFrame({"annotator": names, "quality": q, "agreement": agreement, "worst_class": worst,
-                         "n_labels": np.bincount(m, minlength=M)})
+    return pd.DataFrame(
+        {
+            "annotator": names,
+            "quality": q,
+            "agreement": agreement,
+            "worst_class": worst,
+            "n_labels": np.bincount(m, minlength=M),
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- views
@@ -608,12 +670,17 @@ def pairwise_agreement(L: np.ndarray, annotators: Sequence) -> pd.DataFrame:
         Bk = sparse.csr_matrix((np.ones(s.sum()), (i[s], m[s])), shape=(n, M))
         same += (Bk.T @ Bk).toarray()
     a, b = np.nonzero(np.triu(shared > 0, k=1))
-    return pd.DataFrame({"annotator_a": [names[x] for x in a], "annotator_b": [names[x] for x in b],
-                         "shared_items": shared[a, b].astype(int), "agreement": same[a, b] / shared[a, b]})
+    return pd.DataFrame(
+        {
+            "annotator_a": [names[x] for x in a],
+            "annotator_b": [names[x] for x in b],
+            "shared_items": shared[a, b].astype(int),
+            "agreement": same[a, b] / shared[a, b],
+        }
+    )
 
 
-def confusion_vs_consensus(L: np.ndarray, consensus: np.ndarray, annotator_index: int,
-                           n_classes: int) -> np.ndarray:
+def confusion_vs_consensus(L: np.ndarray, consensus: np.ndarray, annotator_index: int, n_classes: int) -> np.ndarray:
     """(K, K) int counts for one annotator: row = consensus class, column = the class they gave.
 
     Items without consensus (-1) or not labelled by the annotator are left out.

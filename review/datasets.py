@@ -1,4 +1,5 @@
 """Reads about datasets and runs: the list on the home page, one dataset, its latest run."""
+
 from __future__ import annotations
 
 import json
@@ -6,11 +7,11 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
-from . import store
-from .errors import NotFound, ReviewError
-from .ingest import Mapping
+from review import store
+from review.errors import NotFound, ReviewError
+from review.ingest import Mapping
 
-SETTINGS_KEY = "settings"   # the dataset's settings live in its ``mapping`` JSON under this key
+SETTINGS_KEY = "settings"  # the dataset's settings live in its ``mapping`` JSON under this key
 SETTINGS = {
     # a lead may verify their own decision (a one-person team); off: four eyes, someone else verifies
     "allow_self_approval": False,
@@ -29,7 +30,7 @@ class Dataset:
     source_name: str | None
     created_by: str
     created_at: str
-    settings: dict = field(default_factory=lambda: dict(SETTINGS))   # see SETTINGS; set with set_setting
+    settings: dict = field(default_factory=lambda: dict(SETTINGS))  # see SETTINGS; set with set_setting
 
 
 def _split_mapping(raw: str) -> tuple[Mapping, dict]:
@@ -44,8 +45,19 @@ def _split_mapping(raw: str) -> tuple[Mapping, dict]:
 
 def _row_to_dataset(r: dict) -> Dataset:
     mapping, settings = _split_mapping(r["mapping"])
-    return Dataset(r["id"], r["name"], r["task"], json.loads(r["labels"]), bool(r["label_set_declared"]),
-                   mapping, r["n_items"], r["source_name"], r["created_by"], r["created_at"], settings)
+    return Dataset(
+        r["id"],
+        r["name"],
+        r["task"],
+        json.loads(r["labels"]),
+        bool(r["label_set_declared"]),
+        mapping,
+        r["n_items"],
+        r["source_name"],
+        r["created_by"],
+        r["created_at"],
+        settings,
+    )
 
 
 def settings(db: sqlite_utils.Database, dataset_id: int) -> dict:
@@ -60,7 +72,8 @@ def set_setting(db: sqlite_utils.Database, ds: Dataset, key: str, value, user) -
     """Change one setting of the dataset (a lead or admin), with an audit row naming the old and
     new value (action ``dataset_setting``). Returns False (and writes nothing) when it already has
     that value. Stored in the dataset row's ``mapping`` JSON under ``settings``."""
-    from .auth import require_active
+    from review.auth import require_active
+
     require_active(db, user, "lead", "change a dataset's settings")
     if key not in SETTINGS:
         raise ReviewError(f"Unknown setting {key!r}: the settings are {', '.join(SETTINGS)}.")
@@ -88,13 +101,20 @@ def get(db: sqlite_utils.Database, name_or_id: str | int) -> Dataset:
     rows = list(db.query(f"SELECT * FROM datasets WHERE {col} = ?", [name_or_id]))
     if not rows:
         names = [r[0] for r in db.execute("SELECT name FROM datasets ORDER BY id LIMIT 20")]
-        raise NotFound(f"No dataset named {name_or_id!r}." + (f" Known datasets: {', '.join(names)}." if names else " Upload one first."))
+        raise NotFound(
+            f"No dataset named {name_or_id!r}."
+            + (f" Known datasets: {', '.join(names)}." if names else " Upload one first.")
+        )
     return _row_to_dataset(rows[0])
 
 
 def latest_run(db: sqlite_utils.Database, dataset_id: int, kind: str | None = None) -> dict | None:
     """The newest finished run (of ``kind`` if given), as a dict, or None."""
-    sql = "SELECT * FROM runs WHERE dataset_id=? AND status='done'" + (" AND kind=?" if kind else "") + " ORDER BY id DESC LIMIT 1"
+    sql = (
+        "SELECT * FROM runs WHERE dataset_id=? AND status='done'"
+        + (" AND kind=?" if kind else "")
+        + " ORDER BY id DESC LIMIT 1"
+    )
     rows = list(db.query(sql, [dataset_id, kind] if kind else [dataset_id]))
     if not rows:
         return None
@@ -107,8 +127,13 @@ def latest_run(db: sqlite_utils.Database, dataset_id: int, kind: str | None = No
 def runs(db: sqlite_utils.Database, dataset_id: int) -> list[dict]:
     """Every run of a dataset, newest first. A run still 'running' whose process on this machine
     has ended (killed, crashed) shows as 'interrupted': its partial work was never committed."""
-    out = list(db.query("SELECT id, kind, status, created_by, started_at, finished_at, metrics, error, params FROM runs"
-                        " WHERE dataset_id=? ORDER BY id DESC", [dataset_id]))
+    out = list(
+        db.query(
+            "SELECT id, kind, status, created_by, started_at, finished_at, metrics, error, params FROM runs"
+            " WHERE dataset_id=? ORDER BY id DESC",
+            [dataset_id],
+        )
+    )
     for r in out:
         params = json.loads(r.pop("params") or "{}")
         if r["status"] == "running" and not _alive(params):
@@ -119,9 +144,10 @@ def runs(db: sqlite_utils.Database, dataset_id: int) -> list[dict]:
 def _alive(params: dict) -> bool:
     import os
     import socket
+
     pid, host = params.get("pid"), params.get("host")
     if not pid or host != socket.gethostname():
-        return True            # cannot tell from here
+        return True  # cannot tell from here
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -136,7 +162,9 @@ def overview(db: sqlite_utils.Database) -> list[dict]:
     out = []
     for r in db.query("SELECT id, name, task, n_items, created_by, created_at FROM datasets ORDER BY id DESC"):
         run = latest_run(db, r["id"])
-        counts = dict(db.execute("SELECT state, COUNT(*) FROM states WHERE dataset_id=? GROUP BY state", [r["id"]]).fetchall())
+        counts = dict(
+            db.execute("SELECT state, COUNT(*) FROM states WHERE dataset_id=? GROUP BY state", [r["id"]]).fetchall()
+        )
         pending = store.scalar(db, "SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND status='pending'", [r["id"]])
         flagged = run["metrics"].get("flagged") if run else None
         decided = sum(v for k, v in counts.items() if k != "open")
@@ -150,8 +178,19 @@ def overview(db: sqlite_utils.Database) -> list[dict]:
             stage = "awaiting verification"
         else:
             stage = "reviewed"
-        out.append({"id": r["id"], "name": r["name"], "task": r["task"], "rows": r["n_items"],
-                    "suspects": flagged, "decided": decided, "pending verification": pending,
-                    "approved": counts.get("approved", 0) + counts.get("overridden", 0),
-                    "stage": stage, "created by": r["created_by"], "created at": r["created_at"][:16]})
+        out.append(
+            {
+                "id": r["id"],
+                "name": r["name"],
+                "task": r["task"],
+                "rows": r["n_items"],
+                "suspects": flagged,
+                "decided": decided,
+                "pending verification": pending,
+                "approved": counts.get("approved", 0) + counts.get("overridden", 0),
+                "stage": stage,
+                "created by": r["created_by"],
+                "created at": r["created_at"][:16],
+            }
+        )
     return out

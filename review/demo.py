@@ -33,21 +33,59 @@ N_DUPLICATES = 2
 
 # Neutral words shared by every class.
 _OPENERS = [
-    "Hi,", "Hello,", "Hey there,", "Good morning,", "Hi team,", "Hello support,",
-    "", "", "", "",
+    "Hi,",
+    "Hello,",
+    "Hey there,",
+    "Good morning,",
+    "Hi team,",
+    "Hello support,",
+    "",
+    "",
+    "",
+    "",
 ]
 _CLOSERS = [
-    "Thanks.", "Thank you!", "Please help.", "Can you look into this?",
-    "Any help is appreciated.", "Please advise.", "This is urgent.",
-    "Thanks in advance.", "Let me know what to do.", "", "", "",
+    "Thanks.",
+    "Thank you!",
+    "Please help.",
+    "Can you look into this?",
+    "Any help is appreciated.",
+    "Please advise.",
+    "This is urgent.",
+    "Thanks in advance.",
+    "Let me know what to do.",
+    "",
+    "",
+    "",
 ]
 
 # Optional subject lines (as in e-mail or web-form tickets); some are generic.
 _SUBJECTS: dict[str, list[str]] = {
-    "billing": ["Refund request", "Wrong charge", "Invoice question", "Payment problem", "Billing issue", "Double charge"],
-    "shipping": ["Where is my order", "Late delivery", "Delivery problem", "Missing package", "Shipping question", "Tracking issue"],
+    "billing": [
+        "Refund request",
+        "Wrong charge",
+        "Invoice question",
+        "Payment problem",
+        "Billing issue",
+        "Double charge",
+    ],
+    "shipping": [
+        "Where is my order",
+        "Late delivery",
+        "Delivery problem",
+        "Missing package",
+        "Shipping question",
+        "Tracking issue",
+    ],
     "technical": ["App not working", "Bug report", "Error message", "Technical problem", "Crash", "Website issue"],
-    "account": ["Login problem", "Password reset", "Account locked", "Account question", "Update my details", "Close account"],
+    "account": [
+        "Login problem",
+        "Password reset",
+        "Account locked",
+        "Account question",
+        "Update my details",
+        "Close account",
+    ],
 }
 _GENERIC_SUBJECTS = ["Help needed", "Question", "Urgent", "Problem", "Support request", "Complaint"]
 _SUBJECT_RATE = 0.6
@@ -56,14 +94,26 @@ _GENERIC_SUBJECT_RATE = 0.15
 # Slot fillers.  Some are shared across classes on purpose.
 _SLOTS: dict[str, list[str]] = {
     "when": [
-        "yesterday", "last week", "this morning", "two days ago", "on Monday",
-        "over the weekend", "on Friday", "earlier today", "last month",
+        "yesterday",
+        "last week",
+        "this morning",
+        "two days ago",
+        "on Monday",
+        "over the weekend",
+        "on Friday",
+        "earlier today",
+        "last month",
     ],
     "order": ["my order", "order #{num}", "my last order", "the order I placed", "my purchase"],
     "amount": ["$12.99", "$49.00", "$7.50", "$120", "$89.95", "$15", "$250", "$34.20"],
     "charge": [
-        "charged twice", "double charged", "billed the wrong amount", "overcharged",
-        "charged after cancelling", "billed for a plan I never chose", "charged a late fee",
+        "charged twice",
+        "double charged",
+        "billed the wrong amount",
+        "overcharged",
+        "charged after cancelling",
+        "billed for a plan I never chose",
+        "charged a late fee",
     ],
     "billdoc": ["invoice", "receipt", "bill", "statement", "billing statement"],
     "payment": ["credit card", "card", "PayPal", "direct debit", "debit card", "Visa card"],
@@ -71,9 +121,14 @@ _SLOTS: dict[str, list[str]] = {
     "sub": ["subscription", "monthly plan", "annual plan", "premium plan"],
     "pkg": ["package", "parcel", "delivery", "shipment", "box"],
     "shipbad": [
-        "has not arrived", "is still in transit", "was delivered to the wrong address",
-        "arrived damaged", "is stuck at the depot", "is marked delivered but it is not here",
-        "was returned to sender", "is missing an item",
+        "has not arrived",
+        "is still in transit",
+        "was delivered to the wrong address",
+        "arrived damaged",
+        "is stuck at the depot",
+        "is marked delivered but it is not here",
+        "was returned to sender",
+        "is missing an item",
     ],
     "carrier": ["the courier", "the carrier", "the delivery driver", "the post office", "UPS", "FedEx"],
     "track": ["tracking number", "tracking link", "tracking page", "delivery status"],
@@ -81,15 +136,25 @@ _SLOTS: dict[str, list[str]] = {
     "device": ["iPhone", "Android phone", "laptop", "tablet", "Windows PC", "Mac", "Chromebook"],
     "product": ["the app", "the website", "the desktop app", "the mobile app", "the dashboard"],
     "bug": [
-        "crashes on startup", "freezes", "shows a blank screen", "keeps loading forever",
-        "throws an error", "is very slow", "will not open", "closes unexpectedly",
+        "crashes on startup",
+        "freezes",
+        "shows a blank screen",
+        "keeps loading forever",
+        "throws an error",
+        "is very slow",
+        "will not open",
+        "closes unexpectedly",
     ],
     "errcode": ["error 500", "error code E42", "a timeout error", "a 404 page", "an unknown error", "error 0x80070"],
     "feature": ["search", "the upload button", "notifications", "the export feature", "sync", "the settings page"],
     "acct": ["my account", "my profile", "my user account", "the account"],
     "acctbad": [
-        "is locked", "has been suspended", "was hacked", "got disabled",
-        "shows someone else's name", "was closed without notice",
+        "is locked",
+        "has been suspended",
+        "was hacked",
+        "got disabled",
+        "shows someone else's name",
+        "was closed without notice",
     ],
     "cred": ["password", "email address", "username", "phone number", "security question"],
     "login": ["log in", "sign in", "access my account", "get into my account"],
@@ -307,14 +372,15 @@ def load_demo(db, user, progress=None) -> int:
 
     If it is loaded already, returns the existing id without touching it.
     """
-    from . import audit, ingest, store
-    from .ingest import Mapping
+    from review import audit, ingest, store
+    from review.ingest import Mapping
 
     existing = store.scalar(db, "SELECT id FROM datasets WHERE name=?", [DEMO_NAME])
     if existing:
         return existing
     data = demo_csv_bytes()
-    ds_id = ingest.ingest_bytes(db, data, f"{DEMO_NAME}.csv", DEMO_NAME, user,
-                                mapping=Mapping(text=["text"], label="label", id="id"))
+    ds_id = ingest.ingest_bytes(
+        db, data, f"{DEMO_NAME}.csv", DEMO_NAME, user, mapping=Mapping(text=["text"], label="label", id="id")
+    )
     audit.run_audit(db, ds_id, user, progress=progress or (lambda f, m: None))
     return ds_id

@@ -1,24 +1,38 @@
 """Cleaned labels and the audit trail as CSV, streamed in pages (never the whole table in memory)."""
+
 from __future__ import annotations
 
 import csv
 import io
-from typing import Iterator
+from collections.abc import Iterator
 
 import sqlite_utils
 
-from . import store
-from .auth import User, require_active
-from .datasets import Dataset, latest_run
-from .errors import ReviewError
+from review import store
+from review.auth import User, require_active
+from review.datasets import Dataset, latest_run
+from review.errors import ReviewError
 
-CLEANED_COLUMNS = ["id", "text", "given_label", "cleaned_label", "proposed_label", "status", "reviewer", "verified_by",
-                   "self_approved", "quality", "rank"]
-CONSENSUS_COLUMNS = ["consensus_label", "consensus_quality", "n_annotators"]   # multi-annotator datasets add these
+CLEANED_COLUMNS = [
+    "id",
+    "text",
+    "given_label",
+    "cleaned_label",
+    "proposed_label",
+    "status",
+    "reviewer",
+    "verified_by",
+    "self_approved",
+    "quality",
+    "rank",
+]
+CONSENSUS_COLUMNS = ["consensus_label", "consensus_quality", "n_annotators"]  # multi-annotator datasets add these
 
 
 def cleaned_columns(ds: Dataset) -> list[str]:
     return CLEANED_COLUMNS + (CONSENSUS_COLUMNS if ds.mapping.multi else [])
+
+
 AUDIT_COLUMNS = ["id", "at", "actor", "action", "dataset_id", "idx", "payload", "prev_hash", "hash"]
 PAGE = 5000
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -73,7 +87,8 @@ def cleaned_rows(db: sqlite_utils.Database, ds: Dataset, only_verified: bool = F
             " (SELECT r2.id FROM reviews r2 WHERE r2.dataset_id=i.dataset_id AND r2.idx=i.idx"
             " AND r2.status IN ('pending', 'approved', 'overridden') ORDER BY r2.id DESC LIMIT 1) END"
             f" WHERE i.dataset_id=? AND i.idx>?{cond} ORDER BY i.idx LIMIT ?",
-            [run_id, ds.id, last, PAGE]).fetchall()
+            [run_id, ds.id, last, PAGE],
+        ).fetchall()
         if not rows:
             return
         for r in rows:
@@ -86,8 +101,12 @@ def cleaned_rows(db: sqlite_utils.Database, ds: Dataset, only_verified: bool = F
 def self_approved_count(db: sqlite_utils.Database, ds: Dataset) -> int:
     """Verified decisions whose verifier is their author (allowed only by the dataset's
     allow_self_approval setting; the CSV marks their rows self_approved = yes)."""
-    return store.scalar(db, "SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND status IN ('approved', 'overridden')"
-                            " AND verified_by=reviewer", [ds.id])
+    return store.scalar(
+        db,
+        "SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND status IN ('approved', 'overridden')"
+        " AND verified_by=reviewer",
+        [ds.id],
+    )
 
 
 def _csv_chunks(header: list[str], rows: Iterator[list], spreadsheet_safe: bool = True) -> Iterator[str]:
@@ -108,19 +127,34 @@ def _csv_chunks(header: list[str], rows: Iterator[list], spreadsheet_safe: bool 
     yield buf.getvalue()
 
 
-def export_cleaned(db: sqlite_utils.Database, ds: Dataset, user: User, only_verified: bool = False, *,
-                   spreadsheet_safe: bool = False) -> Iterator[str]:
+def export_cleaned(
+    db: sqlite_utils.Database, ds: Dataset, user: User, only_verified: bool = False, *, spreadsheet_safe: bool = False
+) -> Iterator[str]:
     """The cleaned CSV as text chunks: every cell as stored, or with spreadsheet_safe the formula
     guard (safe_cell) for a file opened in a spreadsheet. Logged in the audit trail. Leads only."""
     require_active(db, user, "lead", "export")
     waiting = store.scalar(db, "SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND status='pending'", [ds.id])
-    store.log(db, user.name, "export", ds.id, what="cleaned labels", only_verified=only_verified,
-              awaiting_verification=waiting, spreadsheet_safe=spreadsheet_safe)
+    store.log(
+        db,
+        user.name,
+        "export",
+        ds.id,
+        what="cleaned labels",
+        only_verified=only_verified,
+        awaiting_verification=waiting,
+        spreadsheet_safe=spreadsheet_safe,
+    )
     return _csv_chunks(cleaned_columns(ds), cleaned_rows(db, ds, only_verified), spreadsheet_safe)
 
 
-def audit_rows(db: sqlite_utils.Database, dataset_id: int | None = None, actor: str | None = None,
-               action: str | None = None, after_id: int = 0, limit: int | None = None) -> Iterator[list]:
+def audit_rows(
+    db: sqlite_utils.Database,
+    dataset_id: int | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    after_id: int = 0,
+    limit: int | None = None,
+) -> Iterator[list]:
     """Audit-trail rows in id order, filtered, read PAGE at a time."""
     cond, params = [], []
     for col, val in (("dataset_id", dataset_id), ("actor", actor), ("action", action)):
@@ -133,8 +167,10 @@ def audit_rows(db: sqlite_utils.Database, dataset_id: int | None = None, actor: 
         page = PAGE if limit is None else min(PAGE, limit - sent)
         if page <= 0:
             return
-        rows = db.execute(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log WHERE id>?{where} ORDER BY id LIMIT ?",
-                          [last, *params, page]).fetchall()
+        rows = db.execute(
+            f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log WHERE id>?{where} ORDER BY id LIMIT ?",
+            [last, *params, page],
+        ).fetchall()
         if not rows:
             return
         yield from (list(r) for r in rows)
@@ -142,8 +178,9 @@ def audit_rows(db: sqlite_utils.Database, dataset_id: int | None = None, actor: 
         last = rows[-1][0]
 
 
-def export_audit(db: sqlite_utils.Database, user: User, dataset_id: int | None = None, *,
-                 spreadsheet_safe: bool = False) -> Iterator[str]:
+def export_audit(
+    db: sqlite_utils.Database, user: User, dataset_id: int | None = None, *, spreadsheet_safe: bool = False
+) -> Iterator[str]:
     """The audit trail (of one dataset, or all) as CSV chunks, cells as stored or (spreadsheet_safe)
     formula-guarded, as for export_cleaned. Leads only."""
     require_active(db, user, "lead", "export the audit trail")
@@ -157,11 +194,16 @@ ANNOTATOR_COLUMNS = ["annotator", "quality", "agreement", "worst_class", "n_labe
 def export_annotators(db: sqlite_utils.Database, ds: Dataset, user: User) -> Iterator[str]:
     """The annotator table of the latest run as CSV chunks (ANNOTATOR_COLUMNS; with a golden set,
     gold_accuracy and gold_labels after quality, as annotators.annotator_table gives them)."""
-    from .annotators import GOLD_COLUMNS, annotator_table
+    from review.annotators import GOLD_COLUMNS, annotator_table
+
     require_active(db, user, "lead", "export")
     store.log(db, user.name, "export", ds.id, what="annotator table")
     rows = annotator_table(db, ds)
-    cols = ANNOTATOR_COLUMNS[:2] + GOLD_COLUMNS + ANNOTATOR_COLUMNS[2:] if rows and "gold_accuracy" in rows[0] else ANNOTATOR_COLUMNS
+    cols = (
+        ANNOTATOR_COLUMNS[:2] + GOLD_COLUMNS + ANNOTATOR_COLUMNS[2:]
+        if rows and "gold_accuracy" in rows[0]
+        else ANNOTATOR_COLUMNS
+    )
     return _csv_chunks(cols, ([r[c] for c in cols] for r in rows))
 
 
@@ -180,14 +222,15 @@ def export_ner(db: sqlite_utils.Database, ds: Dataset, user: User, fmt: str | No
     columns and -DOCSTART- lines are not carried). 'conll' from JSONL: token TAB tag lines, a blank
     line after each sentence, a -DOCSTART- line where "doc" changes; refused (ReviewError) when a
     token cannot be a CoNLL column (empty, holds whitespace, is -DOCSTART-). Logged. Leads only."""
-    from . import ner_store
+    from review import ner_store
+
     require_active(db, user, "lead", "export")
     native = ner_native_format(ds)
     fmt = fmt or native
     if fmt not in NER_FORMATS:
         raise ReviewError(f"A NER corpus exports as {' or '.join(NER_FORMATS)} (or its sentences as csv), not {fmt!r}.")
     if fmt == native:
-        text = ner_store.export_conll(db, ds)          # the upload's format, byte for byte but the tags
+        text = ner_store.export_conll(db, ds)  # the upload's format, byte for byte but the tags
     elif fmt == "jsonl":
         text = ner_store.export_jsonl(db, ds)
     else:
@@ -197,7 +240,8 @@ def export_ner(db: sqlite_utils.Database, ds: Dataset, user: User, fmt: str | No
 
 
 def _conll_token_problem(tok: str) -> str | None:
-    from .ner import DOCSTART
+    from review.ner import DOCSTART
+
     if tok == "":
         return "is empty"
     if tok.split() != [tok]:
@@ -209,7 +253,8 @@ def _conll_token_problem(tok: str) -> str | None:
 
 def _jsonl_as_conll(ds: Dataset, corpus, tags: list[list[str]]) -> str:
     """A JSONL corpus as two-column CoNLL (token TAB tag); ReviewError when a token cannot be one."""
-    from .ner import DOCSTART, parse_conll
+    from review.ner import DOCSTART, parse_conll
+
     out: list[str] = []
     prev_doc = corpus.sentences[0].doc if corpus.sentences else 0
     for s, t in zip(corpus.sentences, tags):
@@ -217,17 +262,23 @@ def _jsonl_as_conll(ds: Dataset, corpus, tags: list[list[str]]) -> str:
             why = _conll_token_problem(tok)
             if why:
                 where = f"sentence {s.id!r} (line {s.start_line})" if s.id is not None else f"line {s.start_line}"
-                raise ReviewError(f"{ds.name!r} cannot be written as CoNLL: in {where}, token {j} {tok!r} {why}. "
-                                  "Export it as JSONL (its upload format) or as CSV instead.")
+                raise ReviewError(
+                    f"{ds.name!r} cannot be written as CoNLL: in {where}, token {j} {tok!r} {why}. "
+                    "Export it as JSONL (its upload format) or as CSV instead."
+                )
         if s.doc != prev_doc:
             out.append(f"{DOCSTART}\tO\n\n")
             prev_doc = s.doc
         out.append("".join(f"{tok}\t{tag}\n" for tok, tag in zip(s.tokens, t)) + "\n")
     text = "".join(out)
-    back = parse_conll(text, "export") if text else None       # the file must read back as the same sentences
-    if back is None or [(b.tokens, b.tags) for b in back.sentences] != [(s.tokens, list(t)) for s, t in zip(corpus.sentences, tags)]:
-        raise ReviewError(f"{ds.name!r} cannot be written as CoNLL: the file would not read back as the same "
-                          "tokens and tags. Export it as JSONL (its upload format) or as CSV instead.")
+    back = parse_conll(text, "export") if text else None  # the file must read back as the same sentences
+    if back is None or [(b.tokens, b.tags) for b in back.sentences] != [
+        (s.tokens, list(t)) for s, t in zip(corpus.sentences, tags)
+    ]:
+        raise ReviewError(
+            f"{ds.name!r} cannot be written as CoNLL: the file would not read back as the same "
+            "tokens and tags. Export it as JSONL (its upload format) or as CSV instead."
+        )
     return text
 
 

@@ -6,6 +6,7 @@ Review and Label pages do not read this table; every function here is for a lead
 Per annotator, accuracy on gold = their labels equal to the gold label / their labels on gold
 items (`accuracy`), shown beside the estimated quality in the annotator table.
 """
+
 from __future__ import annotations
 
 import csv
@@ -14,15 +15,15 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from . import store
-from .auth import User, require_active
-from .datasets import Dataset
-from .errors import NotFound, ReviewError
-from .labeling import row_number as _row
+from review import store
+from review.auth import User, require_active
+from review.datasets import Dataset
+from review.errors import NotFound, ReviewError
+from review.labeling import row_number as _row
 
 CSV_COLUMNS = ("row", "label")
 MAX_CSV_BYTES = 20_000_000
-PREVIEW_CHARS = 120       # characters of an item's text in the gold list
+PREVIEW_CHARS = 120  # characters of an item's text in the gold list
 
 
 class GoldError(ReviewError):
@@ -50,9 +51,11 @@ def set_gold(db: sqlite_utils.Database, ds: Dataset, idx, label: str, user: User
 def _put(db, ds: Dataset, i: int, label: str, user: User) -> str | None:
     before = store.scalar(db, "SELECT label FROM gold WHERE dataset_id=? AND idx=?", [ds.id, i])
     if before != label:
-        db.execute("INSERT INTO gold(dataset_id, idx, label, set_by, at) VALUES (?,?,?,?,?)"
-                   " ON CONFLICT(dataset_id, idx) DO UPDATE SET label=excluded.label, set_by=excluded.set_by, at=excluded.at",
-                   [ds.id, i, label, user.name, store.now_iso()])
+        db.execute(
+            "INSERT INTO gold(dataset_id, idx, label, set_by, at) VALUES (?,?,?,?,?)"
+            " ON CONFLICT(dataset_id, idx) DO UPDATE SET label=excluded.label, set_by=excluded.set_by, at=excluded.at",
+            [ds.id, i, label, user.name, store.now_iso()],
+        )
     return before
 
 
@@ -81,7 +84,9 @@ def item(db: sqlite_utils.Database, ds: Dataset, idx, user: User) -> dict:
     i = _row(ds, idx)
     key, text, label = db.execute(
         "SELECT i.key, i.text, g.label FROM items i LEFT JOIN gold g ON g.dataset_id=i.dataset_id AND g.idx=i.idx"
-        " WHERE i.dataset_id=? AND i.idx=?", [ds.id, i]).fetchone()
+        " WHERE i.dataset_id=? AND i.idx=?",
+        [ds.id, i],
+    ).fetchone()
     return {"row": i, "id": key, "text": text, "gold_label": label}
 
 
@@ -94,21 +99,30 @@ def list_gold(db: sqlite_utils.Database, ds: Dataset, user: User, limit: int = 1
     """One page of gold items in row order (keyset on the row): row, id, gold label, set by, at, the
     start of the text, and how many annotators labelled it. Leads only."""
     require_active(db, user, "lead", "see gold labels")
-    return list(db.query(
-        "SELECT g.idx AS row, i.key AS id, g.label AS gold_label, g.set_by AS set_by, g.at AS at,"
-        f" substr(i.text, 1, {PREVIEW_CHARS}) AS text,"
-        " (SELECT COUNT(*) FROM annotations a WHERE a.dataset_id=g.dataset_id AND a.idx=g.idx) AS annotators"
-        " FROM gold g JOIN items i ON i.dataset_id=g.dataset_id AND i.idx=g.idx"
-        " WHERE g.dataset_id=? AND g.idx>? ORDER BY g.idx LIMIT ?", [ds.id, int(after), int(limit)]))
+    return list(
+        db.query(
+            "SELECT g.idx AS row, i.key AS id, g.label AS gold_label, g.set_by AS set_by, g.at AS at,"
+            f" substr(i.text, 1, {PREVIEW_CHARS}) AS text,"
+            " (SELECT COUNT(*) FROM annotations a WHERE a.dataset_id=g.dataset_id AND a.idx=g.idx) AS annotators"
+            " FROM gold g JOIN items i ON i.dataset_id=g.dataset_id AND i.idx=g.idx"
+            " WHERE g.dataset_id=? AND g.idx>? ORDER BY g.idx LIMIT ?",
+            [ds.id, int(after), int(limit)],
+        )
+    )
 
 
 def accuracy(db: sqlite_utils.Database, ds: Dataset) -> dict[str, tuple[int, int]]:
     """Per annotator: (labels equal to the gold label, labels on gold items), over the labels they
     gave gold items (current annotations, so labels added in the label queue count). One query."""
-    return {a: (int(right), int(n)) for a, right, n in db.execute(
-        "SELECT a.annotator, SUM(a.label = g.label), COUNT(*) FROM annotations a"
-        " JOIN gold g ON g.dataset_id=a.dataset_id AND g.idx=a.idx"
-        " WHERE a.dataset_id=? GROUP BY a.annotator", [ds.id])}
+    return {
+        a: (int(right), int(n))
+        for a, right, n in db.execute(
+            "SELECT a.annotator, SUM(a.label = g.label), COUNT(*) FROM annotations a"
+            " JOIN gold g ON g.dataset_id=a.dataset_id AND g.idx=a.idx"
+            " WHERE a.dataset_id=? GROUP BY a.annotator",
+            [ds.id],
+        )
+    }
 
 
 def has_gold(db: sqlite_utils.Database, ds: Dataset) -> bool:
@@ -120,9 +134,9 @@ def has_gold(db: sqlite_utils.Database, ds: Dataset) -> bool:
 
 @dataclass
 class ImportResult:
-    added: int        # rows that were not gold before
-    changed: int      # rows whose gold label changed
-    unchanged: int    # rows already gold with that label
+    added: int  # rows that were not gold before
+    changed: int  # rows whose gold label changed
+    unchanged: int  # rows already gold with that label
 
 
 def parse_csv(ds: Dataset, data: bytes, filename: str = "gold.csv") -> list[tuple[int, str]]:
@@ -138,13 +152,16 @@ def parse_csv(ds: Dataset, data: bytes, filename: str = "gold.csv") -> list[tupl
     lines = list(csv.reader(io.StringIO(text)))
     numbered = [(k + 1, r) for k, r in enumerate(lines) if any(c.strip() for c in r)]
     if not numbered:
-        raise GoldError(f"{filename} is empty: it needs one line per gold item, `row,label` (the row as the app shows it).")
+        raise GoldError(
+            f"{filename} is empty: it needs one line per gold item, `row,label` (the row as the app shows it)."
+        )
     first = [c.strip().lower() for c in numbered[0][1]]
     if first[:2] == list(CSV_COLUMNS):
         numbered = numbered[1:]
     elif first and not first[0].lstrip("-").isdigit():
-        raise GoldError(f"{filename}, line {numbered[0][0]}: the header must be `row,label`, not "
-                        f"{','.join(numbered[0][1])!r}.")
+        raise GoldError(
+            f"{filename}, line {numbered[0][0]}: the header must be `row,label`, not {','.join(numbered[0][1])!r}."
+        )
     if not numbered:
         raise GoldError(f"{filename} has a header but no gold item: add one line per item, `row,label`.")
     problems: list[str] = []
@@ -161,15 +178,20 @@ def parse_csv(ds: Dataset, data: bytes, filename: str = "gold.csv") -> list[tupl
             problems.append(f"{where}row {row!r} is not a row of {ds.name!r} (rows are 0 to {ds.n_items - 1})")
             continue
         if label not in ds.labels:
-            problems.append(f"{where}row {i}: label {label!r} is not a label of {ds.name!r} "
-                            f"(labels: {', '.join(ds.labels)})")
+            problems.append(
+                f"{where}row {i}: label {label!r} is not a label of {ds.name!r} (labels: {', '.join(ds.labels)})"
+            )
             continue
         if i in out and out[i][0] != label:
             problems.append(f"{where}row {i} is labelled {label!r} here and {out[i][0]!r} on line {out[i][1]}")
             continue
         out[i] = (label, line)
     if problems:
-        more = f" ({len(problems) - 1:,} more problem{'s' if len(problems) > 2 else ''} after it)" if len(problems) > 1 else ""
+        more = (
+            f" ({len(problems) - 1:,} more problem{'s' if len(problems) > 2 else ''} after it)"
+            if len(problems) > 1
+            else ""
+        )
         raise GoldError(f"{problems[0]}{more}. Nothing was imported: fix the file and upload it again.")
     return [(i, lab) for i, (lab, _) in sorted(out.items())]
 

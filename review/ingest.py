@@ -10,6 +10,7 @@ proposes label = the short low-cardinality column and text = the long columns, a
 :func:`parse_class_names` turns ``1=World, 2=Sports`` or a ``classes.txt`` into
 ``Mapping.class_names`` (original value -> the name stored as the label).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,13 +24,22 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from . import signals, store
-from .auth import User, require_active
-from .errors import IngestError
+from review import signals, store
+from review.auth import User, require_active
+from review.errors import IngestError
 
-MIN_PER_CLASS = 5            # 5-fold cross-validation needs 5 rows of every class
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "csv", ".jsonl": "jsonl",
-           ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+MIN_PER_CLASS = 5  # 5-fold cross-validation needs 5 rows of every class
+FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".txt": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 TEXT_NAMES = ("text", "sentence", "content", "review", "body", "document", "comment", "message", "utterance", "title")
 LABEL_NAMES = ("label", "labels", "class", "category", "target", "y", "tag", "intent", "sentiment", "topic")
 ID_NAMES = ("id", "item_id", "uid", "row_id", "example_id", "doc_id", "key")
@@ -40,8 +50,8 @@ MAX_COLUMNS = 2000
 # small compressed file (a Parquet dictionary of one long string over millions of rows, zstd)
 # must not become gigabytes in memory and in the database. Generous: the 1M-row benchmark
 # (benchmarks/scale.py: 3 columns, ~60 MB) is 3M cells, far below both.
-MAX_DECODED_BYTES = 2 * 1024 ** 3   # 2 GB of decoded text / cell bytes
-MAX_CELLS = 50_000_000              # rows x columns (tokens x columns for NER)
+MAX_DECODED_BYTES = 2 * 1024**3  # 2 GB of decoded text / cell bytes
+MAX_CELLS = 50_000_000  # rows x columns (tokens x columns for NER)
 BATCH = 20_000
 # Several text columns are joined with a newline: each part stays verbatim (no invented
 # punctuation such as "?. " after a title that ends in "?"), the Review page draws it as a
@@ -49,12 +59,40 @@ BATCH = 20_000
 TEXT_SEP = "\n"
 # How an error tells the user to choose a column: the command's flags, or the Upload page's boxes
 CLI_HINTS = {"text": "--text-col", "label": "--label-col", "id": "--id-col", "annotator": "--annotator-col"}
-PAGE_HINTS = {"text": "the 'Text column(s)' box", "label": "the 'Label column' box", "id": "the 'Id column' box",
-              "annotator": "the 'Annotator column' box"}
+PAGE_HINTS = {
+    "text": "the 'Text column(s)' box",
+    "label": "the 'Label column' box",
+    "id": "the 'Id column' box",
+    "annotator": "the 'Annotator column' box",
+}
 # first-row cells that name a column (sniff_header): the role names above and a few more
-HEADER_WORDS = frozenset(TEXT_NAMES + LABEL_NAMES + ID_NAMES + ANNOTATOR_NAMES + (
-    "description", "headline", "summary", "abstract", "question", "answer", "name", "score", "date", "source",
-    "embedding", "embeddings", "loss", "split", "language", "lang", "url", "index", "idx"))
+HEADER_WORDS = frozenset(
+    TEXT_NAMES
+    + LABEL_NAMES
+    + ID_NAMES
+    + ANNOTATOR_NAMES
+    + (
+        "description",
+        "headline",
+        "summary",
+        "abstract",
+        "question",
+        "answer",
+        "name",
+        "score",
+        "date",
+        "source",
+        "embedding",
+        "embeddings",
+        "loss",
+        "split",
+        "language",
+        "lang",
+        "url",
+        "index",
+        "idx",
+    )
+)
 _NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 
 
@@ -62,25 +100,25 @@ _NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 class Mapping:
     """Which columns mean what. Names are header names, or "1", "2", … without a header."""
 
-    text: list[str] = field(default_factory=list)     # joined with text_sep when several
+    text: list[str] = field(default_factory=list)  # joined with text_sep when several
     label: str | None = None
     id: str | None = None
     annotator: str | None = None
-    probs: list[str] = field(default_factory=list)    # one column per class
+    probs: list[str] = field(default_factory=list)  # one column per class
     features: list[str] = field(default_factory=list)  # tabular: feature columns, no text
     annotators: list[str] = field(default_factory=list)  # wide multi-annotator form: one column per annotator
-    embedding: str | None = None       # the team's own embeddings: a column with one vector per row ...
+    embedding: str | None = None  # the team's own embeddings: a column with one vector per row ...
     embedding_file: str | None = None  # ... or the name of the .npy file that held them
-    loss: str | None = None            # the team's own per-row training loss
+    loss: str | None = None  # the team's own per-row training loss
     # NER uploads: how the file was read
-    format: str | None = None          # 'conll' | 'jsonl'
-    scheme: str | None = None          # 'IOB1' | 'IOB2' | 'BIOES'
-    n_columns: int = 0                 # CoNLL columns (token first, tag last)
-    prob_tags: list[str] = field(default_factory=list)   # JSONL pred_probs: their tag order
+    format: str | None = None  # 'conll' | 'jsonl'
+    scheme: str | None = None  # 'IOB1' | 'IOB2' | 'BIOES'
+    n_columns: int = 0  # CoNLL columns (token first, tag last)
+    prob_tags: list[str] = field(default_factory=list)  # JSONL pred_probs: their tag order
     # label value as uploaded -> the class name stored as the label (parse_class_names); the
     # original values are kept here (and so in datasets.mapping and the upload's audit-trail row)
     class_names: dict[str, str] = field(default_factory=dict)
-    text_sep: str = TEXT_SEP           # how several text columns were joined
+    text_sep: str = TEXT_SEP  # how several text columns were joined
 
     @property
     def multi(self) -> bool:
@@ -91,9 +129,9 @@ class Mapping:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, s: str) -> "Mapping":
+    def from_json(cls, s: str) -> Mapping:
         data = json.loads(s)
-        data.setdefault("text_sep", " ")   # datasets ingested before text_sep joined with a space
+        data.setdefault("text_sep", " ")  # datasets ingested before text_sep joined with a space
         return cls(**data)
 
     def used(self) -> list[str]:
@@ -113,9 +151,9 @@ class Prepared:
     mapping: Mapping
     source_name: str
     source_sha256: str
-    annotations: list[tuple[int, str, str]] | None = None   # multi-annotator: (item row, annotator, label)
-    embeddings: np.ndarray | None = None   # (n, d) the team's own embeddings (review.signals)
-    loss: np.ndarray | None = None         # (n,) the team's own training loss per row
+    annotations: list[tuple[int, str, str]] | None = None  # multi-annotator: (item row, annotator, label)
+    embeddings: np.ndarray | None = None  # (n, d) the team's own embeddings (review.signals)
+    loss: np.ndarray | None = None  # (n,) the team's own training loss per row
 
 
 def _fmt(filename: str) -> str:
@@ -123,26 +161,28 @@ def _fmt(filename: str) -> str:
     for ext, kind in FORMATS.items():
         if name.endswith(ext):
             return kind
-    raise IngestError(
-        f"{filename}: unknown file type. Upload a .csv, .tsv, .jsonl or .parquet file."
-    )
+    raise IngestError(f"{filename}: unknown file type. Upload a .csv, .tsv, .jsonl or .parquet file.")
 
 
 def _gb(n: int) -> str:
-    return f"{n / 1024 ** 3:,.1f} GB" if n >= 1024 ** 3 else f"{n / 1024 ** 2:,.1f} MB"
+    return f"{n / 1024**3:,.1f} GB" if n >= 1024**3 else f"{n / 1024**2:,.1f} MB"
 
 
 def too_many_bytes(filename: str, size: int | None = None) -> IngestError:
     """The refusal for an upload that decodes to more than MAX_DECODED_BYTES."""
     got = f" ({_gb(size)} so far)" if size else ""
-    return IngestError(f"{filename} decodes to more than {_gb(MAX_DECODED_BYTES)} of data{got}, the limit for one upload. "
-                       "Split the file into smaller files and upload them one by one, or keep only the columns you need.")
+    return IngestError(
+        f"{filename} decodes to more than {_gb(MAX_DECODED_BYTES)} of data{got}, the limit for one upload. "
+        "Split the file into smaller files and upload them one by one, or keep only the columns you need."
+    )
 
 
 def too_many_cells(filename: str, cells: int) -> IngestError:
     """The refusal for an upload of more than MAX_CELLS cells (rows x columns)."""
-    return IngestError(f"{filename} holds about {cells:,} cells (rows x columns), more than the limit of {MAX_CELLS:,} "
-                       "for one upload. Split the file into smaller files, or keep only the text, label and id columns.")
+    return IngestError(
+        f"{filename} holds about {cells:,} cells (rows x columns), more than the limit of {MAX_CELLS:,} "
+        "for one upload. Split the file into smaller files, or keep only the text, label and id columns."
+    )
 
 
 def decode_upload(data: bytes, filename: str, keep_bom: bool = False) -> str:
@@ -162,14 +202,16 @@ def decode_upload(data: bytes, filename: str, keep_bom: bool = False) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise IngestError(
-            f"{filename}: the bytes at line {line} (byte {exc.start}, {data[exc.start:exc.start + 4]!r}) are not UTF-8. "
+            f"{filename}: the bytes at line {line} (byte {exc.start}, {data[exc.start : exc.start + 4]!r}) are not UTF-8. "
             "Save the file as UTF-8 (in Excel: 'CSV UTF-8') and upload it again."
         ) from None
     nul = text.find("\x00")
     if nul >= 0:
         line = text.count("\n", 0, nul) + 1
-        raise IngestError(f"{filename}: line {line} contains a NUL byte, so this is not a text file. "
-                          "Upload a CSV, TSV, JSONL, Parquet or CoNLL file.")
+        raise IngestError(
+            f"{filename}: line {line} contains a NUL byte, so this is not a text file. "
+            "Upload a CSV, TSV, JSONL, Parquet or CoNLL file."
+        )
     return text
 
 
@@ -222,7 +264,9 @@ def read_table(data: bytes, filename: str, no_header: bool = False) -> pd.DataFr
     if df.shape[0] == 0:
         raise IngestError(f"{filename} has a header but no data rows: add rows and upload again.")
     if df.shape[1] > MAX_COLUMNS:
-        raise IngestError(f"{filename} has {df.shape[1]:,} columns; at most {MAX_COLUMNS:,} are supported. Keep the text, label and id columns and upload again.")
+        raise IngestError(
+            f"{filename} has {df.shape[1]:,} columns; at most {MAX_COLUMNS:,} are supported. Keep the text, label and id columns and upload again."
+        )
     df.columns = [str(c) for c in df.columns]
     dup = df.columns[df.columns.duplicated()].tolist()
     if dup:
@@ -230,8 +274,9 @@ def read_table(data: bytes, filename: str, no_header: bool = False) -> pd.DataFr
     return df
 
 
-def _read_delimited(text: str, filename: str, default_sep: str, no_header: bool,
-                    nrows: int | None = None) -> pd.DataFrame:
+def _read_delimited(
+    text: str, filename: str, default_sep: str, no_header: bool, nrows: int | None = None
+) -> pd.DataFrame:
     sep = _sniff_sep(text, default_sep)
     # cells before parsing: pandas pads short rows to the first line's width, so 1 M lines of "x"
     # under a 2,000-column header are 2 G cells from 2 MB; rows <= line ends + 1
@@ -241,12 +286,21 @@ def _read_delimited(text: str, filename: str, default_sep: str, no_header: bool,
         raise too_many_cells(filename, cells)
     try:
         df = pd.read_csv(
-            io.StringIO(text), sep=sep, header=None if no_header else 0, dtype=str,
-            keep_default_na=False, na_values=[""], skip_blank_lines=True, engine="c", nrows=nrows,
+            io.StringIO(text),
+            sep=sep,
+            header=None if no_header else 0,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            skip_blank_lines=True,
+            engine="c",
+            nrows=nrows,
         )
     except pd.errors.ParserError as exc:
         msg = str(exc).replace("Error tokenizing data. C error: ", "").strip()
-        raise IngestError(f"{filename}: the table could not be read ({msg}). Check quotes and the number of fields on that line.") from None
+        raise IngestError(
+            f"{filename}: the table could not be read ({msg}). Check quotes and the number of fields on that line."
+        ) from None
     except pd.errors.EmptyDataError:
         raise IngestError(f"{filename} is empty: upload a file with a header row and at least one data row.") from None
     if no_header:
@@ -254,12 +308,14 @@ def _read_delimited(text: str, filename: str, default_sep: str, no_header: bool,
     else:
         unnamed = [c for c in df.columns if str(c).startswith("Unnamed: ")]
         if unnamed and len(unnamed) == df.shape[1]:
-            raise IngestError(f"{filename}: the header row is empty. Add column names, or tick 'The first line is data' "
-                              "(review ingest: --no-header).")
+            raise IngestError(
+                f"{filename}: the header row is empty. Add column names, or tick 'The first line is data' "
+                "(review ingest: --no-header)."
+            )
     return df.astype(object).where(df.notna(), None)
 
 
-MAX_JSON_DEPTH = 200     # lists and objects inside each other on one JSON line (a record is 1, a vector 2)
+MAX_JSON_DEPTH = 200  # lists and objects inside each other on one JSON line (a record is 1, a vector 2)
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
@@ -278,9 +334,11 @@ def json_depth(line: str) -> int:
 
 
 def too_deep(filename: str, lineno: int) -> IngestError:
-    return IngestError(f"line {lineno} of {filename} is nested deeper than {MAX_JSON_DEPTH} levels (lists or objects "
-                       "inside each other): flatten it, so that each value is text, a number or a list of them, "
-                       "and upload again.")
+    return IngestError(
+        f"line {lineno} of {filename} is nested deeper than {MAX_JSON_DEPTH} levels (lists or objects "
+        "inside each other): flatten it, so that each value is text, a number or a list of them, "
+        "and upload again."
+    )
 
 
 def check_json_depth(line: str, filename: str, lineno: int) -> None:
@@ -294,10 +352,12 @@ def load_json_line(line: str, filename: str, lineno: int):
     check_json_depth(line, filename, lineno)
     try:
         return json.loads(line)
-    except RecursionError:   # nested less than MAX_JSON_DEPTH, but the stack was deep already
+    except RecursionError:  # nested less than MAX_JSON_DEPTH, but the stack was deep already
         raise too_deep(filename, lineno) from None
     except json.JSONDecodeError as exc:
-        raise IngestError(f"{filename}: line {lineno} is not valid JSON ({exc.msg} at column {exc.colno}). Fix or remove that line.") from None
+        raise IngestError(
+            f"{filename}: line {lineno} is not valid JSON ({exc.msg} at column {exc.colno}). Fix or remove that line."
+        ) from None
 
 
 def _read_jsonl(text: str, filename: str) -> pd.DataFrame:
@@ -309,15 +369,19 @@ def _read_jsonl(text: str, filename: str) -> pd.DataFrame:
             continue
         obj = load_json_line(line, filename, lineno)
         if not isinstance(obj, dict):
-            raise IngestError(f"{filename}: line {lineno} is a JSON {type(obj).__name__}, not an object. Each line must be one object such as {{\"text\": \"…\", \"label\": \"…\"}}.")
+            raise IngestError(
+                f'{filename}: line {lineno} is a JSON {type(obj).__name__}, not an object. Each line must be one object such as {{"text": "…", "label": "…"}}.'
+            )
         records.append({k: _as_str(v) for k, v in obj.items()})
         keys.update(obj)
         size += len(line)
         # every row gets a cell for every key seen on any line: 1 M lines of {} after a line of
         # 2,000 keys are 2 G cells from 3 MB
         if len(keys) > MAX_COLUMNS:
-            raise IngestError(f"{filename}: line {lineno} brings the number of keys to {len(keys):,}; at most "
-                              f"{MAX_COLUMNS:,} columns are supported. Keep the text, label and id keys and upload again.")
+            raise IngestError(
+                f"{filename}: line {lineno} brings the number of keys to {len(keys):,}; at most "
+                f"{MAX_COLUMNS:,} columns are supported. Keep the text, label and id keys and upload again."
+            )
         if len(records) * len(keys) > MAX_CELLS:
             raise too_many_cells(filename, len(records) * len(keys))
         if size > MAX_DECODED_BYTES:
@@ -333,12 +397,18 @@ def _arrow_bytes(arr) -> int:
     string over millions of rows is a few kB in the file and in this batch, gigabytes decoded."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
     if isinstance(arr, pa.ChunkedArray):
         return sum(_arrow_bytes(c) for c in arr.chunks)
     t = arr.type
     if pa.types.is_dictionary(t):
         vt = t.value_type
-        if pa.types.is_string(vt) or pa.types.is_binary(vt) or pa.types.is_large_string(vt) or pa.types.is_large_binary(vt):
+        if (
+            pa.types.is_string(vt)
+            or pa.types.is_binary(vt)
+            or pa.types.is_large_string(vt)
+            or pa.types.is_large_binary(vt)
+        ):
             lengths = pc.cast(pc.binary_length(arr.dictionary), pa.int64())
             total = pc.sum(pc.take(lengths, arr.indices)).as_py() or 0
             return total + 8 * len(arr)
@@ -356,6 +426,7 @@ def _parquet_batches(data: bytes, filename: str, dictionary: list[str], ncols: i
     """Row group by row group, BATCH rows at a time, refused as soon as the running cells or
     decoded bytes pass the caps."""
     import pyarrow.parquet as pq
+
     pf = pq.ParquetFile(io.BytesIO(data), read_dictionary=dictionary)
     batches, rows, size = [], 0, 0
     for g in range(pf.num_row_groups):
@@ -376,11 +447,14 @@ def _parquet_frame(data: bytes, filename: str) -> pd.DataFrame:
     (dictionary-encoded values expand beyond the metadata's uncompressed sizes, and metadata can lie)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     pf = pq.ParquetFile(io.BytesIO(data))
     md, target = pf.metadata, pf.schema_arrow
     if len(target.names) > MAX_COLUMNS:
-        raise IngestError(f"{filename} has {len(target.names):,} columns; at most {MAX_COLUMNS:,} are supported. "
-                          "Keep the text, label and id columns and upload again.")
+        raise IngestError(
+            f"{filename} has {len(target.names):,} columns; at most {MAX_COLUMNS:,} are supported. "
+            "Keep the text, label and id columns and upload again."
+        )
     cells = md.num_rows * max(md.num_columns, 1)
     uncompressed = leaf_values = 0
     for i in range(md.num_row_groups):
@@ -399,7 +473,7 @@ def _parquet_frame(data: bytes, filename: str) -> pd.DataFrame:
     binary = [schema.column(i).path for i in range(len(schema)) if schema.column(i).physical_type == "BYTE_ARRAY"]
     try:
         batches = _parquet_batches(data, filename, binary, len(target.names))
-    except pa.ArrowNotImplementedError:   # a nested column arrow cannot keep as a dictionary: top-level ones only
+    except pa.ArrowNotImplementedError:  # a nested column arrow cannot keep as a dictionary: top-level ones only
         batches = _parquet_batches(data, filename, [p for p in binary if p in target.names], len(target.names))
     if not batches:
         return target.empty_table().to_pandas()
@@ -409,7 +483,9 @@ def _parquet_frame(data: bytes, filename: str) -> pd.DataFrame:
 
 def _read_parquet(data: bytes, filename: str) -> pd.DataFrame:
     if data[:4] != b"PAR1" or data[-4:] != b"PAR1":
-        raise IngestError(f"{filename} is not a Parquet file (it lacks the PAR1 markers). Upload a real .parquet file, or rename it to its true type.")
+        raise IngestError(
+            f"{filename} is not a Parquet file (it lacks the PAR1 markers). Upload a real .parquet file, or rename it to its true type."
+        )
     try:
         df = _parquet_frame(data, filename)
     except IngestError:
@@ -422,8 +498,8 @@ def _read_parquet(data: bytes, filename: str) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- headerless files
 
-SNIFF_ROWS = 500          # sniff_header compares the first line with the next 499
-PROFILE_ROWS = 20_000     # _profile looks at this many rows of a column
+SNIFF_ROWS = 500  # sniff_header compares the first line with the next 499
+PROFILE_ROWS = 20_000  # _profile looks at this many rows of a column
 
 
 @dataclass(frozen=True)
@@ -471,8 +547,9 @@ def sniff_header(data: bytes, filename: str) -> HeaderGuess:
         kind = _fmt(filename)
         if kind in ("jsonl", "parquet"):
             return HeaderGuess(False)
-        raw = _read_delimited(decode_upload(data, filename), filename, "\t" if kind == "tsv" else ",", True,
-                              nrows=SNIFF_ROWS)
+        raw = _read_delimited(
+            decode_upload(data, filename), filename, "\t" if kind == "tsv" else ",", True, nrows=SNIFF_ROWS
+        )
     except (IngestError, ValueError, pd.errors.ParserError):
         return HeaderGuess(False)
     if raw.shape[0] < 3:
@@ -488,14 +565,17 @@ def sniff_header(data: bytes, filename: str) -> HeaderGuess:
         if cell.lower() in HEADER_WORDS and cell not in distinct:
             return HeaderGuess(False, f"column {j + 1}'s first cell {cell!r} is a column name")
         numeric = sum(bool(_NUMBER.match(v)) for v in below) >= 0.9 * len(below)
-        label_like = (float(np.median([len(v) for v in below])) <= 30
-                      and len(distinct) <= max(2, min(50, len(below) // 3)))
+        label_like = float(np.median([len(v) for v in below])) <= 30 and len(distinct) <= max(
+            2, min(50, len(below) // 3)
+        )
         texts = float(np.median([_words(v) for v in below])) >= 4
         words = _words(cell)
         if label_like and cell in distinct:
             data_votes += 1
-            why.append(f"column {j + 1}: {cell!r} is one of its values "
-                       f"({_values_preview(sorted(distinct, key=_natural_key), 6)})")
+            why.append(
+                f"column {j + 1}: {cell!r} is one of its values "
+                f"({_values_preview(sorted(distinct, key=_natural_key), 6)})"
+            )
         elif numeric:
             if _NUMBER.match(cell):
                 data_votes += 1
@@ -524,11 +604,15 @@ def _profile(s: pd.Series) -> dict:
     vals = [v.strip() for v in head.tolist() if isinstance(v, str) and v.strip()]
     if not vals:
         return {"n": 0, "distinct": 0, "length": 0.0, "words": 0.0, "numeric": False, "integer": False, "spaces": False}
-    return {"n": len(vals), "distinct": len(set(vals)), "length": float(np.median([len(v) for v in vals])),
-            "words": float(np.median([_words(v) for v in vals])),
-            "numeric": sum(bool(_NUMBER.match(v)) for v in vals) >= 0.9 * len(vals),
-            "integer": all(re.fullmatch(r"[-+]?\d+", v) for v in vals),
-            "spaces": any(any(ch.isspace() for ch in v) for v in vals)}
+    return {
+        "n": len(vals),
+        "distinct": len(set(vals)),
+        "length": float(np.median([len(v) for v in vals])),
+        "words": float(np.median([_words(v) for v in vals])),
+        "numeric": sum(bool(_NUMBER.match(v)) for v in vals) >= 0.9 * len(vals),
+        "integer": all(re.fullmatch(r"[-+]?\d+", v) for v in vals),
+        "spaces": any(any(ch.isspace() for ch in v) for v in vals),
+    }
 
 
 def _headerless_roles(df: pd.DataFrame) -> tuple[str | None, list[str], str | None]:
@@ -543,17 +627,33 @@ def _headerless_roles(df: pd.DataFrame) -> tuple[str | None, list[str], str | No
     """
     cols = list(df.columns)
     prof = {c: _profile(df[c]) for c in cols}
-    cands = [c for c in cols if 2 <= prof[c]["distinct"] <= max(2, min(100, prof[c]["n"] // 3)) and prof[c]["length"] <= 30]
+    cands = [
+        c for c in cols if 2 <= prof[c]["distinct"] <= max(2, min(100, prof[c]["n"] // 3)) and prof[c]["length"] <= 30
+    ]
     label = min(cands, key=lambda c: (prof[c]["distinct"], prof[c]["length"], cols.index(c))) if cands else None
     rest = [c for c in cols if c != label]
-    text = [c for c in rest if prof[c]["n"] and not prof[c]["numeric"] and (prof[c]["words"] >= 2 or prof[c]["length"] >= 15)]
+    text = [
+        c
+        for c in rest
+        if prof[c]["n"] and not prof[c]["numeric"] and (prof[c]["words"] >= 2 or prof[c]["length"] >= 15)
+    ]
     if not text:
         others = [c for c in rest if prof[c]["n"] and not prof[c]["numeric"]]
         text = [max(others, key=lambda c: (prof[c]["length"], -cols.index(c)))] if others else []
     n = len(df)
-    ident = next((c for c in rest if c not in text and not prof[c]["spaces"] and prof[c]["length"] <= 40
-                  and (prof[c]["integer"] or not prof[c]["numeric"])
-                  and int(df[c].notna().sum()) == n and df[c].nunique() == n), None)
+    ident = next(
+        (
+            c
+            for c in rest
+            if c not in text
+            and not prof[c]["spaces"]
+            and prof[c]["length"] <= 40
+            and (prof[c]["integer"] or not prof[c]["numeric"])
+            and int(df[c].notna().sum()) == n
+            and df[c].nunique() == n
+        ),
+        None,
+    )
     return label, text, ident
 
 
@@ -597,8 +697,11 @@ def guess_partial(df: pd.DataFrame, hints: dict[str, str] = CLI_HINTS) -> tuple[
             label, text, ident = _headerless_roles(df)
             return Mapping(text=text, label=label, id=ident), str(exc)
         text = guess_text_column(df)
-        return Mapping(text=[text] if text else [], id=guess_id_column(df),
-                       annotator=_pick(cols, ANNOTATOR_NAMES, "annotator", hints["annotator"], False)), str(exc)
+        return Mapping(
+            text=[text] if text else [],
+            id=guess_id_column(df),
+            annotator=_pick(cols, ANNOTATOR_NAMES, "annotator", hints["annotator"], False),
+        ), str(exc)
 
 
 def guess_mapping(df: pd.DataFrame, hints: dict[str, str] = CLI_HINTS) -> Mapping:
@@ -610,10 +713,14 @@ def guess_mapping(df: pd.DataFrame, hints: dict[str, str] = CLI_HINTS) -> Mappin
             raise IngestError("The file has a single column: it needs a text column and a label column.")
         label, text, ident = _headerless_roles(df)
         if label is None:
-            raise IngestError("No column looks like a label column (short values, a few distinct ones, repeated): "
-                              f"say which column holds the label ({hints['label']}).")
+            raise IngestError(
+                "No column looks like a label column (short values, a few distinct ones, repeated): "
+                f"say which column holds the label ({hints['label']})."
+            )
         if not text:
-            raise IngestError(f"No column besides the label holds text: say which column holds the text ({hints['text']}).")
+            raise IngestError(
+                f"No column besides the label holds text: say which column holds the text ({hints['text']})."
+            )
         return Mapping(text=text, label=label, id=ident)
     text = _pick(cols, TEXT_NAMES, "text", hints["text"], True)
     label = _pick(cols, LABEL_NAMES, "label", hints["label"], True)
@@ -629,9 +736,13 @@ def guess_mapping(df: pd.DataFrame, hints: dict[str, str] = CLI_HINTS) -> Mappin
         if features:
             return Mapping(text=[], label=label, id=ident, annotator=annot, probs=probs, features=features)
     if text is None:
-        raise IngestError(f"No text column found among {', '.join(map(repr, cols[:20]))}: say which column holds the text ({hints['text']}).")
+        raise IngestError(
+            f"No text column found among {', '.join(map(repr, cols[:20]))}: say which column holds the text ({hints['text']})."
+        )
     if label is None:
-        raise IngestError(f"No label column found among {', '.join(map(repr, cols[:20]))}: say which column holds the label ({hints['label']}).")
+        raise IngestError(
+            f"No label column found among {', '.join(map(repr, cols[:20]))}: say which column holds the label ({hints['label']})."
+        )
     return Mapping(text=[text], label=label, id=ident, annotator=annot, probs=probs)
 
 
@@ -663,6 +774,7 @@ def class_from_prob_column(col: str) -> str:
 
 # ----------------------------------------------------------------------------- class names
 
+
 def label_values(df: pd.DataFrame, mapping: Mapping) -> list[str]:
     """The distinct label values ``mapping`` reads (the label column, or the annotator columns of
     the wide form), stripped, in natural order ("2" before "10"): the order in which line k of a
@@ -693,33 +805,42 @@ def parse_class_names(text: str | None, values: list[str], source: str = "The cl
         return {}
     shown = _values_preview(values)
     out: dict[str, str] = {}
-    if any("=" in ln for _, ln in lines):        # pairs value=name
+    if any("=" in ln for _, ln in lines):  # pairs value=name
         items = [it.strip() for _, ln in lines for it in (ln.split(",") if ln.count("=") > 1 else [ln]) if it.strip()]
         for it in items:
             if "=" not in it:
-                raise IngestError(f"{source}: {it!r} is not of the form value=name. Write 1=World, 2=Sports, … "
-                                  "or one name per line.")
+                raise IngestError(
+                    f"{source}: {it!r} is not of the form value=name. Write 1=World, 2=Sports, … or one name per line."
+                )
             key, name = (x.strip() for x in it.split("=", 1))
             if key not in values:
-                raise IngestError(f"{source}: {it!r} names the label value {key!r}, which does not occur in the label "
-                                  f"column (its values: {shown}). Remove it, or choose the right label column.")
+                raise IngestError(
+                    f"{source}: {it!r} names the label value {key!r}, which does not occur in the label "
+                    f"column (its values: {shown}). Remove it, or choose the right label column."
+                )
             if not name:
                 raise IngestError(f"{source}: the label value {key!r} has no name after '='.")
             if key in out:
-                raise IngestError(f"{source}: the label value {key!r} is named twice ({out[key]!r} and {name!r}). Give it one name.")
+                raise IngestError(
+                    f"{source}: the label value {key!r} is named twice ({out[key]!r} and {name!r}). Give it one name."
+                )
             out[key] = name
-    else:                                        # names only: the k-th name for the k-th value
+    else:  # names only: the k-th name for the k-th value
         if len(lines) == 1 and "," in lines[0][1]:
             where = [(f"name {k}", n.strip()) for k, n in enumerate(lines[0][1].split(","), start=1) if n.strip()]
         else:
             where = [(f"line {k}", ln) for k, ln in lines]
         if len(where) > len(values):
             at, name = where[len(values)]
-            raise IngestError(f"{source}: {at} ({name!r}) names no class: the label column has {len(values)} "
-                              f"value(s) ({shown}), so at most {len(values)} names (the k-th names the k-th value in sorted order).")
+            raise IngestError(
+                f"{source}: {at} ({name!r}) names no class: the label column has {len(values)} "
+                f"value(s) ({shown}), so at most {len(values)} names (the k-th names the k-th value in sorted order)."
+            )
         if len(where) < len(values):
-            raise IngestError(f"{source}: the label value {values[len(where)]!r} has no name: {len(where)} name(s) for "
-                              f"{len(values)} label values ({shown}); the k-th name names the k-th value in sorted order.")
+            raise IngestError(
+                f"{source}: the label value {values[len(where)]!r} has no name: {len(where)} name(s) for "
+                f"{len(values)} label values ({shown}); the k-th name names the k-th value in sorted order."
+            )
         out = {v: name for v, (_, name) in zip(values, where)}
     missing = [v for v in values if v not in out]
     if missing:
@@ -732,8 +853,10 @@ def _check_names_unique(names: dict[str, str], source: str) -> None:
     seen: dict[str, str] = {}
     for value, name in names.items():
         if name in seen:
-            raise IngestError(f"{source}: the name {name!r} is given to both {seen[name]!r} and {value!r}: "
-                              "each class needs its own name.")
+            raise IngestError(
+                f"{source}: the name {name!r} is given to both {seen[name]!r} and {value!r}: "
+                "each class needs its own name."
+            )
         seen[name] = value
 
 
@@ -744,18 +867,27 @@ def _apply_class_names(labels: pd.Series, names: dict[str, str], filename: str, 
     seen = sorted(set(labels.dropna().tolist()), key=_natural_key)
     missing = [v for v in seen if v not in names]
     if missing:
-        raise IngestError(f"{filename}: the label value {missing[0]!r} in {where} has no class name. "
-                          "Name every value, or none.")
+        raise IngestError(
+            f"{filename}: the label value {missing[0]!r} in {where} has no class name. Name every value, or none."
+        )
     unused = [k for k in names if k not in set(seen)]
     if unused:
-        raise IngestError(f"{filename}: the class name {names[unused[0]]!r} is given for the label value {unused[0]!r}, "
-                          f"which does not occur in {where}.")
+        raise IngestError(
+            f"{filename}: the class name {names[unused[0]]!r} is given for the label value {unused[0]!r}, "
+            f"which does not occur in {where}."
+        )
     _check_names_unique(names, filename)
     return labels.map(lambda v: names[v] if isinstance(v, str) else None)
 
 
-def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | None = None,
-            label_set: list[str] | None = None, embeddings: np.ndarray | None = None) -> Prepared:
+def prepare(
+    df: pd.DataFrame,
+    mapping: Mapping,
+    filename: str,
+    data: bytes | None = None,
+    label_set: list[str] | None = None,
+    embeddings: np.ndarray | None = None,
+) -> Prepared:
     """Validate ``df`` against ``mapping`` and build the items frame. Raises IngestError.
 
     embeddings: (rows, d) from a .npy file (signals.read_npy), in upload order.
@@ -763,16 +895,22 @@ def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | Non
     either); several text columns are joined with ``mapping.text_sep``."""
     missing = [c for c in mapping.used() if c not in df.columns]
     if missing:
-        raise IngestError(f"{filename}: column {missing[0]!r} is not in the file. Its columns are: {', '.join(map(repr, list(df.columns)[:30]))}.")
+        raise IngestError(
+            f"{filename}: column {missing[0]!r} is not in the file. Its columns are: {', '.join(map(repr, list(df.columns)[:30]))}."
+        )
     if mapping.multi:
         if mapping.embedding or mapping.loss or embeddings is not None:
-            raise IngestError(f"{filename}: embeddings and a training-loss column go with one label per row; "
-                              "with several annotators per item, map neither.")
+            raise IngestError(
+                f"{filename}: embeddings and a training-loss column go with one label per row; "
+                "with several annotators per item, map neither."
+            )
         return _prepare_multi(df, mapping, filename, data, label_set)
     if label_set and mapping.class_names:
         label_set = [mapping.class_names.get(s.strip(), s) for s in label_set if s]
     if embeddings is not None and mapping.embedding:
-        raise IngestError(f"{filename}: embeddings come from column {mapping.embedding!r} and from a .npy file: choose one.")
+        raise IngestError(
+            f"{filename}: embeddings come from column {mapping.embedding!r} and from a .npy file: choose one."
+        )
     if not mapping.label:
         raise IngestError("Choose the label column.")
     if not mapping.text and not mapping.features:
@@ -789,13 +927,19 @@ def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | Non
         else:
             text = pd.Series(
                 [mapping.text_sep.join(p for p in row if p) or None for row in zip(*[p.tolist() for p in parts])],
-                index=df.index, dtype=object,
+                index=df.index,
+                dtype=object,
             )
     else:  # tabular: a readable line of the features for the reviewer
         feats = df[mapping.features]
         text = pd.Series(
-            ["; ".join(f"{c}={v}" for c, v in zip(mapping.features, row) if v is not None)
-             for row in feats.itertuples(index=False, name=None)], index=df.index, dtype=object)
+            [
+                "; ".join(f"{c}={v}" for c, v in zip(mapping.features, row) if v is not None)
+                for row in feats.itertuples(index=False, name=None)
+            ],
+            index=df.index,
+            dtype=object,
+        )
     labels = df[mapping.label].map(lambda v: v.strip() if isinstance(v, str) and v.strip() else None)
     labels = _apply_class_names(labels, mapping.class_names, filename, f"column {mapping.label!r}")
 
@@ -804,7 +948,9 @@ def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | Non
         blank = keys.isna()
         if blank.any():
             r = int(np.flatnonzero(blank.to_numpy())[0])
-            raise IngestError(f"{filename}: data row {r + 1} has no value in the id column {mapping.id!r}. Give every row an id, or map no id column.")
+            raise IngestError(
+                f"{filename}: data row {r + 1} has no value in the id column {mapping.id!r}. Give every row an id, or map no id column."
+            )
         dup = keys.duplicated(keep=False)
         if dup.any():
             first = keys[dup].iloc[0]
@@ -817,8 +963,14 @@ def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | Non
     else:
         keys = pd.Series([str(i) for i in range(n)], index=df.index, dtype=object)
 
-    classes = _check_classes(filename, f"column {mapping.label!r}", labels.dropna(), label_set,
-                             need_folds=not mapping.probs, order=_named_order(mapping.class_names))
+    classes = _check_classes(
+        filename,
+        f"column {mapping.label!r}",
+        labels.dropna(),
+        label_set,
+        need_folds=not mapping.probs,
+        order=_named_order(mapping.class_names),
+    )
     probs_json = None
     if mapping.probs:
         prob_classes = [mapping.class_names.get(k, k) for k in map(class_from_prob_column, mapping.probs)]
@@ -830,19 +982,25 @@ def prepare(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | Non
             )
         if sorted(prob_classes) != sorted(classes):
             lacking = [c for c in classes if c not in prob_classes]
-            raise IngestError(f"{filename}: there is no probability column for class(es) {', '.join(map(repr, lacking))}: map one column per class.")
+            raise IngestError(
+                f"{filename}: there is no probability column for class(es) {', '.join(map(repr, lacking))}: map one column per class."
+            )
         mat = np.empty((n, len(classes)))
         for col, cls in zip(mapping.probs, prob_classes):
             vals = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
             bad = np.flatnonzero(~np.isfinite(vals) | (vals < 0))
             if bad.size:
                 r = int(bad[0])
-                raise IngestError(f"{filename}: data row {r + 1}, column {col!r}: {df[col].iloc[r]!r} is not a probability (a number ≥ 0). Fix that cell.")
+                raise IngestError(
+                    f"{filename}: data row {r + 1}, column {col!r}: {df[col].iloc[r]!r} is not a probability (a number ≥ 0). Fix that cell."
+                )
             mat[:, classes.index(cls)] = vals
         sums = mat.sum(axis=1)
         zero = np.flatnonzero(sums <= 0)
         if zero.size:
-            raise IngestError(f"{filename}: data row {int(zero[0]) + 1}: the probability columns are all 0. Each row needs probabilities that sum to 1.")
+            raise IngestError(
+                f"{filename}: data row {int(zero[0]) + 1}: the probability columns are all 0. Each row needs probabilities that sum to 1."
+            )
         mat = mat / sums[:, None]
         probs_json = [json.dumps([round(float(x), 6) for x in row]) for row in mat]
 
@@ -861,8 +1019,15 @@ def _named_order(names: dict[str, str]) -> list[str] | None:
     return [names[v] for v in sorted(names, key=_natural_key)] if names else None
 
 
-def _check_classes(filename: str, where: str, labelled: pd.Series, label_set: list[str] | None,
-                   need_folds: bool = True, noun: str = "row", order: list[str] | None = None) -> list[str]:
+def _check_classes(
+    filename: str,
+    where: str,
+    labelled: pd.Series,
+    label_set: list[str] | None,
+    need_folds: bool = True,
+    noun: str = "row",
+    order: list[str] | None = None,
+) -> list[str]:
     """The label set (declared, else the labels seen, in ``order`` when given, else sorted);
     refuse one class or a class too small."""
     if labelled.empty:
@@ -894,45 +1059,70 @@ def _check_classes(filename: str, where: str, labelled: pd.Series, label_set: li
     return classes
 
 
-def _prepare_multi(df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | None,
-                   label_set: list[str] | None) -> Prepared:
+def _prepare_multi(
+    df: pd.DataFrame, mapping: Mapping, filename: str, data: bytes | None, label_set: list[str] | None
+) -> Prepared:
     """Several labels per item -> one item per id with the majority vote as its given label,
     plus every (item, annotator, label) for the consensus.
 
     Long form: id, text, annotator, label columns, one row per label. Wide form: one row per
     item, one column per annotator (blank where they did not label).
     """
-    from .crowd import majority_vote, to_matrix
+    from review.crowd import majority_vote, to_matrix
 
     if not mapping.text:
         raise IngestError("Choose the text column.")
     if label_set and mapping.class_names:
         label_set = [mapping.class_names.get(s.strip(), s) for s in label_set if s]
-    text_all = df[mapping.text[0]] if len(mapping.text) == 1 else pd.Series(
-        [mapping.text_sep.join(p for p in row if p) or None for row in df[mapping.text].itertuples(index=False, name=None)],
-        index=df.index, dtype=object)
+    text_all = (
+        df[mapping.text[0]]
+        if len(mapping.text) == 1
+        else pd.Series(
+            [
+                mapping.text_sep.join(p for p in row if p) or None
+                for row in df[mapping.text].itertuples(index=False, name=None)
+            ],
+            index=df.index,
+            dtype=object,
+        )
+    )
     clean = lambda v: v.strip() if isinstance(v, str) and v.strip() else None
     if mapping.annotator:  # long form
         if not mapping.label:
             raise IngestError("Choose the label column.")
         if not mapping.id:
-            raise IngestError(f"{filename}: with an annotator column, map the item id column too: the rows of one item share its id.")
+            raise IngestError(
+                f"{filename}: with an annotator column, map the item id column too: the rows of one item share its id."
+            )
         ids = df[mapping.id]
         blank = np.flatnonzero(ids.isna().to_numpy())
         if blank.size:
-            raise IngestError(f"{filename}: data row {int(blank[0]) + 1} has no item id in column {mapping.id!r}. Give every row its item's id.")
+            raise IngestError(
+                f"{filename}: data row {int(blank[0]) + 1} has no item id in column {mapping.id!r}. Give every row its item's id."
+            )
         ann = df[mapping.annotator]
         blank = np.flatnonzero(ann.isna().to_numpy())
         if blank.size:
-            raise IngestError(f"{filename}: data row {int(blank[0]) + 1} has no annotator in column {mapping.annotator!r}. Fill it in or remove the row.")
-        long = pd.DataFrame({"id": ids.astype(str).to_numpy(), "annotator": ann.astype(str).to_numpy(),
-                             "label": df[mapping.label].map(clean).to_numpy(), "text": text_all.to_numpy(), "row": np.arange(len(df))})
+            raise IngestError(
+                f"{filename}: data row {int(blank[0]) + 1} has no annotator in column {mapping.annotator!r}. Fill it in or remove the row."
+            )
+        long = pd.DataFrame(
+            {
+                "id": ids.astype(str).to_numpy(),
+                "annotator": ann.astype(str).to_numpy(),
+                "label": df[mapping.label].map(clean).to_numpy(),
+                "text": text_all.to_numpy(),
+                "row": np.arange(len(df)),
+            }
+        )
         twice = long.duplicated(["id", "annotator"], keep=False) & long["label"].notna()
         if twice.any():
             first = long[twice].iloc[0]
             rows = long[(long["id"] == first["id"]) & (long["annotator"] == first["annotator"])]["row"].tolist()
-            raise IngestError(f"{filename}: annotator {first['annotator']!r} labelled item {first['id']!r} more than once "
-                              f"(data rows {', '.join(str(r + 1) for r in rows[:5])}). Keep one label per annotator and item.")
+            raise IngestError(
+                f"{filename}: annotator {first['annotator']!r} labelled item {first['id']!r} more than once "
+                f"(data rows {', '.join(str(r + 1) for r in rows[:5])}). Keep one label per annotator and item."
+            )
         where = f"column {mapping.label!r}"
         first_rows = long.drop_duplicates("id")
         item_keys = first_rows["id"].tolist()
@@ -945,12 +1135,16 @@ def _prepare_multi(df: pd.DataFrame, mapping: Mapping, filename: str, data: byte
             dup = keys.duplicated(keep=False) & keys.notna()
             if dup.any():
                 v = keys[dup].iloc[0]
-                raise IngestError(f"{filename}: the id {v!r} appears on more than one row; in the wide form each row is one item. Make ids unique.")
+                raise IngestError(
+                    f"{filename}: the id {v!r} appears on more than one row; in the wide form each row is one item. Make ids unique."
+                )
         item_keys = (df[mapping.id].astype(str) if mapping.id else pd.Series([str(i) for i in range(len(df))])).tolist()
         parts = []
         for c in mapping.annotators:
             lab = df[c].map(clean)
-            parts.append(pd.DataFrame({"id": item_keys, "annotator": c, "label": lab.to_numpy(), "row": np.arange(len(df))}))
+            parts.append(
+                pd.DataFrame({"id": item_keys, "annotator": c, "label": lab.to_numpy(), "row": np.arange(len(df))})
+            )
         long = pd.concat(parts, ignore_index=True)
         texts = text_all.tolist()
         where = f"the annotator columns ({', '.join(map(repr, mapping.annotators[:5]))})"
@@ -958,22 +1152,43 @@ def _prepare_multi(df: pd.DataFrame, mapping: Mapping, filename: str, data: byte
         meta_src = df
     long["label"] = _apply_class_names(long["label"], mapping.class_names, filename, where)
     labelled = long.dropna(subset=["label"])
-    classes = _check_classes(filename, where, labelled["label"], label_set, need_folds=False,
-                             order=_named_order(mapping.class_names))
+    classes = _check_classes(
+        filename, where, labelled["label"], label_set, need_folds=False, order=_named_order(mapping.class_names)
+    )
     known = labelled[labelled["label"].isin(classes)]
-    L, item_order, annotators = to_matrix(known["id"].tolist(), known["annotator"].tolist(), known["label"].tolist(), classes)
+    L, item_order, annotators = to_matrix(
+        known["id"].tolist(), known["annotator"].tolist(), known["label"].tolist(), classes
+    )
     vote, _ = majority_vote(L, len(classes), seed=0)
     pos = {k: i for i, k in enumerate(item_order)}
     given = [classes[vote[pos[k]]] if k in pos else None for k in item_keys]
-    _check_classes(filename, "the majority-vote labels", pd.Series([g for g in given if g is not None], dtype=object),
-                   classes, noun="item")
+    _check_classes(
+        filename,
+        "the majority-vote labels",
+        pd.Series([g for g in given if g is not None], dtype=object),
+        classes,
+        noun="item",
+    )
     idx_of = {k: i for i, k in enumerate(item_keys)}
-    annotations = [(idx_of[i], a, l) for i, a, l in labelled[["id", "annotator", "label"]].itertuples(index=False, name=None)]
-    meta = [json.dumps({c: v for c, v in zip(other, row) if v is not None}, ensure_ascii=False) if other else None
-            for row in (meta_src[other].itertuples(index=False, name=None) if other else [()] * len(item_keys))]
+    annotations = [
+        (idx_of[i], a, l) for i, a, l in labelled[["id", "annotator", "label"]].itertuples(index=False, name=None)
+    ]
+    meta = [
+        json.dumps({c: v for c, v in zip(other, row) if v is not None}, ensure_ascii=False) if other else None
+        for row in (meta_src[other].itertuples(index=False, name=None) if other else [()] * len(item_keys))
+    ]
     n = len(item_keys)
-    items = pd.DataFrame({"key": item_keys, "text": texts, "given_label": given, "meta": meta,
-                          "features": [None] * n, "probs": [None] * n, "annotator": [None] * n})
+    items = pd.DataFrame(
+        {
+            "key": item_keys,
+            "text": texts,
+            "given_label": given,
+            "meta": meta,
+            "features": [None] * n,
+            "probs": [None] * n,
+            "annotator": [None] * n,
+        }
+    )
     sha = hashlib.sha256(data).hexdigest() if data is not None else None
     return Prepared(items, classes, bool(label_set), mapping, filename, sha, annotations)
 
@@ -981,21 +1196,27 @@ def _prepare_multi(df: pd.DataFrame, mapping: Mapping, filename: str, data: byte
 def _items_frame(df, mapping, used, keys, text, labels, probs_json) -> pd.DataFrame:
     n = len(df)
     other = [c for c in df.columns if c not in used]
-    meta = [json.dumps({c: v for c, v in zip(other, row) if v is not None}, ensure_ascii=False) if other else None
-            for row in (df[other].itertuples(index=False, name=None) if other else [()] * n)]
+    meta = [
+        json.dumps({c: v for c, v in zip(other, row) if v is not None}, ensure_ascii=False) if other else None
+        for row in (df[other].itertuples(index=False, name=None) if other else [()] * n)
+    ]
     features = None
     if mapping.features:
-        features = [json.dumps(dict(zip(mapping.features, row)), ensure_ascii=False)
-                    for row in df[mapping.features].itertuples(index=False, name=None)]
-    items = pd.DataFrame({
-        "key": keys.to_numpy(dtype=object),
-        "text": text.to_numpy(dtype=object),
-        "given_label": labels.to_numpy(dtype=object),
-        "meta": meta,
-        "features": features if features is not None else [None] * n,
-        "probs": probs_json if probs_json is not None else [None] * n,
-        "annotator": [None] * n,
-    })
+        features = [
+            json.dumps(dict(zip(mapping.features, row)), ensure_ascii=False)
+            for row in df[mapping.features].itertuples(index=False, name=None)
+        ]
+    items = pd.DataFrame(
+        {
+            "key": keys.to_numpy(dtype=object),
+            "text": text.to_numpy(dtype=object),
+            "given_label": labels.to_numpy(dtype=object),
+            "meta": meta,
+            "features": features if features is not None else [None] * n,
+            "probs": probs_json if probs_json is not None else [None] * n,
+            "annotator": [None] * n,
+        }
+    )
     return items
 
 
@@ -1024,8 +1245,18 @@ def write_dataset(db: sqlite_utils.Database, prep: Prepared, name: str, user: Us
         cur = db.execute(
             "INSERT INTO datasets(name, task, labels, label_set_declared, mapping, n_items, source_name, source_sha256, created_by, created_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [name, "text", json.dumps(prep.labels, ensure_ascii=False), int(prep.label_set_declared),
-             prep.mapping.to_json(), n, prep.source_name, prep.source_sha256, user.name, store.now_iso()],
+            [
+                name,
+                "text",
+                json.dumps(prep.labels, ensure_ascii=False),
+                int(prep.label_set_declared),
+                prep.mapping.to_json(),
+                n,
+                prep.source_name,
+                prep.source_sha256,
+                user.name,
+                store.now_iso(),
+            ],
         )
         ds = cur.lastrowid
         cols = [items[c].tolist() for c in ("key", "text", "given_label", "meta", "features", "probs")]
@@ -1043,14 +1274,32 @@ def write_dataset(db: sqlite_utils.Database, prep: Prepared, name: str, user: Us
                 ((ds, i, a, l) for i, a, l in prep.annotations),
             )
         signals.write(db, ds, prep.embeddings, prep.loss)
-        store.log(db, user.name, "upload", ds, dataset=name, rows=n, source=prep.source_name,
-                  sha256=prep.source_sha256, labels=prep.labels, mapping=json.loads(prep.mapping.to_json()))
+        store.log(
+            db,
+            user.name,
+            "upload",
+            ds,
+            dataset=name,
+            rows=n,
+            source=prep.source_name,
+            sha256=prep.source_sha256,
+            labels=prep.labels,
+            mapping=json.loads(prep.mapping.to_json()),
+        )
     return ds
 
 
-def ingest_bytes(db: sqlite_utils.Database, data: bytes, filename: str, name: str, user: User,
-                 mapping: Mapping | None = None, no_header: bool = False,
-                 label_set: list[str] | None = None, progress=None) -> int:
+def ingest_bytes(
+    db: sqlite_utils.Database,
+    data: bytes,
+    filename: str,
+    name: str,
+    user: User,
+    mapping: Mapping | None = None,
+    no_header: bool = False,
+    label_set: list[str] | None = None,
+    progress=None,
+) -> int:
     """read_table -> guess_mapping (unless given) -> prepare -> write_dataset."""
     df = read_table(data, filename, no_header=no_header)
     mapping = mapping or guess_mapping(df)

@@ -8,6 +8,7 @@
 
 Every check returns :class:`Finding` objects; row numbers are 0-based row positions.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -18,13 +19,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-KINDS = ("empty_text", "null_label", "unknown_label", "conflicting_duplicates", "shifted_block", "scheme_violation",
-         "tag_inconsistency")
+KINDS = (
+    "empty_text",
+    "null_label",
+    "unknown_label",
+    "conflicting_duplicates",
+    "shifted_block",
+    "scheme_violation",
+    "tag_inconsistency",
+)
 
 # Shifted-block detector tuning (see detect_shifted_blocks).
-CLIP = 3.0          # |log-ratio| cap per row, so one confident row cannot dominate
-PENALTY = 0.5       # subtracted from every row's score: uninformative rows cost, noise cannot drift into blocks
-EVIDENCE = 0.5      # |score| at or above this counts as evidence for/against a shift at that row
+CLIP = 3.0  # |log-ratio| cap per row, so one confident row cannot dominate
+PENALTY = 0.5  # subtracted from every row's score: uninformative rows cost, noise cannot drift into blocks
+EVIDENCE = 0.5  # |score| at or above this counts as evidence for/against a shift at that row
 MIN_SUPPORT = 0.75  # share of evidence rows that must favour the shift
 
 
@@ -42,7 +50,7 @@ class Finding:
     detail: dict = field(default_factory=dict)
 
     def __contains__(self, row: int) -> bool:
-        cache = self.__dict__.get("_row_cache")         # not a dataclass field: asdict() ignores it
+        cache = self.__dict__.get("_row_cache")  # not a dataclass field: asdict() ignores it
         if cache is None or cache[0] is not self.rows or cache[1] != len(self.rows):
             cache = (self.rows, len(self.rows), frozenset(self.rows))
             self.__dict__["_row_cache"] = cache
@@ -69,18 +77,20 @@ class Finding:
             return f"same text as {noun} {format_rows(others, limit=5)} with labels {labels}"
         if self.kind == "shifted_block":
             step = -1 if d["direction"] == "prev" else 1
-            return (f"in shifted block rows {d['start']}–{d['end']}; "
-                    f"its label fits row {row + step}'s text")
-        if self.kind == "scheme_violation":   # NER: rows are sentences
+            return f"in shifted block rows {d['start']}–{d['end']}; its label fits row {row + step}'s text"
+        if self.kind == "scheme_violation":  # NER: rows are sentences
             return f"not valid {d.get('scheme', 'in its scheme')}: {d['reasons'][str(row)]}"
         if self.kind == "tag_inconsistency":  # NER: rows are sentences
             here = [r for s, _, _, r in d["odd"] if s == row] or ["?"]
-            return (f"{d['text']!r} is {d['majority']} in {d['split'][d['majority']]:,} of {d['n']:,} occurrences; "
-                    f"{here[0]} here")
+            return (
+                f"{d['text']!r} is {d['majority']} in {d['split'][d['majority']]:,} of {d['n']:,} occurrences; "
+                f"{here[0]} here"
+            )
         return self.message
 
 
 # ---------------------------------------------------------------------------- helpers
+
 
 def format_rows(rows: Sequence[int], limit: int = 8) -> str:
     """'3, 9, 12–15 and 40 more': sorted rows, runs of 3+ as ranges, at most ``limit`` parts shown."""
@@ -126,7 +136,7 @@ def _label_codes(labels: list) -> tuple[np.ndarray, list[str]]:
     cleaned = [_clean_label(u) for u in raw_uniques]
     uniques: list[str] = []
     pos: dict[str, int] = {}
-    remap = np.full(len(cleaned) + 1, -1, dtype=np.int64)    # last slot: raw NA code -1
+    remap = np.full(len(cleaned) + 1, -1, dtype=np.int64)  # last slot: raw NA code -1
     for k, c in enumerate(cleaned):
         if c is not None:
             if c not in pos:
@@ -147,8 +157,10 @@ def _rows_phrase(rows: Sequence[int]) -> str:
 
 # ---------------------------------------------------------------------------- check_items
 
-def check_items(texts: Sequence[str | None], labels: Sequence[str | None],
-                label_set: Sequence[str] | None = None) -> list[Finding]:
+
+def check_items(
+    texts: Sequence[str | None], labels: Sequence[str | None], label_set: Sequence[str] | None = None
+) -> list[Finding]:
     """Empty texts, missing labels, unknown labels and conflicting duplicates.
 
     texts, labels: length-n sequences (list, array or Series; None/NaN allowed).
@@ -165,30 +177,41 @@ def check_items(texts: Sequence[str | None], labels: Sequence[str | None],
     findings: list[Finding] = []
 
     # Normalised text; "" for empty/whitespace/None.
-    norm = [" ".join(t.split()).casefold() if isinstance(t, str)
-            else ("" if _is_missing(t) else " ".join(str(t).split()).casefold())
-            for t in texts]
+    norm = [
+        " ".join(t.split()).casefold()
+        if isinstance(t, str)
+        else ("" if _is_missing(t) else " ".join(str(t).split()).casefold())
+        for t in texts
+    ]
     lab_codes, lab_uniques = _label_codes(labels)
 
     norm_arr = np.array(norm, dtype=object)
     empty = np.flatnonzero(norm_arr == "")
     if len(empty):
         rows = empty.tolist()
-        findings.append(Finding(
-            "empty_text", rows,
-            f"{len(rows)} {'row has' if len(rows) == 1 else 'rows have'} empty text "
-            f"({_rows_phrase(rows)}); fill in the text or remove {'it' if len(rows) == 1 else 'them'}.",
-            {"count": len(rows)}))
+        findings.append(
+            Finding(
+                "empty_text",
+                rows,
+                f"{len(rows)} {'row has' if len(rows) == 1 else 'rows have'} empty text "
+                f"({_rows_phrase(rows)}); fill in the text or remove {'it' if len(rows) == 1 else 'them'}.",
+                {"count": len(rows)},
+            )
+        )
 
     nulls = np.flatnonzero(lab_codes < 0)
     if len(nulls):
         rows = nulls.tolist()
-        findings.append(Finding(
-            "null_label", rows,
-            f"{len(rows)} {'row has' if len(rows) == 1 else 'rows have'} no label "
-            f"({_rows_phrase(rows)}); label {'it' if len(rows) == 1 else 'them'} or remove "
-            f"{'it' if len(rows) == 1 else 'them'}.",
-            {"count": len(rows)}))
+        findings.append(
+            Finding(
+                "null_label",
+                rows,
+                f"{len(rows)} {'row has' if len(rows) == 1 else 'rows have'} no label "
+                f"({_rows_phrase(rows)}); label {'it' if len(rows) == 1 else 'them'} or remove "
+                f"{'it' if len(rows) == 1 else 'them'}.",
+                {"count": len(rows)},
+            )
+        )
 
     if label_set is not None:
         allowed = [s.strip() if isinstance(s, str) else str(s) for s in label_set]
@@ -203,16 +226,23 @@ def check_items(texts: Sequence[str | None], labels: Sequence[str | None],
             starts = np.searchsorted(lab_codes[order], np.arange(len(lab_uniques)))
             shown_set = ", ".join(repr(a) for a in allowed[:12]) + (", …" if len(allowed) > 12 else "")
             for k in unknown:
-                rows = order[starts[k]: starts[k] + counts[k]].tolist()
+                rows = order[starts[k] : starts[k] + counts[k]].tolist()
                 value = lab_uniques[k]
                 guess = by_fold.get(" ".join(value.split()).casefold())
-                hint = f"change it to {guess!r}" if guess is not None else \
-                    f"fix the label or add {value!r} to the label set"
-                findings.append(Finding(
-                    "unknown_label", rows,
-                    f"Label {value!r} on {len(rows)} {'row' if len(rows) == 1 else 'rows'} "
-                    f"({_rows_phrase(rows)}) is not in the label set ({shown_set}); {hint}.",
-                    {"label": value, "count": len(rows), "label_set": allowed, "suggestion": guess}))
+                hint = (
+                    f"change it to {guess!r}"
+                    if guess is not None
+                    else f"fix the label or add {value!r} to the label set"
+                )
+                findings.append(
+                    Finding(
+                        "unknown_label",
+                        rows,
+                        f"Label {value!r} on {len(rows)} {'row' if len(rows) == 1 else 'rows'} "
+                        f"({_rows_phrase(rows)}) is not in the label set ({shown_set}); {hint}.",
+                        {"label": value, "count": len(rows), "label_set": allowed, "suggestion": guess},
+                    )
+                )
 
     findings.extend(_conflicting_duplicates(texts, norm_arr, lab_codes, lab_uniques, n))
     return findings
@@ -224,12 +254,12 @@ def _conflicting_duplicates(texts, norm_arr, lab_codes, lab_uniques, n) -> list[
     idx = np.flatnonzero(keep)
     if len(idx) < 2:
         return []
-    key, _ = pd.factorize(norm_arr[idx])                      # (m,) text group id per labelled row
+    key, _ = pd.factorize(norm_arr[idx])  # (m,) text group id per labelled row
     lc = lab_codes[idx].astype(np.int64)
     pair = key.astype(np.int64) * (len(lab_uniques) + 1) + lc
     upair = pd.unique(pair)
     n_labels = np.bincount(upair // (len(lab_uniques) + 1), minlength=key.max() + 1)
-    bad = n_labels[key] > 1                                   # rows in a conflicting group
+    bad = n_labels[key] > 1  # rows in a conflicting group
     if not bad.any():
         return []
     bidx, bkey, blab = idx[bad], key[bad], lc[bad]
@@ -246,19 +276,25 @@ def _conflicting_duplicates(texts, norm_arr, lab_codes, lab_uniques, n) -> list[
         by_label = dict(sorted(by_label.items(), key=lambda kv: (-len(kv[1]), kv[1][0])))
         text = texts[rows[0]]
         text = text if isinstance(text, str) else str(text)
-        split = "; ".join(f"{lab!r}: row {rs[0]}" if len(rs) == 1 else f"{lab!r}: {_rows_phrase(rs)}"
-                          for lab, rs in by_label.items())
-        shown = ", ".join(map(str, rows)) if len(rows) <= 3 else format_rows(rows)   # rows are sorted
-        groups.append(Finding(
-            "conflicting_duplicates", rows,
-            f"Rows {shown} have the same text (\"{_shorten(text)}\") but different labels "
-            f"({split}); decide which label is right and relabel or drop the others.",
-            {"text": text, "labels": by_label}))
+        split = "; ".join(
+            f"{lab!r}: row {rs[0]}" if len(rs) == 1 else f"{lab!r}: {_rows_phrase(rs)}" for lab, rs in by_label.items()
+        )
+        shown = ", ".join(map(str, rows)) if len(rows) <= 3 else format_rows(rows)  # rows are sorted
+        groups.append(
+            Finding(
+                "conflicting_duplicates",
+                rows,
+                f'Rows {shown} have the same text ("{_shorten(text)}") but different labels '
+                f"({split}); decide which label is right and relabel or drop the others.",
+                {"text": text, "labels": by_label},
+            )
+        )
     groups.sort(key=lambda f: f.rows[0])
     return groups
 
 
 # ---------------------------------------------------------------------------- length_by_class
+
 
 def length_by_class(texts: Sequence[str | None], labels: Sequence[str | None]) -> pd.DataFrame:
     """Text length in characters per label.
@@ -276,24 +312,30 @@ def length_by_class(texts: Sequence[str | None], labels: Sequence[str | None]) -
     codes, uniques = _label_codes(labels)
     chars = [len(t) if isinstance(t, str) else (0 if _is_missing(t) else len(str(t))) for t in texts]
     keep = codes >= 0
-    df = pd.DataFrame({"label": np.array(uniques, dtype=object)[codes[keep]] if uniques else
-                       np.array([], dtype=object),
-                       "chars": np.asarray(chars, dtype=np.int64)[keep]})
+    df = pd.DataFrame(
+        {
+            "label": np.array(uniques, dtype=object)[codes[keep]] if uniques else np.array([], dtype=object),
+            "chars": np.asarray(chars, dtype=np.int64)[keep],
+        }
+    )
     if df.empty:
         return pd.DataFrame({c: pd.Series(dtype=object if c == "label" else float) for c in cols})
     g = df.groupby("label", sort=True)["chars"]
-    out = pd.DataFrame({
-        "n": g.size().astype(np.int64),
-        "mean_chars": g.mean(),
-        "std_chars": g.std(ddof=1),
-        "median_chars": g.median().astype(float),
-        "min_chars": g.min().astype(np.int64),
-        "max_chars": g.max().astype(np.int64),
-    }).reset_index()
+    out = pd.DataFrame(
+        {
+            "n": g.size().astype(np.int64),
+            "mean_chars": g.mean(),
+            "std_chars": g.std(ddof=1),
+            "median_chars": g.median().astype(float),
+            "min_chars": g.min().astype(np.int64),
+            "max_chars": g.max().astype(np.int64),
+        }
+    ).reset_index()
     return out[cols].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------- shifted blocks
+
 
 def _shift_scores(labels: np.ndarray, logp: np.ndarray, step: int) -> np.ndarray:
     """s (n,): log p[i+step, y_i] - log p[i, y_i], clipped to ±CLIP; 0 where y_i < 0 or i+step is outside.
@@ -335,7 +377,7 @@ def _best_segment(x: np.ndarray) -> tuple[int, int, float]:
     m = np.minimum.accumulate(c)
     gain = c[1:] - m[:-1]
     j = int(np.argmax(gain))
-    i = int(np.flatnonzero(c[: j + 1] == m[j])[-1])             # latest minimum: shortest segment
+    i = int(np.flatnonzero(c[: j + 1] == m[j])[-1])  # latest minimum: shortest segment
     return i, j, float(gain[j])
 
 
@@ -367,15 +409,16 @@ def _refine(s: np.ndarray, a: int, b: int, window: int) -> tuple[int, int]:
     c = np.concatenate(([0.0], np.cumsum(s)))
     starts = np.arange(max(0, a - window), min(a + window, b) + 1)
     v = -c[starts]
-    a2 = int(starts[np.flatnonzero(v == v.max())[-1]])          # ties: the shorter block
+    a2 = int(starts[np.flatnonzero(v == v.max())[-1]])  # ties: the shorter block
     ends = np.arange(max(b - window, a2), min(b + window, len(s) - 1) + 1)
     v = c[ends + 1]
     b2 = int(ends[np.flatnonzero(v == v.max())[0]])
     return a2, b2
 
 
-def detect_shifted_blocks(labels: np.ndarray, pred_probs: np.ndarray, class_names: Sequence[str],
-                          min_rows: int = 8) -> list[Finding]:
+def detect_shifted_blocks(
+    labels: np.ndarray, pred_probs: np.ndarray, class_names: Sequence[str], min_rows: int = 8
+) -> list[Finding]:
     """Runs of consecutive rows whose labels belong to the neighbouring row's text (off-by-one).
 
     labels: int (n,), -1 for unlabelled rows; pred_probs: (n, K) out-of-sample probabilities;
@@ -413,7 +456,7 @@ def detect_shifted_blocks(labels: np.ndarray, pred_probs: np.ndarray, class_name
             a, b = _refine(s, a, b, window=2 * min_rows)
             if b - a + 1 < min_rows:
                 continue
-            seg = s[a: b + 1]
+            seg = s[a : b + 1]
             gain = float(seg.sum() - PENALTY * len(seg))
             n_ev = int((np.abs(seg) >= EVIDENCE).sum())
             n_sup = int((seg >= EVIDENCE).sum())
@@ -429,7 +472,7 @@ def detect_shifted_blocks(labels: np.ndarray, pred_probs: np.ndarray, class_name
     # A block must clearly beat it.
     outside = np.ones(n, dtype=bool)
     for c in candidates:
-        outside[c[1]: c[2] + 1] = False
+        outside[c[1] : c[2] + 1] = False
     null = max(_best_gain_where(_shift_scores(labels, logp, d) - PENALTY, outside) for d in (-3, -2, 2, 3))
     min_gain = max(base_gain, null + 4.0, 1.5 * null)
     candidates = [c for c in candidates if c[0] >= min_gain]
@@ -443,19 +486,30 @@ def detect_shifted_blocks(labels: np.ndarray, pred_probs: np.ndarray, class_name
     names = [str(c) for c in class_names]
     argmax = pred_probs.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
     findings = []
-    for gain, a, b, direction, step, n_ev, n_sup, llr in sorted(chosen, key=lambda c: c[1]):
+    for _gain, a, b, direction, step, n_ev, n_sup, llr in sorted(chosen, key=lambda c: c[1]):
         suggested = {}
         for i in range(a, b + 1):
-            j = i - step                       # the row now carrying row i's label
+            j = i - step  # the row now carrying row i's label
             inside = a <= j <= b
             c = labels[j] if inside and labels[j] >= 0 else argmax[i]
             suggested[str(i)] = names[int(c)]
         count = b - a + 1
         which = "previous" if direction == "prev" else "next"
-        findings.append(Finding(
-            "shifted_block", list(range(a, b + 1)),
-            f"Rows {a}–{b} ({count} rows) look shifted by one: each row's label fits the {which} "
-            f"row's text better than its own. Check the export step that produced this file.",
-            {"start": a, "end": b, "direction": direction, "suggested": suggested,
-             "log_likelihood_ratio": round(llr, 3), "n_evidence": n_ev, "n_support": n_sup}))
+        findings.append(
+            Finding(
+                "shifted_block",
+                list(range(a, b + 1)),
+                f"Rows {a}–{b} ({count} rows) look shifted by one: each row's label fits the {which} "
+                f"row's text better than its own. Check the export step that produced this file.",
+                {
+                    "start": a,
+                    "end": b,
+                    "direction": direction,
+                    "suggested": suggested,
+                    "log_likelihood_ratio": round(llr, 3),
+                    "n_evidence": n_ev,
+                    "n_support": n_sup,
+                },
+            )
+        )
     return findings

@@ -1,16 +1,17 @@
 """cleanlab: label quality per row, the flagged set, suggested label, trust score, action."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-RELABEL_CONFIDENCE = 0.7     # a flagged row whose predicted class has at least this is "relabel"
-INTEGRITY_TRUST = 0.25       # an integrity finding multiplies the trust score by this
+RELABEL_CONFIDENCE = 0.7  # a flagged row whose predicted class has at least this is "relabel"
+INTEGRITY_TRUST = 0.25  # an integrity finding multiplies the trust score by this
 FILTER_BY = "prune_by_class"  # cleanlab's rule: per given class, flag its estimated number of wrong labels,
-                              # least self-confident first (beats prune_by_noise_rate on AG News recall and precision)
+# least self-confident first (beats prune_by_noise_rate on AG News recall and precision)
 
 
 def _present_classes(y: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -23,16 +24,21 @@ def _present_classes(y: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.searchsorted(present, y), P / P.sum(axis=1, keepdims=True), present
 
 
-def score_rows(labels: np.ndarray, pred_probs: np.ndarray, class_names: Sequence[str],
-               integrity_reasons: dict[int, list[str]] | None = None,
-               suggestions: dict[int, str] | None = None, loss: np.ndarray | None = None) -> pd.DataFrame:
+def score_rows(
+    labels: np.ndarray,
+    pred_probs: np.ndarray,
+    class_names: Sequence[str],
+    integrity_reasons: dict[int, list[str]] | None = None,
+    suggestions: dict[int, str] | None = None,
+    loss: np.ndarray | None = None,
+) -> pd.DataFrame:
     """labels (n,) ints in [0, K) or -1 (no label / not in the label set); pred_probs (n, K);
     loss (n,): the team's own training loss per row, fused into the trust (review.signals.fuse_loss).
 
     Returns one row per item, in item order, with columns idx, quality, predicted_label,
     confidence, suggested_label, is_issue, rank (1 = most suspect), trust, action, reason.
     """
-    from cleanlab.filter import find_label_issues          # cleanlab loads on use: `review ingest` never needs it
+    from cleanlab.filter import find_label_issues  # cleanlab loads on use: `review ingest` never needs it
     from cleanlab.rank import get_label_quality_scores
 
     integrity_reasons = integrity_reasons or {}
@@ -60,9 +66,10 @@ def score_rows(labels: np.ndarray, pred_probs: np.ndarray, class_names: Sequence
     is_issue |= flagged_integrity | unl
     trust = quality * np.where(flagged_integrity, INTEGRITY_TRUST, 1.0)
     if loss is not None:
-        from .signals import fuse_loss
+        from review.signals import fuse_loss
+
         trust = fuse_loss(trust, loss)
-        loss_pct = np.argsort(np.argsort(-loss, kind="stable"), kind="stable") / max(1, n)   # 0 = highest loss
+        loss_pct = np.argsort(np.argsort(-loss, kind="stable"), kind="stable") / max(1, n)  # 0 = highest loss
 
     reasons = np.empty(n, dtype=object)
     suggested = names[pred].copy()
@@ -88,16 +95,25 @@ def score_rows(labels: np.ndarray, pred_probs: np.ndarray, class_names: Sequence
     order = np.lexsort((np.arange(n), trust, ~is_issue))
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(1, n + 1)
-    return pd.DataFrame({
-        "idx": np.arange(n), "quality": quality, "predicted_label": names[pred], "confidence": conf,
-        "suggested_label": suggested, "is_issue": is_issue.astype(int), "rank": rank, "trust": trust,
-        "action": action, "reason": reasons,
-    })
+    return pd.DataFrame(
+        {
+            "idx": np.arange(n),
+            "quality": quality,
+            "predicted_label": names[pred],
+            "confidence": conf,
+            "suggested_label": suggested,
+            "is_issue": is_issue.astype(int),
+            "rank": rank,
+            "trust": trust,
+            "action": action,
+            "reason": reasons,
+        }
+    )
 
 
-TOP_OF_QUEUE = 200           # "the top of the queue": the first this many suspects (fewer if fewer are flagged)
-DOMINANCE_MIN_SHARE = 0.5    # a class holding at least this share of the top of the queue ...
-DOMINANCE_RATIO = 2.0        # ... and this many times its share of cleanlab's estimated wrong labels is a warning
+TOP_OF_QUEUE = 200  # "the top of the queue": the first this many suspects (fewer if fewer are flagged)
+DOMINANCE_MIN_SHARE = 0.5  # a class holding at least this share of the top of the queue ...
+DOMINANCE_RATIO = 2.0  # ... and this many times its share of cleanlab's estimated wrong labels is a warning
 
 
 @dataclass
@@ -122,12 +138,13 @@ class ClassShare:
 @dataclass
 class ClassBalance:
     classes: list[ClassShare]
-    top: int                      # how many suspects "the top of the queue" counted
-    warning: str | None           # set when one class dominates the top beyond its estimated noise
+    top: int  # how many suspects "the top of the queue" counted
+    warning: str | None  # set when one class dominates the top beyond its estimated noise
 
 
-def class_balance(labels: np.ndarray, pred_probs: np.ndarray, is_issue: np.ndarray, rank: np.ndarray,
-                  class_names: Sequence[str]) -> ClassBalance:
+def class_balance(
+    labels: np.ndarray, pred_probs: np.ndarray, is_issue: np.ndarray, rank: np.ndarray, class_names: Sequence[str]
+) -> ClassBalance:
     """labels (n,) ints (-1 none), pred_probs (n, K), is_issue (n,) bool, rank (n,) 1 = most suspect.
 
     Per class: share of the data, of the flagged rows and of the top of the queue, against
@@ -152,27 +169,48 @@ def class_balance(labels: np.ndarray, pred_probs: np.ndarray, is_issue: np.ndarr
     classes = []
     for c, name in enumerate(class_names):
         of_c = labels == c
-        classes.append(ClassShare(
-            str(name), int(of_c.sum()), float(of_c.sum() / n_lab), int((flagged & of_c).sum()),
-            float((flagged & of_c).sum() / max(1, flagged.sum())), float((top & of_c).sum() / max(1, top_n)),
-            int(round(est[c])), float(est[c] / est.sum()) if est.sum() > 0 else 0.0))
+        classes.append(
+            ClassShare(
+                str(name),
+                int(of_c.sum()),
+                float(of_c.sum() / n_lab),
+                int((flagged & of_c).sum()),
+                float((flagged & of_c).sum() / max(1, flagged.sum())),
+                float((top & of_c).sum() / max(1, top_n)),
+                int(round(est[c])),
+                float(est[c] / est.sum()) if est.sum() > 0 else 0.0,
+            )
+        )
     warning = None
     worst = max(classes, key=lambda c: c.top_share - c.error_share) if classes else None
-    if worst and top_n >= 20 and worst.top_share >= DOMINANCE_MIN_SHARE \
-            and worst.top_share >= DOMINANCE_RATIO * max(worst.error_share, 1e-9):
-        warning = (f"Class {worst.label!r} holds {worst.top_share:.0%} of the first {top_n} suspects, where cleanlab "
-                   f"estimates it carries {worst.error_share:.0%} of the wrong labels (and it is {worst.data_share:.0%} "
-                   f"of the rows): the model may be failing on this class rather than its labels being wrong. Check a "
-                   f"few of its suspects before relabelling, and compare the candidate models on the Model tab.")
+    if (
+        worst
+        and top_n >= 20
+        and worst.top_share >= DOMINANCE_MIN_SHARE
+        and worst.top_share >= DOMINANCE_RATIO * max(worst.error_share, 1e-9)
+    ):
+        warning = (
+            f"Class {worst.label!r} holds {worst.top_share:.0%} of the first {top_n} suspects, where cleanlab "
+            f"estimates it carries {worst.error_share:.0%} of the wrong labels (and it is {worst.data_share:.0%} "
+            f"of the rows): the model may be failing on this class rather than its labels being wrong. Check a "
+            f"few of its suspects before relabelling, and compare the candidate models on the Model tab."
+        )
     return ClassBalance(classes, top_n, warning)
 
 
-CONSENSUS_FLAG_BELOW = 0.8   # an item whose consensus has less confidence than this is a suspect
+CONSENSUS_FLAG_BELOW = 0.8  # an item whose consensus has less confidence than this is a suspect
 
 
-def score_consensus(given: np.ndarray, consensus: np.ndarray, quality: np.ndarray, agreement: np.ndarray,
-                    n_annotators: np.ndarray, posteriors: np.ndarray, vote_counts: np.ndarray,
-                    class_names: Sequence[str]) -> pd.DataFrame:
+def score_consensus(
+    given: np.ndarray,
+    consensus: np.ndarray,
+    quality: np.ndarray,
+    agreement: np.ndarray,
+    n_annotators: np.ndarray,
+    posteriors: np.ndarray,
+    vote_counts: np.ndarray,
+    class_names: Sequence[str],
+) -> pd.DataFrame:
     """Multi-annotator items: given (n,) the majority vote (-1 none), consensus (n,) (-1 none),
     quality (n,) confidence in the consensus, agreement (n,), n_annotators (n,),
     posteriors (n, K), vote_counts (n, K) labels per class.
@@ -193,10 +231,15 @@ def score_consensus(given: np.ndarray, consensus: np.ndarray, quality: np.ndarra
             reasons[i] = "no annotator labelled this item"
             continue
         n_i = int(n_annotators[i])
-        split = ", ".join(f"{int(vote_counts[i, c])} said {names[c]!r}" for c in np.argsort(-vote_counts[i], kind="stable")
-                          if vote_counts[i, c] > 0)
-        why = (f"{n_i} annotator{'s' if n_i != 1 else ''} labelled it ({split}); the consensus is "
-               f"{cons_names[i]!r} with {quality[i]:.0%} confidence")
+        split = ", ".join(
+            f"{int(vote_counts[i, c])} said {names[c]!r}"
+            for c in np.argsort(-vote_counts[i], kind="stable")
+            if vote_counts[i, c] > 0
+        )
+        why = (
+            f"{n_i} annotator{'s' if n_i != 1 else ''} labelled it ({split}); the consensus is "
+            f"{cons_names[i]!r} with {quality[i]:.0%} confidence"
+        )
         if differs[i]:
             why += f", which overrules the majority vote {names[given[i]]!r}"
         reasons[i] = why
@@ -206,9 +249,20 @@ def score_consensus(given: np.ndarray, consensus: np.ndarray, quality: np.ndarra
     order = np.lexsort((np.arange(n), trust, ~is_issue))
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(1, n + 1)
-    return pd.DataFrame({
-        "idx": np.arange(n), "quality": trust, "predicted_label": cons_names, "confidence": trust,
-        "suggested_label": cons_names, "is_issue": is_issue.astype(int), "rank": rank, "trust": trust,
-        "action": action, "reason": reasons, "consensus_label": cons_names, "agreement": agreement,
-        "n_annotators": n_annotators,
-    })
+    return pd.DataFrame(
+        {
+            "idx": np.arange(n),
+            "quality": trust,
+            "predicted_label": cons_names,
+            "confidence": trust,
+            "suggested_label": cons_names,
+            "is_issue": is_issue.astype(int),
+            "rank": rank,
+            "trust": trust,
+            "action": action,
+            "reason": reasons,
+            "consensus_label": cons_names,
+            "agreement": agreement,
+            "n_annotators": n_annotators,
+        }
+    )

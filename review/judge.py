@@ -19,6 +19,7 @@ is an UNKNOWN with its reason.
 Fused action per flagged row: relabel (judge says NO and names a label), keep but
 ambiguous (judge says YES), needs review (not judged, or UNKNOWN); unflagged rows: keep.
 """
+
 from __future__ import annotations
 
 import base64
@@ -38,50 +39,56 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable
 
 import sqlite_utils
 
-from . import store
-from .auth import User, require
-from .datasets import Dataset, latest_run
-from .errors import ReviewError
+from review import store
+from review.auth import User, require
+from review.datasets import Dataset, latest_run
+from review.errors import ReviewError
 
 Progress = Callable[[float, str], None]
 ENV_URL, ENV_MODEL, ENV_KEY = "LLM_BASE_URL", "LLM_MODEL", "LLM_API_KEY"
-TIMEOUT_S = 30.0            # one deadline per call: connect, headers, body and every retry
-MAX_RESPONSE = 2 ** 20      # bytes of one response (status line, headers, body) read at most
-TICK_S = 0.1                # how often a call in flight looks at its deadline and the cancel
-CANCEL_GRACE_S = 1.0        # after a cancel, how long a run waits for the calls in flight to wind down
-RETRIES = 4                 # further attempts after a 429 or 5xx
-BACKOFF_S = 0.5             # first wait; doubles, with jitter, capped by MAX_BACKOFF_S
+TIMEOUT_S = 30.0  # one deadline per call: connect, headers, body and every retry
+MAX_RESPONSE = 2**20  # bytes of one response (status line, headers, body) read at most
+TICK_S = 0.1  # how often a call in flight looks at its deadline and the cancel
+CANCEL_GRACE_S = 1.0  # after a cancel, how long a run waits for the calls in flight to wind down
+RETRIES = 4  # further attempts after a 429 or 5xx
+BACKOFF_S = 0.5  # first wait; doubles, with jitter, capped by MAX_BACKOFF_S
 MAX_BACKOFF_S = 8.0
-WORKERS = 4                 # calls in flight at once
-MAX_TEXT = 4000             # characters of the text sent to the judge
+WORKERS = 4  # calls in flight at once
+MAX_TEXT = 4000  # characters of the text sent to the judge
 AMBIGUOUS = "keep but ambiguous"
-SETUP_HELP = (f"Set {ENV_URL} (an OpenAI-compatible endpoint, e.g. https://api.openai.com/v1), {ENV_MODEL} and "
-              f"{ENV_KEY} in the environment of the app, or put llm_base_url, llm_model and llm_api_key in "
-              ".streamlit/secrets.toml. The key is read from there only; it is never stored, and it is sent only to "
-              "the URL configured beside it, never to another URL.")
+SETUP_HELP = (
+    f"Set {ENV_URL} (an OpenAI-compatible endpoint, e.g. https://api.openai.com/v1), {ENV_MODEL} and "
+    f"{ENV_KEY} in the environment of the app, or put llm_base_url, llm_model and llm_api_key in "
+    ".streamlit/secrets.toml. The key is read from there only; it is never stored, and it is sent only to "
+    "the URL configured beside it, never to another URL."
+)
 
-SYSTEM = ("You check labels of a text classification dataset. You answer with exactly two lines and nothing else:\n"
-          "VERDICT: YES or NO (YES if the given label is correct for the text, NO if it is wrong)\n"
-          "CORRECT_LABEL: the correct label, copied exactly from the label set, or SAME if the given label is correct")
+SYSTEM = (
+    "You check labels of a text classification dataset. You answer with exactly two lines and nothing else:\n"
+    "VERDICT: YES or NO (YES if the given label is correct for the text, NO if it is wrong)\n"
+    "CORRECT_LABEL: the correct label, copied exactly from the label set, or SAME if the given label is correct"
+)
 
 
 @dataclass(frozen=True)
 class JudgeConfig:
     base_url: str
     model: str
-    api_key: str = ""            # sent to base_url (and only there) as Authorization: Bearer
-    key_withheld: bool = False   # a key is configured, but for another URL: this one runs without it
-    keyed_url: str = ""          # the URL the withheld key is configured for ("" if none is set beside it)
+    api_key: str = ""  # sent to base_url (and only there) as Authorization: Bearer
+    key_withheld: bool = False  # a key is configured, but for another URL: this one runs without it
+    keyed_url: str = ""  # the URL the withheld key is configured for ("" if none is set beside it)
 
-    def __repr__(self) -> str:   # never print the key
-        return (f"JudgeConfig(base_url={shown_url(self.base_url, self.api_key)!r}, model={self.model!r}, "
-                f"api_key={'***' if self.api_key else ''!r}, key_withheld={self.key_withheld!r})")
+    def __repr__(self) -> str:  # never print the key
+        return (
+            f"JudgeConfig(base_url={shown_url(self.base_url, self.api_key)!r}, model={self.model!r}, "
+            f"api_key={'***' if self.api_key else ''!r}, key_withheld={self.key_withheld!r})"
+        )
 
 
 # ----------------------------------------------------------------------------- the key stays home
@@ -90,10 +97,20 @@ REMOVED = "[key removed]"
 _SECRET_SHAPES = [
     # Bearer / Basic credentials, however they are echoed (a header, a JSON string, URL-encoded)
     (re.compile(r"(?i)(?<![a-z])(bearer)(?:\s+|%20|\+)(?!\[key removed)[A-Za-z0-9._~+/=\-]{3,}"), r"\1 " + REMOVED),
-    (re.compile(r"(?<![A-Za-z])((?i:basic))(?:\s+|%20|\+)(?=[A-Za-z0-9+/]*(?:[0-9+/=]|[a-z][A-Z]))[A-Za-z0-9+/]{8,}={0,2}"), r"\1 " + REMOVED),
+    (
+        re.compile(
+            r"(?<![A-Za-z])((?i:basic))(?:\s+|%20|\+)(?=[A-Za-z0-9+/]*(?:[0-9+/=]|[a-z][A-Z]))[A-Za-z0-9+/]{8,}={0,2}"
+        ),
+        r"\1 " + REMOVED,
+    ),
     # name: value / name=value of the usual credential fields
-    (re.compile(r"(?i)((?:authorization|proxy-authorization|x-api-key|api[-_]?key|access[-_]?token|\bkey|\bpassword)"
-                r"[\"']?\s*[:=]\s*[\"']?)(?!\[key removed|bearer\b|basic\b)[^\s\"',;&}\]]+"), r"\1" + REMOVED),
+    (
+        re.compile(
+            r"(?i)((?:authorization|proxy-authorization|x-api-key|api[-_]?key|access[-_]?token|\bkey|\bpassword)"
+            r"[\"']?\s*[:=]\s*[\"']?)(?!\[key removed|bearer\b|basic\b)[^\s\"',;&}\]]+"
+        ),
+        r"\1" + REMOVED,
+    ),
     # OpenAI-style keys
     (re.compile(r"(?<![A-Za-z])sk-[A-Za-z0-9_\-]{8,}"), REMOVED),
     # user:password@ in a URL
@@ -112,7 +129,7 @@ def scrub(text, *keys: str, shapes: bool = True) -> str:
     for key in {k for k in keys if k and len(k) >= 4}:
         for form in {key, urllib.parse.quote(key, safe=""), urllib.parse.quote_plus(key), json.dumps(key)[1:-1]}:
             s = re.sub(re.escape(form), REMOVED, s, flags=re.I)
-    for pattern, repl in (_SECRET_SHAPES if shapes else ()):
+    for pattern, repl in _SECRET_SHAPES if shapes else ():
         s = pattern.sub(repl, s)
     return s
 
@@ -130,8 +147,15 @@ def _url_parts(url: str) -> tuple | None:
     except ValueError:
         return None
     scheme = p.scheme.lower()
-    return (scheme, p.username, p.password, (p.hostname or "").lower(),
-            port or {"http": 80, "https": 443}.get(scheme), p.path.rstrip("/"), p.query)
+    return (
+        scheme,
+        p.username,
+        p.password,
+        (p.hostname or "").lower(),
+        port or {"http": 80, "https": 443}.get(scheme),
+        p.path.rstrip("/"),
+        p.query,
+    )
 
 
 def same_url(a: str, b: str) -> bool:
@@ -147,7 +171,7 @@ def _check_url(url: str, keys: list[str]) -> None:
         raise ReviewError(f"The judge's base URL {shown!r} must not contain spaces or control characters.")
     try:
         p = urllib.parse.urlsplit(url)
-        p.port
+        _ = p.port  # raises ValueError on a port that is not a number
     except ValueError as exc:
         raise ReviewError(f"The judge's base URL {shown!r} is not a URL: {exc}.") from None
     if not p.hostname:
@@ -164,8 +188,11 @@ def config_from(values: dict | None = None, secrets: dict | None = None) -> Judg
     when its URL is that URL; otherwise it runs without it and ``key_withheld`` says so."""
     clean = lambda d: {k: ("" if v is None else str(v)).strip() for k, v in (d or {}).items()}
     page, sec = clean(values), clean(secrets)
-    env = {"base_url": os.environ.get(ENV_URL, "").strip(), "model": os.environ.get(ENV_MODEL, "").strip(),
-           "api_key": os.environ.get(ENV_KEY, "").strip()}
+    env = {
+        "base_url": os.environ.get(ENV_URL, "").strip(),
+        "model": os.environ.get(ENV_MODEL, "").strip(),
+        "api_key": os.environ.get(ENV_KEY, "").strip(),
+    }
     sources = (page, sec, env)
     url = next((s["base_url"] for s in sources if s.get("base_url")), "")
     model = next((s["model"] for s in sources if s.get("model")), "")
@@ -188,19 +215,26 @@ def key_status(config: JudgeConfig | None, url: Callable[[str], str] = str) -> s
     if config.api_key:
         return f"API key: set (from the environment or secrets); sent to {url(shown_url(config.base_url, config.api_key))} only."
     if config.key_withheld:
-        where = (f"is configured for {url(shown_url(config.keyed_url))}" if config.keyed_url else
-                 f"has no URL configured beside it ({ENV_URL} or llm_base_url)")
-        return (f"The judge runs WITHOUT the key at {url(shown_url(config.base_url))}: the API key {where}, and it goes only "
-                "to the URL configured beside it, never to a URL typed on this page. Clear the Base URL field to use "
-                "the configured endpoint with its key.")
+        where = (
+            f"is configured for {url(shown_url(config.keyed_url))}"
+            if config.keyed_url
+            else f"has no URL configured beside it ({ENV_URL} or llm_base_url)"
+        )
+        return (
+            f"The judge runs WITHOUT the key at {url(shown_url(config.base_url))}: the API key {where}, and it goes only "
+            "to the URL configured beside it, never to a URL typed on this page. Clear the Base URL field to use "
+            "the configured endpoint with its key."
+        )
     return "API key: none (the endpoint must not need one)."
 
 
 def prompt(labels: list[str], text: str, given: str) -> list[dict]:
     """The chat messages for one row."""
     shown = text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + " …"
-    user = (f"Label set: {', '.join(labels)}\n\nText:\n\"\"\"\n{shown}\n\"\"\"\n\nGiven label: {given}\n\n"
-            "Is the given label correct? Answer with the two lines only.")
+    user = (
+        f'Label set: {", ".join(labels)}\n\nText:\n"""\n{shown}\n"""\n\nGiven label: {given}\n\n'
+        "Is the given label correct? Answer with the two lines only."
+    )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -242,7 +276,7 @@ class _Refused(Exception):
 
 
 def _mib(n: int) -> str:
-    return f"{n / 2 ** 20:g} MiB" if n >= 2 ** 20 else f"{n:,} bytes"
+    return f"{n / 2**20:g} MiB" if n >= 2**20 else f"{n:,} bytes"
 
 
 class _Watch:
@@ -283,7 +317,7 @@ class _Watch:
 
     def _shut(self) -> None:
         if self.sock is not None:
-            try:   # the plain socket's shutdown, also for an SSLSocket (whose own would drop its state under the reader)
+            try:  # the plain socket's shutdown, also for an SSLSocket (whose own would drop its state under the reader)
                 socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
             except (OSError, ValueError):
                 pass
@@ -329,9 +363,9 @@ class _Capped:
         return self._took(self._fp.readline(self._want(limit)))
 
     def readinto(self, b):
-        return self._took(self._fp.readinto(memoryview(b)[:self._left + 1]))
+        return self._took(self._fp.readinto(memoryview(b)[: self._left + 1]))
 
-    def __getattr__(self, name):    # close, flush, fileno, peek...
+    def __getattr__(self, name):  # close, flush, fileno, peek...
         return getattr(self._fp, name)
 
 
@@ -354,7 +388,7 @@ def _connect(host: str, port: int, watch: _Watch) -> socket.socket:
     (both given up at once on a cancel)."""
     if _is_ip(host):
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    else:   # getaddrinfo cannot be interrupted: it runs aside, the call waits for it only as long as allowed
+    else:  # getaddrinfo cannot be interrupted: it runs aside, the call waits for it only as long as allowed
         box: dict = {}
 
         def resolve():
@@ -390,7 +424,7 @@ def _connect(host: str, port: int, watch: _Watch) -> socket.socket:
                             raise OSError(err, os.strerror(err))
                         break
             sock.setblocking(True)
-            sock.settimeout(watch.remaining())   # a backstop: the watchdog ends a slow call first
+            sock.settimeout(watch.remaining())  # a backstop: the watchdog ends a slow call first
             return sock
         except _Stopped:
             sock.close()
@@ -435,7 +469,7 @@ def _post(config: JudgeConfig, body: bytes, headers: dict, watch: _Watch, cap: i
     https = u.scheme.lower() == "https"
     host, port = u.hostname or "", u.port or (443 if https else 80)
     path = (u.path.rstrip("/") or "") + "/chat/completions" + (f"?{u.query}" if u.query else "")
-    proxy = _proxy_for(u.scheme.lower(), host)   # HTTP(S)_PROXY / NO_PROXY, as urllib honoured them
+    proxy = _proxy_for(u.scheme.lower(), host)  # HTTP(S)_PROXY / NO_PROXY, as urllib honoured them
     conn = None
     try:
         if proxy is None:
@@ -448,7 +482,7 @@ def _post(config: JudgeConfig, body: bytes, headers: dict, watch: _Watch, cap: i
                 proxy_auth["Proxy-Authorization"] = "Basic " + base64.b64encode(creds.encode()).decode()
             if https:
                 _tunnel(sock, host, port, proxy_auth)
-            else:   # a plain-HTTP proxy is sent the absolute URL (and sees the request, key included)
+            else:  # a plain-HTTP proxy is sent the absolute URL (and sees the request, key included)
                 path = f"http://{_host_port(host, port)}{path}"
                 headers = {**headers, **proxy_auth}
         if https:
@@ -456,7 +490,7 @@ def _post(config: JudgeConfig, body: bytes, headers: dict, watch: _Watch, cap: i
             watch.watch(sock)
             sock.do_handshake()
         conn = (http.client.HTTPSConnection if https else http.client.HTTPConnection)(host, port)
-        conn.sock = sock               # connected by us: http.client never connects (nor follows a redirect)
+        conn.sock = sock  # connected by us: http.client never connects (nor follows a redirect)
         conn.response_class = functools.partial(_CappedResponse, cap=cap)
         conn.request("POST", path, body=body, headers=headers)
         resp = conn.getresponse()
@@ -475,7 +509,7 @@ def _post(config: JudgeConfig, body: bytes, headers: dict, watch: _Watch, cap: i
             if n > cap:
                 raise _Refused(f"the response is larger than {_mib(cap)}: refused, not read further")
             chunks.append(part)
-        if watch.fired:                # an end of body caused by the watchdog is the deadline, not a short answer
+        if watch.fired:  # an end of body caused by the watchdog is the deadline, not a short answer
             raise watch.fired
         if declared is not None and n < declared:
             raise _Refused(f"the response was cut off: {n:,} of {declared:,} bytes")
@@ -483,7 +517,7 @@ def _post(config: JudgeConfig, body: bytes, headers: dict, watch: _Watch, cap: i
     except (_Stopped, _Refused):
         raise
     except BaseException:
-        if watch.fired:                # whatever the shut socket raised: it was the deadline or the cancel
+        if watch.fired:  # whatever the shut socket raised: it was the deadline or the cancel
             raise watch.fired from None
         raise
     finally:
@@ -498,7 +532,8 @@ def _transport_reason(exc: BaseException, config: JudgeConfig, timeout: float) -
     where = shown_url(config.base_url, config.api_key)
     if isinstance(exc, http.client.IncompleteRead):
         return f"the response was cut off: {len(exc.partial):,} bytes" + (
-            f", {exc.expected:,} more expected" if exc.expected else "")
+            f", {exc.expected:,} more expected" if exc.expected else ""
+        )
     if isinstance(exc, http.client.RemoteDisconnected):
         return f"{where} closed the connection without an answer"
     if isinstance(exc, http.client.BadStatusLine):
@@ -558,8 +593,14 @@ def _pause(seconds: float, cancelled: Callable[[], bool]) -> bool:
         time.sleep(min(TICK_S, left))
 
 
-def call(config: JudgeConfig, messages: list[dict], timeout: float = TIMEOUT_S, retries: int = RETRIES,
-         cancelled: Callable[[], bool] = lambda: False, max_bytes: int | None = None) -> tuple[str | None, str]:
+def call(
+    config: JudgeConfig,
+    messages: list[dict],
+    timeout: float = TIMEOUT_S,
+    retries: int = RETRIES,
+    cancelled: Callable[[], bool] = lambda: False,
+    max_bytes: int | None = None,
+) -> tuple[str | None, str]:
     """POST {base_url}/chat/completions -> (answer text or None, reason), both scrubbed of the key
     (the reason of anything shaped like a credential too; the answer not, so that a label such as
     "bearer bonds" still parses: run_judge scrubs what it stores).
@@ -593,12 +634,14 @@ def _call(config, messages, timeout, retries, cancelled, cap) -> tuple[str | Non
             return None, f"no answer within {timeout:g} s" + (f" ({last} before)" if last else "")
         except _Refused as exc:
             return None, str(exc)
-        except Exception as exc:      # every transport failure is a reason
+        except Exception as exc:  # every transport failure is a reason
             return None, _transport_reason(exc, config, timeout)
         if 300 <= status < 400:
             where = scrub(got_headers.get("Location", "") or "(no Location)", config.api_key)
-            return None, (f"HTTP {status}: the endpoint redirected to {where[:300]!r}; redirects are not followed "
-                          "(set the base URL to where it points if you trust it)")
+            return None, (
+                f"HTTP {status}: the endpoint redirected to {where[:300]!r}; redirects are not followed "
+                "(set the base URL to where it points if you trust it)"
+            )
         if status == 429 or 500 <= status < 600:
             retry_after = (got_headers.get("Retry-After") or "").strip()
             last = f"HTTP {status}" + (" (rate limited)" if status == 429 else "")
@@ -608,10 +651,14 @@ def _call(config, messages, timeout, retries, cancelled, cap) -> tuple[str | Non
         else:
             return None, f"HTTP {status}: " + scrub(data.decode("utf-8", "replace"), config.api_key)[:200]
         if attempt < retries:
-            pause = min(MAX_BACKOFF_S, wait_s if wait_s is not None else BACKOFF_S * 2 ** attempt * (1 + random.random() / 2))
+            pause = min(
+                MAX_BACKOFF_S, wait_s if wait_s is not None else BACKOFF_S * 2**attempt * (1 + random.random() / 2)
+            )
             if time.monotonic() + pause >= deadline:
-                return None, (f"{last} after {attempt + 1} attempt{'s' if attempt else ''}; the next would start past "
-                              f"the {timeout:g} s deadline")
+                return None, (
+                    f"{last} after {attempt + 1} attempt{'s' if attempt else ''}; the next would start past "
+                    f"the {timeout:g} s deadline"
+                )
             if _pause(pause, cancelled):
                 return None, "cancelled"
     return None, f"{last} after {retries + 1} attempts"
@@ -624,10 +671,13 @@ def candidates(db: sqlite_utils.Database, ds: Dataset, limit: int | None = None)
     run = latest_run(db, ds.id, "audit")
     if not run:
         raise ReviewError(f"Run the audit of {ds.name!r} first: the judge looks at its flagged rows.")
-    rows = list(db.query(
-        "SELECT s.idx, i.text, i.given_label FROM scores s JOIN items i ON i.dataset_id=? AND i.idx=s.idx"
-        " WHERE s.run_id=? AND s.is_issue=1 ORDER BY s.rank" + (" LIMIT ?" if limit else ""),
-        [ds.id, run["id"], *([int(limit)] if limit else [])]))
+    rows = list(
+        db.query(
+            "SELECT s.idx, i.text, i.given_label FROM scores s JOIN items i ON i.dataset_id=? AND i.idx=s.idx"
+            " WHERE s.run_id=? AND s.is_issue=1 ORDER BY s.rank" + (" LIMIT ?" if limit else ""),
+            [ds.id, run["id"], *([int(limit)] if limit else [])],
+        )
+    )
     for r in rows:
         r["messages"] = prompt(ds.labels, r["text"] or "", r["given_label"] or "(none)")
         r["hash"] = prompt_hash(r["messages"])
@@ -645,10 +695,12 @@ def plan(db: sqlite_utils.Database, ds: Dataset, model: str, limit: int | None =
 def _cached(db, ds: Dataset, rows: list[dict], model: str) -> dict[int, tuple]:
     out = {}
     for start in range(0, len(rows), 500):
-        part = rows[start:start + 500]
+        part = rows[start : start + 500]
         for idx, h, verdict, label, reason in db.execute(
-                f"SELECT idx, prompt_hash, verdict, label, reason FROM judgments WHERE dataset_id=? AND model=? AND idx IN "
-                f"({','.join('?' * len(part))})", [ds.id, model, *[r['idx'] for r in part]]):
+            f"SELECT idx, prompt_hash, verdict, label, reason FROM judgments WHERE dataset_id=? AND model=? AND idx IN "
+            f"({','.join('?' * len(part))})",
+            [ds.id, model, *[r["idx"] for r in part]],
+        ):
             out[(idx, h)] = (verdict, label, reason)
     return {r["idx"]: out[(r["idx"], r["hash"])] for r in rows if (r["idx"], r["hash"]) in out}
 
@@ -668,13 +720,23 @@ def fused(is_issue: bool, quality: float | None, verdict: str | None, label: str
 def _apply(db, run_id: int, idx: int, verdict: str, label: str | None, reason: str) -> None:
     row = db.execute("SELECT is_issue, quality FROM scores WHERE run_id=? AND idx=?", [run_id, idx]).fetchone()
     action, trust = fused(bool(row[0]), row[1], verdict, label)
-    db.execute("UPDATE scores SET judge_verdict=?, judge_label=?, judge_reason=?, fused_action=?, fused_trust=? WHERE run_id=? AND idx=?",
-               [verdict, label, reason, action, trust, run_id, idx])
+    db.execute(
+        "UPDATE scores SET judge_verdict=?, judge_label=?, judge_reason=?, fused_action=?, fused_trust=? WHERE run_id=? AND idx=?",
+        [verdict, label, reason, action, trust, run_id, idx],
+    )
 
 
-def run_judge(db: sqlite_utils.Database, ds: Dataset, user: User, config: JudgeConfig, limit: int | None = None,
-              progress: Progress = lambda f, m: None, cancel: threading.Event | None = None,
-              workers: int = WORKERS, timeout: float = TIMEOUT_S) -> dict:
+def run_judge(
+    db: sqlite_utils.Database,
+    ds: Dataset,
+    user: User,
+    config: JudgeConfig,
+    limit: int | None = None,
+    progress: Progress = lambda f, m: None,
+    cancel: threading.Event | None = None,
+    workers: int = WORKERS,
+    timeout: float = TIMEOUT_S,
+) -> dict:
     """Judge the flagged rows of the latest run (at most ``limit``), ``workers`` calls at a time.
 
     Each verdict is stored (and the row's fused action updated) as soon as it arrives, so a
@@ -694,12 +756,18 @@ def run_judge(db: sqlite_utils.Database, ds: Dataset, user: User, config: JudgeC
     t0 = time.perf_counter()
     key = config.api_key
     with store.transaction(db):
-        if key:   # a key a judge echoed before answers were scrubbed: out of what is stored and shown
-            db.execute("UPDATE judgments SET reason=replace(reason, ?1, ?2), answer=replace(answer, ?1, ?2)"
-                       " WHERE dataset_id=?3 AND (instr(reason, ?1) > 0 OR instr(answer, ?1) > 0)", [key, REMOVED, ds.id])
+        if key:  # a key a judge echoed before answers were scrubbed: out of what is stored and shown
+            db.execute(
+                "UPDATE judgments SET reason=replace(reason, ?1, ?2), answer=replace(answer, ?1, ?2)"
+                " WHERE dataset_id=?3 AND (instr(reason, ?1) > 0 OR instr(answer, ?1) > 0)",
+                [key, REMOVED, ds.id],
+            )
             if rows:
-                db.execute("UPDATE scores SET judge_reason=replace(judge_reason, ?1, ?2) WHERE run_id=?3"
-                           " AND judge_verdict IS NOT NULL AND instr(judge_reason, ?1) > 0", [key, REMOVED, rows[0]["run_id"]])
+                db.execute(
+                    "UPDATE scores SET judge_reason=replace(judge_reason, ?1, ?2) WHERE run_id=?3"
+                    " AND judge_verdict IS NOT NULL AND instr(judge_reason, ?1) > 0",
+                    [key, REMOVED, rows[0]["run_id"]],
+                )
         for r in rows:
             if r["idx"] in cached:
                 v, lab, why = cached[r["idx"]]
@@ -715,7 +783,7 @@ def run_judge(db: sqlite_utils.Database, ds: Dataset, user: User, config: JudgeC
                 return r, "UNKNOWN", None, why, None
             v, lab, why = parse_answer(answer, ds.labels, r["given_label"] or "")
             return r, v, lab, why, answer
-        except Exception as exc:   # never a traceback on the page: an UNKNOWN with the reason
+        except Exception as exc:  # never a traceback on the page: an UNKNOWN with the reason
             return r, "UNKNOWN", None, scrub(f"unexpected error: {type(exc).__name__}: {exc}", key)[:300], None
 
     done = 0
@@ -745,14 +813,19 @@ def run_judge(db: sqlite_utils.Database, ds: Dataset, user: User, config: JudgeC
                     continue
                 why, answer = scrub(why, key)[:1000], scrub(answer or "", key)[:500]
                 with store.transaction(db):
-                    db.execute("INSERT OR REPLACE INTO judgments(dataset_id, idx, prompt_hash, model, verdict, label, reason, answer, at)"
-                               " VALUES (?,?,?,?,?,?,?,?,?)",
-                               [ds.id, r["idx"], r["hash"], config.model, v, lab, why, answer, store.now_iso()])
+                    db.execute(
+                        "INSERT OR REPLACE INTO judgments(dataset_id, idx, prompt_hash, model, verdict, label, reason, answer, at)"
+                        " VALUES (?,?,?,?,?,?,?,?,?)",
+                        [ds.id, r["idx"], r["hash"], config.model, v, lab, why, answer, store.now_iso()],
+                    )
                     _apply(db, r["run_id"], r["idx"], v, lab, why)
                 counts[v] += 1
                 counts["calls"] += 1
                 done += 1
-                last_progress = [(len(cached) + done) / max(len(rows), 1), f"Judged {len(cached) + done:,} of {len(rows):,} rows"]
+                last_progress = [
+                    (len(cached) + done) / max(len(rows), 1),
+                    f"Judged {len(cached) + done:,} of {len(rows):,} rows",
+                ]
                 progress(*last_progress)
             if not cancel.is_set():
                 for r in it:
@@ -766,9 +839,16 @@ def run_judge(db: sqlite_utils.Database, ds: Dataset, user: User, config: JudgeC
         pool.shutdown(wait=False, cancel_futures=True)
         counts["seconds"] = round(time.perf_counter() - t0, 2)
         counts["cancelled"] = cancel.is_set()
-        store.log(db, user.name, "judge_run", ds.id, model=config.model, endpoint=shown_url(config.base_url, key),
-                  key_sent=bool(key),
-                  **{k: v for k, v in counts.items()})
+        store.log(
+            db,
+            user.name,
+            "judge_run",
+            ds.id,
+            model=config.model,
+            endpoint=shown_url(config.base_url, key),
+            key_sent=bool(key),
+            **{k: v for k, v in counts.items()},
+        )
     return counts
 
 
@@ -778,10 +858,20 @@ def verdict_counts(db: sqlite_utils.Database, ds: Dataset) -> dict:
     run = latest_run(db, ds.id, "audit")
     if not run:
         return {}
-    from .stats import aggregates
-    got = dict(db.execute("SELECT judge_verdict, COUNT(*) FROM scores WHERE run_id=? AND judge_verdict IS NOT NULL GROUP BY 1",
-                          [run["id"]]).fetchall())     # judged rows only (partial index): as quick at a million rows
+    from review.stats import aggregates
+
+    got = dict(
+        db.execute(
+            "SELECT judge_verdict, COUNT(*) FROM scores WHERE run_id=? AND judge_verdict IS NOT NULL GROUP BY 1",
+            [run["id"]],
+        ).fetchall()
+    )  # judged rows only (partial index): as quick at a million rows
     flagged = aggregates(db, ds, run)["flagged"]
     yes, no = got.get("YES", 0), got.get("NO", 0)
-    return {"YES": yes, "NO": no, "UNKNOWN": got.get("UNKNOWN", 0), "not judged": flagged - sum(got.values()),
-            "agreement": (no / (yes + no)) if yes + no else None}
+    return {
+        "YES": yes,
+        "NO": no,
+        "UNKNOWN": got.get("UNKNOWN", 0),
+        "not judged": flagged - sum(got.values()),
+        "agreement": (no / (yes + no)) if yes + no else None,
+    }

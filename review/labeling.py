@@ -10,22 +10,23 @@ and the audit trail. The consensus takes the new labels into account on the next
 The queue never reads the gold table (review.gold) and never returns other annotators'
 labels: an annotator labels from the text alone.
 """
+
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from . import store
-from .auth import User, require_active
-from .datasets import Dataset, latest_run
-from .errors import NotFound, ReviewError
+from review import store
+from review.auth import User, require_active
+from review.datasets import Dataset, latest_run
+from review.errors import NotFound, ReviewError
 
-ACTION = "label"          # audit-trail action of a label added through the queue
+ACTION = "label"  # audit-trail action of a label added through the queue
 
 
 # ----------------------------------------------------------------------------- scores (pure, at audit time)
@@ -60,7 +61,9 @@ def activelab_scores(L: np.ndarray, pred_probs: np.ndarray, seed: int = 0) -> np
     L = np.asarray(L)
     P = np.asarray(pred_probs, dtype=float)
     if L.ndim != 2 or P.ndim != 2:
-        raise ValueError(f"labels must be (items, annotators) and pred_probs (items, classes), not {L.shape} and {P.shape}")
+        raise ValueError(
+            f"labels must be (items, annotators) and pred_probs (items, classes), not {L.shape} and {P.shape}"
+        )
     if len(L) != len(P):
         raise ValueError(f"labels have {len(L)} items but pred_probs {len(P)}")
     n, K = P.shape
@@ -69,7 +72,9 @@ def activelab_scores(L: np.ndarray, pred_probs: np.ndarray, seed: int = 0) -> np
     if not np.isfinite(P).all() or (P < 0).any():
         raise ValueError("pred_probs must be finite and non-negative")
     if L.size and (L.max() >= K or L.min() < -1):
-        raise ValueError(f"labels must be class indices 0..{K - 1} or -1 (not labelled), found {int(L.min())}..{int(L.max())}")
+        raise ValueError(
+            f"labels must be class indices 0..{K - 1} or -1 (not labelled), found {int(L.min())}..{int(L.max())}"
+        )
     P = np.clip(P, 1e-6, None)
     P = P / P.sum(axis=1, keepdims=True)
     has = (L >= 0).any(axis=1)
@@ -79,13 +84,14 @@ def activelab_scores(L: np.ndarray, pred_probs: np.ndarray, seed: int = 0) -> np
     if has.any():
         sub = L[np.ix_(has, who)]
         frame = pd.DataFrame(np.where(sub >= 0, sub, np.nan).astype(float))
-    rng = np.random.get_state()   # cleanlab breaks ties of its majority vote with np.random: seed it, then restore
+    rng = np.random.get_state()  # cleanlab breaks ties of its majority vote with np.random: seed it, then restore
     np.random.seed(seed)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # "annotators do not agree on any example", ties broken: scores still hold
+            warnings.simplefilter("ignore")  # "annotators do not agree on any example", ties broken: scores still hold
             labelled, unlabelled = get_active_learning_scores(
-                frame, P[has] if frame is not None else None, P[~has] if (~has).any() else None)
+                frame, P[has] if frame is not None else None, P[~has] if (~has).any() else None
+            )
     finally:
         np.random.set_state(rng)
     if has.any():
@@ -123,13 +129,15 @@ class LabelItem:
     text: str | None
     run_id: int
     score: float | None
-    my_label: str | None = None      # the user's own label, when they come back to an item they labelled
+    my_label: str | None = None  # the user's own label, when they come back to an item they labelled
 
 
 def _check_dataset(ds: Dataset) -> None:
     if not ds.mapping.multi or ds.task != "text":
-        raise ReviewError(f"Dataset {ds.name!r} has one label per item: the label queue is for text datasets labelled "
-                          "by several annotators. Use the Review page to correct its labels.")
+        raise ReviewError(
+            f"Dataset {ds.name!r} has one label per item: the label queue is for text datasets labelled "
+            "by several annotators. Use the Review page to correct its labels."
+        )
 
 
 def queue_status(db: sqlite_utils.Database, ds: Dataset, user: User) -> QueueStatus:
@@ -137,14 +145,19 @@ def queue_status(db: sqlite_utils.Database, ds: Dataset, user: User) -> QueueSta
     require_active(db, user, "annotator", "label items")
     _check_dataset(ds)
     run = latest_run(db, ds.id, "audit")
-    mine = store.scalar(db, "SELECT COUNT(*) FROM annotations WHERE dataset_id=? AND annotator=?", [ds.id, user.name]) or 0
+    mine = (
+        store.scalar(db, "SELECT COUNT(*) FROM annotations WHERE dataset_id=? AND annotator=?", [ds.id, user.name]) or 0
+    )
     if run is None:
         return QueueStatus(None, False, 0, mine, "No audit run yet: the queue is ordered by the audit's scores.")
     scored = db.execute("SELECT 1 FROM scores WHERE run_id=? AND activelab IS NOT NULL LIMIT 1", [run["id"]]).fetchone()
     if not scored:
         why = (run["params"] or {}).get("label queue error")
-        reason = (f"The latest audit (run {run['id']}) could not score the items for labelling ({why})." if why else
-                  f"The latest audit (run {run['id']}) was made before the label queue existed.") + " Run the audit again."
+        reason = (
+            f"The latest audit (run {run['id']}) could not score the items for labelling ({why})."
+            if why
+            else f"The latest audit (run {run['id']}) was made before the label queue existed."
+        ) + " Run the audit again."
         return QueueStatus(run["id"], False, 0, mine, reason)
     return QueueStatus(run["id"], True, int(run["metrics"].get("rows") or ds.n_items), mine)
 
@@ -156,9 +169,11 @@ def next_item(db: sqlite_utils.Database, ds: Dataset, user: User, exclude: Seque
     if not status.scored:
         return None
     excl = sorted({int(i) for i in exclude})
-    sql = ("SELECT s.idx, s.activelab, i.key, i.text FROM scores s JOIN items i ON i.dataset_id=? AND i.idx=s.idx"
-           " WHERE s.run_id=? AND s.activelab IS NOT NULL"
-           " AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.dataset_id=? AND a.annotator=? AND a.idx=s.idx)")
+    sql = (
+        "SELECT s.idx, s.activelab, i.key, i.text FROM scores s JOIN items i ON i.dataset_id=? AND i.idx=s.idx"
+        " WHERE s.run_id=? AND s.activelab IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.dataset_id=? AND a.annotator=? AND a.idx=s.idx)"
+    )
     params: list = [ds.id, status.run_id, ds.id, user.name]
     if excl:
         sql += f" AND s.idx NOT IN ({','.join('?' * len(excl))})"
@@ -176,16 +191,22 @@ def get_item(db: sqlite_utils.Database, ds: Dataset, idx: int, user: User) -> La
     _check_dataset(ds)
     idx = row_number(ds, idx)
     run = latest_run(db, ds.id, "audit")
-    row = db.execute("SELECT i.key, i.text, s.activelab FROM items i LEFT JOIN scores s ON s.run_id=? AND s.idx=i.idx"
-                     " WHERE i.dataset_id=? AND i.idx=?", [run["id"] if run else -1, ds.id, idx]).fetchone()
+    row = db.execute(
+        "SELECT i.key, i.text, s.activelab FROM items i LEFT JOIN scores s ON s.run_id=? AND s.idx=i.idx"
+        " WHERE i.dataset_id=? AND i.idx=?",
+        [run["id"] if run else -1, ds.id, idx],
+    ).fetchone()
     key, text, score = row
     return LabelItem(ds.id, idx, key, text, run["id"] if run else None, score, my_label(db, ds, idx, user))
 
 
 def my_label(db: sqlite_utils.Database, ds: Dataset, idx: int, user: User) -> str | None:
     """The label ``user`` gave item ``idx`` (None: they did not label it)."""
-    return store.scalar(db, "SELECT label FROM annotations WHERE dataset_id=? AND idx=? AND annotator=? ORDER BY rowid DESC LIMIT 1",
-                        [ds.id, int(idx), user.name])
+    return store.scalar(
+        db,
+        "SELECT label FROM annotations WHERE dataset_id=? AND idx=? AND annotator=? ORDER BY rowid DESC LIMIT 1",
+        [ds.id, int(idx), user.name],
+    )
 
 
 def row_number(ds: Dataset, value) -> int:
@@ -201,8 +222,9 @@ def row_number(ds: Dataset, value) -> int:
     return i
 
 
-def add_label(db: sqlite_utils.Database, ds: Dataset, idx: int, user: User, label: str,
-              run_id: int | None = None) -> str:
+def add_label(
+    db: sqlite_utils.Database, ds: Dataset, idx: int, user: User, label: str, run_id: int | None = None
+) -> str:
     """``user`` labels item ``idx`` as ``label``: one row in ``annotations`` under their name
     (replacing the label they gave it before, never a second one) and one audit row, in one
     transaction. Returns 'added', 'replaced' or 'unchanged' (the same label again: nothing
@@ -213,14 +235,31 @@ def add_label(db: sqlite_utils.Database, ds: Dataset, idx: int, user: User, labe
     if label not in ds.labels:
         raise ReviewError(f"{label!r} is not a label of {ds.name!r}: choose one of {', '.join(ds.labels)}.")
     with store.transaction(db):
-        old = [r[0] for r in db.execute("SELECT label FROM annotations WHERE dataset_id=? AND idx=? AND annotator=? ORDER BY rowid",
-                                        [ds.id, idx, user.name])]
+        old = [
+            r[0]
+            for r in db.execute(
+                "SELECT label FROM annotations WHERE dataset_id=? AND idx=? AND annotator=? ORDER BY rowid",
+                [ds.id, idx, user.name],
+            )
+        ]
         if len(old) == 1 and old[0] == label:
             return "unchanged"
         if old:
             db.execute("DELETE FROM annotations WHERE dataset_id=? AND idx=? AND annotator=?", [ds.id, idx, user.name])
-        db.execute("INSERT INTO annotations(dataset_id, idx, annotator, label) VALUES (?,?,?,?)", [ds.id, idx, user.name, label])
+        db.execute(
+            "INSERT INTO annotations(dataset_id, idx, annotator, label) VALUES (?,?,?,?)",
+            [ds.id, idx, user.name, label],
+        )
         outcome = "replaced" if old else "added"
-        store.log(db, user.name, ACTION, ds.id, idx, label=label, previous_label=old[-1] if old else None,
-                  outcome=outcome, run=run_id)
+        store.log(
+            db,
+            user.name,
+            ACTION,
+            ds.id,
+            idx,
+            label=label,
+            previous_label=old[-1] if old else None,
+            outcome=outcome,
+            run=run_id,
+        )
     return outcome

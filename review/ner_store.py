@@ -8,25 +8,39 @@ machine treats a sentence's whole tag sequence as its label: a correction is the
 tag sequence, valid in the dataset's scheme. The uploaded bytes are kept in ``sources``
 so the export rewrites only the tag column and keeps every other byte.
 """
+
 from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import sqlite_utils
 
-from . import ner, store
-from .auth import User, require_active
-from .datasets import Dataset, latest_run
-from .errors import IngestError, ReviewError
+from review import ner, store
+from review.auth import User, require_active
+from review.datasets import Dataset, latest_run
+from review.errors import IngestError, ReviewError
 
 Progress = Callable[[float, str], None]
-CONLL_EXTENSIONS = (".conll", ".conllu", ".conll03", ".iob", ".iob1", ".iob2", ".bio", ".bioes",
-                    ".train", ".testa", ".testb", ".dev", ".test")
-RELABEL_CONFIDENCE = 0.8   # every flagged token of a sentence predicted at least this sure -> "relabel"
+CONLL_EXTENSIONS = (
+    ".conll",
+    ".conllu",
+    ".conll03",
+    ".iob",
+    ".iob1",
+    ".iob2",
+    ".bio",
+    ".bioes",
+    ".train",
+    ".testa",
+    ".testb",
+    ".dev",
+    ".test",
+)
+RELABEL_CONFIDENCE = 0.8  # every flagged token of a sentence predicted at least this sure -> "relabel"
 BATCH = 5000
 
 
@@ -45,34 +59,42 @@ def looks_like_ner(data: bytes, filename: str) -> bool:
     if name.endswith((".jsonl", ".ndjson", ".json")):
         try:
             rec = json.loads(first)
-        except (ValueError, RecursionError):   # broken or nested too deep: read_table says which line
+        except (ValueError, RecursionError):  # broken or nested too deep: read_table says which line
             return False
         return isinstance(rec, dict) and "tokens" in rec
     if name.endswith(".txt") or "." not in name:
-        return first.startswith("-DOCSTART-") or (len(first.split()) >= 2 and "," not in first and "\t" not in first
-                                                   and len(first.split()[0]) < 40)
+        return first.startswith("-DOCSTART-") or (
+            len(first.split()) >= 2 and "," not in first and "\t" not in first and len(first.split()[0]) < 40
+        )
     return False
 
 
 def read_corpus(data: bytes, filename: str) -> ner.Corpus:
     """Uploaded bytes -> Corpus (JSONL by extension, else CoNLL). IngestError names the file and line."""
-    from .ingest import MAX_CELLS, check_json_depth, decode_upload, too_many_cells
+    from review.ingest import MAX_CELLS, check_json_depth, decode_upload, too_many_cells
+
     # decode_upload refuses more than MAX_DECODED_BYTES; cells are bounded here, before parsing
-    text = decode_upload(data, filename, keep_bom=True)   # the BOM stays: the export writes the file back byte for byte
+    text = decode_upload(data, filename, keep_bom=True)  # the BOM stays: the export writes the file back byte for byte
     if filename.lower().endswith((".jsonl", ".ndjson", ".json")):
         # JSON values (tokens, tags, probabilities) <= commas + arrays + objects
         cells = text.count(",") + text.count("[") + text.count("{")
         if cells > MAX_CELLS:
             raise too_many_cells(filename, cells)
-        for lineno, line in enumerate(text.split("\n"), start=1):   # as parse_jsonl numbers them; json.loads would recurse past the stack
+        for lineno, line in enumerate(
+            text.split("\n"), start=1
+        ):  # as parse_jsonl numbers them; json.loads would recurse past the stack
             check_json_depth(line, filename, lineno)
         try:
             return ner.parse_jsonl(text, filename)
-        except RecursionError:   # not nested too deep, but the stack was deep already
-            raise IngestError(f"{filename} is nested too deeply to read (lists or objects inside each other): "
-                              "flatten its lines and upload again.") from None
+        except RecursionError:  # not nested too deep, but the stack was deep already
+            raise IngestError(
+                f"{filename} is nested too deeply to read (lists or objects inside each other): "
+                "flatten its lines and upload again."
+            ) from None
     # CoNLL: every token line has as many fields as the first (parse_conll enforces it)
-    first = next((ln for ln in io.StringIO(text) if ln.strip() and not ln.lstrip("\ufeff").startswith("-DOCSTART-")), "")
+    first = next(
+        (ln for ln in io.StringIO(text) if ln.strip() and not ln.lstrip("\ufeff").startswith("-DOCSTART-")), ""
+    )
     cells = (text.count("\n") + 1) * max(len(first.split()), 1)
     if cells > MAX_CELLS:
         raise too_many_cells(filename, cells)
@@ -91,22 +113,30 @@ def tag_options(ds: Dataset) -> list[str]:
     return ["O"] + [f"{p}-{t}" for t in entity_types(ds) for p in prefixes]
 
 
-def write_ner_dataset(db: sqlite_utils.Database, corpus: ner.Corpus, data: bytes, name: str, user: User,
-                      progress: Progress | None = None) -> int:
+def write_ner_dataset(
+    db: sqlite_utils.Database, corpus: ner.Corpus, data: bytes, name: str, user: User, progress: Progress | None = None
+) -> int:
     """Dataset (task 'ner') + one item per sentence + the uploaded bytes + an audit row, in one transaction."""
     import hashlib
 
-    from .ingest import Mapping, check_name
+    from review.ingest import Mapping, check_name
+
     require_active(db, user, "lead", "upload datasets")
     name = check_name(name)
     tags_seen = sorted({t for s in corpus.sentences for t in s.tags})
     if len(corpus.sentences) < 2:
         raise IngestError(f"{corpus.filename}: only one sentence; label-error detection needs at least two.")
     if not corpus.entity_types:
-        raise IngestError(f"{corpus.filename}: every tag is O, so there is no entity to check. Map the file's tag column "
-                          "(the last column of a CoNLL file) or upload a tagged file.")
-    mapping = Mapping(format=corpus.format, scheme=corpus.scheme, n_columns=corpus.n_columns,
-                      prob_tags=list(corpus.prob_tag_names or []))
+        raise IngestError(
+            f"{corpus.filename}: every tag is O, so there is no entity to check. Map the file's tag column "
+            "(the last column of a CoNLL file) or upload a tagged file."
+        )
+    mapping = Mapping(
+        format=corpus.format,
+        scheme=corpus.scheme,
+        n_columns=corpus.n_columns,
+        prob_tags=list(corpus.prob_tag_names or []),
+    )
     n = len(corpus.sentences)
     keys = [s.id if s.id is not None else str(i) for i, s in enumerate(corpus.sentences)]
     if len(set(keys)) != n:
@@ -119,8 +149,19 @@ def write_ner_dataset(db: sqlite_utils.Database, corpus: ner.Corpus, data: bytes
         cur = db.execute(
             "INSERT INTO datasets(name, task, labels, label_set_declared, mapping, n_items, source_name, source_sha256, created_by, created_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [name, "ner", json.dumps(tags_seen, ensure_ascii=False), 0, mapping.to_json(), n, corpus.filename,
-             hashlib.sha256(data).hexdigest(), user.name, store.now_iso()])
+            [
+                name,
+                "ner",
+                json.dumps(tags_seen, ensure_ascii=False),
+                0,
+                mapping.to_json(),
+                n,
+                corpus.filename,
+                hashlib.sha256(data).hexdigest(),
+                user.name,
+                store.now_iso(),
+            ],
+        )
         ds = cur.lastrowid
         for start in range(0, n, BATCH):
             stop = min(n, start + BATCH)
@@ -128,17 +169,41 @@ def write_ner_dataset(db: sqlite_utils.Database, corpus: ner.Corpus, data: bytes
             for i in range(start, stop):
                 s = corpus.sentences[i]
                 probs = None if s.pred_probs is None else json.dumps(np.round(s.pred_probs, 5).tolist())
-                rows.append((ds, i, keys[i], " ".join(s.tokens), canon(s.tokens), canon(s.tags), canon(s.tags),
-                             json.dumps({"doc": s.doc, "line": s.start_line}), probs))
+                rows.append(
+                    (
+                        ds,
+                        i,
+                        keys[i],
+                        " ".join(s.tokens),
+                        canon(s.tokens),
+                        canon(s.tags),
+                        canon(s.tags),
+                        json.dumps({"doc": s.doc, "line": s.start_line}),
+                        probs,
+                    )
+                )
             db.conn.executemany(
                 "INSERT INTO items(dataset_id, idx, key, text, tokens, given_tags, given_label, meta, probs) VALUES (?,?,?,?,?,?,?,?,?)",
-                rows)
+                rows,
+            )
             if progress:
                 progress(stop / n, f"Stored {stop:,} of {n:,} sentences")
         db.execute("INSERT INTO sources(dataset_id, content) VALUES (?, ?)", [ds, data])
-        store.log(db, user.name, "upload", ds, dataset=name, task="ner", sentences=n, tokens=corpus.n_tokens,
-                  source=corpus.filename, sha256=hashlib.sha256(data).hexdigest(), scheme=corpus.scheme,
-                  format=corpus.format, entity_types=corpus.entity_types)
+        store.log(
+            db,
+            user.name,
+            "upload",
+            ds,
+            dataset=name,
+            task="ner",
+            sentences=n,
+            tokens=corpus.n_tokens,
+            source=corpus.filename,
+            sha256=hashlib.sha256(data).hexdigest(),
+            scheme=corpus.scheme,
+            format=corpus.format,
+            entity_types=corpus.entity_types,
+        )
     return ds
 
 
@@ -146,12 +211,30 @@ def load_given(db: sqlite_utils.Database, ds: Dataset) -> ner.Corpus:
     """The uploaded sentences with their given tags, documents and own probabilities (no file lines)."""
     sentences = []
     for tokens, tags, meta, probs, key in db.execute(
-            "SELECT tokens, given_tags, meta, probs, key FROM items WHERE dataset_id=? ORDER BY idx", [ds.id]):
+        "SELECT tokens, given_tags, meta, probs, key FROM items WHERE dataset_id=? ORDER BY idx", [ds.id]
+    ):
         m = json.loads(meta)
-        sentences.append(ner.Sentence(json.loads(tokens), json.loads(tags), [], m.get("doc", 0), m.get("line", 1), key,
-                                      None if probs is None else np.asarray(json.loads(probs))))
-    return ner.Corpus(sentences, ds.mapping.scheme, -1, 0, entity_types(ds), ds.source_name or "", ds.mapping.format or "conll",
-                      prob_tag_names=ds.mapping.prob_tags or None)
+        sentences.append(
+            ner.Sentence(
+                json.loads(tokens),
+                json.loads(tags),
+                [],
+                m.get("doc", 0),
+                m.get("line", 1),
+                key,
+                None if probs is None else np.asarray(json.loads(probs)),
+            )
+        )
+    return ner.Corpus(
+        sentences,
+        ds.mapping.scheme,
+        -1,
+        0,
+        entity_types(ds),
+        ds.source_name or "",
+        ds.mapping.format or "conll",
+        prob_tag_names=ds.mapping.prob_tags or None,
+    )
 
 
 def given_probs_iob2(corpus: ner.Corpus) -> tuple[list[np.ndarray], list[str]]:
@@ -195,6 +278,7 @@ def accept_span(tags: Sequence[str], predicted: Sequence[str], start: int, end: 
 class ScoredRun:
     """What score_run found, ready to write: scores rows (one per sentence), token_issues rows
     (one per flagged token), and the run's metrics."""
+
     scores: list[tuple]
     tokens: list[tuple]
     metrics: dict
@@ -204,14 +288,24 @@ class ScoredRun:
         for start in range(0, len(self.scores), BATCH):
             db.conn.executemany(
                 "INSERT INTO scores(run_id, idx, quality, predicted_label, confidence, suggested_label, is_issue, rank, trust, action, reason, probs)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", self.scores[start:start + BATCH])
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                self.scores[start : start + BATCH],
+            )
         db.conn.executemany(
             "INSERT INTO token_issues(run_id, idx, token, text, given_tag, predicted_tag, confidence, quality, reason)"
-            " VALUES (?,?,?,?,?,?,?,?,?)", self.tokens)
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            self.tokens,
+        )
 
 
-def score_run(run_id: int, corpus: ner.Corpus, probs: Sequence[np.ndarray], tag_names: Sequence[str],
-              progress: Progress, consistency: ner.TagConsistency | bool = True) -> ScoredRun:
+def score_run(
+    run_id: int,
+    corpus: ner.Corpus,
+    probs: Sequence[np.ndarray],
+    tag_names: Sequence[str],
+    progress: Progress,
+    consistency: ner.TagConsistency | bool = True,
+) -> ScoredRun:
     """cleanlab token issues of ``probs`` (n_sent,) arrays (n_tokens_i, K), fused with tag
     inconsistency (ner.find_issues) -> the scores (one row per sentence) and token_issues (one row
     per flagged token) of run ``run_id``, not yet written."""
@@ -244,18 +338,47 @@ def score_run(run_id: int, corpus: ner.Corpus, probs: Sequence[np.ndarray], tag_
             actions[action] += 1
         else:
             action = "keep"
-        view = {"predicted": pred, "confidence": [round(float(c), 3) for c in conf],
-                "token_quality": [round(float(q), 4) for q in tq], "flagged": flagged}
-        score_rows.append((run_id, i, float(quality[i]), canon(pred), float(min((conf[j] for j in flagged), default=conf.min() if len(conf) else 1.0)),
-                           canon(suggestion), int(is_issue[i]), int(rank[i]), float(quality[i]), action,
-                           "; ".join(reasons) or None, json.dumps(view, ensure_ascii=False)))
+        view = {
+            "predicted": pred,
+            "confidence": [round(float(c), 3) for c in conf],
+            "token_quality": [round(float(q), 4) for q in tq],
+            "flagged": flagged,
+        }
+        score_rows.append(
+            (
+                run_id,
+                i,
+                float(quality[i]),
+                canon(pred),
+                float(min((conf[j] for j in flagged), default=conf.min() if len(conf) else 1.0)),
+                canon(suggestion),
+                int(is_issue[i]),
+                int(rank[i]),
+                float(quality[i]),
+                action,
+                "; ".join(reasons) or None,
+                json.dumps(view, ensure_ascii=False),
+            )
+        )
         for j in flagged:
-            token_rows.append((run_id, i, j, s.tokens[j], s.tags[j], pred[j], float(conf[j]), float(tq[j]), res.reasons[(i, j)]))
+            token_rows.append(
+                (run_id, i, j, s.tokens[j], s.tags[j], pred[j], float(conf[j]), float(tq[j]), res.reasons[(i, j)])
+            )
     acc = ner.token_accuracy(corpus, probs, tag_names)
-    return ScoredRun(score_rows, token_rows, {
-        "rows": n, "sentences": n, "tokens": corpus.n_tokens, "flagged": int(is_issue.sum()),
-        "flagged tokens": len(token_rows), "relabel": actions["relabel"], "needs review": actions["needs review"],
-        "model agreement with given labels": round(acc, 4)})
+    return ScoredRun(
+        score_rows,
+        token_rows,
+        {
+            "rows": n,
+            "sentences": n,
+            "tokens": corpus.n_tokens,
+            "flagged": int(is_issue.sum()),
+            "flagged tokens": len(token_rows),
+            "relabel": actions["relabel"],
+            "needs review": actions["needs review"],
+            "model agreement with given labels": round(acc, 4),
+        },
+    )
 
 
 def swaps(db: sqlite_utils.Database, ds: Dataset, limit: int = 30, examples: int = 5) -> list[dict]:
@@ -266,28 +389,43 @@ def swaps(db: sqlite_utils.Database, ds: Dataset, limit: int = 30, examples: int
         return []
     rows = db.execute(
         "SELECT given_tag, predicted_tag, COUNT(*), COUNT(DISTINCT idx) FROM token_issues WHERE run_id=? AND given_tag != predicted_tag"
-        " GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT ?", [run["id"], limit]).fetchall()
+        " GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT ?",
+        [run["id"], limit],
+    ).fetchall()
     words: dict[tuple[str, str], list[str]] = {}
-    for given, pred, text in db.execute(   # every swap's most frequent tokens, in one query
-            "SELECT given_tag, predicted_tag, text FROM (SELECT given_tag, predicted_tag, text, ROW_NUMBER() OVER"
-            " (PARTITION BY given_tag, predicted_tag ORDER BY COUNT(*) DESC, text) AS k FROM token_issues"
-            " WHERE run_id=? AND given_tag != predicted_tag GROUP BY 1, 2, 3) WHERE k <= ? ORDER BY 1, 2, k",
-            [run["id"], examples]):
+    for given, pred, text in db.execute(  # every swap's most frequent tokens, in one query
+        "SELECT given_tag, predicted_tag, text FROM (SELECT given_tag, predicted_tag, text, ROW_NUMBER() OVER"
+        " (PARTITION BY given_tag, predicted_tag ORDER BY COUNT(*) DESC, text) AS k FROM token_issues"
+        " WHERE run_id=? AND given_tag != predicted_tag GROUP BY 1, 2, 3) WHERE k <= ? ORDER BY 1, 2, k",
+        [run["id"], examples],
+    ):
         words.setdefault((given, pred), []).append(text)
-    return [{"given_tag": g, "predicted_tag": p, "tokens": n, "sentences": n_sent, "examples": ", ".join(words.get((g, p), []))}
-            for g, p, n, n_sent in rows]
+    return [
+        {
+            "given_tag": g,
+            "predicted_tag": p,
+            "tokens": n,
+            "sentences": n_sent,
+            "examples": ", ".join(words.get((g, p), [])),
+        }
+        for g, p, n, n_sent in rows
+    ]
 
 
 def check_tags(ds: Dataset, n_tokens: int, tags: Sequence[str]) -> str:
     """A proposed tag sequence -> its canonical JSON; ReviewError naming the token that breaks the scheme."""
     tags = [str(t).strip() for t in tags]
     if len(tags) != n_tokens:
-        raise ReviewError(f"The sentence has {n_tokens} tokens but {len(tags)} tags were given: give one tag per token.")
+        raise ReviewError(
+            f"The sentence has {n_tokens} tokens but {len(tags)} tags were given: give one tag per token."
+        )
     allowed = set(tag_options(ds))
     for j, t in enumerate(tags):
         if t not in allowed and t not in ds.labels:
-            raise ReviewError(f"Token {j}: {t!r} is not a tag of this dataset ({ds.mapping.scheme}); choose one of "
-                              f"{', '.join(sorted(allowed)[:20])}.")
+            raise ReviewError(
+                f"Token {j}: {t!r} is not a tag of this dataset ({ds.mapping.scheme}); choose one of "
+                f"{', '.join(sorted(allowed)[:20])}."
+            )
     ner.validate(tags, ds.mapping.scheme)
     return canon(tags)
 
@@ -296,8 +434,10 @@ def cleaned_tags(db: sqlite_utils.Database, ds: Dataset) -> list[list[str]]:
     """Per sentence (n_sent,): the verified tags (approved or overridden), else the given tags."""
     out = []
     for given, current in db.execute(
-            "SELECT i.given_tags, st.current_label FROM items i LEFT JOIN states st ON st.dataset_id=i.dataset_id AND st.idx=i.idx"
-            " WHERE i.dataset_id=? ORDER BY i.idx", [ds.id]):
+        "SELECT i.given_tags, st.current_label FROM items i LEFT JOIN states st ON st.dataset_id=i.dataset_id AND st.idx=i.idx"
+        " WHERE i.dataset_id=? ORDER BY i.idx",
+        [ds.id],
+    ):
         out.append(json.loads(current or given))
     return out
 

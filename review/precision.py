@@ -2,6 +2,7 @@
 were really wrong, by score band; the errors likely left in the unreviewed part of the
 queue (with an interval); and spot checks, random unflagged rows put in front of reviewers,
 for what the flags miss. Aggregates in SQL; nothing here loads a whole dataset."""
+
 from __future__ import annotations
 
 import math
@@ -9,12 +10,12 @@ import random
 
 import sqlite_utils
 
-from . import store
-from .auth import User, require_active
-from .datasets import Dataset, latest_run
-from .errors import ReviewError
+from review import store
+from review.auth import User, require_active
+from review.datasets import Dataset, latest_run
+from review.errors import ReviewError
 
-BANDS = [(0.0, 0.05), (0.05, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, 1.0)]   # cleanlab label quality of flagged rows
+BANDS = [(0.0, 0.05), (0.05, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, 1.0)]  # cleanlab label quality of flagged rows
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float | None, float, float]:
@@ -44,15 +45,22 @@ _DECIDED = (
 def flag_precision(db: sqlite_utils.Database, ds: Dataset) -> dict:
     """Per score band of the flagged rows: flagged, decided, wrong, precision with its interval,
     still open; and the estimate of errors left among the open flagged rows (point, low, high)."""
-    from .stats import aggregates
+    from review.stats import aggregates
+
     run = latest_run(db, ds.id, "audit")
     if not run:
         return {"bands": [], "remaining": None}
     flagged_by_band = {int(k): v for k, v in aggregates(db, ds, run)["bands"].items()}
-    case = " ".join(f"WHEN d.quality < {hi if k < len(BANDS) - 1 else 1.0000001} THEN {k}" for k, (_, hi) in enumerate(BANDS))
-    decided = {b: (n, w) for b, n, w in db.execute(
-        f"SELECT CASE {case} END, COUNT(*), COALESCE(SUM(d.wrong), 0) FROM ({_DECIDED}) d WHERE d.is_issue=1 GROUP BY 1",
-        [run["id"], ds.id, ds.id]).fetchall()}
+    case = " ".join(
+        f"WHEN d.quality < {hi if k < len(BANDS) - 1 else 1.0000001} THEN {k}" for k, (_, hi) in enumerate(BANDS)
+    )
+    decided = {
+        b: (n, w)
+        for b, n, w in db.execute(
+            f"SELECT CASE {case} END, COUNT(*), COALESCE(SUM(d.wrong), 0) FROM ({_DECIDED}) d WHERE d.is_issue=1 GROUP BY 1",
+            [run["id"], ds.id, ds.id],
+        ).fetchall()
+    }
     total_dec = sum(n for n, _ in decided.values())
     total_wrong = sum(w for _, w in decided.values())
     pooled = wilson(total_wrong, total_dec)
@@ -67,12 +75,32 @@ def flag_precision(db: sqlite_utils.Database, ds: Dataset) -> dict:
             est += open_ * use[0]
         lo_sum += open_ * use[1]
         hi_sum += open_ * use[2]
-        bands.append({"band": f"{a:.2f}–{b:.2f}", "flagged": flagged, "decided": n_dec, "wrong": wrong,
-                      "precision": p, "low": lo, "high": hi, "open": open_})
-    remaining = None if pooled[0] is None else {"estimate": est, "low": lo_sum, "high": hi_sum,
-                                                "open": sum(b["open"] for b in bands)}
-    return {"bands": bands, "decided": total_dec, "wrong": total_wrong, "precision": pooled[0],
-            "low": pooled[1], "high": pooled[2], "remaining": remaining}
+        bands.append(
+            {
+                "band": f"{a:.2f}–{b:.2f}",
+                "flagged": flagged,
+                "decided": n_dec,
+                "wrong": wrong,
+                "precision": p,
+                "low": lo,
+                "high": hi,
+                "open": open_,
+            }
+        )
+    remaining = (
+        None
+        if pooled[0] is None
+        else {"estimate": est, "low": lo_sum, "high": hi_sum, "open": sum(b["open"] for b in bands)}
+    )
+    return {
+        "bands": bands,
+        "decided": total_dec,
+        "wrong": total_wrong,
+        "precision": pooled[0],
+        "low": pooled[1],
+        "high": pooled[2],
+        "remaining": remaining,
+    }
 
 
 def add_spot_checks(db: sqlite_utils.Database, ds: Dataset, user: User, n: int, seed: int | None = None) -> int:
@@ -83,17 +111,24 @@ def add_spot_checks(db: sqlite_utils.Database, ds: Dataset, user: User, n: int, 
         raise ReviewError(f"Run the audit of {ds.name!r} first.")
     if n < 1:
         raise ReviewError("Ask for at least one row to spot-check.")
-    pool = [r[0] for r in db.execute(
-        "SELECT s.idx FROM scores s LEFT JOIN states st ON st.dataset_id=? AND st.idx=s.idx"
-        " WHERE s.run_id=? AND s.is_issue=0 AND (st.state IS NULL OR st.state='open')"
-        " AND s.idx NOT IN (SELECT idx FROM spot_checks WHERE run_id=?)", [ds.id, run["id"], run["id"]])]
+    pool = [
+        r[0]
+        for r in db.execute(
+            "SELECT s.idx FROM scores s LEFT JOIN states st ON st.dataset_id=? AND st.idx=s.idx"
+            " WHERE s.run_id=? AND s.is_issue=0 AND (st.state IS NULL OR st.state='open')"
+            " AND s.idx NOT IN (SELECT idx FROM spot_checks WHERE run_id=?)",
+            [ds.id, run["id"], run["id"]],
+        )
+    ]
     if not pool:
         raise ReviewError("Every unflagged row is already decided or in a spot check.")
     picked = random.Random(seed).sample(pool, min(n, len(pool)))
     now = store.now_iso()
     with store.transaction(db):
-        db.conn.executemany("INSERT INTO spot_checks(dataset_id, run_id, idx, added_by, added_at) VALUES (?,?,?,?,?)",
-                            [(ds.id, run["id"], i, user.name, now) for i in picked])
+        db.conn.executemany(
+            "INSERT INTO spot_checks(dataset_id, run_id, idx, added_by, added_at) VALUES (?,?,?,?,?)",
+            [(ds.id, run["id"], i, user.name, now) for i in picked],
+        )
         store.log(db, user.name, "spot_check", ds.id, run=run["id"], rows=len(picked))
     return len(picked)
 
@@ -104,13 +139,22 @@ def spot_results(db: sqlite_utils.Database, ds: Dataset) -> dict:
     run = latest_run(db, ds.id, "audit")
     if not run:
         return {}
-    from .stats import aggregates
+    from review.stats import aggregates
+
     added = store.scalar(db, "SELECT COUNT(*) FROM spot_checks WHERE run_id=?", [run["id"]])
     decided, wrong = db.execute(
         f"SELECT COUNT(*), COALESCE(SUM(d.wrong), 0) FROM ({_DECIDED}) d WHERE d.idx IN (SELECT idx FROM spot_checks WHERE run_id=?)",
-        [run["id"], ds.id, ds.id, run["id"]]).fetchone()
+        [run["id"], ds.id, ds.id, run["id"]],
+    ).fetchone()
     unflagged = aggregates(db, ds, run)["unflagged"]
     p, lo, hi = wilson(wrong, decided)
-    return {"added": added, "decided": decided, "wrong": wrong, "miss_rate": p, "low": lo, "high": hi,
-            "unflagged": unflagged,
-            "missed_estimate": None if p is None else (p * unflagged, lo * unflagged, hi * unflagged)}
+    return {
+        "added": added,
+        "decided": decided,
+        "wrong": wrong,
+        "miss_rate": p,
+        "low": lo,
+        "high": hi,
+        "unflagged": unflagged,
+        "missed_estimate": None if p is None else (p * unflagged, lo * unflagged, hi * unflagged),
+    }

@@ -28,6 +28,7 @@ when it holds nothing Markdown could read (so 'Sci/Tech', 'row(s)', 'self_approv
 `code` hints whose content is plain (letters, digits, ``space , . = _ / -``), escapes the rest.
 ``code(s)`` puts any string in an inline code span (literal; fenced longer than its backticks).
 """
+
 from __future__ import annotations
 
 import html as _html
@@ -38,7 +39,7 @@ ALWAYS = frozenset("\\`*[]<>|~@")
 LINE_START = frozenset("#>-+=")
 _NEWLINES = re.compile(r"\r\n|\r|\n")
 _ENTITY = re.compile(r"#?[A-Za-z0-9]+;")
-_ORDERED = re.compile(r"\d{1,9}[.)](?=[ \t]|$)")   # a list marker is followed by a blank
+_ORDERED = re.compile(r"\d{1,9}[.)](?=[ \t]|$)")  # a list marker is followed by a blank
 _COLON_NEXT = re.compile(r"[\w+\-/:]")
 _PLAIN_CODE = re.compile(r"`([A-Za-z0-9 ,.=_/\-]{1,80})`")
 
@@ -75,7 +76,7 @@ def _escape(s: str, at_start: bool) -> str:
             out.append("\\:" + WORD_JOINER if not nxt or _COLON_NEXT.match(nxt) else c)
         elif c == "&":
             out.append("\\&" if _ENTITY.match(s, i + 1) else c)
-        elif c == "." and s[max(0, i - 3):i].lower() == "www":
+        elif c == "." and s[max(0, i - 3) : i].lower() == "www":
             out.append(WORD_JOINER + "\\.")
         else:
             out.append(c)
@@ -95,7 +96,7 @@ def md_message(value) -> str:
     s = _one_line(value).lstrip(" \t")
     out, pos = [], 0
     for m in _PLAIN_CODE.finditer(s):
-        out.append(_escape(s[pos:m.start()], pos == 0))
+        out.append(_escape(s[pos : m.start()], pos == 0))
         out.append(m.group(0))
         pos = m.end()
     out.append(_escape(s[pos:], pos == 0))

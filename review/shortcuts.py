@@ -14,14 +14,15 @@ tag_keys(tags) gives each NER tag its key: 0 for O, 1-9 for the others in order,
 that are none of K/U/S/B, N/P/A (next, previous suspect token, accept the model's tag) nor C/R
 (Streamlit keeps those). suspect_step moves the selected token to the next or previous suspect.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 RESERVED = frozenset("KUSB")
-STREAMLIT_RESERVED = frozenset("CR")     # st.button refuses these as shortcuts
+STREAMLIT_RESERVED = frozenset("CR")  # st.button refuses these as shortcuts
 LETTERS = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in RESERVED and c not in STREAMLIT_RESERVED]
-NER_KEYS = {"next": "N", "previous": "P", "accept": "A", "save": "Enter"}   # the NER card's own keys
+NER_KEYS = {"next": "N", "previous": "P", "accept": "A", "save": "Enter"}  # the NER card's own keys
 TAG_LETTERS = [c for c in LETTERS if c not in STREAMLIT_RESERVED and c not in NER_KEYS.values()]
 
 
@@ -35,7 +36,7 @@ def label_keys(labels: Sequence[str]) -> list[str | None]:
         return [str(i + 1) if i < 9 else None for i in range(len(labels))]
     keys: list[str | None] = [None] * len(labels)
     used: set[str] = set()
-    for i, lab in enumerate(labels):                       # own first letter where free
+    for i, lab in enumerate(labels):  # own first letter where free
         c = next((ch.upper() for ch in lab if ch.isalpha()), "")
         if c and c in LETTERS and c not in used:
             keys[i] = c
@@ -52,7 +53,11 @@ def describe(keys: Sequence[str | None]) -> str:
     ks = [k for k in keys if k]
     if not ks:
         return "none"
-    if all(k.isdigit() for k in ks) and len(ks) > 2 and [int(k) for k in ks] == list(range(int(ks[0]), int(ks[0]) + len(ks))):
+    if (
+        all(k.isdigit() for k in ks)
+        and len(ks) > 2
+        and [int(k) for k in ks] == list(range(int(ks[0]), int(ks[0]) + len(ks)))
+    ):
         return f"{ks[0]}–{ks[-1]}"
     return ", ".join(ks)
 

@@ -13,6 +13,7 @@ Each is checked at the door: a wrong shape, a missing or non-numeric value is re
 naming the file, row and column. Stored in ``row_signals`` (one row per item), never in
 ``items``, so pages that draw items never read them.
 """
+
 from __future__ import annotations
 
 import io
@@ -22,10 +23,10 @@ import re
 import numpy as np
 import sqlite_utils
 
-from .errors import IngestError
+from review.errors import IngestError
 
 MAX_DIMS = 4096
-LOSS_WEIGHT = 0.5     # the loss's share in the fused trust (geometric mean with cleanlab's quality)
+LOSS_WEIGHT = 0.5  # the loss's share in the fused trust (geometric mean with cleanlab's quality)
 _SPLIT = re.compile(r"[\s,;]+")
 
 
@@ -52,20 +53,28 @@ def parse_embedding_column(values, filename: str, column: str) -> np.ndarray:
         where = f"{filename}: data row {r + 1}, column {column!r}"
         try:
             vec = _vector(v)
-        except RecursionError:      # lists inside lists, thousands deep: Python's json gives up
-            raise IngestError(f"{where}: the vector is lists nested inside each other far too deep. Write it as one "
-                              "flat list of numbers, [0.1, -0.2, …], or as numbers separated by spaces.") from None
+        except RecursionError:  # lists inside lists, thousands deep: Python's json gives up
+            raise IngestError(
+                f"{where}: the vector is lists nested inside each other far too deep. Write it as one "
+                "flat list of numbers, [0.1, -0.2, …], or as numbers separated by spaces."
+            ) from None
         except (ValueError, TypeError, json.JSONDecodeError):
-            raise IngestError(f"{where}: {str(v)[:60]!r} is not a vector of numbers. Write it as [0.1, -0.2, …] "
-                              "or as numbers separated by spaces.") from None
+            raise IngestError(
+                f"{where}: {str(v)[:60]!r} is not a vector of numbers. Write it as [0.1, -0.2, …] "
+                "or as numbers separated by spaces."
+            ) from None
         if not vec:
             raise IngestError(f"{where} is empty: every row needs its embedding (or map no embedding column).")
         if dims is None:
             dims = len(vec)
             if dims > MAX_DIMS:
-                raise IngestError(f"{where}: {dims:,} numbers; embeddings of at most {MAX_DIMS:,} dimensions are taken.")
+                raise IngestError(
+                    f"{where}: {dims:,} numbers; embeddings of at most {MAX_DIMS:,} dimensions are taken."
+                )
         elif len(vec) != dims:
-            raise IngestError(f"{where}: {len(vec)} numbers where row 1 has {dims}: every embedding must have the same length.")
+            raise IngestError(
+                f"{where}: {len(vec)} numbers where row 1 has {dims}: every embedding must have the same length."
+            )
         rows.append(vec)
     return check_embeddings(np.asarray(rows, dtype=np.float32), len(rows), filename, column)
 
@@ -83,8 +92,10 @@ def read_npy(data: bytes, filename: str, n_rows: int) -> np.ndarray:
     if arr.ndim != 2:
         raise IngestError(f"{filename}: shape {arr.shape}; embeddings must be a 2-D array (rows, dimensions).")
     if arr.shape[0] != n_rows:
-        raise IngestError(f"{filename}: {arr.shape[0]:,} rows of embeddings for an upload of {n_rows:,} rows: "
-                          "give one embedding per row, in the upload's order.")
+        raise IngestError(
+            f"{filename}: {arr.shape[0]:,} rows of embeddings for an upload of {n_rows:,} rows: "
+            "give one embedding per row, in the upload's order."
+        )
     if arr.shape[1] > MAX_DIMS:
         raise IngestError(f"{filename}: {arr.shape[1]:,} dimensions; at most {MAX_DIMS:,} are taken.")
     return check_embeddings(arr.astype(np.float32), n_rows, filename, None)
@@ -109,8 +120,10 @@ def parse_loss_column(values, filename: str, column: str) -> np.ndarray:
         except ValueError:
             x = float("nan")
         if not np.isfinite(x):
-            raise IngestError(f"{filename}: data row {r + 1}, column {column!r}: {v!r} is not a number. Each row "
-                              "needs its training loss (a finite number), or map no loss column.")
+            raise IngestError(
+                f"{filename}: data row {r + 1}, column {column!r}: {v!r} is not a number. Each row "
+                "needs its training loss (a finite number), or map no loss column."
+            )
         out[r] = x
     return out
 
@@ -120,7 +133,7 @@ def fuse_loss(quality: np.ndarray, loss: np.ndarray) -> np.ndarray:
     the weighted geometric mean of quality and the loss's rank from the top (1 for the lowest loss,
     near 0 for the highest), so a row both doubt comes first and the loss's scale does not matter."""
     order = np.argsort(np.argsort(loss, kind="stable"), kind="stable")
-    ease = 1.0 - order / max(1, len(loss))            # 1 = lowest loss, 1/n = highest
+    ease = 1.0 - order / max(1, len(loss))  # 1 = lowest loss, 1/n = highest
     return np.power(np.clip(quality, 1e-12, 1), 1 - LOSS_WEIGHT) * np.power(ease, LOSS_WEIGHT)
 
 
@@ -131,13 +144,23 @@ def write(db: sqlite_utils.Database, dataset_id: int, embeddings: np.ndarray | N
     n = len(embeddings) if embeddings is not None else len(loss)
     db.conn.executemany(
         "INSERT INTO row_signals(dataset_id, idx, embedding, loss) VALUES (?,?,?,?)",
-        ((dataset_id, i, None if embeddings is None else embeddings[i].astype("<f4").tobytes(),
-          None if loss is None else float(loss[i])) for i in range(n)))
+        (
+            (
+                dataset_id,
+                i,
+                None if embeddings is None else embeddings[i].astype("<f4").tobytes(),
+                None if loss is None else float(loss[i]),
+            )
+            for i in range(n)
+        ),
+    )
 
 
 def load(db: sqlite_utils.Database, dataset_id: int, n_items: int) -> tuple[np.ndarray | None, np.ndarray | None]:
     """-> (embeddings (n, d) float32 or None, loss (n,) or None) of a dataset."""
-    rows = db.execute("SELECT idx, embedding, loss FROM row_signals WHERE dataset_id=? ORDER BY idx", [dataset_id]).fetchall()
+    rows = db.execute(
+        "SELECT idx, embedding, loss FROM row_signals WHERE dataset_id=? ORDER BY idx", [dataset_id]
+    ).fetchall()
     if len(rows) != n_items:
         return None, None
     E = np.stack([np.frombuffer(e, dtype="<f4") for _, e, _ in rows]) if rows[0][1] is not None else None

@@ -4,6 +4,7 @@ One file, ``review.db`` by default (``REVIEW_DB`` or ``--db`` to change). Every
 write happens inside :func:`transaction` (``BEGIN IMMEDIATE``) together with its
 audit row, so a refusal or a crash leaves nothing half-written.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -11,16 +12,17 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import sqlite_utils
 
-from . import trail_anchor
+from review import trail_anchor
 
-SCHEMA_VERSION = 8   # 6: self_checks, row_signals; 7: scores.activelab, gold; 8: sessions, queue_state
+SCHEMA_VERSION = 8  # 6: self_checks, row_signals; 7: scores.activelab, gold; 8: sessions, queue_state
 DEFAULT_DB = "review.db"
 
 SCHEMA = """
@@ -291,14 +293,14 @@ BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 """
-SCHEMA += trail_anchor.MAC_SCHEMA   # audit_mac: each audit row's seal (HMAC), see review.trail_anchor
+SCHEMA += trail_anchor.MAC_SCHEMA  # audit_mac: each audit row's seal (HMAC), see review.trail_anchor
 
 GENESIS = "0" * 64
 
 
 def now_iso() -> str:
     """UTC time as ISO 8601 with milliseconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def db_path(path: str | os.PathLike | None = None) -> str:
@@ -306,8 +308,9 @@ def db_path(path: str | os.PathLike | None = None) -> str:
     return str(path or os.environ.get("REVIEW_DB") or DEFAULT_DB)
 
 
-def connect(path: str | os.PathLike | None = None, must_exist: bool = False,
-            writable: bool = False) -> sqlite_utils.Database:
+def connect(
+    path: str | os.PathLike | None = None, must_exist: bool = False, writable: bool = False
+) -> sqlite_utils.Database:
     """Open (and create or migrate) the database. One connection per caller/thread.
 
     Autocommit mode: writes go through :func:`transaction`. WAL lets readers go on
@@ -317,18 +320,24 @@ def connect(path: str | os.PathLike | None = None, must_exist: bool = False,
     A file that cannot be opened, is not a database, is damaged, or a disk that is full:
     :class:`~review.errors.StorageError` naming the file and the fix (:func:`storage_error`).
     """
-    from .errors import StorageError
+    from review.errors import StorageError
+
     p = db_path(path)
     if must_exist and p != ":memory:" and not Path(p).is_file():
-        from .errors import NotFound
-        raise NotFound(f"No database at {p}: check the path (--db or REVIEW_DB), or create one with `review demo` or `review ingest`.")
+        from review.errors import NotFound
+
+        raise NotFound(
+            f"No database at {p}: check the path (--db or REVIEW_DB), or create one with `review demo` or `review ingest`."
+        )
     if p != ":memory:":
         try:
             Path(p).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageError(f"Cannot create the folder {Path(p).parent.absolute()} for the database {_shown(p)} "
-                               f"({exc.strerror or exc}): create it, or let the user running the app write its parent "
-                               "folder, or choose another path (REVIEW_DB or --db).") from None
+            raise StorageError(
+                f"Cannot create the folder {Path(p).parent.absolute()} for the database {_shown(p)} "
+                f"({exc.strerror or exc}): create it, or let the user running the app write its parent "
+                "folder, or choose another path (REVIEW_DB or --db)."
+            ) from None
         problem = _write_problem(p) if writable else None
         if problem:
             raise StorageError(problem)
@@ -340,7 +349,7 @@ def connect(path: str | os.PathLike | None = None, must_exist: bool = False,
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         db = sqlite_utils.Database(conn)
-        db.review_path = p        # for the messages of storage_error
+        db.review_path = p  # for the messages of storage_error
         migrate(db)
     except sqlite3.Error as exc:
         if conn is not None:
@@ -380,9 +389,11 @@ def _write_problem(p: str) -> str | None:
     passes unless the file system is mounted read-only)."""
     shown = _shown(p)
     folder = os.path.dirname(shown)
-    fix = ("let the user running the app write it (chmod u+w {f}, or chown it to that user; on a file system "
-           "mounted read-only, copy it to a writable disk), or point REVIEW_DB / --db at a writable copy; then "
-           "reload the page (or run the command again).")
+    fix = (
+        "let the user running the app write it (chmod u+w {f}, or chown it to that user; on a file system "
+        "mounted read-only, copy it to a writable disk), or point REVIEW_DB / --db at a writable copy; then "
+        "reload the page (or run the command again)."
+    )
     if os.path.exists(p):
         if not os.access(p, os.R_OK):
             return f"{shown} cannot be read by the user running the app: " + fix.format(f=shown)
@@ -394,18 +405,37 @@ def _write_problem(p: str) -> str | None:
             return f"{_shown(f)} (SQLite's companion file of {shown}) is read-only: " + fix.format(f=_shown(f))
     if not os.access(folder, os.W_OK | os.X_OK) and not all(os.path.exists(f) for f in side):
         name = os.path.basename(shown)
-        what = f"the folder {folder} holding {shown}" if os.path.exists(p) else f"the folder {folder}, where {shown} is to be created,"
-        return (f"{shown} cannot be written: {what} is read-only, and SQLite creates {name}-wal and {name}-shm "
-                f"beside the database. Let the user running the app write the folder (chmod u+w {folder}, or chown "
-                "it to that user), or point REVIEW_DB / --db at a writable place; then reload the page (or run the command again).")
+        what = (
+            f"the folder {folder} holding {shown}"
+            if os.path.exists(p)
+            else f"the folder {folder}, where {shown} is to be created,"
+        )
+        return (
+            f"{shown} cannot be written: {what} is read-only, and SQLite creates {name}-wal and {name}-shm "
+            f"beside the database. Let the user running the app write the folder (chmod u+w {folder}, or chown "
+            "it to that user), or point REVIEW_DB / --db at a writable place; then reload the page (or run the command again)."
+        )
     return None
 
 
-_CODES = (("database or disk is full", 13), ("readonly database", 8), ("database is locked", 5),
-          ("database table is locked", 6), ("file is not a database", 26), ("malformed", 11),
-          ("disk i/o error", 10), ("unable to open database file", 14), ("access permission denied", 3))
-_NOT_STORAGE = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError,
-                sqlite3.NotSupportedError, sqlite3.DataError)
+_CODES = (
+    ("database or disk is full", 13),
+    ("readonly database", 8),
+    ("database is locked", 5),
+    ("database table is locked", 6),
+    ("file is not a database", 26),
+    ("malformed", 11),
+    ("disk i/o error", 10),
+    ("unable to open database file", 14),
+    ("access permission denied", 3),
+)
+_NOT_STORAGE = (
+    sqlite3.IntegrityError,
+    sqlite3.ProgrammingError,
+    sqlite3.InterfaceError,
+    sqlite3.NotSupportedError,
+    sqlite3.DataError,
+)
 
 
 def storage_error(exc: BaseException, path: str | os.PathLike | None = None, opening: bool = False):
@@ -415,7 +445,8 @@ def storage_error(exc: BaseException, path: str | os.PathLike | None = None, ope
     that is not a database (SQLITE_NOTADB) or is damaged (SQLITE_CORRUPT), a file that cannot be
     opened (SQLITE_CANTOPEN). None for any other error (a constraint, a bug in a query: those are
     not the user's to fix and stay as they are). ``opening``: while opening, not saving."""
-    from .errors import StorageError
+    from review.errors import StorageError
+
     if not isinstance(exc, sqlite3.Error) or isinstance(exc, _NOT_STORAGE):
         return None
     text = str(exc)
@@ -427,37 +458,57 @@ def storage_error(exc: BaseException, path: str | os.PathLike | None = None, ope
     primary, p = code & 0xFF, _shown(path)
     folder = os.path.dirname(p) if os.path.isabs(p) else "its folder"
     name = os.path.basename(p)
-    again = "then reload the page (or run the command again)." if opening else "then try again. Nothing was saved: the change was rolled back whole."
+    again = (
+        "then reload the page (or run the command again)."
+        if opening
+        else "then try again. Nothing was saved: the change was rolled back whole."
+    )
     said = f"SQLite: {text}"
-    if primary == 13:       # SQLITE_FULL
+    if primary == 13:  # SQLITE_FULL
         return StorageError(f"The disk holding {p} is full ({said}): free space on it, {again}")
-    if primary == 10:       # SQLITE_IOERR
-        return StorageError(f"Reading or writing {p} failed ({said}): the disk holding it may be full, unplugged or "
-                            f"failing; check it (df -h {folder}), {again}")
-    if primary in (8, 3, 23):   # SQLITE_READONLY (its _DIRECTORY variant: the folder), SQLITE_PERM, SQLITE_AUTH
+    if primary == 10:  # SQLITE_IOERR
+        return StorageError(
+            f"Reading or writing {p} failed ({said}): the disk holding it may be full, unplugged or "
+            f"failing; check it (df -h {folder}), {again}"
+        )
+    if primary in (8, 3, 23):  # SQLITE_READONLY (its _DIRECTORY variant: the folder), SQLITE_PERM, SQLITE_AUTH
         if code == 1544 or (not opening and os.path.isabs(p) and not os.access(folder, os.W_OK | os.X_OK)):
-            return StorageError(f"{p} cannot be written: the folder {folder} is read-only ({said}), and SQLite creates "
-                                f"{name}-wal and {name}-shm beside the database. Let the user running the app write "
-                                f"the folder (chmod u+w {folder}, or chown it to that user), {again}")
-        if code == 1032:    # SQLITE_READONLY_DBMOVED
-            return StorageError(f"{p} was moved, renamed or deleted while the app had it open ({said}): put it back "
-                                f"(or point REVIEW_DB / --db at it), {again}")
-        return StorageError(f"{p} is read-only ({said}): let the user running the app write it (chmod u+w {p}, or chown "
-                            f"it to that user; the same for {name}-wal and {name}-shm beside it, and the folder {folder}), "
-                            f"or point REVIEW_DB / --db at a writable copy; {again}")
-    if primary in (5, 6):   # SQLITE_BUSY, SQLITE_LOCKED
-        return StorageError(f"{p} is busy ({said}): another program has held its write lock for too long (a long "
-                            "audit or upload, a backup, an sqlite3 shell with an open transaction). Wait until it "
-                            f"finishes, {again}")
-    if primary == 26:       # SQLITE_NOTADB
-        return StorageError(f"{p} is not a SQLite database ({said}): check the path (REVIEW_DB or --db), or restore the "
-                            "file from a backup (`review backup` makes one); a new path starts an empty database.")
-    if primary == 11:       # SQLITE_CORRUPT
-        return StorageError(f"{p} is damaged ({said}): restore it from a backup (`review backup` makes one), or rescue "
-                            f"what is left with `sqlite3 {p} .recover | sqlite3 new.db`; {again}")
-    if primary == 14:       # SQLITE_CANTOPEN
-        return StorageError(f"Cannot open {p} ({said}): check that the folder {folder} exists and that the user running "
-                            f"the app may read and write it and the file (chmod, chown), {again}")
+            return StorageError(
+                f"{p} cannot be written: the folder {folder} is read-only ({said}), and SQLite creates "
+                f"{name}-wal and {name}-shm beside the database. Let the user running the app write "
+                f"the folder (chmod u+w {folder}, or chown it to that user), {again}"
+            )
+        if code == 1032:  # SQLITE_READONLY_DBMOVED
+            return StorageError(
+                f"{p} was moved, renamed or deleted while the app had it open ({said}): put it back "
+                f"(or point REVIEW_DB / --db at it), {again}"
+            )
+        return StorageError(
+            f"{p} is read-only ({said}): let the user running the app write it (chmod u+w {p}, or chown "
+            f"it to that user; the same for {name}-wal and {name}-shm beside it, and the folder {folder}), "
+            f"or point REVIEW_DB / --db at a writable copy; {again}"
+        )
+    if primary in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
+        return StorageError(
+            f"{p} is busy ({said}): another program has held its write lock for too long (a long "
+            "audit or upload, a backup, an sqlite3 shell with an open transaction). Wait until it "
+            f"finishes, {again}"
+        )
+    if primary == 26:  # SQLITE_NOTADB
+        return StorageError(
+            f"{p} is not a SQLite database ({said}): check the path (REVIEW_DB or --db), or restore the "
+            "file from a backup (`review backup` makes one); a new path starts an empty database."
+        )
+    if primary == 11:  # SQLITE_CORRUPT
+        return StorageError(
+            f"{p} is damaged ({said}): restore it from a backup (`review backup` makes one), or rescue "
+            f"what is left with `sqlite3 {p} .recover | sqlite3 new.db`; {again}"
+        )
+    if primary == 14:  # SQLITE_CANTOPEN
+        return StorageError(
+            f"Cannot open {p} ({said}): check that the folder {folder} exists and that the user running "
+            f"the app may read and write it and the file (chmod, chown), {again}"
+        )
     return None
 
 
@@ -472,24 +523,32 @@ def migrate(db: sqlite_utils.Database) -> None:
     if row and int(row[0]) >= SCHEMA_VERSION:
         return
     if row and int(row[0]) < 4:  # 1 -> 2: consensus columns on scores; 3 -> 4: judge columns
-        for col, kind in (("consensus_label", "TEXT"), ("agreement", "REAL"), ("n_annotators", "INTEGER"),
-                          ("judge_verdict", "TEXT"), ("judge_label", "TEXT"), ("judge_reason", "TEXT"),
-                          ("fused_action", "TEXT"), ("fused_trust", "REAL")):
+        for col, kind in (
+            ("consensus_label", "TEXT"),
+            ("agreement", "REAL"),
+            ("n_annotators", "INTEGER"),
+            ("judge_verdict", "TEXT"),
+            ("judge_label", "TEXT"),
+            ("judge_reason", "TEXT"),
+            ("fused_action", "TEXT"),
+            ("fused_trust", "REAL"),
+        ):
             if col not in db["scores"].columns_dict:
                 db.execute(f"ALTER TABLE scores ADD COLUMN {col} {kind}")
     if row and int(row[0]) < 7 and "activelab" not in db["scores"].columns_dict:  # 6 -> 7: the label queue's score
         try:
             db.execute("ALTER TABLE scores ADD COLUMN activelab REAL")
-        except sqlite3.OperationalError as exc:   # another process migrating the same file added it first
+        except sqlite3.OperationalError as exc:  # another process migrating the same file added it first
             if "duplicate column" not in str(exc):
                 raise
     try:
         db.conn.executescript(
-            "BEGIN IMMEDIATE;\n" + SCHEMA
+            "BEGIN IMMEDIATE;\n"
+            + SCHEMA
             + f"\nINSERT OR REPLACE INTO meta_info(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');\nCOMMIT;"
         )
     except sqlite3.Error:
-        if db.conn.in_transaction:   # a statement failed (disk full, read-only): none of the script stays
+        if db.conn.in_transaction:  # a statement failed (disk full, read-only): none of the script stays
             db.conn.execute("ROLLBACK")
         raise
 
@@ -559,8 +618,15 @@ def _row_hash(prev_hash: str, at: str, actor: str, action: str, dataset_id, idx,
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
-def log(db: sqlite_utils.Database, actor: str, action: str, dataset_id: int | None = None,
-        idx: int | None = None, /, **payload: Any) -> int:
+def log(
+    db: sqlite_utils.Database,
+    actor: str,
+    action: str,
+    dataset_id: int | None = None,
+    idx: int | None = None,
+    /,
+    **payload: Any,
+) -> int:
     """Append one audit row chained to the previous one and sealed with the trail key (see
     :mod:`review.trail_anchor`). Call inside :func:`transaction`."""
     if not db.conn.in_transaction:
@@ -572,11 +638,10 @@ def log(db: sqlite_utils.Database, actor: str, action: str, dataset_id: int | No
     body = _canonical(payload)
     h = _row_hash(prev, at, actor, action, dataset_id, idx, body)
     cur = db.execute(
-        "INSERT INTO audit_log(at, actor, action, dataset_id, idx, payload, prev_hash, hash)"
-        " VALUES (?,?,?,?,?,?,?,?)",
+        "INSERT INTO audit_log(at, actor, action, dataset_id, idx, payload, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)",
         [at, actor, action, dataset_id, idx, body, prev, h],
     )
-    trail_anchor.seal(db, cur.lastrowid, h)   # HMAC of the hash + the anchor, with the key kept outside the file
+    trail_anchor.seal(db, cur.lastrowid, h)  # HMAC of the hash + the anchor, with the key kept outside the file
     return cur.lastrowid
 
 
@@ -600,11 +665,23 @@ def verify_trail(db: sqlite_utils.Database) -> tuple[bool, int, str]:
     ):
         rid, at, actor, action, dsid, idx, payload, prev_hash, h, mac = row
         if expected_id is not None and rid != expected_id:
-            return False, n, f"audit row {expected_id} is missing (the chain jumps from {expected_id - 1} to {rid}): rows were deleted"
+            return (
+                False,
+                n,
+                f"audit row {expected_id} is missing (the chain jumps from {expected_id - 1} to {rid}): rows were deleted",
+            )
         if prev_hash != prev:
-            return False, n, f"audit row {rid} does not follow row {rid - 1}: its prev_hash does not match (a row before it was changed or deleted)"
+            return (
+                False,
+                n,
+                f"audit row {rid} does not follow row {rid - 1}: its prev_hash does not match (a row before it was changed or deleted)",
+            )
         if _row_hash(prev_hash, at, actor, action, dsid, idx, payload) != h:
-            return False, n, f"audit row {rid} ({action} by {actor} at {at}) was changed after it was written: its hash does not match its content"
+            return (
+                False,
+                n,
+                f"audit row {rid} ({action} by {actor} at {at}) was changed after it was written: its hash does not match its content",
+            )
         seals.row(rid, h, mac, action, actor, at, n)
         prev = h
         n += 1

@@ -26,6 +26,7 @@ A database written before keys existed keeps verifying: its older rows by the ha
 verify_trail says from which row the keyed chain starts. What this cannot see: a trail put back whole,
 anchor included, as an older copy of the database had it (restoring a backup does exactly that, on
 purpose), nor anything on a machine where neither the key nor the pin is (a copy taken away)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -35,7 +36,7 @@ import os
 import secrets
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ENV = "REVIEW_TRAIL_KEY"
@@ -52,15 +53,15 @@ MAC_STATEMENTS = (
     "CREATE TRIGGER IF NOT EXISTS audit_mac_no_delete BEFORE DELETE ON audit_mac\n"
     "BEGIN SELECT RAISE(ABORT, 'audit_mac is append-only'); END",
 )
-MAC_SCHEMA = ";\n".join(MAC_STATEMENTS) + ";\n"   # store.SCHEMA includes it
+MAC_SCHEMA = ";\n".join(MAC_STATEMENTS) + ";\n"  # store.SCHEMA includes it
 META_FROM, META_KEY_ID, META_ANCHOR = "trail_keyed_from", "trail_key_id", "trail_anchor"
 
 
 @dataclass(frozen=True)
 class Key:
     secret: bytes
-    key_id: str                  # public fingerprint: tells "another key" from "a changed row"
-    where: str                   # the file, or REVIEW_TRAIL_KEY
+    key_id: str  # public fingerprint: tells "another key" from "a changed row"
+    where: str  # the file, or REVIEW_TRAIL_KEY
 
 
 def key_id(secret: bytes) -> str:
@@ -163,11 +164,16 @@ def _write_new(p: Path, body: str, replace: bool = False) -> bool:
 
 def _new_key_body() -> str:
     secret = secrets.token_bytes(32)
-    return json.dumps({
-        "key": secret.hex(), "key_id": key_id(secret),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "note": "HMAC key of the audit trails of the review app (review.trail_anchor): keep it secret and keep it;"
-                " a database keyed with it verifies only where this key is found"}, indent=1)
+    return json.dumps(
+        {
+            "key": secret.hex(),
+            "key_id": key_id(secret),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "note": "HMAC key of the audit trails of the review app (review.trail_anchor): keep it secret and keep it;"
+            " a database keyed with it verifies only where this key is found",
+        },
+        indent=1,
+    )
 
 
 def candidates(path: str | None) -> list[Key | str]:
@@ -198,12 +204,12 @@ def default_key(path: str | None, create: bool = True) -> Key | None:
         if isinstance(k, Key):
             return k
         if k.startswith(ENV):
-            return None          # a bad REVIEW_TRAIL_KEY is not passed over for another key
+            return None  # a bad REVIEW_TRAIL_KEY is not passed over for another key
     if not create or not path:
         return None
     p = user_key_path()
     try:
-        _write_new(p, _new_key_body())    # another process may have made it first: then that one
+        _write_new(p, _new_key_body())  # another process may have made it first: then that one
     except OSError:
         return None
     k = _read_key_file(p)
@@ -222,8 +228,12 @@ def read_pin(path: str | None) -> dict | str | None:
     p = pin_path(path)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
-        return {"database": str(data["database"]), "key_id": str(data["key_id"]),
-                "keyed_from": int(data["keyed_from"]), "first_hash": str(data["first_hash"])}
+        return {
+            "database": str(data["database"]),
+            "key_id": str(data["key_id"]),
+            "keyed_from": int(data["keyed_from"]),
+            "first_hash": str(data["first_hash"]),
+        }
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -231,12 +241,20 @@ def read_pin(path: str | None) -> dict | str | None:
 
 
 def write_pin(path: str, key_id_: str, keyed_from: int, first_hash: str, replace: bool = False) -> None:
-    body = json.dumps({"database": path, "key_id": key_id_, "keyed_from": int(keyed_from), "first_hash": first_hash,
-                       "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=1)
+    body = json.dumps(
+        {
+            "database": path,
+            "key_id": key_id_,
+            "keyed_from": int(keyed_from),
+            "first_hash": first_hash,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+        indent=1,
+    )
     try:
         _write_new(pin_path(path), body, replace=replace)
         _PINNED.add(path)
-        if not _PRUNED:          # once per process: forget the pins of databases that are gone
+        if not _PRUNED:  # once per process: forget the pins of databases that are gone
             _PRUNED.append(True)
             for f in pin_path(path).parent.glob("*.json"):
                 try:
@@ -255,9 +273,13 @@ def _first_hash(db) -> str | None:
 
 # ----------------------------------------------------------------------------- the database's record
 
+
 def read_meta(db) -> dict:
-    rows = dict(db.execute("SELECT key, value FROM meta_info WHERE key IN (?,?,?)",
-                           [META_FROM, META_KEY_ID, META_ANCHOR]).fetchall())
+    rows = dict(
+        db.execute(
+            "SELECT key, value FROM meta_info WHERE key IN (?,?,?)", [META_FROM, META_KEY_ID, META_ANCHOR]
+        ).fetchall()
+    )
     out = {"keyed_from": None, "key_id": rows.get(META_KEY_ID), "anchor": None}
     try:
         out["keyed_from"] = int(rows[META_FROM]) if rows.get(META_FROM) is not None else None
@@ -273,7 +295,9 @@ def read_meta(db) -> dict:
 
 
 def _set_meta(db, key: str, value) -> None:
-    db.execute("INSERT OR REPLACE INTO meta_info(key, value) VALUES (?, ?)", [key, None if value is None else str(value)])
+    db.execute(
+        "INSERT OR REPLACE INTO meta_info(key, value) VALUES (?, ?)", [key, None if value is None else str(value)]
+    )
 
 
 def _insert_mac(db, rid: int, mac: str) -> None:
@@ -282,7 +306,7 @@ def _insert_mac(db, rid: int, mac: str) -> None:
     except sqlite3.OperationalError as exc:
         if "no such table" not in str(exc):
             raise
-        for stmt in MAC_STATEMENTS:   # a database made before seals: the table comes with its first seal
+        for stmt in MAC_STATEMENTS:  # a database made before seals: the table comes with its first seal
             db.execute(stmt)
         db.execute("INSERT INTO audit_mac(id, mac) VALUES (?, ?)", [rid, mac])
 
@@ -300,33 +324,40 @@ def seal(db, rid: int, row_hash: str) -> None:
     keyed_from = meta["keyed_from"]
     if keyed_from is None:
         if meta["key_id"] is not None or meta["anchor"] is not None:
-            return                          # the record is half gone: verify_trail tells
+            return  # the record is half gone: verify_trail tells
         pin = read_pin(path)
-        if pin is not None and rid != 1 and (not isinstance(pin, dict) or pin["keyed_from"] != rid
-                                             or pin["first_hash"] != _first_hash(db)):
-            return                          # this path's trail was keyed before: verify_trail tells
+        if (
+            pin is not None
+            and rid != 1
+            and (not isinstance(pin, dict) or pin["keyed_from"] != rid or pin["first_hash"] != _first_hash(db))
+        ):
+            return  # this path's trail was keyed before: verify_trail tells
         key = default_key(path)
         if key is None:
             return
         keyed_from = rid
         _set_meta(db, META_FROM, keyed_from)
         _set_meta(db, META_KEY_ID, key.key_id)
-        if path and (pin is None or rid == 1):    # rid 1: a new trail where another one was: its pin goes
+        if path and (pin is None or rid == 1):  # rid 1: a new trail where another one was: its pin goes
             write_pin(path, key.key_id, keyed_from, _first_hash(db), replace=pin is not None)
     else:
         key = find_key(path, meta["key_id"])
         if key is None:
             return
-        if path and path not in _PINNED:           # a copy written at a new path: pin it as it is
+        if path and path not in _PINNED:  # a copy written at a new path: pin it as it is
             if read_pin(path) is None:
                 write_pin(path, key.key_id, keyed_from, _first_hash(db))
             _PINNED.add(path)
     _insert_mac(db, rid, row_mac(key.secret, row_hash))
-    _set_meta(db, META_ANCHOR, json.dumps({"id": rid, "hash": row_hash,
-                                           "mac": anchor_mac(key.secret, keyed_from, rid, row_hash)}))
+    _set_meta(
+        db,
+        META_ANCHOR,
+        json.dumps({"id": rid, "hash": row_hash, "mac": anchor_mac(key.secret, keyed_from, rid, row_hash)}),
+    )
 
 
 # ----------------------------------------------------------------------------- verify
+
 
 class Verifier:
     """Checks the seals during verify_trail's pass over the rows (:meth:`row`), then the record, the pin
@@ -339,7 +370,7 @@ class Verifier:
         self.first_hash = _first_hash(db)
         self.key = find_key(self.path, self.meta["key_id"]) if self.meta["key_id"] else None
         self.keyed_from = self.meta["keyed_from"]
-        self.problem: str | None = None      # the first row whose seal fails, in words
+        self.problem: str | None = None  # the first row whose seal fails, in words
         self.problem_rows_ok = 0
         self.can_check = self.key is not None and self.keyed_from is not None and self.keyed_from > 0
 
@@ -347,11 +378,15 @@ class Verifier:
         if self.problem is not None or not self.can_check or rid < self.keyed_from:
             return
         if mac is None:
-            self.problem = (f"audit row {rid} ({action} by {actor} at {at}) has no seal although the keyed chain "
-                            f"starts at row {self.keyed_from}: it was written or rewritten without the trail key")
+            self.problem = (
+                f"audit row {rid} ({action} by {actor} at {at}) has no seal although the keyed chain "
+                f"starts at row {self.keyed_from}: it was written or rewritten without the trail key"
+            )
         elif not hmac.compare_digest(mac, row_mac(self.key.secret, row_hash)):
-            self.problem = (f"audit row {rid} ({action} by {actor} at {at}) does not match its seal: the row was "
-                            "changed and the hash chain recomputed after it (or its seal was changed)")
+            self.problem = (
+                f"audit row {rid} ({action} by {actor} at {at}) does not match its seal: the row was "
+                "changed and the hash chain recomputed after it (or its seal was changed)"
+            )
         else:
             return
         self.problem_rows_ok = n_before
@@ -359,11 +394,13 @@ class Verifier:
     def _missing_key(self) -> str:
         looked = [ENV, str(beside_key_path(self.path)) if self.path else None, str(user_key_path())]
         found = [k.key_id if isinstance(k, Key) else k for k in candidates(self.path)]
-        return (f"the audit trail is keyed from row {self.keyed_from} with the key {self.meta['key_id']}, which is not "
-                f"here (looked in {', '.join(x for x in looked if x)}; found {', '.join(found) if found else 'no key'}): "
-                "its seals cannot be checked. Put that key file back (a copy taken to another machine needs it: "
-                "beside the copy as <copy>.trail-key, or in REVIEW_TRAIL_KEY); if it is lost for good, "
-                "`review verify-trail --new-key` starts a new keyed chain and the trail records it")
+        return (
+            f"the audit trail is keyed from row {self.keyed_from} with the key {self.meta['key_id']}, which is not "
+            f"here (looked in {', '.join(x for x in looked if x)}; found {', '.join(found) if found else 'no key'}): "
+            "its seals cannot be checked. Put that key file back (a copy taken to another machine needs it: "
+            "beside the copy as <copy>.trail-key, or in REVIEW_TRAIL_KEY); if it is lost for good, "
+            "`review verify-trail --new-key` starts a new keyed chain and the trail records it"
+        )
 
     def finish(self, n: int, last_id: int | None, last_hash: str | None) -> tuple[bool, int, str]:
         """(ok, rows verified, what to add to the chain's message, or to say instead of it)."""
@@ -373,58 +410,118 @@ class Verifier:
             return False, 0, f"the audit trail cannot be checked: {pin}"
         if isinstance(pin, dict):
             if self.first_hash is None:
-                return False, 0, (f"every audit row was deleted: this database's trail was keyed from row {pin['keyed_from']} "
-                                  f"(pin {pin_path(self.path)})")
+                return (
+                    False,
+                    0,
+                    (
+                        f"every audit row was deleted: this database's trail was keyed from row {pin['keyed_from']} "
+                        f"(pin {pin_path(self.path)})"
+                    ),
+                )
             if pin["first_hash"] != self.first_hash:
-                return False, 0, ("this is not the audit trail pinned for this database: its first row differs from the "
-                                  "one pinned, so the whole trail was rewritten, or the database replaced by another one "
-                                  f"(if on purpose: `review verify-trail --new-key`, which records it)")
+                return (
+                    False,
+                    0,
+                    (
+                        "this is not the audit trail pinned for this database: its first row differs from the "
+                        "one pinned, so the whole trail was rewritten, or the database replaced by another one "
+                        "(if on purpose: `review verify-trail --new-key`, which records it)"
+                    ),
+                )
             if (meta["keyed_from"], meta["key_id"]) != (pin["keyed_from"], pin["key_id"]):
                 if meta["keyed_from"] is None and meta["key_id"] is None and lid < pin["keyed_from"]:
                     if lid == pin["keyed_from"] - 1:
-                        return True, n, ""        # the first keyed write was rolled back: nothing keyed yet
-                    return False, n, (f"the trail was keyed when row {pin['keyed_from']} was written, but it ends at row "
-                                      f"{lid}: rows were deleted (or the database was put back from a copy older "
-                                      "than its key: then `review verify-trail --new-key`)")
-                return False, 0, (f"the audit trail was keyed from row {pin['keyed_from']} with the key {pin['key_id']} "
-                                  f"(pin {pin_path(self.path)}), but the database now says "
-                                  + (f"from row {meta['keyed_from']} with the key {meta['key_id']}"
-                                     if meta["keyed_from"] is not None or meta["key_id"] is not None else "it is not keyed")
-                                  + ": its seals were removed or replaced (and the trail perhaps rewritten)")
+                        return True, n, ""  # the first keyed write was rolled back: nothing keyed yet
+                    return (
+                        False,
+                        n,
+                        (
+                            f"the trail was keyed when row {pin['keyed_from']} was written, but it ends at row "
+                            f"{lid}: rows were deleted (or the database was put back from a copy older "
+                            "than its key: then `review verify-trail --new-key`)"
+                        ),
+                    )
+                return (
+                    False,
+                    0,
+                    (
+                        f"the audit trail was keyed from row {pin['keyed_from']} with the key {pin['key_id']} "
+                        f"(pin {pin_path(self.path)}), but the database now says "
+                        + (
+                            f"from row {meta['keyed_from']} with the key {meta['key_id']}"
+                            if meta["keyed_from"] is not None or meta["key_id"] is not None
+                            else "it is not keyed"
+                        )
+                        + ": its seals were removed or replaced (and the trail perhaps rewritten)"
+                    ),
+                )
         keyed = K is not None or meta["key_id"] is not None or meta["anchor"] is not None
         if not keyed:
             return True, n, ""
         if K is None or K < 1 or meta["key_id"] is None:
-            return False, 0, "the audit trail's record of its key (meta_info trail_keyed_from / trail_key_id) was changed"
+            return (
+                False,
+                0,
+                "the audit trail's record of its key (meta_info trail_keyed_from / trail_key_id) was changed",
+            )
         if key is None:
             return False, 0, self._missing_key()
         if self.problem:
             return False, self.problem_rows_ok, self.problem
         if lid < K:
-            return False, n, (f"the keyed chain starts at row {K} but the audit trail ends at row {lid}: "
-                              "the keyed rows were deleted")
+            return (
+                False,
+                n,
+                (
+                    f"the keyed chain starts at row {K} but the audit trail ends at row {lid}: "
+                    "the keyed rows were deleted"
+                ),
+            )
         a = meta["anchor"]
         if a is None:
-            return False, n, "the audit trail's anchor (its newest row, sealed) is missing: it was removed from the database"
+            return (
+                False,
+                n,
+                "the audit trail's anchor (its newest row, sealed) is missing: it was removed from the database",
+            )
         if not hmac.compare_digest(a["mac"], anchor_mac(key.secret, K, a["id"], a["hash"])):
             return False, n, "the audit trail's anchor does not match its seal: it was changed"
         if a["id"] > lid:
             gone = f"row {a['id']} was" if a["id"] == lid + 1 else f"rows {lid + 1}–{a['id']} were"
-            return False, n, (f"the audit trail ends at row {lid} but was last written at row {a['id']}: "
-                              f"{gone} deleted")
+            return (
+                False,
+                n,
+                (f"the audit trail ends at row {lid} but was last written at row {a['id']}: {gone} deleted"),
+            )
         if a["id"] < lid:
-            return False, n, (f"rows {a['id'] + 1}–{lid} were added after the newest anchored row {a['id']}, "
-                              "without the trail key")
+            return (
+                False,
+                n,
+                (f"rows {a['id'] + 1}–{lid} were added after the newest anchored row {a['id']}, without the trail key"),
+            )
         if a["hash"] != last_hash:
-            return False, n, (f"row {lid}'s hash is not the anchored one: the audit trail was rewritten "
-                              "(rows changed and the hash chain recomputed)")
+            return (
+                False,
+                n,
+                (
+                    f"row {lid}'s hash is not the anchored one: the audit trail was rewritten "
+                    "(rows changed and the hash chain recomputed)"
+                ),
+            )
         if K > 1:
-            return True, n, (f"keyed (HMAC) from row {K}; rows 1–{K - 1} were written before the trail key existed "
-                             "and are checked by the hash chain only")
+            return (
+                True,
+                n,
+                (
+                    f"keyed (HMAC) from row {K}; rows 1–{K - 1} were written before the trail key existed "
+                    "and are checked by the hash chain only"
+                ),
+            )
         return True, n, ""
 
 
 # ----------------------------------------------------------------------------- copies and a new key
+
 
 def copy_key(db, dest: str | os.PathLike) -> Path | None:
     """Put the key of ``db``'s trail beside a copy of it at ``dest`` (``<dest>.trail-key``, mode 0600), for
@@ -449,23 +546,40 @@ def new_key(db) -> str:
     moved or replaced here (to change the secret itself, rename trail.key and run this for each
     database). The pin is rewritten; the trail records it (``trail_key_new``, with the previous key id,
     anchor and rows); the rows before are then checked by the hash chain only. Returns what was done."""
-    from . import store
-    from .errors import ReviewError
+    from review import store
+    from review.errors import ReviewError
+
     path = db_file(db)
     key = default_key(path)
     if key is None:
         why = [k for k in candidates(path) if isinstance(k, str)]
-        raise ReviewError("No trail key can be used or made: " + ("; ".join(why) if why else
-                          f"set {ENV}, or let this user write {user_key_path().parent} (or set {DIR_ENV})") + ".")
+        raise ReviewError(
+            "No trail key can be used or made: "
+            + (
+                "; ".join(why)
+                if why
+                else f"set {ENV}, or let this user write {user_key_path().parent} (or set {DIR_ENV})"
+            )
+            + "."
+        )
     with store.transaction(db):
         old = read_meta(db)
         last = db.execute("SELECT MAX(id) FROM audit_log").fetchone()[0] or 0
         _set_meta(db, META_FROM, last + 1)
         _set_meta(db, META_KEY_ID, key.key_id)
         db.execute("DELETE FROM meta_info WHERE key=?", [META_ANCHOR])
-        rid = store.log(db, "cli", "trail_key_new", previous_key_id=old["key_id"], previous_keyed_from=old["keyed_from"],
-                        previous_anchor_row=(old["anchor"] or {}).get("id"), rows_before=last, key_id=key.key_id)
+        rid = store.log(
+            db,
+            "cli",
+            "trail_key_new",
+            previous_key_id=old["key_id"],
+            previous_keyed_from=old["keyed_from"],
+            previous_anchor_row=(old["anchor"] or {}).get("id"),
+            rows_before=last,
+            key_id=key.key_id,
+        )
         if path:
             write_pin(path, key.key_id, rid, _first_hash(db), replace=True)
-    return (f"started a new keyed chain at audit row {rid} with the key in {key.where}"
-            + (f"; rows 1–{rid - 1} are checked by the hash chain only" if rid > 1 else ""))
+    return f"started a new keyed chain at audit row {rid} with the key in {key.where}" + (
+        f"; rows 1–{rid - 1} are checked by the hash chain only" if rid > 1 else ""
+    )

@@ -11,20 +11,21 @@ Every item carries a version in ``states``; a decision names the version it was 
 on and is refused (StaleViewError) if the item changed since. An annotator claims the
 suspect they look at for CLAIM_SECONDS, so two annotators never get the same one.
 """
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import sqlite_utils
 
-from . import store
-from .auth import User, require_active
-from .datasets import Dataset, latest_run
-from .datasets import settings as dataset_settings
-from .errors import NotFound, ReviewError, StaleViewError
+from review import store
+from review.auth import User, require_active
+from review.datasets import Dataset, latest_run
+from review.datasets import settings as dataset_settings
+from review.errors import NotFound, ReviewError, StaleViewError
 
 CLAIM_SECONDS = 15 * 60
 DECISIONS = ("keep", "relabel", "unsure")
@@ -56,60 +57,91 @@ class Suspect:
     claimed_by: str | None
     meta: dict = field(default_factory=dict)
     latest_review: dict | None = None
-    annotations: list[tuple[str, str]] = field(default_factory=list)   # (annotator, label), multi-annotator data
-    tokens: list[str] | None = None     # NER: the sentence's tokens (labels are then JSON lists of tags)
-    judge: dict | None = None           # the LLM judge's verdict, label, reason and the fused action
-    spot_check: bool = False            # an unflagged row drawn for a spot check
+    annotations: list[tuple[str, str]] = field(default_factory=list)  # (annotator, label), multi-annotator data
+    tokens: list[str] | None = None  # NER: the sentence's tokens (labels are then JSON lists of tags)
+    judge: dict | None = None  # the LLM judge's verdict, label, reason and the fused action
+    spot_check: bool = False  # an unflagged row drawn for a spot check
 
 
 def _state(db, ds_id: int, idx: int) -> tuple[str, int, str | None, str | None, float | None]:
-    row = db.execute("SELECT state, version, current_label, claimed_by, claimed_until FROM states WHERE dataset_id=? AND idx=?",
-                     [ds_id, idx]).fetchone()
+    row = db.execute(
+        "SELECT state, version, current_label, claimed_by, claimed_until FROM states WHERE dataset_id=? AND idx=?",
+        [ds_id, idx],
+    ).fetchone()
     return tuple(row) if row else ("open", 0, None, None, None)
 
 
 def get_suspect(db: sqlite_utils.Database, ds: Dataset, idx: int, run_id: int | None = None) -> Suspect:
     """Everything about one row: the item, its scores in the run, its state and latest review."""
-    item = db.execute("SELECT key, text, given_label, meta, tokens FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx]).fetchone()
+    item = db.execute(
+        "SELECT key, text, given_label, meta, tokens FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx]
+    ).fetchone()
     if item is None:
         raise NotFound(f"Dataset {ds.name!r} has no row {idx}.")
     if run_id is None:
         run = latest_run(db, ds.id)
         run_id = run["id"] if run else None
-    sc = None   # one read of the row's scores: the model's view, the judge's, and whether it is a spot check
+    sc = None  # one read of the row's scores: the model's view, the judge's, and whether it is a spot check
     if run_id is not None:
         sc = db.execute(
             "SELECT rank, quality, predicted_label, confidence, suggested_label, action, reason, probs,"
             " judge_verdict, judge_label, judge_reason, fused_action, fused_trust,"
             " is_issue = 0 AND EXISTS (SELECT 1 FROM spot_checks c WHERE c.run_id=scores.run_id AND c.idx=scores.idx)"
-            " FROM scores WHERE run_id=? AND idx=?", [run_id, idx]).fetchone()
+            " FROM scores WHERE run_id=? AND idx=?",
+            [run_id, idx],
+        ).fetchone()
     state, version, current, claimed_by, claimed_until = _state(db, ds.id, idx)
     if claimed_until is not None and claimed_until < time.time():
         claimed_by = None
     rev = list(db.query("SELECT * FROM reviews WHERE dataset_id=? AND idx=? ORDER BY id DESC LIMIT 1", [ds.id, idx]))
     key, text, given, meta, tokens = item
-    judge = {"verdict": sc[8], "label": sc[9], "reason": sc[10], "action": sc[11], "trust": sc[12]} if sc and sc[8] else None
+    judge = (
+        {"verdict": sc[8], "label": sc[9], "reason": sc[10], "action": sc[11], "trust": sc[12]}
+        if sc and sc[8]
+        else None
+    )
     spot = bool(sc and sc[13])
-    labels_by = db.execute("SELECT annotator, label FROM annotations WHERE dataset_id=? AND idx=? ORDER BY annotator",
-                           [ds.id, idx]).fetchall() if ds.mapping.multi else []
+    labels_by = (
+        db.execute(
+            "SELECT annotator, label FROM annotations WHERE dataset_id=? AND idx=? ORDER BY annotator", [ds.id, idx]
+        ).fetchall()
+        if ds.mapping.multi
+        else []
+    )
     return Suspect(
-        ds.id, idx, key, text, given, current or given, run_id,
+        ds.id,
+        idx,
+        key,
+        text,
+        given,
+        current or given,
+        run_id,
         *(sc[:7] if sc else (None,) * 7),
         json.loads(sc[7]) if sc and sc[7] else None,
-        state, version, claimed_by, json.loads(meta) if meta else {}, rev[0] if rev else None,
-        [tuple(r) for r in labels_by], json.loads(tokens) if tokens else None, judge, spot,
+        state,
+        version,
+        claimed_by,
+        json.loads(meta) if meta else {},
+        rev[0] if rev else None,
+        [tuple(r) for r in labels_by],
+        json.loads(tokens) if tokens else None,
+        judge,
+        spot,
     )
 
 
 SPOT_ONLY = " AND s.idx IN (SELECT c.idx FROM spot_checks c WHERE c.run_id=s.run_id)"
 FLAGGED_OR_SPOT = " AND (s.is_issue=1 OR s.idx IN (SELECT c.idx FROM spot_checks c WHERE c.run_id=s.run_id))"
-ACTION_ORDER = ("CASE COALESCE(s.fused_action, s.action) WHEN 'relabel' THEN 0 WHEN 'needs review' THEN 1"
-                " WHEN 'keep but ambiguous' THEN 2 ELSE 3 END")
+ACTION_ORDER = (
+    "CASE COALESCE(s.fused_action, s.action) WHEN 'relabel' THEN 0 WHEN 'needs review' THEN 1"
+    " WHEN 'keep but ambiguous' THEN 2 ELSE 3 END"
+)
 
 
 def _check_ner_tags(db, ds: Dataset, idx: int, tags) -> str:
     """A NER correction (a list of tags, or its JSON) -> canonical JSON; ReviewError naming the bad token."""
-    from . import ner_store
+    from review import ner_store
+
     if isinstance(tags, str):
         try:
             tags = json.loads(tags)
@@ -121,9 +153,17 @@ def _check_ner_tags(db, ds: Dataset, idx: int, tags) -> str:
     return ner_store.check_tags(ds, n, tags)
 
 
-def claim_next(db: sqlite_utils.Database, ds: Dataset, user: User, exclude: Sequence[int] = (),
-               action: str | None = None, disagrees: str | None = None,
-               swap: tuple[str, str] | None = None, spot: bool = False, order: str = "rank") -> Suspect | None:
+def claim_next(
+    db: sqlite_utils.Database,
+    ds: Dataset,
+    user: User,
+    exclude: Sequence[int] = (),
+    action: str | None = None,
+    disagrees: str | None = None,
+    swap: tuple[str, str] | None = None,
+    spot: bool = False,
+    order: str = "rank",
+) -> Suspect | None:
     """The next open suspect for ``user``, most suspect first, claimed for CLAIM_SECONDS.
 
     Returns the suspect the user already holds if any (a rerun shows the same row).
@@ -144,16 +184,20 @@ def claim_next(db: sqlite_utils.Database, ds: Dataset, user: User, exclude: Sequ
     with store.transaction(db):
         held = db.execute(
             "SELECT idx FROM states WHERE dataset_id=? AND state='open' AND claimed_by=? AND claimed_until>? ORDER BY idx LIMIT 1",
-            [ds.id, user.name, now]).fetchone()
+            [ds.id, user.name, now],
+        ).fetchone()
         if held and held[0] not in excl and action is None and disagrees is None and swap is None and not spot:
             idx = held[0]
         else:
-            db.execute("UPDATE states SET claimed_by=NULL, claimed_until=NULL WHERE dataset_id=? AND claimed_by=? AND state='open'",
-                       [ds.id, user.name])
+            db.execute(
+                "UPDATE states SET claimed_by=NULL, claimed_until=NULL WHERE dataset_id=? AND claimed_by=? AND state='open'",
+                [ds.id, user.name],
+            )
             sql = (
                 "SELECT s.idx FROM scores s LEFT JOIN states st ON st.dataset_id=? AND st.idx=s.idx"
-                " WHERE s.run_id=?" + ("" if disagrees else SPOT_ONLY if spot else FLAGGED_OR_SPOT) +
-                " AND (st.state IS NULL OR (st.state='open' AND (st.claimed_by IS NULL OR st.claimed_by=? OR st.claimed_until<?)))"
+                " WHERE s.run_id=?"
+                + ("" if disagrees else SPOT_ONLY if spot else FLAGGED_OR_SPOT)
+                + " AND (st.state IS NULL OR (st.state='open' AND (st.claimed_by IS NULL OR st.claimed_by=? OR st.claimed_until<?)))"
             )
             params: list = [ds.id, run["id"], user.name, now]
             if excl:
@@ -176,19 +220,30 @@ def claim_next(db: sqlite_utils.Database, ds: Dataset, user: User, exclude: Sequ
         db.execute(
             "INSERT INTO states(dataset_id, idx, state, version, claimed_by, claimed_until, updated_at) VALUES (?,?,'open',0,?,?,?)"
             " ON CONFLICT(dataset_id, idx) DO UPDATE SET claimed_by=excluded.claimed_by, claimed_until=excluded.claimed_until",
-            [ds.id, idx, user.name, now + CLAIM_SECONDS, store.now_iso()])
+            [ds.id, idx, user.name, now + CLAIM_SECONDS, store.now_iso()],
+        )
     return get_suspect(db, ds, idx, run["id"])
 
 
 def release(db: sqlite_utils.Database, ds: Dataset, idx: int, user: User) -> None:
     """Give back a claimed row (skip)."""
     with store.transaction(db):
-        db.execute("UPDATE states SET claimed_by=NULL, claimed_until=NULL WHERE dataset_id=? AND idx=? AND claimed_by=?",
-                   [ds.id, idx, user.name])
+        db.execute(
+            "UPDATE states SET claimed_by=NULL, claimed_until=NULL WHERE dataset_id=? AND idx=? AND claimed_by=?",
+            [ds.id, idx, user.name],
+        )
 
 
-def decide(db: sqlite_utils.Database, ds: Dataset, idx: int, user: User, decision: str,
-           seen_version: int, new_label: str | None = None, note: str = "") -> int:
+def decide(
+    db: sqlite_utils.Database,
+    ds: Dataset,
+    idx: int,
+    user: User,
+    decision: str,
+    seen_version: int,
+    new_label: str | None = None,
+    note: str = "",
+) -> int:
     """Record an annotator's decision (keep / relabel / unsure) made on ``seen_version``.
 
     An annotator may revise their own decision while it awaits verification.
@@ -218,39 +273,86 @@ def decide(db: sqlite_utils.Database, ds: Dataset, idx: int, user: User, decisio
         else:
             new_label = None
         if version != seen_version:
-            who = store.scalar(db, "SELECT actor FROM audit_log WHERE dataset_id=? AND idx=? ORDER BY id DESC LIMIT 1", [ds.id, idx])
-            raise StaleViewError(f"Row {idx} was changed by {who or 'someone else'} while you looked at it: your decision was not saved. Reload it to see what changed.")
+            who = store.scalar(
+                db, "SELECT actor FROM audit_log WHERE dataset_id=? AND idx=? ORDER BY id DESC LIMIT 1", [ds.id, idx]
+            )
+            raise StaleViewError(
+                f"Row {idx} was changed by {who or 'someone else'} while you looked at it: your decision was not saved. Reload it to see what changed."
+            )
         if claimed_by and claimed_by != user.name and (claimed_until or 0) > time.time():
-            raise StaleViewError(f"Row {idx} is now being reviewed by {claimed_by}: your claim on it expired. Your decision was not saved; take the next suspect.")
+            raise StaleViewError(
+                f"Row {idx} is now being reviewed by {claimed_by}: your claim on it expired. Your decision was not saved; take the next suspect."
+            )
         revising = None
         if state != "open":
-            last = db.execute("SELECT id, reviewer, status FROM reviews WHERE dataset_id=? AND idx=? ORDER BY id DESC LIMIT 1",
-                              [ds.id, idx]).fetchone()
+            last = db.execute(
+                "SELECT id, reviewer, status FROM reviews WHERE dataset_id=? AND idx=? ORDER BY id DESC LIMIT 1",
+                [ds.id, idx],
+            ).fetchone()
             if last and last[1] == user.name and last[2] == "pending":
                 revising = last[0]
             else:
                 raise StaleViewError(f"Row {idx} is already {state}: it is not open for review.")
         run = latest_run(db, ds.id)
-        sugg = store.scalar(db, "SELECT suggested_label FROM scores WHERE run_id=? AND idx=?", [run["id"], idx]) if run else None
-        took = int(sugg is not None and ((decision == "relabel" and new_label == sugg) or (decision == "keep" and sugg == label_now)))
+        sugg = (
+            store.scalar(db, "SELECT suggested_label FROM scores WHERE run_id=? AND idx=?", [run["id"], idx])
+            if run
+            else None
+        )
+        took = int(
+            sugg is not None
+            and ((decision == "relabel" and new_label == sugg) or (decision == "keep" and sugg == label_now))
+        )
         if revising:
             db.execute("UPDATE reviews SET status='superseded' WHERE id=?", [revising])
         cur = db.execute(
             "INSERT INTO reviews(dataset_id, idx, run_id, decision, new_label, note, reviewer, created_at, took_suggestion, status, version)"
             " VALUES (?,?,?,?,?,?,?,?,?,'pending',?)",
-            [ds.id, idx, run["id"] if run else None, decision, new_label, note, user.name, store.now_iso(), took, version + 1])
+            [
+                ds.id,
+                idx,
+                run["id"] if run else None,
+                decision,
+                new_label,
+                note,
+                user.name,
+                store.now_iso(),
+                took,
+                version + 1,
+            ],
+        )
         db.execute(
             "INSERT INTO states(dataset_id, idx, state, version, updated_at) VALUES (?,?,?,?,?)"
             " ON CONFLICT(dataset_id, idx) DO UPDATE SET state=excluded.state, version=excluded.version,"
             " claimed_by=NULL, claimed_until=NULL, updated_at=excluded.updated_at",
-            [ds.id, idx, DECISION_STATE[decision], version + 1, store.now_iso()])
-        store.log(db, user.name, "decision", ds.id, idx, review=cur.lastrowid, decision=decision, new_label=new_label,
-                  previous_label=label_now, note=note, revises=revising, took_suggestion=bool(took))
+            [ds.id, idx, DECISION_STATE[decision], version + 1, store.now_iso()],
+        )
+        store.log(
+            db,
+            user.name,
+            "decision",
+            ds.id,
+            idx,
+            review=cur.lastrowid,
+            decision=decision,
+            new_label=new_label,
+            previous_label=label_now,
+            note=note,
+            revises=revising,
+            took_suggestion=bool(took),
+        )
         return cur.lastrowid
 
 
-def verify(db: sqlite_utils.Database, review_id: int, user: User, action: str, seen_version: int,
-           label: str | None = None, note: str = "") -> None:
+def verify(
+    db: sqlite_utils.Database,
+    review_id: int,
+    user: User,
+    action: str,
+    seen_version: int,
+    label: str | None = None,
+    note: str = "",
+) -> None:
     """A lead approves, rejects (with a reason; the row goes back to the queue) or
     overrides (with the lead's own label) a pending decision.
 
@@ -263,10 +365,20 @@ def verify(db: sqlite_utils.Database, review_id: int, user: User, action: str, s
         _verify_one(db, review_id, user, action, seen_version, label, note)
 
 
-def _verify_one(db: sqlite_utils.Database, review_id: int, user: User, action: str, seen_version: int,
-                label, note: str, **audit_extra) -> None:
+def _verify_one(
+    db: sqlite_utils.Database,
+    review_id: int,
+    user: User,
+    action: str,
+    seen_version: int,
+    label,
+    note: str,
+    **audit_extra,
+) -> None:
     """verify()'s checks and writes, inside the caller's transaction (verify, verify_many)."""
-    rev = db.execute("SELECT dataset_id, idx, decision, new_label, status, reviewer FROM reviews WHERE id=?", [review_id]).fetchone()
+    rev = db.execute(
+        "SELECT dataset_id, idx, decision, new_label, status, reviewer FROM reviews WHERE id=?", [review_id]
+    ).fetchone()
     if rev is None:
         raise NotFound(f"There is no decision {review_id}.")
     ds_id, idx, decision, new_label, status, reviewer = rev
@@ -277,7 +389,8 @@ def _verify_one(db: sqlite_utils.Database, review_id: int, user: User, action: s
         raise ReviewError(
             f"You ({reviewer}) made this decision on row {idx}: a decision is verified by someone other than"
             " its author (four eyes), so another lead has to verify it. Nothing was changed. A one-person team"
-            " can allow self-approval for this dataset on the Verify page.")
+            " can allow self-approval for this dataset on the Verify page."
+        )
     state, version, current, _, _ = _state(db, ds_id, idx)
     if version != seen_version:
         raise StaleViewError(f"Row {idx} changed while you looked at it: nothing was changed. Reload the verify queue.")
@@ -285,7 +398,9 @@ def _verify_one(db: sqlite_utils.Database, review_id: int, user: User, action: s
     labels = json.loads(store.scalar(db, "SELECT labels FROM datasets WHERE id=?", [ds_id]))
     if action == "approve":
         if decision == "unsure":
-            raise ReviewError(f"{reviewer} was unsure about row {idx}, so there is no label to approve: override with a label, or reject it back to the queue.")
+            raise ReviewError(
+                f"{reviewer} was unsure about row {idx}, so there is no label to approve: override with a label, or reject it back to the queue."
+            )
         final = new_label if decision == "relabel" else (current or given)
         new_state, new_status, new_current = "approved", "approved", final
     elif action == "reject":
@@ -295,25 +410,44 @@ def _verify_one(db: sqlite_utils.Database, review_id: int, user: User, action: s
     else:
         ds_task = store.scalar(db, "SELECT task FROM datasets WHERE id=?", [ds_id])
         if ds_task == "ner":
-            from .datasets import get as get_dataset
+            from review.datasets import get as get_dataset
+
             label = _check_ner_tags(db, get_dataset(db, ds_id), idx, label)
         elif label not in labels:
             raise ReviewError(f"{label!r} is not a label of this dataset: choose one of {', '.join(labels)}.")
         final, new_state, new_status, new_current = label, "overridden", "overridden", label
     now = store.now_iso()
-    db.execute("UPDATE reviews SET status=?, verified_by=?, verified_at=?, verify_note=?, final_label=? WHERE id=?",
-               [new_status, user.name, now, note, final, review_id])
-    db.execute("UPDATE states SET state=?, version=?, current_label=?, claimed_by=NULL, claimed_until=NULL, updated_at=? WHERE dataset_id=? AND idx=?",
-               [new_state, version + 1, new_current if new_current != given else None, now, ds_id, idx])
+    db.execute(
+        "UPDATE reviews SET status=?, verified_by=?, verified_at=?, verify_note=?, final_label=? WHERE id=?",
+        [new_status, user.name, now, note, final, review_id],
+    )
+    db.execute(
+        "UPDATE states SET state=?, version=?, current_label=?, claimed_by=NULL, claimed_until=NULL, updated_at=? WHERE dataset_id=? AND idx=?",
+        [new_state, version + 1, new_current if new_current != given else None, now, ds_id, idx],
+    )
     extra = {"self_approved": True} if self_approved else {}
-    store.log(db, user.name, "verify", ds_id, idx, review=review_id, action=action, final_label=final,
-              decision=decision, reviewer=reviewer, note=note, **extra, **audit_extra)
+    store.log(
+        db,
+        user.name,
+        "verify",
+        ds_id,
+        idx,
+        review=review_id,
+        action=action,
+        final_label=final,
+        decision=decision,
+        reviewer=reviewer,
+        note=note,
+        **extra,
+        **audit_extra,
+    )
 
 
 # the label a pending decision proposes: a relabel's new label, a keep's kept label, nothing for unsure
-PROPOSED = ("CASE r.decision WHEN 'relabel' THEN r.new_label"
-            " WHEN 'keep' THEN COALESCE(st.current_label, i.given_label) END")
-BULK_MAX = 500   # decisions verify_many approves in one transaction (the page passes the 20 it lists)
+PROPOSED = (
+    "CASE r.decision WHEN 'relabel' THEN r.new_label WHEN 'keep' THEN COALESCE(st.current_label, i.given_label) END"
+)
+BULK_MAX = 500  # decisions verify_many approves in one transaction (the page passes the 20 it lists)
 
 
 def _pending_where(ds: Dataset, reviewer: str | None, pair: tuple | None, decision: str | None) -> tuple[str, list]:
@@ -331,14 +465,22 @@ def _pending_where(ds: Dataset, reviewer: str | None, pair: tuple | None, decisi
         if ds.task == "ner":
             raise ReviewError("A sentence's decision has no class pair: filter NER decisions by reviewer or decision.")
         given, proposed = pair
-        sql += f" AND i.given_label IS ? AND ({PROPOSED}) IS ?"   # IS: a pair may hold NULL (unsure: no proposal)
+        sql += f" AND i.given_label IS ? AND ({PROPOSED}) IS ?"  # IS: a pair may hold NULL (unsure: no proposal)
         params += [given, proposed]
     return sql, params
 
 
-def pending(db: sqlite_utils.Database, ds: Dataset, user: User, limit: int = 20, after_id: int = 0, *,
-            reviewer: str | None = None, pair: tuple[str | None, str | None] | None = None,
-            decision: str | None = None) -> list[dict]:
+def pending(
+    db: sqlite_utils.Database,
+    ds: Dataset,
+    user: User,
+    limit: int = 20,
+    after_id: int = 0,
+    *,
+    reviewer: str | None = None,
+    pair: tuple[str | None, str | None] | None = None,
+    decision: str | None = None,
+) -> list[dict]:
     """One page of decisions awaiting verification (keyset on review id), with the item (and its
     tokens for NER), its current label, the label it proposes, the model's view and the row's
     state version. Filters (None: any): ``reviewer`` (the decision's author), ``pair`` (given
@@ -347,15 +489,18 @@ def pending(db: sqlite_utils.Database, ds: Dataset, user: User, limit: int = 20,
     require_active(db, user, "lead", "verify decisions")
     run = latest_run(db, ds.id)
     where, params = _pending_where(ds, reviewer, pair, decision)
-    return list(db.query(
-        "SELECT r.id, r.idx, i.key, i.text, i.given_label, r.decision, r.new_label, r.note, r.reviewer, r.created_at,"
-        " st.version, sc.predicted_label, sc.confidence, sc.quality, sc.reason,"
-        f" i.tokens, COALESCE(st.current_label, i.given_label) AS current_label, {PROPOSED} AS proposed_label"
-        " FROM reviews r JOIN items i ON i.dataset_id=r.dataset_id AND i.idx=r.idx"
-        " JOIN states st ON st.dataset_id=r.dataset_id AND st.idx=r.idx"
-        " LEFT JOIN scores sc ON sc.run_id=? AND sc.idx=r.idx"
-        f" WHERE r.dataset_id=? AND r.status='pending' AND r.id>?{where} ORDER BY r.id LIMIT ?",
-        [run["id"] if run else -1, ds.id, after_id, *params, limit]))
+    return list(
+        db.query(
+            "SELECT r.id, r.idx, i.key, i.text, i.given_label, r.decision, r.new_label, r.note, r.reviewer, r.created_at,"
+            " st.version, sc.predicted_label, sc.confidence, sc.quality, sc.reason,"
+            f" i.tokens, COALESCE(st.current_label, i.given_label) AS current_label, {PROPOSED} AS proposed_label"
+            " FROM reviews r JOIN items i ON i.dataset_id=r.dataset_id AND i.idx=r.idx"
+            " JOIN states st ON st.dataset_id=r.dataset_id AND st.idx=r.idx"
+            " LEFT JOIN scores sc ON sc.run_id=? AND sc.idx=r.idx"
+            f" WHERE r.dataset_id=? AND r.status='pending' AND r.id>?{where} ORDER BY r.id LIMIT ?",
+            [run["id"] if run else -1, ds.id, after_id, *params, limit],
+        )
+    )
 
 
 def pending_groups(db: sqlite_utils.Database, ds: Dataset, user: User) -> list[dict]:
@@ -363,20 +508,31 @@ def pending_groups(db: sqlite_utils.Database, ds: Dataset, user: User) -> list[d
     label, proposed label, decision) with ``n``, the decisions awaiting verification in it
     (given / proposed are None for NER, whose labels are tag lists). See pending_count."""
     require_active(db, user, "lead", "verify decisions")
-    labels = "NULL AS given, NULL AS proposed" if ds.task == "ner" else f"i.given_label AS given, {PROPOSED} AS proposed"
-    return list(db.query(
-        f"SELECT r.reviewer AS reviewer, {labels}, r.decision AS decision, COUNT(*) AS n FROM reviews r"
-        " JOIN items i ON i.dataset_id=r.dataset_id AND i.idx=r.idx"
-        " JOIN states st ON st.dataset_id=r.dataset_id AND st.idx=r.idx"
-        " WHERE r.dataset_id=? AND r.status='pending' GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4", [ds.id]))
+    labels = (
+        "NULL AS given, NULL AS proposed" if ds.task == "ner" else f"i.given_label AS given, {PROPOSED} AS proposed"
+    )
+    return list(
+        db.query(
+            f"SELECT r.reviewer AS reviewer, {labels}, r.decision AS decision, COUNT(*) AS n FROM reviews r"
+            " JOIN items i ON i.dataset_id=r.dataset_id AND i.idx=r.idx"
+            " JOIN states st ON st.dataset_id=r.dataset_id AND st.idx=r.idx"
+            " WHERE r.dataset_id=? AND r.status='pending' GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+            [ds.id],
+        )
+    )
 
 
-def pending_count(groups: Sequence[dict], reviewer: str | None = None, pair: tuple | None = None,
-                  decision: str | None = None) -> int:
+def pending_count(
+    groups: Sequence[dict], reviewer: str | None = None, pair: tuple | None = None, decision: str | None = None
+) -> int:
     """How many decisions of pending_groups() match the filters (None: any)."""
-    return sum(g["n"] for g in groups
-               if (reviewer is None or g["reviewer"] == reviewer) and (decision is None or g["decision"] == decision)
-               and (pair is None or (g["given"], g["proposed"]) == tuple(pair)))
+    return sum(
+        g["n"]
+        for g in groups
+        if (reviewer is None or g["reviewer"] == reviewer)
+        and (decision is None or g["decision"] == decision)
+        and (pair is None or (g["given"], g["proposed"]) == tuple(pair))
+    )
 
 
 def verify_many(db: sqlite_utils.Database, ds: Dataset, user: User, seen: Sequence[tuple[int, int]]) -> dict:
@@ -398,11 +554,16 @@ def verify_many(db: sqlite_utils.Database, ds: Dataset, user: User, seen: Sequen
         raise ReviewError(f"Approve at most {BULK_MAX:,} decisions at once, not {len(ids):,}.")
     out: dict[str, list[int]] = {"approved": [], "own": [], "unsure": [], "self_approved": []}
     with store.transaction(db):
-        rows = {r[0]: r[1:] for r in db.execute(
-            "SELECT r.id, r.dataset_id, r.status, r.decision, r.reviewer, i.key, st.version FROM reviews r"
-            " JOIN items i ON i.dataset_id=r.dataset_id AND i.idx=r.idx"
-            " JOIN states st ON st.dataset_id=r.dataset_id AND st.idx=r.idx"
-            f" WHERE r.id IN ({','.join('?' * len(ids))})", ids)}
+        rows = {
+            r[0]: r[1:]
+            for r in db.execute(
+                "SELECT r.id, r.dataset_id, r.status, r.decision, r.reviewer, i.key, st.version FROM reviews r"
+                " JOIN items i ON i.dataset_id=r.dataset_id AND i.idx=r.idx"
+                " JOIN states st ON st.dataset_id=r.dataset_id AND st.idx=r.idx"
+                f" WHERE r.id IN ({','.join('?' * len(ids))})",
+                ids,
+            )
+        }
         missing = [rid for rid in ids if rid not in rows or rows[rid][0] != ds.id]
         if missing:
             raise NotFound(f"{ds.name!r} has no decision {', '.join(map(str, missing[:5]))}: nothing was approved.")
@@ -411,7 +572,8 @@ def verify_many(db: sqlite_utils.Database, ds: Dataset, user: User, seen: Sequen
             more = f" and {len(changed) - 5:,} more" if len(changed) > 5 else ""
             raise StaleViewError(
                 f"{len(changed):,} of the {len(ids):,} listed decisions changed since the page was drawn (row "
-                f"{', '.join(map(str, changed[:5]))}{more}): nothing was approved. Check the list again, then approve.")
+                f"{', '.join(map(str, changed[:5]))}{more}): nothing was approved. Check the list again, then approve."
+            )
         allow_self = dataset_settings(db, ds.id)["allow_self_approval"]
         todo = []
         for rid in ids:
@@ -435,8 +597,9 @@ def awaiting_verification(db: sqlite_utils.Database, ds: Dataset, author: str | 
     with ``author``, only theirs."""
     if author is None:
         return store.scalar(db, "SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND status='pending'", [ds.id])
-    return store.scalar(db, "SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND status='pending' AND reviewer=?",
-                        [ds.id, author])
+    return store.scalar(
+        db, "SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND status='pending' AND reviewer=?", [ds.id, author]
+    )
 
 
 def progress(db: sqlite_utils.Database, ds: Dataset, action: str | None = None) -> dict:
@@ -444,19 +607,36 @@ def progress(db: sqlite_utils.Database, ds: Dataset, action: str | None = None) 
     with ``action``, only the suspects with that recommended action (what a filter shows)."""
     run = latest_run(db, ds.id)
     cond, extra = (" AND s.action=?", [action]) if action else ("", [])
-    flagged = store.scalar(db, f"SELECT COUNT(*) FROM scores s WHERE s.run_id=? AND s.is_issue=1{cond}",
-                           [run["id"], *extra]) if run else 0
-    states = dict(db.execute(
-        f"SELECT st.state, COUNT(*) FROM states st JOIN scores s ON s.run_id=? AND s.idx=st.idx AND s.is_issue=1{cond}"
-        " WHERE st.dataset_id=? GROUP BY st.state", [run["id"] if run else -1, *extra, ds.id]).fetchall())
+    flagged = (
+        store.scalar(db, f"SELECT COUNT(*) FROM scores s WHERE s.run_id=? AND s.is_issue=1{cond}", [run["id"], *extra])
+        if run
+        else 0
+    )
+    states = dict(
+        db.execute(
+            f"SELECT st.state, COUNT(*) FROM states st JOIN scores s ON s.run_id=? AND s.idx=st.idx AND s.is_issue=1{cond}"
+            " WHERE st.dataset_id=? GROUP BY st.state",
+            [run["id"] if run else -1, *extra, ds.id],
+        ).fetchall()
+    )
     decided = sum(v for k, v in states.items() if k != "open")
-    return {"flagged": flagged, "open": flagged - decided, "decided": decided,
-            "pending": sum(states.get(s, 0) for s in ("kept", "relabelled", "unsure")),
-            "approved": states.get("approved", 0), "overridden": states.get("overridden", 0), "states": states}
+    return {
+        "flagged": flagged,
+        "open": flagged - decided,
+        "decided": decided,
+        "pending": sum(states.get(s, 0) for s in ("kept", "relabelled", "unsure")),
+        "approved": states.get("approved", 0),
+        "overridden": states.get("overridden", 0),
+        "states": states,
+    }
 
 
 def my_recent(db: sqlite_utils.Database, ds: Dataset, user: User, limit: int = 20) -> list[dict]:
     """The user's latest decisions on this dataset, newest first (for 'back')."""
-    return list(db.query(
-        "SELECT id, idx, decision, new_label, status, created_at FROM reviews WHERE dataset_id=? AND reviewer=?"
-        " ORDER BY id DESC LIMIT ?", [ds.id, user.name, limit]))
+    return list(
+        db.query(
+            "SELECT id, idx, decision, new_label, status, created_at FROM reviews WHERE dataset_id=? AND reviewer=?"
+            " ORDER BY id DESC LIMIT ?",
+            [ds.id, user.name, limit],
+        )
+    )

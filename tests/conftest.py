@@ -1,4 +1,5 @@
 """Shared fixtures: a real SQLite file per test, real users, the real demo dataset."""
+
 from __future__ import annotations
 
 import os
@@ -53,8 +54,10 @@ def demo_ds(db, lead):
 
 def counts(db) -> dict[str, int]:
     """Row counts of the tables an upload or a run writes to."""
-    return {t: store.scalar(db, f"SELECT COUNT(*) FROM {t}")
-            for t in ("datasets", "items", "annotations", "audit_log", "runs", "scores", "reviews", "states")}
+    return {
+        t: store.scalar(db, f"SELECT COUNT(*) FROM {t}")
+        for t in ("datasets", "items", "annotations", "audit_log", "runs", "scores", "reviews", "states")
+    }
 
 
 def copy_db(src, dest):

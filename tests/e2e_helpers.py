@@ -2,6 +2,7 @@
 
 Only tests/test_e2e.py imports this module; it holds no test itself.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,16 +21,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 VIEWPORT = {"width": 1440, "height": 1000}
 
-STARTUP_TIMEOUT = 60      # seconds until /_stcore/health answers ok
-RUN_TIMEOUT = 60_000      # ms: a script run (the audit is the slowest)
-UI_TIMEOUT = 30_000       # ms: an element to appear
+STARTUP_TIMEOUT = 60  # seconds until /_stcore/health answers ok
+RUN_TIMEOUT = 60_000  # ms: a script run (the audit is the slowest)
+UI_TIMEOUT = 30_000  # ms: an element to appear
 
 
 # ---------------------------------------------------------------- the server
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -58,11 +66,25 @@ def start_app(tmp_path: Path) -> App:
     db_path = tmp_path / "app.db"
     log_path = tmp_path / "streamlit.log"
     env = {**os.environ, "REVIEW_DB": str(db_path)}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     log.close()
     app = App(f"http://127.0.0.1:{port}", db_path, log_path, proc)
     deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -77,8 +99,9 @@ def start_app(tmp_path: Path) -> App:
             pass
         if time.monotonic() > deadline:
             stop_app(app)
-            raise RuntimeError(f"streamlit did not answer {app.url}/_stcore/health within {STARTUP_TIMEOUT} s:\n"
-                               f"{app.log_tail()}")
+            raise RuntimeError(
+                f"streamlit did not answer {app.url}/_stcore/health within {STARTUP_TIMEOUT} s:\n{app.log_tail()}"
+            )
         time.sleep(0.3)
 
 
@@ -99,6 +122,7 @@ def stop_app(app: App) -> None:
 
 
 # ---------------------------------------------------------------- the browser
+
 
 def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -177,7 +201,7 @@ def pick_option(page, label: str, option, typed: str) -> None:
             combo.click()
             page.keyboard.type(typed)
             page.get_by_role("option", name=option).first.click(timeout=5000)
-            wait_idle(page)   # the pick reruns the script; the next widget may be new
+            wait_idle(page)  # the pick reruns the script; the next widget may be new
             return
         except Exception:
             if attempt == 3:

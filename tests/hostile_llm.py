@@ -29,6 +29,7 @@ according to ``behave(request) -> str`` (or a fixed string), one of:
 
 A drip stops after ``drip_s`` seconds (so a client that cannot stop it does not hang a test run
 forever). Nothing leaves the machine."""
+
 from __future__ import annotations
 
 import json
@@ -42,9 +43,14 @@ ANSWER = "VERDICT: YES\nCORRECT_LABEL: SAME"
 
 
 def completion(content: str) -> bytes:
-    return json.dumps({"id": "x", "object": "chat.completion", "model": "m",
-                       "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                    "finish_reason": "stop"}]}).encode()
+    return json.dumps(
+        {
+            "id": "x",
+            "object": "chat.completion",
+            "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        }
+    ).encode()
 
 
 class Hostile:
@@ -55,8 +61,8 @@ class Hostile:
             self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.tls.load_cert_chain(*tls)
         self.drip_s = drip_s
-        self.requests: list[dict] = []       # {"method", "path", "headers" (lower-case names), "body"}
-        self.sent: list[int] = []            # bytes written per connection (huge answers)
+        self.requests: list[dict] = []  # {"method", "path", "headers" (lower-case names), "body"}
+        self.sent: list[int] = []  # bytes written per connection (huge answers)
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -75,7 +81,7 @@ class Hostile:
 
     def __exit__(self, *exc):
         self.stopping.set()
-        try:   # shutdown first: a close alone leaves the accept() blocked in the server thread listening
+        try:  # shutdown first: a close alone leaves the accept() blocked in the server thread listening
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
@@ -146,7 +152,7 @@ class Hostile:
         for k in range(len(data)):
             if self.stopping.is_set() or time.monotonic() > end:
                 return
-            conn.sendall(data[k:k + 1])
+            conn.sendall(data[k : k + 1])
             time.sleep(1.0)
 
     def _stream_zeros(self, conn, total: int, chunked: bool) -> None:
@@ -166,8 +172,12 @@ class Hostile:
         auth = req["headers"].get("authorization", "")
 
         def send(code: int, reason: str, body: bytes, headers: dict | None = None):
-            head = [f"HTTP/1.1 {code} {reason}", "Content-Type: application/json",
-                    f"Content-Length: {len(body)}", "Connection: close"]
+            head = [
+                f"HTTP/1.1 {code} {reason}",
+                "Content-Type: application/json",
+                f"Content-Length: {len(body)}",
+                "Connection: close",
+            ]
             head += [f"{k}: {v}" for k, v in (headers or {}).items()]
             conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
 
@@ -177,15 +187,18 @@ class Hostile:
             _, code, url = how.split(":", 2)
             return send(int(code), "Moved", b"", {"Location": url})
         if how == "echo401":
-            body = json.dumps({"error": {"message": f"Invalid credentials: {auth}", "header": auth,
-                                         "key": auth.split(" ", 1)[-1]}}).encode()
+            body = json.dumps(
+                {"error": {"message": f"Invalid credentials: {auth}", "header": auth, "key": auth.split(" ", 1)[-1]}}
+            ).encode()
             return send(401, "Unauthorized", body, {"WWW-Authenticate": f'Bearer realm="{auth}"'})
         if how == "echo200":
             return send(200, "OK", completion(f"VERDICT: YES\nCORRECT_LABEL: you sent {auth}"))
         if how in ("huge", "huge-nolength", "huge-chunked"):
-            size = 800 * 2 ** 20
+            size = 800 * 2**20
             head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-            head += {"huge": f"Content-Length: {size}\r\n", "huge-chunked": "Transfer-Encoding: chunked\r\n"}.get(how, "")
+            head += {"huge": f"Content-Length: {size}\r\n", "huge-chunked": "Transfer-Encoding: chunked\r\n"}.get(
+                how, ""
+            )
             conn.sendall((head + "\r\n").encode())
             return self._stream_zeros(conn, size, chunked=how == "huge-chunked")
         if how == "drip-headers":
@@ -196,15 +209,17 @@ class Hostile:
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n")
             return self._drip(conn, body)
         if how == "truncated":
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
-                         + completion(ANSWER)[:40])
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+                + completion(ANSWER)[:40]
+            )
             return
         if how == "badstatus":
             conn.sendall(b"HELLO THERE\r\n\r\n{}")
             return
         if how == "reset":
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            return   # close() with linger 0 sends RST
+            return  # close() with linger 0 sends RST
         if how == "close":
             return
         if how == "deep-json":
@@ -216,7 +231,7 @@ class Hostile:
         if how == "429-long":
             return send(429, "Too Many Requests", b'{"error": "slow down"}', {"Retry-After": "100"})
         if how == "long-header":
-            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 2 ** 20 + b"\r\n\r\n")
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 2**20 + b"\r\n\r\n")
             return
         if how == "many-headers":
             conn.sendall(b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: 1\r\n" % k for k in range(500)) + b"\r\n")

@@ -2,6 +2,7 @@
 judge's tests. ``behave(text, given, labels) -> str`` picks, per request, one of:
 'yes' (VERDICT: YES / SAME), 'no:<label>', 'garbage', 'outside', 'slow', '429x<N>' (429 for
 the first N attempts of that prompt, then a good answer), '500', '400'. Nothing leaves the machine."""
+
 from __future__ import annotations
 
 import json
@@ -16,13 +17,13 @@ class FakeLLM:
     def __init__(self, behave, slow_s: float = 2.0):
         self.behave = behave
         self.slow_s = slow_s
-        self.calls = Counter()          # per user prompt
+        self.calls = Counter()  # per user prompt
         self.auth_headers: list[str] = []
         self.lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):   # quiet
+            def log_message(self, *a):  # quiet
                 pass
 
             def do_POST(self):
@@ -44,15 +45,27 @@ class FakeLLM:
                     return self._send(400, {"error": "bad request"})
                 if how == "slow":
                     time.sleep(outer.slow_s)
-                content = {"yes": "VERDICT: YES\nCORRECT_LABEL: SAME", "garbage": "I think it is probably fine.",
-                           "outside": "VERDICT: NO\nCORRECT_LABEL: weather", "slow": "VERDICT: YES\nCORRECT_LABEL: SAME"}.get(how)
+                content = {
+                    "yes": "VERDICT: YES\nCORRECT_LABEL: SAME",
+                    "garbage": "I think it is probably fine.",
+                    "outside": "VERDICT: NO\nCORRECT_LABEL: weather",
+                    "slow": "VERDICT: YES\nCORRECT_LABEL: SAME",
+                }.get(how)
                 if how.startswith("429x"):
                     content = "VERDICT: YES\nCORRECT_LABEL: SAME"
                 if how.startswith("no:"):
                     content = f"VERDICT: NO\nCORRECT_LABEL: {how[3:]}"
-                self._send(200, {"id": "x", "object": "chat.completion", "model": body["model"],
-                                 "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                              "finish_reason": "stop"}]})
+                self._send(
+                    200,
+                    {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "model": body["model"],
+                        "choices": [
+                            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                        ],
+                    },
+                )
 
             def _send(self, code, payload, headers=None):
                 data = json.dumps(payload).encode()

@@ -1,18 +1,18 @@
 """People where they don't belong: every lead or admin action of `review` refuses an annotator
 (whatever a page shows), nothing is written by the refusal, sessions expire, a demoted or
 deactivated user loses access at the next click."""
+
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
 import pytest
+from conftest import PASSWORD
 from streamlit.testing.v1 import AppTest
 
 from review import audit, auth, export, ingest, judge, ner_store, precision, ui, workflow
 from review.errors import PermissionDenied
-
-from conftest import PASSWORD
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 CONLL = b"EU B-ORG\nrejects O\n\nPeter B-PER\nsaid O\n"
@@ -21,6 +21,7 @@ CONLL = b"EU B-ORG\nrejects O\n\nPeter B-PER\nsaid O\n"
 def lead_actions(db, ds, rid: int, version: int):
     """(name, callable(user)) for every action that needs at least a lead."""
     import pandas as pd
+
     frame = pd.DataFrame({"text": [f"t {i}" for i in range(10)], "label": ["a", "b"] * 5})
     prep = ingest.prepare(frame, ingest.Mapping(text=["text"], label="label"), "f.csv", None)
     corpus = ner_store.read_corpus(CONLL, "f.conll")
@@ -61,7 +62,7 @@ def test_annotator_is_refused_every_lead_and_admin_action_and_nothing_changes(db
     assert len(refused) == 15
     after = "\n".join(db.conn.iterdump())
     assert after == before
-    for name, act in admin_actions(db)[:2]:   # a lead is no admin either
+    for _name, act in admin_actions(db)[:2]:  # a lead is no admin either
         with pytest.raises(PermissionDenied):
             act(lead)
 

@@ -1,4 +1,5 @@
 """audit: runs with real sklearn + cleanlab; history kept; findings; probability and tabular paths."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
+from conftest import counts
 from threadpoolctl import threadpool_limits
 
-from conftest import counts
 from review import audit, datasets, demo, ingest, stats, store, workflow
 from review.errors import PermissionDenied
 
@@ -32,7 +33,7 @@ def test_rerun_creates_new_run_and_keeps_earlier_scores_and_reviews(db, lead, an
     assert len({run1, run2, run3}) == 3
     assert datasets.latest_run(db, demo_ds.id)["id"] == run3
     assert [r["id"] for r in datasets.runs(db, demo_ds.id)] == [run3, run2, run1]
-    assert scores(db, run1) == before                      # untouched, row for row
+    assert scores(db, run1) == before  # untouched, row for row
     assert len(scores(db, run2)) == len(scores(db, run3)) == demo_ds.n_items
     assert list(db.query("SELECT * FROM reviews")) == review_before
     assert list(db.query("SELECT * FROM states")) == state_before
@@ -49,10 +50,10 @@ def test_ranks_unique_flagged_first(db, demo_ds):
     flagged = [r for r in rows if r["is_issue"]]
     assert 0 < len(flagged) < n
     assert len(flagged) == run["metrics"]["flagged"]
-    assert max(r["rank"] for r in flagged) == len(flagged)          # every flagged row before every other row
+    assert max(r["rank"] for r in flagged) == len(flagged)  # every flagged row before every other row
     by_rank = sorted(flagged, key=lambda r: r["rank"])
     trusts = [r["trust"] for r in by_rank]
-    assert trusts == sorted(trusts)                                  # least trusted first
+    assert trusts == sorted(trusts)  # least trusted first
     for r in rows:
         assert 0.0 <= r["quality"] <= 1.0
         p = json.loads(r["probs"])
@@ -65,9 +66,13 @@ def test_ranks_unique_flagged_first(db, demo_ds):
 def test_audit_finds_the_injected_demo_errors(db, demo_ds):
     run = datasets.latest_run(db, demo_ds.id)
     truth = demo.demo_truth()
-    flagged = {r[0] for r in db.execute(
-        "SELECT i.key FROM scores s JOIN items i ON i.dataset_id=? AND i.idx=s.idx WHERE s.run_id=? AND s.is_issue=1",
-        [demo_ds.id, run["id"]])}
+    flagged = {
+        r[0]
+        for r in db.execute(
+            "SELECT i.key FROM scores s JOIN items i ON i.dataset_id=? AND i.idx=s.idx WHERE s.run_id=? AND s.is_issue=1",
+            [demo_ds.id, run["id"]],
+        )
+    }
     hits = flagged & set(truth)
     assert len(hits) >= 0.6 * len(truth)
     assert len(hits) >= 0.6 * len(flagged)
@@ -95,9 +100,9 @@ def _integrity_frame() -> pd.DataFrame:
     for i in range(10):
         rows.append({"text": f"great lovely wonderful product number {i}", "label": "pos"})
         rows.append({"text": f"awful broken terrible product number {i}", "label": "neg"})
-    rows.append({"text": "", "label": "pos"})                                  # row 20: empty text
-    rows.append({"text": "Arrived on time, works fine", "label": "pos"})       # rows 21, 22: same text,
-    rows.append({"text": "arrived on  time, works fine ", "label": "neg"})     # conflicting labels
+    rows.append({"text": "", "label": "pos"})  # row 20: empty text
+    rows.append({"text": "Arrived on time, works fine", "label": "pos"})  # rows 21, 22: same text,
+    rows.append({"text": "arrived on  time, works fine ", "label": "neg"})  # conflicting labels
     return pd.DataFrame(rows)
 
 
@@ -109,7 +114,9 @@ def test_integrity_findings_stored_and_flagged(db, lead):
     assert "row 20" in found["empty_text"]["message"]
     assert found["conflicting_duplicates"]["rows"] == [21, 22]
     assert found["conflicting_duplicates"]["first_row"] == 21 and found["conflicting_duplicates"]["n_rows"] == 2
-    assert "'pos'" in found["conflicting_duplicates"]["message"] and "'neg'" in found["conflicting_duplicates"]["message"]
+    assert (
+        "'pos'" in found["conflicting_duplicates"]["message"] and "'neg'" in found["conflicting_duplicates"]["message"]
+    )
     by_idx = {r["idx"]: r for r in scores(db, run_id)}
     for i in (20, 21, 22):
         assert by_idx[i]["is_issue"] == 1
@@ -124,7 +131,9 @@ def test_unlabelled_and_undeclared_labels_are_suspects(db, lead):
     df = _integrity_frame().iloc[:20].copy()
     df.loc[20] = {"text": "lovely wonderful but no label", "label": None}
     df.loc[21] = {"text": "something else entirely", "label": "other"}
-    ds_id = ingest.ingest_bytes(db, df.to_csv(index=False).encode(), "u.csv", "unlabelled", lead, label_set=["pos", "neg"])
+    ds_id = ingest.ingest_bytes(
+        db, df.to_csv(index=False).encode(), "u.csv", "unlabelled", lead, label_set=["pos", "neg"]
+    )
     assert datasets.get(db, ds_id).labels == ["pos", "neg"]
     run_id = audit.run_audit(db, ds_id, lead)
     got = {r["idx"]: r for r in scores(db, run_id)}
@@ -140,8 +149,8 @@ def test_user_probability_columns_path(db, lead):
     for i in range(20):
         rows.append({"text": f"t{i}", "label": "a", "prob_a": 0.95, "prob_b": 0.05})
         rows.append({"text": f"u{i}", "label": "b", "prob_a": 0.05, "prob_b": 0.95})
-    rows[4]["prob_a"], rows[4]["prob_b"] = 0.01, 0.99        # labelled a, the user's model says b
-    rows[7]["prob_a"], rows[7]["prob_b"] = 0.98, 0.02        # labelled b, the user's model says a
+    rows[4]["prob_a"], rows[4]["prob_b"] = 0.01, 0.99  # labelled a, the user's model says b
+    rows[7]["prob_a"], rows[7]["prob_b"] = 0.98, 0.02  # labelled b, the user's model says a
     df = pd.DataFrame(rows)
     ds_id = ingest.ingest_bytes(db, df.to_csv(index=False).encode(), "p.csv", "given-probs", lead)
     run_id = audit.run_audit(db, ds_id, lead)
@@ -202,12 +211,13 @@ def test_progress_called_per_step_and_fold(db, lead, demo_ds):
     assert len(set(fractions)) >= 8
     params = datasets.latest_run(db, demo_ds.id)["params"]
     trials = [m for _, m in calls if m.startswith("Fold 1: trying ")]
-    assert len(trials) == len(params["candidates"])          # every candidate on the first fold
+    assert len(trials) == len(params["candidates"])  # every candidate on the first fold
     finalists = [c["name"] for c in params["candidates"] if c["nll"] is not None]
-    for name in finalists:                                     # each finalist finishes folds 2..5
+    for name in finalists:  # each finalist finishes folds 2..5
         done = [f for f, m in calls if m.startswith(f"{name}: Fold ") and m.endswith("done")]
-        assert [m for _, m in calls if m.startswith(f"{name}: Fold ") and m.endswith("done")] == \
-            [f"{name}: Fold {k} of 5 done" for k in range(2, 6)]
+        assert [m for _, m in calls if m.startswith(f"{name}: Fold ") and m.endswith("done")] == [
+            f"{name}: Fold {k} of 5 done" for k in range(2, 6)
+        ]
         assert all(b > a for a, b in zip(done, done[1:]))
         assert all(0.0 < f < 1.0 for f in done)
     assert all(isinstance(m, str) and m for _, m in calls)
@@ -216,10 +226,10 @@ def test_progress_called_per_step_and_fold(db, lead, demo_ds):
 def test_failed_run_is_recorded_and_leaves_no_scores(db, lead, demo_ds):
     good = datasets.latest_run(db, demo_ds.id)["id"]
     n_scores = store.scalar(db, "SELECT COUNT(*) FROM scores")
-    with pytest.raises(Exception):
-        audit.run_audit(db, demo_ds.id, lead, n_folds=1)     # cross-validation needs 2 folds
+    with pytest.raises(Exception):  # noqa: B017  (whatever sklearn raises: the point is what is left behind)
+        audit.run_audit(db, demo_ds.id, lead, n_folds=1)  # cross-validation needs 2 folds
     failed = db.execute("SELECT id, status, error FROM runs ORDER BY id DESC LIMIT 1").fetchone()
     assert failed[1] == "failed" and failed[2]
     assert store.scalar(db, "SELECT COUNT(*) FROM scores WHERE run_id=?", [failed[0]]) == 0
     assert store.scalar(db, "SELECT COUNT(*) FROM scores") == n_scores
-    assert datasets.latest_run(db, demo_ds.id)["id"] == good     # the failed run is not "latest"
+    assert datasets.latest_run(db, demo_ds.id)["id"] == good  # the failed run is not "latest"

@@ -1,11 +1,12 @@
 """auth: scrypt hashes, the first admin, who adds users, sign-in, lockout, role checks."""
+
 from __future__ import annotations
 
 import time
 
 import pytest
-
 from conftest import PASSWORD
+
 from review import auth, store
 from review.errors import AuthError, PermissionDenied, ReviewError
 
@@ -30,12 +31,12 @@ def test_password_stored_as_salted_scrypt_never_plain(db, db_path, admin):
     hashes = dict(db.execute("SELECT name, password_hash FROM users").fetchall())
     algo, n, r, p, salt, digest = hashes["bob"].split("$")
     assert algo == "scrypt" and int(n) >= 2**14 and len(bytes.fromhex(salt)) == 16 and len(digest) == 64
-    assert hashes["bob"] != hashes["carl"]          # same password, different salt
+    assert hashes["bob"] != hashes["carl"]  # same password, different salt
     assert auth.check_password(SECRET, hashes["bob"])
     assert not auth.check_password(SECRET + "!", hashes["bob"])
     assert not auth.check_password(SECRET, "plain:" + SECRET)
     blob = _file_bytes(db_path)
-    assert b"bob" in blob                            # the file really holds the data we look through
+    assert b"bob" in blob  # the file really holds the data we look through
     for pw in (SECRET, PASSWORD, SECRET + "x"):
         assert pw.encode() not in blob
         assert pw.encode("utf-16-le") not in blob
@@ -61,11 +62,13 @@ def test_only_admin_adds_users(db, admin, lead, annotator):
     with pytest.raises(PermissionDenied):
         auth.create_user(db, "x2", "annotator", PASSWORD, annotator)
     with pytest.raises(PermissionDenied, match="Sign in"):
-        auth.create_user(db, "x3", "admin", PASSWORD, None)   # no actor once an admin exists
+        auth.create_user(db, "x3", "admin", PASSWORD, None)  # no actor once an admin exists
     assert store.scalar(db, "SELECT COUNT(*) FROM users WHERE name LIKE 'x%'") == 0
     auth.create_user(db, "x4", "lead", PASSWORD, admin)
     assert store.scalar(db, "SELECT role FROM users WHERE name='x4'") == "lead"
-    assert store.scalar(db, "SELECT actor FROM audit_log WHERE action='user_add' ORDER BY id DESC LIMIT 1") == admin.name
+    assert (
+        store.scalar(db, "SELECT actor FROM audit_log WHERE action='user_add' ORDER BY id DESC LIMIT 1") == admin.name
+    )
 
 
 def test_create_user_validation(db, admin):
@@ -87,18 +90,21 @@ def test_sign_in_ok_and_wrong_password_counted(db, annotator):
     with pytest.raises(AuthError, match="Wrong user name or password"):
         auth.sign_in(db, annotator.name, "still not it")
     assert store.scalar(db, "SELECT failed_logins FROM users WHERE name=?", [annotator.name]) == 2
-    auth.sign_in(db, annotator.name, PASSWORD)         # success resets the count
+    auth.sign_in(db, annotator.name, PASSWORD)  # success resets the count
     assert store.scalar(db, "SELECT failed_logins FROM users WHERE name=?", [annotator.name]) == 0
     # an unknown user gets the same message (does not reveal which names exist)
     with pytest.raises(AuthError, match="Wrong user name or password"):
         auth.sign_in(db, "nobody", PASSWORD)
-    actions = [r[0] for r in db.execute("SELECT action FROM audit_log WHERE actor IN (?, 'nobody') ORDER BY id", [annotator.name])]
+    actions = [
+        r[0]
+        for r in db.execute("SELECT action FROM audit_log WHERE actor IN (?, 'nobody') ORDER BY id", [annotator.name])
+    ]
     assert actions == ["sign_in", "sign_in_failed", "sign_in_failed", "sign_in", "sign_in_failed"]
 
 
 def test_lockout_after_max_failed(db, annotator, monkeypatch):
     # (the races, sources and the admin are in tests/test_lockout.py)
-    n = auth.MAX_FAILED - auth.FRESH_RESERVED       # guesses from one source before its share of the window is spent
+    n = auth.MAX_FAILED - auth.FRESH_RESERVED  # guesses from one source before its share of the window is spent
     for i in range(n):
         with pytest.raises(AuthError, match="^Wrong user name or password.$"):
             auth.sign_in(db, annotator.name, f"wrong-{i}", source="10.0.0.9")
@@ -106,8 +112,12 @@ def test_lockout_after_max_failed(db, annotator, monkeypatch):
     with pytest.raises(AuthError, match="^Wrong user name or password.$"):
         auth.sign_in(db, annotator.name, PASSWORD, source="10.0.0.9")
     assert store.scalar(db, "SELECT locked_until FROM users WHERE name=?", [annotator.name]) > time.time()
-    reasons = [r[0] for r in db.execute("SELECT json_extract(payload, '$.reason') FROM audit_log "
-                                        "WHERE action='sign_in_failed' ORDER BY id")]
+    reasons = [
+        r[0]
+        for r in db.execute(
+            "SELECT json_extract(payload, '$.reason') FROM audit_log WHERE action='sign_in_failed' ORDER BY id"
+        )
+    ]
     assert reasons == ["wrong password"] * n + ["throttled"]
     # once the window has passed, the right password works again
     later = time.time() + auth.NAME_WINDOW + 1
@@ -127,10 +137,16 @@ def test_admin_reactivation_clears_a_lock(db, admin, annotator):
 
 def test_inactive_user_refused(db, admin, annotator):
     auth.set_active(db, annotator.name, False, admin)
-    with pytest.raises(AuthError, match="^Wrong user name or password.$"):    # the same words as any failure
+    with pytest.raises(AuthError, match="^Wrong user name or password.$"):  # the same words as any failure
         auth.sign_in(db, annotator.name, PASSWORD)
-    assert store.scalar(db, "SELECT json_extract(payload, '$.reason') FROM audit_log WHERE action='sign_in_failed'"
-                            " ORDER BY id DESC LIMIT 1") == "inactive"
+    assert (
+        store.scalar(
+            db,
+            "SELECT json_extract(payload, '$.reason') FROM audit_log WHERE action='sign_in_failed'"
+            " ORDER BY id DESC LIMIT 1",
+        )
+        == "inactive"
+    )
     with pytest.raises(Exception, match="No active user"):
         auth.get_user(db, annotator.name)
     with pytest.raises(ReviewError, match="own account"):
@@ -139,17 +155,20 @@ def test_inactive_user_refused(db, admin, annotator):
     assert auth.sign_in(db, annotator.name, PASSWORD) == annotator
 
 
-@pytest.mark.parametrize("role,needed,allowed", [
-    ("annotator", "annotator", True),
-    ("annotator", "lead", False),
-    ("annotator", "admin", False),
-    ("lead", "annotator", True),
-    ("lead", "lead", True),
-    ("lead", "admin", False),
-    ("admin", "annotator", True),
-    ("admin", "lead", True),
-    ("admin", "admin", True),
-])
+@pytest.mark.parametrize(
+    "role,needed,allowed",
+    [
+        ("annotator", "annotator", True),
+        ("annotator", "lead", False),
+        ("annotator", "admin", False),
+        ("lead", "annotator", True),
+        ("lead", "lead", True),
+        ("lead", "admin", False),
+        ("admin", "annotator", True),
+        ("admin", "lead", True),
+        ("admin", "admin", True),
+    ],
+)
 def test_require_role_boundaries(role, needed, allowed):
     u = auth.User("u", role)
     if allowed:

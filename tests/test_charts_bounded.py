@@ -6,6 +6,7 @@ bucket whose count is the sum of the rest, the title saying "top N of M"), a fig
 left in any string of the figure (plotly renders <a href>, <b>, <br> in ticks, titles, hover,
 text). Data never enters a hovertemplate (a class named "%{x}" would be substituted).
 """
+
 from __future__ import annotations
 
 import html
@@ -20,16 +21,25 @@ from review import charts
 
 N_CLASSES = 1_000
 N_ROWS = 100_000
-MAX_CATEGORIES = 31            # 30 classes + "other" at most, on any axis of any chart
-MAX_JSON = 200_000             # bytes of fig.to_json()
-MAX_SECONDS = 1.0              # to build one figure and its JSON
-TICK_MAX = 30                  # characters of a name shown on an axis (after unescaping)
-HOVER_MAX = 120                # characters of a name in the hover (the axis value)
+MAX_CATEGORIES = 31  # 30 classes + "other" at most, on any axis of any chart
+MAX_JSON = 200_000  # bytes of fig.to_json()
+MAX_SECONDS = 1.0  # to build one figure and its JSON
+TICK_MAX = 30  # characters of a name shown on an axis (after unescaping)
+HOVER_MAX = 120  # characters of a name in the hover (the axis value)
 
 LINK = '<a href="http://127.0.0.1:9/x">click</a>'
 LONG = "a very long class name that goes on and on " * 8
-HOSTILE = [LINK, "<b>bold</b>", "<img src=x onerror=alert(1)>", "%{x}", "Tom & Jerry", "two\nlines<br>three",
-           "one: " + LONG, "two: " + LONG, 'quote"s and \'apostrophes\'']
+HOSTILE = [
+    LINK,
+    "<b>bold</b>",
+    "<img src=x onerror=alert(1)>",
+    "%{x}",
+    "Tom & Jerry",
+    "two\nlines<br>three",
+    "one: " + LONG,
+    "two: " + LONG,
+    "quote\"s and 'apostrophes'",
+]
 # markup of our own: a line break (titles, templates; a newline in the data is a space, a "<br>" in it
 # escaped) and the hover's <extra> box (templates only)
 ALLOWED_TAGS = re.compile(r"<br>")
@@ -77,7 +87,7 @@ def assert_inert(spec: dict) -> None:
     for key, s in strings(spec):
         rest = (TEMPLATE_TAGS if key in ("hovertemplate", "texttemplate") else ALLOWED_TAGS).sub("", s)
         assert "<" not in rest and ">" not in rest, (key, s)
-        assert "&quot;" not in s, (key, s)        # plotly knows &lt; &gt; &amp; and numeric ones: it would show &quot;
+        assert "&quot;" not in s, (key, s)  # plotly knows &lt; &gt; &amp; and numeric ones: it would show &quot;
         if key in ("hovertemplate", "texttemplate"):
             assert not re.search(r"click|class_|worker|bold|Jerry|very long", s), (key, s)
 
@@ -125,19 +135,20 @@ def shows_escaped(spec: dict, name: str) -> bool:
 
 # ----------------------------------------------------------------------------- per chart
 
+
 def test_class_probabilities_top_classes_with_given_and_predicted_and_other():
     names = class_names()
     rnd = random.Random(1)
     p = [rnd.random() for _ in names]
     p = [x / sum(p) for x in p]
-    given, predicted = names[500], LINK          # the given one improbable, far down the list
+    given, predicted = names[500], LINK  # the given one improbable, far down the list
     fig, spec = built(lambda: charts.class_probabilities(names, p, given, predicted))
     assert_inert(spec)
     assert_bounded_axes(spec)
     bar = spec["data"][0]
     ys = [html.unescape(y) for y in bar["y"]]
     assert len(ys) <= MAX_CATEGORIES and ys[-1].startswith("other (")
-    assert given in ys and LINK in ys                              # both always drawn
+    assert given in ys and LINK in ys  # both always drawn
     shown = drawn(bar["y"][:-1], names)
     assert len(shown) == len(ys) - 1
     rest = sum(x for n, x in zip(names, p) if n not in shown)
@@ -160,7 +171,7 @@ def test_given_vs_cleaned_top_classes_and_other_sums_the_rest():
     assert len(shown) == len(xs) - 1
     assert g_trace["y"][-1] == sum(r[1] for r in rows if r[0] not in shown)
     assert c_trace["y"][-1] == sum(r[2] for r in rows if r[0] not in shown)
-    assert sum(g_trace["y"]) == sum(r[1] for r in rows)            # nothing lost
+    assert sum(g_trace["y"]) == sum(r[1] for r in rows)  # nothing lost
     assert LINK in xs and shows_escaped(spec, LINK)
     assert f"top {len(xs) - 1} of 1,000 classes" in title(spec)
     # the other pair dwarfs the 20 classes: the axis stops above them, the pair's counts are written
@@ -173,11 +184,11 @@ def test_given_vs_cleaned_top_classes_and_other_sums_the_rest():
 def test_given_vs_cleaned_draws_the_classes_the_cleaning_changed_first():
     names = class_names()
     rows = [(n, 50, 50) for n in names]
-    rows[700] = (names[700], 50, 40)          # a small class the cleaning moved rows out of
+    rows[700] = (names[700], 50, 40)  # a small class the cleaning moved rows out of
     rows[701] = (names[701], 50, 60)
     fig, spec = built(lambda: charts.given_vs_cleaned(rows))
     xs = [html.unescape(x) for x in spec["data"][0]["x"]]
-    assert set(xs[:2]) == {names[700], names[701]}     # changed by 10 each, then the larger (701) first
+    assert set(xs[:2]) == {names[700], names[701]}  # changed by 10 each, then the larger (701) first
     assert xs[0] == names[701]
 
 
@@ -196,19 +207,22 @@ def _pairs(names: list[str], n_rows: int = N_ROWS, seed: int = 2) -> list[tuple[
 def test_confusion_at_most_31_by_31_with_an_other_row_and_column(which):
     names = class_names()
     pairs = _pairs(names)
-    make = (lambda: charts.confusion(names, pairs)) if which == "confusion" else \
-        (lambda: charts.annotator_confusion(names, pairs, LINK + LONG))
+    make = (
+        (lambda: charts.confusion(names, pairs))
+        if which == "confusion"
+        else (lambda: charts.annotator_confusion(names, pairs, LINK + LONG))
+    )
     fig, spec = built(make)
     assert_inert(spec)
     assert_bounded_axes(spec)
     hm = spec["data"][0]
     z, xs = hm["z"], [html.unescape(x) for x in hm["x"]]
     assert len(z) == len(xs) <= MAX_CATEGORIES and all(len(r) == len(xs) for r in z)
-    assert len(z) * len(z[0]) <= MAX_CATEGORIES ** 2
+    assert len(z) * len(z[0]) <= MAX_CATEGORIES**2
     assert xs[-1].startswith("other (")
     shown = drawn(hm["x"][:-1], names)
     assert len(shown) == len(xs) - 1
-    assert sum(map(sum, z)) == sum(n for _, _, n in pairs)          # every flagged row counted once
+    assert sum(map(sum, z)) == sum(n for _, _, n in pairs)  # every flagged row counted once
     other = sum(z[-1]) + sum(r[-1] for r in z) - z[-1][-1]
     assert other == sum(n for g, p, n in pairs if g not in shown or p not in shown)
     assert "of 1,000 classes" in title(spec)
@@ -241,21 +255,31 @@ def test_review_progress_and_judge_verdicts_bounded():
     fig, spec = built(lambda: charts.review_progress({"open": N_ROWS - 10, "kept": 5, "approved": 5, LINK: 3}))
     assert_inert(spec)
     assert len(spec["data"]) <= 6
-    fig, spec = built(lambda: charts.judge_verdicts({"YES": N_ROWS // 2, "NO": N_ROWS // 3, "UNKNOWN": 9, "not judged": 1}))
+    fig, spec = built(
+        lambda: charts.judge_verdicts({"YES": N_ROWS // 2, "NO": N_ROWS // 3, "UNKNOWN": 9, "not judged": 1})
+    )
     assert_inert(spec)
 
 
 def test_precision_by_band_escapes_its_band_names():
-    bands = [{"band": LINK, "precision": 0.5, "low": 0.2, "high": 0.8, "wrong": 5, "decided": 10},
-             {"band": "0.05–0.10", "precision": None, "low": 0.0, "high": 1.0, "wrong": 0, "decided": 0}]
+    bands = [
+        {"band": LINK, "precision": 0.5, "low": 0.2, "high": 0.8, "wrong": 5, "decided": 10},
+        {"band": "0.05–0.10", "precision": None, "low": 0.0, "high": 1.0, "wrong": 0, "decided": 0},
+    ]
     fig, spec = built(lambda: charts.precision_by_band(bands))
     assert_inert(spec)
 
 
 def test_annotator_quality_bounded_points_title_counts_the_rest():
     rnd = random.Random(3)
-    rows = [{"annotator": (HOSTILE[i] if i < len(HOSTILE) else f"worker{i}"), "quality": rnd.random(),
-             "n_labels": (10_000 - i) if i < len(HOSTILE) else rnd.randint(1, 50)} for i in range(N_ROWS)]
+    rows = [
+        {
+            "annotator": (HOSTILE[i] if i < len(HOSTILE) else f"worker{i}"),
+            "quality": rnd.random(),
+            "n_labels": (10_000 - i) if i < len(HOSTILE) else rnd.randint(1, 50),
+        }
+        for i in range(N_ROWS)
+    ]
     fig, spec = built(lambda: charts.annotator_quality(rows))
     assert_inert(spec)
     sc = spec["data"][0]
@@ -270,8 +294,11 @@ def test_annotator_quality_bounded_points_title_counts_the_rest():
 def test_pairwise_agreement_bounded_grid():
     names = [HOSTILE[i] if i < len(HOSTILE) else f"worker{i}" for i in range(200)]
     rnd = random.Random(4)
-    pairs = [{"a": a, "b": b, "shared": rnd.randint(1, 30), "agreement": rnd.random()}
-             for i, a in enumerate(names) for b in names[i + 1:]]
+    pairs = [
+        {"a": a, "b": b, "shared": rnd.randint(1, 30), "agreement": rnd.random()}
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+    ]
     fig, spec = built(lambda: charts.pairwise_agreement(pairs))
     assert_inert(spec)
     assert_bounded_axes(spec)
@@ -282,14 +309,22 @@ def test_pairwise_agreement_bounded_grid():
 
 def test_tag_swaps_top_swaps_and_other():
     names = class_names()
-    rows = [{"given_tag": f"B-{names[i]}", "predicted_tag": f"I-{names[(i + 1) % len(names)]}", "tokens": N_CLASSES - i,
-             "sentences": 1, "examples": f"{LINK}, {LONG}"} for i in range(N_CLASSES)]
+    rows = [
+        {
+            "given_tag": f"B-{names[i]}",
+            "predicted_tag": f"I-{names[(i + 1) % len(names)]}",
+            "tokens": N_CLASSES - i,
+            "sentences": 1,
+            "examples": f"{LINK}, {LONG}",
+        }
+        for i in range(N_CLASSES)
+    ]
     fig, spec = built(lambda: charts.tag_swaps(rows))
     assert_inert(spec)
     assert_bounded_axes(spec)
     bar = spec["data"][0]
     ys = [html.unescape(y) for y in bar["y"]]
-    assert ys[0].startswith("other (")                              # drawn bottom-up: the most frequent on top
+    assert ys[0].startswith("other (")  # drawn bottom-up: the most frequent on top
     drawn = len(ys) - 1
     assert bar["x"][0] == sum(r["tokens"] for r in rows[drawn:])
     assert sum(bar["x"]) == sum(r["tokens"] for r in rows)
@@ -300,12 +335,27 @@ def test_tag_swaps_top_swaps_and_other():
 def test_every_public_chart_function_is_covered():
     """A new chart function must be added here (and bounded): the list is every public figure builder."""
     import inspect
-    public = {n for n, f in inspect.getmembers(charts, inspect.isfunction)
-              if f.__module__ == charts.__name__ and not n.startswith("_")
-              and inspect.signature(f).return_annotation in ("go.Figure",)}
-    assert public == {"class_probabilities", "given_vs_cleaned", "confusion", "annotator_confusion", "quality_histogram",
-                      "review_progress", "annotator_quality", "pairwise_agreement", "tag_swaps", "precision_by_band",
-                      "judge_verdicts"}
+
+    public = {
+        n
+        for n, f in inspect.getmembers(charts, inspect.isfunction)
+        if f.__module__ == charts.__name__
+        and not n.startswith("_")
+        and inspect.signature(f).return_annotation in ("go.Figure",)
+    }
+    assert public == {
+        "class_probabilities",
+        "given_vs_cleaned",
+        "confusion",
+        "annotator_confusion",
+        "quality_histogram",
+        "review_progress",
+        "annotator_quality",
+        "pairwise_agreement",
+        "tag_swaps",
+        "precision_by_band",
+        "judge_verdicts",
+    }
 
 
 def test_long_names_alike_stay_distinct_and_are_cut_on_the_axis():

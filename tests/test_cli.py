@@ -3,6 +3,7 @@
 The commands are run once per module (independent ones in parallel, to keep the suite
 fast); each test then checks one part of the contract on their recorded results.
 """
+
 from __future__ import annotations
 
 import csv
@@ -36,8 +37,9 @@ def _start(args, stdin: str | None = None, exe: list[str] | None = None) -> tupl
     cmd = (exe or [sys.executable, "-m", "review.cli"]) + [str(a) for a in args]
     env = dict(os.environ, PYTHONIOENCODING="utf-8")
     env.pop("REVIEW_DB", None)
-    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, encoding="utf-8", env=env)
+    p = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env
+    )
     if stdin is not None:
         p.stdin.write(stdin)
         p.stdin.flush()
@@ -60,14 +62,42 @@ def _run_all(jobs: dict[str, tuple]) -> dict[str, Result]:
 def ag_news_file(path: Path) -> Path:
     """A headerless AG-News style CSV: label, title, description (no id column)."""
     topics = {
-        "1": ("World", ["leaders meet at summit on border talks", "election results spark protests abroad",
-                        "ceasefire agreed after weeks of fighting", "un envoy visits capital for peace talks"]),
-        "2": ("Sports", ["striker scores twice as club wins league", "coach praises defence after cup final",
-                         "tennis champion reaches semi final", "record crowd watches derby match"]),
-        "3": ("Business", ["shares rise as profits beat forecasts", "central bank holds interest rates",
-                           "oil prices fall on weak demand", "retailer reports strong quarterly sales"]),
-        "4": ("Sci/Tech", ["new chip doubles processor speed", "software update fixes security flaw",
-                           "space probe sends images of comet", "researchers unveil faster wireless network"]),
+        "1": (
+            "World",
+            [
+                "leaders meet at summit on border talks",
+                "election results spark protests abroad",
+                "ceasefire agreed after weeks of fighting",
+                "un envoy visits capital for peace talks",
+            ],
+        ),
+        "2": (
+            "Sports",
+            [
+                "striker scores twice as club wins league",
+                "coach praises defence after cup final",
+                "tennis champion reaches semi final",
+                "record crowd watches derby match",
+            ],
+        ),
+        "3": (
+            "Business",
+            [
+                "shares rise as profits beat forecasts",
+                "central bank holds interest rates",
+                "oil prices fall on weak demand",
+                "retailer reports strong quarterly sales",
+            ],
+        ),
+        "4": (
+            "Sci/Tech",
+            [
+                "new chip doubles processor speed",
+                "software update fixes security flaw",
+                "space probe sends images of comet",
+                "researchers unveil faster wireless network",
+            ],
+        ),
     }
     lines = []
     for i in range(30):
@@ -89,18 +119,46 @@ def cli(tmp_path_factory):
     news = ag_news_file(d / "ag_news.csv")
     r: dict[str, Result] = {}
     # on their own databases, in the background while the main sequence runs
-    background = {name: _start(*job) for name, job in {
-        "demo": (["demo", "--db", demo_db],),
-        "err_no_dataset": (["audit", "nosuch", "--db", err_db],),
-    }.items()}
-    r.update(_run_all({
-        "ingest": (["ingest", news, "--name", "news", "--no-header", "--text-col", "2,3", "--label-col", "1", "--db", main_db],),
-    }))
+    background = {
+        name: _start(*job)
+        for name, job in {
+            "demo": (["demo", "--db", demo_db],),
+            "err_no_dataset": (["audit", "nosuch", "--db", err_db],),
+        }.items()
+    }
+    r.update(
+        _run_all(
+            {
+                "ingest": (
+                    [
+                        "ingest",
+                        news,
+                        "--name",
+                        "news",
+                        "--no-header",
+                        "--text-col",
+                        "2,3",
+                        "--label-col",
+                        "1",
+                        "--db",
+                        main_db,
+                    ],
+                ),
+            }
+        )
+    )
     # the first account is added while the audit runs (two writers on one file)
-    r.update(_run_all({
-        "audit": (["audit", "news", "--db", main_db],),
-        "users_add": (["users", "add", "root", "--role", "admin", "--password-stdin", "--db", main_db], ADMIN_PW + "\n"),
-    }))
+    r.update(
+        _run_all(
+            {
+                "audit": (["audit", "news", "--db", main_db],),
+                "users_add": (
+                    ["users", "add", "root", "--role", "admin", "--password-stdin", "--db", main_db],
+                    ADMIN_PW + "\n",
+                ),
+            }
+        )
+    )
     # a tampered copy, taken with SQLite's own backup API
     tampered = d / "tampered.db"
     src, dst = sqlite3.connect(str(main_db)), sqlite3.connect(str(tampered))
@@ -110,15 +168,19 @@ def cli(tmp_path_factory):
     dst.execute("UPDATE audit_log SET actor='mallory' WHERE id=2")
     dst.commit()
     dst.close()
-    review_exe = shutil.which("review")          # the installed console script, once
-    r.update(_run_all({
-        "suspects_csv": (["suspects", "news", "--db", main_db],),
-        "suspects_json": (["suspects", "news", "--format", "json", "--db", main_db],),
-        "export": (["export", "news", "--out", d / "cleaned.csv", "--db", main_db],),
-        "backup": (["backup", d / "backup.db", "--db", main_db],),
-        "verify_ok": (["verify-trail", "--db", main_db], None, [review_exe] if review_exe else None),
-        "verify_bad": (["verify-trail", "--db", tampered],),
-    }))
+    review_exe = shutil.which("review")  # the installed console script, once
+    r.update(
+        _run_all(
+            {
+                "suspects_csv": (["suspects", "news", "--db", main_db],),
+                "suspects_json": (["suspects", "news", "--format", "json", "--db", main_db],),
+                "export": (["export", "news", "--out", d / "cleaned.csv", "--db", main_db],),
+                "backup": (["backup", d / "backup.db", "--db", main_db],),
+                "verify_ok": (["verify-trail", "--db", main_db], None, [review_exe] if review_exe else None),
+                "verify_bad": (["verify-trail", "--db", tampered],),
+            }
+        )
+    )
     r.update(_wait(background))
     return {"dir": d, "main_db": main_db, "demo_db": demo_db, "news": news, "results": r}
 
@@ -126,6 +188,7 @@ def cli(tmp_path_factory):
 def main_in_process(argv, capsys, stdin: str | None = None, monkeypatch=None) -> tuple[int, str, str]:
     """review.cli.main in this process (the same code path as the command), for extra cases."""
     from review import cli as cli_module
+
     if stdin is not None:
         monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
     code = cli_module.main([str(a) for a in argv])
@@ -143,8 +206,12 @@ def test_users_add_password_stdin(cli, tmp_path, capsys, monkeypatch):
     assert "added admin root" in ok(cli, "users_add").out
     db_file = tmp_path / "users.db"
     shutil.copy(cli["dir"] / "backup.db", db_file)
-    code, out, err = main_in_process(["users", "add", "lena", "--role", "lead", "--password-stdin", "--db", db_file],
-                                     capsys, LEAD_PW + "\n", monkeypatch)
+    code, out, err = main_in_process(
+        ["users", "add", "lena", "--role", "lead", "--password-stdin", "--db", db_file],
+        capsys,
+        LEAD_PW + "\n",
+        monkeypatch,
+    )
     assert (code, out.strip()) == (0, "added lead lena"), err
     db = store.connect(db_file)
     try:
@@ -162,8 +229,12 @@ def test_users_add_password_stdin(cli, tmp_path, capsys, monkeypatch):
 
 def test_first_user_must_be_admin_via_cli(tmp_path, capsys, monkeypatch):
     db_file = tmp_path / "first.db"
-    code, out, err = main_in_process(["users", "add", "lena", "--role", "lead", "--password-stdin", "--db", db_file],
-                                     capsys, LEAD_PW + "\n", monkeypatch)
+    code, out, err = main_in_process(
+        ["users", "add", "lena", "--role", "lead", "--password-stdin", "--db", db_file],
+        capsys,
+        LEAD_PW + "\n",
+        monkeypatch,
+    )
     assert code == 2 and out == ""
     assert err.startswith("error: ") and "first account must be an admin" in err
     db = store.connect(db_file)
@@ -192,7 +263,7 @@ def test_ingest_ag_news_headerless(cli):
 def test_audit_prints_summary(cli):
     out = ok(cli, "audit").out
     assert "suspects among 120 rows" in out and out.startswith("run ")
-    assert "[" in cli["results"]["audit"].err          # the progress bar goes to stderr
+    assert "[" in cli["results"]["audit"].err  # the progress bar goes to stderr
 
 
 REQUIRED = ["id", "given_label", "predicted_label", "confidence", "quality", "is_issue", "rank"]
@@ -203,12 +274,12 @@ def test_suspects_csv(cli):
     assert rows, "no suspects"
     assert set(REQUIRED) <= set(rows[0])
     ranks = [int(r["rank"]) for r in rows]
-    assert ranks == sorted(ranks) and ranks[0] == 1          # most suspect first
+    assert ranks == sorted(ranks) and ranks[0] == 1  # most suspect first
     assert all(r["is_issue"] == "1" for r in rows)
     qualities = [float(r["quality"]) for r in rows]
     assert all(0.0 <= q <= 1.0 for q in qualities)
     ids = {r["id"] for r in rows}
-    assert {"1", "7"} <= ids                                  # the two planted wrong labels (0-based rows)
+    assert {"1", "7"} <= ids  # the two planted wrong labels (0-based rows)
     row1 = next(r for r in rows if r["id"] == "1")
     assert row1["given_label"] == "3" and row1["predicted_label"] == "2"
 
@@ -225,23 +296,35 @@ def test_suspects_json_matches_csv(cli):
 
 
 def test_suspects_all_with_limit(cli, capsys):
-    code, out, err = main_in_process(["suspects", "news", "--all", "--limit", "50", "--format", "json",
-                                      "--db", cli["dir"] / "backup.db"], capsys)
+    code, out, err = main_in_process(
+        ["suspects", "news", "--all", "--limit", "50", "--format", "json", "--db", cli["dir"] / "backup.db"], capsys
+    )
     assert code == 0, err
     data = json.loads(out)
     assert len(data) == 50
     assert [d["rank"] for d in data] == list(range(1, 51))
     flags = [d["is_issue"] for d in data]
-    assert flags == sorted(flags, reverse=True)               # flagged rows first
-    assert 0 in flags                                         # --all includes unflagged rows
+    assert flags == sorted(flags, reverse=True)  # flagged rows first
+    assert 0 in flags  # --all includes unflagged rows
 
 
 def test_export_writes_cleaned_csv(cli):
     assert "wrote cleaned labels of 'news'" in ok(cli, "export").out
     with open(cli["dir"] / "cleaned.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["id", "text", "given_label", "cleaned_label", "proposed_label", "status", "reviewer", "verified_by",
-                             "self_approved", "quality", "rank"]
+    assert list(rows[0]) == [
+        "id",
+        "text",
+        "given_label",
+        "cleaned_label",
+        "proposed_label",
+        "status",
+        "reviewer",
+        "verified_by",
+        "self_approved",
+        "quality",
+        "rank",
+    ]
     assert len(rows) == 120
     assert rows[1]["given_label"] == rows[1]["cleaned_label"] == "3" and rows[1]["status"] == "unreviewed"
 
@@ -308,7 +391,10 @@ def test_more_errors_exit_2(cli, tmp_path, capsys):
         (["ingest", empty, "--name", "x", "--db", tmp_path / "e.db"], "empty.csv is empty"),
         (["ingest", tmp_path / "missing.csv", "--name", "x", "--db", tmp_path / "e.db"], "No file at"),
         (["ingest", cli["news"], "--name", "news", "--no-header", "--db", backup], "'news' exists already"),
-        (["ingest", cli["news"], "--name", "y", "--no-header", "--text-col", "9", "--db", backup], "Column '9' is not in the file"),
+        (
+            ["ingest", cli["news"], "--name", "y", "--no-header", "--text-col", "9", "--db", backup],
+            "Column '9' is not in the file",
+        ),
         (["export", "nosuch", "--out", tmp_path / "o.csv", "--db", backup], "No dataset named 'nosuch'"),
     ]
     for argv, message in cases:
@@ -322,8 +408,9 @@ def test_more_errors_exit_2(cli, tmp_path, capsys):
 def test_env_review_db_is_used(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("REVIEW_DB", str(tmp_path / "env.db"))
-    code, out, err = main_in_process(["users", "add", "root", "--role", "admin", "--password-stdin"],
-                                     capsys, ADMIN_PW + "\n", monkeypatch)
+    code, out, err = main_in_process(
+        ["users", "add", "root", "--role", "admin", "--password-stdin"], capsys, ADMIN_PW + "\n", monkeypatch
+    )
     assert code == 0, err
     assert (tmp_path / "env.db").exists() and not (tmp_path / "review.db").exists()
 
@@ -331,23 +418,31 @@ def test_env_review_db_is_used(tmp_path, capsys, monkeypatch):
 def test_users_db_option_before_subcommand_is_honoured(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("REVIEW_DB", raising=False)
-    code, out, err = main_in_process(["users", "--db", tmp_path / "x.db", "add", "root", "--role", "admin",
-                                      "--password-stdin"], capsys, ADMIN_PW + "\n", monkeypatch)
+    code, out, err = main_in_process(
+        ["users", "--db", tmp_path / "x.db", "add", "root", "--role", "admin", "--password-stdin"],
+        capsys,
+        ADMIN_PW + "\n",
+        monkeypatch,
+    )
     assert code in (0, 2)
-    assert not (tmp_path / "review.db").exists()       # nothing written to a database nobody named
+    assert not (tmp_path / "review.db").exists()  # nothing written to a database nobody named
 
 
-@pytest.mark.parametrize("argv", [
-    ["backup", "{tmp}/no/such/dir/copy.db"],
-    ["export", "news", "--out", "{tmp}/no/such/dir/out.csv"],
-], ids=["backup", "export"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["backup", "{tmp}/no/such/dir/copy.db"],
+        ["export", "news", "--out", "{tmp}/no/such/dir/out.csv"],
+    ],
+    ids=["backup", "export"],
+)
 def test_unwritable_output_path_is_a_clean_error(cli, tmp_path, capsys, argv):
     db_file = tmp_path / "copy.db"
     shutil.copy(cli["dir"] / "backup.db", db_file)
     args = [a.replace("{tmp}", str(tmp_path)) for a in argv] + ["--db", db_file]
     try:
         code, out, err = main_in_process(args, capsys)
-    except Exception as exc:          # a traceback for the user: the bug
+    except Exception as exc:  # a traceback for the user: the bug
         pytest.fail(f"{argv[0]} raised {type(exc).__name__}: {exc}")
     assert code == 2 and err.startswith("error: ")
 

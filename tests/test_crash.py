@@ -2,6 +2,7 @@
 ingest, an audit run and a stream of review decisions, many times. After each kill the SQLite
 file passes PRAGMA integrity_check, no half-written dataset or run is visible, every decision
 the worker had acknowledged is there, and the audit trail's chain verifies."""
+
 from __future__ import annotations
 
 import os
@@ -16,15 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import PASSWORD, copy_db
 
 from review import auth, datasets, demo, store
 
-from conftest import PASSWORD, copy_db
-
 ROOT = Path(__file__).resolve().parents[1]
-KILLS = {"ingest": 6, "audit": 6, "decide": 10}     # kills per kind (CI-sized)
+KILLS = {"ingest": 6, "audit": 6, "decide": 10}  # kills per kind (CI-sized)
 
-WORKER = textwrap.dedent('''
+WORKER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
     from review import auth, audit, datasets, ingest, store, workflow
@@ -58,7 +58,7 @@ WORKER = textwrap.dedent('''
                 continue
             rid = workflow.decide(db, ds, s.idx, anna, "keep", s.version)
             print("ack", rid, flush=True)
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(base, tmp_path, ki
     acked: list[int] = []
     rejected: list[int] = []
     interrupted = False
-    for k in range(KILLS[kind]):
+    for _k in range(KILLS[kind]):
         delay = rng.uniform(0.05, {"ingest": 2.5, "audit": 2.0, "decide": 0.6}[kind])
         lines = kill_midway(kind, db_path, script, delay)
         # a line the kill cut short ("ack " without its number) was never said: not acknowledged
@@ -115,14 +115,17 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(base, tmp_path, ki
                 # a dataset is whole or absent: its row count matches its items
                 for ds_id, n in db.execute("SELECT id, n_items FROM datasets WHERE name LIKE 'big-%'").fetchall():
                     assert store.scalar(db, "SELECT COUNT(*) FROM items WHERE dataset_id=?", [ds_id]) == n
-                orphans = db.execute("SELECT COUNT(*) FROM items WHERE dataset_id NOT IN (SELECT id FROM datasets)").fetchone()[0]
+                orphans = db.execute(
+                    "SELECT COUNT(*) FROM items WHERE dataset_id NOT IN (SELECT id FROM datasets)"
+                ).fetchone()[0]
                 assert orphans == 0
                 uploads = store.scalar(db, "SELECT COUNT(*) FROM audit_log WHERE action='upload'")
                 assert uploads == store.scalar(db, "SELECT COUNT(*) FROM datasets")
             elif kind == "audit":
                 # a run's scores are all there once it is done, and none are visible before
                 for run_id, kind_, status, flagged in db.execute(
-                        "SELECT id, kind, status, json_extract(metrics, '$.flagged') FROM runs").fetchall():
+                    "SELECT id, kind, status, json_extract(metrics, '$.flagged') FROM runs"
+                ).fetchall():
                     n = store.scalar(db, "SELECT COUNT(*) FROM scores WHERE run_id=?", [run_id])
                     want = 0 if status != "done" else (400 if kind_ == "audit" else flagged)
                     assert n == want, (run_id, kind_, status, n)
@@ -138,8 +141,12 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(base, tmp_path, ki
                 status = dict(db.execute("SELECT id, status FROM reviews").fetchall())
                 assert all(status[r] == "rejected" for r in rejected)
                 # and no decision without its audit row
-                logged = {int(r[0]) for r in db.execute(
-                    "SELECT json_extract(payload, '$.review') FROM audit_log WHERE action='decision'")}
+                logged = {
+                    int(r[0])
+                    for r in db.execute(
+                        "SELECT json_extract(payload, '$.review') FROM audit_log WHERE action='decision'"
+                    )
+                }
                 assert have <= logged
         finally:
             db.conn.close()
@@ -149,7 +156,7 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(base, tmp_path, ki
         assert interrupted, "no kill landed inside a run: the check above tested nothing"
 
 
-RACER = textwrap.dedent('''
+RACER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
     from review import auth, datasets, store, workflow
@@ -165,7 +172,7 @@ RACER = textwrap.dedent('''
         print("stale", str(e).replace(chr(10), " "))
     except Exception as e:
         print("other", type(e).__name__, e)
-''')
+""")
 
 
 def test_processes_racing_on_one_suspect_exactly_one_wins(base, tmp_path):
@@ -174,24 +181,35 @@ def test_processes_racing_on_one_suspect_exactly_one_wins(base, tmp_path):
     script.write_text(RACER.format(root=str(ROOT)))
     db_path = copy_db(base, tmp_path / "race.db")
     db = store.connect(db_path)
-    for k in range(8):      # real accounts: an action re-checks its user against the users table
+    for k in range(8):  # real accounts: an action re-checks its user against the users table
         auth.create_user(db, f"p{k}", "annotator", PASSWORD, auth.User("alice", "admin"))
     ds = datasets.get(db, "demo-support-tickets")
     run_id = datasets.latest_run(db, ds.id)["id"]
-    rows = [r[0] for r in db.execute("SELECT idx FROM scores WHERE run_id=? AND is_issue=1 ORDER BY rank LIMIT 5", [run_id])]
+    rows = [
+        r[0] for r in db.execute("SELECT idx FROM scores WHERE run_id=? AND is_issue=1 ORDER BY rank LIMIT 5", [run_id])
+    ]
     tally = {"won": 0, "stale": 0, "other": 0}
     try:
         for idx in rows:
-            start = time.time() + 1.5      # after every interpreter has started
-            procs = [subprocess.Popen([sys.executable, str(script), str(db_path), f"p{k}", str(idx), "0", str(start)],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(8)]
+            start = time.time() + 1.5  # after every interpreter has started
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, str(script), str(db_path), f"p{k}", str(idx), "0", str(start)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                for k in range(8)
+            ]
             outs = [p.communicate(timeout=120) for p in procs]
             kinds = [o.split()[0] if o.strip() else "other" for o, _ in outs]
             assert kinds.count("won") == 1 and kinds.count("stale") == 7, [(o, e[-300:]) for o, e in outs]
             for k in kinds:
                 tally[k] += 1
             winner = next(o.split()[1] for o, _ in outs if o.startswith("won"))
-            assert db.execute("SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND idx=?", [ds.id, idx]).fetchone()[0] == 1
+            assert (
+                db.execute("SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND idx=?", [ds.id, idx]).fetchone()[0] == 1
+            )
             assert store.scalar(db, "SELECT id FROM reviews WHERE dataset_id=? AND idx=?", [ds.id, idx]) == int(winner)
         ok, _, msg = store.verify_trail(db)
         assert ok, msg

@@ -1,4 +1,5 @@
 """review.crowd: several annotators per item -> consensus, item quality, annotator quality."""
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ from review import crowd
 
 CLASSES = ["neg", "neu", "pos"]
 K = len(CLASSES)
-GOOD, RANDOM = range(0, 6), range(6, 12)       # annotator indices: 6 skilled (90 %), 6 random guessers
+GOOD, RANDOM = range(0, 6), range(6, 12)  # annotator indices: 6 skilled (90 %), 6 random guessers
 N_ITEMS = 600
 SENTIMENT = Path(__file__).resolve().parents[2] / "shared" / "data" / "sentiment_mturk" / "sentiment_mturk_long.csv"
 
@@ -36,13 +37,14 @@ def synthetic_crowd(seed: int = 0):
             else:
                 lab = rng.integers(0, K)
             rows.append((f"item{i}", names[a], CLASSES[lab]))
-    rows.append(("item25", "solo", CLASSES[truth[25]]))        # annotator with one label
+    rows.append(("item25", "solo", CLASSES[truth[25]]))  # annotator with one label
     words = {0: ["awful", "bad", "boring"], 1: ["okay", "average", "fine"], 2: ["great", "superb", "lovely"]}
     filler = ["the", "movie", "plot", "actor", "scene", "film", "story", "music"]
     texts = []
     for i in range(N_ITEMS):
-        w = list(rng.choice(filler, 5)) + [rng.choice(words[truth[i]]) if rng.random() < 0.8
-                                           else rng.choice(words[rng.integers(0, K)])]
+        w = list(rng.choice(filler, 5)) + [
+            rng.choice(words[truth[i]]) if rng.random() < 0.8 else rng.choice(words[rng.integers(0, K)])
+        ]
         rng.shuffle(w)
         texts.append(" ".join(w))
     return pd.DataFrame(rows, columns=["item", "annotator", "label"]), truth, texts
@@ -51,8 +53,7 @@ def synthetic_crowd(seed: int = 0):
 @pytest.fixture(scope="module")
 def crowd_data():
     df, truth, texts = synthetic_crowd()
-    L, items, annotators = crowd.to_matrix(df["item"].tolist(), df["annotator"].tolist(), df["label"].tolist(),
-                                           CLASSES)
+    L, items, annotators = crowd.to_matrix(df["item"].tolist(), df["annotator"].tolist(), df["label"].tolist(), CLASSES)
     order = [int(x[4:]) for x in items]
     return L, truth[order], [texts[j] for j in order], annotators
 
@@ -67,8 +68,9 @@ def results(crowd_data):
 
 
 def test_to_matrix_orders_items_by_appearance_and_annotators_sorted():
-    L, items, annotators = crowd.to_matrix(["b", "a", "b", "c"], ["zoe", "amy", "amy", "zoe"],
-                                           ["pos", "neg", "neg", "neu"], CLASSES)
+    L, items, annotators = crowd.to_matrix(
+        ["b", "a", "b", "c"], ["zoe", "amy", "amy", "zoe"], ["pos", "neg", "neg", "neu"], CLASSES
+    )
     assert items == ["b", "a", "c"]
     assert annotators == ["amy", "zoe"]
     assert L.tolist() == [[0, 2], [0, -1], [-1, 1]]
@@ -107,14 +109,14 @@ def test_dawid_skene_shapes_and_probabilities(crowd_data):
     sym_post, sym_conf, _ = crowd.dawid_skene(L, K, symmetric=True)
     assert np.allclose(sym_conf.sum(axis=2), 1)
     off = sym_conf[:, ~np.eye(K, dtype=bool)]
-    assert np.allclose(off, off[:, :1])                          # one-coin: errors spread evenly
+    assert np.allclose(off, off[:, :1])  # one-coin: errors spread evenly
 
 
 def test_crowdlab_wrapper_shapes(crowd_data):
     L, truth, _, _ = crowd_data
     rng = np.random.default_rng(0)
     P = np.full((len(L), K), 0.1)
-    P[np.arange(len(L)), truth] = 0.8                            # a good model, for the shapes only
+    P[np.arange(len(L)), truth] = 0.8  # a good model, for the shapes only
     P = np.where(rng.random((len(L), 1)) < 0.3, rng.dirichlet(np.ones(K), len(L)), P)
     out = crowd.crowdlab(L, P)
     assert out["consensus"].shape == (len(L),) and out["quality"].shape == (len(L),)
@@ -124,7 +126,7 @@ def test_crowdlab_wrapper_shapes(crowd_data):
 
 
 def test_crowdlab_degenerate_inputs_fall_back_to_the_vote():
-    L = np.array([[0], [1], [2]])                                # one annotator
+    L = np.array([[0], [1], [2]])  # one annotator
     P = np.eye(K)[[0, 0, 2]] * 0.7 + 0.1
     out = crowd.crowdlab(L, P)
     assert out["consensus"].tolist() == [0, 1, 2]
@@ -159,7 +161,7 @@ def test_single_label_items_and_single_label_annotator_work(crowd_data, results)
     assert (L[:, solo] >= 0).sum() == 1
     for method, res in results.items():
         assert np.isfinite(res.quality[single]).all()
-        only = L[single].max(axis=1)                              # the one label those items have
+        only = L[single].max(axis=1)  # the one label those items have
         assert res.agreement[single].tolist() == (res.consensus[single] == only).astype(float).tolist()
         row = res.annotator_stats.iloc[solo]
         assert row["n_labels"] == 1 and np.isfinite(row["quality"]) and row["worst_class"] in CLASSES, method
@@ -171,7 +173,7 @@ def test_skill_aware_methods_beat_majority_vote(crowd_data, results):
     assert acc["dawid_skene"] > acc["majority"] + 0.05, acc
     assert acc["default"] > acc["majority"] + 0.05, acc
     assert acc["crowdlab"] > acc["majority"], acc
-    assert acc["default"] >= acc["dawid_skene"] - 0.01, acc      # the text model does not hurt
+    assert acc["default"] >= acc["dawid_skene"] - 0.01, acc  # the text model does not hurt
 
 
 def test_default_picks_the_method_that_best_predicts_held_out_labels(crowd_data, results):
@@ -179,22 +181,22 @@ def test_default_picks_the_method_that_best_predicts_held_out_labels(crowd_data,
     d = results["default"]
     sel = d.details["selection"]
     assert sel.candidates == list(crowd.SELECTION_ORDER)
-    assert d.method == sel.picked != "majority"                   # the random guessers sink the plain vote
+    assert d.method == sel.picked != "majority"  # the random guessers sink the plain vote
     assert sel.loglik[sel.picked] == max(sel.loglik.values())
     assert sel.loglik["majority"] < sel.loglik["dawid_skene"]
     assert sel.n_heldout > 300 and sel.picked in sel.reason
-    same = results[sel.picked]                                     # the default is that method fitted on every label
+    same = results[sel.picked]  # the default is that method fitted on every label
     assert d.consensus.tolist() == same.consensus.tolist()
     assert d.annotator_stats["quality"].tolist() == same.annotator_stats["quality"].tolist()
     again = crowd.consensus(L, CLASSES, texts, annotators=annotators)
-    assert again.details["selection"] == sel                       # seeded: the same data, the same choice
+    assert again.details["selection"] == sel  # seeded: the same data, the same choice
 
 
 def test_default_on_tiny_data_says_why_it_did_not_compare():
     L = np.array([[0, 0], [-1, -1], [1, 1], [0, 1]])
     sel = crowd.consensus(L, ["a", "b"]).details["selection"]
     assert sel.picked == "text_prior" and "too few labels" in sel.reason
-    assert "crowdlab" not in sel.candidates                        # no texts, no model evidence
+    assert "crowdlab" not in sel.candidates  # no texts, no model evidence
 
 
 def test_annotator_quality_ranks_good_above_random(crowd_data, results):
@@ -208,7 +210,7 @@ def test_annotator_quality_ranks_good_above_random(crowd_data, results):
 
 def test_default_without_texts_and_crowdlab_needs_evidence(crowd_data):
     L, truth, _, _ = crowd_data
-    labels_only = crowd.consensus(L, CLASSES)                     # default without texts: one-coin Dawid-Skene
+    labels_only = crowd.consensus(L, CLASSES)  # default without texts: one-coin Dawid-Skene
     majority = crowd.consensus(L, CLASSES, method="majority")
     assert np.mean(labels_only.consensus == truth) > np.mean(majority.consensus == truth) + 0.05
     with pytest.raises(ValueError, match="crowdlab needs"):
@@ -245,15 +247,16 @@ def test_annotator_stats_agreement_and_worst_class():
     st = crowd.annotator_table(L, cons, CLASSES, annotators=["a", "b"])
     b = st.set_index("annotator").loc["b"]
     assert b["agreement"] == pytest.approx(3 / 4)
-    assert b["worst_class"] == "neg"           # right on 1 of 2 "neg" items, 2 of 2 "neu"; never saw "pos"
-    assert st.set_index("annotator").loc["a", "worst_class"] == "neg"   # all right: first class seen
+    assert b["worst_class"] == "neg"  # right on 1 of 2 "neg" items, 2 of 2 "neu"; never saw "pos"
+    assert st.set_index("annotator").loc["a", "worst_class"] == "neg"  # all right: first class seen
 
 
 def test_pairwise_agreement_only_pairs_with_shared_items():
     L = np.array([[0, 0, -1], [1, 0, -1], [-1, -1, 2], [1, 1, -1]])
     pw = crowd.pairwise_agreement(L, ["a", "b", "c"])
-    assert pw.to_dict("records") == [{"annotator_a": "a", "annotator_b": "b", "shared_items": 3,
-                                      "agreement": pytest.approx(2 / 3)}]
+    assert pw.to_dict("records") == [
+        {"annotator_a": "a", "annotator_b": "b", "shared_items": 3, "agreement": pytest.approx(2 / 3)}
+    ]
 
 
 def test_confusion_vs_consensus_counts():
@@ -262,7 +265,7 @@ def test_confusion_vs_consensus_counts():
     cm = crowd.confusion_vs_consensus(L, cons, 1, K)
     assert cm.shape == (K, K)
     assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
-    assert crowd.confusion_vs_consensus(L, cons, 0, K).sum() == 3      # the item without consensus is left out
+    assert crowd.confusion_vs_consensus(L, cons, 0, K).sum() == 3  # the item without consensus is left out
 
 
 # ----------------------------------------------------------------------------- real data
@@ -288,4 +291,4 @@ def test_sentiment_mturk_default_beats_dawid_skene_reference():
     rated = n_lab >= 20
     rho = spearmanr(res.annotator_stats["quality"].to_numpy()[rated], true_acc[rated]).statistic
     assert accuracy >= 0.915, accuracy
-    assert rho >= 0.85, rho             # time and memory: benchmarks/crowd_sentiment.py
+    assert rho >= 0.85, rho  # time and memory: benchmarks/crowd_sentiment.py

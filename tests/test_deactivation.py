@@ -2,6 +2,7 @@
 comes by: the User object a page drew with is checked against the users table when the action runs
 (review.auth.require_active), and a download built on click checks the tab's session again
 (review.ui.download_connection)."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,20 +18,29 @@ def _trail(db, actor: str, action: str) -> int:
 @pytest.fixture
 def pending(db, demo_ds, annotator):
     s = workflow.claim_next(db, demo_ds, annotator)
-    rid = workflow.decide(db, demo_ds, s.idx, annotator, "relabel", s.version,
-                          new_label=next(l for l in demo_ds.labels if l != s.given_label))
+    rid = workflow.decide(
+        db,
+        demo_ds,
+        s.idx,
+        annotator,
+        "relabel",
+        s.version,
+        new_label=next(l for l in demo_ds.labels if l != s.given_label),
+    )
     return rid, s
 
 
 def test_every_lead_action_refuses_a_lead_deactivated_since_the_page_drew(db, admin, lead, demo_ds, pending):
     rid, s = pending
-    drawn_as = auth.User(lead.name, lead.role)          # what the open page holds
+    drawn_as = auth.User(lead.name, lead.role)  # what the open page holds
     auth.set_active(db, lead.name, False, admin)
     before = store.scalar(db, "SELECT COUNT(*) FROM audit_log")
     actions = {
         "export the cleaned labels": lambda: "".join(export.export_cleaned(db, demo_ds, drawn_as)),
         "export the trail": lambda: "".join(export.export_audit(db, drawn_as, demo_ds.id)),
-        "verify": lambda: workflow.verify(db, rid, drawn_as, "approve", workflow.pending(db, demo_ds, admin)[0]["version"]),
+        "verify": lambda: workflow.verify(
+            db, rid, drawn_as, "approve", workflow.pending(db, demo_ds, admin)[0]["version"]
+        ),
         "verify many": lambda: workflow.verify_many(db, demo_ds, drawn_as, [(rid, 1)]),
         "run the audit": lambda: audit.run_audit(db, demo_ds.id, drawn_as),
         "set gold": lambda: gold.set_gold(db, demo_ds, s.idx, demo_ds.labels[0], drawn_as),
@@ -40,9 +50,9 @@ def test_every_lead_action_refuses_a_lead_deactivated_since_the_page_drew(db, ad
         with pytest.raises(PermissionDenied, match="deactivated") as exc:
             act()
         assert repr(lead.name) in str(exc.value), what
-    assert store.scalar(db, "SELECT COUNT(*) FROM audit_log") == before + 0   # nothing written, no export logged
+    assert store.scalar(db, "SELECT COUNT(*) FROM audit_log") == before + 0  # nothing written, no export logged
     assert _trail(db, lead.name, "export") == 0
-    assert workflow.awaiting_verification(db, demo_ds) == 1                  # the decision still waits
+    assert workflow.awaiting_verification(db, demo_ds) == 1  # the decision still waits
 
 
 def test_an_annotator_deactivated_mid_review_cannot_decide(db, admin, annotator, demo_ds):
@@ -80,9 +90,9 @@ def test_the_cli_actor_is_not_an_account(db, demo_ds, lead, admin):
 def test_a_download_built_after_sign_out_or_deactivation_is_refused(db_path, db, admin, lead, demo_ds, monkeypatch):
     monkeypatch.setenv("REVIEW_DB", str(db_path))
     token = auth.start_session(db, lead)
-    conn = ui.download_connection(token)             # live session: a connection
+    conn = ui.download_connection(token)  # live session: a connection
     assert "".join(export.export_cleaned(conn, demo_ds, lead)).startswith("id,")
-    auth.end_session(db, token)                      # signed out in another tab
+    auth.end_session(db, token)  # signed out in another tab
     with pytest.raises(AuthError, match="signed out"):
         ui.download_connection(token)
     token = auth.start_session(db, lead)

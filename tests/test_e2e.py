@@ -5,6 +5,7 @@ a CSV and runs the audit; the annotator relabels one suspect (button) and keeps 
 the lead approves the relabel and downloads the cleaned CSV, which is checked row by row.
 Screenshots of each main step go to artifacts/ (gitignored).
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,16 +17,41 @@ from pathlib import Path
 import pytest
 
 from review.demo import demo_csv_bytes
-from tests.e2e_helpers import (CHROMIUM, RUN_TIMEOUT, choose, go, launch, new_page, open_app, press_shortcut, see, shot,
-                               sign_in, start_app, stop_app, wait_idle)
+from tests.e2e_helpers import (
+    CHROMIUM,
+    RUN_TIMEOUT,
+    choose,
+    go,
+    launch,
+    new_page,
+    open_app,
+    press_shortcut,
+    see,
+    shot,
+    sign_in,
+    start_app,
+    stop_app,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.e2e
 
 ADMIN, LEAD, ANNOTATOR = "ada", "leo", "ann"
 PASSWORD = "e2e password 123"
 DATASET = "tickets-e2e"
-HEADER = ["id", "text", "given_label", "cleaned_label", "proposed_label", "status", "reviewer", "verified_by",
-          "self_approved", "quality", "rank"]
+HEADER = [
+    "id",
+    "text",
+    "given_label",
+    "cleaned_label",
+    "proposed_label",
+    "status",
+    "reviewer",
+    "verified_by",
+    "self_approved",
+    "quality",
+    "rank",
+]
 
 
 def _need_chromium() -> None:
@@ -71,7 +97,7 @@ def pages(browser, app):
         return page
 
     yield open_page
-    for who, ctx, page in opened:
+    for _who, ctx, _page in opened:
         ctx.close()
 
 
@@ -164,7 +190,12 @@ def _run_workflow(app, pages, tmp_path, shots, guarded):
     metrics = lead.locator('[data-testid="stMetric"]')
     wait_idle(lead)
     assert metrics.filter(has=lead.get_by_text("Rows", exact=True)).inner_text().split()[-1] == f"{n_rows:,}"
-    suspects = int(metrics.filter(has=lead.get_by_text("Suspects", exact=True)).locator('[data-testid="stMetricValue"]').inner_text().replace(",", ""))
+    suspects = int(
+        metrics.filter(has=lead.get_by_text("Suspects", exact=True))
+        .locator('[data-testid="stMetricValue"]')
+        .inner_text()
+        .replace(",", "")
+    )
     assert suspects >= 2, f"the audit flagged {suspects} suspects: need 2 to review"
     shots.append(shot(lead, "04-audit"))
     lead.get_by_role("tab", name="Charts").click()
@@ -192,7 +223,9 @@ def _run_workflow(app, pages, tmp_path, shots, guarded):
     guarded(ann, "annotator")
     sign_in(ann, app.url, ANNOTATOR, PASSWORD)
     go(ann, "Review")
-    row_line = ann.locator('[data-testid="stMarkdownContainer"]').filter(has_text=re.compile(r"^\S+ · row \d+ of the upload · rank \d+"))
+    row_line = ann.locator('[data-testid="stMarkdownContainer"]').filter(
+        has_text=re.compile(r"^\S+ · row \d+ of the upload · rank \d+")
+    )
 
     def shown_row() -> tuple[str, str]:
         text = row_line.first.inner_text()
@@ -228,8 +261,12 @@ def _run_workflow(app, pages, tmp_path, shots, guarded):
     # the decision's card: the innermost block holding both its badge and an Approve button
     approve = lead.get_by_role("button", name="Approve")
     assert approve.count() == 2, approve.count()
-    card = (lead.locator('[data-testid="stVerticalBlock"]')
-            .filter(has_text=f"relabel → {new_label}").filter(has=approve).last)
+    card = (
+        lead.locator('[data-testid="stVerticalBlock"]')
+        .filter(has_text=f"relabel → {new_label}")
+        .filter(has=approve)
+        .last
+    )
     assert card.get_by_role("button", name="Approve").count() == 1
     card.get_by_text(f"by {ANNOTATOR}").wait_for()
     shots.append(shot(lead, "08-verify"))
@@ -266,10 +303,17 @@ def _run_workflow(app, pages, tmp_path, shots, guarded):
     assert (fixed["proposed_label"], fixed["self_approved"]) == ("", "no")
     kept = by_id[second_id]  # decided with K, not verified yet: it proposes the label it keeps
     assert (kept["cleaned_label"], kept["proposed_label"], kept["status"], kept["reviewer"], kept["verified_by"]) == (
-        given[second_id], given[second_id], "kept", ANNOTATOR, ""), kept
+        given[second_id],
+        given[second_id],
+        "kept",
+        ANNOTATOR,
+        "",
+    ), kept
     for r in rows:
         assert r["given_label"] == given[r["id"]], r
         if r["id"] != first_id:
             assert r["cleaned_label"] == r["given_label"], r
-    print(f"\nexport: {len(rows)} rows, row {first_id} {given[first_id]} -> {new_label} "
-          f"(reviewer {ANNOTATOR}, verified by {LEAD}); kept row {second_id}: status {by_id[second_id]['status']!r}")
+    print(
+        f"\nexport: {len(rows)} rows, row {first_id} {given[first_id]} -> {new_label} "
+        f"(reviewer {ANNOTATOR}, verified by {LEAD}); kept row {second_id}: status {by_id[second_id]['status']!r}"
+    )

@@ -11,6 +11,7 @@ their tooltips draw. The test fails on any request to the beacon, on any element
 src points at it, and on Markdown that turned into an image, LaTeX, coloured text or an icon.
 Screenshots go to artifacts/.
 """
+
 from __future__ import annotations
 
 import http.server
@@ -80,38 +81,73 @@ def seed(db, p: dict[str, str]) -> tuple[str, str]:
     for k, (lab, vocab) in enumerate(((good, "great lovely superb fine"), (bad, "awful broken horrid bad"))):
         for i in range(24):
             w = vocab.split()
-            rows.append({"id": f"r{k}{i}", "text": f"{p['all']} item {i} is {w[i % 4]} really {w[(i + 1) % 4]}", "label": lab})
+            rows.append(
+                {"id": f"r{k}{i}", "text": f"{p['all']} item {i} is {w[i % 4]} really {w[(i + 1) % 4]}", "label": lab}
+            )
     for i in (3, 5, 7):
         rows[i]["label"] = bad
-    rows[0]["text"] = rows[30]["text"] = f"dup {p['all']}"   # a conflicting duplicate: a finding quoting it
+    rows[0]["text"] = rows[30]["text"] = f"dup {p['all']}"  # a conflicting duplicate: a finding quoting it
     rows[0]["label"], rows[30]["label"] = good, bad
-    prep = ingest.prepare(pd.DataFrame(rows), ingest.Mapping(text=["text"], label="label", id="id"), "tickets.csv", None)
+    prep = ingest.prepare(
+        pd.DataFrame(rows), ingest.Mapping(text=["text"], label="label", id="id"), "tickets.csv", None
+    )
     ds_id = ingest.write_dataset(db, prep, text_name, leo)
     audit.run_audit(db, ds_id, leo)
     run = datasets.latest_run(db, ds_id)
     last = store.scalar(db, "SELECT MAX(rank) FROM scores WHERE run_id=?", [run["id"]])
-    db.execute("UPDATE scores SET judge_verdict='UNKNOWN', judge_reason=? WHERE run_id=?", [f"judge: {p['all']}", run["id"]])
-    db.execute("UPDATE scores SET judge_verdict=CASE rank WHEN ? THEN 'YES' ELSE 'NO' END, judge_label=? "
-               "WHERE run_id=? AND rank >= ?", [last, good, run["id"], last - 1])
+    db.execute(
+        "UPDATE scores SET judge_verdict='UNKNOWN', judge_reason=? WHERE run_id=?", [f"judge: {p['all']}", run["id"]]
+    )
+    db.execute(
+        "UPDATE scores SET judge_verdict=CASE rank WHEN ? THEN 'YES' ELSE 'NO' END, judge_label=? "
+        "WHERE run_id=? AND rank >= ?",
+        [last, good, run["id"], last - 1],
+    )
     ds = datasets.get(db, ds_id)
-    s = workflow.claim_next(db, ds, ann)   # rank 1: relabelled, then rejected with a hostile reason
-    rid = workflow.decide(db, ds, s.idx, ann, "relabel", s.version,
-                          new_label=next(l for l in ds.labels if l != s.current_label), note=f"note {p['all']}")
+    s = workflow.claim_next(db, ds, ann)  # rank 1: relabelled, then rejected with a hostile reason
+    rid = workflow.decide(
+        db,
+        ds,
+        s.idx,
+        ann,
+        "relabel",
+        s.version,
+        new_label=next(l for l in ds.labels if l != s.current_label),
+        note=f"note {p['all']}",
+    )
     version = store.scalar(db, "SELECT version FROM reviews WHERE id=?", [rid])
     workflow.verify(db, rid, lea, "reject", version, note=f"rejected: {p['all']}")
-    s = workflow.claim_next(db, ds, ann, exclude=[s.idx])   # another one waits for verification
-    workflow.decide(db, ds, s.idx, ann, "relabel", s.version,
-                    new_label=next(l for l in ds.labels if l != s.current_label), note=f"pending {p['all']}")
+    s = workflow.claim_next(db, ds, ann, exclude=[s.idx])  # another one waits for verification
+    workflow.decide(
+        db,
+        ds,
+        s.idx,
+        ann,
+        "relabel",
+        s.version,
+        new_label=next(l for l in ds.labels if l != s.current_label),
+        note=f"pending {p['all']}",
+    )
     workers = [f"w0 {p['img']}", f"w1 {p['link']}", f"w2 {p['html']}"]
     yes, no = f"yes {p['img']}", f"no {p['link']}"
     crowd = []
     for i in range(40):
         for k, w in enumerate(workers):
             wrong = (k == 2 and i % 3 == 0) or (k == 1 and i % 7 == 0) or (k == 0 and i % 10 == 0)
-            crowd.append({"item_id": f"i{i}", "text": f"{p['all']} crowd item {i} {'nice warm' if i % 2 == 0 else 'nasty cold'}",
-                          "annotator": w, "label": [yes, no][(i + wrong) % 2]})
-    prep = ingest.prepare(pd.DataFrame(crowd), ingest.Mapping(text=["text"], label="label", id="item_id", annotator="annotator"),
-                          "crowd.csv", None)
+            crowd.append(
+                {
+                    "item_id": f"i{i}",
+                    "text": f"{p['all']} crowd item {i} {'nice warm' if i % 2 == 0 else 'nasty cold'}",
+                    "annotator": w,
+                    "label": [yes, no][(i + wrong) % 2],
+                }
+            )
+    prep = ingest.prepare(
+        pd.DataFrame(crowd),
+        ingest.Mapping(text=["text"], label="label", id="item_id", annotator="annotator"),
+        "crowd.csv",
+        None,
+    )
     crowd_id = ingest.write_dataset(db, prep, crowd_name, leo)
     audit.run_audit(db, crowd_id, leo)
     return text_name, crowd_name
@@ -164,18 +200,18 @@ def _visit(app, pages, beacon, names, current):
 
     def check(where: str) -> None:
         wait_idle(page)
-        page.wait_for_timeout(400)   # images and tooltips fetch after drawing
+        page.wait_for_timeout(400)  # images and tooltips fetch after drawing
         found = page.evaluate(FIND, beacon.port)
         assert not found and not beacon.hits, (where, found, beacon.hits)
         outside.update(page.evaluate(OUTSIDE))
         checked.append(where)
 
-    def hover_buttons() -> None:   # a tooltip (help=) is drawn on hover, in Markdown
+    def hover_buttons() -> None:  # a tooltip (help=) is drawn on hover, in Markdown
         for b in main.locator('[data-testid="stButton"] button:visible').all()[:25]:
             try:
                 b.hover(timeout=1000)
                 page.wait_for_timeout(60)
-            except Exception:   # a button a rerun took away meanwhile
+            except Exception:  # a button a rerun took away meanwhile
                 pass
 
     def open_page(target: str, name: str) -> None:
@@ -211,12 +247,12 @@ def _visit(app, pages, beacon, names, current):
                     tab.click()
                     page.wait_for_timeout(150)
                 for summary in main.locator('[data-testid="stExpander"] summary:visible').all():
-                    summary.click()   # the findings' titles quote the data; opening draws their rows
+                    summary.click()  # the findings' titles quote the data; opening draws their rows
                     page.wait_for_timeout(50)
                 hover_buttons()
                 check(f"{current['name']}{'/' + tab.inner_text() if tab is not None else ''}")
             if tabs and target == "Audit":
-                tabs[0].click()   # the findings, opened, for the picture
+                tabs[0].click()  # the findings, opened, for the picture
                 page.wait_for_timeout(300)
             if target in ("Home", "Audit", "Review", "Verify", "Annotators") and name == names[0]:
                 shot(page, f"beacon-{current['name'].lower().replace(' ', '-')}")

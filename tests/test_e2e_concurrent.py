@@ -1,6 +1,7 @@
 """Several reviewers at once in the browser: four annotators, each in their own Chromium context,
 press Keep at the same moment, round after round. Every click is one decision on a distinct
 suspect: none lost, none duplicated, no error on any page."""
+
 from __future__ import annotations
 
 import re
@@ -20,6 +21,7 @@ N, ROUNDS = 4, 5
 def test_four_reviewers_clicking_at_once(tmp_path):
     _need_chromium()
     from playwright.sync_api import sync_playwright
+
     app = start_app(tmp_path)
     db = store.connect(app.db_path)
     try:
@@ -41,8 +43,11 @@ def test_four_reviewers_clicking_at_once(tmp_path):
                     see(page, "Decide")
                     wait_idle(page)
                 for r in range(ROUNDS):
-                    keeps = [p.locator('[data-testid="stMain"]').get_by_role("button", name=re.compile(r"^Keep")) for _, p in pages]
-                    for k in keeps:              # all four clicks go out before any answer comes back
+                    keeps = [
+                        p.locator('[data-testid="stMain"]').get_by_role("button", name=re.compile(r"^Keep"))
+                        for _, p in pages
+                    ]
+                    for k in keeps:  # all four clicks go out before any answer comes back
                         k.dispatch_event("click")
                     for n, (_, p) in zip(names, pages):
                         # the click is done when its decision is stored and the page has drawn the next suspect
@@ -62,7 +67,7 @@ def test_four_reviewers_clicking_at_once(tmp_path):
         ds = datasets.get(db, demo.DEMO_NAME)
         rows = db.execute("SELECT reviewer, idx FROM reviews WHERE dataset_id=?", [ds.id]).fetchall()
         assert len(rows) == N * ROUNDS
-        assert len({idx for _, idx in rows}) == N * ROUNDS            # distinct suspects: nothing decided twice
+        assert len({idx for _, idx in rows}) == N * ROUNDS  # distinct suspects: nothing decided twice
         assert sorted({r for r, _ in rows}) == names and all(sum(1 for r, _ in rows if r == n) == ROUNDS for n in names)
         ok, _, msg = store.verify_trail(db)
         assert ok, msg

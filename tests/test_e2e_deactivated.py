@@ -2,6 +2,7 @@
 no file and changes nothing. The download buttons build their file on click, in a thread of their
 own: that build checks the session and the account again (review.ui.download_connection, then
 review.auth.require_active in the export functions). Screenshots go to artifacts/."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,13 +25,14 @@ def _no_download(page, button: str) -> None:
     page.on("download", lambda d: got.append(d))
     page.get_by_role("button", name=button).click()
     page.wait_for_timeout(4000)
-    page.get_by_text("Failed to generate file for download").first.wait_for()   # Streamlit's words, beside it
+    page.get_by_text("Failed to generate file for download").first.wait_for()  # Streamlit's words, beside it
     assert got == [], f"{button!r} still downloaded {[d.suggested_filename for d in got]}"
 
 
 def test_a_deactivated_lead_downloads_nothing_and_verifies_nothing(tmp_path):
     _need_chromium()
     from playwright.sync_api import sync_playwright
+
     app = start_app(tmp_path)
     db = store.connect(app.db_path)
     try:
@@ -39,26 +41,27 @@ def test_a_deactivated_lead_downloads_nothing_and_verifies_nothing(tmp_path):
         ann = auth.create_user(db, "ann", "annotator", PASSWORD, admin)
         ds = datasets.get(db, demo.load_demo(db, leo))
         s = workflow.claim_next(db, ds, ann)
-        workflow.decide(db, ds, s.idx, ann, "relabel", s.version,
-                        new_label=next(l for l in ds.labels if l != s.given_label))
+        workflow.decide(
+            db, ds, s.idx, ann, "relabel", s.version, new_label=next(l for l in ds.labels if l != s.given_label)
+        )
         with sync_playwright() as pw:
             browser = launch(pw)
             try:
                 ctx, page = new_page(browser, downloads=True)
                 sign_in(page, app.url, "leo", PASSWORD)
                 go(page, "Export")
-                with page.expect_download() as dl:          # while active, the download works
+                with page.expect_download() as dl:  # while active, the download works
                     page.get_by_role("button", name="Download cleaned labels (CSV)").click()
                 assert dl.value.suggested_filename == f"{demo.DEMO_NAME}-cleaned.csv"
                 wait_idle(page)
                 exported = _exports(db, "leo")
                 assert exported == 1
 
-                auth.set_active(db, "leo", False, admin)   # the admin, elsewhere; leo's page stays open
+                auth.set_active(db, "leo", False, admin)  # the admin, elsewhere; leo's page stays open
                 _no_download(page, "Download cleaned labels (CSV)")
                 _no_download(page, "Download the audit trail (CSV)")
                 shot(page, "deactivated-01-export-refused")
-                assert _exports(db, "leo") == exported      # nothing logged as an export by leo
+                assert _exports(db, "leo") == exported  # nothing logged as an export by leo
 
                 auth.set_active(db, "leo", True, admin)
                 sign_in(page, app.url, "leo", PASSWORD)

@@ -3,6 +3,7 @@
 tab (the key in the app's environment belongs to no URL there, so a URL typed on the tab is called
 without it), sees the cost, runs the judge on a few rows, and
 finds the verdicts and actions in the review queue. Screenshots go to artifacts/."""
+
 from __future__ import annotations
 
 import re
@@ -14,6 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from llm_server import FakeLLM  # noqa: E402
+
 from review import auth, datasets, demo, judge, store  # noqa: E402
 from tests.e2e_helpers import RUN_TIMEOUT, go, launch, new_page, see, shot, sign_in, start_app, stop_app  # noqa: E402
 from tests.test_e2e import _need_chromium  # noqa: E402
@@ -25,6 +27,7 @@ LEAD, PASSWORD, KEY = "leo", "e2e password 123", "sk-e2e-secret-77"
 def test_configure_run_judge_and_see_verdicts_in_the_queue(tmp_path, monkeypatch):
     _need_chromium()
     from playwright.sync_api import sync_playwright
+
     monkeypatch.setenv(judge.ENV_KEY, KEY)
     monkeypatch.delenv(judge.ENV_URL, raising=False)
     monkeypatch.delenv(judge.ENV_MODEL, raising=False)
@@ -36,7 +39,7 @@ def test_configure_run_judge_and_see_verdicts_in_the_queue(tmp_path, monkeypatch
         auth.create_user(db, LEAD, "lead", PASSWORD, admin)
         key_of_text = {}
 
-        def behave(text, given, labels):   # a judge that knows the demo's injected errors
+        def behave(text, given, labels):  # a judge that knows the demo's injected errors
             key = key_of_text.get(text)
             return f"no:{truth[key]}" if key in truth and truth[key] != given else "yes"
 
@@ -48,7 +51,9 @@ def test_configure_run_judge_and_see_verdicts_in_the_queue(tmp_path, monkeypatch
                 page.get_by_role("button", name="Load the demo dataset").click()
                 see(page, "Next steps", timeout=RUN_TIMEOUT)
                 ds = datasets.get(db, demo.DEMO_NAME)
-                key_of_text.update({t: k for k, t in db.execute("SELECT key, text FROM items WHERE dataset_id=?", [ds.id])})
+                key_of_text.update(
+                    {t: k for k, t in db.execute("SELECT key, text FROM items WHERE dataset_id=?", [ds.id])}
+                )
                 go(page, "Audit")
                 page.get_by_role("tab", name="Judge").click()
                 see(page, "LLM_BASE_URL")
@@ -70,7 +75,7 @@ def test_configure_run_judge_and_see_verdicts_in_the_queue(tmp_path, monkeypatch
                 page.locator('[data-testid="stPlotlyChart"]:visible').first.wait_for()
                 page.wait_for_timeout(500)
                 shot(page, "judge-02-verdicts")
-                assert llm.total_calls == 6 and set(llm.auth_headers) == {""}   # the key stays home
+                assert llm.total_calls == 6 and set(llm.auth_headers) == {""}  # the key stays home
 
                 go(page, "Review")
                 page.get_by_text("Relabel", exact=True).first.click()

@@ -4,6 +4,7 @@ one). The lead types another server's URL on the Judge tab: before the run the t
 runs WITHOUT the key; the run reaches the typed server with no Authorization header and the
 configured one not at all. Cleared again, the field gives the configured server back, with the
 key. Screenshots go to artifacts/."""
+
 from __future__ import annotations
 
 import re
@@ -15,19 +16,32 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from llm_server import FakeLLM  # noqa: E402
+
 from review import auth, judge, store  # noqa: E402
-from tests.e2e_helpers import (RUN_TIMEOUT, go, launch, new_page, see, shot, shot_on_failure, sign_in,  # noqa: E402
-                               start_app, stop_app, wait_idle)
+from tests.e2e_helpers import (  # noqa: E402
+    RUN_TIMEOUT,
+    go,
+    launch,
+    new_page,
+    see,
+    shot,
+    shot_on_failure,
+    sign_in,
+    start_app,
+    stop_app,
+    wait_idle,
+)
 from tests.test_e2e import _need_chromium  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 LEAD, PASSWORD, KEY = "leo", "e2e password 123", "sk-e2e-configured-SECRET-31"
-WITHOUT = re.compile("The judge runs WITHOUT the key")   # the warning (case-sensitive: not the setup help's words)
+WITHOUT = re.compile("The judge runs WITHOUT the key")  # the warning (case-sensitive: not the setup help's words)
 
 
 def test_a_typed_url_runs_without_the_key_and_says_so(tmp_path, monkeypatch):
     _need_chromium()
     from playwright.sync_api import sync_playwright
+
     with FakeLLM(lambda text, given, labels: "yes") as configured, FakeLLM(lambda text, given, labels: "yes") as typed:
         monkeypatch.setenv(judge.ENV_URL, configured.url)
         monkeypatch.setenv(judge.ENV_KEY, KEY)
@@ -77,7 +91,7 @@ def test_a_typed_url_runs_without_the_key_and_says_so(tmp_path, monkeypatch):
                         page.get_by_role("tab", name="Judge").click()
                         current["name"] = "configured"
                         endpoint_field()
-                        see(page, re.compile(r"sent to http://127\.0\.0\.1:\d+/v1 only"))   # configured: with the key
+                        see(page, re.compile(r"sent to http://127\.0\.0\.1:\d+/v1 only"))  # configured: with the key
                         assert main.get_by_text(WITHOUT).count() == 0
 
                         current["name"] = "typed"
@@ -104,7 +118,7 @@ def test_a_typed_url_runs_without_the_key_and_says_so(tmp_path, monkeypatch):
                         url = endpoint_field()
                         url.fill("")
                         url.press("Enter")
-                        main.get_by_text(WITHOUT).first.wait_for(state="detached")   # the rerun for the cleared field
+                        main.get_by_text(WITHOUT).first.wait_for(state="detached")  # the rerun for the cleared field
                         wait_idle(page)
                         set_limit(5)
                         assert main.get_by_text(WITHOUT).count() == 0
@@ -119,7 +133,11 @@ def test_a_typed_url_runs_without_the_key_and_says_so(tmp_path, monkeypatch):
             assert KEY not in dump
             assert KEY not in app.log_path.read_text(errors="replace")
             trail = [r[0] for r in db.execute("SELECT payload FROM audit_log WHERE action='judge_run' ORDER BY id")]
-            assert len(trail) == 2 and '"key_sent":false' in trail[0].replace(" ", "") and '"key_sent":true' in trail[1].replace(" ", "")
+            assert (
+                len(trail) == 2
+                and '"key_sent":false' in trail[0].replace(" ", "")
+                and '"key_sent":true' in trail[1].replace(" ", "")
+            )
         finally:
             db.conn.close()
             stop_app(app)

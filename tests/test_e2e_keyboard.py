@@ -7,6 +7,7 @@ for the user (tests.e2e_helpers.press_shortcut does), keys are pressed where the
   refused with the token named; N selects the next suspect, A gives it the model's tag, Enter saves.
 Screenshots go to artifacts/ (e2e-keyboard-*.png).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,9 @@ def _users(db) -> None:
 def _csv(words: dict[str, list[str]]) -> bytes:
     """240 short texts, every ninth label flipped: the audit flags some."""
     a, b = list(words)
-    rows = ["text,label"] + [f"{words[l][i % 4]} film number {i},{l if i % 9 else (b if l == a else a)}"
-                             for i in range(120) for l in (a, b)]
+    rows = ["text,label"] + [
+        f"{words[l][i % 4]} film number {i},{l if i % 9 else (b if l == a else a)}" for i in range(120) for l in (a, b)
+    ]
     return ("\n".join(rows) + "\n").encode()
 
 
@@ -51,12 +53,16 @@ def _wait_for(fetch, timeout: float = 30.0):
 
 
 def _held(db, ds_id: int) -> int | None:
-    row = db.execute("SELECT idx FROM states WHERE dataset_id=? AND claimed_by=? AND state='open'", [ds_id, ANN.name]).fetchone()
+    row = db.execute(
+        "SELECT idx FROM states WHERE dataset_id=? AND claimed_by=? AND state='open'", [ds_id, ANN.name]
+    ).fetchone()
     return row[0] if row else None
 
 
 def _review(db, ds_id: int, idx: int):
-    return db.execute("SELECT decision, new_label, note FROM reviews WHERE dataset_id=? AND idx=?", [ds_id, idx]).fetchone()
+    return db.execute(
+        "SELECT decision, new_label, note FROM reviews WHERE dataset_id=? AND idx=?", [ds_id, idx]
+    ).fetchone()
 
 
 def _focus(page) -> str:
@@ -75,18 +81,30 @@ def test_text_card_keys_work_after_widget_changes(app, pages):
     db = store.connect(app.db_path)
     try:
         _users(db)
-        films = ingest.ingest_bytes(db, _csv({"neg": ["dull", "slow", "bad", "weak"], "pos": ["fine", "great", "good", "fun"]}),
-                                    "films.csv", "films", LEAD, mapping=Mapping(text=["text"], label="label"))
+        films = ingest.ingest_bytes(
+            db,
+            _csv({"neg": ["dull", "slow", "bad", "weak"], "pos": ["fine", "great", "good", "fun"]}),
+            "films.csv",
+            "films",
+            LEAD,
+            mapping=Mapping(text=["text"], label="label"),
+        )
         audit.run_audit(db, films, LEAD)
-        books = ingest.ingest_bytes(db, _csv({"old": ["dusty", "worn", "yellow", "torn"], "new": ["crisp", "shiny", "fresh", "clean"]}),
-                                    "books.csv", "books", LEAD, mapping=Mapping(text=["text"], label="label"))
+        books = ingest.ingest_bytes(
+            db,
+            _csv({"old": ["dusty", "worn", "yellow", "torn"], "new": ["crisp", "shiny", "fresh", "clean"]}),
+            "books.csv",
+            "books",
+            LEAD,
+            mapping=Mapping(text=["text"], label="label"),
+        )
         audit.run_audit(db, books, LEAD)
         page = pages("annotator")
         sign_in(page, app.url, ANN.name, PASSWORD)
         go(page, "Review")
         main = page.locator('[data-testid="stMain"]')
         combo = main.get_by_role("combobox", name="Dataset")
-        assert combo.input_value() == "books"            # the newest dataset comes first
+        assert combo.input_value() == "books"  # the newest dataset comes first
 
         # the dataset box: choose films with the mouse, then K keeps films' held row
         combo.click()
@@ -98,7 +116,7 @@ def test_text_card_keys_work_after_widget_changes(app, pages):
         page.keyboard.press("k")
         assert _wait_for(lambda: _review(db, films, idx)) == ("keep", None, ""), _focus(page)
         wait_idle(page)
-        assert combo.input_value() == "films"            # nothing typed into the box
+        assert combo.input_value() == "films"  # nothing typed into the box
         see(page, "kept.")
 
         # the filter: click "Relabel", then S skips the row shown
@@ -107,10 +125,14 @@ def test_text_card_keys_work_after_widget_changes(app, pages):
         shown = _wait_for(lambda: _held(db, films))
         _focus_leaves(page, "a.type === 'radio'", "filter")
         page.keyboard.press("s")
-        assert _wait_for(lambda: shown in auth.load_queue_state(db, ANN, films).get("skipped", [])), \
-            (_focus(page), shown, auth.load_queue_state(db, ANN, films), shot(page, "keyboard-text-FAILED"))
+        assert _wait_for(lambda: shown in auth.load_queue_state(db, ANN, films).get("skipped", [])), (
+            _focus(page),
+            shown,
+            auth.load_queue_state(db, ANN, films),
+            shot(page, "keyboard-text-FAILED"),
+        )
         wait_idle(page)
-        assert _review(db, films, shown) is None         # skipped, not decided
+        assert _review(db, films, shown) is None  # skipped, not decided
 
         # the order: choose "by action", then U marks the row shown unsure
         main.get_by_role("combobox", name="Order").click()
@@ -132,7 +154,7 @@ def test_text_card_keys_work_after_widget_changes(app, pages):
         page.keyboard.press("k")
         assert _wait_for(lambda: _review(db, films, idx)) == ("keep", None, "checked twice"), _focus(page)
         wait_idle(page)
-        assert note.input_value() == ""                 # the next row's note starts empty
+        assert note.input_value() == ""  # the next row's note starts empty
         shot(page, "keyboard-01-text")
     finally:
         db.conn.close()
@@ -182,31 +204,46 @@ def test_ner_card_token_click_tag_keys_next_accept_save(app, pages):
             _press(page, "s")
         else:
             pytest.fail("no sentence with two suspects in the first 15")
-        jb = movable[0]                                   # N lands on it, A gives it the model's tag
-        ja = shortcuts.suspect_step(flagged, jb, -1)      # the suspect before it: clicked first
+        jb = movable[0]  # N lands on it, A gives it the model's tag
+        ja = shortcuts.suspect_step(flagged, jb, -1)  # the suspect before it: clicked first
         assert ja != jb
 
         # a B- tag after O breaks IOB1: refused with the token named, until the token gets O back
-        jo = next((j for j in range(len(tags)) if tags[j] == "O" and (j == 0 or tags[j - 1] == "O")
-                   and j not in (ja, jb) and (j + 1 >= len(tags) or tags[j + 1] == "O" or tags[j + 1].startswith("I-"))), None)
+        jo = next(
+            (
+                j
+                for j in range(len(tags))
+                if tags[j] == "O"
+                and (j == 0 or tags[j - 1] == "O")
+                and j not in (ja, jb)
+                and (j + 1 >= len(tags) or tags[j + 1] == "O" or tags[j + 1].startswith("I-"))
+            ),
+            None,
+        )
         if jo is not None:
             page.locator(f'.ner-sentence[data-pick] [data-i="{jo}"]').click()
             _selects(page, jo)
             _press(page, keys["B-PER"])
             see(page, re.compile(rf"Not a valid IOB1 sequence yet: token {jo} "))
             _press(page, keys["O"])
-            page.get_by_text("Not a valid IOB1 sequence").first.wait_for(state="detached")   # valid again
+            page.get_by_text("Not a valid IOB1 sequence").first.wait_for(state="detached")  # valid again
 
         # click a suspect token, press a tag's key: the token's tag changes (in the draft)
         page.locator(f'.ner-sentence[data-pick] [data-i="{ja}"]').click()
         _selects(page, ja)
-        new = next(t for t in options if t.startswith("I-") and t != tags[ja] and keys[t]
-                   and not ner.scheme_violations(tags[:ja] + [t] + tags[ja + 1:], "IOB1"))
+        new = next(
+            t
+            for t in options
+            if t.startswith("I-")
+            and t != tags[ja]
+            and keys[t]
+            and not ner.scheme_violations(tags[:ja] + [t] + tags[ja + 1 :], "IOB1")
+        )
         shot(page, "keyboard-02-ner-selected")
         _press(page, keys[new])
         see(page, f"{ja} {s.tokens[ja]}: {tags[ja]} → {new}")
         assert page.locator(f'.ner-sentence[data-pick] [data-i="{ja}"]').count() == 1
-        draft = tags[:ja] + [new] + tags[ja + 1:]
+        draft = tags[:ja] + [new] + tags[ja + 1 :]
 
         # N: the next suspect is selected; A: it gets the model's tag
         _press(page, "n")

@@ -6,6 +6,7 @@ keyboard, and the database then holds both labels as theirs (and the audit trail
 lead opens the Annotators page, marks an item gold on the Golden set tab and sees the gold
 columns in the annotator table. Screenshots go to artifacts/.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,17 +16,21 @@ import pytest
 
 from review import datasets, gold, labeling, store
 from review.auth import User
+from tests.conftest import PASSWORD
 from tests.e2e_helpers import choose, go, press_shortcut, see, shot, sign_in, wait_idle
 from tests.test_e2e import _need_chromium, app, browser, pages  # noqa: F401  (fixtures)
-from tests.conftest import PASSWORD
 from tests.test_labeling import ANNOTATORS, build_crowd_db
 
 pytestmark = pytest.mark.e2e
 
 
 def _mine(db, ds, idx: int, who: str) -> list[str]:
-    return [r[0] for r in db.execute("SELECT label FROM annotations WHERE dataset_id=? AND idx=? AND annotator=?",
-                                     [ds.id, idx, who])]
+    return [
+        r[0]
+        for r in db.execute(
+            "SELECT label FROM annotations WHERE dataset_id=? AND idx=? AND annotator=?", [ds.id, idx, who]
+        )
+    ]
 
 
 def test_annotator_labels_from_the_queue_and_lead_marks_gold(app, pages):
@@ -46,21 +51,23 @@ def test_annotator_labels_from_the_queue_and_lead_marks_gold(app, pages):
         see(page, first.text)
         main = page.locator('[data-testid="stMain"]')
         assert main.get_by_text(re.compile("gold", re.I)).count() == 0
-        for name in ANNOTATORS:   # no other annotator's label on the page
+        for name in ANNOTATORS:  # no other annotator's label on the page
             assert main.get_by_text(name).count() == 0
         shot(page, "label-01-queue")
 
-        main.get_by_role("button", name=re.compile(r"^pos\b")).click()   # its name ends with the shortcut hint
+        main.get_by_role("button", name=re.compile(r"^pos\b")).click()  # its name ends with the shortcut hint
         see(page, f"Row {first.key}: labelled pos. The consensus updates on the next audit run.")
         wait_idle(page)
         assert _mine(db, ds, first.idx, "anna") == ["pos"]
-        entry = db.execute("SELECT actor, idx, payload FROM audit_log WHERE action='label' ORDER BY id DESC LIMIT 1").fetchone()
+        entry = db.execute(
+            "SELECT actor, idx, payload FROM audit_log WHERE action='label' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
         assert entry[:2] == ("anna", first.idx) and json.loads(entry[2])["label"] == "pos"
 
         nxt = labeling.next_item(db, ds, anna)
         assert nxt.idx != first.idx
         see(page, re.compile(rf"^{re.escape(nxt.key)} · row {nxt.idx} of the upload$"))
-        press_shortcut(page, "1")    # the first label, neg
+        press_shortcut(page, "1")  # the first label, neg
         see(page, f"Row {nxt.key}: labelled neg.")
         wait_idle(page)
         assert _mine(db, ds, nxt.idx, "anna") == ["neg"]

@@ -5,6 +5,7 @@ minutes). Some class names are markup (<a href="http://127.0.0.1:9/x">, <b>) and
 the charts show them as text, cut with …, and no link from the data exists in any chart.
 Screenshots go to artifacts/.
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,8 +26,8 @@ N_CLASSES, PER_CLASS = 1_000, 6
 LINK = '<a href="http://127.0.0.1:9/x">click</a>'
 LONG = "a very long class name that goes on and on " * 4
 NAMES = [LINK, "<b>bold</b>", "Tom & Jerry", "%{x}", LONG] + [f"topic {i:04d}" for i in range(N_CLASSES - 5)]
-BOUND_S = 30            # seconds for a page or a tab to draw its charts
-MAX_TICKS = 31          # category tick labels on one axis of one chart (30 classes + other)
+BOUND_S = 30  # seconds for a page or a tab to draw its charts
+MAX_TICKS = 31  # category tick labels on one axis of one chart (30 classes + other)
 
 
 def seed(db) -> str:
@@ -57,7 +58,9 @@ def plots_drawn(page, n: int, timeout_s: float = BOUND_S) -> float:
     page.wait_for_function(
         """n => [...document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')]
                  .filter(p => p.offsetParent !== null && p.querySelector('svg.main-svg g.cartesianlayer, svg.main-svg g.heatmaplayer')).length >= n""",
-        arg=n, timeout=timeout_s * 1000)
+        arg=n,
+        timeout=timeout_s * 1000,
+    )
     return time.perf_counter() - t
 
 
@@ -108,14 +111,14 @@ def _walk(app, pages, current, name):
     timings["Audit page"] = time.perf_counter() - t
     main = page.locator('[data-testid="stMain"]')
     main.get_by_role("tab", name="Charts", exact=True).click()
-    timings["Charts tab"] = plots_drawn(page, 4)      # given vs cleaned, progress, quality histogram, confusion
+    timings["Charts tab"] = plots_drawn(page, 4)  # given vs cleaned, progress, quality histogram, confusion
     wait_idle(page)
     facts = chart_facts(page)
     assert_bounded_and_inert(facts)
-    assert "of 1,000 classes" in facts["text"]          # the titles say what is drawn
+    assert "of 1,000 classes" in facts["text"]  # the titles say what is drawn
     assert "other (" in facts["text"]
-    assert '<a href="http' in facts["text"]             # the name shown as typed, as text
-    assert LONG not in facts["text"]                     # cut with … on the axis
+    assert '<a href="http' in facts["text"]  # the name shown as typed, as text
+    assert LONG not in facts["text"]  # cut with … on the axis
     shot(page, "many-classes-01-audit-charts")
 
     # ---------------------------------------------------------------- every other tab of the Audit page

@@ -4,6 +4,7 @@ audit, opens the Annotators page (table and charts), picks the annotator who dis
 with the consensus and opens their disagreements in the review queue, where every annotator's
 label is shown. Screenshots go to artifacts/.
 """
+
 from __future__ import annotations
 
 import re
@@ -45,8 +46,11 @@ def test_long_form_upload_annotators_page_and_disagreements(app, pages, tmp_path
         see(page, f"Preview: {len(df):,} rows", timeout=RUN_TIMEOUT)
         assert page.get_by_role("combobox", name=re.compile("^Annotator column")).input_value() == "annotator_id"
         page.get_by_role("button", name="Check and ingest").click()
-        see(page, f"Dataset 'crowd' ingested: {N_ITEMS} items with {len(df):,} labels from {n_ann} annotators",
-            timeout=RUN_TIMEOUT)
+        see(
+            page,
+            f"Dataset 'crowd' ingested: {N_ITEMS} items with {len(df):,} labels from {n_ann} annotators",
+            timeout=RUN_TIMEOUT,
+        )
 
         go(page, "Audit")
         page.get_by_role("button", name="Run the audit").click()
@@ -65,16 +69,24 @@ def test_long_form_upload_annotators_page_and_disagreements(app, pages, tmp_path
         grid = page.locator('[data-testid="stDataFrame"]').first
         box = grid.bounding_box()
         page.mouse.click(box["x"] + 12, box["y"] + 35 * 3 + 17)
-        combo = page.locator('[data-testid="stMain"]').get_by_role("combobox", name="Annotator (or click a row of the table)")
+        combo = page.locator('[data-testid="stMain"]').get_by_role(
+            "combobox", name="Annotator (or click a row of the table)"
+        )
         page.wait_for_function("([el, v]) => el.value === v", arg=[combo.element_handle(), table[2]["annotator"]])
-        who = max(annotators.annotator_table(db, ds), key=lambda r: annotators.disagreements(db, ds, r["annotator"]))["annotator"]
+        who = max(annotators.annotator_table(db, ds), key=lambda r: annotators.disagreements(db, ds, r["annotator"]))[
+            "annotator"
+        ]
         n = annotators.disagreements(db, ds, who)
         assert n >= 1
         # a long list is virtualised: type to filter, as a user would, then pick the option
         pick_option(page, "Annotator (or click a row of the table)", re.compile(rf"^{re.escape(who)}$"), who)
         page.wait_for_function("([el, v]) => el.value === v", arg=[combo.element_handle(), who])
         see(page, "Labels that differ from the consensus")
-        value = page.locator('[data-testid="stMetric"]').filter(has_text="Labels that differ").locator('[data-testid="stMetricValue"]')
+        value = (
+            page.locator('[data-testid="stMetric"]')
+            .filter(has_text="Labels that differ")
+            .locator('[data-testid="stMetricValue"]')
+        )
         value.filter(has_text=re.compile(rf"^{n:,}$")).wait_for()
         page.get_by_role("button", name=f"Review the items where {who} disagrees").click()
         page.wait_for_url(re.compile(r"/Review/?(\?.*)?$"))
@@ -84,10 +96,14 @@ def test_long_form_upload_annotators_page_and_disagreements(app, pages, tmp_path
 
         # the item shown is one where that annotator's label differs from the consensus
         run = datasets.latest_run(db, ds.id)
-        held = db.execute("SELECT idx FROM states WHERE dataset_id=? AND claimed_by=? AND state='open'", [ds.id, LEAD]).fetchall()
+        held = db.execute(
+            "SELECT idx FROM states WHERE dataset_id=? AND claimed_by=? AND state='open'", [ds.id, LEAD]
+        ).fetchall()
         assert len(held) == 1
         idx = held[0][0]
-        mine = store.scalar(db, "SELECT label FROM annotations WHERE dataset_id=? AND idx=? AND annotator=?", [ds.id, idx, who])
+        mine = store.scalar(
+            db, "SELECT label FROM annotations WHERE dataset_id=? AND idx=? AND annotator=?", [ds.id, idx, who]
+        )
         cons = store.scalar(db, "SELECT consensus_label FROM scores WHERE run_id=? AND idx=?", [run["id"], idx])
         assert mine is not None and mine != cons
         key = store.scalar(db, "SELECT key FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx])

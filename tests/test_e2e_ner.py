@@ -2,6 +2,7 @@
 documents of CoNLL-2003 dev) and runs the audit; an annotator sees the coloured token view and
 changes one token's tag; the lead approves it and downloads the cleaned CoNLL, which equals the
 upload line by line except that one tag. Screenshots go to artifacts/."""
+
 from __future__ import annotations
 
 import json
@@ -62,12 +63,14 @@ def test_conll_upload_token_fix_verify_export(app, pages, tmp_path):
         go(ann, "Review")
         see(ann, re.compile(r"^Sentence \d+ · rank 1 · "))
         for css in (".ner-legend", ".ner-entity", ".ner-suspect"):
-            ann.locator(css).first.wait_for()     # the coloured view, with suspects marked
+            ann.locator(css).first.wait_for()  # the coloured view, with suspects marked
         wait_idle(ann)
         assert ann.locator(".ner-legend").count() == 1
         shot(ann, "ner-03-review")
         ds = datasets.get(db, "dev")
-        idx = db.execute("SELECT idx FROM states WHERE dataset_id=? AND claimed_by=? AND state='open'", [ds.id, ANN]).fetchone()[0]
+        idx = db.execute(
+            "SELECT idx FROM states WHERE dataset_id=? AND claimed_by=? AND state='open'", [ds.id, ANN]
+        ).fetchone()[0]
         tokens = json.loads(store.scalar(db, "SELECT tokens FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx]))
         tags = json.loads(store.scalar(db, "SELECT given_tags FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx]))
         j = next((k for k, t in enumerate(tags) if t == "O"), None)
@@ -85,7 +88,7 @@ def test_conll_upload_token_fix_verify_export(app, pages, tmp_path):
         see(lead, "1 decision awaiting verification")
         see(lead, f"{j} {tokens[j]}: O → I-MISC")
         shot(lead, "ner-05-verify")
-        press_shortcut(lead, "a")                      # A approves the NER card too
+        press_shortcut(lead, "a")  # A approves the NER card too
 
         see(lead, f"Sentence {idx}: approved.")
         go(lead, "Export")

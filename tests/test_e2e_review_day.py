@@ -8,6 +8,7 @@ decided again and another pending, the Export page says how many decisions await
 verification, and the downloaded CSV has proposed_label and the verifier of the decision in
 force only. Screenshots go to artifacts/.
 """
+
 from __future__ import annotations
 
 import csv
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from review import auth, datasets, demo, store, workflow
-from tests.e2e_helpers import shot_on_failure, RUN_TIMEOUT, choose, go, see, shot, sign_in, wait_idle
+from tests.e2e_helpers import RUN_TIMEOUT, choose, go, see, shot, shot_on_failure, sign_in, wait_idle
 from tests.test_e2e import _need_chromium, app, browser, pages  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
@@ -52,14 +53,16 @@ def _day(app, pages, tmp_path, db, ds, current):
     go(adm, "Users")
     main = adm.locator('[data-testid="stMain"]')
     see(adm, "Choose a user to change their role")
-    assert main.get_by_role("button", name="Set role").count() == 0        # nobody preselected
+    assert main.get_by_role("button", name="Set role").count() == 0  # nobody preselected
     choose(adm, main, "User", ADMIN)
     wait_idle(adm)
     see(adm, f"{ADMIN} is admin, active.")
     choose(adm, main, "New role", "annotator")
     wait_idle(adm)
-    refusal = (f"{ADMIN} is the last active admin: making {ADMIN} annotator would leave nobody able to manage users."
-               " Make another user admin first.")
+    refusal = (
+        f"{ADMIN} is the last active admin: making {ADMIN} annotator would leave nobody able to manage users."
+        " Make another user admin first."
+    )
     see(adm, refusal)
     wait_idle(adm)
     assert main.get_by_role("button", name="Set role").is_disabled()
@@ -87,7 +90,9 @@ def _day(app, pages, tmp_path, db, ds, current):
     sign_in(leo, app.url, LEO, PASSWORD)
     go(leo, "Review")
     see(leo, "Decide")
-    [(idx,)] = db.execute("SELECT idx FROM states WHERE dataset_id=? AND claimed_by=? AND state='open'", [ds.id, LEO]).fetchall()
+    [(idx,)] = db.execute(
+        "SELECT idx FROM states WHERE dataset_id=? AND claimed_by=? AND state='open'", [ds.id, LEO]
+    ).fetchall()
     key, given = db.execute("SELECT key, given_label FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx]).fetchone()
     new_label = next(lab for lab in ds.labels if lab != given)
     leo.locator('[data-testid="stMain"] button', has_text=re.compile(rf"^{re.escape(new_label)}")).first.click()
@@ -111,8 +116,12 @@ def _day(app, pages, tmp_path, db, ds, current):
     current.update(page=lea, name="lea-verify")
     sign_in(lea, app.url, LEA, PASSWORD)
     go(lea, "Verify")
-    card = (lea.locator('[data-testid="stVerticalBlock"]').filter(has_text=f"relabel → {new_label}")
-            .filter(has=lea.get_by_role("button", name="Approve")).last)
+    card = (
+        lea.locator('[data-testid="stVerticalBlock"]')
+        .filter(has_text=f"relabel → {new_label}")
+        .filter(has=lea.get_by_role("button", name="Approve"))
+        .last
+    )
     card.get_by_text(f"by {LEO}").wait_for()
     snap(lea, "04-verify-other-lead")
     card.get_by_role("button", name="Approve").click()
@@ -138,7 +147,9 @@ def _day(app, pages, tmp_path, db, ds, current):
     # ---------------------------------------------------------------- the export says what is pending
     current["name"] = "lea-export"
     go(lea, "Export")
-    see(lea, re.compile(r"^2 decisions await verification: their rows export with their current label as cleaned_label"))
+    see(
+        lea, re.compile(r"^2 decisions await verification: their rows export with their current label as cleaned_label")
+    )
     wait_idle(lea)
     snap(lea, "05-export-pending")
     with lea.expect_download(timeout=RUN_TIMEOUT) as dl:
@@ -151,14 +162,29 @@ def _day(app, pages, tmp_path, db, ds, current):
     assert header[:5] == ["id", "text", "given_label", "cleaned_label", "proposed_label"]
     assert {"status", "reviewer", "verified_by", "self_approved"} <= set(header)
     fixed = rows[key]
-    assert (fixed["status"], fixed["cleaned_label"], fixed["proposed_label"], fixed["reviewer"], fixed["verified_by"],
-            fixed["self_approved"]) == ("approved", new_label, "", LEO, LEA, "no"), fixed
-    redo = rows[s.key]   # rejected by lea, then decided again: lea did not verify the decision in force
+    assert (
+        fixed["status"],
+        fixed["cleaned_label"],
+        fixed["proposed_label"],
+        fixed["reviewer"],
+        fixed["verified_by"],
+        fixed["self_approved"],
+    ) == ("approved", new_label, "", LEO, LEA, "no"), fixed
+    redo = rows[s.key]  # rejected by lea, then decided again: lea did not verify the decision in force
     assert (redo["status"], redo["cleaned_label"], redo["proposed_label"], redo["reviewer"], redo["verified_by"]) == (
-        "relabelled", s.given_label, second_try, ANN, ""), redo
+        "relabelled",
+        s.given_label,
+        second_try,
+        ANN,
+        "",
+    ), redo
     kept = rows[k.key]
     assert (kept["status"], kept["cleaned_label"], kept["proposed_label"], kept["verified_by"]) == (
-        "kept", k.given_label, k.given_label, ""), kept
+        "kept",
+        k.given_label,
+        k.given_label,
+        "",
+    ), kept
 
     # ---------------------------------------------------------------- the setting a one-person team would use
     current.update(page=leo, name="leo-setting")
@@ -167,6 +193,8 @@ def _day(app, pages, tmp_path, db, ds, current):
     see(leo, "A decision is verified by a lead other than its author.")
     assert leo.get_by_role("button", name="Allow self-approval on this dataset").is_visible()
     snap(leo, "06-verify-four-eyes-setting")
-    assert datasets.settings(db, ds.id)["allow_self_approval"] is False      # looking changes nothing
-    print(f"\nexport: {len(rows)} rows; {key} approved by {LEA} ({LEO}'s own decision); {s.key} re-decided, "
-          f"proposes {second_try}; {k.key} kept, pending\nscreenshots in artifacts/")
+    assert datasets.settings(db, ds.id)["allow_self_approval"] is False  # looking changes nothing
+    print(
+        f"\nexport: {len(rows)} rows; {key} approved by {LEA} ({LEO}'s own decision); {s.key} re-decided, "
+        f"proposes {second_try}; {k.key} kept, pending\nscreenshots in artifacts/"
+    )

@@ -4,6 +4,7 @@ skip across the reload; signing out in one tab signs the other out at its next a
 The session lives in a cookie holding a random token (review.auth: the database keeps its SHA-256
 only); no password and no token in the URL. Screenshots go to artifacts/.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,9 +20,11 @@ from tests.test_e2e import _need_chromium
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "e2e password 123"
+
+
 def _shot(page, name: str) -> Path:
-    page.bring_to_front()          # this test keeps several tabs: the one shot comes first
-    page.wait_for_timeout(800)     # lazily loaded widgets draw a placeholder first
+    page.bring_to_front()  # this test keeps several tabs: the one shot comes first
+    page.wait_for_timeout(800)  # lazily loaded widgets draw a placeholder first
     return shot(page, f"sessions-{name}")
 
 
@@ -49,6 +52,7 @@ def _session_cookie(ctx) -> dict | None:
 def test_reload_new_tab_typed_url_and_sign_out_everywhere(tmp_path):
     _need_chromium()
     from playwright.sync_api import sync_playwright
+
     app = start_app(tmp_path)
     db = store.connect(app.db_path)
     try:
@@ -70,8 +74,11 @@ def test_reload_new_tab_typed_url_and_sign_out_everywhere(tmp_path):
                 token = cookie["value"]
                 assert auth.TOKEN_RE.match(token) and PASSWORD.replace(" ", "") not in token
                 assert cookie["sameSite"] == "Strict" and cookie["path"] == "/" and not cookie["httpOnly"]
-                expires_at = store.scalar(db, "SELECT expires_at FROM sessions WHERE token_hash=?",
-                                          [hashlib.sha256(token.encode()).hexdigest()])
+                expires_at = store.scalar(
+                    db,
+                    "SELECT expires_at FROM sessions WHERE token_hash=?",
+                    [hashlib.sha256(token.encode()).hexdigest()],
+                )
                 assert expires_at is not None and abs(cookie["expires"] - expires_at) < 2
                 assert abs(expires_at - time.time() - auth.SESSION_LIFETIME) < 120
                 assert store.scalar(db, "SELECT COUNT(*) FROM sessions WHERE token_hash=?", [token]) == 0
@@ -95,7 +102,9 @@ def test_reload_new_tab_typed_url_and_sign_out_everywhere(tmp_path):
                 tab1.wait_for_selector('[data-testid="stApp"]')
                 wait_idle(tab1)
                 _signed_in(tab1, "ann")
-                assert re.search(r"/Review/?(\?dataset=[^&]+)?$", tab1.url), tab1.url   # the URL names the dataset, never a secret
+                assert re.search(r"/Review/?(\?dataset=[^&]+)?$", tab1.url), (
+                    tab1.url
+                )  # the URL names the dataset, never a secret
                 see(tab1, "Decide")
                 assert _row_shown(tab1) == next_row != skipped
                 assert tab1.locator('[data-testid="stForm"]').count() == 0
@@ -115,7 +124,7 @@ def test_reload_new_tab_typed_url_and_sign_out_everywhere(tmp_path):
                 see(tab3, "Decide")
                 assert _row_shown(tab3) != skipped
                 _shot(tab3, "typed-url-review")
-                assert store.scalar(db, "SELECT COUNT(*) FROM sessions") == 1      # one sign-in, one session
+                assert store.scalar(db, "SELECT COUNT(*) FROM sessions") == 1  # one sign-in, one session
 
                 # ------------------------------------------------ sign out in tab 1: tab 2 is out at its next action
                 tab1.locator('[data-testid="stSidebar"]').get_by_role("button", name="Sign out").click()
@@ -132,7 +141,7 @@ def test_reload_new_tab_typed_url_and_sign_out_everywhere(tmp_path):
                 _signed_out(tab2)
                 see(tab2, "You signed out")
                 _shot(tab2, "other-tab-signed-out")
-                tab3.reload()                                   # and a reload anywhere stays signed out
+                tab3.reload()  # and a reload anywhere stays signed out
                 tab3.wait_for_selector('[data-testid="stApp"]')
                 wait_idle(tab3)
                 _signed_out(tab3)

@@ -6,6 +6,7 @@ names the classes with AG News' own classes.txt, ingests and runs the audit; the
 buttons read World, Sports, Business, Sci/Tech; the database holds the named labels and the
 title and description joined with a newline (ingest.TEXT_SEP). Screenshots go to artifacts/.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,19 @@ from pathlib import Path
 import pytest
 
 from review import auth, datasets, ingest, store
-from tests.e2e_helpers import (CHROMIUM, RUN_TIMEOUT, go, launch, new_page, see, shot, sign_in, start_app, stop_app,
-                               wait_idle)
+from tests.e2e_helpers import (
+    CHROMIUM,
+    RUN_TIMEOUT,
+    go,
+    launch,
+    new_page,
+    see,
+    shot,
+    sign_in,
+    start_app,
+    stop_app,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +49,7 @@ def _need(path: Path) -> None:
 def app(tmp_path):
     _need(Path(CHROMIUM))
     _need(AG_DIR / "test.csv")
-    db = store.connect(tmp_path / "app.db")       # the accounts, made before the server starts
+    db = store.connect(tmp_path / "app.db")  # the accounts, made before the server starts
     try:
         admin = auth.create_user(db, ADMIN, "admin", PASSWORD, None)
         auth.create_user(db, LEAD, "lead", PASSWORD, admin)
@@ -72,9 +84,10 @@ def test_headerless_ag_news_upload_named_classes_review_buttons(app, page, tmp_p
     try:
         sign_in(page, app.url, LEAD, PASSWORD)
         go(page, "Upload")
-        page.locator('[data-testid="stFileUploader"]').filter(has_text="Data file") \
-            .locator('input[type="file"]').set_input_files(str(upload))
-        see(page, "Preview: 300 rows, 3 columns", timeout=RUN_TIMEOUT)     # 300 lines, 300 rows: line 1 is data
+        page.locator('[data-testid="stFileUploader"]').filter(has_text="Data file").locator(
+            'input[type="file"]'
+        ).set_input_files(str(upload))
+        see(page, "Preview: 300 rows, 3 columns", timeout=RUN_TIMEOUT)  # 300 lines, 300 rows: line 1 is data
         wait_idle(page)
         box = page.get_by_role("checkbox", name=re.compile(r"^The first line is data"))
         assert box.is_checked()
@@ -82,7 +95,7 @@ def test_headerless_ag_news_upload_named_classes_review_buttons(app, page, tmp_p
         label = page.get_by_role("combobox", name="Label column")
         assert label.input_value() == "1"
         text_box = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Text column(s)")
-        tags = text_box.locator('.react-aria-ComboBox [data-tag]')
+        tags = text_box.locator(".react-aria-ComboBox [data-tag]")
         tags.first.wait_for()
         assert [t.get_attribute("aria-label") for t in tags.all()] == ["2", "3"]
         # the preview's first row is the file's first line (the grid's accessible cells: column, row)
@@ -95,8 +108,9 @@ def test_headerless_ag_news_upload_named_classes_review_buttons(app, page, tmp_p
         shot(page, "upload-headerless-1-preview")
 
         # the classes, as AG News ships them
-        page.locator('[data-testid="stFileUploader"]').filter(has_text="classes.txt") \
-            .locator('input[type="file"]').set_input_files(str(AG_DIR / "classes.txt"))
+        page.locator('[data-testid="stFileUploader"]').filter(has_text="classes.txt").locator(
+            'input[type="file"]'
+        ).set_input_files(str(AG_DIR / "classes.txt"))
         see(page, "The labels will be: 1 → World · 2 → Sports · 3 → Business · 4 → Sci/Tech")
         wait_idle(page)
         name_box = page.get_by_role("textbox", name="Dataset name", exact=True)
@@ -104,8 +118,12 @@ def test_headerless_ag_news_upload_named_classes_review_buttons(app, page, tmp_p
         name_box.press("Enter")
         wait_idle(page)
         page.get_by_role("button", name="Check and ingest").click()
-        see(page, "Dataset 'agnews' ingested: 300 rows, classes World, Sports, Business, Sci/Tech "
-                  "(named from the values 1=World, 2=Sports, 3=Business, 4=Sci/Tech)", timeout=RUN_TIMEOUT)
+        see(
+            page,
+            "Dataset 'agnews' ingested: 300 rows, classes World, Sports, Business, Sci/Tech "
+            "(named from the values 1=World, 2=Sports, 3=Business, 4=Sci/Tech)",
+            timeout=RUN_TIMEOUT,
+        )
         wait_idle(page)
         shot(page, "upload-headerless-2-ingested")
 
@@ -118,10 +136,10 @@ def test_headerless_ag_news_upload_named_classes_review_buttons(app, page, tmp_p
         see(page, "Decide")
         wait_idle(page)
         main = page.locator('[data-testid="stMain"]')
-        relabel = [main.locator(f".st-key-relabel_{i} button").first for i in range(4)]   # the page's relabel buttons
+        relabel = [main.locator(f".st-key-relabel_{i} button").first for i in range(4)]  # the page's relabel buttons
         relabel[0].wait_for()
         shown = [b.inner_text().strip() for b in relabel]
-        assert [t.split()[0] if t else t for t in shown] == AG_NAMES, shown          # not "1 2 3 4"
+        assert [t.split()[0] if t else t for t in shown] == AG_NAMES, shown  # not "1 2 3 4"
         assert main.locator(".st-key-relabel_4").count() == 0
         shot(page, "upload-headerless-3-review")
     except Exception:
@@ -136,12 +154,12 @@ def test_headerless_ag_news_upload_named_classes_review_buttons(app, page, tmp_p
     try:
         ds = datasets.get(db, "agnews")
         assert ds.labels == AG_NAMES and ds.n_items == 300
-        assert ds.mapping.class_names == dict(zip("1234", AG_NAMES))       # the values as uploaded
+        assert ds.mapping.class_names == dict(zip("1234", AG_NAMES))  # the values as uploaded
         assert ds.mapping.text == ["2", "3"] and ds.mapping.text_sep == ingest.TEXT_SEP == "\n"
         rows = db.execute("SELECT text, given_label FROM items WHERE dataset_id=? ORDER BY idx", [ds.id]).fetchall()
         lines = upload.read_text(encoding="utf-8").splitlines()
         assert rows[0][0].startswith(f"{first_title}\nUnions representing workers at Turner")
-        assert rows[0][1] == "Business"                                      # line 1's label 3, named
+        assert rows[0][1] == "Business"  # line 1's label 3, named
         assert [r[1] for r in rows] == [AG_NAMES[int(line[1]) - 1] for line in lines]
     finally:
         db.conn.close()

@@ -6,6 +6,7 @@ approved (her unsure one left out, as the page says), tom's still pending. On to
 Reject without a reason shows its error inside the card, right under the reason box; the
 keyboard's A approves the shown card and N shows the next one. Screenshots go to artifacts/.
 """
+
 from __future__ import annotations
 
 import re
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from review import auth, datasets, demo, store, workflow
-from tests.e2e_helpers import shot_on_failure, choose, go, press_shortcut, see, shot, sign_in, wait_idle
+from tests.e2e_helpers import choose, go, press_shortcut, see, shot, shot_on_failure, sign_in, wait_idle
 from tests.test_e2e import _need_chromium, app, browser, pages  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
@@ -39,8 +40,9 @@ def status(db, rid: int) -> str:
 
 
 def key_of(db, rid: int) -> str:
-    return store.scalar(db, "SELECT i.key FROM reviews r JOIN items i ON i.dataset_id=r.dataset_id AND i.idx=r.idx"
-                            " WHERE r.id=?", [rid])
+    return store.scalar(
+        db, "SELECT i.key FROM reviews r JOIN items i ON i.dataset_id=r.dataset_id AND i.idx=r.idx WHERE r.id=?", [rid]
+    )
 
 
 def test_filter_bulk_approve_error_in_card_and_keyboard(app, pages):
@@ -50,8 +52,12 @@ def test_filter_bulk_approve_error_in_card_and_keyboard(app, pages):
         auth.create_user(db, name, role, PASSWORD, admin)
     ds = datasets.get(db, demo.load_demo(db, auth.User(LEA, "lead")))
     ann, tom = auth.User(ANN, "annotator"), auth.User(TOM, "annotator")
-    anns = [decide(db, ds, ann, "relabel", 0), decide(db, ds, ann, "relabel", 1), decide(db, ds, ann, "keep"),
-            decide(db, ds, ann, "unsure")]
+    anns = [
+        decide(db, ds, ann, "relabel", 0),
+        decide(db, ds, ann, "relabel", 1),
+        decide(db, ds, ann, "keep"),
+        decide(db, ds, ann, "unsure"),
+    ]
     toms = [decide(db, ds, tom, "relabel", 2), decide(db, ds, tom, "keep"), decide(db, ds, tom, "relabel", 0)]
     current = {}
     try:
@@ -63,9 +69,12 @@ def test_filter_bulk_approve_error_in_card_and_keyboard(app, pages):
 
 def _card(page):
     """The shown card: the innermost block holding the reason box and the Reject button."""
-    return (page.locator('[data-testid="stVerticalBlock"]')
-            .filter(has=page.get_by_placeholder(re.compile("^Reason to reject")))
-            .filter(has=page.get_by_role("button", name=re.compile(r"^Reject\b"))).last)
+    return (
+        page.locator('[data-testid="stVerticalBlock"]')
+        .filter(has=page.get_by_placeholder(re.compile("^Reason to reject")))
+        .filter(has=page.get_by_role("button", name=re.compile(r"^Reject\b")))
+        .last
+    )
 
 
 def _verify(app, pages, db, anns, toms, current):
@@ -95,11 +104,11 @@ def _verify(app, pages, db, anns, toms, current):
     see(lea, "Approved 3 decisions in one go, one audit-trail row each. Not approved: 1 unsure")
     wait_idle(lea)
     snap(lea, "02-after-bulk-approve")
-    see(lea, "1 of the 4 decisions awaiting verification match these filters.")   # ann's unsure one is left
+    see(lea, "1 of the 4 decisions awaiting verification match these filters.")  # ann's unsure one is left
     see(lea, "Nothing to approve in bulk here. Left out: 1 unsure")
-    assert main.get_by_role("combobox", name="Reviewer").input_value() == ANN   # the filter kept its choice
+    assert main.get_by_role("combobox", name="Reviewer").input_value() == ANN  # the filter kept its choice
     approved = {r[0] for r in db.execute("SELECT id FROM reviews WHERE status='approved'")}
-    assert approved == set(anns[:3])                                    # exactly ann's, not her unsure, not tom's
+    assert approved == set(anns[:3])  # exactly ann's, not her unsure, not tom's
     assert [status(db, rid) for rid in [anns[3], *toms]] == ["pending"] * 4
     assert store.scalar(db, "SELECT COUNT(*) FROM audit_log WHERE action='verify'") == n_trail + 3
     assert store.verify_trail(db)[0]
@@ -118,8 +127,8 @@ def _verify(app, pages, db, anns, toms, current):
     assert main.locator('[data-testid="stAlert"]').filter(has_text=REASON_ERROR).count() == 1
     box = card.get_by_placeholder(re.compile("^Reason to reject")).bounding_box()
     err = error.bounding_box()
-    assert 0 <= err["y"] - (box["y"] + box["height"]) < 60, (box, err)   # right under the reason box
-    assert abs(err["x"] - box["x"]) < 30, (box, err)                      # in its column
+    assert 0 <= err["y"] - (box["y"] + box["height"]) < 60, (box, err)  # right under the reason box
+    assert abs(err["x"] - box["x"]) < 30, (box, err)  # in its column
     snap(lea, "03-reject-error-in-card")
     assert status(db, toms[0]) == "pending"
 
@@ -135,6 +144,6 @@ def _verify(app, pages, db, anns, toms, current):
     see(lea, "Card 2 of 2")
     wait_idle(lea)
     _card(lea).get_by_text(key_of(db, toms[2])).first.wait_for()
-    assert [status(db, rid) for rid in toms[1:]] == ["pending", "pending"]   # N changes nothing
+    assert [status(db, rid) for rid in toms[1:]] == ["pending", "pending"]  # N changes nothing
     snap(lea, "04-next-card-by-keyboard")
     print(f"\nbulk approved {sorted(approved)} ({ANN}); {key_of(db, toms[0])} approved by A; screenshots in artifacts/")

@@ -11,6 +11,7 @@ the page tests drive every page with AppTest on data whose labels, texts, reason
 user and dataset names are hostile, and check every string drawn as Markdown. The browser test
 is tests/test_e2e_beacon.py.
 """
+
 from __future__ import annotations
 
 import io
@@ -21,11 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import copy_db
 from streamlit.testing.v1 import AppTest
 
 from review import audit, auth, datasets, ingest, safe_text, store, ui, workflow
-
-from conftest import copy_db
 
 WJ = "\u2060"
 PUNCT = set(string.punctuation)
@@ -99,7 +99,7 @@ def live(src: str) -> list[str]:
             found.append("_ emphasis")
         elif c == ":" and (not nxt or re.match(r"[A-Za-z0-9_+\-/:]", nxt)):
             found.append("directive / shortcode")
-        elif c == "&" and re.match(r"#?[A-Za-z0-9]+;", "".join(x for x, _ in toks[k + 1:k + 34])):
+        elif c == "&" and re.match(r"#?[A-Za-z0-9]+;", "".join(x for x, _ in toks[k + 1 : k + 34])):
             found.append("entity")
     if toks and not toks[0][1] and toks[0][0] in "#>-+= \t":
         found.append("line start")
@@ -151,9 +151,23 @@ HOSTILE = {
     "html comment": "<!-- x -->",
     "task list": "- [ ] todo",
 }
-NORMAL = ["billing", "Sci/Tech", "row(s)", "self_approved", "There is a charge of $250 on my debit card",
-          "note: fine", "12.5% of rows - ok", "B-PER", 'it\'s "quoted"', "1=World, 2=Sports", "a_b_c", "café",
-          "(none)", "label #3", "t0001"]
+NORMAL = [
+    "billing",
+    "Sci/Tech",
+    "row(s)",
+    "self_approved",
+    "There is a charge of $250 on my debit card",
+    "note: fine",
+    "12.5% of rows - ok",
+    "B-PER",
+    'it\'s "quoted"',
+    "1=World, 2=Sports",
+    "a_b_c",
+    "café",
+    "(none)",
+    "label #3",
+    "t0001",
+]
 CONTEXTS = ["{}", "**{}**", "note: {}", "{} · row 3", "Relabel to {}"]
 
 
@@ -194,7 +208,9 @@ def test_pages_and_safe_text_share_one_escaper():
 
 
 def test_message_keeps_our_code_hints_and_escapes_the_data():
-    msg = f"{HOSTILE['image']}.csv is empty: it needs one line per gold item, `row,label` (the row as the app shows it)."
+    msg = (
+        f"{HOSTILE['image']}.csv is empty: it needs one line per gold item, `row,label` (the row as the app shows it)."
+    )
     esc = ui.escape_message(msg)
     assert "`row,label`" in esc and esc.endswith(" (the row as the app shows it).")
     assert live(esc.replace("`row,label`", "row,label")) == []
@@ -209,7 +225,7 @@ def test_code_span_holds_any_value_literally():
     for v in ("a`b", "``x``", "`lead", "tail`", " spaced ", HOSTILE["image"], HOSTILE["material icon"]):
         src = ui.md_code(v)
         fence = re.match(r"`+", src).group(0)
-        assert src.endswith(fence) and fence not in src[len(fence):-len(fence)], src
+        assert src.endswith(fence) and fence not in src[len(fence) : -len(fence)], src
         assert ":material/" not in src
 
 
@@ -239,11 +255,20 @@ def drawn(at: AppTest) -> list[tuple[str, str]]:
         out += [(kind, str(e.value)) for e in at.get(kind)]
     out += [("expander", e.label) for e in at.expander] + [("tab", t.label) for t in at.tabs]
     out += [("progress", e.text) for e in at.get("progress")]
-    for w in (list(at.button) + list(at.checkbox) + list(at.radio) + list(at.selectbox) + list(at.multiselect)
-              + list(at.text_input) + list(at.number_input) + list(at.text_area) + list(at.get("download_button"))):
+    for w in (
+        list(at.button)
+        + list(at.checkbox)
+        + list(at.radio)
+        + list(at.selectbox)
+        + list(at.multiselect)
+        + list(at.text_input)
+        + list(at.number_input)
+        + list(at.text_area)
+        + list(at.get("download_button"))
+    ):
         label = getattr(w, "label", None) or getattr(w.proto, "label", "")
         out += [(f"{w.type} label", label), (f"{w.type} help", getattr(w.proto, "help", "") or "")]
-    for r in at.radio:   # radio options are Markdown (select box options are plain text)
+    for r in at.radio:  # radio options are Markdown (select box options are plain text)
         out += [("radio option", str(o)) for o in r.options]
     for m in at.metric:
         out += [("metric label", m.label), ("metric help", m.proto.help or "")]
@@ -258,7 +283,9 @@ def live_payload(src: str) -> list[str]:
     text = "".join(c for c, _ in toks)
     for k, (c, e) in enumerate(toks[:-1]):
         nxt, nxt_escaped = toks[k + 1]
-        if not e and ((c == "]" and nxt in "([:" and not nxt_escaped) or (c == "<" and (nxt.isalpha() or nxt in "!/?"))):
+        if not e and (
+            (c == "]" and nxt in "([:" and not nxt_escaped) or (c == "<" and (nxt.isalpha() or nxt in "!/?"))
+        ):
             found.append("link, image or HTML")
     if latex_on(src):
         found.append("LaTeX")
@@ -288,9 +315,14 @@ def text_rows() -> list[dict]:
     rows = []
     for k, (lab, vocab) in enumerate(words.items()):
         for i in range(24):
-            rows.append({"id": f"r{k}{i}", "text": f"item {i} is {vocab.split()[i % 4]} really {vocab.split()[(i + 1) % 4]}",
-                         "label": lab})
-    for i in (3, 5, 7):   # a few wrong labels, and the same hostile text under both labels (a finding that quotes it)
+            rows.append(
+                {
+                    "id": f"r{k}{i}",
+                    "text": f"item {i} is {vocab.split()[i % 4]} really {vocab.split()[(i + 1) % 4]}",
+                    "label": lab,
+                }
+            )
+    for i in (3, 5, 7):  # a few wrong labels, and the same hostile text under both labels (a finding that quotes it)
         rows[i]["label"] = BAD
     rows[0]["text"] = rows[30]["text"] = f"dup {PAYLOAD}"
     rows[0]["label"], rows[30]["label"] = GOOD, BAD
@@ -303,8 +335,14 @@ def crowd_rows() -> list[dict]:
         for k, w in enumerate(WORKERS):
             wrong = (k == 2 and i % 3 == 0) or (k == 1 and i % 7 == 0) or (k == 0 and i % 10 == 0)
             lab = [YES, NO][(i + wrong) % 2]
-            rows.append({"item_id": f"i{i}", "text": f"crowd item {i} {'nice warm' if i % 2 == 0 else 'nasty cold'}",
-                         "annotator": w, "label": lab})
+            rows.append(
+                {
+                    "item_id": f"i{i}",
+                    "text": f"crowd item {i} {'nice warm' if i % 2 == 0 else 'nasty cold'}",
+                    "annotator": w,
+                    "label": lab,
+                }
+            )
     return rows
 
 
@@ -326,17 +364,30 @@ def template(tmp_path_factory):
     run = datasets.latest_run(db, ds_id)
     db.execute("UPDATE scores SET judge_verdict='UNKNOWN', judge_reason=? WHERE run_id=?", [REASON, run["id"]])
     last = store.scalar(db, "SELECT MAX(rank) FROM scores WHERE run_id=?", [run["id"]])
-    db.execute("UPDATE scores SET judge_verdict=CASE rank WHEN ? THEN 'YES' ELSE 'NO' END, judge_label=? "
-               "WHERE run_id=? AND rank >= ?", [last, GOOD, run["id"], last - 1])   # (charts want a YES and a NO)
+    db.execute(
+        "UPDATE scores SET judge_verdict=CASE rank WHEN ? THEN 'YES' ELSE 'NO' END, judge_label=? "
+        "WHERE run_id=? AND rank >= ?",
+        [last, GOOD, run["id"], last - 1],
+    )  # (charts want a YES and a NO)
     df = pd.DataFrame(crowd_rows())
-    prep = ingest.prepare(df, ingest.Mapping(text=["text"], label="label", id="item_id", annotator="annotator"), "c.csv", None)
+    prep = ingest.prepare(
+        df, ingest.Mapping(text=["text"], label="label", id="item_id", annotator="annotator"), "c.csv", None
+    )
     crowd_id = ingest.write_dataset(db, prep, CROWD, lena)
     audit.run_audit(db, crowd_id, lena)
     # anna relabels the first suspect; lena rejects it with a hostile reason: it comes back to anna
     ds = datasets.get(db, ds_id)
     s = workflow.claim_next(db, ds, anna)
-    rid = workflow.decide(db, ds, s.idx, anna, "relabel", s.version, new_label=next(l for l in ds.labels if l != s.current_label),
-                          note=f"my note {PAYLOAD}")
+    rid = workflow.decide(
+        db,
+        ds,
+        s.idx,
+        anna,
+        "relabel",
+        s.version,
+        new_label=next(l for l in ds.labels if l != s.current_label),
+        note=f"my note {PAYLOAD}",
+    )
     row = db.execute("SELECT version FROM reviews WHERE id=?", [rid]).fetchone()
     workflow.verify(db, rid, lena, "reject", row[0], note=NOTE)
     db.conn.close()
@@ -394,7 +445,7 @@ def test_audit_page_escapes_finding_titles(hostile_db):
     titles = [e.label for e in at.tabs[0].expander]
     dup = [t for t in titles if "dup" in shown(t)]
     assert dup and all(live_payload(t) == [] for t in titles), titles
-    assert any(f"dup {IMG}" in shown(t) for t in dup), dup   # (the finding cuts the quoted text short)
+    assert any(f"dup {IMG}" in shown(t) for t in dup), dup  # (the finding cuts the quoted text short)
     assert sweep(at) == []
 
 
@@ -412,8 +463,9 @@ def test_annotator_names_are_escaped_on_annotators_and_review(hostile_db):
     assert b.label == f"Review the items where {ui.escape_md(who)} disagrees"
     assert sweep(at) == []
     at = open_page("pages/3_Review.py", ("lena", "lead"), dataset=CROWD, review_disagrees=who)
-    assert any(i.value.startswith(f"Showing the items where annotator {ui.escape_md(who)} disagrees") for i in at.info), \
-        [i.value for i in at.info]
+    assert any(
+        i.value.startswith(f"Showing the items where annotator {ui.escape_md(who)} disagrees") for i in at.info
+    ), [i.value for i in at.info]
     assert sweep(at) == []
 
 

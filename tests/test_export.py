@@ -1,4 +1,5 @@
 """export: the cleaned CSV, formula-safe cells, role check, audit-trail CSV."""
+
 from __future__ import annotations
 
 import csv
@@ -7,11 +8,10 @@ import json
 
 import pandas as pd
 import pytest
+from test_workflow import other_label
 
 from review import datasets, export, ingest, store, workflow
 from review.errors import PermissionDenied
-
-from test_workflow import other_label
 
 
 def read_csv(chunks) -> list[dict]:
@@ -29,14 +29,25 @@ def test_cleaned_csv_columns_and_rows(db, demo_ds, lead, annotator):
     workflow.decide(db, demo_ds, s.idx, annotator, "relabel", s.version, new_label=new)
     text = "".join(export.export_cleaned(db, demo_ds, lead))
     assert next(csv.reader(io.StringIO(text))) == [
-        "id", "text", "given_label", "cleaned_label", "proposed_label", "status", "reviewer", "verified_by",
-        "self_approved", "quality", "rank"]
+        "id",
+        "text",
+        "given_label",
+        "cleaned_label",
+        "proposed_label",
+        "status",
+        "reviewer",
+        "verified_by",
+        "self_approved",
+        "quality",
+        "rank",
+    ]
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == demo_ds.n_items
     frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     assert frame["id"].tolist()[:3] == ["T0001", "T0002", "T0003"]
-    assert frame["given_label"].tolist() == [r[0] for r in db.execute(
-        "SELECT given_label FROM items WHERE dataset_id=? ORDER BY idx", [demo_ds.id])]
+    assert frame["given_label"].tolist() == [
+        r[0] for r in db.execute("SELECT given_label FROM items WHERE dataset_id=? ORDER BY idx", [demo_ds.id])
+    ]
     assert sorted(int(r["rank"]) for r in rows) == list(range(1, demo_ds.n_items + 1))
     by_id = {r["id"]: r for r in rows}
     decided = by_id[s.key]
@@ -57,7 +68,7 @@ def test_cleaned_label_reflects_approved_relabel_and_override(db, demo_ds, lead,
     b = workflow.claim_next(db, demo_ds, annotator)
     rb = workflow.decide(db, demo_ds, b.idx, annotator, "keep", b.version)
     c = workflow.claim_next(db, demo_ds, annotator)
-    workflow.decide(db, demo_ds, c.idx, annotator, "keep", c.version)       # stays pending
+    workflow.decide(db, demo_ds, c.idx, annotator, "keep", c.version)  # stays pending
     pend = {r["id"]: r["version"] for r in workflow.pending(db, demo_ds, lead)}
     workflow.verify(db, ra, lead, "approve", pend[ra])
     own = [lab for lab in demo_ds.labels if lab != b.given_label][-1]
@@ -71,7 +82,7 @@ def test_cleaned_label_reflects_approved_relabel_and_override(db, demo_ds, lead,
     assert rows[b.key]["cleaned_label"] == own and rows[b.key]["status"] == "overridden"
     assert rows[b.key]["verified_by"] == lead.name and rows[b.key]["proposed_label"] == ""
     assert rows[c.key]["cleaned_label"] == c.given_label and rows[c.key]["status"] == "kept"
-    assert rows[c.key]["proposed_label"] == c.given_label and rows[c.key]["verified_by"] == ""   # a pending keep
+    assert rows[c.key]["proposed_label"] == c.given_label and rows[c.key]["verified_by"] == ""  # a pending keep
 
     verified = read_csv(export.export_cleaned(db, demo_ds, lead, only_verified=True))
     assert {r["id"] for r in verified} == {a.key, b.key}
@@ -82,7 +93,7 @@ def test_only_verified_is_empty_without_verification(db, demo_ds, lead, annotato
     workflow.decide(db, demo_ds, s.idx, annotator, "keep", s.version)
     chunks = list(export.export_cleaned(db, demo_ds, lead, only_verified=True))
     assert header(chunks)[0] == "id"
-    assert read_csv(chunks) == []                  # a pending decision is not verified
+    assert read_csv(chunks) == []  # a pending decision is not verified
 
 
 def test_formula_cells_are_quoted_when_spreadsheet_safe(db, lead):
@@ -95,7 +106,7 @@ def test_formula_cells_are_quoted_when_spreadsheet_safe(db, lead):
     rows[1]["text"] = "+x"
     rows[2]["text"] = "-x"
     rows[3]["text"] = "@x"
-    rows[4]["id"] = "=HYPERLINK(\"http://evil\")"
+    rows[4]["id"] = '=HYPERLINK("http://evil")'
     rows[5]["text"] = "a=1 is fine"
     df = pd.DataFrame(rows)
     ds_id = ingest.ingest_bytes(db, df.to_csv(index=False).encode(), "f.csv", "formulas", lead)
@@ -103,13 +114,13 @@ def test_formula_cells_are_quoted_when_spreadsheet_safe(db, lead):
     assert db.execute("SELECT text FROM items WHERE dataset_id=? AND idx=0", [ds_id]).fetchone()[0] == "=1+1"
     out = read_csv(export.export_cleaned(db, ds, lead, spreadsheet_safe=True))
     assert [r["text"] for r in out[:4]] == ["'=1+1", "'+x", "'-x", "'@x"]
-    assert out[4]["id"] == "'=HYPERLINK(\"http://evil\")"
+    assert out[4]["id"] == '\'=HYPERLINK("http://evil")'
     assert out[5]["text"] == "a=1 is fine"
     assert out[6]["text"] == "plain text 3"
     assert all(not r["text"].startswith(("=", "+", "-", "@")) for r in out)
-    plain = read_csv(export.export_cleaned(db, ds, lead))          # the default: the data as stored
+    plain = read_csv(export.export_cleaned(db, ds, lead))  # the default: the data as stored
     assert [r["text"] for r in plain[:4]] == ["=1+1", "+x", "-x", "@x"]
-    assert plain[4]["id"] == "=HYPERLINK(\"http://evil\")"
+    assert plain[4]["id"] == '=HYPERLINK("http://evil")'
 
 
 def test_annotator_cannot_export(db, demo_ds, annotator):
@@ -163,4 +174,4 @@ def test_export_pages_through_more_rows_than_a_page(db, lead):
     assert [r["id"] for r in out] == [str(i) for i in range(n)]
     assert [r["text"] for r in out] == [r["text"] for r in rows]
     assert out[-1]["status"] == "unreviewed"
-    assert out[0]["rank"] == "" and out[0]["quality"] == ""          # no audit run yet
+    assert out[0]["rank"] == "" and out[0]["quality"] == ""  # no audit run yet

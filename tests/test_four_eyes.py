@@ -2,6 +2,7 @@
 setting (stored with the dataset, audited, shown in the export), the export of pending and
 re-decided rows, and an admin who cannot remove the last admin. Real SQLite, real demo audit;
 the pages through streamlit's AppTest."""
+
 from __future__ import annotations
 
 import csv
@@ -11,13 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from conftest import PASSWORD
+from streamlit.testing.v1 import AppTest
+from test_workflow import other_label
+
 from review import annotators, auth, datasets, export, store, workflow
 from review.errors import PermissionDenied, ReviewError
-
-from test_workflow import other_label
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 
@@ -29,7 +29,10 @@ def leo(db, admin):
 
 
 def audit_rows(db, action: str) -> list[tuple[str, dict]]:
-    return [(a, json.loads(p)) for a, p in db.execute("SELECT actor, payload FROM audit_log WHERE action=? ORDER BY id", [action])]
+    return [
+        (a, json.loads(p))
+        for a, p in db.execute("SELECT actor, payload FROM audit_log WHERE action=? ORDER BY id", [action])
+    ]
 
 
 def version(db, ds, idx: int) -> int:
@@ -49,19 +52,22 @@ def cleaned(db, ds, user, **kw) -> dict[str, dict]:
 
 # ----------------------------------------------------------------------------- the last admin
 
+
 def test_the_last_active_admin_cannot_be_demoted_or_deactivated(db, admin, lead):
     before = "\n".join(db.conn.iterdump())
     for role in ("lead", "annotator"):
-        with pytest.raises(ReviewError, match=f"alice is the last active admin: making alice {role} would leave nobody"):
+        with pytest.raises(
+            ReviewError, match=f"alice is the last active admin: making alice {role} would leave nobody"
+        ):
             auth.set_role(db, "alice", role, admin)
     with pytest.raises(ReviewError, match="alice is the last active admin: deactivating alice"):
-        auth.set_active(db, "alice", False, auth.SYSTEM)       # the `review` command is an admin too
-    assert "\n".join(db.conn.iterdump()) == before              # refused: nothing written, not even an audit row
+        auth.set_active(db, "alice", False, auth.SYSTEM)  # the `review` command is an admin too
+    assert "\n".join(db.conn.iterdump()) == before  # refused: nothing written, not even an audit row
 
 
 def test_a_second_admin_makes_the_change_possible_and_it_is_audited(db, admin, lead):
     auth.set_role(db, "lena", "admin", admin)
-    assert auth.set_role(db, "alice", "lead", auth.User("lena", "admin")) == "admin"   # returns the old role
+    assert auth.set_role(db, "alice", "lead", auth.User("lena", "admin")) == "admin"  # returns the old role
     assert auth.get_user(db, "alice").role == "lead"
     actor, p = audit_rows(db, "user_role")[-1]
     assert (actor, p["user"], p["role"], p["previous_role"]) == ("lena", "alice", "lead", "admin")
@@ -77,19 +83,23 @@ def test_a_deactivated_admin_does_not_count_as_the_other_admin(db, admin):
     auth.set_active(db, "bob", False, admin)
     with pytest.raises(ReviewError, match="alice is the last active admin"):
         auth.set_role(db, "alice", "lead", admin)
-    auth.set_role(db, "bob", "lead", admin)                     # demoting an inactive admin is fine
+    auth.set_role(db, "bob", "lead", admin)  # demoting an inactive admin is fine
     assert auth.last_admin_refusal(db, "alice", "x") and auth.last_admin_refusal(db, "bob", "x") is None
 
 
 # ----------------------------------------------------------------------------- four eyes in workflow.verify
+
 
 def test_a_lead_cannot_verify_their_own_decision_another_lead_can(db, demo_ds, lead, leo):
     s, rid, new = decide(db, demo_ds, lead)
     v = version(db, demo_ds, s.idx)
     n_audit = store.scalar(db, "SELECT COUNT(*) FROM audit_log")
     for action, kw in (("approve", {}), ("reject", {"note": "no"}), ("override", {"label": demo_ds.labels[0]})):
-        with pytest.raises(ReviewError, match=rf"You \(lena\) made this decision on row {s.idx}: a decision is verified"
-                                              r" by someone other than its author \(four eyes\)"):
+        with pytest.raises(
+            ReviewError,
+            match=rf"You \(lena\) made this decision on row {s.idx}: a decision is verified"
+            r" by someone other than its author \(four eyes\)",
+        ):
             workflow.verify(db, rid, lead, action, v, **kw)
     assert store.scalar(db, "SELECT status FROM reviews WHERE id=?", [rid]) == "pending"
     assert version(db, demo_ds, s.idx) == v and store.scalar(db, "SELECT COUNT(*) FROM audit_log") == n_audit
@@ -98,7 +108,12 @@ def test_a_lead_cannot_verify_their_own_decision_another_lead_can(db, demo_ds, l
     _, p = audit_rows(db, "verify")[-1]
     assert "self_approved" not in p and p["reviewer"] == "lena"
     row = cleaned(db, demo_ds, leo)[s.key]
-    assert (row["cleaned_label"], row["reviewer"], row["verified_by"], row["self_approved"]) == (new, "lena", "leo", "no")
+    assert (row["cleaned_label"], row["reviewer"], row["verified_by"], row["self_approved"]) == (
+        new,
+        "lena",
+        "leo",
+        "no",
+    )
     [r] = annotators.reviewer_table(db, demo_ds)
     assert r["reviewer"] == "lena" and r["approved"] == 1 and "self-verified" not in r
 
@@ -113,16 +128,20 @@ def test_self_approval_setting_is_stored_with_the_dataset_and_audited(db, demo_d
     with pytest.raises(ReviewError, match="takes a bool"):
         datasets.set_setting(db, demo_ds, "allow_self_approval", "yes", lead)
     assert datasets.set_setting(db, demo_ds, "allow_self_approval", True, lead) is True
-    assert datasets.set_setting(db, demo_ds, "allow_self_approval", True, admin) is False   # no change, no audit row
+    assert datasets.set_setting(db, demo_ds, "allow_self_approval", True, admin) is False  # no change, no audit row
     again = datasets.get(db, demo_ds.id)
     assert again.settings == {"allow_self_approval": True} and datasets.settings(db, demo_ds.id)["allow_self_approval"]
-    assert again.mapping == mapping_before                     # the column mapping reads as before
+    assert again.mapping == mapping_before  # the column mapping reads as before
     assert json.loads(store.scalar(db, "SELECT mapping FROM datasets WHERE id=?", [demo_ds.id]))["settings"] == {
-        "allow_self_approval": True}
+        "allow_self_approval": True
+    }
     changes = audit_rows(db, "dataset_setting")
     assert changes == [("lena", {"setting": "allow_self_approval", "value": True, "previous": False})]
     datasets.set_setting(db, demo_ds, "allow_self_approval", False, admin)
-    assert audit_rows(db, "dataset_setting")[-1] == ("alice", {"setting": "allow_self_approval", "value": False, "previous": True})
+    assert audit_rows(db, "dataset_setting")[-1] == (
+        "alice",
+        {"setting": "allow_self_approval", "value": False, "previous": True},
+    )
     ok, _, msg = store.verify_trail(db)
     assert ok, msg
 
@@ -137,7 +156,11 @@ def test_allowed_self_approval_is_recorded_as_such(db, demo_ds, lead, annotator)
     workflow.verify(db, rid2, lead, "approve", version(db, demo_ds, t.idx))
     assert "self_approved" not in audit_rows(db, "verify")[-1][1]
     rows = cleaned(db, demo_ds, lead)
-    assert (rows[s.key]["verified_by"], rows[s.key]["self_approved"], rows[s.key]["cleaned_label"]) == ("lena", "yes", new)
+    assert (rows[s.key]["verified_by"], rows[s.key]["self_approved"], rows[s.key]["cleaned_label"]) == (
+        "lena",
+        "yes",
+        new,
+    )
     assert rows[t.key]["self_approved"] == "no"
     assert export.self_approved_count(db, demo_ds) == 1
     # the Reviewers table does not count a self-approval as an approval
@@ -162,38 +185,59 @@ def test_older_trails_self_approvals_are_recognised_by_name(db, demo_ds, lead):
 
 # ----------------------------------------------------------------------------- the export of what is pending
 
+
 def test_export_shows_proposed_labels_and_only_the_decision_in_force(db, demo_ds, annotator, lead, leo, admin):
     ben = auth.create_user(db, "ben", "annotator", PASSWORD, admin)
-    a, ra, new_a = decide(db, demo_ds, annotator)                       # relabel, pending
-    k, rk, _ = decide(db, demo_ds, annotator, "keep")                    # keep, pending
-    u, ru, _ = decide(db, demo_ds, annotator, "unsure")                  # unsure, pending
+    a, ra, new_a = decide(db, demo_ds, annotator)  # relabel, pending
+    k, rk, _ = decide(db, demo_ds, annotator, "keep")  # keep, pending
+    u, ru, _ = decide(db, demo_ds, annotator, "unsure")  # unsure, pending
     assert workflow.awaiting_verification(db, demo_ds) == 3 and workflow.awaiting_verification(db, demo_ds, "anna") == 3
     rows = cleaned(db, demo_ds, lead)
-    assert (rows[a.key]["status"], rows[a.key]["cleaned_label"], rows[a.key]["proposed_label"]) == ("relabelled", a.given_label, new_a)
+    assert (rows[a.key]["status"], rows[a.key]["cleaned_label"], rows[a.key]["proposed_label"]) == (
+        "relabelled",
+        a.given_label,
+        new_a,
+    )
     assert (rows[k.key]["status"], rows[k.key]["proposed_label"]) == ("kept", k.given_label)
     assert (rows[u.key]["status"], rows[u.key]["proposed_label"]) == ("unsure", "")
     # rejected by lena: the row is open again, nothing is in force, no verifier shown
     workflow.verify(db, ra, lead, "reject", version(db, demo_ds, a.idx), note="look again")
     row = cleaned(db, demo_ds, lead)[a.key]
     assert (row["status"], row["reviewer"], row["verified_by"], row["proposed_label"], row["cleaned_label"]) == (
-        "unreviewed", "", "", "", a.given_label)
+        "unreviewed",
+        "",
+        "",
+        "",
+        a.given_label,
+    )
     # ben decides it again: his pending decision is in force, lena's rejection is not its verification
     again = workflow.claim_next(db, demo_ds, ben)
     assert again.idx == a.idx
     other = next(lab for lab in demo_ds.labels if lab not in (a.given_label, new_a))
     rb = workflow.decide(db, demo_ds, a.idx, ben, "relabel", again.version, new_label=other)
     row = cleaned(db, demo_ds, lead)[a.key]
-    assert (row["status"], row["reviewer"], row["verified_by"], row["proposed_label"]) == ("relabelled", "ben", "", other)
+    assert (row["status"], row["reviewer"], row["verified_by"], row["proposed_label"]) == (
+        "relabelled",
+        "ben",
+        "",
+        other,
+    )
     workflow.verify(db, rb, leo, "approve", version(db, demo_ds, a.idx))
     row = cleaned(db, demo_ds, lead)[a.key]
     assert (row["status"], row["cleaned_label"], row["reviewer"], row["verified_by"], row["proposed_label"]) == (
-        "approved", other, "ben", "leo", "")
+        "approved",
+        other,
+        "ben",
+        "leo",
+        "",
+    )
     # the export says in the trail how many decisions still waited
     list(export.export_cleaned(db, demo_ds, lead))
     assert audit_rows(db, "export")[-1][1]["awaiting_verification"] == 2
 
 
 # ----------------------------------------------------------------------------- the pages
+
 
 def open_page(page: str, who: auth.User) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=60)
@@ -222,14 +266,16 @@ def app_db(db_path, monkeypatch):
 def test_users_page_preselects_nobody_refuses_the_last_admin_and_confirms_a_change(db, app_db, admin, lead):
     at = open_page("pages/7_Users.py", admin)
     assert at.selectbox(key="edit_user").value is None
-    assert "set_role" not in [b.key for b in at.button]        # nothing to click before choosing a user
+    assert "set_role" not in [b.key for b in at.button]  # nothing to click before choosing a user
     at.selectbox(key="edit_user").set_value("alice")
     at = run(at)
-    assert at.button(key="set_role").disabled                  # the same role: nothing to set
+    assert at.button(key="set_role").disabled  # the same role: nothing to set
     at.selectbox(key="edit_role_alice").set_value("annotator")
     at = run(at)
-    assert texts(at.warning) == ["alice is the last active admin: making alice annotator would leave nobody able to"
-                                 " manage users. Make another user admin first."]
+    assert texts(at.warning) == [
+        "alice is the last active admin: making alice annotator would leave nobody able to"
+        " manage users. Make another user admin first."
+    ]
     assert at.button(key="set_role").disabled and not at.checkbox
     assert "You cannot deactivate your own account." in texts(at.caption)
     assert auth.get_user(db, "alice").role == "admin"
@@ -260,8 +306,10 @@ def test_verify_page_offers_no_approve_on_ones_own_decision_until_allowed(db, ap
     keys = {b.key for b in at.button}
     assert not {f"approve_{rid}", f"reject_{rid}", f"override_{rid}"} & keys
     assert "Your own decision: it waits for another lead to verify it (four eyes)." in texts(at.caption)
-    assert any(i.startswith("1 decision awaiting verification is yours: another lead verifies it (four eyes).")
-               for i in texts(at.info))
+    assert any(
+        i.startswith("1 decision awaiting verification is yours: another lead verifies it (four eyes).")
+        for i in texts(at.info)
+    )
     other = open_page("pages/4_Verify.py", leo)
     assert {f"approve_{rid}", f"reject_{rid}", f"override_{rid}"} <= {b.key for b in other.button}
     # a one-person team: lena allows self-approval for this dataset, then approves her own decision
@@ -281,7 +329,9 @@ def test_export_page_says_how_many_decisions_await_verification(db, app_db, demo
     decide(db, demo_ds, annotator, "keep")
     at = run(at)
     [w] = texts(at.warning)
-    assert w.startswith("2 decisions await verification: their rows export with their current label as cleaned_label,"
-                        " the label the decision proposes in proposed_label")
+    assert w.startswith(
+        "2 decisions await verification: their rows export with their current label as cleaned_label,"
+        " the label the decision proposes in proposed_label"
+    )
     assert any("proposed_label" in c and "self_approved" in c for c in texts(at.caption))
-    assert not at.info                                        # self-approval is off and never happened
+    assert not at.info  # self-approval is off and never happened

@@ -1,4 +1,5 @@
 """ingest: real files in every format, and refusals that name the problem and write nothing."""
+
 from __future__ import annotations
 
 import io
@@ -7,8 +8,8 @@ import zipfile
 
 import pandas as pd
 import pytest
-
 from conftest import counts
+
 from review import datasets, ingest, store
 from review.errors import IngestError, PermissionDenied
 
@@ -23,7 +24,9 @@ def frame(n: int = 6) -> pd.DataFrame:
 
 
 def items(db, ds_id) -> list[dict]:
-    return list(db.query("SELECT idx, key, text, given_label, meta, probs FROM items WHERE dataset_id=? ORDER BY idx", [ds_id]))
+    return list(
+        db.query("SELECT idx, key, text, given_label, meta, probs FROM items WHERE dataset_id=? ORDER BY idx", [ds_id])
+    )
 
 
 def check_frame_stored(db, ds_id, df):
@@ -61,6 +64,7 @@ def test_formats_from_real_files(db, lead, tmp_path, fmt):
     check_frame_stored(db, ds_id, df)
     row = db.execute("SELECT source_name, source_sha256, created_by FROM datasets WHERE id=?", [ds_id]).fetchone()
     import hashlib
+
     assert row == (path.name, hashlib.sha256(data).hexdigest(), lead.name)
     log = db.execute("SELECT actor, action, dataset_id FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
     assert log == (lead.name, "upload", ds_id)
@@ -72,7 +76,7 @@ def test_unmapped_columns_go_to_meta(db, lead):
     ds_id = ingest.ingest_bytes(db, df.to_csv(index=False).encode(), "m.csv", "meta", lead)
     got = items(db, ds_id)
     assert json.loads(got[0]["meta"]) == {"source": "web0", "channel": "chat"}
-    assert json.loads(got[1]["meta"]) == {"source": "mail0"}     # blank cells are left out
+    assert json.loads(got[1]["meta"]) == {"source": "mail0"}  # blank cells are left out
     assert "web0" not in got[0]["text"]
 
 
@@ -87,11 +91,11 @@ def test_ag_news_headerless_text_columns_joined(db, lead, tmp_path):
     assert list(df.columns) == ["1", "2", "3"]
     mapping = ingest.Mapping(text=ingest.resolve_columns(df, "2,3"), label=ingest.resolve_columns(df, "1")[0])
     assert mapping.text == ["2", "3"] and mapping.label == "1"
-    assert ingest.guess_mapping(df) == mapping       # the guess for a headerless file is the same
+    assert ingest.guess_mapping(df) == mapping  # the guess for a headerless file is the same
     ds_id = ingest.write_dataset(db, ingest.prepare(df, mapping, path.name, path.read_bytes()), "ag", lead)
     got = items(db, ds_id)
     assert len(got) == 24
-    assert got[0]["text"] == "Wall St. climbs 0\nStocks rose, again, on day 0."   # joined with ingest.TEXT_SEP
+    assert got[0]["text"] == "Wall St. climbs 0\nStocks rose, again, on day 0."  # joined with ingest.TEXT_SEP
     assert got[1]["given_label"] == "4" and got[0]["given_label"] == "3"
     assert got[0]["key"] == "0" and got[23]["key"] == "23"
     assert datasets.get(db, ds_id).labels == ["3", "4"]
@@ -99,7 +103,7 @@ def test_ag_news_headerless_text_columns_joined(db, lead, tmp_path):
 
 def test_very_long_text_kept_whole(db, lead):
     df = frame()
-    long = "word " * 30_000 + "end"       # > 100,000 characters
+    long = "word " * 30_000 + "end"  # > 100,000 characters
     assert len(long) > 100_000
     df.loc[2, "text"] = long
     ds_id = ingest.ingest_bytes(db, df.to_csv(index=False).encode(), "long.csv", "long", lead)
@@ -117,7 +121,7 @@ def test_semicolon_csv_sniffed(db, lead):
 def test_probability_columns(db, lead):
     df = frame()
     df["prob_pos"] = [0.9 if lab == "pos" else 0.2 for lab in df["label"]]
-    df["prob_neg"] = [0.3 if lab == "pos" else 0.6 for lab in df["label"]]   # rows need not sum to 1
+    df["prob_neg"] = [0.3 if lab == "pos" else 0.6 for lab in df["label"]]  # rows need not sum to 1
     ds_id = ingest.ingest_bytes(db, df.to_csv(index=False).encode(), "p.csv", "probs", lead)
     ds = datasets.get(db, ds_id)
     assert ds.mapping.probs == ["prob_pos", "prob_neg"]
@@ -125,7 +129,7 @@ def test_probability_columns(db, lead):
     # stored in label order (neg, pos), normalised to sum to 1
     assert json.loads(got[0]["probs"]) == pytest.approx([0.25, 0.75], abs=1e-6)
     assert json.loads(got[1]["probs"]) == pytest.approx([0.75, 0.25], abs=1e-6)
-    assert got[0]["meta"] == json.dumps({"source": "web0"})    # probability columns are not metadata
+    assert got[0]["meta"] == json.dumps({"source": "web0"})  # probability columns are not metadata
 
 
 def test_annotator_cannot_upload(db, annotator):
@@ -200,13 +204,23 @@ REFUSALS = [
     ("empty", b"", "e.csv", {}, r"e\.csv is empty"),
     ("whitespace", b"  \n\n ", "e.csv", {}, r"e\.csv is empty"),
     ("header only", b"id,text,label\n", "h.csv", {}, r"h\.csv has a header but no data rows"),
-    ("latin-1", "text,label\ncaf\u00e9 cr\u00e8me,pos\n".encode("latin-1"), "l.csv", {},
-     r"l\.csv: the bytes at line 2 .* are not UTF-8"),
+    (
+        "latin-1",
+        "text,label\ncaf\u00e9 cr\u00e8me,pos\n".encode("latin-1"),
+        "l.csv",
+        {},
+        r"l\.csv: the bytes at line 2 .* are not UTF-8",
+    ),
     ("NUL byte", b"text,label\nab\x00c,pos\n", "n.csv", {}, r"n\.csv: line 2 contains a NUL byte"),
     ("zip as csv", _zip_bytes(), "z.csv", {}, r"z\.csv is a ZIP archive"),
     ("not parquet", _csv(frame()), "p.parquet", {}, r"p\.parquet is not a Parquet file"),
-    ("missing column", _csv(frame()), "m.csv", {"mapping": ingest.Mapping(text=["body"], label="label")},
-     r"column 'body' is not in the file"),
+    (
+        "missing column",
+        _csv(frame()),
+        "m.csv",
+        {"mapping": ingest.Mapping(text=["body"], label="label")},
+        r"column 'body' is not in the file",
+    ),
     ("ambiguous", _ambiguous(), "a.csv", {}, r"Ambiguous columns: 'label', 'class'"),
     ("duplicate ids", _dup_ids(), "d.csv", {}, r"the id 'p1' in column 'id' appears on data rows 3, 6"),
     ("no labels", _no_labels(), "nl.csv", {}, r"no row has a label in column 'label'"),
@@ -223,7 +237,7 @@ REFUSALS = [
 
 @pytest.mark.parametrize("case,data,filename,kwargs,pattern", REFUSALS, ids=[r[0] for r in REFUSALS])
 def test_refusals_name_the_problem_and_write_nothing(db, lead, case, data, filename, kwargs, pattern):
-    ingest.ingest_bytes(db, _csv(frame()), "ok.csv", "existing", lead)   # an earlier upload stays untouched
+    ingest.ingest_bytes(db, _csv(frame()), "ok.csv", "existing", lead)  # an earlier upload stays untouched
     before = counts(db)
     trail = store.verify_trail(db)
     with pytest.raises(IngestError, match=pattern):
@@ -237,7 +251,9 @@ def test_refusal_inside_the_write_transaction_leaves_nothing(db, lead):
     """A duplicate name is found inside write_dataset's transaction: everything is rolled back."""
     ingest.ingest_bytes(db, _csv(frame()), "a.csv", "same", lead)
     before = counts(db)
-    prep = ingest.prepare(ingest.read_table(_csv(frame(8)), "b.csv"), ingest.Mapping(text=["text"], label="label"), "b.csv")
+    prep = ingest.prepare(
+        ingest.read_table(_csv(frame(8)), "b.csv"), ingest.Mapping(text=["text"], label="label"), "b.csv"
+    )
     with pytest.raises(IngestError, match="'same' exists already"):
         ingest.write_dataset(db, prep, "same", lead)
     with pytest.raises(IngestError, match="Give the dataset a name"):
@@ -254,7 +270,7 @@ def test_parquet_with_numeric_labels_and_nulls(db, lead):
     got = items(db, ds_id)
     assert {r["given_label"] for r in got} == {"0", "1"}
     assert datasets.get(db, ds_id).labels == ["0", "1"]
-    assert json.loads(got[0]["meta"]) == {"source": "web0"}        # None score left out
+    assert json.loads(got[0]["meta"]) == {"source": "web0"}  # None score left out
     assert json.loads(got[1]["meta"]) == {"source": "mail0", "score": "1"}
 
 

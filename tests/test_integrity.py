@@ -1,4 +1,5 @@
 """Tests for review.integrity: item checks, length stats, off-by-one (shifted block) detector."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,6 +23,7 @@ def _by_kind(findings: list[Finding], kind: str) -> list[Finding]:
 
 
 # ----------------------------------------------------------------------------- check_items
+
 
 def test_empty_texts_one_finding_listing_all_rows():
     texts = ["fine", None, "", "   \t\n ", float("nan"), "also fine"]
@@ -71,15 +73,15 @@ def test_unknown_labels_one_finding_per_value():
 
 def test_conflicting_duplicates_one_finding_per_group():
     texts = [
-        "The cat sat",       # 0  group A
-        "the  CAT sat ",     # 1  group A (case + whitespace)
-        "dog",               # 2  group B
-        "\tThe cat\nsat",    # 3  group A
-        "Dog",               # 4  group B
-        "same label",        # 5  duplicate with the same label: fine
-        "SAME label",        # 6
-        "unique",            # 7
-        "dog",               # 8  group B but no label -> left out
+        "The cat sat",  # 0  group A
+        "the  CAT sat ",  # 1  group A (case + whitespace)
+        "dog",  # 2  group B
+        "\tThe cat\nsat",  # 3  group A
+        "Dog",  # 4  group B
+        "same label",  # 5  duplicate with the same label: fine
+        "SAME label",  # 6
+        "unique",  # 7
+        "dog",  # 8  group B but no label -> left out
     ]
     labels = ["pos", "neg", "x", "pos", "y", "z", "z", "pos", None]
     dups = _by_kind(check_items(texts, labels), "conflicting_duplicates")
@@ -100,7 +102,7 @@ def test_findings_are_json_serialisable():
     assert {f.kind for f in findings} == {"empty_text", "null_label", "unknown_label", "conflicting_duplicates"}
     for f in findings:
         for r in f.rows:
-            f.reason_for(r)      # fills the row cache; it must stay out of asdict()
+            f.reason_for(r)  # fills the row cache; it must stay out of asdict()
         json.dumps(dataclasses.asdict(f))
 
 
@@ -110,7 +112,7 @@ def test_check_items_length_mismatch():
 
 
 def test_check_items_finds_every_duplicate_at_scale():
-    n = 200_000                                                        # its speed: benchmarks/scale.py
+    n = 200_000  # its speed: benchmarks/scale.py
     rng = np.random.default_rng(0)
     # mostly unique short texts; every 40th row repeats an earlier text (25,000 duplicate pairs)
     texts = [f"Item {i // 40 * 40 if i % 40 == 39 else i}  text" for i in range(n)]
@@ -123,6 +125,7 @@ def test_check_items_finds_every_duplicate_at_scale():
 
 # ----------------------------------------------------------------------------- length_by_class
 
+
 def test_length_by_class_numbers():
     texts = ["aa", "aaaa", "aaaaaa", "b", None, "ccc", "zzzzzzzzzz"]
     labels = ["A", "A", "A", "B", "B", "C", None]
@@ -134,9 +137,9 @@ def test_length_by_class_numbers():
     assert a.mean_chars == pytest.approx(4.0)
     assert a.std_chars == pytest.approx(2.0)
     assert a.median_chars == 4 and a.min_chars == 2 and a.max_chars == 6
-    b = df.iloc[1]                                # None text counts as 0 chars
+    b = df.iloc[1]  # None text counts as 0 chars
     assert b.mean_chars == pytest.approx(0.5) and b.min_chars == 0 and b.max_chars == 1
-    assert math.isnan(df.iloc[2].std_chars)       # one row: no sample std
+    assert math.isnan(df.iloc[2].std_chars)  # one row: no sample std
 
 
 def test_length_by_class_no_labels():
@@ -145,6 +148,7 @@ def test_length_by_class_no_labels():
 
 
 # ----------------------------------------------------------------------------- shifted blocks (synthetic)
+
 
 def _synthetic(n=2000, k=4, seed=0, noise=1.2, flip=0.03):
     """true classes, noisy labels (flip share flipped), pred_probs peaked on the true class."""
@@ -172,9 +176,9 @@ def test_synthetic_model_is_realistic():
 def test_shifted_block_found_in_synthetic_data(direction):
     _, y, p = _synthetic()
     shifted = y.copy()
-    if direction == "prev":              # labels moved down: row i carries row i-1's label
+    if direction == "prev":  # labels moved down: row i carries row i-1's label
         shifted[500:560] = y[499:559]
-    else:                                # labels moved up: row i carries row i+1's label
+    else:  # labels moved up: row i carries row i+1's label
         shifted[500:560] = y[501:561]
     findings = detect_shifted_blocks(shifted, p, NAMES4)
     assert len(findings) == 1, [(f.detail["start"], f.detail["end"]) for f in findings]
@@ -189,8 +193,9 @@ def test_shifted_block_found_in_synthetic_data(direction):
     assert f"Rows {f.detail['start']}–{f.detail['end']}" in f.message
     row = f.rows[5]
     neighbour = row - 1 if direction == "prev" else row + 1
-    assert f.reason_for(row) == (f"in shifted block rows {f.detail['start']}–{f.detail['end']}; "
-                                 f"its label fits row {neighbour}'s text")
+    assert f.reason_for(row) == (
+        f"in shifted block rows {f.detail['start']}–{f.detail['end']}; its label fits row {neighbour}'s text"
+    )
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -217,7 +222,7 @@ def test_block_edges_are_accurate_over_many_seeds():
         _, y, p = _synthetic(seed=seed)
         for step in (-1, 1):
             shifted = y.copy()
-            shifted[500:560] = y[500 + step:560 + step]
+            shifted[500:560] = y[500 + step : 560 + step]
             hits = [f for f in detect_shifted_blocks(shifted, p, NAMES4) if f.detail["start"] <= 530 <= f.detail["end"]]
             assert hits, (seed, step)
             errors.append(max(abs(hits[0].detail["start"] - 500), abs(hits[0].detail["end"] - 559)))
@@ -227,7 +232,7 @@ def test_block_edges_are_accurate_over_many_seeds():
 
 def test_no_block_on_data_sorted_by_class():
     true, y, p = _synthetic(seed=3)
-    order = np.argsort(true, kind="stable")       # neighbours share a class: scores are pure noise
+    order = np.argsort(true, kind="stable")  # neighbours share a class: scores are pure noise
     assert detect_shifted_blocks(y[order], p[order], NAMES4) == []
 
 
@@ -256,7 +261,7 @@ def test_block_with_same_class_neighbours_and_unlabelled_rows_is_one_range():
     _, y, p = _synthetic(seed=1)
     shifted = y.copy()
     shifted[300:400] = y[299:399]
-    shifted[340:346] = -1                          # unlabelled rows inside the block
+    shifted[340:346] = -1  # unlabelled rows inside the block
     findings = detect_shifted_blocks(shifted, p, NAMES4)
     assert len(findings) == 1
     assert findings[0].detail["start"] <= 302 and findings[0].detail["end"] >= 397
@@ -295,6 +300,7 @@ def test_detect_shifted_blocks_rejects_bad_shapes():
 
 # ----------------------------------------------------------------------------- shifted blocks (AG News)
 
+
 @pytest.fixture(scope="module")
 def ag_news():
     """(labels (n,) int 0..3, out-of-sample pred_probs (n, 4)) for the AG News test split."""
@@ -306,8 +312,7 @@ def ag_news():
     from sklearn.linear_model import SGDClassifier
     from sklearn.model_selection import cross_val_predict
 
-    df = pd.read_csv(AG_NEWS, header=None, names=["cls", "title", "description"], dtype=str,
-                     keep_default_na=False)
+    df = pd.read_csv(AG_NEWS, header=None, names=["cls", "title", "description"], dtype=str, keep_default_na=False)
     labels = df["cls"].astype(int).to_numpy() - 1
     texts = (df["title"] + " " + df["description"]).tolist()
     x = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2).fit_transform(texts)
@@ -333,17 +338,17 @@ def test_ag_news_no_block_when_sorted_by_class(ag_news):
 @pytest.mark.parametrize("direction", ["prev", "next"])
 def test_ag_news_shifted_block_found(ag_news, direction):
     labels, probs = ag_news
-    start, size = 3000, 228                       # 3% of 7600 rows
-    step = -1 if direction == "prev" else 1       # prev: labels moved down one row
+    start, size = 3000, 228  # 3% of 7600 rows
+    step = -1 if direction == "prev" else 1  # prev: labels moved down one row
     shifted = labels.copy()
-    shifted[start:start + size] = labels[start + step:start + size + step]
+    shifted[start : start + size] = labels[start + step : start + size + step]
     findings = detect_shifted_blocks(shifted, probs, AG_CLASSES)
     assert len(findings) == 1, [(f.detail["start"], f.detail["end"]) for f in findings]
     f = findings[0]
     assert f.detail["direction"] == direction
     covered = len(set(f.rows) & set(range(start, start + size)))
     assert covered >= 0.95 * size
-    assert len(f.rows) <= size + 10                # and not much more
+    assert len(f.rows) <= size + 10  # and not much more
     suggested = f.detail["suggested"]
     right = sum(suggested.get(str(i)) == AG_CLASSES[labels[i]] for i in range(start, start + size))
     assert right >= 0.9 * size

@@ -1,6 +1,7 @@
 """The LLM judge against a real HTTP server on 127.0.0.1 speaking the chat-completions
 protocol (tests/llm_server.py) that answers well, badly, slowly, with 429 and with 500;
 the fused action in the queue; flag precision, the errors left and spot checks."""
+
 from __future__ import annotations
 
 import os
@@ -9,14 +10,13 @@ import sys
 import threading
 
 import pytest
+from llm_server import FakeLLM
 
 from review import demo, judge, precision, store, workflow
 from review.errors import PermissionDenied, ReviewError
 
-from llm_server import FakeLLM
-
 KEY = "sk-test-SECRET-4242"
-PLAN = ["no", "yes", "garbage", "outside", "slow", "429x2", "500", "400"]   # behaviours of the first 8 flagged rows
+PLAN = ["no", "yes", "garbage", "outside", "slow", "429x2", "500", "400"]  # behaviours of the first 8 flagged rows
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +33,7 @@ def behaviours(db, ds) -> dict[str, str]:
         how = PLAN[k] if k < len(PLAN) else "yes"
         if how == "no":
             how = "no:" + next(l for l in ds.labels if l != r["given_label"])
-        out.setdefault(r["text"], how)   # the demo repeats a text (conflicting duplicates): the first, by rank, decides
+        out.setdefault(r["text"], how)  # the demo repeats a text (conflicting duplicates): the first, by rank, decides
     return out
 
 
@@ -41,13 +41,15 @@ def test_parse_answer_is_strict():
     labels = ["billing", "bug", "account"]
     assert judge.parse_answer("VERDICT: YES\nCORRECT_LABEL: SAME", labels, "bug") == ("YES", None, "answered")
     assert judge.parse_answer("verdict: no\ncorrect_label: billing\n", labels, "bug") == ("NO", "billing", "answered")
-    for bad, why in [("VERDICT: NO\nCORRECT_LABEL: weather", "not in the label set"),
-                     ("Sure! VERDICT: NO", "expected two lines"),
-                     ("VERDICT: NO\nCORRECT_LABEL: billing\nbecause", "expected two lines"),
-                     ("VERDICT: MAYBE\nCORRECT_LABEL: SAME", "format"),
-                     ("VERDICT: YES\nCORRECT_LABEL: billing", "says YES but names another"),
-                     ("VERDICT: NO\nCORRECT_LABEL: SAME", "says NO but names no other"),
-                     ("", "expected two lines")]:
+    for bad, why in [
+        ("VERDICT: NO\nCORRECT_LABEL: weather", "not in the label set"),
+        ("Sure! VERDICT: NO", "expected two lines"),
+        ("VERDICT: NO\nCORRECT_LABEL: billing\nbecause", "expected two lines"),
+        ("VERDICT: MAYBE\nCORRECT_LABEL: SAME", "format"),
+        ("VERDICT: YES\nCORRECT_LABEL: billing", "says YES but names another"),
+        ("VERDICT: NO\nCORRECT_LABEL: SAME", "says NO but names no other"),
+        ("", "expected two lines"),
+    ]:
         v, lab, reason = judge.parse_answer(bad, labels, "bug")
         assert (v, lab) == ("UNKNOWN", None) and why in reason, (bad, reason)
 
@@ -71,7 +73,7 @@ def test_run_records_answers_unknowns_retries_and_caches(demo_ds, db, lead, anno
         assert judge.plan(db, demo_ds, cfg.model, limit=10) == {"rows": 10, "cached": 0, "calls": 10}
         got = judge.run_judge(db, demo_ds, lead, cfg, limit=10, timeout=0.5, workers=3)
         assert (got["rows"], got["calls"], got["cached"]) == (10, 10, 0)
-        assert (got["YES"], got["NO"], got["UNKNOWN"]) == (4, 1, 5)   # yes, 429-then-yes, two default yes
+        assert (got["YES"], got["NO"], got["UNKNOWN"]) == (4, 1, 5)  # yes, 429-then-yes, two default yes
         calls_first = llm.total_calls
         # 429 twice then an answer: three attempts; 500: every attempt; the rest once
         rows = judge.candidates(db, demo_ds, 10)
@@ -90,12 +92,19 @@ def test_run_records_answers_unknowns_retries_and_caches(demo_ds, db, lead, anno
         assert judge.plan(db, demo_ds, "other-model", limit=10)["calls"] == 10
 
     run_id = store.scalar(db, "SELECT MAX(id) FROM runs WHERE dataset_id=?", [demo_ds.id])
-    scored = {r["idx"]: r for r in db.query(
-        "SELECT idx, judge_verdict, judge_label, judge_reason, fused_action, fused_trust, quality FROM scores WHERE run_id=?", [run_id])}
+    scored = {
+        r["idx"]: r
+        for r in db.query(
+            "SELECT idx, judge_verdict, judge_label, judge_reason, fused_action, fused_trust, quality FROM scores WHERE run_id=?",
+            [run_id],
+        )
+    }
     reasons = {plan[r["text"]].split(":")[0]: scored[r["idx"]] for r in rows}
     assert reasons["no"]["judge_verdict"] == "NO" and reasons["no"]["fused_action"] == "relabel"
     assert reasons["no"]["judge_label"] == plan[by_how["no"]["text"]][3:]
-    assert reasons["yes"]["fused_action"] == judge.AMBIGUOUS and reasons["yes"]["fused_trust"] > reasons["yes"]["quality"]
+    assert (
+        reasons["yes"]["fused_action"] == judge.AMBIGUOUS and reasons["yes"]["fused_trust"] > reasons["yes"]["quality"]
+    )
     assert "two lines" in reasons["garbage"]["judge_reason"]
     assert "not in the label set" in reasons["outside"]["judge_reason"]
     assert "no answer within 0.5 s" in reasons["slow"]["judge_reason"]
@@ -109,7 +118,9 @@ def test_run_records_answers_unknowns_retries_and_caches(demo_ds, db, lead, anno
 
     # the queue: filter and order by the fused action; the judge's label travels with the suspect
     s = workflow.claim_next(db, demo_ds, annotator, action="relabel")
-    assert s.idx == by_how["no"]["idx"] and s.judge["verdict"] == "NO" and s.judge["label"] == reasons["no"]["judge_label"]
+    assert (
+        s.idx == by_how["no"]["idx"] and s.judge["verdict"] == "NO" and s.judge["label"] == reasons["no"]["judge_label"]
+    )
     workflow.release(db, demo_ds, s.idx, annotator)
     s = workflow.claim_next(db, demo_ds, annotator, action=judge.AMBIGUOUS)
     assert s.judge["verdict"] == "YES"
@@ -130,8 +141,9 @@ def test_cancel_keeps_what_was_judged_and_stops_calling(demo_ds, db, lead):
             cancel.set()
 
     with FakeLLM(lambda text, given, labels: "yes") as llm:
-        got = judge.run_judge(db, demo_ds, lead, judge.JudgeConfig(llm.url, "m"), limit=25, progress=progress,
-                              cancel=cancel, workers=1)
+        got = judge.run_judge(
+            db, demo_ds, lead, judge.JudgeConfig(llm.url, "m"), limit=25, progress=progress, cancel=cancel, workers=1
+        )
         assert got["cancelled"] and 2 <= got["calls"] < 25 and llm.total_calls < 25
     stored = store.scalar(db, "SELECT COUNT(*) FROM judgments WHERE dataset_id=?", [demo_ds.id])
     assert stored == got["calls"]
@@ -141,11 +153,21 @@ def test_cancel_keeps_what_was_judged_and_stops_calling(demo_ds, db, lead):
 def test_cli_judge_with_limit_uses_the_environment(tmp_path):
     db = tmp_path / "cli.db"
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
-    assert subprocess.run([sys.executable, "-m", "review.cli", "demo", "--db", str(db)], env=env, capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "review.cli", "demo", "--db", str(db)], env=env, capture_output=True
+        ).returncode
+        == 0
+    )
     with FakeLLM(lambda text, given, labels: "yes") as llm:
         env.update({judge.ENV_URL: llm.url, judge.ENV_MODEL: "m", judge.ENV_KEY: KEY})
-        run = lambda: subprocess.run([sys.executable, "-m", "review.cli", "judge", "demo-support-tickets", "--limit", "4",
-                                      "--db", str(db)], env=env, capture_output=True, text=True, timeout=120)
+        run = lambda: subprocess.run(
+            [sys.executable, "-m", "review.cli", "judge", "demo-support-tickets", "--limit", "4", "--db", str(db)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         r = run()
         assert r.returncode == 0, r.stderr
         assert "4 rows: 4 calls, 0 cached; YES 4, NO 0, UNKNOWN 0" in r.stdout
@@ -153,17 +175,22 @@ def test_cli_judge_with_limit_uses_the_environment(tmp_path):
         assert "4 rows: 0 calls, 4 cached" in r.stdout and llm.total_calls == 4
         assert KEY not in r.stdout + r.stderr
     env.pop(judge.ENV_URL)
-    r = subprocess.run([sys.executable, "-m", "review.cli", "judge", "demo-support-tickets", "--db", str(db)], env=env,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "review.cli", "judge", "demo-support-tickets", "--db", str(db)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "LLM_BASE_URL" in r.stderr
 
 
 # ----------------------------------------------------------------------------- precision and spot checks
 
+
 def test_flag_precision_remaining_errors_and_spot_checks(demo_ds, db, annotator, lead):
     flagged = judge.candidates(db, demo_ds)
     # the annotator decides the first 12 flagged rows: relabel the injected errors, keep the rest
-    truth = demo.demo_truth()          # id -> true label of the rows whose label was corrupted
+    truth = demo.demo_truth()  # id -> true label of the rows whose label was corrupted
     wrong = 0
     for _ in range(12):
         s = workflow.claim_next(db, demo_ds, annotator)
@@ -191,8 +218,15 @@ def test_flag_precision_remaining_errors_and_spot_checks(demo_ds, db, annotator,
         s = workflow.claim_next(db, demo_ds, annotator, spot=True)
         assert s.idx in spots and s.spot_check and s.idx not in seen
         if k == 0:
-            workflow.decide(db, demo_ds, s.idx, annotator, "relabel", s.version,
-                            new_label=next(l for l in demo_ds.labels if l != s.current_label))
+            workflow.decide(
+                db,
+                demo_ds,
+                s.idx,
+                annotator,
+                "relabel",
+                s.version,
+                new_label=next(l for l in demo_ds.labels if l != s.current_label),
+            )
         else:
             workflow.decide(db, demo_ds, s.idx, annotator, "keep", s.version)
         seen.append(s.idx)
@@ -240,7 +274,7 @@ def test_judge_tab_shows_the_cost_runs_and_the_queue_shows_verdicts(demo_ds, db,
         monkeypatch.setenv(judge.ENV_MODEL, "test-model")
         monkeypatch.setenv(judge.ENV_KEY, KEY)
         at = open_page("pages/2_Audit.py", lead, db_path, monkeypatch)
-        assert llm.total_calls == 0                       # a page load calls nothing
+        assert llm.total_calls == 0  # a page load calls nothing
         at.number_input(key="judge_limit").set_value(4)
         at.run()
         assert at.button(key="judge_run").label == "Run the judge on 4 rows (4 calls, 0 cached)"

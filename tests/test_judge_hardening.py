@@ -6,6 +6,7 @@
 2. Calls are bounded: a total deadline per call (connect, headers, body, retries), a size cap
    per response, every transport error an UNKNOWN with a reason, Cancel stopping calls in flight.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,12 +16,11 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-
-from review import auth, datasets, demo, judge, store
-
 from conftest import copy_db
 from hostile_llm import Hostile
 from llm_server import FakeLLM
+
+from review import auth, datasets, demo, judge, store
 
 KEY = "sk-hostile-SECRET-9317abc"
 OTHER = "sk-other-SECRET-5555xyz"
@@ -65,11 +65,12 @@ def everything(db) -> str:
 def no_key_in(text: str, *keys: str) -> None:
     for k in keys or (KEY,):
         assert k not in text
-        assert k[6:-3] not in text          # not even a piece of it
+        assert k[6:-3] not in text  # not even a piece of it
     assert "Bearer sk-" not in text
 
 
 # ============================================================================ 1. where the key goes
+
 
 @pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
 def test_a_redirect_is_not_followed_and_the_other_origin_never_sees_the_key(code):
@@ -78,8 +79,8 @@ def test_a_redirect_is_not_followed_and_the_other_origin_never_sees_the_key(code
         time.sleep(0.2)
         assert answer is None
         assert f"HTTP {code}" in why and "redirect" in why and other.url in why, why
-        assert other.requests == []                                   # never reached, with or without the key
-        assert first.auth_headers == [f"Bearer {KEY}"]                # the configured URL did get it
+        assert other.requests == []  # never reached, with or without the key
+        assert first.auth_headers == [f"Bearer {KEY}"]  # the configured URL did get it
         no_key_in(why)
 
 
@@ -102,6 +103,7 @@ def test_a_401_echoing_the_key_is_scrubbed_everywhere_it_is_stored_or_shown(env,
 
     def behave(req):
         import json
+
         user = json.loads(req["body"])["messages"][-1]["content"]
         return next(how for text, how in plan.items() if text in user)
 
@@ -110,7 +112,7 @@ def test_a_401_echoing_the_key_is_scrubbed_everywhere_it_is_stored_or_shown(env,
         cfg = judge.JudgeConfig(llm.url.replace("http://", f"http://user:{KEY}@") + f"?api_key={KEY}", "m", KEY)
         got = judge.run_judge(db, ds, lead, cfg, limit=6, workers=3, timeout=5)
         assert got["UNKNOWN"] == 6
-        assert set(llm.auth_headers) == {f"Bearer {KEY}"}             # the server did see it: it is the configured one
+        assert set(llm.auth_headers) == {f"Bearer {KEY}"}  # the server did see it: it is the configured one
     dump = everything(db)
     no_key_in(dump)
     reasons = [r[0] for r in db.execute("SELECT reason FROM judgments")]
@@ -125,6 +127,7 @@ def test_a_401_echoing_the_key_is_scrubbed_everywhere_it_is_stored_or_shown(env,
 
     # and what an annotator sees on the Review page
     from streamlit.testing.v1 import AppTest
+
     monkeypatch.setenv("REVIEW_DB", str(path))
     at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=90)
     at.session_state["user"] = ("anna", "annotator", time.time())
@@ -142,10 +145,12 @@ def test_scrub_removes_the_key_and_anything_shaped_like_a_bearer_token():
     assert KEY not in s and "abc.DEF-123_x" not in s and "zzz-top" not in s
     assert s.count(judge.REMOVED) >= 3
     assert judge.scrub("nothing here", KEY) == "nothing here"
-    assert judge.scrub("basic questions, Basic Plan, bearer of news", KEY) == "basic questions, Basic Plan, bearer of news"
+    assert (
+        judge.scrub("basic questions, Basic Plan, bearer of news", KEY) == "basic questions, Basic Plan, bearer of news"
+    )
     assert judge.scrub("Authorization: Basic dXNlcjpwYXNz", KEY) == f"Authorization: Basic {judge.REMOVED}"
     assert judge.scrub(f"x%20Bearer%20{KEY}", "") == f"x%20Bearer {judge.REMOVED}"
-    assert judge.scrub(f"http://u:{KEY}@host/v1?key={KEY}", "") .count(KEY) == 0
+    assert judge.scrub(f"http://u:{KEY}@host/v1?key={KEY}", "").count(KEY) == 0
 
 
 def test_a_typed_url_other_than_the_configured_one_runs_without_the_key(env, monkeypatch):
@@ -154,16 +159,18 @@ def test_a_typed_url_other_than_the_configured_one_runs_without_the_key(env, mon
         monkeypatch.setenv(judge.ENV_URL, configured.url)
         monkeypatch.setenv(judge.ENV_KEY, KEY)
         monkeypatch.setenv(judge.ENV_MODEL, "m")
-        assert judge.config_from({}).api_key == KEY                              # the configured URL: with the key
+        assert judge.config_from({}).api_key == KEY  # the configured URL: with the key
         same = judge.config_from({"base_url": configured.url.replace("127.0.0.1", "127.0.0.1") + "/"})
-        assert same.api_key == KEY and not same.key_withheld                     # the same URL typed: still with it
+        assert same.api_key == KEY and not same.key_withheld  # the same URL typed: still with it
         cfg = judge.config_from({"base_url": typed.url})
         assert cfg.api_key == "" and cfg.key_withheld and cfg.base_url == typed.url
         assert KEY not in repr(cfg)
-        for sneaky in (f"http://127.0.0.1:{configured.port}@127.0.0.1:{typed.port}/v1",   # userinfo that looks like the host
-                       f"https://127.0.0.1:{configured.port}/v1",                          # another scheme
-                       f"http://127.0.0.1:{configured.port}/v2",                           # another path
-                       f"http://localhost:{configured.port}/v1"):                          # another name for it
+        for sneaky in (
+            f"http://127.0.0.1:{configured.port}@127.0.0.1:{typed.port}/v1",  # userinfo that looks like the host
+            f"https://127.0.0.1:{configured.port}/v1",  # another scheme
+            f"http://127.0.0.1:{configured.port}/v2",  # another path
+            f"http://localhost:{configured.port}/v1",
+        ):  # another name for it
             c = judge.config_from({"base_url": sneaky})
             assert c.api_key == "" and c.key_withheld, sneaky
         got = judge.run_judge(db, ds, lead, cfg, limit=3, timeout=5)
@@ -172,18 +179,19 @@ def test_a_typed_url_other_than_the_configured_one_runs_without_the_key(env, mon
 
         # secrets: a key is bound to the URL beside it, and the environment's key to the environment's URL
         sec = {"base_url": typed.url, "api_key": OTHER}
-        assert judge.config_from({}, secrets=sec).api_key == OTHER                # secrets' URL wins, its key with it
-        assert judge.config_from({"base_url": configured.url}, secrets=sec).api_key == KEY   # the env's pair
+        assert judge.config_from({}, secrets=sec).api_key == OTHER  # secrets' URL wins, its key with it
+        assert judge.config_from({"base_url": configured.url}, secrets=sec).api_key == KEY  # the env's pair
         c = judge.config_from({"base_url": "http://127.0.0.1:9/v1"}, secrets=sec)
         assert c.api_key == "" and c.key_withheld
         monkeypatch.delenv(judge.ENV_URL)
-        c = judge.config_from({"base_url": typed.url})                           # a key with no URL beside it
+        c = judge.config_from({"base_url": typed.url})  # a key with no URL beside it
         assert c.api_key == "" and c.key_withheld
 
 
 def test_the_judge_tab_says_the_typed_url_runs_without_the_key_before_the_run(env, monkeypatch):
     db, ds, lead, path = env
     from streamlit.testing.v1 import AppTest
+
     with Hostile("ok") as configured, Hostile("ok") as typed:
         monkeypatch.setenv(judge.ENV_URL, configured.url)
         monkeypatch.setenv(judge.ENV_KEY, KEY)
@@ -212,6 +220,7 @@ def test_the_judge_tab_says_the_typed_url_runs_without_the_key_before_the_run(en
 
 # ============================================================================ 2. bounded calls
 
+
 @pytest.mark.parametrize("how", ["huge", "huge-nolength", "huge-chunked"])
 def test_a_huge_response_is_refused_at_the_cap_without_being_read_whole(how):
     with Hostile(how) as llm:
@@ -227,8 +236,8 @@ def test_a_huge_response_is_refused_at_the_cap_without_being_read_whole(how):
         while not llm.sent and time.monotonic() < deadline:
             time.sleep(0.05)
     assert answer is None and "1 MiB" in why and "larger" in why, why
-    assert peak < 16 * 2 ** 20, f"peak {peak / 2 ** 20:.1f} MiB"
-    assert llm.sent and llm.sent[0] < 64 * 2 ** 20, llm.sent        # the client hung up long before 800 MiB
+    assert peak < 16 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+    assert llm.sent and llm.sent[0] < 64 * 2**20, llm.sent  # the client hung up long before 800 MiB
     assert elapsed < 10
 
 
@@ -242,8 +251,17 @@ def test_a_drip_ends_at_the_deadline(how):
     assert 1.8 < elapsed < 3.5, elapsed
 
 
-BROKEN = {"truncated": "cut off", "badstatus": "not HTTP", "reset": "reset", "close": "closed",
-          "deep-json": "JSON", "bad-utf8": "JSON", "not-json": "JSON", "long-header": "", "many-headers": ""}
+BROKEN = {
+    "truncated": "cut off",
+    "badstatus": "not HTTP",
+    "reset": "reset",
+    "close": "closed",
+    "deep-json": "JSON",
+    "bad-utf8": "JSON",
+    "not-json": "JSON",
+    "long-header": "",
+    "many-headers": "",
+}
 
 
 @pytest.mark.parametrize("how", sorted(BROKEN))
@@ -256,8 +274,20 @@ def test_a_broken_response_is_a_reason_not_an_exception(how):
 
 def test_every_transport_failure_in_a_run_is_unknown_with_a_reason(env):
     db, ds, lead, _ = env
-    hows = ["truncated", "badstatus", "reset", "close", "deep-json", "bad-utf8", "not-json", "huge-chunked",
-            "drip-body", "long-header", "echo401", "ok"]
+    hows = [
+        "truncated",
+        "badstatus",
+        "reset",
+        "close",
+        "deep-json",
+        "bad-utf8",
+        "not-json",
+        "huge-chunked",
+        "drip-body",
+        "long-header",
+        "echo401",
+        "ok",
+    ]
     rows = judge.candidates(db, ds, len(hows))
     plan = {}
     for r, how in zip(rows, hows):
@@ -265,6 +295,7 @@ def test_every_transport_failure_in_a_run_is_unknown_with_a_reason(env):
 
     def behave(req):
         import json
+
         user = json.loads(req["body"])["messages"][-1]["content"]
         return next(h for text, h in plan.items() if f'"""\n{text}\n"""' in user)
 
@@ -285,12 +316,14 @@ def test_retries_respect_the_deadline_and_cancel(monkeypatch):
         t0 = time.monotonic()
         answer, why = judge.call(judge.JudgeConfig(llm.url, "m"), MSGS, timeout=1.5)
         assert answer is None and "429" in why and time.monotonic() - t0 < 2.5, why
-        assert len(llm.requests) == 1                       # Retry-After: 100 is past the deadline: no second try
+        assert len(llm.requests) == 1  # Retry-After: 100 is past the deadline: no second try
     monkeypatch.setattr(judge, "BACKOFF_S", 5.0)
     monkeypatch.setattr(judge, "MAX_BACKOFF_S", 8.0)
     with FakeLLM(lambda text, given, labels: "500") as llm:
         t0 = time.monotonic()
-        answer, why = judge.call(judge.JudgeConfig(llm.url, "m"), MSGS, timeout=30, cancelled=lambda: time.monotonic() - t0 > 0.5)
+        answer, why = judge.call(
+            judge.JudgeConfig(llm.url, "m"), MSGS, timeout=30, cancelled=lambda: time.monotonic() - t0 > 0.5
+        )
         assert answer is None and why == "cancelled" and time.monotonic() - t0 < 1.5
         t0 = time.monotonic()
         answer, why = judge.call(judge.JudgeConfig(llm.url, "m"), MSGS, timeout=1.0)
@@ -304,8 +337,9 @@ def test_cancel_stops_calls_in_flight(env):
         timer = threading.Timer(1.0, cancel.set)
         t0 = time.monotonic()
         timer.start()
-        got = judge.run_judge(db, ds, lead, judge.JudgeConfig(llm.url, "m", KEY), limit=6, workers=3, timeout=30,
-                              cancel=cancel)
+        got = judge.run_judge(
+            db, ds, lead, judge.JudgeConfig(llm.url, "m", KEY), limit=6, workers=3, timeout=30, cancel=cancel
+        )
         elapsed = time.monotonic() - t0
         timer.cancel()
     assert got["cancelled"] and got["calls"] == 0
@@ -328,52 +362,86 @@ def test_a_stopped_script_run_stops_the_calls_in_flight(env):
 
     with Hostile("drip-headers", drip_s=20) as llm:
         with pytest.raises(Stop):
-            judge.run_judge(db, ds, lead, judge.JudgeConfig(llm.url, "m", KEY), limit=4, workers=2, timeout=30,
-                            progress=progress)
+            judge.run_judge(
+                db, ds, lead, judge.JudgeConfig(llm.url, "m", KEY), limit=4, workers=2, timeout=30, progress=progress
+            )
         assert time.monotonic() - t0 < 3.0
     assert store.scalar(db, "SELECT COUNT(*) FROM audit_log WHERE action='judge_run'") == 1
 
 
 # ============================================================================ TLS and proxies
 
+
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory):
     """A self-signed certificate for 127.0.0.1 (openssl), trusted only where a test says so."""
     import shutil
     import subprocess
-    if not shutil.which("openssl"):     # CI does not skip: the TLS cases must run there
+
+    if not shutil.which("openssl"):  # CI does not skip: the TLS cases must run there
         if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
             pytest.fail("CI: openssl is missing: install it (apt-get install openssl) to test the judge over TLS")
         pytest.skip("openssl is missing")
     d = tmp_path_factory.mktemp("tls")
     crt, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
-                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return str(crt), str(key)
 
 
 def test_https_verifies_the_certificate_and_is_bounded_too(cert, monkeypatch):
     with Hostile("ok", tls=cert) as llm:
         answer, why = judge.call(judge.JudgeConfig(llm.url, "m", KEY), MSGS, timeout=5)
-        assert answer is None and "TLS failed" in why and "certificate" in why, why   # not trusted: refused
-        assert llm.requests == []                                                   # the key never went out
+        assert answer is None and "TLS failed" in why and "certificate" in why, why  # not trusted: refused
+        assert llm.requests == []  # the key never went out
         monkeypatch.setenv("SSL_CERT_FILE", cert[0])
         answer, why = judge.call(judge.JudgeConfig(llm.url, "m", KEY), MSGS, timeout=5)
-        assert (answer, why) == ("VERDICT: YES\nCORRECT_LABEL: SAME", "answered") and llm.auth_headers == [f"Bearer {KEY}"]
+        assert (answer, why) == ("VERDICT: YES\nCORRECT_LABEL: SAME", "answered") and llm.auth_headers == [
+            f"Bearer {KEY}"
+        ]
     monkeypatch.setenv("SSL_CERT_FILE", cert[0])
     with Hostile("drip-body", tls=cert, drip_s=15) as llm:
         t0 = time.monotonic()
         answer, why = judge.call(judge.JudgeConfig(llm.url, "m", KEY), MSGS, timeout=2)
         assert answer is None and "no answer within 2 s" in why and time.monotonic() - t0 < 3.5, why
         t0 = time.monotonic()
-        answer, why = judge.call(judge.JudgeConfig(llm.url, "m", KEY), MSGS, timeout=30,
-                                 cancelled=lambda: time.monotonic() - t0 > 1.0)
+        answer, why = judge.call(
+            judge.JudgeConfig(llm.url, "m", KEY), MSGS, timeout=30, cancelled=lambda: time.monotonic() - t0 > 1.0
+        )
         assert why == "cancelled" and time.monotonic() - t0 < 2.5
 
 
 def test_the_environment_proxies_are_honoured(cert, monkeypatch):
-    for k in ("no_proxy", "NO_PROXY", "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+    for k in (
+        "no_proxy",
+        "NO_PROXY",
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("SSL_CERT_FILE", cert[0])
     with Hostile("proxy") as proxy, Hostile("ok", tls=cert) as target:
@@ -385,11 +453,11 @@ def test_the_environment_proxies_are_honoured(cert, monkeypatch):
         assert why == "answered", why
         connect = proxy.requests[1]
         assert connect["method"] == "CONNECT" and connect["path"] == f"127.0.0.1:{target.port}"
-        assert "authorization" not in connect["headers"]            # the key travels inside the TLS tunnel only
+        assert "authorization" not in connect["headers"]  # the key travels inside the TLS tunnel only
         assert target.auth_headers == [f"Bearer {KEY}"]
         monkeypatch.setenv("no_proxy", "127.0.0.1")
         answer, why = judge.call(judge.JudgeConfig(target.url, "m", KEY), MSGS, timeout=5)
-        assert why == "answered" and len(proxy.requests) == 2      # exempted: straight to the endpoint
+        assert why == "answered" and len(proxy.requests) == 2  # exempted: straight to the endpoint
 
 
 def test_a_refused_connection_and_an_unknown_host_are_reasons():

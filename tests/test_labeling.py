@@ -4,6 +4,7 @@ Real SQLite files, real cleanlab, the real audit: a small crowd (three annotator
 texts, a few of their labels wrong, and one neutral text they split on) ingested and audited
 once per module, copied per test.
 """
+
 from __future__ import annotations
 
 import csv
@@ -13,11 +14,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import PASSWORD, copy_db, counts, raw
 
 from review import annotators, audit, auth, crowd, datasets, export, gold, ingest, labeling, store, workflow
 from review.errors import NotFound, PermissionDenied, ReviewError
-
-from conftest import PASSWORD, copy_db, counts, raw
 
 POS = ["great", "lovely", "superb", "wonderful", "fine", "excellent"]
 NEG = ["awful", "broken", "horrid", "terrible", "bad", "dreadful"]
@@ -83,13 +83,21 @@ def stored_order(db, run_id: int) -> list[int]:
 
 
 def labels_of(db, ds, idx: int) -> list[tuple[str, str]]:
-    return [tuple(r) for r in db.execute("SELECT annotator, label FROM annotations WHERE dataset_id=? AND idx=? ORDER BY annotator",
-                                         [ds.id, idx])]
+    return [
+        tuple(r)
+        for r in db.execute(
+            "SELECT annotator, label FROM annotations WHERE dataset_id=? AND idx=? ORDER BY annotator", [ds.id, idx]
+        )
+    ]
 
 
 def trail(db, action: str) -> list[dict]:
-    return [{**r, "payload": json.loads(r["payload"])}
-            for r in db.query("SELECT actor, action, dataset_id, idx, payload FROM audit_log WHERE action=? ORDER BY id", [action])]
+    return [
+        {**r, "payload": json.loads(r["payload"])}
+        for r in db.query(
+            "SELECT actor, action, dataset_id, idx, payload FROM audit_log WHERE action=? ORDER BY id", [action]
+        )
+    ]
 
 
 # ----------------------------------------------------------------------------- ActiveLab (pure)
@@ -97,11 +105,12 @@ def trail(db, action: str) -> list[dict]:
 
 def test_activelab_scores_are_cleanlabs_with_nan_for_missing_and_unlabelled_items_apart():
     from cleanlab.multiannotator import get_active_learning_scores
+
     L = np.array([[0, 0, 0], [1, 1, 1], [0, 1, -1], [1, -1, -1], [-1, -1, -1], [0, 0, 1]])
-    P = np.array([[.9, .1], [.2, .8], [.5, .5], [.3, .7], [.6, .4], [.7, .3]])
+    P = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [0.3, 0.7], [0.6, 0.4], [0.7, 0.3]])
     got = labeling.activelab_scores(L, P)
     frame = pd.DataFrame(np.where(L >= 0, L, np.nan)[[0, 1, 2, 3, 5]])
-    np.random.seed(0)   # cleanlab breaks the tie of item 2 (0 vs 1, model 50/50) with np.random
+    np.random.seed(0)  # cleanlab breaks the tie of item 2 (0 vs 1, model 50/50) with np.random
     want, want_unl = get_active_learning_scores(frame, P[[0, 1, 2, 3, 5]], P[[4]])
     assert np.allclose(got[[0, 1, 2, 3, 5]], want) and np.allclose(got[[4]], want_unl)
     # seeded, and the caller's random state is left as it was
@@ -130,11 +139,12 @@ def test_activelab_refuses_inconsistent_input_naming_it():
 def test_model_probs_prefers_the_consensus_models_probabilities_else_the_posteriors():
     post = np.array([[0.9, 0.1], [0.4, 0.6]])
     model = np.array([[0.7, 0.3], [0.5, 0.5]])
-    res = lambda details: crowd.CrowdResult(np.array([0, 1]), np.ones(2), np.ones(2), np.ones(2, int), post,
-                                            pd.DataFrame(), "x", details)
+    res = lambda details: crowd.CrowdResult(
+        np.array([0, 1]), np.ones(2), np.ones(2), np.ones(2, int), post, pd.DataFrame(), "x", details
+    )
     P, source = labeling.model_probs(res({"pred_probs": model}))
     assert P is not post and np.array_equal(P, model) and "model" in source
-    for details in ({}, {"pred_probs": np.ones((3, 2))}, {"pred_probs": None}):   # none, or not one row per item
+    for details in ({}, {"pred_probs": np.ones((3, 2))}, {"pred_probs": None}):  # none, or not one row per item
         P, source = labeling.model_probs(res(details))
         assert np.array_equal(P, post) and "posteriors" in source
 
@@ -164,7 +174,8 @@ def test_queue_order_comes_from_the_stored_scores(cdb):
     seen, item = [], labeling.next_item(cdb, ds, ANNA)
     while item is not None:
         assert item.run_id == run_id and item.score == store.scalar(
-            cdb, "SELECT activelab FROM scores WHERE run_id=? AND idx=?", [run_id, item.idx])
+            cdb, "SELECT activelab FROM scores WHERE run_id=? AND idx=?", [run_id, item.idx]
+        )
         seen.append(item.idx)
         item = labeling.next_item(cdb, ds, ANNA, exclude=seen)
     assert seen == stored_order(cdb, run_id)
@@ -187,7 +198,7 @@ def test_queue_skips_what_each_user_labelled_and_only_for_them(cdb):
     ann1 = auth.create_user(cdb, "ann1", "annotator", PASSWORD, auth.User("alice", "admin"))
     theirs = {r[0] for r in cdb.execute("SELECT idx FROM annotations WHERE dataset_id=? AND annotator='ann1'", [ds.id])}
     left = set(range(ds.n_items)) - theirs
-    assert not left      # ann1 labelled every item, the contested one too
+    assert not left  # ann1 labelled every item, the contested one too
     assert labeling.next_item(cdb, ds, ann1) is None
     assert labeling.queue_status(cdb, ds, ann1).mine == ds.n_items
 
@@ -209,7 +220,9 @@ def test_an_added_label_joins_the_annotations_and_flips_the_next_consensus(cdb):
     # the consensus of the run before is untouched; the next audit run counts the new label
     assert store.scalar(cdb, "SELECT consensus_label FROM scores WHERE run_id=? AND idx=?", [run1["id"], c]) == before
     run2 = audit.run_audit(cdb, ds.id, lead)
-    after, n = cdb.execute("SELECT consensus_label, n_annotators FROM scores WHERE run_id=? AND idx=?", [run2, c]).fetchone()
+    after, n = cdb.execute(
+        "SELECT consensus_label, n_annotators FROM scores WHERE run_id=? AND idx=?", [run2, c]
+    ).fetchone()
     assert (after, n) == (other, 3)
     assert "anna" in {r["annotator"] for r in annotators.annotator_table(cdb, ds)}
     ok, _, msg = store.verify_trail(cdb)
@@ -221,14 +234,18 @@ def test_a_second_label_replaces_ones_own_and_the_same_label_writes_nothing(cdb)
     idx = idx_of(cdb, ds, "t3")
     assert labeling.add_label(cdb, ds, idx, ANNA, "pos") == "added"
     assert labeling.add_label(cdb, ds, idx, ANNA, "neg") == "replaced"
-    mine = cdb.execute("SELECT label FROM annotations WHERE dataset_id=? AND idx=? AND annotator='anna'", [ds.id, idx]).fetchall()
+    mine = cdb.execute(
+        "SELECT label FROM annotations WHERE dataset_id=? AND idx=? AND annotator='anna'", [ds.id, idx]
+    ).fetchall()
     assert mine == [("neg",)]
     assert labeling.my_label(cdb, ds, idx, ANNA) == "neg"
     n_trail = store.scalar(cdb, "SELECT COUNT(*) FROM audit_log")
     assert labeling.add_label(cdb, ds, idx, ANNA, "neg") == "unchanged"
     assert store.scalar(cdb, "SELECT COUNT(*) FROM audit_log") == n_trail
-    assert [(r["payload"]["outcome"], r["payload"]["previous_label"]) for r in trail(cdb, labeling.ACTION)] == \
-        [("added", None), ("replaced", "pos")]
+    assert [(r["payload"]["outcome"], r["payload"]["previous_label"]) for r in trail(cdb, labeling.ACTION)] == [
+        ("added", None),
+        ("replaced", "pos"),
+    ]
     # the item is still out of anna's queue, and the others' labels are untouched
     assert [a for a, _ in labels_of(cdb, ds, idx)] == ["ann1", "ann2", "ann3", "anna"]
     # an upload annotator signed in under their own name replaces their uploaded label, never adds one
@@ -253,11 +270,20 @@ def test_add_label_refuses_bad_input_and_writes_nothing(cdb, tmp_path):
     with pytest.raises(PermissionDenied):
         labeling.add_label(cdb, ds, 0, None, "pos")
     # a dataset with one label per item has no label queue
-    rows = [{"text": f"{w} thing {i}", "label": lab} for lab, vocab in (("pos", POS), ("neg", NEG)) for i, w in enumerate(vocab)]
-    single = datasets.get(cdb, ingest.ingest_bytes(cdb, pd.DataFrame(rows).to_csv(index=False).encode(), "one.csv", "one", LEAD))
+    rows = [
+        {"text": f"{w} thing {i}", "label": lab}
+        for lab, vocab in (("pos", POS), ("neg", NEG))
+        for i, w in enumerate(vocab)
+    ]
+    single = datasets.get(
+        cdb, ingest.ingest_bytes(cdb, pd.DataFrame(rows).to_csv(index=False).encode(), "one.csv", "one", LEAD)
+    )
     before, n_trail = counts(cdb), store.scalar(cdb, "SELECT COUNT(*) FROM audit_log")
-    for call in (lambda: labeling.add_label(cdb, single, 0, ANNA, "pos"), lambda: labeling.queue_status(cdb, single, ANNA),
-                 lambda: labeling.next_item(cdb, single, ANNA)):
+    for call in (
+        lambda: labeling.add_label(cdb, single, 0, ANNA, "pos"),
+        lambda: labeling.queue_status(cdb, single, ANNA),
+        lambda: labeling.next_item(cdb, single, ANNA),
+    ):
         with pytest.raises(ReviewError, match="has one label per item: .* Use the Review page"):
             call()
     assert counts(cdb) == before and store.scalar(cdb, "SELECT COUNT(*) FROM audit_log") == n_trail
@@ -275,16 +301,19 @@ def test_queue_status_before_any_audit_and_when_activelab_fails(tmp_path, monkey
 
         def broken(L, P):
             raise ValueError("labels_multiannotator cannot have rows with all NaN")
+
         monkeypatch.setattr(labeling, "activelab_scores", broken)
-        run_id = audit.run_audit(db, ds.id, LEAD)   # the audit still finishes: consensus and suspects are kept
+        run_id = audit.run_audit(db, ds.id, LEAD)  # the audit still finishes: consensus and suspects are kept
         run = datasets.latest_run(db, ds.id)
         assert run["id"] == run_id and run["status"] == "done"
         assert store.scalar(db, "SELECT COUNT(consensus_label) FROM scores WHERE run_id=?", [run_id]) == ds.n_items
         assert store.scalar(db, "SELECT COUNT(activelab) FROM scores WHERE run_id=?", [run_id]) == 0
         st = labeling.queue_status(db, ds, ANNA)
         assert not st.scored and st.run_id == run_id
-        assert st.reason == (f"The latest audit (run {run_id}) could not score the items for labelling "
-                             "(labels_multiannotator cannot have rows with all NaN). Run the audit again.")
+        assert st.reason == (
+            f"The latest audit (run {run_id}) could not score the items for labelling "
+            "(labels_multiannotator cannot have rows with all NaN). Run the audit again."
+        )
         assert labeling.next_item(db, ds, ANNA) is None
         monkeypatch.undo()
         run2 = audit.run_audit(db, ds.id, LEAD)
@@ -295,7 +324,7 @@ def test_queue_status_before_any_audit_and_when_activelab_fails(tmp_path, monkey
 
 def test_schema_6_database_migrates_to_7_keeping_its_data(tmp_path, template):
     path = copy_db(template, tmp_path / "old.db")
-    c = raw(path)   # make it a version-6 file: no activelab column, no gold table
+    c = raw(path)  # make it a version-6 file: no activelab column, no gold table
     c.execute("DROP INDEX scores_activelab")
     c.execute("ALTER TABLE scores DROP COLUMN activelab")
     c.execute("DROP TABLE gold")
@@ -310,11 +339,11 @@ def test_schema_6_database_migrates_to_7_keeping_its_data(tmp_path, template):
         assert store.scalar(db, "SELECT COUNT(*) FROM scores WHERE activelab IS NOT NULL") == 0
         assert "scores_activelab" in {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         ds = crowd_ds(db)
-        st = labeling.queue_status(db, ds, ANNA)   # the old run cannot order the queue, and says so
+        st = labeling.queue_status(db, ds, ANNA)  # the old run cannot order the queue, and says so
         assert not st.scored and "made before the label queue existed" in st.reason
-        gold.set_gold(db, ds, 0, "pos", LEAD)    # the new table works
+        gold.set_gold(db, ds, 0, "pos", LEAD)  # the new table works
         assert gold.count(db, ds, LEAD) == 1
-        store.connect(path).conn.close()          # a second connect finds it current
+        store.connect(path).conn.close()  # a second connect finds it current
         ok, _, msg = store.verify_trail(db)
         assert ok, msg
     finally:
@@ -327,16 +356,31 @@ def test_schema_6_database_migrates_to_7_keeping_its_data(tmp_path, template):
 def test_gold_accuracy_per_annotator_beside_the_quality_and_in_the_csv(cdb):
     ds = crowd_ds(cdb)
     keys = ["t0", "t1", "t2", "t16", "t17", CONTESTED]
-    truth = {"t0": "pos", "t1": "pos", "t2": "neg", "t16": "neg", "t17": "pos", CONTESTED: "neg"}   # some against the crowd
+    truth = {
+        "t0": "pos",
+        "t1": "pos",
+        "t2": "neg",
+        "t16": "neg",
+        "t17": "pos",
+        CONTESTED: "neg",
+    }  # some against the crowd
     for k in keys:
         gold.set_gold(cdb, ds, idx_of(cdb, ds, k), truth[k], LEAD)
     frame = crowd_frame()
     on_gold = frame[frame["item_id"].isin(keys)]
     want = {a: ((g["label"] == g["item_id"].map(truth)).sum(), len(g)) for a, g in on_gold.groupby("annotator")}
     assert gold.accuracy(cdb, ds) == {a: (int(r), int(n)) for a, (r, n) in want.items()}
-    assert want["ann3"][1] == 5 and want["ann1"][1] == 6    # ann3 did not label the contested item
+    assert want["ann3"][1] == 5 and want["ann1"][1] == 6  # ann3 did not label the contested item
     table = annotators.annotator_table(cdb, ds)
-    assert list(table[0]) == ["annotator", "quality", "gold_accuracy", "gold_labels", "agreement", "worst_class", "n_labels"]
+    assert list(table[0]) == [
+        "annotator",
+        "quality",
+        "gold_accuracy",
+        "gold_labels",
+        "agreement",
+        "worst_class",
+        "n_labels",
+    ]
     for r in table:
         right, n = want[r["annotator"]]
         assert r["gold_labels"] == n and r["gold_accuracy"] == pytest.approx(right / n)
@@ -347,7 +391,15 @@ def test_gold_accuracy_per_annotator_beside_the_quality_and_in_the_csv(cdb):
     assert (anna["gold_accuracy"], anna["gold_labels"]) == (None, 0)
     # the CSV export carries the same columns and values
     rows = list(csv.DictReader(io.StringIO("".join(export.export_annotators(cdb, ds, LEAD)))))
-    assert list(rows[0]) == ["annotator", "quality", "gold_accuracy", "gold_labels", "agreement", "worst_class", "n_labels"]
+    assert list(rows[0]) == [
+        "annotator",
+        "quality",
+        "gold_accuracy",
+        "gold_labels",
+        "agreement",
+        "worst_class",
+        "n_labels",
+    ]
     by = {r["annotator"]: r for r in rows}
     for a, (right, n) in want.items():
         assert float(by[a]["gold_accuracy"]) == pytest.approx(right / n) and int(by[a]["gold_labels"]) == n
@@ -355,7 +407,13 @@ def test_gold_accuracy_per_annotator_beside_the_quality_and_in_the_csv(cdb):
     # without gold the table and the CSV keep their columns
     for k in keys:
         gold.remove_gold(cdb, ds, idx_of(cdb, ds, k), LEAD)
-    assert list(annotators.annotator_table(cdb, ds)[0]) == ["annotator", "quality", "agreement", "worst_class", "n_labels"]
+    assert list(annotators.annotator_table(cdb, ds)[0]) == [
+        "annotator",
+        "quality",
+        "agreement",
+        "worst_class",
+        "n_labels",
+    ]
     assert next(csv.reader(io.StringIO("".join(export.export_annotators(cdb, ds, LEAD))))) == export.ANNOTATOR_COLUMNS
 
 
@@ -363,12 +421,14 @@ def test_gold_does_not_feed_the_consensus(cdb):
     ds = crowd_ds(cdb)
     run1 = datasets.latest_run(cdb, ds.id)["id"]
     cons = dict(cdb.execute("SELECT idx, consensus_label FROM scores WHERE run_id=?", [run1]).fetchall())
-    for i in range(0, ds.n_items, 3):   # gold against the consensus on a third of the items
+    for i in range(0, ds.n_items, 3):  # gold against the consensus on a third of the items
         gold.set_gold(cdb, ds, i, "neg" if cons[i] == "pos" else "pos", LEAD)
     run2 = audit.run_audit(cdb, ds.id, LEAD)
     cols = "idx, consensus_label, quality, agreement, activelab"
-    assert cdb.execute(f"SELECT {cols} FROM scores WHERE run_id=? ORDER BY idx", [run1]).fetchall() == \
-        cdb.execute(f"SELECT {cols} FROM scores WHERE run_id=? ORDER BY idx", [run2]).fetchall()
+    assert (
+        cdb.execute(f"SELECT {cols} FROM scores WHERE run_id=? ORDER BY idx", [run1]).fetchall()
+        == cdb.execute(f"SELECT {cols} FROM scores WHERE run_id=? ORDER BY idx", [run2]).fetchall()
+    )
     stats = "SELECT annotator, quality, agreement, n_labels FROM annotator_stats WHERE run_id=? ORDER BY annotator"
     assert cdb.execute(stats, [run1]).fetchall() == cdb.execute(stats, [run2]).fetchall()
 
@@ -388,10 +448,15 @@ def test_gold_is_invisible_to_the_label_queue_and_the_review_queue(cdb):
     assert not any("gold" in f for f in vars(suspect))
     assert stored_order(cdb, datasets.latest_run(cdb, ds.id)["id"]) == order
     # and the gold reads are for leads only
-    for call in (lambda: gold.list_gold(cdb, ds, ANNA), lambda: gold.count(cdb, ds, ANNA),
-                 lambda: gold.gold_label(cdb, ds, 0, ANNA), lambda: gold.item(cdb, ds, 0, ANNA),
-                 lambda: gold.set_gold(cdb, ds, 0, "pos", ANNA), lambda: gold.remove_gold(cdb, ds, 0, ANNA),
-                 lambda: gold.import_csv(cdb, ds, b"row,label\n0,pos\n", "g.csv", ANNA)):
+    for call in (
+        lambda: gold.list_gold(cdb, ds, ANNA),
+        lambda: gold.count(cdb, ds, ANNA),
+        lambda: gold.gold_label(cdb, ds, 0, ANNA),
+        lambda: gold.item(cdb, ds, 0, ANNA),
+        lambda: gold.set_gold(cdb, ds, 0, "pos", ANNA),
+        lambda: gold.remove_gold(cdb, ds, 0, ANNA),
+        lambda: gold.import_csv(cdb, ds, b"row,label\n0,pos\n", "g.csv", ANNA),
+    ):
         with pytest.raises(PermissionDenied, match="only a lead or above"):
             call()
 
@@ -400,16 +465,18 @@ def test_gold_set_replace_remove_and_refusals(cdb):
     ds = crowd_ds(cdb)
     n_trail = store.scalar(cdb, "SELECT COUNT(*) FROM audit_log")
     assert gold.set_gold(cdb, ds, 4, "pos", LEAD) is None
-    assert gold.set_gold(cdb, ds, "4", "neg", LEAD) == "pos"      # a row number typed as text
-    assert gold.set_gold(cdb, ds, 4, "neg", LEAD) == "neg"        # the same: no second audit row
+    assert gold.set_gold(cdb, ds, "4", "neg", LEAD) == "pos"  # a row number typed as text
+    assert gold.set_gold(cdb, ds, 4, "neg", LEAD) == "neg"  # the same: no second audit row
     [r] = gold.list_gold(cdb, ds, LEAD)
     assert (r["row"], r["id"], r["gold_label"], r["set_by"], r["annotators"]) == (4, "t4", "neg", "lena", 3)
     assert gold.item(cdb, ds, 4, LEAD)["gold_label"] == "neg" and gold.item(cdb, ds, 5, LEAD)["gold_label"] is None
     assert gold.remove_gold(cdb, ds, 4, LEAD) == "neg"
     assert gold.count(cdb, ds, LEAD) == 0
     assert [(t["action"], t["idx"], t["payload"]) for t in trail(cdb, "gold_set") + trail(cdb, "gold_removed")] == [
-        ("gold_set", 4, {"label": "pos", "previous_label": None}), ("gold_set", 4, {"label": "neg", "previous_label": "pos"}),
-        ("gold_removed", 4, {"label": "neg"})]
+        ("gold_set", 4, {"label": "pos", "previous_label": None}),
+        ("gold_set", 4, {"label": "neg", "previous_label": "pos"}),
+        ("gold_removed", 4, {"label": "neg"}),
+    ]
     assert store.scalar(cdb, "SELECT COUNT(*) FROM audit_log") == n_trail + 3
     before = store.scalar(cdb, "SELECT COUNT(*) FROM audit_log")
     with pytest.raises(NotFound, match="Row 4 of 'crowd' is not in the golden set: nothing was removed"):
@@ -423,23 +490,29 @@ def test_gold_set_replace_remove_and_refusals(cdb):
     assert gold.count(cdb, ds, LEAD) == 0 and store.scalar(cdb, "SELECT COUNT(*) FROM audit_log") == before
 
 
-@pytest.mark.parametrize("content, message", [
-    ("row,label\n0,pos\n1,maybe\n", r"gold\.csv, line 3: row 1: label 'maybe' is not a label of 'crowd' \(labels: neg, pos\)"),
-    ("row,label\n0,pos\n31,neg\n", r"gold\.csv, line 3: row '31' is not a row of 'crowd' \(rows are 0 to 30\)"),
-    ("row,label\n-1,neg\n", r"line 2: row '-1' is not a row of 'crowd'"),
-    ("row,label\nseven,neg\n", r"line 2: row 'seven' is not a row of 'crowd'"),
-    ("row,label\n0,pos,extra\n", r"line 2: expected 2 values \(row,label\), found 3"),
-    ("row,label\n0,pos\n0,neg\n", r"line 3: row 0 is labelled 'neg' here and 'pos' on line 2"),
-    ("idx,gold\n0,pos\n", r"line 1: the header must be `row,label`, not 'idx,gold'"),
-    ("", r"gold\.csv is empty"),
-    ("row,label\n", r"has a header but no gold item"),
-    ("row,label\n0,pos\n1,maybe\n99,neg\n", r"line 3: .*'maybe' .* \(1 more problem after it\)"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            "row,label\n0,pos\n1,maybe\n",
+            r"gold\.csv, line 3: row 1: label 'maybe' is not a label of 'crowd' \(labels: neg, pos\)",
+        ),
+        ("row,label\n0,pos\n31,neg\n", r"gold\.csv, line 3: row '31' is not a row of 'crowd' \(rows are 0 to 30\)"),
+        ("row,label\n-1,neg\n", r"line 2: row '-1' is not a row of 'crowd'"),
+        ("row,label\nseven,neg\n", r"line 2: row 'seven' is not a row of 'crowd'"),
+        ("row,label\n0,pos,extra\n", r"line 2: expected 2 values \(row,label\), found 3"),
+        ("row,label\n0,pos\n0,neg\n", r"line 3: row 0 is labelled 'neg' here and 'pos' on line 2"),
+        ("idx,gold\n0,pos\n", r"line 1: the header must be `row,label`, not 'idx,gold'"),
+        ("", r"gold\.csv is empty"),
+        ("row,label\n", r"has a header but no gold item"),
+        ("row,label\n0,pos\n1,maybe\n99,neg\n", r"line 3: .*'maybe' .* \(1 more problem after it\)"),
+    ],
+)
 def test_gold_csv_is_checked_at_the_door_and_a_refusal_writes_nothing(cdb, content, message):
     ds = crowd_ds(cdb)
     gold.set_gold(cdb, ds, 0, "neg", LEAD)
     before, n_trail = gold.list_gold(cdb, ds, LEAD), store.scalar(cdb, "SELECT COUNT(*) FROM audit_log")
-    with pytest.raises(gold.GoldError, match=message) as e:
+    with pytest.raises(gold.GoldError, match=message):
         gold.import_csv(cdb, ds, content.encode(), "gold.csv", LEAD)
     assert gold.list_gold(cdb, ds, LEAD) == before and store.scalar(cdb, "SELECT COUNT(*) FROM audit_log") == n_trail
 
@@ -448,12 +521,20 @@ def test_gold_csv_import_writes_every_row_in_one_go(cdb):
     ds = crowd_ds(cdb)
     gold.set_gold(cdb, ds, 0, "neg", LEAD)
     gold.set_gold(cdb, ds, 1, "pos", LEAD)
-    data = "\ufeffrow,label\n0,pos\n1,pos\n 2 , neg \n\n30,pos\n".encode()   # BOM, spaces, a blank line
+    data = "\ufeffrow,label\n0,pos\n1,pos\n 2 , neg \n\n30,pos\n".encode()  # BOM, spaces, a blank line
     r = gold.import_csv(cdb, ds, data, "gold.csv", LEAD)
     assert (r.added, r.changed, r.unchanged) == (2, 1, 1)
-    assert [(g["row"], g["gold_label"]) for g in gold.list_gold(cdb, ds, LEAD)] == [(0, "pos"), (1, "pos"), (2, "neg"), (30, "pos")]
-    assert [(t["idx"], t["payload"].get("source")) for t in trail(cdb, "gold_set")][-3:] == [(0, "gold.csv"), (2, "gold.csv"),
-                                                                                              (30, "gold.csv")]
+    assert [(g["row"], g["gold_label"]) for g in gold.list_gold(cdb, ds, LEAD)] == [
+        (0, "pos"),
+        (1, "pos"),
+        (2, "neg"),
+        (30, "pos"),
+    ]
+    assert [(t["idx"], t["payload"].get("source")) for t in trail(cdb, "gold_set")][-3:] == [
+        (0, "gold.csv"),
+        (2, "gold.csv"),
+        (30, "gold.csv"),
+    ]
     # no header works too; keyset pages cover every gold item once
     assert gold.import_csv(cdb, ds, b"5,neg\n6,neg\n", "more.csv", LEAD).added == 2
     page1 = gold.list_gold(cdb, ds, LEAD, limit=4)

@@ -4,6 +4,7 @@ renew, a per-source count, and sources the owner signed in from that strangers c
 
 Real SQLite files, one connection per thread, real scrypt. Which passwords were compared is seen by
 wrapping auth.check_password; the clock (auth._now) is moved by the tests that need minutes to pass."""
+
 from __future__ import annotations
 
 import statistics
@@ -12,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import PASSWORD
 from streamlit.testing.v1 import AppTest
 
-from conftest import PASSWORD
 from review import auth, store
 from review.errors import AuthError
 
@@ -86,7 +87,7 @@ def concurrent_guesses(db_path, name: str, n: int, source_of) -> tuple[list[str]
         try:
             barrier.wait(timeout=60)
             results.append(attempt(conn, name, f"wrong guess number {i}", source_of(i)))
-        except BaseException as exc:   # reported below: a crash is not a refusal
+        except BaseException as exc:  # reported below: a crash is not a refusal
             errors.append(exc)
         finally:
             conn.conn.close()
@@ -101,20 +102,24 @@ def concurrent_guesses(db_path, name: str, n: int, source_of) -> tuple[list[str]
 
 # ----------------------------------------------------------------------------- the race
 
+
 @pytest.mark.parametrize("sources", ["one stranger", "forty sources", "no address"])
 def test_40_concurrent_wrong_guesses_compare_at_most_max_failed(db, db_path, admin, compared, sources):
-    source_of = {"one stranger": lambda i: STRANGER, "forty sources": lambda i: f"203.0.113.{i + 1}",
-                 "no address": lambda i: None}[sources]
+    source_of = {
+        "one stranger": lambda i: STRANGER,
+        "forty sources": lambda i: f"203.0.113.{i + 1}",
+        "no address": lambda i: None,
+    }[sources]
     results, errors = concurrent_guesses(db_path, admin.name, 40, source_of)
     assert not errors, errors
     assert results == [auth.SIGN_IN_FAILED] * 40
     n = compared.get(_hash(db, admin.name), 0)
     assert 1 <= n <= auth.MAX_FAILED, n
-    if sources == "forty sources":        # every one fresh: the whole window, and not one more
+    if sources == "forty sources":  # every one fresh: the whole window, and not one more
         assert n == auth.MAX_FAILED
-    else:                                 # the stranger's source failed at once: the fresh slots stay free
+    else:  # the stranger's source failed at once: the fresh slots stay free
         assert n == auth.MAX_FAILED - auth.FRESH_RESERVED
-    assert _fails(db, admin.name) == n     # counted atomically: the count is the number compared
+    assert _fails(db, admin.name) == n  # counted atomically: the count is the number compared
     reasons = [r[0] for r in db.execute("SELECT payload FROM audit_log WHERE action='sign_in_failed'")]
     assert sum('"reason":"wrong password"' in p for p in reasons) <= n
 
@@ -122,8 +127,8 @@ def test_40_concurrent_wrong_guesses_compare_at_most_max_failed(db, db_path, adm
 def test_right_password_right_after_40_concurrent_wrong_ones_from_another_source(db, db_path, admin, compared, clock):
     results, errors = concurrent_guesses(db_path, admin.name, 40, lambda i: STRANGER)
     assert not errors and results == [auth.SIGN_IN_FAILED] * 40
-    assert auth.sign_in(db, admin.name, PASSWORD, source=OWNER_HOME) == admin        # a fresh source: at once
-    assert _fails(db, admin.name) == auth.MAX_FAILED - auth.FRESH_RESERVED        # the stranger's failures stay
+    assert auth.sign_in(db, admin.name, PASSWORD, source=OWNER_HOME) == admin  # a fresh source: at once
+    assert _fails(db, admin.name) == auth.MAX_FAILED - auth.FRESH_RESERVED  # the stranger's failures stay
     # from the stranger's own source even the right password waits for the window's end (60 s), no longer
     assert attempt(db, admin.name, PASSWORD, STRANGER) == auth.SIGN_IN_FAILED
     clock.advance(auth.NAME_WINDOW + 1)
@@ -154,9 +159,9 @@ def test_a_stranger_cannot_keep_the_admin_locked_out(db, admin, compared, clock)
 
 
 def test_many_strangers_cannot_lock_the_owner_out_at_home(db, admin, clock):
-    assert auth.sign_in(db, admin.name, PASSWORD, source=OWNER_HOME) == admin      # home is trusted from now on
+    assert auth.sign_in(db, admin.name, PASSWORD, source=OWNER_HOME) == admin  # home is trusted from now on
     for round_ in range(6):
-        for i in range(40):                            # forty new addresses each round: every one fresh
+        for i in range(40):  # forty new addresses each round: every one fresh
             assert attempt(db, admin.name, f"guess {round_}-{i}", f"10.{round_}.0.{i}") == auth.SIGN_IN_FAILED
         assert attempt(db, admin.name, PASSWORD, OWNER_HOME) == "ok"
         # from a new place the owner waits at most for the end of the window the strangers filled
@@ -169,20 +174,20 @@ def test_a_source_spraying_names_is_held_back(db, admin, annotator, lead, compar
     names = [f"user{i}" for i in range(auth.SOURCE_MAX + 20)]
     for n in names:
         assert attempt(db, n, "password123", STRANGER) == auth.SIGN_IN_FAILED
-    assert sum(compared.values()) == auth.SOURCE_MAX       # the rest refused before any scrypt
-    assert attempt(db, annotator.name, PASSWORD, STRANGER) == auth.SIGN_IN_FAILED     # held back, even right
-    assert attempt(db, annotator.name, PASSWORD, OWNER_HOME) == "ok"                 # elsewhere: no effect
+    assert sum(compared.values()) == auth.SOURCE_MAX  # the rest refused before any scrypt
+    assert attempt(db, annotator.name, PASSWORD, STRANGER) == auth.SIGN_IN_FAILED  # held back, even right
+    assert attempt(db, annotator.name, PASSWORD, OWNER_HOME) == "ok"  # elsewhere: no effect
     clock.advance(auth.SOURCE_WINDOW + 1)
     assert attempt(db, lead.name, PASSWORD, STRANGER) == "ok"
 
 
 def test_the_owners_own_typos_do_not_hold_them_back(db, admin, clock):
     assert attempt(db, admin.name, PASSWORD, OWNER_HOME) == "ok"
-    for round_ in range(5):                                # trusted at home: a window of its own
+    for _round in range(5):  # trusted at home: a window of its own
         for i in range(auth.MAX_FAILED - 1):
             assert attempt(db, admin.name, f"typo {i}", OWNER_HOME) == auth.SIGN_IN_FAILED
         assert attempt(db, admin.name, PASSWORD, OWNER_HOME) == "ok"
-        assert _fails(db, admin.name) == 0                 # their own failures are forgiven by their success
+        assert _fails(db, admin.name) == 0  # their own failures are forgiven by their success
     # and a stranger's failures elsewhere do not count against home
     for i in range(10):
         attempt(db, admin.name, f"guess {i}", STRANGER)
@@ -200,13 +205,16 @@ def test_reactivation_by_an_admin_ends_the_windows(db, admin, annotator, clock):
 
 # ----------------------------------------------------------------------------- what a visitor learns
 
+
 def test_one_message_for_every_failure_and_the_trail_keeps_the_reason(db, admin, annotator, lead, clock):
     auth.set_active(db, lead.name, False, admin)
-    with store.transaction(db):        # old case twins: "ANNA" matches both only in case
-        db.execute("INSERT INTO users(name, role, password_hash, created_at, active) VALUES (?,?,?,?,1)",
-                   ["Anna", "lead", auth.hash_password("other password 2"), store.now_iso()])
+    with store.transaction(db):  # old case twins: "ANNA" matches both only in case
+        db.execute(
+            "INSERT INTO users(name, role, password_hash, created_at, active) VALUES (?,?,?,?,1)",
+            ["Anna", "lead", auth.hash_password("other password 2"), store.now_iso()],
+        )
     for i in range(auth.MAX_FAILED):
-        attempt(db, "alice", f"guess {i}", STRANGER)             # alice is held back for STRANGER now
+        attempt(db, "alice", f"guess {i}", STRANGER)  # alice is held back for STRANGER now
     cases = {
         "unknown name": ("nobody", PASSWORD, OWNER_HOME),
         "wrong password": (annotator.name, "not the password", OWNER_PHONE),
@@ -219,8 +227,14 @@ def test_one_message_for_every_failure_and_the_trail_keeps_the_reason(db, admin,
     messages = {case: attempt(db, *args) for case, args in cases.items()}
     assert set(messages.values()) == {"Wrong user name or password."}, messages
     reasons = [r[0] for r in db.execute("SELECT payload FROM audit_log WHERE action='sign_in_failed' ORDER BY id")]
-    for words in ('"reason":"unknown user"', '"reason":"wrong password"', '"reason":"throttled"',
-                  '"reason":"inactive"', '"inactive_account":true', '"reason":"ambiguous name"'):
+    for words in (
+        '"reason":"unknown user"',
+        '"reason":"wrong password"',
+        '"reason":"throttled"',
+        '"reason":"inactive"',
+        '"inactive_account":true',
+        '"reason":"ambiguous name"',
+    ):
         assert any(words in p for p in reasons), words
     assert any('"source":"203.0.113.9"' in p for p in reasons)
 
@@ -228,6 +242,7 @@ def test_one_message_for_every_failure_and_the_trail_keeps_the_reason(db, admin,
 def test_unknown_names_are_throttled_like_known_ones(db, admin, compared):
     """The same attempts for an existing and a made-up name are compared (or refused) at the same
     points: when the throttle starts does not tell which names exist."""
+
     def pattern(name: str, source: str) -> list[bool]:
         out = []
         for i in range(9):
@@ -235,6 +250,7 @@ def test_unknown_names_are_throttled_like_known_ones(db, admin, compared):
             assert attempt(db, name, f"guess {i}", source) == auth.SIGN_IN_FAILED
             out.append(sum(compared.values()) > before)
         return out
+
     known, unknown = pattern(admin.name, "203.0.113.1"), pattern("zelda", "203.0.113.2")
     assert known == unknown
     assert known.count(True) == auth.MAX_FAILED - auth.FRESH_RESERVED
@@ -264,8 +280,10 @@ def test_an_unknown_name_takes_as_long_as_a_known_one(db, admin):
 
 # ----------------------------------------------------------------------------- the form passes the address
 
+
 def test_the_sign_in_form_passes_the_client_address(db, db_path, admin, monkeypatch):
     import streamlit as st
+
     monkeypatch.setenv("REVIEW_DB", str(db_path))
     seen = []
     real = auth.sign_in

@@ -1,14 +1,14 @@
 """The text model portfolio and the score built on it: chosen from the data, recorded, reproducible,
 forced on request; the per-class balance of the queue; the self-check. Real sklearn, cleanlab, SQLite."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import counts
 
 from review import audit, datasets, issues, models, selfcheck, store
 from review.errors import PermissionDenied, ReviewError
-
-from conftest import counts
 
 
 def _ranking(db, run_id):
@@ -21,8 +21,9 @@ def test_the_choice_is_recorded_and_reproducible(db, lead, demo_ds):
     second = datasets.latest_run(db, demo_ds.id)
     assert second["id"] == again != first["id"]
     assert second["params"]["model"] == first["params"]["model"]
-    assert second["params"]["candidates"] == [{**c, "seconds": s["seconds"]}
-                                              for c, s in zip(first["params"]["candidates"], second["params"]["candidates"])]
+    assert second["params"]["candidates"] == [
+        {**c, "seconds": s["seconds"]} for c, s in zip(first["params"]["candidates"], second["params"]["candidates"])
+    ]
     assert _ranking(db, first["id"]) == _ranking(db, again)
     p = first["params"]
     assert p["selection"] == "auto" and p["choice"] and p["log loss"] > 0
@@ -32,7 +33,7 @@ def test_the_choice_is_recorded_and_reproducible(db, lead, demo_ds):
     for f in finalists:
         same = [c for c in p["candidates"] if c["family"] == f["family"] and c["view"] == f["view"]]
         assert f["fold1_nll"] == min(c["fold1_nll"] for c in same)
-    assert p["log loss"] <= min(c["nll"] for c in finalists) + 0.01   # the mixture is no worse than its best member
+    assert p["log loss"] <= min(c["nll"] for c in finalists) + 0.01  # the mixture is no worse than its best member
 
 
 def test_a_forced_model_is_honoured(db, lead, demo_ds):
@@ -70,7 +71,7 @@ def test_the_portfolio_picks_the_model_that_predicts_the_given_labels():
     (each word alone is balanced across the classes), many rows. The choice must follow the log loss."""
     rng = np.random.default_rng(1)
     texts, labels = [], []
-    for i in range(600):
+    for _i in range(600):
         a, b = rng.integers(0, 2, size=2)
         texts.append(f"{'red' if a else 'blue'} {'car' if b else 'boat'} " + " ".join(rng.choice(["x", "y", "z"], 5)))
         labels.append(int(a == b))
@@ -78,12 +79,13 @@ def test_the_portfolio_picks_the_model_that_predicts_the_given_labels():
     chosen = [c for c in res.candidates if c.weight > 0]
     best = min((c for c in res.candidates if c.nll is not None), key=lambda c: c.nll)
     assert best in chosen
-    assert res.params["log loss"] < 0.3           # the word pairs make it learnable
+    assert res.params["log loss"] < 0.3  # the word pairs make it learnable
 
 
 def test_fast_nb_matches_sklearn():
     from scipy import sparse
     from sklearn.naive_bayes import MultinomialNB
+
     rng = np.random.default_rng(0)
     X = sparse.random(200, 50, density=0.2, random_state=0, format="csr")
     y = rng.integers(0, 3, 200)
@@ -98,7 +100,7 @@ def test_class_balance_warns_when_one_class_fills_the_queue():
     labels = rng.integers(0, k, n)
     P = np.full((n, k), 0.02)
     P[np.arange(n), labels] = 0.94
-    weak = np.flatnonzero(labels == 3)[:120]          # the model fails on class 3: low probability for its label
+    weak = np.flatnonzero(labels == 3)[:120]  # the model fails on class 3: low probability for its label
     P[weak] = 0.25
     is_issue = np.zeros(n, dtype=bool)
     is_issue[weak] = True
@@ -134,7 +136,7 @@ def test_selfcheck_finds_the_injected_errors_and_changes_nothing(db, lead, demo_
     kept = selfcheck.self_checks(db, demo_ds)
     assert [r.id for r in kept] == [res.id] and kept[0].kinds == res.kinds
     again = selfcheck.run_selfcheck(db, demo_ds.id, lead, seed=3)
-    assert again.kinds == res.kinds                       # same seed, same data: same result
+    assert again.kinds == res.kinds  # same seed, same data: same result
 
 
 def test_selfcheck_is_for_leads_and_refuses_bad_rates(db, lead, annotator, demo_ds):
@@ -162,9 +164,11 @@ def test_inject_keeps_kinds_disjoint_and_changes_labels():
 def test_second_pass_trains_without_the_first_pass_suspects(db, lead, demo_ds):
     audit.run_audit(db, demo_ds.id, lead, second_pass=True)
     p = datasets.latest_run(db, demo_ds.id)["params"]
-    first = store.scalar(db, "SELECT COUNT(*) FROM scores WHERE run_id=(SELECT MIN(id) FROM runs WHERE kind='audit') AND is_issue=1")
+    first = store.scalar(
+        db, "SELECT COUNT(*) FROM scores WHERE run_id=(SELECT MIN(id) FROM runs WHERE kind='audit') AND is_issue=1"
+    )
     assert p["excluded from training"] > 0 and p["second pass"].startswith("trained without the")
-    assert abs(p["excluded from training"] - first) <= 0.5 * first     # about the suspects of one pass
+    assert abs(p["excluded from training"] - first) <= 0.5 * first  # about the suspects of one pass
 
 
 def test_exclude_keeps_rows_out_of_training_but_predicts_them():
@@ -172,10 +176,11 @@ def test_exclude_keeps_rows_out_of_training_but_predicts_them():
 
     class Recorder(models.FastNB):
         def fit(self, X, y, sample_weight=None):
-            seen.append(np.asarray(X[:, 0].todense()).ravel().copy())   # column 0 carries the row number
+            seen.append(np.asarray(X[:, 0].todense()).ravel().copy())  # column 0 carries the row number
             return super().fit(X, y, sample_weight)
 
     from scipy import sparse
+
     n = 100
     X = sparse.csr_matrix(np.column_stack([np.arange(n), np.ones(n)]).astype(float))
     labels = np.array([i % 2 for i in range(n)])
@@ -184,4 +189,4 @@ def test_exclude_keeps_rows_out_of_training_but_predicts_them():
     P = models.cross_val_probs(X, labels, 2, Recorder, n_folds=5, exclude=exclude)
     trained = set(np.concatenate(seen).astype(int).tolist())
     assert len(seen) == 5 and trained == set(range(n)) - {3, 40, 77}
-    assert P.shape == (n, 2) and np.allclose(P.sum(axis=1), 1)   # the excluded rows are still predicted
+    assert P.shape == (n, 2) and np.allclose(P.sum(axis=1), 1)  # the excluded rows are still predicted

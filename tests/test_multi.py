@@ -3,6 +3,7 @@ and `review ingest`), the consensus audit, the review queue, reviewer and annota
 statistics, export. Real SQLite files, real cleanlab, real data (a slice of
 sentiment_mturk; its `gold` column is kept as metadata and used here only to measure).
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,11 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import PASSWORD, copy_db, counts
 
 from review import annotators, audit, auth, crowd, datasets, export, ingest, store, ui, workflow
 from review.errors import IngestError, PermissionDenied
-
-from conftest import PASSWORD, copy_db, counts
 
 SENTIMENT = Path(__file__).resolve().parents[2] / "shared" / "data" / "sentiment_mturk" / "sentiment_mturk_long.csv"
 N_ITEMS = 600
@@ -35,7 +35,7 @@ def long_slice() -> pd.DataFrame:
     df["label"] = df["label"].map({"0": "negative", "1": "positive"})
     df["gold"] = df["gold"].map({"0": "negative", "1": "positive"})
     first = df["item_id"].iloc[0]
-    df = df[(df["item_id"] != first) | (df.groupby("item_id").cumcount() == 0)]   # item 0: one label only
+    df = df[(df["item_id"] != first) | (df.groupby("item_id").cumcount() == 0)]  # item 0: one label only
     solo = df[df["item_id"] == df["item_id"].iloc[-1]].iloc[[0]].assign(annotator_id="solo")
     return pd.concat([df, solo], ignore_index=True)
 
@@ -99,29 +99,40 @@ LEAD, ANNA, BEN = auth.User("lena", "lead"), auth.User("anna", "annotator"), aut
 
 def verify(db, review_id: int, user, action: str, note: str = "") -> None:
     """workflow.verify with the row's current state version (as the Verify page passes it)."""
-    version = store.scalar(db, "SELECT st.version FROM reviews r JOIN states st ON st.dataset_id=r.dataset_id AND st.idx=r.idx"
-                               " WHERE r.id=?", [review_id])
+    version = store.scalar(
+        db,
+        "SELECT st.version FROM reviews r JOIN states st ON st.dataset_id=r.dataset_id AND st.idx=r.idx WHERE r.id=?",
+        [review_id],
+    )
     workflow.verify(db, review_id, user, action, version, note=note)
 
 
 # ----------------------------------------------------------------------------- ingest
 
+
 def test_long_form_guessed_mapping_and_majority_vote(data, db, lead):
     long = data["long"]
     frame = ingest.read_table(csv_of(long), "mturk.csv")
     mapping = ingest.guess_mapping(frame)
-    assert (mapping.id, mapping.annotator, mapping.label, mapping.text) == ("item_id", "annotator_id", "label", ["text"])
+    assert (mapping.id, mapping.annotator, mapping.label, mapping.text) == (
+        "item_id",
+        "annotator_id",
+        "label",
+        ["text"],
+    )
     prep = ingest.prepare(frame, mapping, "mturk.csv", None)
     ds = datasets.get(db, ingest.write_dataset(db, prep, "mturk", lead))
     assert ds.mapping.multi and ds.n_items == N_ITEMS and ds.labels == ["negative", "positive"]
     assert store.scalar(db, "SELECT COUNT(*) FROM annotations WHERE dataset_id=?", [ds.id]) == len(long)
-    items = {r["key"]: r for r in db.query("SELECT key, text, given_label, meta FROM items WHERE dataset_id=?", [ds.id])}
+    items = {
+        r["key"]: r for r in db.query("SELECT key, text, given_label, meta FROM items WHERE dataset_id=?", [ds.id])
+    }
     clear = majority(long)
     assert len(clear) > N_ITEMS * 0.8
     assert all(items[k]["given_label"] == v for k, v in clear.items())
     first = long.iloc[0]
     assert items[first["item_id"]]["text"] == first["text"]
-    assert json.loads(items[first["item_id"]]["meta"]) == {"gold": first["gold"]}   # kept, never an input
+    assert json.loads(items[first["item_id"]]["meta"]) == {"gold": first["gold"]}  # kept, never an input
     # the item with one label and the annotator with one label are in
     one = db.execute("SELECT COUNT(*) FROM annotations WHERE dataset_id=? AND idx=0", [ds.id]).fetchone()[0]
     assert one == 1
@@ -136,9 +147,14 @@ def test_wide_form_gives_the_same_labels_as_long_form(data, db, lead):
     mapping = ingest.Mapping(text=["text"], id="item_id", annotators=ann_cols)
     prep = ingest.prepare(frame, mapping, "wide.csv", None)
     ds = datasets.get(db, ingest.write_dataset(db, prep, "wide", lead))
-    got = {(k, a[1:], l) for k, a, l in db.execute(
-        "SELECT i.key, a.annotator, a.label FROM annotations a JOIN items i ON i.dataset_id=a.dataset_id AND i.idx=a.idx"
-        " WHERE a.dataset_id=?", [ds.id])}
+    got = {
+        (k, a[1:], l)
+        for k, a, l in db.execute(
+            "SELECT i.key, a.annotator, a.label FROM annotations a JOIN items i ON i.dataset_id=a.dataset_id AND i.idx=a.idx"
+            " WHERE a.dataset_id=?",
+            [ds.id],
+        )
+    }
     assert got == set(long[["item_id", "annotator_id", "label"]].itertuples(index=False, name=None))
     given = dict(db.execute("SELECT key, given_label FROM items WHERE dataset_id=?", [ds.id]).fetchall())
     assert all(given[k] == v for k, v in majority(long).items())
@@ -174,13 +190,19 @@ def test_refusals_name_the_rows_and_leave_nothing(data, db, lead):
 
 # ----------------------------------------------------------------------------- audit
 
+
 def test_audit_writes_consensus_item_scores_and_annotator_stats(mdb, data):
     ds = datasets.get(mdb, "mturk")
     run = datasets.latest_run(mdb, ds.id)
     assert run["kind"] == "audit" and run["status"] == "done"
     assert run["metrics"]["annotators"] == data["long"]["annotator_id"].nunique()
-    rows = list(mdb.query("SELECT i.key, i.given_label, s.consensus_label, s.quality, s.agreement, s.n_annotators, s.is_issue, s.reason"
-                          " FROM scores s JOIN items i ON i.dataset_id=? AND i.idx=s.idx WHERE s.run_id=?", [ds.id, run["id"]]))
+    rows = list(
+        mdb.query(
+            "SELECT i.key, i.given_label, s.consensus_label, s.quality, s.agreement, s.n_annotators, s.is_issue, s.reason"
+            " FROM scores s JOIN items i ON i.dataset_id=? AND i.idx=s.idx WHERE s.run_id=?",
+            [ds.id, run["id"]],
+        )
+    )
     assert len(rows) == N_ITEMS
     n_by_item = data["long"].groupby("item_id").size()
     assert all(r["n_annotators"] == n_by_item[r["key"]] for r in rows)
@@ -216,12 +238,16 @@ def test_confusion_pairwise_and_disagreements_agree_with_the_labels(mdb, data):
     assert pairs and all(0 <= p["agreement"] <= 1 and p["shared"] >= 1 and p["a"] < p["b"] for p in pairs)
     long = data["long"]
     p = max(pairs, key=lambda p: p["shared"])
-    a, b = long[long.annotator_id == p["a"]].set_index("item_id")["label"], long[long.annotator_id == p["b"]].set_index("item_id")["label"]
+    a, b = (
+        long[long.annotator_id == p["a"]].set_index("item_id")["label"],
+        long[long.annotator_id == p["b"]].set_index("item_id")["label"],
+    )
     shared = a.index.intersection(b.index)
     assert p["shared"] == len(shared) and p["agreement"] == pytest.approx((a[shared] == b[shared]).mean())
 
 
 # ----------------------------------------------------------------------------- review, verify, statistics
+
 
 def test_reviewer_sees_every_annotators_label(mdb, data):
     ds = datasets.get(mdb, "mturk")
@@ -229,7 +255,7 @@ def test_reviewer_sees_every_annotators_label(mdb, data):
     long = data["long"]
     want = sorted(long[long.item_id == s.key][["annotator_id", "label"]].itertuples(index=False, name=None))
     assert sorted(s.annotations) == want and len(want) >= 1
-    assert s.suggested_label == s.predicted_label   # the consensus is the suggestion
+    assert s.suggested_label == s.predicted_label  # the consensus is the suggestion
 
 
 def test_disagreement_queue_holds_exactly_that_annotators_disagreements(mdb):
@@ -279,13 +305,13 @@ def test_reviewer_and_corrected_annotator_statistics(mdb):
     # of the annotators who gave another label; a verified keep changes nothing
     changed = {r["annotator"]: r for r in annotators.changed_by_corrections(mdb, ds)}
     want: dict[str, int] = {}
-    for user, rid, s, label in (decided[0], decided[2]):
+    for _user, _rid, s, label in (decided[0], decided[2]):
         if label != s.current_label:
             for a, l in s.annotations:
                 if l != label:
                     want[a] = want.get(a, 0) + 1
     assert want and {a: r["labels changed"] for a, r in changed.items()} == want
-    for a, r in changed.items():
+    for _a, r in changed.items():
         assert all(" → " in part for part in r["classes"].split(", "))
 
 
@@ -294,28 +320,51 @@ def test_reviewer_table_works_for_single_label_data(demo_ds, db, annotator, lead
     rid = workflow.decide(db, demo_ds, s.idx, annotator, "keep", s.version)
     verify(db, rid, lead, "approve")
     rows = annotators.reviewer_table(db, demo_ds)
-    assert rows == [{"reviewer": "anna", "decisions": 1, "approved": 1, "rejected": 0, "overridden": 0,
-                     "took suggestion": int(s.suggested_label == s.current_label), "share approved": 1.0,
-                     "share rejected": 0.0, "median seconds per decision": None,
-                     "share took suggestion": float(s.suggested_label == s.current_label)}]
+    assert rows == [
+        {
+            "reviewer": "anna",
+            "decisions": 1,
+            "approved": 1,
+            "rejected": 0,
+            "overridden": 0,
+            "took suggestion": int(s.suggested_label == s.current_label),
+            "share approved": 1.0,
+            "share rejected": 0.0,
+            "median seconds per decision": None,
+            "share took suggestion": float(s.suggested_label == s.current_label),
+        }
+    ]
     assert annotators.changed_by_corrections(db, demo_ds) == []
 
 
 # ----------------------------------------------------------------------------- export
 
+
 def test_export_adds_consensus_columns_and_verified_labels_win(mdb):
     ds = datasets.get(mdb, "mturk")
     s = workflow.claim_next(mdb, ds, ANNA)
     label = next(l for l in ds.labels if l != s.suggested_label)
-    rid = workflow.decide(mdb, ds, s.idx, ANNA, "relabel" if label != s.current_label else "keep", s.version,
-                          new_label=label if label != s.current_label else None)
+    rid = workflow.decide(
+        mdb,
+        ds,
+        s.idx,
+        ANNA,
+        "relabel" if label != s.current_label else "keep",
+        s.version,
+        new_label=label if label != s.current_label else None,
+    )
     verify(mdb, rid, LEAD, "approve")
     text = "".join(export.export_cleaned(mdb, ds, LEAD))
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0]) == export.CLEANED_COLUMNS + ["consensus_label", "consensus_quality", "n_annotators"]
     assert len(rows) == N_ITEMS
-    scores = {r["idx"]: r for r in mdb.query("SELECT idx, consensus_label, quality, n_annotators FROM scores WHERE run_id=?",
-                                             [datasets.latest_run(mdb, ds.id)["id"]])}
+    scores = {
+        r["idx"]: r
+        for r in mdb.query(
+            "SELECT idx, consensus_label, quality, n_annotators FROM scores WHERE run_id=?",
+            [datasets.latest_run(mdb, ds.id)["id"]],
+        )
+    }
     for i, r in enumerate(rows):
         assert r["consensus_label"] == scores[i]["consensus_label"]
         assert int(r["n_annotators"]) == scores[i]["n_annotators"]
@@ -332,10 +381,16 @@ def test_export_adds_consensus_columns_and_verified_labels_win(mdb):
 
 # ----------------------------------------------------------------------------- the command line
 
+
 def _review(*args, db: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
-    return subprocess.run([sys.executable, "-m", "review.cli", *args, "--db", str(db)], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "review.cli", *args, "--db", str(db)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_cli_long_and_wide_ingest_audit_annotators_suspects(tmp_path, data):
@@ -380,7 +435,7 @@ def test_cli_annotators_refuses_single_label_data(tmp_path):
 
 # ----------------------------------------------------------------------------- pages (AppTest)
 
-from streamlit.testing.v1 import AppTest   # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 
@@ -393,6 +448,7 @@ def page_db(mdb, monkeypatch):
 
 def open_page(page: str, who: auth.User, dataset: str | None = "mturk") -> AppTest:
     import time
+
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.session_state["user"] = (who.name, who.role, time.time())
     if dataset:
@@ -437,11 +493,20 @@ def test_annotators_page_table_charts_and_disagreements(page_db):
     assert not at.exception, [e.value for e in at.exception]
     # the Review page now shows one of that annotator's disagreements, with every annotator's label
     assert any(f"annotator {who} disagrees" in i.value for i in at.info)
-    held = page_db.execute("SELECT idx FROM states WHERE dataset_id=? AND claimed_by='lena' AND state='open'", [ds.id]).fetchall()
+    held = page_db.execute(
+        "SELECT idx FROM states WHERE dataset_id=? AND claimed_by='lena' AND state='open'", [ds.id]
+    ).fetchall()
     assert len(held) == 1
-    mine = dict(page_db.execute("SELECT annotator, label FROM annotations WHERE dataset_id=? AND idx=?", [ds.id, held[0][0]]).fetchall())
-    cons = store.scalar(page_db, "SELECT consensus_label FROM scores WHERE run_id=? AND idx=?",
-                        [datasets.latest_run(page_db, ds.id)["id"], held[0][0]])
+    mine = dict(
+        page_db.execute(
+            "SELECT annotator, label FROM annotations WHERE dataset_id=? AND idx=?", [ds.id, held[0][0]]
+        ).fetchall()
+    )
+    cons = store.scalar(
+        page_db,
+        "SELECT consensus_label FROM scores WHERE run_id=? AND idx=?",
+        [datasets.latest_run(page_db, ds.id)["id"], held[0][0]],
+    )
     assert mine[who] != cons
     labels_shown = [d.value for d in at.dataframe if "annotator" in d.value.columns]
     assert labels_shown and dict(zip(labels_shown[0]["annotator"], labels_shown[0]["label"])) == mine
@@ -475,8 +540,9 @@ def test_upload_page_long_and_wide_form(page_db, data):
     at.run()
     assert not at.error, [e.value for e in at.error]
     n_ann = data["long"]["annotator_id"].nunique()
-    assert at.success[0].value.startswith(f"Dataset 'uploaded long' ingested: {N_ITEMS:,} items with "
-                                          f"{len(data['long']):,} labels from {n_ann} annotators")
+    assert at.success[0].value.startswith(
+        f"Dataset 'uploaded long' ingested: {N_ITEMS:,} items with {len(data['long']):,} labels from {n_ann} annotators"
+    )
     assert datasets.get(page_db, "uploaded long").mapping.annotator == "annotator_id"
 
     # wide form: the annotator columns are chosen by hand
@@ -512,10 +578,12 @@ def test_audit_records_and_the_model_tab_shows_how_the_consensus_method_was_chos
     figures = params["held-out log-likelihood"]
     assert set(figures) <= set(crowd.SELECTION_ORDER) and params["method"] in figures
     assert params["method"] in params["why"]
-    if all(v == v for v in figures.values()):                 # compared (not too few labels): the best one was used
+    if all(v == v for v in figures.values()):  # compared (not too few labels): the best one was used
         assert figures[params["method"]] == max(figures.values())
     at = open_page("pages/2_Audit.py", LEAD)
     tab = next(t for t in at.tabs if t.label == "Model")
-    assert any(f"**Consensus**: {ui.escape_md(params['method'])}" in m.value for m in tab.markdown), [m.value for m in tab.markdown]
+    assert any(f"**Consensus**: {ui.escape_md(params['method'])}" in m.value for m in tab.markdown), [
+        m.value for m in tab.markdown
+    ]
     shown = [d.value for d in tab.dataframe][0]
     assert shown["method"].tolist() == list(figures)

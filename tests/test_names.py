@@ -1,5 +1,6 @@
 """User names and passwords: one user whatever the case or Unicode form of its name, the whole
 name checked (no trailing newline), NFKC passwords, trivial passwords refused, old databases kept."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,14 +9,14 @@ import sys
 import unicodedata
 
 import pytest
+from conftest import PASSWORD
 from streamlit.testing.v1 import AppTest
 
-from conftest import PASSWORD
 from review import auth, cli, store
 from review.errors import AuthError, ReviewError
 
-NFC_CAFE = unicodedata.normalize("NFC", "café au lait")     # é one code point
-NFD_CAFE = unicodedata.normalize("NFD", "café au lait")     # e + combining acute
+NFC_CAFE = unicodedata.normalize("NFC", "café au lait")  # é one code point
+NFD_CAFE = unicodedata.normalize("NFD", "café au lait")  # e + combining acute
 
 
 def _names(db) -> list[str]:
@@ -24,7 +25,8 @@ def _names(db) -> list[str]:
 
 # ----------------------------------------------------------------------------- names
 
-@pytest.mark.parametrize("twin", ["Ada", "ADA", "aDa", "\uff41\uff44\uff41", "\uff21da"])   # last two: full-width
+
+@pytest.mark.parametrize("twin", ["Ada", "ADA", "aDa", "\uff41\uff44\uff41", "\uff21da"])  # last two: full-width
 def test_a_name_differing_only_in_case_or_width_is_the_same_user(db, admin, twin):
     auth.create_user(db, "ada", "annotator", PASSWORD, admin)
     with pytest.raises(ReviewError, match="A user named 'ada' exists already"):
@@ -35,7 +37,7 @@ def test_a_name_differing_only_in_case_or_width_is_the_same_user(db, admin, twin
 
 
 def test_a_name_is_stored_nfkc(db, admin):
-    u = auth.create_user(db, "\uff22\uff4f\uff42", "annotator", PASSWORD, admin)   # full-width Bob
+    u = auth.create_user(db, "\uff22\uff4f\uff42", "annotator", PASSWORD, admin)  # full-width Bob
     assert u == auth.User("Bob", "annotator") and "Bob" in _names(db)
     assert auth.sign_in(db, "bob", PASSWORD) == u
 
@@ -43,14 +45,16 @@ def test_a_name_is_stored_nfkc(db, admin):
 def test_composed_and_decomposed_accents_are_one_name(db, admin):
     nfc, nfd = unicodedata.normalize("NFC", "josé"), unicodedata.normalize("NFD", "josé")
     assert nfc != nfd and auth.name_key(nfc) == auth.name_key(nfd) == auth.name_key("JOSÉ")
-    for name in (nfc, nfd):   # the allowed names are ASCII: both forms refused, with the same (NFKC) name
+    for name in (nfc, nfd):  # the allowed names are ASCII: both forms refused, with the same (NFKC) name
         with pytest.raises(ReviewError, match=f"User name '{nfc}' is not allowed"):
             auth.create_user(db, name, "annotator", PASSWORD, admin)
     assert _names(db) == ["alice"]
 
 
-@pytest.mark.parametrize("name", ["ada\n", "ada\r\n", "ada\r", "\nada", " ada", "ada ", "ada\x00", "a" * 65, "",
-                                  "ada\u2028", "ad a", "ada\u00a0"])
+@pytest.mark.parametrize(
+    "name",
+    ["ada\n", "ada\r\n", "ada\r", "\nada", " ada", "ada ", "ada\x00", "a" * 65, "", "ada\u2028", "ad a", "ada\u00a0"],
+)
 def test_the_whole_name_must_match_the_pattern(db, admin, name):
     with pytest.raises(ReviewError, match="is not allowed"):
         auth.create_user(db, name, "annotator", PASSWORD, admin)
@@ -77,10 +81,10 @@ def test_the_cli_refuses_a_name_with_a_trailing_newline(tmp_path, capsys, monkey
 def test_sign_in_matches_the_name_whatever_its_case(db, admin):
     ada = auth.create_user(db, "ada", "annotator", PASSWORD, admin)
     for typed in ("ada", "Ada", "ADA", "\uff41\uff44\uff41"):
-        assert auth.sign_in(db, typed, PASSWORD) == ada       # the stored name, whatever was typed
+        assert auth.sign_in(db, typed, PASSWORD) == ada  # the stored name, whatever was typed
     with pytest.raises(AuthError, match="Wrong user name or password"):
         auth.sign_in(db, "ADA", "wrong password!")
-    assert store.scalar(db, "SELECT failed_logins FROM users WHERE name='ada'") == 1   # counted on the account
+    assert store.scalar(db, "SELECT failed_logins FROM users WHERE name='ada'") == 1  # counted on the account
     assert store.scalar(db, "SELECT actor FROM audit_log WHERE action='sign_in_failed'") == "ada"
     with pytest.raises(AuthError, match="Wrong user name or password"):
         auth.sign_in(db, "ada\n", PASSWORD)
@@ -89,18 +93,24 @@ def test_sign_in_matches_the_name_whatever_its_case(db, admin):
 def test_old_case_twins_keep_signing_in_by_their_exact_name(db, admin):
     """A database from before this rule may hold 'ada' and 'Ada': neither is broken, no third is added."""
     auth.create_user(db, "ada", "annotator", PASSWORD, admin)
-    with store.transaction(db):   # as an older version could write it
-        db.execute("INSERT INTO users(name, role, password_hash, created_at, active) VALUES (?,?,?,?,1)",
-                   ["Ada", "lead", auth.hash_password("other password 2"), store.now_iso()])
+    with store.transaction(db):  # as an older version could write it
+        db.execute(
+            "INSERT INTO users(name, role, password_hash, created_at, active) VALUES (?,?,?,?,1)",
+            ["Ada", "lead", auth.hash_password("other password 2"), store.now_iso()],
+        )
     assert auth.sign_in(db, "ada", PASSWORD) == auth.User("ada", "annotator")
     assert auth.sign_in(db, "Ada", "other password 2") == auth.User("Ada", "lead")
     with pytest.raises(AuthError, match="Wrong user name or password"):
-        auth.sign_in(db, "Ada", PASSWORD)                  # exact name wins: ada's password is not Ada's
+        auth.sign_in(db, "Ada", PASSWORD)  # exact name wins: ada's password is not Ada's
     for typed, pw in (("ADA", PASSWORD), ("ADA", "other password 2"), ("aDA", PASSWORD)):
         with pytest.raises(AuthError, match="Wrong user name or password"):
-            auth.sign_in(db, typed, pw)                    # matches both only in case: neither
-    assert store.scalar(db, "SELECT COUNT(*) FROM audit_log WHERE action='sign_in_failed'"
-                            " AND payload LIKE '%ambiguous name%'") == 3
+            auth.sign_in(db, typed, pw)  # matches both only in case: neither
+    assert (
+        store.scalar(
+            db, "SELECT COUNT(*) FROM audit_log WHERE action='sign_in_failed' AND payload LIKE '%ambiguous name%'"
+        )
+        == 3
+    )
     with pytest.raises(ReviewError, match="exists already"):
         auth.create_user(db, "ADA", "annotator", PASSWORD, admin)
     assert _names(db) == ["Ada", "ada", "alice"]
@@ -108,21 +118,25 @@ def test_old_case_twins_keep_signing_in_by_their_exact_name(db, admin):
 
 # ----------------------------------------------------------------------------- passwords
 
-@pytest.mark.parametrize("password,why", [
-    (" " * 8, "only spaces"),
-    (" " * 40, "only spaces"),
-    ("\t\n \u3000\u00a0  \r ", "only spaces"),
-    ("   short1   ", r"too short: use at least 8 characters \(spaces at the start or end do not count\)"),
-    ("1234567", r"too short: use at least 8 characters\.$"),
-    ("", "too short"),
-    ("adalovelace", "is the user name"),
-    ("AdaLovelace", "is the user name"),
-    ("  ADALOVELACE ", "is the user name"),
-    ("\uff21\uff44\uff41lovelace", "is the user name"),   # full-width, NFKC the name
-    ("aaaaaaaa", "one character repeated"),
-    ("********************", "one character repeated"),
-    ("\uff41" * 10, "one character repeated"),             # full-width a, NFKC "aaaaaaaaaa"
-])
+
+@pytest.mark.parametrize(
+    "password,why",
+    [
+        (" " * 8, "only spaces"),
+        (" " * 40, "only spaces"),
+        ("\t\n \u3000\u00a0  \r ", "only spaces"),
+        ("   short1   ", r"too short: use at least 8 characters \(spaces at the start or end do not count\)"),
+        ("1234567", r"too short: use at least 8 characters\.$"),
+        ("", "too short"),
+        ("adalovelace", "is the user name"),
+        ("AdaLovelace", "is the user name"),
+        ("  ADALOVELACE ", "is the user name"),
+        ("\uff21\uff44\uff41lovelace", "is the user name"),  # full-width, NFKC the name
+        ("aaaaaaaa", "one character repeated"),
+        ("********************", "one character repeated"),
+        ("\uff41" * 10, "one character repeated"),  # full-width a, NFKC "aaaaaaaaaa"
+    ],
+)
 def test_trivial_passwords_are_refused_with_a_clear_message(db, admin, password, why):
     with pytest.raises(ReviewError, match=why):
         auth.create_user(db, "adalovelace", "annotator", password, admin)
@@ -164,8 +178,9 @@ def test_a_malformed_stored_hash_matches_nothing(stored):
 def test_first_admin_form_refuses_a_trivial_password(tmp_path, monkeypatch):
     path = tmp_path / "review.db"
     monkeypatch.setenv("REVIEW_DB", str(path))
-    at = AppTest.from_file(str(__import__("pathlib").Path(__file__).resolve().parents[1] / "app.py"),
-                           default_timeout=60)
+    at = AppTest.from_file(
+        str(__import__("pathlib").Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60
+    )
     at.run()
     at.text_input(key="first_name").input("root")
     at.text_input(key="first_pw").input(" " * 8)

@@ -1,4 +1,5 @@
 """review.ner: CoNLL/JSONL round trips, tagging schemes, refusals, suspects on real CoNLL-2003."""
+
 from __future__ import annotations
 
 import json
@@ -51,6 +52,7 @@ def conll_file(name: str) -> Path:
 
 # ----------------------------------------------------------------------------- parse / write
 
+
 def test_parse_small_file():
     c = ner.parse_conll(SMALL, "small.conll")
     assert c.scheme == "IOB1"
@@ -64,15 +66,18 @@ def test_parse_small_file():
     assert c.sentences[2].tags[-4:] == ["I-LOC", "B-LOC", "O", "O"]
 
 
-@pytest.mark.parametrize("text", [
-    SMALL,
-    SMALL.replace("\n", "\r\n"),                                   # Windows line endings
-    SMALL.rstrip("\n"),                                            # no final newline
-    SMALL + "\n\n",                                                # trailing blank lines
-    "\ufeff" + SMALL.replace(" ", "\t"),                            # BOM, tab-separated
-    SMALL.replace("rejects VBZ I-VP O\n", "rejects VBZ I-VP O\r\n").replace("EU NNP", "EU  NNP"),  # mixed
-    SMALL.replace("call NN I-NP O", "call NN I-NP O   "),           # trailing spaces
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        SMALL,
+        SMALL.replace("\n", "\r\n"),  # Windows line endings
+        SMALL.rstrip("\n"),  # no final newline
+        SMALL + "\n\n",  # trailing blank lines
+        "\ufeff" + SMALL.replace(" ", "\t"),  # BOM, tab-separated
+        SMALL.replace("rejects VBZ I-VP O\n", "rejects VBZ I-VP O\r\n").replace("EU NNP", "EU  NNP"),  # mixed
+        SMALL.replace("call NN I-NP O", "call NN I-NP O   "),  # trailing spaces
+    ],
+)
 def test_write_conll_round_trip_is_byte_identical(text):
     c = ner.parse_conll(text, "small.conll")
     assert ner.write_conll(c, [s.tags for s in c.sentences]) == text
@@ -83,12 +88,14 @@ def test_write_conll_changes_only_the_tag_column():
     c = ner.parse_conll(text, "small.conll")
     tags = [list(s.tags) for s in c.sentences]
     tags[0][2] = "I-LOC"
-    tags[2][5] = "I-LOC"          # Italy: B-LOC -> I-LOC (merges with Germany, still valid IOB1)
+    tags[2][5] = "I-LOC"  # Italy: B-LOC -> I-LOC (merges with Germany, still valid IOB1)
     out = ner.write_conll(c, tags)
     old, new = text.split("\r\n"), out.split("\r\n")
     changed = [(a, b) for a, b in zip(old, new) if a != b]
-    assert changed == [("German\tJJ\tI-NP\tI-MISC  ", "German\tJJ\tI-NP\tI-LOC  "),
-                       ("Italy NNP I-NP B-LOC", "Italy NNP I-NP I-LOC")]
+    assert changed == [
+        ("German\tJJ\tI-NP\tI-MISC  ", "German\tJJ\tI-NP\tI-LOC  "),
+        ("Italy NNP I-NP B-LOC", "Italy NNP I-NP I-LOC"),
+    ]
     again = ner.parse_conll(out, "small.conll")
     assert [s.tags for s in again.sentences] == tags
     with pytest.raises(ValueError, match="sentence 1: 1 tags for 2 tokens"):
@@ -105,14 +112,17 @@ def test_scheme_detection():
     assert ner.parse_conll("Japan I-LOC\nItaly B-LOC\nwin O\n", "e").scheme == "IOB1"
 
 
-@pytest.mark.parametrize("text, where, what", [
-    ("a NN O\nb NN I-PER\nc O\n", "line 3", "2 columns where the file's first token line has 3"),
-    ("a NN O\nb NN I-PER\n\nc NN X-PER\n", "line 4", "'X-PER' is not a tag"),
-    ("a NN O\nb NN PER\n", "line 2", "'PER' is not a tag"),
-    ("a NN O\nb NN i-per\n", "line 2", "'i-per' is not a tag"),
-    ("-DOCSTART- -X- O\n\na NN O\nb NN B-\n", "line 4", "'B-' is not a tag"),
-    ("onlyonecolumn\n", "line 1", "only one column"),
-])
+@pytest.mark.parametrize(
+    "text, where, what",
+    [
+        ("a NN O\nb NN I-PER\nc O\n", "line 3", "2 columns where the file's first token line has 3"),
+        ("a NN O\nb NN I-PER\n\nc NN X-PER\n", "line 4", "'X-PER' is not a tag"),
+        ("a NN O\nb NN PER\n", "line 2", "'PER' is not a tag"),
+        ("a NN O\nb NN i-per\n", "line 2", "'i-per' is not a tag"),
+        ("-DOCSTART- -X- O\n\na NN O\nb NN B-\n", "line 4", "'B-' is not a tag"),
+        ("onlyonecolumn\n", "line 1", "only one column"),
+    ],
+)
 def test_parse_conll_refusals_name_file_and_line(text, where, what):
     with pytest.raises(IngestError) as e:
         ner.parse_conll(text, "bad.conll")
@@ -127,10 +137,13 @@ def test_parse_conll_refuses_empty_files(text):
 
 # ----------------------------------------------------------------------------- JSONL
 
+
 def test_jsonl_round_trip_and_changes():
-    lines = [json.dumps({"id": "s1", "tokens": ["Peter", "Blackburn", "<b>"], "tags": ["B-PER", "I-PER", "O"]}),
-             "",
-             json.dumps({"tokens": ["EU", "rejects"], "tags": ["B-ORG", "O"], "extra": 1})]
+    lines = [
+        json.dumps({"id": "s1", "tokens": ["Peter", "Blackburn", "<b>"], "tags": ["B-PER", "I-PER", "O"]}),
+        "",
+        json.dumps({"tokens": ["EU", "rejects"], "tags": ["B-ORG", "O"], "extra": 1}),
+    ]
     text = "\n".join(lines) + "\n"
     c = ner.parse_jsonl(text, "s.jsonl")
     assert c.scheme == "IOB2" and c.format == "jsonl" and c.entity_types == ["ORG", "PER"]
@@ -146,21 +159,25 @@ def test_jsonl_round_trip_and_changes():
 
 
 def test_jsonl_pred_probs():
-    recs = [{"tokens": ["a", "b"], "tags": ["B-X", "O"], "pred_probs": [[0.8, 0.2], [0.1, 0.9]],
-             "tag_names": ["B-X", "O"]},
-            {"tokens": ["c"], "tags": ["O"], "pred_probs": [[0.3, 0.7]]}]
+    recs = [
+        {"tokens": ["a", "b"], "tags": ["B-X", "O"], "pred_probs": [[0.8, 0.2], [0.1, 0.9]], "tag_names": ["B-X", "O"]},
+        {"tokens": ["c"], "tags": ["O"], "pred_probs": [[0.3, 0.7]]},
+    ]
     c = ner.parse_jsonl("\n".join(map(json.dumps, recs)), "p.jsonl")
     assert c.prob_tag_names == ["B-X", "O"] and c.sentences[0].pred_probs.shape == (2, 2)
     assert not c.final_eol and ner.write_jsonl(c, [s.tags for s in c.sentences]) == "\n".join(map(json.dumps, recs))
 
 
-@pytest.mark.parametrize("line2, what", [
-    ('{"tokens": ["a", "b"], "tags": ["O"]}', "line 2: 1 tags for 2 tokens"),
-    ('{"tokens": ["a"], "tags": ["O"]', "line 2: not valid JSON"),
-    ('{"tokens": ["a"]}', 'line 2: needs an object with "tokens" and "tags"'),
-    ('{"tokens": ["a"], "tags": ["PER"]}', "line 2, token 0: 'PER' is not a tag"),
-    ('{"tokens": ["a"], "tags": ["O"], "pred_probs": [[0.5, 0.5], [0.5, 0.5]]}', 'line 2: "pred_probs" must'),
-])
+@pytest.mark.parametrize(
+    "line2, what",
+    [
+        ('{"tokens": ["a", "b"], "tags": ["O"]}', "line 2: 1 tags for 2 tokens"),
+        ('{"tokens": ["a"], "tags": ["O"]', "line 2: not valid JSON"),
+        ('{"tokens": ["a"]}', 'line 2: needs an object with "tokens" and "tags"'),
+        ('{"tokens": ["a"], "tags": ["PER"]}', "line 2, token 0: 'PER' is not a tag"),
+        ('{"tokens": ["a"], "tags": ["O"], "pred_probs": [[0.5, 0.5], [0.5, 0.5]]}', 'line 2: "pred_probs" must'),
+    ],
+)
 def test_jsonl_refusals_name_the_line(line2, what):
     text = '{"tokens": ["x"], "tags": ["O"]}\n' + line2 + "\n"
     with pytest.raises(IngestError) as e:
@@ -186,22 +203,29 @@ def test_conversions_round_trip(scheme):
         assert ner.from_iob2(iob2, scheme) == tags
         assert ner.scheme_violations(tags, scheme) == []
         assert ner.entity_spans(tags, scheme) == ner.entity_spans(iob2, "IOB2")
-    assert ner.entity_spans(CASES[scheme][0], scheme) == [(0, 2, "PER"), (3, 4, "LOC"), (4, 5, "LOC"),
-                                                          (6, 7, "ORG"), (7, 8, "LOC")]
+    assert ner.entity_spans(CASES[scheme][0], scheme) == [
+        (0, 2, "PER"),
+        (3, 4, "LOC"),
+        (4, 5, "LOC"),
+        (6, 7, "ORG"),
+        (7, 8, "LOC"),
+    ]
 
 
 def test_scheme_violations_reasons():
     assert ner.scheme_violations(["O", "I-PER"], "IOB2") == [(1, "I-PER after O (an IOB2 entity starts with B-PER)")]
-    (pos, why), = ner.scheme_violations(["B-ORG", "I-PER"], "IOB2")
+    ((pos, why),) = ner.scheme_violations(["B-ORG", "I-PER"], "IOB2")
     assert pos == 1 and why.startswith("I-PER after B-ORG")
     assert ner.scheme_violations(["I-PER"], "IOB2")[0][1].startswith("I-PER at sentence start")
-    assert ner.scheme_violations(["O", "I-PER"], "IOB1") == []             # legal in IOB1
-    (pos, why), = ner.scheme_violations(["O", "B-PER", "I-PER"], "IOB1")
+    assert ner.scheme_violations(["O", "I-PER"], "IOB1") == []  # legal in IOB1
+    ((pos, why),) = ner.scheme_violations(["O", "B-PER", "I-PER"], "IOB1")
     assert pos == 1 and why.startswith("B-PER after O")
     assert ner.scheme_violations(["I-LOC", "B-LOC"], "IOB1") == []
     bioes = ner.scheme_violations(["B-PER", "O", "I-LOC", "E-LOC", "S-ORG", "E-ORG", "B-MISC"], "BIOES")
     assert [p for p, _ in bioes] == [0, 2, 5, 6]
-    assert bioes[0][1].startswith("B-PER followed by O") and bioes[3][1].startswith("B-MISC followed by the sentence end")
+    assert bioes[0][1].startswith("B-PER followed by O") and bioes[3][1].startswith(
+        "B-MISC followed by the sentence end"
+    )
     assert ner.scheme_violations(["S-PER"], "IOB2")[0][1] == "S-PER is not an IOB2 tag (E- and S- belong to BIOES)"
     assert "'X-PER' is not a tag" in ner.scheme_violations(["X-PER"], "IOB1")[0][1]
     with pytest.raises(ValueError, match="Unknown tagging scheme"):
@@ -226,6 +250,7 @@ def test_invalid_sequences_are_repaired_leniently():
 
 # ----------------------------------------------------------------------------- issues and display
 
+
 def test_find_issues_and_common_swaps_with_given_probabilities():
     # 30 sentences "<name> wins", the model sure of each tag; sentence 30 gives Rome I-PER
     # where the model says LOC, sentence 31 breaks IOB1 (B-ORG after O).
@@ -236,7 +261,7 @@ def test_find_issues_and_common_swaps_with_given_probabilities():
         rows.append(f"{word} NNP {tag}\nwins VBZ O\n")
         probs.append(np.array([[0.94 if j == cls else 0.02 for j in range(4)], [0.02, 0.02, 0.02, 0.94]]))
     rows.append("Rome NNP I-PER\nwins VBZ O\n")
-    probs.append(np.array([[0.96, 0.01, 0.02, 0.01], [0.02, 0.02, 0.02, 0.94]]))   # above LOC's mean 0.94
+    probs.append(np.array([[0.96, 0.01, 0.02, 0.01], [0.02, 0.02, 0.02, 0.94]]))  # above LOC's mean 0.94
     rows.append("x SYM O\nIBM NNP B-ORG\n")
     probs.append(np.array([[0.02, 0.02, 0.02, 0.94], [0.02, 0.94, 0.02, 0.02]]))
     c = ner.parse_conll("\n".join(rows), "t.conll")
@@ -254,10 +279,16 @@ def test_find_issues_and_common_swaps_with_given_probabilities():
 
 def test_token_view_html_escapes_every_token():
     evil = "<img src=x onerror=alert(1)>"
-    tokens = [evil, "visits", "Paris", '"&\'']
+    tokens = [evil, "visits", "Paris", "\"&'"]
     tags = ["I-PER", "O", "I-LOC", "I-<b>"]
-    out = ner.token_view_html(tokens, tags, "IOB1", flagged_positions=[0, 3],
-                              predicted=["I-ORG", "O", "I-LOC", "<script>"], confidence=[0.91, 1, 1, 0.5])
+    out = ner.token_view_html(
+        tokens,
+        tags,
+        "IOB1",
+        flagged_positions=[0, 3],
+        predicted=["I-ORG", "O", "I-LOC", "<script>"],
+        confidence=[0.91, 1, 1, 0.5],
+    )
     assert "<img" not in out and "<script>" not in out and "<b>" not in out
     assert "&lt;img src=x onerror=alert(1)&gt;" in out and "&lt;script&gt;" in out
     assert "&quot;&amp;&#x27;" in out
@@ -271,9 +302,21 @@ def test_token_view_html_escapes_every_token():
 
 
 def test_token_probs_small_corpus_without_documents():
-    text = "\n".join(f"{w} O\nvisited O\n{c} I-LOC\n" for w, c in
-                     [("Anna", "Paris"), ("Bob", "Rome"), ("Cid", "Oslo"), ("Dan", "Bern"), ("Eve", "Lima"),
-                      ("Fay", "Kiev"), ("Gus", "Riga"), ("Hal", "Baku"), ("Ida", "Doha"), ("Jo", "Male")])
+    text = "\n".join(
+        f"{w} O\nvisited O\n{c} I-LOC\n"
+        for w, c in [
+            ("Anna", "Paris"),
+            ("Bob", "Rome"),
+            ("Cid", "Oslo"),
+            ("Dan", "Bern"),
+            ("Eve", "Lima"),
+            ("Fay", "Kiev"),
+            ("Gus", "Riga"),
+            ("Hal", "Baku"),
+            ("Ida", "Doha"),
+            ("Jo", "Male"),
+        ]
+    )
     c = ner.parse_conll(text, "t.conll")
     probs, names = ner.token_probs(c, n_folds=5)
     assert names == ["B-LOC", "O"] and [p.shape for p in probs] == [(3, 2)] * 10
@@ -283,6 +326,7 @@ def test_token_probs_small_corpus_without_documents():
 
 # ----------------------------------------------------------------------------- real data
 
+
 def test_real_conll2003_round_trip_and_parse_speed():
     text = conll_file("eng.testa").read_text(encoding="utf-8")
     c = ner.parse_conll(text, "eng.testa")
@@ -290,7 +334,7 @@ def test_real_conll2003_round_trip_and_parse_speed():
     assert ner.write_conll(c, [s.tags for s in c.sentences]) == text
     assert all(ner.from_iob2(ner.to_iob2(s.tags, "IOB1"), "IOB1") == s.tags for s in c.sentences)
     train = conll_file("eng.train").read_text(encoding="utf-8")
-    c = ner.parse_conll(train, "eng.train")      # its speed is measured by benchmarks/ner_conll.py
+    c = ner.parse_conll(train, "eng.train")  # its speed is measured by benchmarks/ner_conll.py
     assert (len(c.sentences), c.n_tokens) == (14041, 203621)
 
 
@@ -313,6 +357,7 @@ def test_real_conll2003_suspects_recall_injected_type_swaps():
 
 # ----------------------------------------------------------------------------- tag inconsistency, token model
 
+
 def _corpus(sentences: list[list[tuple[str, str]]], docs: list[int] | None = None) -> ner.Corpus:
     """IOB2 sentences of (token, tag) -> a parsed corpus (a -DOCSTART- before each new document)."""
     lines, prev = [], None
@@ -327,8 +372,10 @@ def _corpus(sentences: list[list[tuple[str, str]]], docs: list[int] | None = Non
 
 def test_tag_inconsistency_finds_the_odd_occurrence_and_scores_its_lopsidedness():
     sents = [[("Germany", "B-LOC"), ("won", "O")]] * 4 + [[("Germany", "B-ORG"), ("lost", "O")]]
-    sents += [[("New", "B-LOC"), ("York", "I-LOC"), ("wins", "O")]] * 3 + [[("New", "O"), ("York", "B-LOC"), ("sang", "O")]]
-    sents += [[("Paris", "B-LOC")], [("Paris", "B-PER")]]                         # one against one: no majority
+    sents += [[("New", "B-LOC"), ("York", "I-LOC"), ("wins", "O")]] * 3 + [
+        [("New", "O"), ("York", "B-LOC"), ("sang", "O")]
+    ]
+    sents += [[("Paris", "B-LOC")], [("Paris", "B-PER")]]  # one against one: no majority
     c = _corpus(sents)
     tc = ner.tag_inconsistency(c)
     odd = {v.text: v for v in tc.variations}
@@ -339,7 +386,7 @@ def test_tag_inconsistency_finds_the_odd_occurrence_and_scores_its_lopsidedness(
     ny = odd["New York"]
     assert ny.split == {"LOC": 3, "mixed": 1} and ny.minority == [(8, 0, 2)]
     assert tc.token_score[8][0] == 1.0 and tc.reason(8, 0).endswith("partly an entity here")
-    assert odd["York"].split == {"inside": 3, "LOC": 1}                            # York inside New York three times
+    assert odd["York"].split == {"inside": 3, "LOC": 1}  # York inside New York three times
     assert "Paris" not in odd and tc.token_score[9].tolist() == [0.0] and tc.reason(9, 0) is None
     assert tc.sentence_score()[[0, 4, 8, 9]].tolist() == [0.0, 1.0, 1.0, 0.0]
     found = ner.inconsistency_findings(tc)
@@ -353,12 +400,12 @@ def test_find_issues_fuses_inconsistency_into_the_token_quality():
     sents = [[("Germany", "B-LOC"), ("won", "O")]] * 6 + [[("Germany", "B-ORG"), ("lost", "O")]]
     c = _corpus(sents)
     names = ["B-LOC", "B-ORG", "O"]
-    probs = [np.array([[0.6, 0.3, 0.1], [0.05, 0.05, 0.9]])] * 7       # the model hesitates on every Germany
+    probs = [np.array([[0.6, 0.3, 0.1], [0.05, 0.05, 0.9]])] * 7  # the model hesitates on every Germany
     plain = ner.find_issues(c, probs, names, consistency=False)
     fused = ner.find_issues(c, probs, names)
     assert plain.token_quality[6][0] == pytest.approx(fused.model_quality[6][0])
     assert fused.token_quality[6][0] == pytest.approx(plain.token_quality[6][0] * (1 - ner.issues.FUSE_WEIGHT))
-    assert fused.token_quality[0][0] == pytest.approx(plain.token_quality[0][0])   # agreeing occurrences untouched
+    assert fused.token_quality[0][0] == pytest.approx(plain.token_quality[0][0])  # agreeing occurrences untouched
     assert fused.sentence_quality[6] < plain.sentence_quality[6]
     assert (6, 0) in fused.flagged and "other occurrences" in fused.reasons[(6, 0)]
 

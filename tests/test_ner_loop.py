@@ -1,6 +1,7 @@
 """NER through the whole loop with real SQLite files, real cleanlab and the real CoNLL-2003 dev
 file (its first documents): ingest, audit, review queue, token corrections, verify, swaps,
 export (CoNLL byte for byte but the changed tags, and JSONL), the `review` command."""
+
 from __future__ import annotations
 
 import json
@@ -10,11 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import PASSWORD, copy_db, counts
 
 from review import audit, auth, datasets, ner, ner_store, stats, store, workflow
 from review.errors import IngestError, PermissionDenied, ReviewError
-
-from conftest import PASSWORD, copy_db, counts
 
 CONLL = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003" / "eng.testa"
 N_DOCS = 40
@@ -26,7 +26,9 @@ def conll_slice(n_docs: int = N_DOCS) -> bytes:
     if not CONLL.is_file():
         pytest.fail(f"{CONLL} is missing: the NER tests read the real CoNLL-2003 data")
     data = CONLL.read_bytes()
-    starts = [i for i in range(len(data)) if data.startswith(b"-DOCSTART-", i) and (i == 0 or data[i - 1:i] == b"\n")][: n_docs + 1]
+    starts = [
+        i for i in range(len(data)) if data.startswith(b"-DOCSTART-", i) and (i == 0 or data[i - 1 : i] == b"\n")
+    ][: n_docs + 1]
     return data[: starts[n_docs]] if len(starts) > n_docs else data
 
 
@@ -53,17 +55,24 @@ def ndb(tmp_path, audited):
 
 
 def verify(db, review_id: int, user, action: str, label=None, note: str = "") -> None:
-    version = store.scalar(db, "SELECT st.version FROM reviews r JOIN states st ON st.dataset_id=r.dataset_id AND st.idx=r.idx"
-                               " WHERE r.id=?", [review_id])
+    version = store.scalar(
+        db,
+        "SELECT st.version FROM reviews r JOIN states st ON st.dataset_id=r.dataset_id AND st.idx=r.idx WHERE r.id=?",
+        [review_id],
+    )
     workflow.verify(db, review_id, user, action, version, label=label, note=note)
 
 
 def test_ingest_stores_sentences_and_the_file(ndb):
     ds = datasets.get(ndb, "dev")
     corpus = ner.parse_conll(conll_slice().decode("utf-8"), "dev.conll")
-    assert ds.task == "ner" and ds.mapping.scheme == "IOB1" and ds.mapping.format == "conll" and ds.mapping.n_columns == 4
+    assert (
+        ds.task == "ner" and ds.mapping.scheme == "IOB1" and ds.mapping.format == "conll" and ds.mapping.n_columns == 4
+    )
     assert ds.n_items == len(corpus.sentences)
-    first = list(ndb.query("SELECT key, tokens, given_tags, given_label, meta FROM items WHERE dataset_id=? AND idx=0", [ds.id]))[0]
+    first = list(
+        ndb.query("SELECT key, tokens, given_tags, given_label, meta FROM items WHERE dataset_id=? AND idx=0", [ds.id])
+    )[0]
     assert json.loads(first["tokens"]) == corpus.sentences[0].tokens
     assert json.loads(first["given_label"]) == corpus.sentences[0].tags == json.loads(first["given_tags"])
     assert json.loads(first["meta"]) == {"doc": 0, "line": 3}
@@ -80,7 +89,9 @@ def test_refusals_name_the_line_and_write_nothing(db, lead):
     with pytest.raises(IngestError, match=r"line 5"):
         ner_store.read_corpus(bad, "dev.conll")
     with pytest.raises(IngestError, match=r"line 2.*2 tags for 3 tokens"):
-        ner_store.read_corpus(b'{"tokens": ["a"], "tags": ["O"]}\n{"tokens": ["a", "b", "c"], "tags": ["O", "B-X"]}\n', "x.jsonl")
+        ner_store.read_corpus(
+            b'{"tokens": ["a"], "tags": ["O"]}\n{"tokens": ["a", "b", "c"], "tags": ["O", "B-X"]}\n', "x.jsonl"
+        )
     with pytest.raises(IngestError, match="not UTF-8"):
         ner_store.read_corpus(b"caf\xe9 O\n", "latin.conll")
     only_o = b"a O\nb O\n\nc O\n"
@@ -100,9 +111,16 @@ def test_audit_flags_sentences_and_tokens(ndb):
     assert flagged == m["flagged"]
     # every flagged sentence has flagged tokens, the token view points at them, the suggestion is valid
     for idx, probs, sugg, reason in ndb.execute(
-            "SELECT idx, probs, suggested_label, reason FROM scores WHERE run_id=? AND is_issue=1 ORDER BY rank LIMIT 50", [run["id"]]):
+        "SELECT idx, probs, suggested_label, reason FROM scores WHERE run_id=? AND is_issue=1 ORDER BY rank LIMIT 50",
+        [run["id"]],
+    ):
         view = json.loads(probs)
-        toks = [r[0] for r in ndb.execute("SELECT token FROM token_issues WHERE run_id=? AND idx=? ORDER BY token", [run["id"], idx])]
+        toks = [
+            r[0]
+            for r in ndb.execute(
+                "SELECT token FROM token_issues WHERE run_id=? AND idx=? ORDER BY token", [run["id"], idx]
+            )
+        ]
         assert view["flagged"] == toks and toks
         assert not ner.scheme_violations(json.loads(sugg), "IOB1")
         assert f"token {toks[0]} " in reason
@@ -137,7 +155,9 @@ def test_token_correction_verify_and_export_change_one_tag(ndb):
     changed = [k for k, (a, b) in enumerate(zip(before, after)) if a != b]
     want = [k for k in range(len(new)) if new[k] != tags[k]]
     assert len(changed) == len(want) >= 1
-    first_line = json.loads(store.scalar(ndb, "SELECT meta FROM items WHERE dataset_id=? AND idx=?", [ds.id, s.idx]))["line"]
+    first_line = json.loads(store.scalar(ndb, "SELECT meta FROM items WHERE dataset_id=? AND idx=?", [ds.id, s.idx]))[
+        "line"
+    ]
     assert changed == [first_line - 1 + k for k in want]
     for k, pos in zip(changed, want):
         assert after[k].rsplit(b" ", 1) == [before[k].rsplit(b" ", 1)[0], new[pos].encode()]
@@ -183,9 +203,15 @@ def test_accept_span_gives_a_valid_sequence():
 
 # ----------------------------------------------------------------------------- the command line
 
+
 def _review(*args, db: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "review.cli", *args, "--db", str(db)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONIOENCODING": "utf-8"}, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "review.cli", *args, "--db", str(db)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        timeout=600,
+    )
 
 
 def test_cli_ingest_audit_suspects_export(tmp_path):
@@ -207,11 +233,13 @@ def test_cli_ingest_audit_suspects_export(tmp_path):
     out = tmp_path / "clean.conll"
     r = _review("export", "dev", "--out", str(out), db=db)
     assert r.returncode == 0, r.stderr
-    assert out.read_bytes() == src.read_bytes()          # nothing verified yet: the upload, byte for byte
+    assert out.read_bytes() == src.read_bytes()  # nothing verified yet: the upload, byte for byte
     r = _review("export", "dev", "--out", str(tmp_path / "clean.jsonl"), "--format", "jsonl", db=db)
     assert r.returncode == 0, r.stderr
-    assert len((tmp_path / "clean.jsonl").read_text().splitlines()) == len(ner.parse_conll(src.read_text(), "x").sentences)
-    r = _review("ingest", str(src), "--name", "dev2", db=db)   # no --task ner: the extension tells
+    assert len((tmp_path / "clean.jsonl").read_text().splitlines()) == len(
+        ner.parse_conll(src.read_text(), "x").sentences
+    )
+    r = _review("ingest", str(src), "--name", "dev2", db=db)  # no --task ner: the extension tells
     assert r.returncode == 0, r.stderr
     assert datasets.get(store.connect(db), "dev2").task == "ner"
 
@@ -253,7 +281,9 @@ def html_of(at: AppTest) -> str:
 
 
 def held(db, ds) -> int:
-    rows = db.execute("SELECT idx FROM states WHERE dataset_id=? AND claimed_by='anna' AND state='open'", [ds.id]).fetchall()
+    rows = db.execute(
+        "SELECT idx FROM states WHERE dataset_id=? AND claimed_by='anna' AND state='open'", [ds.id]
+    ).fetchall()
     assert len(rows) == 1, rows
     return rows[0][0]
 
@@ -279,7 +309,7 @@ def test_upload_page_ingests_conll_and_refuses_a_bad_line(page_db):
     at.file_uploader(key="upload_file").upload("bad.conll", data.replace(b"\n- : O O\n", b"\n- O O\n", 1), "text/plain")
     run(at)
     assert any("bad.conll, line 4: 3 columns" in e.value for e in at.error)
-    assert not any(b.key == "ingest" for b in at.button)      # nothing to ingest from a refused file
+    assert not any(b.key == "ingest" for b in at.button)  # nothing to ingest from a refused file
     assert counts(page_db) == before
 
 
@@ -300,7 +330,10 @@ def test_review_page_token_change_invalid_then_valid_and_accept_span(page_db):
     run(at)
     at.button(key="set_tag").click()
     run(at)
-    assert any(f"token {j}" in e.value and "not a valid IOB1" in e.value.replace("Not a valid", "not a valid") for e in at.error)
+    assert any(
+        f"token {j}" in e.value and "not a valid IOB1" in e.value.replace("Not a valid", "not a valid")
+        for e in at.error
+    )
     at.button(key="save_tags").click()
     run(at)
     assert any(f"token {j}" in w.value for w in at.warning)
@@ -324,8 +357,10 @@ def test_review_page_token_change_invalid_then_valid_and_accept_span(page_db):
     assert idx2 != idx
     s2 = workflow.get_suspect(page_db, ds, idx2)
     now = json.loads(s2.current_label)
-    proposals = [ner_store.accept_span(now, s2.probs["predicted"], a, z, "IOB1")
-                 for a, z in ner_store.flagged_spans(s2.probs["flagged"])[:8]]
+    proposals = [
+        ner_store.accept_span(now, s2.probs["predicted"], a, z, "IOB1")
+        for a, z in ner_store.flagged_spans(s2.probs["flagged"])[:8]
+    ]
     k = next(i for i, p in enumerate(proposals) if p != now)
     assert all(at.button(key=f"accept_{i}").disabled == (p == now) for i, p in enumerate(proposals))
     at.button(key=f"accept_{k}").click()
@@ -348,10 +383,17 @@ def test_audit_swaps_open_exactly_those_sentences_in_review(page_db):
     run(at)
     g, p = swaps[1]["given_tag"], swaps[1]["predicted_tag"]
     assert any(f"tagged {g} that the model tags {p}" in i.value for i in at.info)
-    idx = page_db.execute("SELECT idx FROM states WHERE dataset_id=? AND claimed_by='lena' AND state='open'", [ds.id]).fetchone()[0]
+    idx = page_db.execute(
+        "SELECT idx FROM states WHERE dataset_id=? AND claimed_by='lena' AND state='open'", [ds.id]
+    ).fetchone()[0]
     run_id = datasets.latest_run(page_db, ds.id)["id"]
-    assert page_db.execute("SELECT COUNT(*) FROM token_issues WHERE run_id=? AND idx=? AND given_tag=? AND predicted_tag=?",
-                           [run_id, idx, g, p]).fetchone()[0] >= 1
+    assert (
+        page_db.execute(
+            "SELECT COUNT(*) FROM token_issues WHERE run_id=? AND idx=? AND given_tag=? AND predicted_tag=?",
+            [run_id, idx, g, p],
+        ).fetchone()[0]
+        >= 1
+    )
 
 
 def test_audit_stores_tag_inconsistency_findings_and_the_model_choice(page_db):
@@ -364,14 +406,15 @@ def test_audit_stores_tag_inconsistency_findings_and_the_model_choice(page_db):
     for f in found[:20]:
         d = f["detail"]
         assert d["split"][d["majority"]] * 4 >= 3 * (d["n"] - 1) and d["n"] >= 3
-        for sent, a, b, reading in d["odd"]:
+        for sent, a, b, _reading in d["odd"]:
             assert sent in f["rows"] and " ".join(corpus.sentences[sent].tokens[a:b]) == d["text"]
         lopsided.append(d["split"][d["majority"]] / d["n"])
-    assert lopsided == sorted(lopsided, reverse=True)             # most lopsided first
+    assert lopsided == sorted(lopsided, reverse=True)  # most lopsided first
     f = found[0]
-    sent, a = f["detail"]["odd"][0][:2]                              # the odd token's reason names the split
-    reason = page_db.execute("SELECT reason FROM token_issues WHERE run_id=? AND idx=? AND token=?",
-                             [run["id"], sent, a]).fetchone()
+    sent, a = f["detail"]["odd"][0][:2]  # the odd token's reason names the split
+    reason = page_db.execute(
+        "SELECT reason FROM token_issues WHERE run_id=? AND idx=? AND token=?", [run["id"], sent, a]
+    ).fetchone()
     assert reason is None or "other occurrences" in reason[0]
     params = run["params"]
     assert set(params["candidates"]) == {"sgd", "crf"} and params["crf_weight"] in ner.MIX_WEIGHTS
@@ -403,7 +446,7 @@ def test_verify_page_approves_a_sentence_and_export_offers_conll(page_db):
 
 
 def test_tokens_are_shown_as_text_never_html(page_db, tmp_path):
-    evil = "<img/src=x/onerror=alert(1)>"   # CoNLL tokens hold no spaces; browsers read / as one
+    evil = "<img/src=x/onerror=alert(1)>"  # CoNLL tokens hold no spaces; browsers read / as one
     data = (f"-DOCSTART- O\n\n{evil} I-PER\nsays O\nhi O\n\nBob I-PER\nwaves O\n\n" * 6).encode()
     at = open_page("pages/1_Upload.py", LEAD, dataset=None)
     at.file_uploader(key="upload_file").upload("evil.conll", data, "text/plain")
@@ -420,6 +463,7 @@ def test_jsonl_with_own_per_token_probabilities(db, lead, tmp_path):
     """A team's fine-tuned model: JSONL with pred_probs per token. The audit uses them (no model
     of ours) and flags the token whose given tag they contradict; export keeps the JSONL lines."""
     import numpy as np
+
     corpus = ner.parse_conll(conll_slice(10).decode(), "x")
     names = ["B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER", "O"]
     rng = np.random.default_rng(0)
@@ -432,18 +476,34 @@ def test_jsonl_with_own_per_token_probabilities(db, lead, tmp_path):
         if target is None and "B-PER" in tags:
             j = tags.index("B-PER")
             P[j] = 0.01
-            P[j, names.index("B-ORG")] = 0.97          # the model is sure this PER is an ORG
+            P[j, names.index("B-ORG")] = 0.97  # the model is sure this PER is an ORG
             target = (i, j)
         P = P / P.sum(axis=1, keepdims=True)
-        lines.append(json.dumps({"id": f"s{i}", "tokens": s.tokens, "tags": tags, "pred_probs": np.round(P, 4).tolist(),
-                                 "tag_names": names}))
+        lines.append(
+            json.dumps(
+                {
+                    "id": f"s{i}",
+                    "tokens": s.tokens,
+                    "tags": tags,
+                    "pred_probs": np.round(P, 4).tolist(),
+                    "tag_names": names,
+                }
+            )
+        )
     data = ("\n".join(lines) + "\n").encode()
     ds_id = ner_store.write_ner_dataset(db, ner_store.read_corpus(data, "own.jsonl"), data, "own", lead)
     audit.run_audit(db, ds_id, lead)
     ds = datasets.get(db, ds_id)
     run = datasets.latest_run(db, ds_id)
-    assert ds.mapping.format == "jsonl" and ds.mapping.scheme == "IOB2" and run["params"]["model"] == "given per-token probabilities"
-    flagged = {(i, j): p for i, j, p in db.execute("SELECT idx, token, predicted_tag FROM token_issues WHERE run_id=?", [run["id"]])}
+    assert (
+        ds.mapping.format == "jsonl"
+        and ds.mapping.scheme == "IOB2"
+        and run["params"]["model"] == "given per-token probabilities"
+    )
+    flagged = {
+        (i, j): p
+        for i, j, p in db.execute("SELECT idx, token, predicted_tag FROM token_issues WHERE run_id=?", [run["id"]])
+    }
     assert flagged.get(target) == "B-ORG"
     assert store.scalar(db, "SELECT key FROM items WHERE dataset_id=? AND idx=?", [ds_id, target[0]]) == f"s{target[0]}"
-    assert ner_store.export_conll(db, ds).encode() == data          # nothing verified: the upload itself
+    assert ner_store.export_conll(db, ds).encode() == data  # nothing verified: the upload itself

@@ -4,22 +4,22 @@ Real SQLite files (one per test, copied from a module-wide template), the real d
 dataset audited once with real cleanlab, real sign-in. Nothing of ``review`` is mocked:
 the tests click the pages' widgets and check the database through ``review``'s own reads.
 """
+
 from __future__ import annotations
 
 import io
-from html import escape as html_escape
 import json
 import sqlite3
 import time
+from html import escape as html_escape
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import copy_db
 from streamlit.testing.v1 import AppTest
 
 from review import audit, auth, datasets, demo, ingest, store, ui, workflow
-
-from conftest import copy_db
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
@@ -44,6 +44,7 @@ XSS_TEXT = "Hi <script>alert(1)</script> and <img src=x onerror=alert(1)> bye"
 
 
 # ----------------------------------------------------------------------------- fixtures
+
 
 def _make_users(db, *extra: tuple[str, str]) -> auth.User:
     admin = auth.create_user(db, ADMIN[0], "admin", PW, None)
@@ -83,6 +84,7 @@ def conns():
         db = store.connect(path)
         opened.append(db)
         return db
+
     yield open_
     for db in opened:
         db.conn.close()
@@ -107,6 +109,7 @@ def demo_db(tmp_path, monkeypatch, templates, conns):
 
 
 # ----------------------------------------------------------------------------- helpers
+
 
 def open_page(page: str, user: tuple[str, str] | None = None) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=60)
@@ -149,9 +152,13 @@ def demo_ds(db) -> datasets.Dataset:
 
 
 def claimed(db, ds, name: str) -> list[int]:
-    return [r[0] for r in db.execute(
-        "SELECT idx FROM states WHERE dataset_id=? AND state='open' AND claimed_by=? AND claimed_until>?",
-        [ds.id, name, time.time()])]
+    return [
+        r[0]
+        for r in db.execute(
+            "SELECT idx FROM states WHERE dataset_id=? AND state='open' AND claimed_by=? AND claimed_until>?",
+            [ds.id, name, time.time()],
+        )
+    ]
 
 
 def shown_row_key(at: AppTest) -> str:
@@ -166,8 +173,12 @@ def key_of(db, ds, idx: int) -> str:
 
 def reviews(db, ds, **where) -> list[dict]:
     cond = " AND ".join(f"{k}=?" for k in where)
-    return list(db.query(f"SELECT * FROM reviews WHERE dataset_id=?{' AND ' + cond if cond else ''} ORDER BY id",
-                         [ds.id, *where.values()]))
+    return list(
+        db.query(
+            f"SELECT * FROM reviews WHERE dataset_id=?{' AND ' + cond if cond else ''} ORDER BY id",
+            [ds.id, *where.values()],
+        )
+    )
 
 
 def state_of(db, ds, idx: int) -> str:
@@ -185,7 +196,9 @@ def small_table(n_per_class: int = 8) -> list[dict]:
     rows = []
     for lab, vocab in words.items():
         for i in range(n_per_class):
-            rows.append({"text": f"item {i} is {vocab.split()[i % 4]} really {vocab.split()[(i + 1) % 4]}", "label": lab})
+            rows.append(
+                {"text": f"item {i} is {vocab.split()[i % 4]} really {vocab.split()[(i + 1) % 4]}", "label": lab}
+            )
     return [{"id": f"r{k}", **r} for k, r in enumerate(rows)]
 
 
@@ -200,15 +213,28 @@ def pending_decision(db, ds, who=ANNA, decision="relabel") -> dict:
 
 # ----------------------------------------------------------------------------- sign-in on every page
 
+
 @pytest.mark.parametrize("page", ALL_PAGES)
 def test_signed_out_sees_only_the_sign_in_form(page, demo_db):
     at = open_page(page)
     assert texts(at.subheader) == ["Sign in"]
-    assert labels(at.button) == ["Sign in"]                     # the form's submit button, nothing else
+    assert labels(at.button) == ["Sign in"]  # the form's submit button, nothing else
     assert [t.key for t in at.text_input] == ["signin_name", "signin_pw"]
     # no page content: no data, no pickers, no uploads, no downloads, no sidebar
-    for kind in ("dataframe", "selectbox", "multiselect", "file_uploader", "download_button",
-                 "html", "metric", "checkbox", "radio", "markdown", "warning", "info"):
+    for kind in (
+        "dataframe",
+        "selectbox",
+        "multiselect",
+        "file_uploader",
+        "download_button",
+        "html",
+        "metric",
+        "checkbox",
+        "radio",
+        "markdown",
+        "warning",
+        "info",
+    ):
         assert len(at.get(kind)) == 0, (kind, at.get(kind))
     assert len(at.tabs) == 0 and len(at.sidebar.children) == 0
     assert signed_in_as(at) is None
@@ -274,6 +300,7 @@ def test_sign_out_returns_to_the_sign_in_form(demo_db):
 
 # ----------------------------------------------------------------------------- role gating
 
+
 @pytest.mark.parametrize("page", [UPLOAD, VERIFY, EXPORT, TRAIL, USERS])
 def test_annotator_is_turned_away_from_lead_pages(page, demo_db):
     at = open_page(page, ANNA)
@@ -300,6 +327,7 @@ def test_annotator_on_audit_sees_results_but_no_run_button(demo_db):
 
 # ----------------------------------------------------------------------------- home
 
+
 def test_home_lead_loads_the_demo_in_one_click(users_db):
     at = open_page(HOME, LEAD)
     assert "No dataset yet." in texts(at.markdown)
@@ -325,6 +353,7 @@ def test_home_annotator_on_empty_db_gets_no_demo_button(users_db):
 
 # ----------------------------------------------------------------------------- upload
 
+
 def test_upload_maps_columns_and_ingests(users_db):
     # headers that guess_mapping cannot read, so the columns are mapped by hand
     rows = [{"ref": r["id"], "words": r["text"], "verdict": r["label"], "extra": "x"} for r in small_table()]
@@ -340,11 +369,15 @@ def test_upload_maps_columns_and_ingests(users_db):
     at.text_input(key="dataset_name_input").input("my reviews")
     rerun(at.button(key="ingest").click())
     assert not at.error
-    assert texts(at.success) == ["Dataset 'my reviews' ingested: 16 rows, classes neg, pos. "
-                                 "Integrity checks done; run the audit to rank suspects."]
+    assert texts(at.success) == [
+        "Dataset 'my reviews' ingested: 16 rows, classes neg, pos. "
+        "Integrity checks done; run the audit to rank suspects."
+    ]
     ds = datasets.get(users_db, "my reviews")
     assert ds.n_items == 16 and ds.labels == ["neg", "pos"] and ds.created_by == "lena"
-    items = list(users_db.query("SELECT key, text, given_label, meta FROM items WHERE dataset_id=? ORDER BY idx", [ds.id]))
+    items = list(
+        users_db.query("SELECT key, text, given_label, meta FROM items WHERE dataset_id=? ORDER BY idx", [ds.id])
+    )
     assert items[0]["key"] == "r0" and items[0]["given_label"] == "pos" and items[0]["text"] == rows[0]["words"]
     assert json.loads(items[0]["meta"]) == {"extra": "x"}
     assert datasets.latest_run(users_db, ds.id)["kind"] == "integrity"
@@ -357,8 +390,10 @@ def _upload_and_ingest(at: AppTest, name: str, data: bytes) -> AppTest:
 
 
 def test_upload_refuses_a_class_with_two_rows(users_db):
-    rows = small_table() + [{"id": "m1", "text": "a lone one", "label": "meh"},
-                            {"id": "m2", "text": "another lone one", "label": "meh"}]
+    rows = small_table() + [
+        {"id": "m1", "text": "a lone one", "label": "meh"},
+        {"id": "m2", "text": "another lone one", "label": "meh"},
+    ]
     at = _upload_and_ingest(open_page(UPLOAD, LEAD), "tiny.csv", csv_bytes(rows))
     assert len(at.error) == 1
     assert "class 'meh' has only 2 labelled row(s)" in at.error[0].value
@@ -412,11 +447,13 @@ def test_upload_takes_embeddings_and_a_loss_column_and_refuses_a_bad_one(users_d
     ds = datasets.get(users_db, "with signals")
     assert ds.mapping.embedding == "emb" and ds.mapping.loss == "loss" and ds.mapping.text == ["text"]
     from review import signals
+
     E, loss = signals.load(users_db, ds.id, ds.n_items)
     assert E.shape == (16, 3) and loss[6] == 0.5 and loss[15] == 15 / 16
 
 
 # ----------------------------------------------------------------------------- audit
+
 
 def test_audit_run_button_makes_a_new_run(demo_db):
     ds = demo_ds(demo_db)
@@ -433,8 +470,16 @@ def test_audit_run_button_makes_a_new_run(demo_db):
 def test_audit_findings_tab_shows_the_duplicate_text(demo_db):
     at = open_page(AUDIT, LEAD)
     tabs = at.tabs
-    assert [t.label for t in tabs] == ["Integrity findings", "Charts", "Suspects", "Runs", "Model", "Self-check",
-                                       "Judge", "Precision"]
+    assert [t.label for t in tabs] == [
+        "Integrity findings",
+        "Charts",
+        "Suspects",
+        "Runs",
+        "Model",
+        "Self-check",
+        "Judge",
+        "Precision",
+    ]
     findings = tabs[0]
     assert "**conflicting duplicates** (2)" in texts(findings.markdown)
     heads = [e.label for e in findings.expander]
@@ -473,7 +518,7 @@ def test_audit_selfcheck_tab_runs_and_shows_recall_per_kind(demo_db):
     assert labels == ["Flips found", "Swaps found", "Shifted block found"]
     assert all(m.value.endswith("%") for m in tab.metric)
     after = {t: store.scalar(demo_db, f"SELECT COUNT(*) FROM {t}") for t in before}
-    assert after == before                                     # the dataset, its runs and reviews are untouched
+    assert after == before  # the dataset, its runs and reviews are untouched
     assert store.scalar(demo_db, "SELECT COUNT(*) FROM self_checks WHERE dataset_id=?", [ds.id]) == 1
     annotator_view = open_page(AUDIT, ANNA)
     tab = next(t for t in annotator_view.tabs if t.label == "Self-check")
@@ -484,7 +529,9 @@ def test_audit_queue_warning_is_shown_as_text(demo_db):
     ds = demo_ds(demo_db)
     run = datasets.latest_run(demo_db, ds.id)
     hostile = "Class '[click](javascript:alert(1))' holds 90% of the first 30 suspects"
-    demo_db.execute("UPDATE runs SET metrics=? WHERE id=?", [json.dumps({**run["metrics"], "queue warning": hostile}), run["id"]])
+    demo_db.execute(
+        "UPDATE runs SET metrics=? WHERE id=?", [json.dumps({**run["metrics"], "queue warning": hostile}), run["id"]]
+    )
     at = open_page(AUDIT, LEAD)
     assert len(at.warning) == 1 and at.warning[0].value == ui.escape_md(hostile)
 
@@ -494,6 +541,7 @@ def escape_md_plain(s: str) -> str:
 
 
 # ----------------------------------------------------------------------------- review
+
 
 def test_review_keep_records_a_decision_and_moves_on(demo_db):
     ds = demo_ds(demo_db)
@@ -546,7 +594,7 @@ def test_review_skip_moves_on_without_deciding(demo_db):
 def test_review_back_returns_to_the_decided_row_and_can_revise(demo_db):
     ds = demo_ds(demo_db)
     at = open_page(REVIEW, ANNA)
-    assert "back" not in [b.key for b in at.button]           # nothing decided yet
+    assert "back" not in [b.key for b in at.button]  # nothing decided yet
     [first] = claimed(demo_db, ds, "anna")
     rerun(at.button(key="keep").click())
     [second] = claimed(demo_db, ds, "anna")
@@ -554,11 +602,11 @@ def test_review_back_returns_to_the_decided_row_and_can_revise(demo_db):
     head = shown_row_key(at)
     assert head.startswith(f"**{ui.escape_md(key_of(demo_db, ds, first))}**")
     assert head.endswith("going back to a row you decided")
-    assert claimed(demo_db, ds, "anna") == []                  # the other row was given back
-    assert len(reviews(demo_db, ds)) == 1                      # going back decides nothing
+    assert claimed(demo_db, ds, "anna") == []  # the other row was given back
+    assert len(reviews(demo_db, ds)) == 1  # going back decides nothing
     assert "Return to the queue" in main_buttons(at) and "Skip" not in main_buttons(at)
     assert any(i.value.startswith("Your earlier decision: **kept ") and "pending" in i.value for i in at.info)
-    rerun(at.button(key="unsure").click())                     # revise: keep -> unsure
+    rerun(at.button(key="unsure").click())  # revise: keep -> unsure
     revs = reviews(demo_db, ds, idx=first)
     assert [(r["decision"], r["status"]) for r in revs] == [("keep", "superseded"), ("unsure", "pending")]
     assert state_of(demo_db, ds, first) == "unsure"
@@ -579,7 +627,6 @@ def test_two_annotators_see_different_suspects(demo_db):
 
 
 # ----------------------------------------------------------------------------- verify
-
 
 
 def test_verify_lead_sees_the_pending_decision(demo_db):
@@ -613,7 +660,9 @@ def test_verify_reject_needs_a_reason(demo_db):
     p = pending_decision(demo_db, ds)
     at = open_page(VERIFY, LEAD)
     rerun(at.button(key=f"reject_{p['id']}").click())
-    assert "Say why you reject the decision: the note goes back to the annotator." in texts(at.warning) + texts(at.error)
+    assert "Say why you reject the decision: the note goes back to the annotator." in texts(at.warning) + texts(
+        at.error
+    )
     assert reviews(demo_db, ds)[0]["status"] == "pending"
     assert state_of(demo_db, ds, p["idx"]) == "relabelled"
 
@@ -637,30 +686,37 @@ def test_verify_override_with_a_label(demo_db):
     ds = demo_ds(demo_db)
     p = pending_decision(demo_db, ds, decision="unsure")
     at = open_page(VERIFY, LEAD)
-    assert at.button(key=f"approve_{p['id']}").disabled           # nothing to approve on 'unsure'
+    assert at.button(key=f"approve_{p['id']}").disabled  # nothing to approve on 'unsure'
     label = next(l for l in ds.labels if l != p["given"])
     at.selectbox(key=f"ovl_{p['id']}").set_value(label)
     rerun(at.button(key=f"override_{p['id']}").click())
     [rev] = reviews(demo_db, ds)
     assert rev["status"] == "overridden" and rev["final_label"] == label
     assert state_of(demo_db, ds, p["idx"]) == "overridden"
-    assert store.scalar(demo_db, "SELECT current_label FROM states WHERE dataset_id=? AND idx=?", [ds.id, p["idx"]]) == label
+    assert (
+        store.scalar(demo_db, "SELECT current_label FROM states WHERE dataset_id=? AND idx=?", [ds.id, p["idx"]])
+        == label
+    )
     assert f"Row {key_of(demo_db, ds, p['idx'])}: overridden to {label}." in texts(at.success)
 
 
 # ----------------------------------------------------------------------------- export
 
+
 def test_export_lead_sees_both_downloads(demo_db):
     at = open_page(EXPORT, LEAD)
     dl = at.get("download_button")
-    assert [(d.key, d.label) for d in dl] == [("dl_cleaned", "Download cleaned labels (CSV)"),
-                                               ("dl_audit", "Download the audit trail (CSV)")]
+    assert [(d.key, d.label) for d in dl] == [
+        ("dl_cleaned", "Download cleaned labels (CSV)"),
+        ("dl_audit", "Download the audit trail (CSV)"),
+    ]
     counts = at.dataframe[0].value
     assert set(counts["label"]) == set(demo_ds(demo_db).labels)
     assert int(counts["given"].sum()) == 400
 
 
 # ----------------------------------------------------------------------------- audit trail
+
 
 def test_audit_trail_lists_filters_and_checks_the_chain(demo_db):
     at = open_page(TRAIL, LEAD)
@@ -675,7 +731,9 @@ def test_audit_trail_lists_filters_and_checks_the_chain(demo_db):
     assert len(rows) == store.scalar(demo_db, "SELECT COUNT(*) FROM audit_log WHERE action='user_add'") == 4
     rerun(at.button(key="verify_chain").click())
     assert not at.error
-    assert texts(at.success) == [f"audit trail intact: {store.scalar(demo_db, 'SELECT COUNT(*) FROM audit_log')} rows, hash chain verified"]
+    assert texts(at.success) == [
+        f"audit trail intact: {store.scalar(demo_db, 'SELECT COUNT(*) FROM audit_log')} rows, hash chain verified"
+    ]
 
 
 def test_audit_trail_chain_check_reports_tampering(demo_db, tmp_path):
@@ -694,6 +752,7 @@ def test_audit_trail_chain_check_reports_tampering(demo_db, tmp_path):
 
 
 # ----------------------------------------------------------------------------- users
+
 
 def test_admin_adds_a_user_through_the_form(demo_db):
     at = open_page(USERS, ADMIN)
@@ -718,13 +777,14 @@ def test_admin_add_user_short_password_errors(demo_db):
 
 # ----------------------------------------------------------------------------- content is data
 
+
 def _assert_text_is_escaped(at: AppTest) -> None:
     bodies = [h for h in texts(at.html) if 'class="item-text"' in h]
     assert len(bodies) == 1, texts(at.html)
     body = bodies[0]
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
     assert "&lt;img src=x onerror=alert(1)&gt;" in body
-    for m in texts(at.markdown) + texts(at.html):          # nowhere as live markup
+    for m in texts(at.markdown) + texts(at.html):  # nowhere as live markup
         assert "<script" not in m and "<img" not in m and "<b>" not in m, m
 
 
@@ -759,6 +819,7 @@ ANNOTATORS_PAGE = "pages/8_Annotators.py"
 def crowd_template(tmp_path_factory):
     """Users as above plus the small audited crowd of tests/test_labeling.py (dataset 'crowd')."""
     from test_labeling import build_crowd_db
+
     path = tmp_path_factory.mktemp("crowd_pages") / "crowd.db"
     build_crowd_db(path)
     return path
@@ -783,8 +844,21 @@ def page_words(at: AppTest) -> str:
     """Every text of the page a user can read: markdown, captions, notices, html, widget labels,
     options and help, table cells; lower-cased."""
     parts = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "success", "warning", "error", "html",
-                 "metric", "code", "json"):
+    for kind in (
+        "title",
+        "header",
+        "subheader",
+        "markdown",
+        "caption",
+        "info",
+        "success",
+        "warning",
+        "error",
+        "html",
+        "metric",
+        "code",
+        "json",
+    ):
         parts += [str(getattr(e, "value", "")) for e in at.get(kind)]
     for w in list(at.button) + list(at.selectbox) + list(at.radio) + list(at.text_input) + list(at.number_input):
         parts += [str(w.label), str(getattr(w, "help", "") or "")]
@@ -803,8 +877,9 @@ def label_head(at: AppTest) -> str:
 
 def test_label_page_shows_the_text_only_no_gold_and_no_other_labels(crowd_db):
     from review import gold, labeling
+
     ds = datasets.get(crowd_db, "crowd")
-    for i in range(ds.n_items):   # every item gold: none may say so
+    for i in range(ds.n_items):  # every item gold: none may say so
         gold.set_gold(crowd_db, ds, i, ds.labels[i % 2], auth.User(*LEAD))
     first = labeling.next_item(crowd_db, ds, auth.User(*ANNA))
     at = open_crowd(LABEL, ANNA)
@@ -816,7 +891,7 @@ def test_label_page_shows_the_text_only_no_gold_and_no_other_labels(crowd_db):
     assert [b.label for b in at.main.button if b.key and b.key.startswith("label_")] == ds.labels
     words = page_words(at)
     assert "gold" not in words and "trusted" not in words
-    for name in ("ann1", "ann2", "ann3"):    # no other annotator, no consensus, no model view
+    for name in ("ann1", "ann2", "ann3"):  # no other annotator, no consensus, no model view
         assert name not in words
     assert "consensus:" not in words and "majority" not in words and not at.dataframe and not at.get("plotly_chart")
     assert not crowd_db.execute("SELECT 1 FROM annotations WHERE annotator='anna'").fetchall()
@@ -824,13 +899,17 @@ def test_label_page_shows_the_text_only_no_gold_and_no_other_labels(crowd_db):
 
 def test_label_page_adds_the_label_and_moves_on(crowd_db):
     from review import labeling
+
     ds = datasets.get(crowd_db, "crowd")
     first = labeling.next_item(crowd_db, ds, auth.User(*ANNA))
     at = open_crowd(LABEL, ANNA)
     at = rerun(at.button(key="label_1").click())
-    assert crowd_db.execute("SELECT label FROM annotations WHERE dataset_id=? AND idx=? AND annotator='anna'",
-                            [ds.id, first.idx]).fetchall() == [(ds.labels[1],)]
-    assert texts(at.success) == [f"Row {first.key}: labelled {ds.labels[1]}. The consensus updates on the next audit run."]
+    assert crowd_db.execute(
+        "SELECT label FROM annotations WHERE dataset_id=? AND idx=? AND annotator='anna'", [ds.id, first.idx]
+    ).fetchall() == [(ds.labels[1],)]
+    assert texts(at.success) == [
+        f"Row {first.key}: labelled {ds.labels[1]}. The consensus updates on the next audit run."
+    ]
     nxt = labeling.next_item(crowd_db, ds, auth.User(*ANNA))
     assert nxt.idx != first.idx and label_head(at).startswith(f"**{ui.escape_md(nxt.key)}** · row {nxt.idx} ")
     assert [p.proto.text for p in at.get("progress")] == [f"You have labelled 1 of {ds.n_items} items"]
@@ -840,15 +919,16 @@ def test_label_page_adds_the_label_and_moves_on(crowd_db):
 
 def test_label_page_skip_back_and_replace_ones_own_label(crowd_db):
     from review import labeling
+
     ds = datasets.get(crowd_db, "crowd")
     anna = auth.User(*ANNA)
     first = labeling.next_item(crowd_db, ds, anna)
     at = open_crowd(LABEL, ANNA)
-    assert "back" not in [b.key for b in at.main.button]    # nothing labelled yet: no way back
+    assert "back" not in [b.key for b in at.main.button]  # nothing labelled yet: no way back
     at = rerun(at.button(key="skip").click())
     second = labeling.next_item(crowd_db, ds, anna, exclude=[first.idx])
     assert label_head(at).startswith(f"**{ui.escape_md(second.key)}** · row {second.idx} ")
-    assert labeling.my_label(crowd_db, ds, first.idx, anna) is None        # skipping writes nothing
+    assert labeling.my_label(crowd_db, ds, first.idx, anna) is None  # skipping writes nothing
     at = rerun(at.button(key="label_0").click())
     at = rerun(at.button(key="back").click())
     assert label_head(at).endswith("changing the label you gave")
@@ -856,20 +936,27 @@ def test_label_page_skip_back_and_replace_ones_own_label(crowd_db):
     assert at.button(key="label_0").disabled and not at.button(key="label_1").disabled
     at = rerun(at.button(key="label_1").click())
     assert labeling.my_label(crowd_db, ds, second.idx, anna) == ds.labels[1]
-    assert crowd_db.execute("SELECT COUNT(*) FROM annotations WHERE dataset_id=? AND idx=? AND annotator='anna'",
-                            [ds.id, second.idx]).fetchone()[0] == 1
-    assert texts(at.success) == [f"Row {second.key}: your label is now {ds.labels[1]}. The consensus updates on the next audit run."]
+    assert (
+        crowd_db.execute(
+            "SELECT COUNT(*) FROM annotations WHERE dataset_id=? AND idx=? AND annotator='anna'", [ds.id, second.idx]
+        ).fetchone()[0]
+        == 1
+    )
+    assert texts(at.success) == [
+        f"Row {second.key}: your label is now {ds.labels[1]}. The consensus updates on the next audit run."
+    ]
     # back in the queue: the skipped item is not offered again this session, the labelled one never
     shown = label_head(at)
     assert f" · row {first.idx} " not in shown and f" · row {second.idx} " not in shown
 
 
 def test_label_page_for_a_single_label_dataset_and_before_the_audit(demo_db):
-    at = open_page(LABEL, ANNA)   # the demo: one label per item
+    at = open_page(LABEL, ANNA)  # the demo: one label per item
     assert any("has one label per item" in i for i in texts(at.info))
     assert [e.proto.page for e in at.get("page_link") if "Review" in e.proto.label]
     lead = auth.User(*LEAD)
     from test_labeling import crowd_frame
+
     ingest.ingest_bytes(demo_db, crowd_frame().to_csv(index=False).encode(), "crowd.csv", "fresh crowd", lead)
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.session_state["user"] = (ANNA[0], ANNA[1], time.time())
@@ -889,16 +976,18 @@ def test_label_page_needs_sign_in(crowd_db):
 
 def test_review_page_does_not_reveal_gold(crowd_db):
     from review import gold
+
     ds = datasets.get(crowd_db, "crowd")
     for i in range(ds.n_items):
         gold.set_gold(crowd_db, ds, i, ds.labels[0], auth.User(*LEAD))
     at = open_crowd(REVIEW, ANNA)
-    assert shown_row_key(at)    # a suspect is shown, with every annotator's label (the Review page's own view)
+    assert shown_row_key(at)  # a suspect is shown, with every annotator's label (the Review page's own view)
     assert "gold" not in page_words(at) and "trusted" not in page_words(at)
 
 
 def test_golden_set_tab_marks_lists_and_removes_gold(crowd_db):
     from review import annotators, gold
+
     ds = datasets.get(crowd_db, "crowd")
     lead = auth.User(*LEAD)
     at = open_crowd(ANNOTATORS_PAGE, LEAD)
@@ -915,11 +1004,13 @@ def test_golden_set_tab_marks_lists_and_removes_gold(crowd_db):
     listed = [d.value for d in at.dataframe if "gold_label" in d.value.columns]
     assert listed and list(listed[0]["row"]) == [7] and list(listed[0]["gold_label"]) == ["neg"]
     assert f"**{ui.escape_md(key7)}** · row 7 · gold: **neg**" in texts(at.markdown)
-    assert at.button(key="gold_set").disabled                   # already gold with that label
+    assert at.button(key="gold_set").disabled  # already gold with that label
     # the annotator table now carries the gold columns beside the quality
     table = [d.value for d in at.dataframe if "worst_class" in d.value.columns][0]
     assert list(table.columns)[:4] == ["annotator", "quality", "gold_accuracy", "gold_labels"]
-    assert list(table["gold_labels"]) == [r["gold_labels"] for r in annotators.annotator_table(crowd_db, ds)] == [1, 1, 1]
+    assert (
+        list(table["gold_labels"]) == [r["gold_labels"] for r in annotators.annotator_table(crowd_db, ds)] == [1, 1, 1]
+    )
     # change it, then remove it
     at = rerun(at.selectbox(key=f"gold_label_{ds.id}_7").set_value("pos"))
     at = rerun(at.button(key="gold_set").click())
@@ -934,25 +1025,34 @@ def test_golden_set_tab_marks_lists_and_removes_gold(crowd_db):
 
 def test_golden_set_tab_csv_refused_with_the_line_then_imported(crowd_db):
     from review import gold
+
     ds = datasets.get(crowd_db, "crowd")
     at = open_crowd(ANNOTATORS_PAGE, LEAD)
     at.file_uploader(key="gold_csv").upload("gold.csv", b"row,label\n0,pos\n3,maybe\n", "text/csv")
     at = rerun(at)
     at = rerun(at.button(key="gold_import").click())
-    assert texts(at.error) == ["gold.csv, line 3: row 3: label 'maybe' is not a label of 'crowd' (labels: neg, pos). "
-                               "Nothing was imported: fix the file and upload it again."]
+    assert texts(at.error) == [
+        "gold.csv, line 3: row 3: label 'maybe' is not a label of 'crowd' (labels: neg, pos). "
+        "Nothing was imported: fix the file and upload it again."
+    ]
     assert gold.count(crowd_db, ds, auth.User(*LEAD)) == 0
     at.file_uploader(key="gold_csv").upload("gold2.csv", b"row,label\n0,pos\n99,neg\n", "text/csv")
     at = rerun(at)
     at = rerun(at.button(key="gold_import").click())
-    assert texts(at.error) == ["gold2.csv, line 3: row '99' is not a row of 'crowd' (rows are 0 to 30). "
-                               "Nothing was imported: fix the file and upload it again."]
+    assert texts(at.error) == [
+        "gold2.csv, line 3: row '99' is not a row of 'crowd' (rows are 0 to 30). "
+        "Nothing was imported: fix the file and upload it again."
+    ]
     assert gold.count(crowd_db, ds, auth.User(*LEAD)) == 0
     at.file_uploader(key="gold_csv").upload("gold3.csv", b"row,label\n0,pos\n3,neg\n30,neg\n", "text/csv")
     at = rerun(at)
     at = rerun(at.button(key="gold_import").click())
     assert texts(at.success) == ["Imported gold3.csv: 3 added, 0 changed, 0 already gold with that label."]
-    assert [(g["row"], g["gold_label"]) for g in gold.list_gold(crowd_db, ds, auth.User(*LEAD))] == [(0, "pos"), (3, "neg"), (30, "neg")]
+    assert [(g["row"], g["gold_label"]) for g in gold.list_gold(crowd_db, ds, auth.User(*LEAD))] == [
+        (0, "pos"),
+        (3, "neg"),
+        (30, "neg"),
+    ]
 
 
 def test_precision_tab_says_there_is_nothing_to_draw_before_any_decision(demo_db):
@@ -965,7 +1065,11 @@ def test_precision_tab_says_there_is_nothing_to_draw_before_any_decision(demo_db
 def test_audit_trail_page_names_datasets_and_reads_payloads_in_words(demo_db):
     at = open_page("pages/6_Audit_trail.py", LEAD)
     shown = at.dataframe[0].value
-    assert {"dataset", "details"} <= set(shown.columns) and "payload" not in shown.columns and "dataset_id" not in shown.columns
+    assert (
+        {"dataset", "details"} <= set(shown.columns)
+        and "payload" not in shown.columns
+        and "dataset_id" not in shown.columns
+    )
     run = shown[shown["action"] == "audit_run"].iloc[0]
     assert run["dataset"] == demo_ds(demo_db).name
     assert "flagged: " in run["details"] and "{" not in run["details"]
@@ -990,8 +1094,11 @@ def test_users_table_reads_in_words_not_flags(users_db):
 def test_review_progress_bar_counts_what_the_filter_shows(demo_db):
     ds = demo_ds(demo_db)
     every, relabel = workflow.progress(demo_db, ds), workflow.progress(demo_db, ds, action="relabel")
-    n = store.scalar(demo_db, "SELECT COUNT(*) FROM scores WHERE run_id=? AND is_issue=1 AND action='relabel'",
-                     [datasets.latest_run(demo_db, ds.id)["id"]])
+    n = store.scalar(
+        demo_db,
+        "SELECT COUNT(*) FROM scores WHERE run_id=? AND is_issue=1 AND action='relabel'",
+        [datasets.latest_run(demo_db, ds.id)["id"]],
+    )
     assert relabel["flagged"] == n < every["flagged"]
     at = open_page(REVIEW, ANNA)
     at.radio(key="action_filter").set_value("Relabel")
@@ -1002,8 +1109,13 @@ def test_review_progress_bar_counts_what_the_filter_shows(demo_db):
 
 def test_the_dataset_is_named_in_the_url_so_a_reload_keeps_it(demo_db):
     lead = auth.User(LEAD[0], "lead")
-    ingest.ingest_bytes(demo_db, csv_bytes([{"text": f"text {i}", "label": "ab"[i % 2]} for i in range(20)]),
-                        "second.csv", "second", lead)
+    ingest.ingest_bytes(
+        demo_db,
+        csv_bytes([{"text": f"text {i}", "label": "ab"[i % 2]} for i in range(20)]),
+        "second.csv",
+        "second",
+        lead,
+    )
     at = open_page(REVIEW, ANNA)
     first = at.selectbox(key="dataset_picker").value
     assert at.query_params["dataset"] in (first, [first])
@@ -1011,7 +1123,7 @@ def test_the_dataset_is_named_in_the_url_so_a_reload_keeps_it(demo_db):
     chosen = at.selectbox(key="dataset_picker").value
     assert chosen != first and at.query_params["dataset"] in (chosen, [chosen])
 
-    fresh = AppTest.from_file(str(APP), default_timeout=60)        # a reload: a new session, the URL kept
+    fresh = AppTest.from_file(str(APP), default_timeout=60)  # a reload: a new session, the URL kept
     fresh.session_state["user"] = (ANNA[0], ANNA[1], time.time())
     fresh.query_params["dataset"] = chosen
     fresh.switch_page(REVIEW)

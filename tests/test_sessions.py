@@ -2,6 +2,7 @@
 (12 h after sign-in, 8 h idle), ended by sign-out and by deactivation, a tampered token refused;
 the Review queue's skips and filters kept per user and dataset. The page tests stand in for the
 browser's cookie by patching review.ui._cookie_token (the e2e test drives the real cookie)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import PASSWORD, copy_db, raw
 from streamlit.testing.v1 import AppTest
 
-from conftest import PASSWORD, copy_db, raw
 from review import auth, datasets, demo, store, ui
 from review.errors import AuthError
 
@@ -31,6 +32,7 @@ def _row(db, token: str) -> dict:
 
 # ----------------------------------------------------------------------------- review.auth
 
+
 def test_token_is_random_and_never_stored_in_clear(db, db_path, annotator):
     tokens = [auth.start_session(db, annotator) for _ in range(3)]
     assert len(set(tokens)) == 3 and all(auth.TOKEN_RE.match(t) for t in tokens)
@@ -39,7 +41,7 @@ def test_token_is_random_and_never_stored_in_clear(db, db_path, annotator):
     assert all(r["user"] == annotator.name and r["revoked_at"] is None for r in rows)
     assert all(r["expires_at"] - r["created_at"] == auth.SESSION_LIFETIME for r in rows)
     blob = _file_bytes(db_path)
-    assert rows[0]["token_hash"].encode() in blob                 # the file really holds the rows we look through
+    assert rows[0]["token_hash"].encode() in blob  # the file really holds the rows we look through
     for t in tokens:
         assert t.encode() not in blob
     assert not any(t in r[0] for t in tokens for r in db.execute("SELECT payload FROM audit_log"))
@@ -49,18 +51,20 @@ def test_token_is_random_and_never_stored_in_clear(db, db_path, annotator):
 def test_session_expires_after_its_lifetime_and_when_idle(db, annotator):
     token = auth.start_session(db, annotator)
     born = _row(db, token)["created_at"]
-    assert auth.resume_session(db, token, now=born + auth.SESSION_IDLE - 60) == annotator      # in use all along
+    assert auth.resume_session(db, token, now=born + auth.SESSION_IDLE - 60) == annotator  # in use all along
     assert auth.resume_session(db, token, now=born + auth.SESSION_LIFETIME - 1) == annotator
     with pytest.raises(AuthError, match="session expired"):
-        auth.resume_session(db, token, now=born + auth.SESSION_LIFETIME)     # not sliding: use does not extend it
+        auth.resume_session(db, token, now=born + auth.SESSION_LIFETIME)  # not sliding: use does not extend it
     # idle: no run for SESSION_IDLE ends it, a run now and then keeps it (last_seen, written at most once a minute)
     token = auth.start_session(db, annotator)
     born = _row(db, token)["created_at"]
     auth.resume_session(db, token, now=born + auth.SESSION_TOUCH / 2)
-    assert _row(db, token)["last_seen"] == born                        # too soon to write
+    assert _row(db, token)["last_seen"] == born  # too soon to write
     auth.resume_session(db, token, now=born + 3600)
     assert _row(db, token)["last_seen"] == born + 3600
-    assert auth.resume_session(db, token, now=born + 3600 + auth.SESSION_IDLE - 10) == annotator   # idle counts from the last run
+    assert (
+        auth.resume_session(db, token, now=born + 3600 + auth.SESSION_IDLE - 10) == annotator
+    )  # idle counts from the last run
     token = auth.start_session(db, annotator)
     born = _row(db, token)["created_at"]
     with pytest.raises(AuthError, match="session expired"):
@@ -76,7 +80,7 @@ def test_sign_out_revokes_that_session_only(db, annotator, lead):
     assert _row(db, a1)["revoked_reason"] == "sign_out"
     assert auth.resume_session(db, a2) == annotator and auth.resume_session(db, l1) == lead
     assert store.scalar(db, "SELECT actor FROM audit_log WHERE action='sign_out'") == annotator.name
-    auth.end_session(db, a1)                                           # twice: nothing more happens
+    auth.end_session(db, a1)  # twice: nothing more happens
     auth.end_session(db, "not a token")
     assert store.scalar(db, "SELECT COUNT(*) FROM audit_log WHERE action='sign_out'") == 1
     ok, _, msg = store.verify_trail(db)
@@ -93,14 +97,14 @@ def test_deactivation_ends_every_session_of_the_user_and_reactivation_revives_no
     assert auth.resume_session(db, l1) == lead
     assert '"sessions_ended":2' in store.scalar(db, "SELECT payload FROM audit_log WHERE action='user_deactivate'")
     auth.set_active(db, annotator.name, True, admin)
-    with pytest.raises(AuthError, match="deactivated"):               # ended is ended: sign in again
+    with pytest.raises(AuthError, match="deactivated"):  # ended is ended: sign in again
         auth.resume_session(db, a1)
     assert auth.resume_session(db, auth.start_session(db, auth.sign_in(db, annotator.name, PASSWORD))) == annotator
 
 
 def test_deactivated_user_refused_even_if_a_row_was_left_live(db, db_path, admin, annotator):
     token = auth.start_session(db, annotator)
-    c = raw(db_path)      # the users row changed behind review's back: the join still refuses
+    c = raw(db_path)  # the users row changed behind review's back: the join still refuses
     c.execute("UPDATE users SET active=0 WHERE name=?", [annotator.name])
     c.close()
     with pytest.raises(AuthError, match="deactivated"):
@@ -117,33 +121,54 @@ def test_tampered_or_foreign_tokens_are_refused(db, annotator):
     token = auth.start_session(db, annotator)
     flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
     h = hashlib.sha256(token.encode()).hexdigest()
-    for bad in (flipped, token[:-1], token + "x", token.upper() if token.upper() != token else token.lower(),
-                h, "", None, 42, " " + token, token + ";", "a" * 43):
+    for bad in (
+        flipped,
+        token[:-1],
+        token + "x",
+        token.upper() if token.upper() != token else token.lower(),
+        h,
+        "",
+        None,
+        42,
+        " " + token,
+        token + ";",
+        "a" * 43,
+    ):
         with pytest.raises(AuthError, match="not valid"):
             auth.resume_session(db, bad)
     assert auth.session_expires(db, flipped) is None
-    assert auth.resume_session(db, token) == annotator                 # the real one still works
-    auth.end_session(db, flipped)                                      # a tampered token ends nothing
+    assert auth.resume_session(db, token) == annotator  # the real one still works
+    auth.end_session(db, flipped)  # a tampered token ends nothing
     assert _row(db, token)["revoked_at"] is None
 
 
 def test_queue_state_is_kept_per_user_and_dataset(db, annotator, lead):
     assert auth.load_queue_state(db, annotator, 1) == {}
-    auth.save_queue_state(db, annotator, 1, {"skipped": [5, 3], "back": None, "filter": "Relabel", "order": "by action"})
+    auth.save_queue_state(
+        db, annotator, 1, {"skipped": [5, 3], "back": None, "filter": "Relabel", "order": "by action"}
+    )
     auth.save_queue_state(db, lead, 1, {"skipped": [9], "back": 2, "filter": None, "order": None})
-    assert auth.load_queue_state(db, annotator, 1) == {"skipped": [5, 3], "back": None, "filter": "Relabel", "order": "by action"}
+    assert auth.load_queue_state(db, annotator, 1) == {
+        "skipped": [5, 3],
+        "back": None,
+        "filter": "Relabel",
+        "order": "by action",
+    }
     assert auth.load_queue_state(db, lead, 1) == {"skipped": [9], "back": 2}
     assert auth.load_queue_state(db, annotator, 2) == {}
     auth.save_queue_state(db, annotator, 1, {"skipped": list(range(auth.QUEUE_SKIPS_KEPT + 10))})
-    assert auth.load_queue_state(db, annotator, 1)["skipped"][0] == 10           # the newest kept
+    assert auth.load_queue_state(db, annotator, 1)["skipped"][0] == 10  # the newest kept
     db.execute("UPDATE queue_state SET data='{not json' WHERE user=?", [lead.name])
     assert auth.load_queue_state(db, lead, 1) == {}
-    db.execute("""UPDATE queue_state SET data='{"skipped": ["1; DROP", 4], "back": "x", "filter": 3}' WHERE user=?""",
-               [lead.name])
+    db.execute(
+        """UPDATE queue_state SET data='{"skipped": ["1; DROP", 4], "back": "x", "filter": 3}' WHERE user=?""",
+        [lead.name],
+    )
     assert auth.load_queue_state(db, lead, 1) == {"skipped": [4], "back": None}
 
 
 # ----------------------------------------------------------------------------- the pages (review.ui)
+
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
@@ -184,7 +209,7 @@ class Browser:
         at.text_input(key="signin_name").input(name)
         at.text_input(key="signin_pw").input(PASSWORD)
         at = run(at.button[0].click())
-        self.cookie = cookie_set(at)          # what the page's script wrote into document.cookie
+        self.cookie = cookie_set(at)  # what the page's script wrote into document.cookie
         return at
 
 
@@ -200,8 +225,11 @@ def scripts(at: AppTest) -> list[str]:
 
 def cookie_set(at: AppTest) -> str:
     [body] = scripts(at)
-    m = re.search(rf'document\.cookie = "{ui.cookie_name()}=([A-Za-z0-9_-]+); expires=([^;]+); path=/; samesite=strict"'
-                  r' \+ \(location\.protocol === "https:" \? "; secure" : ""\);', body)
+    m = re.search(
+        rf'document\.cookie = "{ui.cookie_name()}=([A-Za-z0-9_-]+); expires=([^;]+); path=/; samesite=strict"'
+        r' \+ \(location\.protocol === "https:" \? "; secure" : ""\);',
+        body,
+    )
     assert m, body
     return m.group(1)
 
@@ -219,14 +247,16 @@ def test_sign_in_writes_the_token_cookie_and_a_reload_stays_signed_in(app_db, mo
     [body] = scripts(at)
     assert PASSWORD not in body and "anna" not in body
     expires = _row(app_db, token)["expires_at"]
-    assert re.search(r"expires=([^;]+);", body).group(1) == time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(expires))
+    assert re.search(r"expires=([^;]+);", body).group(1) == time.strftime(
+        "%a, %d %b %Y %H:%M:%S GMT", time.gmtime(expires)
+    )
     assert store.scalar(app_db, "SELECT COUNT(*) FROM sessions WHERE user='anna' AND revoked_at IS NULL") == 1
     # F5 / a new tab / a typed URL: a new session of Streamlit, the cookie in the handshake
     for page in ("app.py", REVIEW, "pages/7_Users.py"):
         tab = browser.tab(page)
         assert signed_in_as(tab) == "anna" and not tab.get("form")
         assert "Signed in as **anna** (annotator)" in [m.value for m in tab.sidebar.markdown]
-        assert scripts(tab) == []                       # only the tab that signed in writes the cookie
+        assert scripts(tab) == []  # only the tab that signed in writes the cookie
     assert store.scalar(app_db, "SELECT COUNT(*) FROM sessions") == 1
 
 
@@ -239,15 +269,15 @@ def test_sign_out_in_one_tab_signs_the_other_out_at_its_next_run(app_db, monkeyp
     first = run(first.sidebar.button(key="sign_out").click())
     assert signed_in_as(first) is None and [s.value for s in first.subheader] == ["Sign in"]
     assert "You are signed out." in [i.value for i in first.info]
-    [clear] = scripts(first)                             # removes the cookie if it still holds that token
+    [clear] = scripts(first)  # removes the cookie if it still holds that token
     assert f'indexOf("{ui.cookie_name()}={token}")' in clear and "max-age=0" in clear
     assert _row(app_db, token)["revoked_reason"] == "sign_out"
-    second = run(second)                                  # its next action
+    second = run(second)  # its next action
     assert signed_in_as(second) is None and [s.value for s in second.subheader] == ["Sign in"]
     assert any("You signed out" in i.value for i in second.info)
     assert "Keep" not in [b.label for b in second.button]
-    assert signed_in_as(browser.tab()) is None            # a reload with the old cookie: signed out too
-    assert signed_in_as(run(first)) is None               # the tab that signed out does not resume its own cookie
+    assert signed_in_as(browser.tab()) is None  # a reload with the old cookie: signed out too
+    assert signed_in_as(run(first)) is None  # the tab that signed out does not resume its own cookie
 
 
 def test_deactivation_signs_the_user_out_at_the_next_run(app_db, monkeypatch):
@@ -269,13 +299,15 @@ def test_a_tampered_or_expired_cookie_shows_the_sign_in_form(app_db, monkeypatch
     at = browser.tab(REVIEW)
     assert signed_in_as(at) is None and [s.value for s in at.subheader] == ["Sign in"]
     assert any("not valid" in i.value for i in at.info)
-    browser.cookie = '"><script>alert(1)</script>'          # garbage is removed, never echoed into the script
+    browser.cookie = '"><script>alert(1)</script>'  # garbage is removed, never echoed into the script
     at = browser.tab()
     assert signed_in_as(at) is None
     [clear] = scripts(at)
     assert "alert" not in clear and "max-age=0" in clear and "indexOf" not in clear
     browser.cookie = real
-    app_db.execute("UPDATE sessions SET expires_at=? WHERE token_hash=?", [time.time() - 1, _row(app_db, real)["token_hash"]])
+    app_db.execute(
+        "UPDATE sessions SET expires_at=? WHERE token_hash=?", [time.time() - 1, _row(app_db, real)["token_hash"]]
+    )
     at = browser.tab(REVIEW)
     assert signed_in_as(at) is None and any("session expired" in i.value for i in at.info)
 
@@ -288,18 +320,20 @@ def test_review_skips_and_filter_survive_a_reload(app_db, monkeypatch):
     at = run(at.selectbox(key="queue_order").set_value("by action"))
     skipped = []
     for _ in range(2):
-        [idx] = [r[0] for r in app_db.execute("SELECT idx FROM states WHERE dataset_id=? AND claimed_by='anna'", [ds.id])]
+        [idx] = [
+            r[0] for r in app_db.execute("SELECT idx FROM states WHERE dataset_id=? AND claimed_by='anna'", [ds.id])
+        ]
         skipped.append(idx)
         at = run(at.button(key="skip").click())
     kept = auth.load_queue_state(app_db, auth.User("anna", "annotator"), ds.id)
     assert kept == {"skipped": skipped, "back": None, "filter": "Relabel", "order": "by action"}
     [shown] = [r[0] for r in app_db.execute("SELECT idx FROM states WHERE dataset_id=? AND claimed_by='anna'", [ds.id])]
 
-    tab = browser.tab(REVIEW)                                   # F5
+    tab = browser.tab(REVIEW)  # F5
     assert tab.session_state[f"review_{ds.id}"]["skipped"] == skipped
     assert tab.radio(key="action_filter").value == "Relabel" and tab.selectbox(key="queue_order").value == "by action"
     heads = [m.value for m in tab.markdown if " · row " in m.value]
-    assert len(heads) == 1 and f"row {shown} of the upload" in heads[0]      # the same row, not a skipped one
+    assert len(heads) == 1 and f"row {shown} of the upload" in heads[0]  # the same row, not a skipped one
     # another user's queue is their own
     other = Browser(monkeypatch)
     lena = other.sign_in("lena", page=REVIEW)

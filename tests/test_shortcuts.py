@@ -1,4 +1,5 @@
 """review.shortcuts: label keys that cannot be misread, whatever the class names."""
+
 from review.shortcuts import RESERVED, describe, label_keys
 
 
@@ -19,5 +20,5 @@ def test_ambiguous_digits_fall_back_to_letters_never_the_reserved_ones():
         keys = label_keys(labels)
         assert all(k and k.isalpha() and k not in RESERVED and k not in "CR" for k in keys), keys
         assert len(set(keys)) == len(keys)
-    assert label_keys(["Sports", "1 World", "Sci"]) == ["A", "W", "D"]      # own first letter unless reserved (S, and C/R)
-    assert label_keys(["1", "Cats", "Rats"]) == ["A", "D", "E"]              # st.button refuses C and R as shortcuts
+    assert label_keys(["Sports", "1 World", "Sci"]) == ["A", "W", "D"]  # own first letter unless reserved (S, and C/R)
+    assert label_keys(["1", "Cats", "Rats"]) == ["A", "D", "E"]  # st.button refuses C and R as shortcuts

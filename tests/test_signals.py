@@ -1,5 +1,6 @@
 """The team's own signals: embeddings (a column or a .npy file) and a training-loss column.
 Refused at the door naming the row; used by the audit as one more candidate view and in the trust."""
+
 from __future__ import annotations
 
 import io
@@ -8,11 +9,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import counts
 
 from review import audit, datasets, ingest, signals, store
 from review.errors import IngestError
-
-from conftest import counts
 
 
 def _frame(n=240, seed=0):
@@ -25,9 +25,15 @@ def _frame(n=240, seed=0):
     flip = rng.choice(n, 12, replace=False)
     noisy[flip] = (y[flip] + 1) % 3
     loss = rng.random(n) * 0.1
-    loss[flip] = 2.0 + rng.random(len(flip))            # the team's model found the flipped rows hard
-    df = pd.DataFrame({"text": texts, "label": [f"c{c}" for c in noisy],
-                       "emb": [json.dumps([round(float(x), 5) for x in e]) for e in E], "loss": loss})
+    loss[flip] = 2.0 + rng.random(len(flip))  # the team's model found the flipped rows hard
+    df = pd.DataFrame(
+        {
+            "text": texts,
+            "label": [f"c{c}" for c in noisy],
+            "emb": [json.dumps([round(float(x), 5) for x in e]) for e in E],
+            "loss": loss,
+        }
+    )
     return df.astype({"loss": object}), E.astype(np.float32), flip
 
 
@@ -46,7 +52,9 @@ def test_embedding_column_and_loss_are_stored_and_used(db, lead):
     audit.run_audit(db, ds.id, lead)
     p = datasets.latest_run(db, ds.id)["params"]
     assert "embeddings" in p["views"] and any(c["view"] == "embeddings" for c in p["candidates"])
-    reasons = [r[0] for r in db.execute("SELECT reason FROM scores WHERE run_id=(SELECT MAX(id) FROM runs) AND is_issue=1")]
+    reasons = [
+        r[0] for r in db.execute("SELECT reason FROM scores WHERE run_id=(SELECT MAX(id) FROM runs) AND is_issue=1")
+    ]
     assert any("training loss is in the top" in (r or "") for r in reasons)
     # the loss moves the flipped rows (high loss) up: every flipped row among the first 30 ranks
     top = {r[0] for r in db.execute("SELECT idx FROM scores WHERE run_id=(SELECT MAX(id) FROM runs) AND rank <= 30")}
@@ -64,12 +72,15 @@ def test_embeddings_from_npy_and_forced_embedding_model(db, lead):
     assert p["model"].startswith("logreg-embeddings(C=") and {c["view"] for c in p["candidates"]} == {"embeddings"}
 
 
-@pytest.mark.parametrize("cell, message", [
-    ("[1, 2]", "data row 8, column 'emb': 2 numbers where row 1 has 3"),
-    ("[1, x, 3]", "data row 8, column 'emb': '[1, x, 3]' is not a vector of numbers"),
-    ("", "data row 8, column 'emb' is empty"),
-    ("[1, NaN, 3]", "data row 8, column 'emb': a value is NaN or infinite"),
-])
+@pytest.mark.parametrize(
+    "cell, message",
+    [
+        ("[1, 2]", "data row 8, column 'emb': 2 numbers where row 1 has 3"),
+        ("[1, x, 3]", "data row 8, column 'emb': '[1, x, 3]' is not a vector of numbers"),
+        ("", "data row 8, column 'emb' is empty"),
+        ("[1, NaN, 3]", "data row 8, column 'emb': a value is NaN or infinite"),
+    ],
+)
 def test_bad_embedding_cells_are_refused_naming_the_row(db, lead, cell, message):
     df, _, _ = _frame()
     df.loc[7, "emb"] = cell
@@ -108,7 +119,9 @@ def test_bad_npy_files_are_refused_naming_the_shape():
 
 
 def test_signals_with_several_annotators_are_refused():
-    df = pd.DataFrame({"id": ["1", "1"], "text": ["a", "a"], "annotator": ["x", "y"], "label": ["p", "q"], "loss": [1, 2]})
+    df = pd.DataFrame(
+        {"id": ["1", "1"], "text": ["a", "a"], "annotator": ["x", "y"], "label": ["p", "q"], "loss": [1, 2]}
+    )
     m = ingest.Mapping(text=["text"], label="label", id="id", annotator="annotator", loss="loss")
     with pytest.raises(IngestError, match="go with one label per row"):
         ingest.prepare(df, m, "crowd.csv")
@@ -125,7 +138,10 @@ def test_fuse_loss_orders_by_both_signals():
 def _cli(*args):
     import subprocess
     import sys
-    p = subprocess.run([sys.executable, "-m", "review.cli", *map(str, args)], capture_output=True, text=True, timeout=300)
+
+    p = subprocess.run(
+        [sys.executable, "-m", "review.cli", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
     return p.returncode, p.stdout, p.stderr
 
 
@@ -135,8 +151,22 @@ def test_cli_ingest_with_signals_audit_and_selfcheck(tmp_path):
     df.to_csv(good, index=False)
     np.save(tmp_path / "emb.npy", E)
     db = tmp_path / "cli.db"
-    code, out, err = _cli("ingest", good, "--name", "s", "--text-col", "text", "--label-col", "label",
-                          "--embeddings", tmp_path / "emb.npy", "--loss-col", "loss", "--db", db)
+    code, out, err = _cli(
+        "ingest",
+        good,
+        "--name",
+        "s",
+        "--text-col",
+        "text",
+        "--label-col",
+        "label",
+        "--embeddings",
+        tmp_path / "emb.npy",
+        "--loss-col",
+        "loss",
+        "--db",
+        db,
+    )
     assert code == 0, err
     code, out, err = _cli("audit", "s", "--db", db)
     assert code == 0, err
@@ -149,9 +179,11 @@ def test_cli_ingest_with_signals_audit_and_selfcheck(tmp_path):
     df.loc[9, "emb"] = "[0.1, 0.2]"
     bad = tmp_path / "bad.csv"
     df.to_csv(bad, index=False)
-    code, out, err = _cli("ingest", bad, "--name", "b", "--text-col", "text", "--label-col", "label",
-                          "--embedding-col", "emb", "--db", db)
+    code, out, err = _cli(
+        "ingest", bad, "--name", "b", "--text-col", "text", "--label-col", "label", "--embedding-col", "emb", "--db", db
+    )
     assert code == 2 and "bad.csv: data row 10, column 'emb': 2 numbers where row 1 has 3" in err
-    code, out, err = _cli("ingest", good, "--name", "c", "--text-col", "text", "--label-col", "label",
-                          "--embeddings", good, "--db", db)
+    code, out, err = _cli(
+        "ingest", good, "--name", "c", "--text-col", "text", "--label-col", "label", "--embeddings", good, "--db", db
+    )
     assert code == 2 and "sig.csv: not a NumPy .npy file" in err

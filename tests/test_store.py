@@ -1,4 +1,5 @@
 """store: WAL, the append-only audit trail and its hash chain, online backup."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -6,8 +7,8 @@ import threading
 import time
 
 import pytest
-
 from conftest import raw
+
 from review import auth, store
 
 
@@ -93,7 +94,7 @@ def test_verify_trail_names_changed_row(db, db_path, admin):
     c.close()
     ok, checked, msg = store.verify_trail(db)
     assert not ok
-    assert checked == 4          # rows 1..4 are fine
+    assert checked == 4  # rows 1..4 are fine
     assert "audit row 5 " in msg and "changed" in msg
 
 
@@ -112,10 +113,13 @@ def test_verify_trail_detects_rewritten_hash(db, db_path, admin):
     _history(db, admin)
     c = _drop_triggers(db_path)
     rid, at, actor, action, dsid, idx, _, prev = c.execute(
-        "SELECT id, at, actor, action, dataset_id, idx, payload, prev_hash FROM audit_log WHERE id=3").fetchone()
+        "SELECT id, at, actor, action, dataset_id, idx, payload, prev_hash FROM audit_log WHERE id=3"
+    ).fetchone()
     payload = '{"text":"forged"}'
-    c.execute("UPDATE audit_log SET payload=?, hash=? WHERE id=3",
-              [payload, store._row_hash(prev, at, actor, action, dsid, idx, payload)])
+    c.execute(
+        "UPDATE audit_log SET payload=?, hash=? WHERE id=3",
+        [payload, store._row_hash(prev, at, actor, action, dsid, idx, payload)],
+    )
     c.close()
     ok, checked, msg = store.verify_trail(db)
     assert not ok and checked == 3
@@ -180,10 +184,14 @@ def test_backup_while_another_connection_writes(db, db_path, admin, tmp_path):
 
     copy = sqlite3.connect(str(dest))
     assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    copied = copy.execute("SELECT id, at, actor, action, dataset_id, idx, payload, prev_hash, hash FROM audit_log ORDER BY id").fetchall()
+    copied = copy.execute(
+        "SELECT id, at, actor, action, dataset_id, idx, payload, prev_hash, hash FROM audit_log ORDER BY id"
+    ).fetchall()
     users_copy = copy.execute("SELECT name, role, password_hash FROM users ORDER BY name").fetchall()
     copy.close()
-    source = db.execute("SELECT id, at, actor, action, dataset_id, idx, payload, prev_hash, hash FROM audit_log ORDER BY id").fetchall()
+    source = db.execute(
+        "SELECT id, at, actor, action, dataset_id, idx, payload, prev_hash, hash FROM audit_log ORDER BY id"
+    ).fetchall()
     # the copy is a consistent snapshot: exactly a prefix of the source's trail, including the ticks so far
     assert len(copied) >= 8 + 20
     assert copied == source[: len(copied)]
@@ -199,7 +207,7 @@ def test_backup_while_another_connection_writes(db, db_path, admin, tmp_path):
 def test_schema_7_database_migrates_to_8_keeping_its_data(db_path, db, admin):
     _history(db, admin)
     db.conn.close()
-    c = raw(db_path)   # make it a version-7 file: no sessions, no queue_state
+    c = raw(db_path)  # make it a version-7 file: no sessions, no queue_state
     c.execute("DROP TABLE sessions")
     c.execute("DROP TABLE queue_state")
     c.execute("UPDATE meta_info SET value='7' WHERE key='schema_version'")
@@ -207,17 +215,21 @@ def test_schema_7_database_migrates_to_8_keeping_its_data(db_path, db, admin):
     c.close()
     db = store.connect(db_path)
     try:
-        assert store.scalar(db, "SELECT value FROM meta_info WHERE key='schema_version'") == str(store.SCHEMA_VERSION) == "8"
+        assert (
+            store.scalar(db, "SELECT value FROM meta_info WHERE key='schema_version'")
+            == str(store.SCHEMA_VERSION)
+            == "8"
+        )
         assert db["sessions"].exists() and db["queue_state"].exists()
         assert "sessions_user" in {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert store.scalar(db, "SELECT COUNT(*) FROM users") == n_users
         assert store.scalar(db, "SELECT COUNT(*) FROM audit_log") == n_log
-        bob = auth.sign_in(db, "bob", "password-bob")          # the old accounts sign in and get a session
+        bob = auth.sign_in(db, "bob", "password-bob")  # the old accounts sign in and get a session
         token = auth.start_session(db, bob)
         assert auth.resume_session(db, token) == bob
         auth.save_queue_state(db, bob, 1, {"skipped": [3]})
         assert auth.load_queue_state(db, bob, 1)["skipped"] == [3]
-        store.connect(db_path).conn.close()                     # a second connect finds it current
+        store.connect(db_path).conn.close()  # a second connect finds it current
         ok, _, msg = store.verify_trail(db)
         assert ok, msg
     finally:

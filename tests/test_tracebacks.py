@@ -10,6 +10,7 @@ without the capabilities that let root bypass them (``setpriv --bounding-set
 Not as root, they run as they are. A ``mode=ro`` connection stands in where the app itself must
 be read-only in this process (SQLITE_READONLY, the code a 0444 file gives).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,12 +24,11 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
+from conftest import copy_db
 from streamlit.testing.v1 import AppTest
 
 from review import auth, datasets, demo, ingest, ner_store, store, workflow
 from review.errors import IngestError, StorageError
-
-from conftest import copy_db
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
@@ -39,6 +39,7 @@ NESTED = "nested deeper than 200 levels"
 
 # ----------------------------------------------------------------------------- helpers
 
+
 def _env(**extra) -> dict:
     env = dict(os.environ, PYTHONIOENCODING="utf-8", **extra)
     if "REVIEW_DB" not in extra:
@@ -47,8 +48,16 @@ def _env(**extra) -> dict:
 
 
 def _cli(*args, stdin: str | None = None, prefix: list[str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*(prefix or []), sys.executable, "-m", "review.cli", *map(str, args)], input=stdin,
-                          capture_output=True, text=True, encoding="utf-8", env=_env(), cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [*(prefix or []), sys.executable, "-m", "review.cli", *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=_env(),
+        cwd=ROOT,
+        timeout=300,
+    )
 
 
 def _no_traceback(r: subprocess.CompletedProcess) -> None:
@@ -105,24 +114,36 @@ def _copy(src: Path, dest: Path) -> Path:
 
 
 def _table_counts(db) -> dict:
-    return {t: store.scalar(db, f"SELECT COUNT(*) FROM {t}") for t in ("users", "sessions", "reviews", "audit_log", "datasets", "items")}
+    return {
+        t: store.scalar(db, f"SELECT COUNT(*) FROM {t}")
+        for t in ("users", "sessions", "reviews", "audit_log", "datasets", "items")
+    }
 
 
 # ----------------------------------------------------------------------------- (a) JSON nested too deep
+
 
 def _text_jsonl(deep_line: str) -> bytes:
     rows = [json.dumps({"text": f"row {i} words here", "label": "ab"[i % 2]}) for i in range(5)]
     return ("\n".join(rows) + "\n" + deep_line + "\n").encode()
 
 
-@pytest.mark.parametrize("name,data,line", [
-    ("deep.jsonl", _text_jsonl('{"text": "x", "label": "a", "v": ' + DEEP + "}"), 6),   # a value deep inside a record
-    ("deep.ndjson", _text_jsonl(DEEP), 6),                                            # a bare deep array
-    ("array.json", DEEP.encode(), 1),                                                 # a JSON array file, on one line
-    ("objs.jsonl", _text_jsonl('{"v": ' + '{"a": ' * 5000 + "1" + "}" * 5000 + "}"), 6),   # objects, not lists
-], ids=["record", "bare-array", "json-array-file", "objects"])
+@pytest.mark.parametrize(
+    "name,data,line",
+    [
+        (
+            "deep.jsonl",
+            _text_jsonl('{"text": "x", "label": "a", "v": ' + DEEP + "}"),
+            6,
+        ),  # a value deep inside a record
+        ("deep.ndjson", _text_jsonl(DEEP), 6),  # a bare deep array
+        ("array.json", DEEP.encode(), 1),  # a JSON array file, on one line
+        ("objs.jsonl", _text_jsonl('{"v": ' + '{"a": ' * 5000 + "1" + "}" * 5000 + "}"), 6),  # objects, not lists
+    ],
+    ids=["record", "bare-array", "json-array-file", "objects"],
+)
 def test_deep_json_line_is_refused_naming_the_line(name, data, line):
-    assert not ner_store.looks_like_ner(data, name)     # the upload's first question: no RecursionError either
+    assert not ner_store.looks_like_ner(data, name)  # the upload's first question: no RecursionError either
     with pytest.raises(IngestError) as e:
         ingest.read_table(data, name)
     assert str(e.value).startswith(f"line {line} of {name} is {NESTED}") and "flatten it" in str(e.value)
@@ -139,13 +160,15 @@ def test_depth_limit_is_200_and_brackets_in_strings_do_not_count():
 
 
 def test_deep_ner_jsonl_is_refused_naming_the_line():
-    data = ('{"tokens": ["Ada", "spoke"], "tags": ["B-PER", "O"]}\n'
-            '{"tokens": ["Bo"], "tags": ["B-PER"], "extra": ' + DEEP + "}\n").encode()
+    data = (
+        '{"tokens": ["Ada", "spoke"], "tags": ["B-PER", "O"]}\n'
+        '{"tokens": ["Bo"], "tags": ["B-PER"], "extra": ' + DEEP + "}\n"
+    ).encode()
     assert ner_store.looks_like_ner(data, "ner.jsonl")
     with pytest.raises(IngestError, match=f"line 2 of ner.jsonl is {NESTED}"):
         ner_store.read_corpus(data, "ner.jsonl")
     first_deep = ('{"tokens": ["Ada"], "tags": ["B-PER"], "x": ' + DEEP + "}\n").encode()
-    assert not ner_store.looks_like_ner(first_deep, "ner.jsonl")   # then read as a table: the same message
+    assert not ner_store.looks_like_ner(first_deep, "ner.jsonl")  # then read as a table: the same message
     with pytest.raises(IngestError, match=f"line 1 of ner.jsonl is {NESTED}"):
         ingest.read_table(first_deep, "ner.jsonl")
 
@@ -157,11 +180,19 @@ def test_deep_jsonl_ingest_writes_nothing(db, lead):
     assert _table_counts(db) == before
 
 
-@pytest.mark.parametrize("name,data,line", [
-    ("deep.jsonl", _text_jsonl('{"text": "x", "label": "a", "v": ' + DEEP + "}"), 6),
-    ("array.json", DEEP.encode(), 1),
-    ("ner.jsonl", ('{"tokens": ["Ada"], "tags": ["B-PER"]}\n{"tokens": ["Bo"], "tags": ["O"], "p": ' + DEEP + "}\n").encode(), 2),
-], ids=["text-jsonl", "json-array-file", "ner-jsonl"])
+@pytest.mark.parametrize(
+    "name,data,line",
+    [
+        ("deep.jsonl", _text_jsonl('{"text": "x", "label": "a", "v": ' + DEEP + "}"), 6),
+        ("array.json", DEEP.encode(), 1),
+        (
+            "ner.jsonl",
+            ('{"tokens": ["Ada"], "tags": ["B-PER"]}\n{"tokens": ["Bo"], "tags": ["O"], "p": ' + DEEP + "}\n").encode(),
+            2,
+        ),
+    ],
+    ids=["text-jsonl", "json-array-file", "ner-jsonl"],
+)
 def test_review_ingest_of_deep_json_exits_2_naming_the_line(tmp_path, name, data, line):
     f = tmp_path / name
     f.write_bytes(data)
@@ -187,11 +218,13 @@ def test_a_deep_embedding_cell_is_refused_naming_the_row():
     # the Upload page and `review ingest` parse embedding cells with this function
     from review import signals
     from review.errors import IngestError
+
     with pytest.raises(IngestError, match=r"up.csv: data row 3, column 'emb': the vector is lists nested"):
         signals.parse_embedding_column(["[1, 2]", "[3, 4]", DEEP], "up.csv", "emb")
 
 
 # ----------------------------------------------------------------------------- (b) a full disk
+
 
 def test_full_disk_write_rolls_back_whole_and_names_the_file(db, admin):
     _full(db)
@@ -199,12 +232,12 @@ def test_full_disk_write_rolls_back_whole_and_names_the_file(db, admin):
     with pytest.raises(StorageError) as e:
         with store.transaction(db):
             db.execute("INSERT INTO users(name, role, password_hash, created_at) VALUES ('zed', 'lead', 'x', 'now')")
-            store.log(db, "alice", "big", None, None, note="n" * 20_000)   # needs pages the file may not grow
+            store.log(db, "alice", "big", None, None, note="n" * 20_000)  # needs pages the file may not grow
     msg = str(e.value)
     assert msg.startswith(f"The disk holding {os.path.abspath(store._path_of(db))} is full") and "free space" in msg
     assert "Nothing was saved" in msg and "database or disk is full" in msg
-    assert not db.conn.in_transaction and _table_counts(db) == before   # the first insert went too
-    db.execute("PRAGMA max_page_count = 1073741823")                      # space freed: the same write goes through
+    assert not db.conn.in_transaction and _table_counts(db) == before  # the first insert went too
+    db.execute("PRAGMA max_page_count = 1073741823")  # space freed: the same write goes through
     with store.transaction(db):
         store.log(db, "alice", "big", None, None, note="n" * 20_000)
     assert store.verify_trail(db)[0]
@@ -230,6 +263,7 @@ def test_full_disk_on_a_new_database_says_so(tmp_path, monkeypatch):
         conn = real(*a, **k)
         conn.execute("PRAGMA max_page_count = 3")
         return conn
+
     monkeypatch.setattr(store.sqlite3, "connect", tiny)
     with pytest.raises(StorageError, match=r"The disk holding .*new\.db is full .* then reload the page"):
         store.connect(tmp_path / "new.db")
@@ -237,9 +271,12 @@ def test_full_disk_on_a_new_database_says_so(tmp_path, monkeypatch):
 
 def test_cli_full_disk_exits_2_with_the_message(tmp_path, monkeypatch, capsys):
     from review import cli
+
     path = _users_db(tmp_path / "app.db")
-    rows = "".join(f"r{i},item {i} is {'great lovely ' * 20 if i % 2 else 'awful broken ' * 20},{'pos' if i % 2 else 'neg'}\n"
-                   for i in range(500))                       # 130 kB: more than the free room in the file's pages
+    rows = "".join(
+        f"r{i},item {i} is {'great lovely ' * 20 if i % 2 else 'awful broken ' * 20},{'pos' if i % 2 else 'neg'}\n"
+        for i in range(500)
+    )  # 130 kB: more than the free room in the file's pages
     (tmp_path / "small.csv").write_text("id,text,label\n" + rows)
     real = store.connect
 
@@ -247,6 +284,7 @@ def test_cli_full_disk_exits_2_with_the_message(tmp_path, monkeypatch, capsys):
         db = real(*a, **k)
         _full(db)
         return db
+
     monkeypatch.setattr(store, "connect", full_connect)
     db = store.connect(path)
     before = _table_counts(db)
@@ -258,13 +296,16 @@ def test_cli_full_disk_exits_2_with_the_message(tmp_path, monkeypatch, capsys):
 
 # ----------------------------------------------------------------------------- (c) read-only, busy, damaged
 
+
 def test_read_only_connection_names_the_file_and_chmod(tmp_path):
     path = _users_db(tmp_path / "app.db")
     ro = sqlite_utils.Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None))
     with pytest.raises(StorageError) as e:
         auth.create_user(ro, "bob", "lead", PW, auth.User("alice", "admin"))
     msg = str(e.value)
-    assert msg.startswith(f"{path} is read-only") and "chmod u+w" in msg and "chown" in msg and "Nothing was saved" in msg
+    assert (
+        msg.startswith(f"{path} is read-only") and "chmod u+w" in msg and "chown" in msg and "Nothing was saved" in msg
+    )
     ro.conn.close()
 
 
@@ -289,7 +330,7 @@ def test_not_a_database_and_damaged_and_cannot_open(tmp_path):
         store.connect(bad)
     hurt = _users_db(tmp_path / "hurt.db")
     data = bytearray(hurt.read_bytes())
-    data[4096:] = b"\xde\xad\xbe\xef" * ((len(data) - 4096) // 4)    # every page but the first
+    data[4096:] = b"\xde\xad\xbe\xef" * ((len(data) - 4096) // 4)  # every page but the first
     hurt.write_bytes(data)
     for f in (tmp_path / "hurt.db-wal", tmp_path / "hurt.db-shm"):
         f.unlink(missing_ok=True)
@@ -311,7 +352,11 @@ def test_other_sqlite_errors_pass_unchanged(db, admin):
     assert not db.conn.in_transaction
     # an I/O error cannot be made on demand here: its message (no error code) is still worded
     e = store.storage_error(sqlite3.OperationalError("disk I/O error"), "/srv/app.db")
-    assert isinstance(e, StorageError) and str(e).startswith("Reading or writing /srv/app.db failed") and "df -h /srv" in str(e)
+    assert (
+        isinstance(e, StorageError)
+        and str(e).startswith("Reading or writing /srv/app.db failed")
+        and "df -h /srv" in str(e)
+    )
 
 
 def _perm_db(tmp_path: Path) -> Path:
@@ -326,20 +371,46 @@ def test_cli_on_a_read_only_file_and_folder_exits_2(tmp_path, unprivileged):
     path = _perm_db(tmp_path)
     path.chmod(0o444)
     try:
-        r = _cli("users", "add", "bob", "--role", "lead", "--password-stdin", "--db", path, stdin=PW + "\n", prefix=unprivileged)
-        assert r.returncode == 2 and r.stderr.startswith(f"error: {path} is read-only") and "chmod u+w" in r.stderr, r.stderr
+        r = _cli(
+            "users",
+            "add",
+            "bob",
+            "--role",
+            "lead",
+            "--password-stdin",
+            "--db",
+            path,
+            stdin=PW + "\n",
+            prefix=unprivileged,
+        )
+        assert r.returncode == 2 and r.stderr.startswith(f"error: {path} is read-only") and "chmod u+w" in r.stderr, (
+            r.stderr
+        )
         _no_traceback(r)
-        r = _cli("verify-trail", "--db", path, prefix=unprivileged)     # reading still works
+        r = _cli("verify-trail", "--db", path, prefix=unprivileged)  # reading still works
         assert r.returncode == 0 and "intact" in r.stdout, r.stderr
     finally:
         path.chmod(0o644)
-    for f in (path.with_name("app.db-wal"), path.with_name("app.db-shm")):   # the reader may have made them
+    for f in (path.with_name("app.db-wal"), path.with_name("app.db-shm")):  # the reader may have made them
         f.unlink(missing_ok=True)
     path.parent.chmod(0o555)
     try:
-        r = _cli("users", "add", "bob", "--role", "lead", "--password-stdin", "--db", path, stdin=PW + "\n", prefix=unprivileged)
+        r = _cli(
+            "users",
+            "add",
+            "bob",
+            "--role",
+            "lead",
+            "--password-stdin",
+            "--db",
+            path,
+            stdin=PW + "\n",
+            prefix=unprivileged,
+        )
         assert r.returncode == 2, r.stderr
-        assert r.stderr.startswith(f"error: {path} cannot be written: the folder {path.parent} holding {path} is read-only")
+        assert r.stderr.startswith(
+            f"error: {path} cannot be written: the folder {path.parent} holding {path} is read-only"
+        )
         assert "chmod u+w" in r.stderr and "app.db-wal" in r.stderr
         _no_traceback(r)
     finally:
@@ -368,8 +439,15 @@ print(json.dumps({"errors": [e.value for e in at.error], "exceptions": [e.value 
 
 
 def _sign_in_page(db_path: Path, prefix: list[str]) -> dict:
-    r = subprocess.run([*prefix, sys.executable, "-c", SIGN_IN_PAGE, str(APP)], capture_output=True, text=True,
-                       encoding="utf-8", env=_env(REVIEW_DB=str(db_path)), cwd=ROOT, timeout=300)
+    r = subprocess.run(
+        [*prefix, sys.executable, "-c", SIGN_IN_PAGE, str(APP)],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=_env(REVIEW_DB=str(db_path)),
+        cwd=ROOT,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -381,9 +459,9 @@ def test_sign_in_page_on_a_read_only_file_or_folder_shows_the_fix(tmp_path, unpr
         got = _sign_in_page(path, unprivileged)
     finally:
         path.chmod(0o644)
-    assert not got["exceptions"] and not got["inputs"], got            # no traceback, no sign-in form to fail later
+    assert not got["exceptions"] and not got["inputs"], got  # no traceback, no sign-in form to fail later
     assert len(got["errors"]) == 1
-    shown = got["errors"][0].replace("\\", "")                          # ui.error escapes Markdown
+    shown = got["errors"][0].replace("\\", "")  # ui.error escapes Markdown
     assert shown.startswith(f"{path} is read-only") and "chmod u+w" in shown and "chown" in shown
     for f in (path.with_name("app.db-wal"), path.with_name("app.db-shm")):
         f.unlink(missing_ok=True)
@@ -394,7 +472,7 @@ def test_sign_in_page_on_a_read_only_file_or_folder_shows_the_fix(tmp_path, unpr
         path.parent.chmod(0o755)
     assert not got["exceptions"] and len(got["errors"]) == 1, got
     assert got["errors"][0].replace("\\", "").startswith(f"{path} cannot be written: the folder {path.parent}")
-    got = _sign_in_page(path, unprivileged)                             # fixed: the form is back
+    got = _sign_in_page(path, unprivileged)  # fixed: the form is back
     assert not got["exceptions"] and not got["errors"] and got["inputs"] == ["User name", "Password"], got
 
 
@@ -418,7 +496,7 @@ def test_sign_in_on_a_read_only_connection_shows_the_message(tmp_path, monkeypat
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     at.text_input(key="signin_name").input("anna")
     at.text_input(key="signin_pw").input(PW)
-    assert [b.label for b in at.button] == ["Sign in"]                  # the form's submit button
+    assert [b.label for b in at.button] == ["Sign in"]  # the form's submit button
     at = at.button[0].click().run()
     assert not at.exception, [e.value for e in at.exception]
     shown = [e.value.replace("\\", "") for e in at.error]
@@ -438,10 +516,12 @@ def demo_template(tmp_path_factory):
     return path
 
 
-def test_keep_on_a_full_disk_shows_the_message_keeps_the_note_and_works_once_freed(tmp_path, monkeypatch, demo_template):
+def test_keep_on_a_full_disk_shows_the_message_keeps_the_note_and_works_once_freed(
+    tmp_path, monkeypatch, demo_template
+):
     path = _copy(demo_template, tmp_path / "review.db")
     db = store.connect(path)
-    db.execute("VACUUM")                                   # no free pages left: a new row needs the file to grow
+    db.execute("VACUUM")  # no free pages left: a new row needs the file to grow
     monkeypatch.setenv("REVIEW_DB", str(path))
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.session_state["user"] = ("anna", "annotator", time.time())
@@ -450,32 +530,40 @@ def test_keep_on_a_full_disk_shows_the_message_keeps_the_note_and_works_once_fre
     assert not at.exception, [e.value for e in at.exception]
     ds = datasets.get(db, demo.DEMO_NAME)
     idx = store.scalar(db, "SELECT idx FROM states WHERE dataset_id=? AND claimed_by='anna'", [ds.id])
-    state = list(db.execute("SELECT state, version, current_label FROM states WHERE dataset_id=? AND idx=?", [ds.id, idx]))
+    state = list(
+        db.execute("SELECT state, version, current_label FROM states WHERE dataset_id=? AND idx=?", [ds.id, idx])
+    )
     before = _table_counts(db)
 
     real = store.connect
     full = {"on": True}
 
-    def connect(*a, **k):                                  # the app's connection on a disk with no room left
+    def connect(*a, **k):  # the app's connection on a disk with no room left
         conn = real(*a, **k)
         if full["on"]:
             _full(conn)
         return conn
+
     monkeypatch.setattr(store, "connect", connect)
-    note = "the customer asks for a refund, not a bug report " * 90     # 4,500 characters: new pages
+    note = "the customer asks for a refund, not a bug report " * 90  # 4,500 characters: new pages
     at.text_input(key=f"note_{ds.id}_{idx}").input(note)
     at = at.button(key="keep").click().run()
     assert not at.exception, [e.value for e in at.exception]
     warned = [w.value.replace("\\", "") for w in at.warning]
     assert any(w.startswith(f"The disk holding {path} is full") and "Nothing was saved" in w for w in warned), warned
-    assert _table_counts(db) == before                      # nothing half-written
-    assert list(db.execute("SELECT state, version, current_label FROM states WHERE dataset_id=? AND idx=?", [ds.id, idx])) == state
-    assert at.text_input(key=f"note_{ds.id}_{idx}").value == note     # the input is still on the page
+    assert _table_counts(db) == before  # nothing half-written
+    assert (
+        list(db.execute("SELECT state, version, current_label FROM states WHERE dataset_id=? AND idx=?", [ds.id, idx]))
+        == state
+    )
+    assert at.text_input(key=f"note_{ds.id}_{idx}").value == note  # the input is still on the page
 
-    full["on"] = False                                     # space freed: the same click goes through
+    full["on"] = False  # space freed: the same click goes through
     at = at.button(key="keep").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any(s.value.startswith("Row ") and s.value.endswith("kept.") for s in at.success), [s.value for s in at.success]
+    assert any(s.value.startswith("Row ") and s.value.endswith("kept.") for s in at.success), [
+        s.value for s in at.success
+    ]
     r = list(db.query("SELECT decision, note, reviewer FROM reviews WHERE dataset_id=? AND idx=?", [ds.id, idx]))
     assert r == [{"decision": "keep", "note": note.strip(), "reviewer": "anna"}]
     assert store.verify_trail(db)[0]
@@ -507,9 +595,12 @@ def test_upload_on_a_full_disk_shows_the_message_and_ingests_once_freed(tmp_path
         if full["on"]:
             _full(conn)
         return conn
+
     monkeypatch.setattr(store, "connect", connect)
-    rows = "".join(f"r{i},item {i} is {'great lovely ' * 20 if i % 2 else 'awful broken ' * 20},{'pos' if i % 2 else 'neg'}\n"
-                   for i in range(300))
+    rows = "".join(
+        f"r{i},item {i} is {'great lovely ' * 20 if i % 2 else 'awful broken ' * 20},{'pos' if i % 2 else 'neg'}\n"
+        for i in range(300)
+    )
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.session_state["user"] = ("lena", "lead", time.time())
     at.switch_page("pages/1_Upload.py")
@@ -521,9 +612,11 @@ def test_upload_on_a_full_disk_shows_the_message_and_ingests_once_freed(tmp_path
     at = at.button(key="ingest").click().run()
     assert not at.exception, [e.value for e in at.exception]
     shown = [e.value.replace("\\", "") for e in at.error]
-    assert len(shown) == 1 and shown[0].startswith(f"The disk holding {path} is full") and "Nothing was saved" in shown[0]
-    assert _table_counts(db) == before                      # no dataset, no item, no audit row
-    full["on"] = False                                     # space freed: the file and the mapping are still there
+    assert (
+        len(shown) == 1 and shown[0].startswith(f"The disk holding {path} is full") and "Nothing was saved" in shown[0]
+    )
+    assert _table_counts(db) == before  # no dataset, no item, no audit row
+    full["on"] = False  # space freed: the file and the mapping are still there
     assert at.text_input(key="dataset_name_input").value == "tickets"
     at = at.button(key="ingest").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]

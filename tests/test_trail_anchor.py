@@ -4,6 +4,7 @@ and failed sign-ins kept from flooding the trail and its Who filter (review.audi
 
 Each test has its own key folder (REVIEW_TRAIL_DIR); tampering goes through a plain sqlite3
 connection, as someone holding the file would."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import PASSWORD, copy_db, raw
 from streamlit.testing.v1 import AppTest
 
-from conftest import PASSWORD, copy_db, raw
 from review import audit_view, auth, cli, store, trail_anchor
 from review.errors import AuthError
 
@@ -45,8 +46,10 @@ def _tamper(path):
 
 def _recompute_from(c, first: int, payload_of=None) -> None:
     """Rewrite rows from ``first`` on (their payload via ``payload_of``) and recompute every hash after."""
-    rows = c.execute("SELECT id, at, actor, action, dataset_id, idx, payload, prev_hash FROM audit_log WHERE id >= ? ORDER BY id",
-                     [first]).fetchall()
+    rows = c.execute(
+        "SELECT id, at, actor, action, dataset_id, idx, payload, prev_hash FROM audit_log WHERE id >= ? ORDER BY id",
+        [first],
+    ).fetchall()
     prev = rows[0][7]
     for rid, at, actor, action, dsid, idx, payload, _ in rows:
         if payload_of:
@@ -62,6 +65,7 @@ def _n(db) -> int:
 
 # ----------------------------------------------------------------------------- the two edits
 
+
 def test_a_normal_trail_verifies_with_the_same_message(db, admin, keys):
     _history(db, admin)
     ok, n, msg = store.verify_trail(db)
@@ -72,7 +76,7 @@ def test_a_normal_trail_verifies_with_the_same_message(db, admin, keys):
     assert (keys.stat().st_mode & 0o777) == 0o700
     assert store.scalar(db, "SELECT COUNT(*) FROM audit_mac") == 10
     blob = b"".join(p.read_bytes() for p in db_files(db))
-    assert json.loads(key.read_text())["key"].encode() not in blob       # the key is not in the database
+    assert json.loads(key.read_text())["key"].encode() not in blob  # the key is not in the database
 
 
 def db_files(db):
@@ -140,8 +144,10 @@ def test_a_forged_anchor_or_a_stolen_seal_is_reported(db, db_path, admin):
     anchor = json.loads(c.execute("SELECT value FROM meta_info WHERE key='trail_anchor'").fetchone()[0])
     c.execute("DELETE FROM audit_log WHERE id = ?", [anchor["id"]])
     prev = c.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
-    c.execute("UPDATE meta_info SET value=? WHERE key='trail_anchor'",
-              [json.dumps({"id": prev[0], "hash": prev[1], "mac": anchor["mac"]})])
+    c.execute(
+        "UPDATE meta_info SET value=? WHERE key='trail_anchor'",
+        [json.dumps({"id": prev[0], "hash": prev[1], "mac": anchor["mac"]})],
+    )
     c.close()
     ok, _, msg = store.verify_trail(db)
     assert not ok and msg == "the audit trail's anchor does not match its seal: it was changed"
@@ -154,10 +160,16 @@ def test_existing_chain_messages_come_first(db, db_path, admin):
     c.execute("UPDATE audit_log SET actor='mallory' WHERE id=3")
     c.close()
     ok, n, msg = store.verify_trail(db)
-    assert not ok and n == 2 and msg.startswith("audit row 3 (note by mallory") and "was changed after it was written" in msg
+    assert (
+        not ok
+        and n == 2
+        and msg.startswith("audit row 3 (note by mallory")
+        and "was changed after it was written" in msg
+    )
 
 
 # ----------------------------------------------------------------------------- keys, old databases, copies
+
 
 def _as_old_database(db_path, keys: Path) -> None:
     """What a database written before seals looks like: no audit_mac, no key record, no pin."""
@@ -177,8 +189,10 @@ def test_an_old_database_verifies_as_before_then_is_keyed_from_its_next_row(db, 
     store.log(db, admin.name, "note", text="first sealed row")
     ok, n, msg = store.verify_trail(db)
     assert ok and n == 11, msg
-    assert msg == ("audit trail intact: 11 rows, hash chain verified; keyed (HMAC) from row 11; rows 1–10 were "
-                   "written before the trail key existed and are checked by the hash chain only")
+    assert msg == (
+        "audit trail intact: 11 rows, hash chain verified; keyed (HMAC) from row 11; rows 1–10 were "
+        "written before the trail key existed and are checked by the hash chain only"
+    )
     # the unkeyed part is still a hash chain: editing it and recomputing breaks the first seal
     c = _tamper(db_path)
     _recompute_from(c, 2, lambda rid, p: '{"text":"forged"}' if rid == 2 else p)
@@ -196,8 +210,8 @@ def test_a_missing_key_is_reported_and_not_made_anew(db, admin, keys):
     assert not ok and n == 0
     assert "keyed from row 1 with the key" in msg and "which is not here" in msg and "--new-key" in msg
     store.log(db, admin.name, "note", text="written while the key is gone")
-    assert not key.exists()                                       # not silently re-created
-    assert store.scalar(db, "SELECT COUNT(*) FROM audit_mac") == 10   # that row is not sealed
+    assert not key.exists()  # not silently re-created
+    assert store.scalar(db, "SELECT COUNT(*) FROM audit_mac") == 10  # that row is not sealed
     key.write_bytes(saved)
     os.chmod(key, 0o600)
     ok, _, msg = store.verify_trail(db)
@@ -208,7 +222,7 @@ def test_another_database_making_a_new_key_does_not_hide_the_lost_one(db, admin,
     _history(db, admin)
     (keys / "trail.key").unlink()
     other = store.connect(tmp_path / "other.db")
-    auth.create_user(other, "root", "admin", PASSWORD, None)       # makes a new user key
+    auth.create_user(other, "root", "admin", PASSWORD, None)  # makes a new user key
     other.conn.close()
     ok, _, msg = store.verify_trail(db)
     assert not ok and "which is not here" in msg and "found " in msg
@@ -234,19 +248,19 @@ def test_a_backup_verifies_here_and_elsewhere_with_its_key(db, admin, tmp_path, 
     copy = tmp_path / "copy.db"
     store.backup(db, copy)
     c = store.connect(copy)
-    assert store.verify_trail(c)[0]                                # same machine: the user's key
+    assert store.verify_trail(c)[0]  # same machine: the user's key
     store.log(c, admin.name, "note", text="written in the copy")
     assert store.verify_trail(c)[0]
     monkeypatch.setenv("REVIEW_TRAIL_DIR", str(tmp_path / "another-machine"))
     ok, _, msg = store.verify_trail(c)
-    assert not ok and "which is not here" in msg                   # taken away without its key
+    assert not ok and "which is not here" in msg  # taken away without its key
     monkeypatch.setenv("REVIEW_TRAIL_DIR", str(tmp_path / "trail-keys"))
     elsewhere = tmp_path / "elsewhere.db"
     copy_db(copy, elsewhere)
     assert trail_anchor.copy_key(c, elsewhere) == Path(str(elsewhere.resolve()) + ".trail-key")
     monkeypatch.setenv("REVIEW_TRAIL_DIR", str(tmp_path / "another-machine"))
     e = store.connect(elsewhere)
-    assert store.verify_trail(e)[0], store.verify_trail(e)[2]      # with the key carried beside it
+    assert store.verify_trail(e)[0], store.verify_trail(e)[2]  # with the key carried beside it
     c.conn.close()
     e.conn.close()
 
@@ -278,7 +292,7 @@ def test_a_rolled_back_write_and_concurrent_writers_leave_a_trail_that_verifies(
         try:
             for i in range(15):
                 store.log(w, f"writer{k}", "tick", None, i)
-        except Exception as exc:   # pragma: no cover - reported below
+        except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
             w.conn.close()
@@ -295,6 +309,7 @@ def test_a_rolled_back_write_and_concurrent_writers_leave_a_trail_that_verifies(
 
 # ----------------------------------------------------------------------------- failed sign-ins in the trail
 
+
 def _flood(db, n: int, clock_at: float, monkeypatch, sources=lambda i: "203.0.113.66") -> None:
     monkeypatch.setattr(auth, "_now", lambda: clock_at)
     for i in range(n):
@@ -308,15 +323,17 @@ def test_510_failed_sign_ins_do_not_push_the_users_out_of_the_who_filter(db, adm
     opts = audit_view.filter_options(db)
     assert opts["actors"] == ["alice", "anna", "lena", "cli"]
     written = store.scalar(db, "SELECT COUNT(*) FROM audit_log WHERE action='sign_in_failed'")
-    assert opts["failed_sign_ins"] == written == auth.TRAIL_PER_SOURCE     # one minute, one source
+    assert opts["failed_sign_ins"] == written == auth.TRAIL_PER_SOURCE  # one minute, one source
     shown = audit_view.page(db, failed_sign_ins=True, limit=1000)
     assert len(shown) == written and {r["action"] for r in shown} == {"sign_in_failed"}
-    assert not audit_view.page(db, actor="visitor400")                   # left out: counted, not written
+    assert not audit_view.page(db, actor="visitor400")  # left out: counted, not written
     assert {r["actor"] for r in audit_view.page(db, actor="alice")} == {"alice"}
     # nothing is lost: the next row written says how many were left out
     monkeypatch.setattr(auth, "_now", lambda: 1_900_000_000.0 + 61)
     assert auth.sign_in(db, "alice", PASSWORD, source="198.51.100.1") == admin
-    payload = json.loads(store.scalar(db, "SELECT payload FROM audit_log WHERE action='sign_in' ORDER BY id DESC LIMIT 1"))
+    payload = json.loads(
+        store.scalar(db, "SELECT payload FROM audit_log WHERE action='sign_in' ORDER BY id DESC LIMIT 1")
+    )
     assert payload["failed_sign_ins_not_logged"] == 510 - written
     assert store.verify_trail(db)[0]
 
@@ -324,8 +341,10 @@ def test_510_failed_sign_ins_do_not_push_the_users_out_of_the_who_filter(db, adm
 def test_failed_sign_ins_from_many_sources_are_capped_per_minute(db, admin, monkeypatch):
     _flood(db, 200, 1_900_000_000.0, monkeypatch, sources=lambda i: f"10.0.{i // 4}.{i % 4}")
     assert store.scalar(db, "SELECT COUNT(*) FROM audit_log WHERE action='sign_in_failed'") == auth.TRAIL_PER_MINUTE
-    _flood(db, 3, 1_900_000_000.0 + 60, monkeypatch)                       # the next minute
-    rows = [json.loads(r[0]) for r in db.execute("SELECT payload FROM audit_log WHERE action='sign_in_failed' ORDER BY id")]
+    _flood(db, 3, 1_900_000_000.0 + 60, monkeypatch)  # the next minute
+    rows = [
+        json.loads(r[0]) for r in db.execute("SELECT payload FROM audit_log WHERE action='sign_in_failed' ORDER BY id")
+    ]
     assert len(rows) == auth.TRAIL_PER_MINUTE + 3
     assert rows[auth.TRAIL_PER_MINUTE]["skipped"] == 200 - auth.TRAIL_PER_MINUTE
     assert sum(r.get("skipped", 0) for r in rows) + len(rows) == 203
@@ -335,6 +354,7 @@ def test_the_audit_trail_page_lists_users_and_failed_sign_ins_apart(db, db_path,
     _flood(db, 40, 1_900_000_000.0, monkeypatch, sources=lambda i: f"10.1.{i}.1")
     monkeypatch.setenv("REVIEW_DB", str(db_path))
     import time
+
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.session_state["user"] = (lead.name, lead.role, time.time())
     at.switch_page(TRAIL)

@@ -7,6 +7,7 @@ database is left byte for byte as it was. The caps are made small here (monkeypa
 bombs can be small and the tests fast; one subprocess runs the real caps on a Parquet bomb
 that decodes to 3 GB and measures the process's peak RSS.
 """
+
 from __future__ import annotations
 
 import io
@@ -25,7 +26,7 @@ from review import ingest, ner_store
 from review.errors import IngestError
 
 ROOT = Path(__file__).resolve().parents[1]
-MB = 1024 ** 2
+MB = 1024**2
 
 
 def dump(db) -> str:
@@ -37,7 +38,9 @@ def parquet_bomb(rows: int, value_len: int, extra_label: bool = True) -> bytes:
     disk, rows x value_len bytes decoded."""
     cols = {"text": pa.DictionaryArray.from_arrays(pa.array([0] * rows, pa.int32()), pa.array(["x" * value_len]))}
     if extra_label:
-        cols["label"] = pa.DictionaryArray.from_arrays(pa.array([0] * (rows // 2) + [1] * (rows - rows // 2), pa.int32()), pa.array(["a", "b"]))
+        cols["label"] = pa.DictionaryArray.from_arrays(
+            pa.array([0] * (rows // 2) + [1] * (rows - rows // 2), pa.int32()), pa.array(["a", "b"])
+        )
     buf = io.BytesIO()
     pq.write_table(pa.table(cols), buf, compression="zstd", row_group_size=rows, write_statistics=False)
     return buf.getvalue()
@@ -74,11 +77,13 @@ def test_caps_are_generous_for_the_benchmark():
 
 # ---------------------------------------------------------------------------- Parquet
 def test_parquet_dictionary_bomb_refused_while_reading(db, lead, small_caps):
-    data = parquet_bomb(50_000, 4_000)             # 200 MB decoded, 20x the cap
+    data = parquet_bomb(50_000, 4_000)  # 200 MB decoded, 20x the cap
     assert len(data) < 20_000
     md = pq.ParquetFile(io.BytesIO(data)).metadata
     # the metadata alone does not show it: the dictionary expands beyond the uncompressed sizes
-    assert sum(md.row_group(0).column(j).total_uncompressed_size for j in range(md.num_columns)) < ingest.MAX_DECODED_BYTES
+    assert (
+        sum(md.row_group(0).column(j).total_uncompressed_size for j in range(md.num_columns)) < ingest.MAX_DECODED_BYTES
+    )
     assert md.num_rows * md.num_columns < ingest.MAX_CELLS
     pool_before = pa.total_allocated_bytes()
     msg = refused(db, lead, data, "bomb.parquet")
@@ -89,14 +94,19 @@ def test_parquet_dictionary_bomb_refused_while_reading(db, lead, small_caps):
 def test_parquet_refused_from_metadata_before_reading(db, lead, small_caps, monkeypatch):
     def no_read(*a, **k):
         raise AssertionError("the data was read although the metadata is over the cap")
+
     monkeypatch.setattr(ingest, "_parquet_batches", no_read)
     # cells: 300,000 rows x 2 columns > 200,000
     msg = refused(db, lead, parquet_bomb(300_000, 10), "rows.parquet")
     assert "600,000 cells" in msg and "200,000" in msg and "Split" in msg
     # bytes: a plain, incompressible-ish column whose uncompressed size is over 10 MB
     buf = io.BytesIO()
-    pq.write_table(pa.table({"text": [os.urandom(600).hex() for _ in range(10_000)], "label": ["a", "b"] * 5_000}),
-                   buf, compression="zstd", use_dictionary=False)
+    pq.write_table(
+        pa.table({"text": [os.urandom(600).hex() for _ in range(10_000)], "label": ["a", "b"] * 5_000}),
+        buf,
+        compression="zstd",
+        use_dictionary=False,
+    )
     msg = refused(db, lead, buf.getvalue(), "wide.parquet")
     assert "more than 10.0 MB" in msg
 
@@ -114,13 +124,20 @@ def test_parquet_bomb_in_a_nested_column_refused(db, lead, small_caps):
 
 def test_parquet_under_the_caps_reads_as_before(small_caps):
     import pandas as pd
-    df = pd.DataFrame({"text": [f"item {i}" for i in range(1_000)], "label": ["a", "b"] * 500,
-                       "toks": [["x", str(i)] for i in range(1_000)], "n": [1.0, None] * 500})
+
+    df = pd.DataFrame(
+        {
+            "text": [f"item {i}" for i in range(1_000)],
+            "label": ["a", "b"] * 500,
+            "toks": [["x", str(i)] for i in range(1_000)],
+            "n": [1.0, None] * 500,
+        }
+    )
     buf = io.BytesIO()
     df.to_parquet(buf, row_group_size=300)
     got = ingest.read_table(buf.getvalue(), "ok.parquet")
     assert got.shape == (1_000, 4) and got["text"][999] == "item 999"
-    old = pd.read_parquet(io.BytesIO(buf.getvalue()))      # what the reader did before the caps
+    old = pd.read_parquet(io.BytesIO(buf.getvalue()))  # what the reader did before the caps
     assert got["toks"].tolist() == [ingest._as_str(v) for v in old["toks"].tolist()]
     assert got["n"][0] == "1" and got["n"][1] is None
 
@@ -129,21 +146,29 @@ def test_real_caps_parquet_bomb_bounded_rss_and_nothing_written(tmp_path):
     """The attack as reported, at the real caps: a few-kB Parquet that decodes to 3 GB, through
     the CLI in a fresh process; its peak RSS may grow by far less than the decoded size."""
     bomb = tmp_path / "bomb.parquet"
-    bomb.write_bytes(parquet_bomb(300_000, 10_000))   # 3 GB decoded > MAX_DECODED_BYTES (2 GB)
+    bomb.write_bytes(parquet_bomb(300_000, 10_000))  # 3 GB decoded > MAX_DECODED_BYTES (2 GB)
     assert bomb.stat().st_size < 20_000
     db_path = tmp_path / "x.db"
-    child = ("import sys\nimport pyarrow.parquet, pandas\nfrom review.cli import main\n"
-             "hwm = lambda: int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
-             "before = hwm()\nrc = main(sys.argv[1:])\nprint('GROWTH_KB', hwm() - before, file=sys.stderr)\nsys.exit(rc)")
-    r = subprocess.run([sys.executable, "-c", child, "ingest", str(bomb), "--name", "bomb", "--db", str(db_path)],
-                       capture_output=True, text=True, cwd=ROOT, timeout=120,
-                       env={**os.environ, "PYTHONIOENCODING": "utf-8", "PYTHONPATH": str(ROOT)})
+    child = (
+        "import sys\nimport pyarrow.parquet, pandas\nfrom review.cli import main\n"
+        "hwm = lambda: int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
+        "before = hwm()\nrc = main(sys.argv[1:])\nprint('GROWTH_KB', hwm() - before, file=sys.stderr)\nsys.exit(rc)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", child, "ingest", str(bomb), "--name", "bomb", "--db", str(db_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8", "PYTHONPATH": str(ROOT)},
+    )
     assert r.returncode == 2, r.stderr
     assert "bomb.parquet decodes to more than 2.0 GB" in r.stderr and "Split the file" in r.stderr
     growth_mb = int(r.stderr.split("GROWTH_KB")[1].split()[0]) / 1024
     assert growth_mb < 300, f"RSS grew by {growth_mb:.0f} MB"
-    if db_path.exists():                               # the CLI creates the schema; no rows, no growth
+    if db_path.exists():  # the CLI creates the schema; no rows, no growth
         import sqlite_utils
+
         assert db_path.stat().st_size < MB
         db = sqlite_utils.Database(db_path)
         assert "datasets" not in db.table_names() or db["datasets"].count == 0

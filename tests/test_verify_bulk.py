@@ -7,6 +7,7 @@ The rule for a stale list: verify_many approves the decisions as the lead saw th
 row version). If any of them is no longer pending or its row changed, nothing is approved
 (StaleViewError naming the rows); the lead looks at the fresh list and approves again.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import PASSWORD
 from streamlit.testing.v1 import AppTest
 
-from conftest import PASSWORD
 from review import auth, datasets, store, workflow
 from review.errors import NotFound, PermissionDenied, ReviewError, StaleViewError
 
@@ -40,18 +41,32 @@ def make(db, ds, user, decision: str, pick: int = 0) -> dict:
     new = [lab for lab in ds.labels if lab != s.current_label][pick] if decision == "relabel" else None
     rid = workflow.decide(db, ds, s.idx, user, decision, s.version, new_label=new)
     proposed = new if decision == "relabel" else s.current_label if decision == "keep" else None
-    return {"id": rid, "idx": s.idx, "key": s.key, "reviewer": user.name, "decision": decision,
-            "given": s.given_label, "proposed": proposed}
+    return {
+        "id": rid,
+        "idx": s.idx,
+        "key": s.key,
+        "reviewer": user.name,
+        "decision": decision,
+        "given": s.given_label,
+        "proposed": proposed,
+    }
 
 
 @pytest.fixture
 def queue(db, demo_ds, annotator, ben, lead):
     """Nine pending decisions: anna 3 relabels (two pairs), 2 keeps, 1 unsure; ben 1 relabel, 1 keep;
     lena (lead) 1 relabel."""
-    out = [make(db, demo_ds, annotator, "relabel", 0), make(db, demo_ds, annotator, "relabel", 1),
-           make(db, demo_ds, annotator, "relabel", 0), make(db, demo_ds, annotator, "keep"),
-           make(db, demo_ds, annotator, "keep"), make(db, demo_ds, annotator, "unsure"),
-           make(db, demo_ds, ben, "relabel", 2), make(db, demo_ds, ben, "keep"), make(db, demo_ds, lead, "relabel", 0)]
+    out = [
+        make(db, demo_ds, annotator, "relabel", 0),
+        make(db, demo_ds, annotator, "relabel", 1),
+        make(db, demo_ds, annotator, "relabel", 0),
+        make(db, demo_ds, annotator, "keep"),
+        make(db, demo_ds, annotator, "keep"),
+        make(db, demo_ds, annotator, "unsure"),
+        make(db, demo_ds, ben, "relabel", 2),
+        make(db, demo_ds, ben, "keep"),
+        make(db, demo_ds, lead, "relabel", 0),
+    ]
     assert workflow.awaiting_verification(db, demo_ds) == 9
     return out
 
@@ -65,8 +80,10 @@ def seen(db, ds, lead, **filters) -> list[tuple[int, int]]:
 
 
 def verify_rows(db) -> list[dict]:
-    return [json.loads(p) | {"actor": a, "idx": i} for a, i, p in
-            db.execute("SELECT actor, idx, payload FROM audit_log WHERE action='verify' ORDER BY id")]
+    return [
+        json.loads(p) | {"actor": a, "idx": i}
+        for a, i, p in db.execute("SELECT actor, idx, payload FROM audit_log WHERE action='verify' ORDER BY id")
+    ]
 
 
 def status(db, rid: int) -> str:
@@ -75,6 +92,7 @@ def status(db, rid: int) -> str:
 
 # ----------------------------------------------------------------------------- filters
 
+
 def test_filters_give_exactly_those_decisions(db, demo_ds, lead, queue):
     everything = workflow.pending(db, demo_ds, lead, limit=100)
     assert ids(everything) == [q["id"] for q in queue]
@@ -82,21 +100,35 @@ def test_filters_give_exactly_those_decisions(db, demo_ds, lead, queue):
     assert all(by_id[q["id"]]["proposed_label"] == q["proposed"] for q in queue)
     for name in ("anna", "ben", "lena", "nobody"):
         assert ids(workflow.pending(db, demo_ds, lead, limit=100, reviewer=name)) == [
-            q["id"] for q in queue if q["reviewer"] == name]
+            q["id"] for q in queue if q["reviewer"] == name
+        ]
     for d in workflow.DECISIONS:
         assert ids(workflow.pending(db, demo_ds, lead, limit=100, decision=d)) == [
-            q["id"] for q in queue if q["decision"] == d]
+            q["id"] for q in queue if q["decision"] == d
+        ]
     pairs = {(q["given"], q["proposed"]) for q in queue}
-    assert any(p[1] is None for p in pairs)                     # the unsure one: given -> no proposal
+    assert any(p[1] is None for p in pairs)  # the unsure one: given -> no proposal
     for pair in pairs:
         assert ids(workflow.pending(db, demo_ds, lead, limit=100, pair=pair)) == [
-            q["id"] for q in queue if (q["given"], q["proposed"]) == pair]
+            q["id"] for q in queue if (q["given"], q["proposed"]) == pair
+        ]
     # together, and page by page (keyset): the same rows, none twice
     q0 = queue[0]
-    want = [q["id"] for q in queue if q["reviewer"] == "anna" and q["decision"] == "relabel"
-            and (q["given"], q["proposed"]) == (q0["given"], q0["proposed"])]
-    assert ids(workflow.pending(db, demo_ds, lead, limit=100, reviewer="anna", decision="relabel",
-                                pair=(q0["given"], q0["proposed"]))) == want
+    want = [
+        q["id"]
+        for q in queue
+        if q["reviewer"] == "anna"
+        and q["decision"] == "relabel"
+        and (q["given"], q["proposed"]) == (q0["given"], q0["proposed"])
+    ]
+    assert (
+        ids(
+            workflow.pending(
+                db, demo_ds, lead, limit=100, reviewer="anna", decision="relabel", pair=(q0["given"], q0["proposed"])
+            )
+        )
+        == want
+    )
     anna = [q["id"] for q in queue if q["reviewer"] == "anna"]
     first = workflow.pending(db, demo_ds, lead, limit=4, reviewer="anna")
     rest = workflow.pending(db, demo_ds, lead, limit=4, after_id=first[-1]["id"], reviewer="anna")
@@ -122,8 +154,9 @@ def test_filter_options_come_from_one_grouped_query_and_count_right(db, demo_ds,
         for decision in (None, *workflow.DECISIONS):
             for pair in (None, *{(q["given"], q["proposed"]) for q in queue}):
                 got = workflow.pending_count(groups, reviewer=reviewer, pair=pair, decision=decision)
-                assert got == len(workflow.pending(db, demo_ds, lead, limit=100, reviewer=reviewer,
-                                                   pair=pair, decision=decision)), (reviewer, pair, decision)
+                assert got == len(
+                    workflow.pending(db, demo_ds, lead, limit=100, reviewer=reviewer, pair=pair, decision=decision)
+                ), (reviewer, pair, decision)
 
 
 def test_the_page_read_is_a_limited_keyset_query(db, demo_ds, lead, queue):
@@ -140,6 +173,7 @@ def test_the_page_read_is_a_limited_keyset_query(db, demo_ds, lead, queue):
 
 # ----------------------------------------------------------------------------- bulk approve
 
+
 def test_bulk_approve_one_transaction_one_trail_row_per_decision(db, demo_ds, lead, queue):
     listed = seen(db, demo_ds, lead, reviewer="anna")
     before = len(verify_rows(db))
@@ -154,17 +188,25 @@ def test_bulk_approve_one_transaction_one_trail_row_per_decision(db, demo_ds, le
     ok = [q for q in anna if q["decision"] != "unsure"]
     assert res == {"approved": [q["id"] for q in ok], "own": [], "unsure": [anna[5]["id"]], "self_approved": []}
     rows = verify_rows(db)[before:]
-    assert len(rows) == len(ok) == 5                            # one row per approved decision, no summary row
+    assert len(rows) == len(ok) == 5  # one row per approved decision, no summary row
     assert [(r["review"], r["idx"], r["action"], r["actor"], r["reviewer"], r["bulk"]) for r in rows] == [
-        (q["id"], q["idx"], "approve", "lena", "anna", 5) for q in ok]
+        (q["id"], q["idx"], "approve", "lena", "anna", 5) for q in ok
+    ]
     for q in ok:
         assert db.execute("SELECT status, verified_by, final_label FROM reviews WHERE id=?", [q["id"]]).fetchone() == (
-            "approved", "lena", q["proposed"])
-        st = db.execute("SELECT state, current_label FROM states WHERE dataset_id=? AND idx=?", [demo_ds.id, q["idx"]]).fetchone()
+            "approved",
+            "lena",
+            q["proposed"],
+        )
+        st = db.execute(
+            "SELECT state, current_label FROM states WHERE dataset_id=? AND idx=?", [demo_ds.id, q["idx"]]
+        ).fetchone()
         assert st == ("approved", q["proposed"] if q["proposed"] != q["given"] else None)
     # the rest waits: anna's unsure, ben's, lena's own
     assert {q["id"] for q in queue if status(db, q["id"]) == "pending"} == {
-        anna[5]["id"], *(q["id"] for q in queue if q["reviewer"] != "anna")}
+        anna[5]["id"],
+        *(q["id"] for q in queue if q["reviewer"] != "anna"),
+    }
     ok_trail, _, msg = store.verify_trail(db)
     assert ok_trail, msg
 
@@ -198,17 +240,27 @@ def test_a_stale_list_is_refused_whole(db, demo_ds, annotator, lead, leo, queue)
     first, second = queue[0], queue[3]
     workflow.verify(db, first["id"], leo, "approve", dict(listed)[first["id"]])
     s = workflow.get_suspect(db, demo_ds, second["idx"])
-    workflow.decide(db, demo_ds, second["idx"], annotator, "relabel", s.version,
-                    new_label=next(lab for lab in demo_ds.labels if lab != s.current_label))
+    workflow.decide(
+        db,
+        demo_ds,
+        second["idx"],
+        annotator,
+        "relabel",
+        s.version,
+        new_label=next(lab for lab in demo_ds.labels if lab != s.current_label),
+    )
     dump = "\n".join(db.conn.iterdump())
-    with pytest.raises(StaleViewError, match=rf"2 of the 6 listed decisions changed since the page was drawn \(row "
-                                             rf"{first['key']}, {second['key']}\): nothing was approved"):
+    with pytest.raises(
+        StaleViewError,
+        match=rf"2 of the 6 listed decisions changed since the page was drawn \(row "
+        rf"{first['key']}, {second['key']}\): nothing was approved",
+    ):
         workflow.verify_many(db, demo_ds, lead, listed)
-    assert "\n".join(db.conn.iterdump()) == dump                # not one of the other four approved
+    assert "\n".join(db.conn.iterdump()) == dump  # not one of the other four approved
     # a version the row no longer has is refused the same way
     fresh = seen(db, demo_ds, lead, reviewer="anna")
     wrong = [(rid, v + (1 if i == len(fresh) - 1 else 0)) for i, (rid, v) in enumerate(fresh)]
-    with pytest.raises(StaleViewError, match="1 of the 5 listed decisions changed"):   # anna's revision is listed now
+    with pytest.raises(StaleViewError, match="1 of the 5 listed decisions changed"):  # anna's revision is listed now
         workflow.verify_many(db, demo_ds, lead, wrong)
     assert "\n".join(db.conn.iterdump()) == dump
     # the fresh list goes through (but anna's unsure one)
@@ -229,6 +281,7 @@ def test_bulk_approve_refuses_annotators_empty_and_foreign_lists(db, demo_ds, an
 
 
 # ----------------------------------------------------------------------------- the page (AppTest)
+
 
 @pytest.fixture
 def app_db(db_path, monkeypatch):
@@ -262,7 +315,9 @@ def test_page_filters_by_reviewer_and_approves_the_list_in_one_click(db, app_db,
     assert "2 of the 9 decisions awaiting verification match these filters." in texts(at.caption)
     at = run(at.button(key="verify_bulk").click())
     assert "Approved 2 decisions in one go, one audit-trail row each." in texts(at.success)
-    assert {q["id"] for q in queue if status(db, q["id"]) == "approved"} == {q["id"] for q in queue if q["reviewer"] == "ben"}
+    assert {q["id"] for q in queue if status(db, q["id"]) == "approved"} == {
+        q["id"] for q in queue if q["reviewer"] == "ben"
+    }
     # anna's list: her unsure one is left out, and the page says so before and after
     at = run(at.selectbox(key=f"verify_reviewer_{demo_ds.id}").set_value("anna"))
     assert at.button(key="verify_bulk").label == "Approve all 5 listed"
@@ -270,29 +325,38 @@ def test_page_filters_by_reviewer_and_approves_the_list_in_one_click(db, app_db,
     at = run(at.button(key="verify_bulk").click())
     assert any(s.startswith("Approved 5 decisions") and "Not approved: 1 unsure" in s for s in texts(at.success))
     # what is left is lena's own (four eyes) and anna's unsure: nothing to approve in bulk
-    at = run(at.selectbox(key=f"verify_reviewer_{demo_ds.id}").set_value("*"))   # all reviewers
+    at = run(at.selectbox(key=f"verify_reviewer_{demo_ds.id}").set_value("*"))  # all reviewers
     assert "verify_bulk" not in [b.key for b in at.button]
-    assert any("Nothing to approve in bulk here. Left out: 1 of yours (four eyes: another lead verifies it) and "
-               "1 unsure" in c for c in texts(at.caption))
+    assert any(
+        "Nothing to approve in bulk here. Left out: 1 of yours (four eyes: another lead verifies it) and 1 unsure" in c
+        for c in texts(at.caption)
+    )
 
 
 def test_page_shows_a_reject_error_inside_the_card_under_the_reason(db, app_db, demo_ds, lead, queue):
     at = open_page(lead)
     first = queue[0]
     assert {b.key: b.label for b in at.button if b.key and b.key.endswith(str(first["id"]))} == {
-        f"approve_{first['id']}": "Approve", f"reject_{first['id']}": "Reject", f"override_{first['id']}": "Override"}
+        f"approve_{first['id']}": "Approve",
+        f"reject_{first['id']}": "Reject",
+        f"override_{first['id']}": "Override",
+    }
     at = run(at.button(key=f"reject_{first['id']}").click())
     msg = "Say why you reject the decision: the note goes back to the annotator."
     assert texts(at.error) == [msg]
     # drawn in the card's reason column, right after the reason box (not at the top of the page)
-    [col] = [c for c in at.columns if any(getattr(w, "key", None) == f"reason_{first['id']}" for w in c.children.values())]
+    [col] = [
+        c for c in at.columns if any(getattr(w, "key", None) == f"reason_{first['id']}" for w in c.children.values())
+    ]
     kids = list(col.children.values())
     assert [type(k).__name__ for k in kids][-2:] == ["TextInput", "Error"] and kids[-1].value == msg
     assert status(db, first["id"]) == "pending"
     # N shows the next card; approving it by its button moves on again
     at = run(at.button(key="verify_next_card").click())
     second = queue[1]
-    assert f"approve_{second['id']}" in [b.key for b in at.button] and f"approve_{first['id']}" not in [b.key for b in at.button]
+    assert f"approve_{second['id']}" in [b.key for b in at.button] and f"approve_{first['id']}" not in [
+        b.key for b in at.button
+    ]
     at = run(at.button(key=f"approve_{second['id']}").click())
     assert f"Row {second['key']}: approved." in texts(at.success)
     assert f"approve_{queue[2]['id']}" in [b.key for b in at.button]

@@ -1,12 +1,13 @@
 """workflow: claims, decisions, stale views, verification, progress, concurrent deciders."""
+
 from __future__ import annotations
 
 import sqlite3
 import threading
 
 import pytest
-
 from conftest import PASSWORD
+
 from review import auth, datasets, store, workflow
 from review.errors import PermissionDenied, ReviewError, StaleViewError
 
@@ -34,7 +35,7 @@ def test_claim_next_two_annotators_get_different_suspects(db, demo_ds, annotator
     order = flagged_by_rank(db, demo_ds)
     a = workflow.claim_next(db, demo_ds, annotator)
     b = workflow.claim_next(db, demo_ds, ben)
-    assert a.idx == order[0] and b.idx == order[1]     # most suspect first
+    assert a.idx == order[0] and b.idx == order[1]  # most suspect first
     assert a.rank == 1 and b.rank == 2
     assert state(db, demo_ds, a.idx)["claimed_by"] == annotator.name
     assert state(db, demo_ds, b.idx)["claimed_by"] == ben.name
@@ -57,8 +58,8 @@ def test_skip_with_exclude_and_release(db, demo_ds, annotator, ben):
     a = workflow.claim_next(db, demo_ds, annotator)
     nxt = workflow.claim_next(db, demo_ds, annotator, exclude=[a.idx])
     assert nxt.idx == order[1]
-    assert state(db, demo_ds, a.idx)["claimed_by"] is None       # the skipped row is free again
-    assert workflow.claim_next(db, demo_ds, ben).idx == a.idx     # and someone else can take it
+    assert state(db, demo_ds, a.idx)["claimed_by"] is None  # the skipped row is free again
+    assert workflow.claim_next(db, demo_ds, ben).idx == a.idx  # and someone else can take it
     third = workflow.claim_next(db, demo_ds, annotator, exclude=[a.idx, nxt.idx])
     assert third.idx == order[2]
     workflow.release(db, demo_ds, third.idx, annotator)
@@ -77,9 +78,11 @@ def test_decide_keep_relabel_unsure(db, demo_ds, annotator):
     for s, want in ((s1, "kept"), (s2, "relabelled"), (s3, "unsure")):
         st = state(db, demo_ds, s.idx)
         assert st["state"] == want and st["version"] == 1 and st["claimed_by"] is None
-        assert st["current_label"] is None        # nothing approved yet: the given label stands
+        assert st["current_label"] is None  # nothing approved yet: the given label stands
     reviews = {r["id"]: r for r in db.query("SELECT * FROM reviews")}
-    assert reviews[r1]["decision"] == "keep" and reviews[r1]["note"] == "fine as is" and reviews[r1]["new_label"] is None
+    assert (
+        reviews[r1]["decision"] == "keep" and reviews[r1]["note"] == "fine as is" and reviews[r1]["new_label"] is None
+    )
     assert reviews[r2]["decision"] == "relabel" and reviews[r2]["new_label"] == new
     assert reviews[r3]["decision"] == "unsure" and reviews[r3]["new_label"] is None
     assert all(r["status"] == "pending" and r["reviewer"] == annotator.name for r in reviews.values())
@@ -105,13 +108,14 @@ def test_decide_refuses_bad_input(db, demo_ds, annotator):
 
 def test_stale_view_refused(db, demo_ds, annotator, ben):
     s = workflow.claim_next(db, demo_ds, annotator)
-    seen_by_ben = workflow.get_suspect(db, demo_ds, s.idx)         # ben opened the same row
+    seen_by_ben = workflow.get_suspect(db, demo_ds, s.idx)  # ben opened the same row
     assert seen_by_ben.version == 0
     workflow.decide(db, demo_ds, s.idx, annotator, "keep", s.version)
     n_reviews = store.scalar(db, "SELECT COUNT(*) FROM reviews")
     with pytest.raises(StaleViewError, match=f"Row {s.idx} was changed by {annotator.name}"):
-        workflow.decide(db, demo_ds, s.idx, ben, "relabel", seen_by_ben.version,
-                        new_label=other_label(demo_ds, s.given_label))
+        workflow.decide(
+            db, demo_ds, s.idx, ben, "relabel", seen_by_ben.version, new_label=other_label(demo_ds, s.given_label)
+        )
     assert store.scalar(db, "SELECT COUNT(*) FROM reviews") == n_reviews
     assert state(db, demo_ds, s.idx)["state"] == "kept"
 
@@ -122,7 +126,7 @@ def test_decision_on_row_claimed_by_another_refused(db, demo_ds, annotator, ben)
         workflow.decide(db, demo_ds, s.idx, ben, "keep", s.version)
     assert store.scalar(db, "SELECT COUNT(*) FROM reviews") == 0
     assert state(db, demo_ds, s.idx)["claimed_by"] == annotator.name
-    workflow.decide(db, demo_ds, s.idx, annotator, "keep", s.version)   # the holder still can
+    workflow.decide(db, demo_ds, s.idx, annotator, "keep", s.version)  # the holder still can
 
 
 def test_expired_claim_can_be_taken_over(db, db_path, demo_ds, annotator, ben):
@@ -206,10 +210,15 @@ def test_reject_without_note_refused(db, demo_ds, annotator, lead):
 
 def test_verify_reject_reopens_row_for_claiming(db, demo_ds, annotator, ben, lead):
     _, (b, rb), _ = _three_decisions(db, demo_ds, annotator)
-    workflow.verify(db, rb, lead, "reject", _pending(db, demo_ds, lead)[b.idx]["version"], note="the text is about a refund")
+    workflow.verify(
+        db, rb, lead, "reject", _pending(db, demo_ds, lead)[b.idx]["version"], note="the text is about a refund"
+    )
     st = state(db, demo_ds, b.idx)
     assert st["state"] == "open" and st["version"] == 2 and st["current_label"] is None
-    assert db.execute("SELECT status, verify_note FROM reviews WHERE id=?", [rb]).fetchone() == ("rejected", "the text is about a refund")
+    assert db.execute("SELECT status, verify_note FROM reviews WHERE id=?", [rb]).fetchone() == (
+        "rejected",
+        "the text is about a refund",
+    )
     again = workflow.claim_next(db, demo_ds, ben)
     assert again.idx == b.idx and again.version == 2 and again.state == "open"
     assert again.latest_review["verify_note"] == "the text is about a refund"
@@ -232,15 +241,20 @@ def test_verify_override(db, demo_ds, annotator, lead):
     workflow.verify(db, rc, lead, "override", _pending(db, demo_ds, lead)[c.idx]["version"], label=own, note="neither")
     st = state(db, demo_ds, c.idx)
     assert st["state"] == "overridden" and st["current_label"] == own
-    assert db.execute("SELECT status, final_label, verified_by FROM reviews WHERE id=?", [rc]).fetchone() == ("overridden", own, lead.name)
+    assert db.execute("SELECT status, final_label, verified_by FROM reviews WHERE id=?", [rc]).fetchone() == (
+        "overridden",
+        own,
+        lead.name,
+    )
 
 
 def test_verify_with_stale_version_refused(db, demo_ds, annotator, lead):
     s = workflow.claim_next(db, demo_ds, annotator)
     rid = workflow.decide(db, demo_ds, s.idx, annotator, "keep", s.version)
     seen = _pending(db, demo_ds, lead)[s.idx]["version"]
-    rid2 = workflow.decide(db, demo_ds, s.idx, annotator, "relabel", seen,
-                           new_label=other_label(demo_ds, s.given_label))        # the annotator revises meanwhile
+    rid2 = workflow.decide(
+        db, demo_ds, s.idx, annotator, "relabel", seen, new_label=other_label(demo_ds, s.given_label)
+    )  # the annotator revises meanwhile
     with pytest.raises(StaleViewError, match="already superseded"):
         workflow.verify(db, rid, lead, "approve", seen)
     with pytest.raises(StaleViewError, match="changed while you looked"):
@@ -253,7 +267,9 @@ def test_approving_unsure_refused(db, demo_ds, annotator, lead):
     s = workflow.claim_next(db, demo_ds, annotator)
     rid = workflow.decide(db, demo_ds, s.idx, annotator, "unsure", s.version, note="can't tell")
     v = _pending(db, demo_ds, lead)[s.idx]["version"]
-    with pytest.raises(ReviewError, match=f"{annotator.name} was unsure about row {s.idx}.*override with a label, or reject"):
+    with pytest.raises(
+        ReviewError, match=f"{annotator.name} was unsure about row {s.idx}.*override with a label, or reject"
+    ):
         workflow.verify(db, rid, lead, "approve", v)
     assert state(db, demo_ds, s.idx)["state"] == "unsure"
     assert store.scalar(db, "SELECT status FROM reviews WHERE id=?", [rid]) == "pending"
@@ -264,7 +280,7 @@ def test_override_unsure_with_the_given_label(db, demo_ds, annotator, lead):
     rid = workflow.decide(db, demo_ds, s.idx, annotator, "unsure", s.version)
     workflow.verify(db, rid, lead, "override", _pending(db, demo_ds, lead)[s.idx]["version"], label=s.given_label)
     st = state(db, demo_ds, s.idx)
-    assert st["state"] == "overridden" and st["current_label"] is None     # the given label, confirmed
+    assert st["state"] == "overridden" and st["current_label"] is None  # the given label, confirmed
     assert workflow.get_suspect(db, demo_ds, s.idx).current_label == s.given_label
 
 
@@ -287,7 +303,7 @@ def _four_decisions(db, ds, annotator):
         s = workflow.claim_next(db, ds, annotator)
         new = other_label(ds, s.given_label) if decision == "relabel" else None
         decided.append(workflow.decide(db, ds, s.idx, annotator, decision, s.version, new_label=new))
-    workflow.claim_next(db, ds, annotator)        # a claim alone is not a decision
+    workflow.claim_next(db, ds, annotator)  # a claim alone is not a decision
     return decided
 
 
@@ -339,7 +355,7 @@ def test_concurrent_deciders_exactly_one_wins(db, db_path, demo_ds, admin):
     wins = [k for k, v in results.items() if isinstance(v, int)]
     stale = [k for k, v in results.items() if isinstance(v, StaleViewError)]
     others = {k: repr(v) for k, v in results.items() if not isinstance(v, (int, StaleViewError))}
-    assert not others, others                       # in particular no sqlite3 'database is locked'
+    assert not others, others  # in particular no sqlite3 'database is locked'
     assert len(wins) == 1 and len(stale) == 7
     assert all(not isinstance(v, sqlite3.OperationalError) for v in results.values())
     rows = db.execute("SELECT reviewer, note FROM reviews WHERE dataset_id=? AND idx=?", [demo_ds.id, idx]).fetchall()

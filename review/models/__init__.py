@@ -8,12 +8,28 @@
 
 Every function returns a :class:`ModelResult`.
 """
-from .base import CandidateScore, ModelResult, Progress
-from .crossval import cross_val_probs, fold_splits, mean_nll, temperature_scale
-from .given import given_probs
-from .tabular import tabular_matrix, tabular_probs
-from .text import MODEL_CHOICES, NB_ALPHA, FastNB, text_probs, vectorise_chars, vectorise_text
 
-__all__ = ["CandidateScore", "ModelResult", "Progress", "cross_val_probs", "fold_splits", "mean_nll",
-           "temperature_scale", "given_probs", "tabular_matrix", "tabular_probs", "MODEL_CHOICES", "NB_ALPHA",
-           "FastNB", "text_probs", "vectorise_chars", "vectorise_text"]
+from review.models.base import CandidateScore, ModelResult, Progress
+from review.models.crossval import cross_val_probs, fold_splits, mean_nll, temperature_scale
+from review.models.given import given_probs
+from review.models.tabular import tabular_matrix, tabular_probs
+from review.models.text import MODEL_CHOICES, NB_ALPHA, FastNB, text_probs, vectorise_chars, vectorise_text
+
+__all__ = [
+    "CandidateScore",
+    "ModelResult",
+    "Progress",
+    "cross_val_probs",
+    "fold_splits",
+    "mean_nll",
+    "temperature_scale",
+    "given_probs",
+    "tabular_matrix",
+    "tabular_probs",
+    "MODEL_CHOICES",
+    "NB_ALPHA",
+    "FastNB",
+    "text_probs",
+    "vectorise_chars",
+    "vectorise_text",
+]

@@ -1,12 +1,13 @@
 """Cross-fitting: every labelled row is predicted by a model that did not see it."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from .base import Progress, noop
+from review.models.base import Progress, noop
 
 
 def fold_splits(labels: np.ndarray, n_folds: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -20,8 +21,9 @@ def fold_splits(labels: np.ndarray, n_folds: int = 5, seed: int = 0) -> list[tup
     return [(labelled[tr], labelled[te]) for tr, te in skf.split(np.zeros(len(y)), y)]
 
 
-def predict_fold(X, labels: np.ndarray, n_classes: int, make_model: Callable, train: np.ndarray,
-                 test: np.ndarray) -> np.ndarray:
+def predict_fold(
+    X, labels: np.ndarray, n_classes: int, make_model: Callable, train: np.ndarray, test: np.ndarray
+) -> np.ndarray:
     """Fit make_model() on rows `train`, -> (len(test), K) probabilities for rows `test`."""
     model = make_model()
     model.fit(X[train], labels[train])
@@ -36,9 +38,18 @@ def fold_rows(test: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.concatenate([test, np.flatnonzero(labels < 0)])
 
 
-def cross_val_probs(X, labels: np.ndarray, n_classes: int, make_model: Callable, n_folds: int = 5,
-                    seed: int = 0, progress: Progress = noop, splits: list | None = None,
-                    done: dict[int, np.ndarray] | None = None, exclude: np.ndarray | None = None) -> np.ndarray:
+def cross_val_probs(
+    X,
+    labels: np.ndarray,
+    n_classes: int,
+    make_model: Callable,
+    n_folds: int = 5,
+    seed: int = 0,
+    progress: Progress = noop,
+    splits: list | None = None,
+    done: dict[int, np.ndarray] | None = None,
+    exclude: np.ndarray | None = None,
+) -> np.ndarray:
     """X (n, d) features, labels (n,) ints in [0, K) or -1 for unlabelled.
 
     Returns (n, K) out-of-sample probabilities: each labelled row is predicted by the
@@ -63,7 +74,7 @@ def cross_val_probs(X, labels: np.ndarray, n_classes: int, make_model: Callable,
             progress((k + 1) / folds, f"Fold {k + 1} of {folds} done")
         probs[te] = pred[: len(te)]
         if len(unl):
-            probs[unl] += pred[len(te):] / folds
+            probs[unl] += pred[len(te) :] / folds
     probs = np.clip(probs, 1e-6, None)
     return probs / probs.sum(axis=1, keepdims=True)
 
@@ -94,10 +105,10 @@ def temperature_scale(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
         z = z - z.max(axis=1, keepdims=True)
         return float(np.log(np.exp(z).sum(axis=1)).mean() - z[np.arange(len(y)), y].mean())
 
-    lo, hi = 0.1, 10.0                                # separable data would push t to infinity
+    lo, hi = 0.1, 10.0  # separable data would push t to infinity
     grid = np.exp(np.linspace(np.log(lo), np.log(hi), 25))
     best = grid[int(np.argmin([nll(t) for t in grid]))]
-    for step in (2 ** 0.25, 2 ** 0.0625):            # refine around the grid point
+    for step in (2**0.25, 2**0.0625):  # refine around the grid point
         cand = np.clip(best * step ** np.arange(-4, 5), lo, hi)
         best = cand[int(np.argmin([nll(t) for t in cand]))]
     z = logp * best
@@ -105,4 +116,3 @@ def temperature_scale(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
     out = np.exp(z)
     out = np.clip(out / out.sum(axis=1, keepdims=True), 1e-6, None)
     return out / out.sum(axis=1, keepdims=True), float(best)
-

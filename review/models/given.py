@@ -1,8 +1,9 @@
 """Signals the team brings: its own predicted probabilities."""
+
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

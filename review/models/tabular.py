@@ -1,4 +1,5 @@
 """Tabular data: gradient-boosted trees on numeric and categorical feature columns."""
+
 from __future__ import annotations
 
 import time
@@ -7,8 +8,8 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from .base import ModelResult, Progress, noop
-from .crossval import cross_val_probs
+from review.models.base import ModelResult, Progress, noop
+from review.models.crossval import cross_val_probs
 
 
 def tabular_matrix(features: list[dict]) -> tuple[pd.DataFrame, list[str]]:
@@ -26,16 +27,26 @@ def tabular_matrix(features: list[dict]) -> tuple[pd.DataFrame, list[str]]:
     return df, cats
 
 
-def tabular_probs(features: list[dict], labels: np.ndarray, n_classes: int, n_folds: int = 5,
-                  progress: Progress = noop) -> ModelResult:
+def tabular_probs(
+    features: list[dict], labels: np.ndarray, n_classes: int, n_folds: int = 5, progress: Progress = noop
+) -> ModelResult:
     """features (n,) dicts, labels (n,) -> ModelResult; gradient-boosted trees."""
     t0 = time.perf_counter()
     X, cats = tabular_matrix(features)
-    make = lambda: HistGradientBoostingClassifier(max_iter=200, categorical_features=cats or None,
-                                                  early_stopping=False, random_state=0)
+    make = lambda: HistGradientBoostingClassifier(
+        max_iter=200, categorical_features=cats or None, early_stopping=False, random_state=0
+    )
     P = cross_val_probs(_Rows(X), labels, n_classes, make, n_folds, progress=progress)
-    return ModelResult(P, {"model": "HistGradientBoostingClassifier(max_iter=200)", "folds": n_folds,
-                           "features": list(X.columns), "categorical": cats}, time.perf_counter() - t0)
+    return ModelResult(
+        P,
+        {
+            "model": "HistGradientBoostingClassifier(max_iter=200)",
+            "folds": n_folds,
+            "features": list(X.columns),
+            "categorical": cats,
+        },
+        time.perf_counter() - t0,
+    )
 
 
 class _Rows:

@@ -19,32 +19,33 @@ made per dataset, from out-of-sample evidence on the labels the team gave:
 Everything is seeded: the same data gives the same choice and the same probabilities.
 Every candidate's evidence and the reason for the choice are kept with the run.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import SGDClassifier
 
-from ..errors import ReviewError
-from .base import CandidateScore, ModelResult, Progress, noop
-from .crossval import cross_val_probs, fold_rows, fold_splits, mean_nll, predict_fold, temperature_scale
+from review.errors import ReviewError
+from review.models.base import CandidateScore, ModelResult, Progress, noop
+from review.models.crossval import cross_val_probs, fold_rows, fold_splits, mean_nll, predict_fold, temperature_scale
 
-HASH_FEATURES = 2**20        # hashing buckets for words and word pairs (and for character n-grams)
-NB_ALPHA = 1.0               # the Naive Bayes smoothing used where one fixed text model is wanted (crowd prior)
-NB_ALPHAS = (1.0, 0.1)       # Naive Bayes smoothing candidates
+HASH_FEATURES = 2**20  # hashing buckets for words and word pairs (and for character n-grams)
+NB_ALPHA = 1.0  # the Naive Bayes smoothing used where one fixed text model is wanted (crowd prior)
+NB_ALPHAS = (1.0, 0.1)  # Naive Bayes smoothing candidates
 LOGREG_ALPHAS = (1e-5, 1e-4)  # L2 strength candidates of the logistic regression (per row, as SGDClassifier means it)
-LOGREG_EPOCHS = 3            # passes over the data: 3, 5 and 15 give the same log loss on the panel (within 0.002)
-FINALISTS = 2                # candidates that finish every fold (the best of each family first)
-ENSEMBLE_STEPS = 4           # members of the greedy mixture at most (with replacement: weights in quarters)
-CHARS_MEDIAN_LENGTH = 400    # character n-grams are a candidate view where the median text is this short ...
+LOGREG_EPOCHS = 3  # passes over the data: 3, 5 and 15 give the same log loss on the panel (within 0.002)
+FINALISTS = 2  # candidates that finish every fold (the best of each family first)
+ENSEMBLE_STEPS = 4  # members of the greedy mixture at most (with replacement: weights in quarters)
+CHARS_MEDIAN_LENGTH = 400  # character n-grams are a candidate view where the median text is this short ...
 CHARS_MAX_TOTAL = 20_000_000  # ... and all texts together are at most this many characters (vectorising cost)
 FAMILIES = ("nb", "logreg")
-EMBEDDING_CS = (1.0, 0.1)    # inverse L2 strength of the logistic regression on the team's own embeddings
+EMBEDDING_CS = (1.0, 0.1)  # inverse L2 strength of the logistic regression on the team's own embeddings
 MODEL_CHOICES = ("auto", "nb", "logreg", "nb-chars", "logreg-chars", "logreg-embeddings")
 
 
@@ -78,16 +79,16 @@ class FastNB:
 class _Candidate:
     score: CandidateScore
     make: Callable
-    fold1: np.ndarray | None = None     # first fold's predictions (test rows, then unlabelled rows)
-    probs: np.ndarray | None = None     # all folds, temperature-scaled
+    fold1: np.ndarray | None = None  # first fold's predictions (test rows, then unlabelled rows)
+    probs: np.ndarray | None = None  # all folds, temperature-scaled
 
 
 def _tfidf(counts, n_buckets: int):
     """Drop buckets seen in a single document (like min_df=2) unless that drops them all; sublinear TF-IDF."""
-    df = np.bincount(counts.indices, minlength=n_buckets)       # documents per bucket (indices unique per row)
+    df = np.bincount(counts.indices, minlength=n_buckets)  # documents per bucket (indices unique per row)
     keep = np.flatnonzero(df >= 2)
-    if len(keep) == 0:                                            # tiny data: every n-gram occurs once
-        keep = np.flatnonzero(df) if df.any() else np.zeros(1, dtype=np.int64)   # (no words at all: one empty column)
+    if len(keep) == 0:  # tiny data: every n-gram occurs once
+        keep = np.flatnonzero(df) if df.any() else np.zeros(1, dtype=np.int64)  # (no words at all: one empty column)
     return TfidfTransformer(sublinear_tf=True).fit_transform(counts[:, keep]), int(len(keep))
 
 
@@ -97,16 +98,23 @@ def vectorise_text(texts: Sequence[str | None]):
     Words and word pairs are hashed into 2**20 buckets (no vocabulary to build: about
     twice as fast as TfidfVectorizer, and memory stays flat on large data).
     """
-    hv = HashingVectorizer(n_features=HASH_FEATURES, alternate_sign=False, ngram_range=(1, 2), norm=None,
-                           dtype=np.float32)
+    hv = HashingVectorizer(
+        n_features=HASH_FEATURES, alternate_sign=False, ngram_range=(1, 2), norm=None, dtype=np.float32
+    )
     X, n = _tfidf(hv.transform([t or "" for t in texts]), HASH_FEATURES)
     return X, {"vectoriser": "hashing-tfidf-1-2gram", "features": n}
 
 
 def vectorise_chars(texts: Sequence[str | None]):
     """texts (n,) -> sparse TF-IDF matrix of character 2- to 5-grams within word boundaries."""
-    hv = HashingVectorizer(analyzer="char_wb", ngram_range=(2, 5), n_features=HASH_FEATURES, alternate_sign=False,
-                           norm=None, dtype=np.float32)
+    hv = HashingVectorizer(
+        analyzer="char_wb",
+        ngram_range=(2, 5),
+        n_features=HASH_FEATURES,
+        alternate_sign=False,
+        norm=None,
+        dtype=np.float32,
+    )
     X, n = _tfidf(hv.transform([t or "" for t in texts]), HASH_FEATURES)
     return X, {"vectoriser": "hashing-tfidf-char-2-5gram", "features": n}
 
@@ -123,8 +131,9 @@ def chars_view_reason(texts: Sequence[str | None]) -> str | None:
 
 
 def _logreg(alpha: float) -> Callable:
-    return lambda: SGDClassifier(loss="log_loss", alpha=alpha, max_iter=LOGREG_EPOCHS, tol=None, random_state=0,
-                                 n_jobs=-1)
+    return lambda: SGDClassifier(
+        loss="log_loss", alpha=alpha, max_iter=LOGREG_EPOCHS, tol=None, random_state=0, n_jobs=-1
+    )
 
 
 def _nb(alpha: float) -> Callable:
@@ -135,13 +144,14 @@ def _dense_logreg(c: float) -> Callable:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+
     return lambda: make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=300))
 
 
 def _portfolio(views: Sequence[str], model: str) -> list[_Candidate]:
     out = []
     for view in views:
-        if view == "embeddings":   # dense vectors: no counts for Naive Bayes
+        if view == "embeddings":  # dense vectors: no counts for Naive Bayes
             families = (("logreg", EMBEDDING_CS, _dense_logreg, "C"),)
         else:
             families = (("nb", NB_ALPHAS, _nb, "alpha"), ("logreg", LOGREG_ALPHAS, _logreg, "alpha"))
@@ -171,9 +181,17 @@ def _greedy_mixture(members: list[_Candidate], labels: np.ndarray) -> tuple[np.n
     return mix, weights.tolist()
 
 
-def text_probs(texts: Sequence[str | None], labels: np.ndarray, n_classes: int, n_folds: int = 5,
-               progress: Progress = noop, model: str = "auto", seed: int = 0,
-               exclude: np.ndarray | None = None, embeddings: np.ndarray | None = None) -> ModelResult:
+def text_probs(
+    texts: Sequence[str | None],
+    labels: np.ndarray,
+    n_classes: int,
+    n_folds: int = 5,
+    progress: Progress = noop,
+    model: str = "auto",
+    seed: int = 0,
+    exclude: np.ndarray | None = None,
+    embeddings: np.ndarray | None = None,
+) -> ModelResult:
     """texts (n,), labels (n,) ints (-1 unlabelled) -> ModelResult with (n, K) out-of-sample probabilities.
 
     model: "auto" (the portfolio chooses) or one of MODEL_CHOICES to force a family (its
@@ -222,8 +240,16 @@ def text_probs(texts: Sequence[str | None], labels: np.ndarray, n_classes: int, 
     for j, c in enumerate(finalists):
         base, span = 0.4 + 0.5 * j / len(finalists), 0.5 / len(finalists)
         t = time.perf_counter()
-        P = cross_val_probs(views[c.score.view], labels, n_classes, c.make, splits=splits, done={0: c.fold1},
-                            exclude=exclude, progress=lambda f, m, c=c: progress(base + span * f, f"{c.score.name}: {m}"))
+        P = cross_val_probs(
+            views[c.score.view],
+            labels,
+            n_classes,
+            c.make,
+            splits=splits,
+            done={0: c.fold1},
+            exclude=exclude,
+            progress=lambda f, m, c=c, base=base, span=span: progress(base + span * f, f"{c.score.name}: {m}"),
+        )
         c.probs, _ = temperature_scale(P, labels)
         c.score.nll = mean_nll(c.probs, labels)
         c.score.seconds += time.perf_counter() - t
@@ -237,13 +263,21 @@ def text_probs(texts: Sequence[str | None], labels: np.ndarray, n_classes: int, 
     chosen = [c for c in finalists if c.score.weight > 0]
     scores = [c.score for c in cands]
     params = {
-        "model": " + ".join(f"{c.score.weight:.2g} × {c.score.name} on {c.score.view}" if len(chosen) > 1
-                            else f"{c.score.name} on {c.score.view}" for c in chosen),
-        "selection": model, "folds": len(splits), "temperature": round(temperature, 3),
-        "log loss": round(mean_nll(P, labels), 4), "views": info,
+        "model": " + ".join(
+            f"{c.score.weight:.2g} × {c.score.name} on {c.score.view}"
+            if len(chosen) > 1
+            else f"{c.score.name} on {c.score.view}"
+            for c in chosen
+        ),
+        "selection": model,
+        "folds": len(splits),
+        "temperature": round(temperature, 3),
+        "log loss": round(mean_nll(P, labels), 4),
+        "views": info,
         "chars": "used" if "chars" in views else (chars_why or f"not a candidate for --model {model}"),
         "choice": _why(chosen, finalists, cands, P, labels, model),
-        "candidates": [s.as_dict() for s in scores], "seed": seed,
+        "candidates": [s.as_dict() for s in scores],
+        "seed": seed,
     }
     if exclude is not None:
         params["excluded from training"] = int(exclude.sum())
@@ -257,7 +291,11 @@ def _why(chosen, finalists, cands, P, labels, model: str) -> str:
     alone = ", ".join(f"{c.score.name} on {c.score.view} {c.score.nll:.3f}" for c in finalists)
     forced = f"--model {model} forced the family; " if model != "auto" else ""
     if len(chosen) > 1:
-        return (f"{forced}a mixture predicts the given labels out of sample better (log loss {nll:.3f}) "
-                f"than any finalist alone ({alone}); {len(cands)} candidates tried on fold 1.")
-    return (f"{forced}{chosen[0].score.name} on {chosen[0].score.view} predicts the given labels out of sample best "
-            f"(log loss {nll:.3f}; finalists {alone}); no mixture did better; {len(cands)} candidates tried on fold 1.")
+        return (
+            f"{forced}a mixture predicts the given labels out of sample better (log loss {nll:.3f}) "
+            f"than any finalist alone ({alone}); {len(cands)} candidates tried on fold 1."
+        )
+    return (
+        f"{forced}{chosen[0].score.name} on {chosen[0].score.view} predicts the given labels out of sample best "
+        f"(log loss {nll:.3f}; finalists {alone}); no mixture did better; {len(cands)} candidates tried on fold 1."
+    )

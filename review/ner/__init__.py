@@ -24,24 +24,69 @@ schemes and corpus import nothing else from the package; the other modules build
 Positions are 0-based (sentence number, token number in the sentence); line numbers
 in messages are 1-based, as an editor shows them.
 """
+
 from __future__ import annotations
 
-from .conll import parse_conll, write_conll
-from .consistency import TagConsistency, Variation, inconsistency_findings, tag_inconsistency
-from .corpus import DOCSTART, Corpus, Sentence
-from .features import MIN_FEATURE_COUNT, token_features
-from .inject import ERROR_KINDS, inject_errors
-from .issues import TokenIssues, find_issues
-from .jsonl import parse_jsonl, write_jsonl
-from .crf import crf_token_probs
-from .model import MIX_WEIGHTS, SGD_ALPHA, SGD_EPOCHS, TOKEN_MODELS, Progress, TokenModel, token_accuracy, token_model, token_probs
-from .schemes import SCHEMES, detect_scheme, entity_spans, from_iob2, scheme_violations, to_iob2, validate
-from .view import FIXED_COLOURS, PALETTE, entity_colour, legend_html, token_view_html
+from review.ner.conll import parse_conll, write_conll
+from review.ner.consistency import TagConsistency, Variation, inconsistency_findings, tag_inconsistency
+from review.ner.corpus import DOCSTART, Corpus, Sentence
+from review.ner.crf import crf_token_probs
+from review.ner.features import MIN_FEATURE_COUNT, token_features
+from review.ner.inject import ERROR_KINDS, inject_errors
+from review.ner.issues import TokenIssues, find_issues
+from review.ner.jsonl import parse_jsonl, write_jsonl
+from review.ner.model import (
+    MIX_WEIGHTS,
+    SGD_ALPHA,
+    SGD_EPOCHS,
+    TOKEN_MODELS,
+    Progress,
+    TokenModel,
+    token_accuracy,
+    token_model,
+    token_probs,
+)
+from review.ner.schemes import SCHEMES, detect_scheme, entity_spans, from_iob2, scheme_violations, to_iob2, validate
+from review.ner.view import FIXED_COLOURS, PALETTE, entity_colour, legend_html, token_view_html
 
 __all__ = [
-    "DOCSTART", "ERROR_KINDS", "FIXED_COLOURS", "MIN_FEATURE_COUNT", "PALETTE", "SCHEMES", "SGD_ALPHA",
-    "SGD_EPOCHS", "Corpus", "Progress", "Sentence", "TokenIssues", "detect_scheme", "entity_colour",
-    "entity_spans", "find_issues", "from_iob2", "inject_errors", "legend_html", "parse_conll", "parse_jsonl",
-    "scheme_violations", "TagConsistency", "Variation", "inconsistency_findings", "tag_inconsistency", "to_iob2", "token_accuracy", "token_features", "token_probs", "token_view_html",
-    "validate", "write_conll", "write_jsonl", "crf_token_probs", "MIX_WEIGHTS", "TOKEN_MODELS", "TokenModel", "token_model",
+    "DOCSTART",
+    "ERROR_KINDS",
+    "FIXED_COLOURS",
+    "MIN_FEATURE_COUNT",
+    "PALETTE",
+    "SCHEMES",
+    "SGD_ALPHA",
+    "SGD_EPOCHS",
+    "Corpus",
+    "Progress",
+    "Sentence",
+    "TokenIssues",
+    "detect_scheme",
+    "entity_colour",
+    "entity_spans",
+    "find_issues",
+    "from_iob2",
+    "inject_errors",
+    "legend_html",
+    "parse_conll",
+    "parse_jsonl",
+    "scheme_violations",
+    "TagConsistency",
+    "Variation",
+    "inconsistency_findings",
+    "tag_inconsistency",
+    "to_iob2",
+    "token_accuracy",
+    "token_features",
+    "token_probs",
+    "token_view_html",
+    "validate",
+    "write_conll",
+    "write_jsonl",
+    "crf_token_probs",
+    "MIX_WEIGHTS",
+    "TOKEN_MODELS",
+    "TokenModel",
+    "token_model",
 ]

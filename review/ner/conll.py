@@ -1,12 +1,13 @@
 """CoNLL columns: parse_conll and write_conll (byte-for-byte round trip)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-from ..errors import IngestError
-from .corpus import DOCSTART, Corpus, Sentence
-from .lines import _check_tags_shape, _join, _raise_bad_tag, _split_lines
-from .schemes import _TAG, detect_scheme
+from review.errors import IngestError
+from review.ner.corpus import DOCSTART, Corpus, Sentence
+from review.ner.lines import _check_tags_shape, _join, _raise_bad_tag, _split_lines
+from review.ner.schemes import _TAG, detect_scheme
 
 
 def parse_conll(text: str, filename: str) -> Corpus:
@@ -17,8 +18,10 @@ def parse_conll(text: str, filename: str) -> Corpus:
     first token line, a tag that is not O or B-/I-/E-/S- plus a type."""
     lines, eol, final_eol, bom = _split_lines(text)
     if not any(s.strip() for s in lines):
-        raise IngestError(f"{filename}: the file is empty. Upload a CoNLL file: one token per line, "
-                          f"the tag in the last column, a blank line between sentences.")
+        raise IngestError(
+            f"{filename}: the file is empty. Upload a CoNLL file: one token per line, "
+            f"the tag in the last column, a blank line between sentences."
+        )
     sentences: list[Sentence] = []
     other: dict[int, str] = {}
     n_cols = 0
@@ -53,12 +56,16 @@ def parse_conll(text: str, filename: str) -> Corpus:
         if n_cols == 0:
             n_cols = len(f)
             if n_cols < 2:
-                raise IngestError(f"{filename}, line {k + 1}: only one column ({line.strip()!r}); a CoNLL "
-                                  f"file needs the token in the first column and its tag in the last.")
+                raise IngestError(
+                    f"{filename}, line {k + 1}: only one column ({line.strip()!r}); a CoNLL "
+                    f"file needs the token in the first column and its tag in the last."
+                )
         elif len(f) != n_cols:
-            raise IngestError(f"{filename}, line {k + 1}: {len(f)} columns where the file's first token "
-                              f"line has {n_cols} ({line.strip()!r}). Every token line needs the same columns; "
-                              f"a token with a space in it splits into two columns.")
+            raise IngestError(
+                f"{filename}, line {k + 1}: {len(f)} columns where the file's first token "
+                f"line has {n_cols} ({line.strip()!r}). Every token line needs the same columns; "
+                f"a token with a space in it splits into two columns."
+            )
         if not toks:
             start = k
         toks.append(f[0])
@@ -67,15 +74,17 @@ def parse_conll(text: str, filename: str) -> Corpus:
         tagset.add(f[-1])
     close()
     if not sentences:
-        raise IngestError(f"{filename}: no token lines, only blank or -DOCSTART- lines. "
-                          f"Upload a CoNLL file with one token per line.")
+        raise IngestError(
+            f"{filename}: no token lines, only blank or -DOCSTART- lines. Upload a CoNLL file with one token per line."
+        )
     bad = {t for t in tagset if not _TAG.match(t)}
     if bad:
         _raise_bad_tag(sentences, bad, filename, None)
     scheme = detect_scheme(s.tags for s in sentences)
     types = sorted({t[2:] for t in tagset if t != "O"})
-    return Corpus(sentences, scheme, n_cols - 1, n_cols, types, filename, "conll", other, len(lines),
-                  eol, final_eol, bom)
+    return Corpus(
+        sentences, scheme, n_cols - 1, n_cols, types, filename, "conll", other, len(lines), eol, final_eol, bom
+    )
 
 
 def _last_field_is(line: str, tag: str) -> bool:
@@ -86,7 +95,7 @@ def _last_field_is(line: str, tag: str) -> bool:
 def _replace_last_field(line: str, tag: str) -> str:
     body = line.rstrip()
     last = body.split()[-1]
-    return body[: len(body) - len(last)] + tag + line[len(body):]
+    return body[: len(body) - len(last)] + tag + line[len(body) :]
 
 
 def write_conll(corpus: Corpus, tags: Sequence[Sequence[str]]) -> str:

@@ -10,19 +10,20 @@ A string whose occurrences mostly agree (the majority reading) makes every other
 suspect, scored by how lopsided the split is: the share of the string's other occurrences
 that read the majority way. Pure functions on a Corpus; no SQL, no UI.
 """
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
-from .corpus import Corpus
-from .schemes import entity_spans, to_iob2
+from review.ner.corpus import Corpus
+from review.ner.schemes import entity_spans, to_iob2
 
-MAX_TOKENS = 4          # longest surface string looked up
-MIN_AGREEING = 2        # other occurrences that must read the majority way before one is suspect
+MAX_TOKENS = 4  # longest surface string looked up
+MIN_AGREEING = 2  # other occurrences that must read the majority way before one is suspect
 
 
 @dataclass
@@ -55,7 +56,7 @@ class TagConsistency:
 
     token_score: list[np.ndarray]
     variations: list[Variation]
-    token_variation: list[np.ndarray] = field(default_factory=list)   # index into variations, -1: none
+    token_variation: list[np.ndarray] = field(default_factory=list)  # index into variations, -1: none
 
     def reason(self, i: int, j: int) -> str | None:
         """Why token j of sentence i is suspect, in one sentence (None if it is not)."""
@@ -63,8 +64,10 @@ class TagConsistency:
             return None
         v = self.variations[int(self.token_variation[i][j])]
         here = next((r for (si, a, b), r in zip(v.minority, v.readings) if si == i and a <= j < b), "?")
-        return (f"{v.text!r} is {_say(v.majority)} in {v.split[v.majority]:,} of its {v.n - 1:,} other "
-                f"occurrences; {_say(here)} here")
+        return (
+            f"{v.text!r} is {_say(v.majority)} in {v.split[v.majority]:,} of its {v.n - 1:,} other "
+            f"occurrences; {_say(here)} here"
+        )
 
     def sentence_score(self) -> np.ndarray:
         """(n_sent,) the largest token_score of each sentence (0 for an empty one)."""
@@ -72,8 +75,9 @@ class TagConsistency:
 
 
 def _say(reading: str) -> str:
-    return {"O": "outside any entity", "inside": "inside a longer entity",
-            "mixed": "partly an entity"}.get(reading, f"tagged {reading}")
+    return {"O": "outside any entity", "inside": "inside a longer entity", "mixed": "partly an entity"}.get(
+        reading, f"tagged {reading}"
+    )
 
 
 def _spans(tags: Sequence[str]) -> tuple[np.ndarray, list[tuple[int, int, str]]]:
@@ -96,8 +100,7 @@ def _reading(sid: np.ndarray, spans: list[tuple[int, int, str]], a: int, b: int)
     return "mixed"
 
 
-def tag_inconsistency(corpus: Corpus, max_tokens: int = MAX_TOKENS,
-                      min_agreeing: int = MIN_AGREEING) -> TagConsistency:
+def tag_inconsistency(corpus: Corpus, max_tokens: int = MAX_TOKENS, min_agreeing: int = MIN_AGREEING) -> TagConsistency:
     """corpus -> TagConsistency (see the module docstring). Tokens are compared as written."""
     iob2 = [to_iob2(s.tags, corpus.scheme) for s in corpus.sentences]
     cands: set[tuple[str, ...]] = set()
@@ -116,11 +119,11 @@ def tag_inconsistency(corpus: Corpus, max_tokens: int = MAX_TOKENS,
         sid, spans = _spans(tags)
         for ln, pool in by_len.items():
             for a in range(0, len(toks) - ln + 1):
-                key = tuple(toks[a:a + ln])
+                key = tuple(toks[a : a + ln])
                 if key in pool:
                     occ[key].append((i, a, a + ln, _reading(sid, spans, a, a + ln)))
     token_score = [np.zeros(len(s.tokens)) for s in corpus.sentences]
-    strongest: list[list] = [[None] * len(s.tokens) for s in corpus.sentences]   # (score, n, text) per token
+    strongest: list[list] = [[None] * len(s.tokens) for s in corpus.sentences]  # (score, n, text) per token
     variations: list[Variation] = []
     for key, rows in occ.items():
         split = Counter(r[3] for r in rows)
@@ -132,7 +135,7 @@ def tag_inconsistency(corpus: Corpus, max_tokens: int = MAX_TOKENS,
             continue
         minority = [(i, a, b) for i, a, b, r in rows if r != majority]
         readings = [r for _, _, _, r in rows if r != majority]
-        score = n_major / (n - 1)               # share of an occurrence's others that read the majority way
+        score = n_major / (n - 1)  # share of an occurrence's others that read the majority way
         v = Variation(" ".join(key), n, dict(split.most_common()), majority, n_major / n, minority, readings)
         for i, a, b in minority:
             token_score[i][a:b] = np.maximum(token_score[i][a:b], score)
@@ -143,36 +146,46 @@ def tag_inconsistency(corpus: Corpus, max_tokens: int = MAX_TOKENS,
         variations.append(v)
     variations.sort(key=lambda v: (-v.lopsided, -v.n, v.text))
     where = {id(v): k for k, v in enumerate(variations)}
-    token_variation = [np.array([where[id(c[1])] if c is not None else -1 for c in row], dtype=np.int64)
-                       for row in strongest]
+    token_variation = [
+        np.array([where[id(c[1])] if c is not None else -1 for c in row], dtype=np.int64) for row in strongest
+    ]
     return TagConsistency(token_score, variations, token_variation)
 
 
-FINDING_MIN_SHARE = 0.75   # a string becomes a finding when this share of an odd occurrence's others agree
+FINDING_MIN_SHARE = 0.75  # a string becomes a finding when this share of an odd occurrence's others agree
 FINDING_MIN_OCCURRENCES = 3
-FINDING_MAX = 5000         # findings kept per run (most lopsided first); every token still counts in the ranking
+FINDING_MAX = 5000  # findings kept per run (most lopsided first); every token still counts in the ranking
 
 
 def inconsistency_findings(tc: TagConsistency) -> list:
     """TagConsistency -> integrity.Finding 'tag_inconsistency' per lopsided string (rows: the sentences
     of its odd occurrences), most lopsided first; detail: text, n, split, majority, odd
     [[sentence, start, end, reading]], examples (up to 3 sentences read the majority way)."""
-    from ..integrity import Finding
+    from review.integrity import Finding
 
     out = []
     for v in tc.variations:
         n_major = v.split[v.majority]
         if v.n < FINDING_MIN_OCCURRENCES or n_major / (v.n - 1) < FINDING_MIN_SHARE:
             continue
-        rows = sorted({i for i, _, _, in v.minority})
+        rows = sorted({i for i, _, _ in v.minority})
         others = ", ".join(f"{_say(r)} in {c:,}" for r, c in v.split.items() if r != v.majority)
-        out.append(Finding(
-            "tag_inconsistency", rows,
-            f"{v.text!r} is {_say(v.majority)} in {n_major:,} of its {v.n:,} occurrences, {others} "
-            f"(sentence{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows[:5]))}"
-            f"{' …' if len(rows) > 5 else ''}). Check the odd one{'s' if len(rows) > 1 else ''} out.",
-            {"text": v.text, "n": v.n, "split": {_say(k): c for k, c in v.split.items()}, "majority": _say(v.majority),
-             "odd": [[i, a, b, _say(r)] for (i, a, b), r in zip(v.minority, v.readings)][:200]}))
+        out.append(
+            Finding(
+                "tag_inconsistency",
+                rows,
+                f"{v.text!r} is {_say(v.majority)} in {n_major:,} of its {v.n:,} occurrences, {others} "
+                f"(sentence{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows[:5]))}"
+                f"{' …' if len(rows) > 5 else ''}). Check the odd one{'s' if len(rows) > 1 else ''} out.",
+                {
+                    "text": v.text,
+                    "n": v.n,
+                    "split": {_say(k): c for k, c in v.split.items()},
+                    "majority": _say(v.majority),
+                    "odd": [[i, a, b, _say(r)] for (i, a, b), r in zip(v.minority, v.readings)][:200],
+                },
+            )
+        )
         if len(out) >= FINDING_MAX:
             break
     return out

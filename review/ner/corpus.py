@@ -1,4 +1,5 @@
 """The parsed file: Sentence and Corpus dataclasses, and the -DOCSTART- marker."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,8 +21,8 @@ class Sentence:
     lines: list[str]
     doc: int = 0
     start_line: int = 1
-    id: str | None = None                       # JSONL "id", when given
-    pred_probs: np.ndarray | None = None        # JSONL "pred_probs" (n_tokens, K), when given
+    id: str | None = None  # JSONL "id", when given
+    pred_probs: np.ndarray | None = None  # JSONL "pred_probs" (n_tokens, K), when given
 
 
 @dataclass
@@ -38,13 +39,13 @@ class Corpus:
     n_columns: int
     entity_types: list[str]
     filename: str = ""
-    format: str = "conll"                       # 'conll' | 'jsonl'
+    format: str = "conll"  # 'conll' | 'jsonl'
     other_lines: dict[int, str] = field(default_factory=dict)
     n_lines: int = 0
     eol: str | list[str] = "\n"
-    final_eol: bool = True                      # the text ends with a line ending
+    final_eol: bool = True  # the text ends with a line ending
     bom: str = ""
-    prob_tag_names: list[str] | None = None     # JSONL: class order of "pred_probs"
+    prob_tag_names: list[str] | None = None  # JSONL: class order of "pred_probs"
 
     @property
     def n_tokens(self) -> int:

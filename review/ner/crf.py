@@ -7,30 +7,31 @@ sentence, so a tag is judged with its neighbours' tags (an I- after an O, an ent
 which a per-token classifier cannot do. Marginal probabilities of every IOB2 tag per token are
 the output, cross-validated by document like model.token_probs.
 """
+
 from __future__ import annotations
 
 import multiprocessing
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Sequence
 
 import numpy as np
 
-from .corpus import Corpus
-from .features import _shape
+from review.ner.corpus import Corpus
+from review.ner.features import _shape
 
 Progress = Callable[[float, str], None]
 
 # CRF training (L-BFGS). Chosen on benchmarks/ner_conll.py (CoNLL-2003 with injected errors):
-CRF_ITERATIONS = 60       # passes of L-BFGS: about 40 s per fold of 240k tokens on one core
-CRF_C1 = 0.05             # L1 penalty (sparse weights: the model stays small)
-CRF_C2 = 0.05             # L2 penalty
-CRF_MIN_FREQ = 2          # a feature seen once cannot help another fold
-CRF_WORKERS = 2           # folds trained at the same time (processes)
+CRF_ITERATIONS = 60  # passes of L-BFGS: about 40 s per fold of 240k tokens on one core
+CRF_C1 = 0.05  # L1 penalty (sparse weights: the model stays small)
+CRF_C2 = 0.05  # L2 penalty
+CRF_MIN_FREQ = 2  # a feature seen once cannot help another fold
+CRF_WORKERS = 2  # folds trained at the same time (processes)
 
-_FEATURES: list[list[list[str]]] = []     # per sentence, per token: the feature strings (set before forking)
+_FEATURES: list[list[list[str]]] = []  # per sentence, per token: the feature strings (set before forking)
 _TAGS: list[list[str]] = []
 
 
@@ -38,8 +39,18 @@ def _word(w: str) -> list[str]:
     lo = w.lower()
     full, short = _shape(w)
     flags = f"{int(w[:1].isupper())}{int(w.isupper())}{int(any(c.isdigit() for c in w))}{int('-' in w)}{min(len(w), 6)}"
-    return [f"w={w}", f"l={lo}", f"s={full}", f"ss={short}", f"p2={lo[:2]}", f"p3={lo[:3]}",
-            f"s2={lo[-2:]}", f"s3={lo[-3:]}", f"s4={lo[-4:]}", f"f={flags}"]
+    return [
+        f"w={w}",
+        f"l={lo}",
+        f"s={full}",
+        f"ss={short}",
+        f"p2={lo[:2]}",
+        f"p3={lo[:3]}",
+        f"s2={lo[-2:]}",
+        f"s3={lo[-3:]}",
+        f"s4={lo[-4:]}",
+        f"f={flags}",
+    ]
 
 
 def sentence_features(tokens: Sequence[str], headline: bool, elsewhere: Sequence[str]) -> list[list[str]]:
@@ -52,8 +63,13 @@ def sentence_features(tokens: Sequence[str], headline: bool, elsewhere: Sequence
         for o in (-1, 1):
             k = j + o
             if 0 <= k < n:
-                f += [f"{o}l={W[k][1][2:]}", f"{o}s={W[k][2][2:]}", f"{o}s3={W[k][7][3:]}", f"{o}f={W[k][9][2:]}",
-                      f"{o}pair={W[j][1][2:]}|{W[k][1][2:]}"]
+                f += [
+                    f"{o}l={W[k][1][2:]}",
+                    f"{o}s={W[k][2][2:]}",
+                    f"{o}s3={W[k][7][3:]}",
+                    f"{o}f={W[k][9][2:]}",
+                    f"{o}pair={W[j][1][2:]}|{W[k][1][2:]}",
+                ]
             else:
                 f.append("BOS" if o < 0 else "EOS")
         for o in (-2, 2):
@@ -93,8 +109,7 @@ def _fold(job: tuple[list[int], list[int], list[str]]) -> list[np.ndarray]:
     trainer = pycrfsuite.Trainer(verbose=False)
     for i in train:
         trainer.append(_FEATURES[i], _TAGS[i])
-    trainer.set_params({"max_iterations": CRF_ITERATIONS, "c1": CRF_C1, "c2": CRF_C2,
-                        "feature.minfreq": CRF_MIN_FREQ})
+    trainer.set_params({"max_iterations": CRF_ITERATIONS, "c1": CRF_C1, "c2": CRF_C2, "feature.minfreq": CRF_MIN_FREQ})
     fd, path = tempfile.mkstemp(suffix=".crfsuite")
     os.close(fd)
     try:
@@ -118,9 +133,13 @@ def _fold(job: tuple[list[int], list[int], list[str]]) -> list[np.ndarray]:
         os.unlink(path)
 
 
-def crf_token_probs(corpus: Corpus, iob2: Sequence[Sequence[str]], names: Sequence[str],
-                    folds: Sequence[tuple[np.ndarray, np.ndarray]], progress: Progress | None = None
-                    ) -> list[np.ndarray]:
+def crf_token_probs(
+    corpus: Corpus,
+    iob2: Sequence[Sequence[str]],
+    names: Sequence[str],
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    progress: Progress | None = None,
+) -> list[np.ndarray]:
     """Marginal probabilities (n_tokens_i, K) over `names` per sentence, each sentence predicted by the
     CRF trained on the folds that do not hold it. folds: (train sentences, test sentences) pairs."""
     global _FEATURES, _TAGS
@@ -143,5 +162,7 @@ def crf_token_probs(corpus: Corpus, iob2: Sequence[Sequence[str]], names: Sequen
                 progress(k / len(jobs), f"CRF: fold {k} of {len(jobs)} done")
     finally:
         _FEATURES, _TAGS = [], []
-    return [m if m is not None else np.full((len(s.tokens), len(names)), 1.0 / len(names))
-            for m, s in zip(out, corpus.sentences)]
+    return [
+        m if m is not None else np.full((len(s.tokens), len(names)), 1.0 / len(names))
+        for m, s in zip(out, corpus.sentences)
+    ]

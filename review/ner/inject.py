@@ -1,16 +1,16 @@
 """Annotator-like errors injected into a corpus's tags, for benchmarks, tests and demos."""
+
 from __future__ import annotations
 
 import numpy as np
 
-from .corpus import Corpus
-from .schemes import entity_spans, from_iob2, to_iob2
+from review.ner.corpus import Corpus
+from review.ner.schemes import entity_spans, from_iob2, to_iob2
 
 ERROR_KINDS = ("type_swap", "per_org", "boundary", "missed")
 
 
-def inject_errors(corpus: Corpus, rates: dict[str, float], seed: int = 0
-                  ) -> tuple[list[list[str]], list[dict]]:
+def inject_errors(corpus: Corpus, rates: dict[str, float], seed: int = 0) -> tuple[list[list[str]], list[dict]]:
     """Annotator-like errors on distinct entities, at most one per sentence.
 
     rates: {kind: share of candidate entities}; kinds: type_swap (another of the corpus's
@@ -64,7 +64,7 @@ def inject_errors(corpus: Corpus, rates: dict[str, float], seed: int = 0
                 new[a2] = f"B-{t}"
                 for j in range(a2 + 1, b2):
                     new[j] = f"I-{t}"
-                if b2 < n and new[b2].startswith("I-"):     # keep what followed a valid entity
+                if b2 < n and new[b2].startswith("I-"):  # keep what followed a valid entity
                     new[b2] = "B-" + new[b2][2:]
             else:
                 new_t = "O"
@@ -77,7 +77,9 @@ def inject_errors(corpus: Corpus, rates: dict[str, float], seed: int = 0
             iob2[i] = new
             used.add(i)
             want -= 1
-            injected.append({"kind": kind, "sent": i, "start": a, "end": b, "type": t, "new_type": new_t,
-                             "tokens": changed})
-    return [from_iob2(t, corpus.scheme) if i in used else list(corpus.sentences[i].tags)
-            for i, t in enumerate(iob2)], injected
+            injected.append(
+                {"kind": kind, "sent": i, "start": a, "end": b, "type": t, "new_type": new_t, "tokens": changed}
+            )
+    return [
+        from_iob2(t, corpus.scheme) if i in used else list(corpus.sentences[i].tags) for i, t in enumerate(iob2)
+    ], injected

@@ -1,14 +1,15 @@
 """Suspect tokens: find_issues (cleanlab's token classification plus scheme violations)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
-from .consistency import TagConsistency, tag_inconsistency
-from .corpus import Corpus
-from .schemes import from_iob2, scheme_violations, to_iob2
+from review.ner.consistency import TagConsistency, tag_inconsistency
+from review.ner.corpus import Corpus
+from review.ner.schemes import from_iob2, scheme_violations, to_iob2
 
 # How tag inconsistency enters the ranking and the flags. Chosen on benchmarks/ner_conll.py
 # (CoNLL-2003 train+dev+test with injected errors, seeds 0-2; sentence AP on the test part):
@@ -28,19 +29,23 @@ FLAG_QUALITY = 0.15
 class TokenIssues:
     """What find_issues found. Positions are (sentence number, token number), 0-based."""
 
-    sentence_quality: np.ndarray                # (n_sent,) min token quality of each sentence
-    token_quality: list[np.ndarray]             # (n_sent,) arrays (n_tokens_i,)
-    flagged: list[tuple[int, int]]              # sorted: cleanlab's issues and scheme violations
-    predicted: list[list[str]]                  # (n_sent,) the model's tag per token, corpus's scheme
-    predicted_iob2: list[list[str]]             # the same in IOB2
-    confidence: list[np.ndarray]                # (n_sent,) arrays: the model's probability of its IOB2 tag
-    reasons: dict[tuple[int, int], str]         # why, for every flagged token
-    model_quality: list[np.ndarray] | None = None   # (n_sent,) cleanlab's token quality before fusing
-    consistency: TagConsistency | None = None   # how each string is tagged across the corpus
+    sentence_quality: np.ndarray  # (n_sent,) min token quality of each sentence
+    token_quality: list[np.ndarray]  # (n_sent,) arrays (n_tokens_i,)
+    flagged: list[tuple[int, int]]  # sorted: cleanlab's issues and scheme violations
+    predicted: list[list[str]]  # (n_sent,) the model's tag per token, corpus's scheme
+    predicted_iob2: list[list[str]]  # the same in IOB2
+    confidence: list[np.ndarray]  # (n_sent,) arrays: the model's probability of its IOB2 tag
+    reasons: dict[tuple[int, int], str]  # why, for every flagged token
+    model_quality: list[np.ndarray] | None = None  # (n_sent,) cleanlab's token quality before fusing
+    consistency: TagConsistency | None = None  # how each string is tagged across the corpus
 
 
-def find_issues(corpus: Corpus, probs_per_sentence: Sequence[np.ndarray], tag_names: Sequence[str],
-                consistency: TagConsistency | bool = True) -> TokenIssues:
+def find_issues(
+    corpus: Corpus,
+    probs_per_sentence: Sequence[np.ndarray],
+    tag_names: Sequence[str],
+    consistency: TagConsistency | bool = True,
+) -> TokenIssues:
     """cleanlab token-classification suspects, tag inconsistency and scheme violations.
 
     probs_per_sentence: (n_sent,) arrays (n_tokens_i, K) over tag_names (IOB2 tags; tags
@@ -58,7 +63,11 @@ def find_issues(corpus: Corpus, probs_per_sentence: Sequence[np.ndarray], tag_na
     lens = [len(t) for t in iob2]
     if len(probs_per_sentence) != len(lens) or any(len(p) != n for p, n in zip(probs_per_sentence, lens)):
         raise ValueError("probs_per_sentence must hold one (n_tokens_i, K) array per sentence.")
-    P = np.concatenate([np.asarray(p, dtype=np.float64) for p in probs_per_sentence]) if lens else np.zeros((0, len(names)))
+    P = (
+        np.concatenate([np.asarray(p, dtype=np.float64) for p in probs_per_sentence])
+        if lens
+        else np.zeros((0, len(names)))
+    )
     y = np.array([index.get(t, -1) for tags in iob2 for t in tags], dtype=np.int64)
     P = np.clip(P, 1e-9, None)
     P = P / P.sum(axis=1, keepdims=True)
@@ -99,20 +108,25 @@ def find_issues(corpus: Corpus, probs_per_sentence: Sequence[np.ndarray], tag_na
     for i, j in list(flagged):
         f = starts[i] + j
         g = corpus.sentences[i].tags[j]
-        reasons[(i, j)] = (f"given {g}; the model predicts {predicted[i][j]} ({conf[f]:.0%}) and gives "
-                           f"the given tag {P[f, y[f]]:.0%}")
+        reasons[(i, j)] = (
+            f"given {g}; the model predicts {predicted[i][j]} ({conf[f]:.0%}) and gives the given tag {P[f, y[f]]:.0%}"
+        )
         why = tc.reason(i, j) if tc is not None else None
         if why:
             reasons[(i, j)] += f"; {why}"
     for f in np.flatnonzero(~ok):
         i = int(np.searchsorted(starts, f, side="right") - 1)
         flagged.add((i, int(f - starts[i])))
-        reasons[(i, int(f - starts[i]))] = f"tag {corpus.sentences[i].tags[f - starts[i]]} is not among the model's classes"
+        reasons[(i, int(f - starts[i]))] = (
+            f"tag {corpus.sentences[i].tags[f - starts[i]]} is not among the model's classes"
+        )
     for i, s in enumerate(corpus.sentences):
         for j, why in scheme_violations(s.tags, corpus.scheme):
             flagged.add((i, j))
             tq[starts[i] + j] = min(tq[starts[i] + j], 0.0)
-            reasons[(i, j)] = f"not valid {corpus.scheme}: {why}" + (f"; {reasons[(i, j)]}" if (i, j) in reasons else "")
+            reasons[(i, j)] = f"not valid {corpus.scheme}: {why}" + (
+                f"; {reasons[(i, j)]}" if (i, j) in reasons else ""
+            )
     token_quality = np.split(tq, split)
     return TokenIssues(
         sentence_quality=np.array([q.min() if len(q) else 1.0 for q in token_quality]),

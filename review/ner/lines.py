@@ -1,12 +1,13 @@
 """What the CoNLL and JSONL readers and writers share: splitting and joining lines with
 their endings and BOM kept, the bad-tag refusal, the check of new tags' shape."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-from ..errors import IngestError
-from .corpus import Corpus, Sentence
-from .schemes import _bad_tag_reason
+from review.errors import IngestError
+from review.ner.corpus import Corpus, Sentence
+from review.ner.schemes import _bad_tag_reason
 
 
 def _split_lines(text: str) -> tuple[list[str], str | list[str], bool, str]:
@@ -21,7 +22,7 @@ def _split_lines(text: str) -> tuple[list[str], str | list[str], bool, str]:
     n_cr = sum(1 for s in lines if s.endswith("\r"))
     if n_cr == 0:
         return lines, "\n", final, bom
-    n_end = len(lines) if final else len(lines) - 1     # lines that have an ending
+    n_end = len(lines) if final else len(lines) - 1  # lines that have an ending
     if n_cr == n_end and (final or not lines[-1].endswith("\r")):
         return [s[:-1] for s in lines[:n_end]] + lines[n_end:], "\r\n", final, bom
     eols = []
@@ -41,10 +42,15 @@ def _raise_bad_tag(sentences: list[Sentence], bad: set[str], filename: str, sche
     for s in sentences:
         for j, t in enumerate(s.tags):
             if t in bad:
-                where = f"line {s.start_line + j}" if s.lines and len(s.lines) == len(s.tokens) \
+                where = (
+                    f"line {s.start_line + j}"
+                    if s.lines and len(s.lines) == len(s.tokens)
                     else f"line {s.start_line}, token {j}"
-                raise IngestError(f"{filename}, {where}: {_bad_tag_reason(t, scheme)}. "
-                                  f"Found {len(bad)} such tag value(s): {', '.join(sorted(map(repr, bad))[:5])}.")
+                )
+                raise IngestError(
+                    f"{filename}, {where}: {_bad_tag_reason(t, scheme)}. "
+                    f"Found {len(bad)} such tag value(s): {', '.join(sorted(map(repr, bad))[:5])}."
+                )
 
 
 def _join(lines: list[str], eol: str | list[str], final_eol: bool) -> str:

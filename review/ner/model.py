@@ -1,25 +1,26 @@
 """The out-of-sample token model: token_probs (cross-validated by document) and token_accuracy."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..errors import ReviewError
-from .corpus import Corpus
-from .features import token_features
-from .schemes import to_iob2
+from review.errors import ReviewError
+from review.ner.corpus import Corpus
+from review.ner.features import token_features
+from review.ner.schemes import to_iob2
 
 Progress = Callable[[float, str], None]
 
 # Token classifier (see token_probs). Tuned on CoNLL-2003 (benchmarks/ner_conll.py).
-SGD_ALPHA = 1e-5          # L2 penalty of the SGD logistic regression (one-vs-rest per IOB2 tag)
-SGD_EPOCHS = 15           # passes over the training folds' tokens
+SGD_ALPHA = 1e-5  # L2 penalty of the SGD logistic regression (one-vs-rest per IOB2 tag)
+SGD_EPOCHS = 15  # passes over the training folds' tokens
 TOKEN_MODELS = ("auto", "sgd", "crf")
-MIX_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)   # CRF weights the mixture may take
+MIX_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # CRF weights the mixture may take
 
 
 def _noop(fraction: float, message: str) -> None:
@@ -57,8 +58,9 @@ def _sgd_probs(X, y: np.ndarray, K: int, sent: np.ndarray, folds, seed: int, pro
         if len(np.unique(y[tr])) == 1:
             probs[te, y[tr][0]] = 1.0
             continue
-        model = SGDClassifier(loss="log_loss", alpha=SGD_ALPHA, max_iter=SGD_EPOCHS, tol=None,
-                              random_state=seed, n_jobs=2).fit(X[tr], y[tr])
+        model = SGDClassifier(
+            loss="log_loss", alpha=SGD_ALPHA, max_iter=SGD_EPOCHS, tol=None, random_state=seed, n_jobs=2
+        ).fit(X[tr], y[tr])
         probs[np.ix_(te, model.classes_)] = model.predict_proba(X[te])
     return probs
 
@@ -67,8 +69,9 @@ def _nll(P: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(P[np.arange(len(y)), y], 1e-12, None))))
 
 
-def token_model(corpus: Corpus, progress: Progress | None = None, n_folds: int = 5, seed: int = 0,
-                model: str = "auto") -> TokenModel:
+def token_model(
+    corpus: Corpus, progress: Progress | None = None, n_folds: int = 5, seed: int = 0, model: str = "auto"
+) -> TokenModel:
     """corpus -> TokenModel: out-of-sample per-token probabilities over the IOB2 tags.
 
     Two models, cross-validated by document on the same folds (no token is scored by a model
@@ -77,8 +80,8 @@ def token_model(corpus: Corpus, progress: Progress | None = None, n_folds: int =
     exponent fitted to the given tags). model 'auto' mixes them with the weight (of MIX_WEIGHTS)
     whose mixture has the lowest log loss of the given tags, 'sgd' or 'crf' takes one alone.
     """
-    from ..models import temperature_scale
-    from .crf import crf_token_probs
+    from review.models import temperature_scale
+    from review.ner.crf import crf_token_probs
 
     if model not in TOKEN_MODELS:
         raise ReviewError(f"Unknown token model {model!r}: choose one of {', '.join(TOKEN_MODELS)}.")
@@ -111,24 +114,28 @@ def token_model(corpus: Corpus, progress: Progress | None = None, n_folds: int =
         t = time.perf_counter()
         start = 0.35 if model == "auto" else 0.0
         progress(start, f"CRF on {len(folds)} folds")
-        P = np.concatenate(crf_token_probs(corpus, iob2, names, folds,
-                                           lambda f, m: progress(start + (1 - start) * f, m)))
+        P = np.concatenate(
+            crf_token_probs(corpus, iob2, names, folds, lambda f, m: progress(start + (1 - start) * f, m))
+        )
         cands["crf"], _ = temperature_scale(_norm(P), y)
         seconds["crf"] = round(time.perf_counter() - t, 1)
     loss = {k: round(_nll(v, y), 5) for k, v in cands.items()}
     params = {"candidates": {k: {"log loss": loss[k], "seconds": seconds[k]} for k in cands}}
     if len(cands) == 1:
-        (name, probs), = cands.items()
+        ((name, probs),) = cands.items()
         params.update(model=name, why=f"{name} asked for")
     else:
         mixes = {w: _norm(w * cands["crf"] + (1 - w) * cands["sgd"]) for w in MIX_WEIGHTS}
         mix_loss = {w: _nll(P, y) for w, P in mixes.items()}
         w = min(MIX_WEIGHTS, key=lambda v: (round(mix_loss[v], 6), abs(v - 0.5)))
         probs, _ = temperature_scale(mixes[w], y)
-        params.update(model=f"{w:g} CRF + {1 - w:g} logistic regression", crf_weight=w,
-                      mixture_log_loss={f"{v:g}": round(mix_loss[v], 5) for v in MIX_WEIGHTS},
-                      why=f"The CRF weight {w:g} gives the lowest log loss of the given tags "
-                          f"({mix_loss[w]:.4f}; CRF alone {loss['crf']:.4f}, logistic regression alone {loss['sgd']:.4f})")
+        params.update(
+            model=f"{w:g} CRF + {1 - w:g} logistic regression",
+            crf_weight=w,
+            mixture_log_loss={f"{v:g}": round(mix_loss[v], 5) for v in MIX_WEIGHTS},
+            why=f"The CRF weight {w:g} gives the lowest log loss of the given tags "
+            f"({mix_loss[w]:.4f}; CRF alone {loss['crf']:.4f}, logistic regression alone {loss['sgd']:.4f})",
+        )
     params["folds"] = len(folds)
     params["cross-validation"] = "by document" if len({s.doc for s in corpus.sentences}) >= n_folds else "by sentence"
     progress(1.0, f"Model done in {time.perf_counter() - t0:.1f} s")
@@ -140,8 +147,9 @@ def _norm(P: np.ndarray) -> np.ndarray:
     return P / P.sum(axis=1, keepdims=True)
 
 
-def token_probs(corpus: Corpus, progress: Progress | None = None, n_folds: int = 5,
-                seed: int = 0, model: str = "auto") -> tuple[list[np.ndarray], list[str]]:
+def token_probs(
+    corpus: Corpus, progress: Progress | None = None, n_folds: int = 5, seed: int = 0, model: str = "auto"
+) -> tuple[list[np.ndarray], list[str]]:
     """corpus -> (probs (n_sent,) arrays (n_tokens_i, K), tag_names (K,) IOB2 tags): token_model's."""
     res = token_model(corpus, progress, n_folds, seed, model)
     return res.probs, res.tag_names

@@ -1,11 +1,12 @@
 """Tagging schemes IOB1, IOB2 and BIOES: tag checks, scheme detection, violations,
 entity spans and conversion to and from IOB2."""
+
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
-from ..errors import ReviewError
+from review.errors import ReviewError
 
 SCHEMES = ("IOB1", "IOB2", "BIOES")
 _TAG = re.compile(r"^(?:O|[BIES]-\S+)$")
@@ -14,8 +15,11 @@ _TAG = re.compile(r"^(?:O|[BIES]-\S+)$")
 def _bad_tag_reason(tag: str, scheme: str | None = None) -> str | None:
     """Why ``tag`` is not a tag of ``scheme`` (any scheme when None), or None."""
     if not _TAG.match(tag):
-        return (f"{tag!r} is not a tag: use O, or B-, I-" + ("" if scheme in ("IOB1", "IOB2") else ", E-, S-")
-                + " followed by an entity type (e.g. B-PER)")
+        return (
+            f"{tag!r} is not a tag: use O, or B-, I-"
+            + ("" if scheme in ("IOB1", "IOB2") else ", E-, S-")
+            + " followed by an entity type (e.g. B-PER)"
+        )
     if scheme in ("IOB1", "IOB2") and tag[0] in "ES":
         return f"{tag} is not an {scheme} tag (E- and S- belong to BIOES)"
     return None
@@ -34,9 +38,9 @@ def detect_scheme(tag_seqs: Sequence[Sequence[str]]) -> str:
                     return "BIOES"
                 same = prev != "O" and prev[2:] == t[2:]
                 if p == "I" and not same:
-                    iob1 += 1          # an I- that starts an entity: IOB1 only
+                    iob1 += 1  # an I- that starts an entity: IOB1 only
                 elif p == "B" and not same:
-                    iob2 += 1          # a B- that starts an entity after O/another type: IOB2 only
+                    iob2 += 1  # a B- that starts an entity after O/another type: IOB2 only
             prev = t
     return "IOB1" if iob1 > iob2 else "IOB2"
 
@@ -67,8 +71,13 @@ def scheme_violations(tags: Sequence[str], scheme: str) -> list[tuple[int, str]]
                 out.append((i, f"{t} {where} (an IOB2 entity starts with B-{typ})"))
         elif scheme == "IOB1":
             if p == "B" and not prev_same:
-                out.append((i, f"{t} {where} (in IOB1, B- only separates two adjacent {typ} entities; "
-                               f"an entity starts with I-{typ})"))
+                out.append(
+                    (
+                        i,
+                        f"{t} {where} (in IOB1, B- only separates two adjacent {typ} entities; "
+                        f"an entity starts with I-{typ})",
+                    )
+                )
         else:  # BIOES
             if p in "IE" and not (prev_same and prev[0] in "BI"):
                 out.append((i, f"{t} {where} (a BIOES entity starts with B-{typ} or is S-{typ})"))
@@ -76,8 +85,13 @@ def scheme_violations(tags: Sequence[str], scheme: str) -> list[tuple[int, str]]
                 nxt = tags[i + 1] if i + 1 < n else None
                 if nxt is None or nxt == "O" or nxt[2:] != typ or nxt[0] not in "IE":
                     follow = "the sentence end" if nxt is None else nxt
-                    out.append((i, f"{t} followed by {follow} (a BIOES entity ends with E-{typ}, "
-                                   f"or is S-{typ} when one token long)"))
+                    out.append(
+                        (
+                            i,
+                            f"{t} followed by {follow} (a BIOES entity ends with E-{typ}, "
+                            f"or is S-{typ} when one token long)",
+                        )
+                    )
     return out
 
 
