@@ -2,21 +2,22 @@
 
 import streamlit as st
 
-from review import demo, ui
+from review import demo, safe_text
 from review.datasets import overview
 from review.errors import ReviewError
+from review.ui import shell
 
-db, user = ui.page("Home", "annotator", heading="Label review")
+db, user = shell.page("Home", "annotator", heading="Label review")
 
 
 def load_demo() -> None:
     bar = st.progress(0.0, text="Loading the demo")
     try:
-        demo.load_demo(db, user, progress=ui.progress_callback(bar))
+        demo.load_demo(db, user, progress=shell.progress_callback(bar))
         st.session_state["dataset_name"] = demo.DEMO_NAME
         st.rerun()
     except ReviewError as exc:
-        ui.error(exc)
+        shell.error(exc)
 
 
 datasets = overview(db)
@@ -61,9 +62,9 @@ def go(name: str, page: str) -> None:
 
 for d in datasets[:10]:
     name = d["name"]
-    shown = ui.escape_md(name)  # the tooltips (help=) are Markdown too
+    shown = safe_text.md(name)  # the tooltips (help=) are Markdown too
     c = st.columns([3, 2, 2, 2, 2], vertical_alignment="center")
-    c[0].markdown(f"**{shown}** · {ui.escape_md(str(d['stage']))}")
+    c[0].markdown(f"**{shown}** · {safe_text.md(str(d['stage']))}")
     if c[1].button(
         f"Review {d['suspects'] or 0:,} suspects",
         key=f"next_review_{name}",

@@ -30,7 +30,7 @@ Measurements:
 * peak memory: one measure for both methods -- the peak resident set size (ru_maxrss from
   os.wait4 on that one child) of the fresh subprocess that runs it, so interpreter and
   imports are included for both.
-* control: review.models.text_probs + review.integrity.detect_shifted_blocks on the original
+* control: review.text.models.text_probs + review.text.integrity.detect_shifted_blocks on the original
   (clean) labels, as given and sorted by class, must find no shifted block.
 
 --repeat N times every measured step N times (both methods) and keeps the fastest, which
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: the recipe subprocess flagged {int(wset.sum())} rows, in-process {int(theirs.sum())}")
 
     # --- control: the same model + shift detector on the original (clean) labels, and on them sorted by class
-    from review import integrity, models
+    from review.text import integrity, models
 
     clean_p = models.text_probs(texts, orig, len(CLASSES)).pred_probs
     order = np.argsort(orig, kind="stable")

@@ -22,7 +22,7 @@ The panel (truth is used ONLY to measure; every method sees texts, annotator ids
               50 annotators, 1-5.
   Each crowd is seeded (--seed) and described in one line of the output.
 
-Part 1. For every crowd and every method of review.crowd.consensus (crowd.METHODS):
+Part 1. For every crowd and every method of review.crowd.consensus.consensus (crowd.METHODS):
 * accuracy -- share of items whose consensus equals the truth;
 * Spearman -- rank correlation between the method's annotator quality
   (annotator_stats["quality"]) and each annotator's true accuracy (share of their labels
@@ -55,8 +55,8 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import review.models  # noqa: E402,F401  (imported before any timing)
-from review import crowd  # noqa: E402
+import review.text.models  # noqa: E402,F401  (imported before any timing)
+from review.crowd import consensus as crowd  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SENTIMENT = DATA / "sentiment_mturk" / "sentiment_mturk_long.csv"

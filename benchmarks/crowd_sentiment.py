@@ -5,7 +5,7 @@ Data: ../shared/data/sentiment_mturk/sentiment_mturk_long.csv from the repositor
 labels from 203 Mechanical Turk workers; Rodrigues et al. 2013). `gold` is used ONLY to
 measure: every method sees the item ids, texts, annotator ids and their labels.
 
-For each method of review.crowd.consensus (majority, dawid_skene, crowdlab, default) it
+For each method of review.crowd.consensus.consensus (majority, dawid_skene, crowdlab, default) it
 prints
 * accuracy: share of items whose consensus equals gold;
 * Spearman: rank correlation between the method's annotator quality and each
@@ -37,7 +37,7 @@ import pandas as pd  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from review import crowd  # noqa: E402
+from review.crowd import consensus as crowd  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sentiment_mturk" / "sentiment_mturk_long.csv"
 CLASSES = ["0", "1"]
@@ -84,7 +84,7 @@ def ablations(L, texts, seed):
     """The variants tried for 'default' -> [(name, consensus (n,), annotator quality (M,), fn)]."""
     K = len(CLASSES)
     n_ann = (L >= 0).sum(axis=1)
-    from review.models import text_probs
+    from review.text.models import text_probs
 
     def ds_with(P, symmetric):
         post, conf, pri = crowd.dawid_skene(L, K, item_prior=P, symmetric=symmetric)

@@ -62,7 +62,8 @@ def one_run(kind: str, files: list[str], seed: int, folds: int) -> dict:
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    from review import datasets, ner, ner_store, store
+    from review import datasets, ner, store
+    from review.ner import store as ner_store
 
     out: dict = {"kind": kind}
     paths = [DATA / f for f in files]

@@ -9,10 +9,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from review import audit, ingest, ner_store, signals, ui
+from review import audit, safe_text
 from review.errors import ReviewError
+from review.ner import store as ner_store
+from review.text import ingest, signals
+from review.ui import shell
+from review.ui.views.ner_upload import upload_ner
 
-db, user = ui.page("Upload", "lead", heading="Upload a dataset")
+db, user = shell.page("Upload", "lead", heading="Upload a dataset")
 
 st.caption(
     "CSV, TSV, JSONL or Parquet: one row per item with its text and its label. NER: a CoNLL file "
@@ -60,19 +64,19 @@ if up is None:
     st.stop()
 
 if is_ner:
-    ui.upload_ner(db, user, up)
+    upload_ner(db, user, up)
     st.stop()
 
 sniffed = st.session_state.get("header_guess")
 if sniffed is not None and sniffed.headerless:
     if no_header:
         st.info(
-            f"The first line looks like data, not a header ({ui.escape_md(sniffed.reason)}), so it is read as data "
+            f"The first line looks like data, not a header ({safe_text.md(sniffed.reason)}), so it is read as data "
             "and the columns are numbered 1, 2, 3, … Untick **The first line is data** if it is a header."
         )
     else:
         st.info(
-            f"The first line looks like data, not a header ({ui.escape_md(sniffed.reason)}), but the box is "
+            f"The first line looks like data, not a header ({safe_text.md(sniffed.reason)}), but the box is "
             "unticked: it is read as the header. Tick **The first line is data** to keep it as a row."
         )
 
@@ -93,7 +97,7 @@ if st.session_state.get("upload_cache_key") != cache_key:
     try:
         frame = ingest.read_table(data, up.name, no_header=no_header)
     except ReviewError as exc:
-        ui.error(exc)
+        shell.error(exc)
         st.stop()
     st.session_state["upload_cache_key"] = cache_key
     st.session_state["upload_frame"] = frame
@@ -107,7 +111,7 @@ st.dataframe(frame.head(20), width="stretch", hide_index=True)
 
 guess, guess_note = ingest.guess_partial(frame, ingest.PAGE_HINTS)
 if guess_note:
-    st.info(f"Choose the columns yourself: {ui.escape_message(guess_note)}")  # it names the file's columns
+    st.info(f"Choose the columns yourself: {safe_text.md_message(guess_note)}")  # it names the file's columns
 
 cols = list(frame.columns)
 NONE = "(none)"
@@ -154,7 +158,7 @@ with st.expander("Class names: name label values such as 1, 2, 3, 4 (the names b
     shown = ", ".join(v if len(v) <= 40 else v[:40] + "…" for v in values[:30]) + (
         f", … ({len(values):,} values)" if len(values) > 30 else ""
     )
-    st.caption(f"Values in the label column{'s' if wide_cols else ''}, in this order: {ui.escape_md(shown)}")
+    st.caption(f"Values in the label column{'s' if wide_cols else ''}, in this order: {safe_text.md(shown)}")
     names_text = st.text_area(
         "Names: `1=World, 2=Sports, …`, or one name per line (line k names the k-th value above)",
         key="class_names",
@@ -171,9 +175,9 @@ with st.expander("Class names: name label values such as 1, 2, 3, 4 (the names b
     except ReviewError as exc:
         names_error = exc
     if names_error is not None:
-        st.warning(ui.escape_md(str(names_error)))
+        st.warning(safe_text.md(str(names_error)))
     elif class_names:
-        st.caption("The labels will be: " + ui.escape_md(" · ".join(f"{v} → {n}" for v, n in class_names.items())))
+        st.caption("The labels will be: " + safe_text.md(" · ".join(f"{v} → {n}" for v, n in class_names.items())))
 with st.expander("Your own predicted probabilities, tabular features, a declared label set"):
     prob_cols = st.multiselect(
         "Probability columns, one per class, named after the class (e.g. prob_sports)",
@@ -228,31 +232,31 @@ if st.button("Check and ingest", type="primary", key="ingest"):
         labels = [s for s in label_set.split(",") if s.strip()] or None
         vectors = signals.read_npy(emb_file.getvalue(), emb_file.name, len(frame)) if emb_file is not None else None
         prep = ingest.prepare(frame, mapping, up.name, data, labels, embeddings=vectors)
-        ds_id = ingest.write_dataset(db, prep, name, user, ui.progress_callback(bar))
+        ds_id = ingest.write_dataset(db, prep, name, user, shell.progress_callback(bar))
         bar.progress(1.0, text="Running the integrity checks")
         audit.run_integrity(db, ds_id, user)
         bar.empty()
     except ReviewError as exc:
         bar.empty()
-        ui.error(exc)
+        shell.error(exc)
         st.stop()
     st.session_state["dataset_name"] = name.strip()
     what = (
         (
-            f"{ui.plural(len(prep.items), 'item')} with {ui.plural(len(prep.annotations), 'label')} from "
-            f"{ui.plural(len({a for _, a, _ in prep.annotations}), 'annotator')} (the majority vote is the given label "
+            f"{shell.plural(len(prep.items), 'item')} with {shell.plural(len(prep.annotations), 'label')} from "
+            f"{shell.plural(len({a for _, a, _ in prep.annotations}), 'annotator')} (the majority vote is the given label "
             "until the audit finds the consensus)"
         )
         if prep.annotations
-        else ui.plural(len(prep.items), "row")
+        else shell.plural(len(prep.items), "row")
     )
     named = (
-        " (named from the values " + ui.escape_md(", ".join(f"{v}={n}" for v, n in class_names.items())) + ")"
+        " (named from the values " + safe_text.md(", ".join(f"{v}={n}" for v, n in class_names.items())) + ")"
         if class_names
         else ""
     )
     st.success(
-        f"Dataset {ui.escape_md(repr(name.strip()))} ingested: {what}, classes {ui.escape_md(', '.join(prep.labels))}{named}. "
+        f"Dataset {safe_text.md(repr(name.strip()))} ingested: {what}, classes {safe_text.md(', '.join(prep.labels))}{named}. "
         "Integrity checks done; run the audit to rank suspects."
     )
     st.page_link("pages/2_Audit.py", label="Go to the audit")

@@ -2,11 +2,17 @@
 
 import streamlit as st
 
-from review import audit, charts, ner_store, stats, ui, workflow
+from review import audit, charts, safe_text, stats, workflow
 from review.datasets import latest_run, runs
 from review.errors import ReviewError
+from review.ner import store as ner_store
+from review.ui import shell
+from review.ui.views.judge import judge_tab
+from review.ui.views.model import model_tab
+from review.ui.views.precision import precision_tab
+from review.ui.views.selfcheck import selfcheck_tab
 
-db, user, ds = ui.page_with_dataset("Audit", "annotator")
+db, user, ds = shell.page_with_dataset("Audit", "annotator")
 
 if user.can("lead"):
     c1, c2 = st.columns([1, 3])
@@ -18,10 +24,10 @@ if user.can("lead"):
     ):
         bar = st.progress(0.0, text="Starting")
         try:
-            audit.run_audit(db, ds.id, user, progress=ui.progress_callback(bar))
+            audit.run_audit(db, ds.id, user, progress=shell.progress_callback(bar))
             st.rerun()
         except ReviewError as exc:
-            ui.error(exc)
+            shell.error(exc)
     c2.caption("Each run is kept with its parameters and library versions; a re-run never overwrites reviews.")
 
 run = latest_run(db, ds.id)
@@ -31,8 +37,8 @@ if run is None:
 
 m = run["metrics"]
 st.subheader(
-    f"Run {run['id']} ({ui.escape_md(run['kind'])}), {run['finished_at'][:19].replace('T', ' ')} "
-    f"by {ui.escape_md(run['created_by'])}"
+    f"Run {run['id']} ({safe_text.md(run['kind'])}), {run['finished_at'][:19].replace('T', ' ')} "
+    f"by {safe_text.md(run['created_by'])}"
 )
 is_ner = ds.task == "ner"
 cols = st.columns(5)
@@ -50,7 +56,7 @@ cols[4].metric(
 )
 
 if m.get("queue warning"):
-    st.warning(ui.escape_md(m["queue warning"]))  # it names a class: the team's text, not Markdown
+    st.warning(safe_text.md(m["queue warning"]))  # it names a class: the team's text, not Markdown
 judged = ds.task == "text" and not ds.mapping.multi and run["kind"] == "audit"
 single = ds.task == "text" and not ds.mapping.multi
 names = (
@@ -60,15 +66,15 @@ names = (
 )
 tab_int, tab_charts, tab_sus, tab_runs, tab_model, *extra = st.tabs(names)
 with tab_model:
-    ui.model_tab(run)
+    model_tab(run)
 if single:
     with extra.pop(0):
-        ui.selfcheck_tab(db, ds, user)
+        selfcheck_tab(db, ds, user)
 if judged:
     with extra[0]:
-        ui.judge_tab(db, ds, user)
+        judge_tab(db, ds, user)
     with extra[1]:
-        ui.precision_tab(db, ds, user)
+        precision_tab(db, ds, user)
 
 with tab_int:
     found = stats.findings(db, run["id"])
@@ -88,17 +94,17 @@ with tab_int:
             hide_index=True,
         )
     for kind, fs in kinds.items():
-        st.markdown(f"**{ui.escape_md(kind.replace('_', ' '))}** ({len(fs)})")
+        st.markdown(f"**{safe_text.md(kind.replace('_', ' '))}** ({len(fs)})")
         for f in fs[:50]:
             title = f["message"] if len(f["message"]) <= 160 else f["message"][:160].rsplit(" ", 1)[0] + " …"
-            with st.expander(ui.escape_md(title)):  # the title quotes the data's texts and labels: not Markdown
+            with st.expander(safe_text.md(title)):  # the title quotes the data's texts and labels: not Markdown
                 st.text(f["message"])
                 st.dataframe(stats.rows_by_index(db, ds, f["rows"]), hide_index=True, width="stretch")
                 if f["n_rows"] > 200:
                     st.caption(f"Showing 200 of {f['n_rows']:,} rows.")
         if len(fs) > 50:
             st.caption(
-                f"{len(fs) - 50} more findings of this kind; {ui.md_code(f'review suspects {ds.name}')} lists every row."
+                f"{len(fs) - 50} more findings of this kind; {safe_text.code(f'review suspects {ds.name}')} lists every row."
             )
     if not is_ner:
         st.markdown(

@@ -13,11 +13,13 @@ A bulk approve skips them (and unsure decisions) and says how many and why."""
 
 import streamlit as st
 
-from review import datasets, ui, workflow
+from review import datasets, safe_text, workflow
 from review.errors import ReviewError
+from review.ui import shell
+from review.ui.views.ner_card import verify_ner_card
 
-db, user, ds = ui.page_with_dataset("Verify", "lead", heading="Verify decisions")
-ui.keyboard()  # before the page can stop: the focus goes back to the page after a click, Esc leaves the reason box
+db, user, ds = shell.page_with_dataset("Verify", "lead", heading="Verify decisions")
+shell.keyboard()  # before the page can stop: the focus goes back to the page after a click, Esc leaves the reason box
 
 PAGE = (
     200  # decisions listed (and approved in bulk) at a time: a filtered set up to 200 in one click, more page by page
@@ -27,11 +29,11 @@ vs = st.session_state.setdefault(f"verify_{ds.id}", {"after": 0, "card": 0})  # 
 
 prog = workflow.progress(db, ds)
 st.caption(
-    f"{ui.plural(prog['pending'], 'decision')} awaiting verification · {prog['approved']:,} approved · {prog['overridden']:,} overridden"
+    f"{shell.plural(prog['pending'], 'decision')} awaiting verification · {prog['approved']:,} approved · {prog['overridden']:,} overridden"
 )
 flash = st.session_state.pop("verify_flash", None)
 if flash:  # it names the row, the label, the dataset, a refusal: data, not Markdown
-    (st.warning if flash[0] == "warn" else st.success)(ui.escape_message(flash[1]))
+    (st.warning if flash[0] == "warn" else st.success)(safe_text.md_message(flash[1]))
 
 allow_self = datasets.settings(db, ds.id)["allow_self_approval"]
 with st.expander(
@@ -69,7 +71,7 @@ mine = workflow.awaiting_verification(db, ds, user.name)
 if mine and not allow_self:
     it = "it" if mine == 1 else "them"
     st.info(
-        f"{ui.plural(mine, 'decision')} awaiting verification {'is' if mine == 1 else 'are'} yours: another lead "
+        f"{shell.plural(mine, 'decision')} awaiting verification {'is' if mine == 1 else 'are'} yours: another lead "
         f"verifies {it} (four eyes). You can still revise {it} on the Review page."
     )
 
@@ -156,7 +158,7 @@ filters = {"reviewer": reviewer, "pair": tuple(pair) if pair is not None else No
 matched = workflow.pending_count(groups, **filters)
 total = workflow.pending_count(groups)
 if matched != total:
-    st.caption(f"{matched:,} of the {ui.plural(total, 'decision')} awaiting verification match these filters.")
+    st.caption(f"{matched:,} of the {shell.plural(total, 'decision')} awaiting verification match these filters.")
 
 rows = workflow.pending(db, ds, user, limit=PAGE, after_id=vs["after"], **filters)
 if not rows and vs["after"]:
@@ -165,7 +167,7 @@ if not rows and vs["after"]:
 if not rows:
     st.info("No decision awaiting verification matches these filters: choose another reviewer, pair or decision.")
     if bulk_note:
-        (st.success if bulk_note[0] == "ok" else st.error)(ui.escape_message(bulk_note[1]))
+        (st.success if bulk_note[0] == "ok" else st.error)(safe_text.md_message(bulk_note[1]))
     st.stop()
 
 
@@ -200,7 +202,7 @@ def do(r: dict, action: str, label=None, note: str = "") -> None:
     """The NER card's actions (called while it draws): an error shows in the card, under its buttons."""
     err = act(r, action, label, note)
     if err:
-        st.error(ui.escape_message(err))
+        st.error(safe_text.md_message(err))
     else:
         st.rerun()
 
@@ -221,7 +223,7 @@ def bulk(seen: list[tuple[int, int]]) -> None:
     except ReviewError as exc:
         vs["bulk"] = ("error", str(exc))
         return
-    msg = f"Approved {ui.plural(len(res['approved']), 'decision')} in one go, one audit-trail row each."
+    msg = f"Approved {shell.plural(len(res['approved']), 'decision')} in one go, one audit-trail row each."
     if res["self_approved"]:
         msg += f" {len(res['self_approved']):,} of them yours, recorded as self-approved."
     msg += skipped_text(len(res["own"]), len(res["unsure"]), "Not approved")
@@ -244,7 +246,7 @@ if not actionable:  # only one's own decisions here: they wait for another lead
     for r in rows:
         with st.container(border=True):
             st.markdown(
-                f"**{ui.escape_md(r['key'])}** (row {r['idx']}) · {ui.escape_md(change_of(r))} · by **you** at "
+                f"**{safe_text.md(r['key'])}** (row {r['idx']}) · {safe_text.md(change_of(r))} · by **you** at "
                 f"{r['created_at'][:16].replace('T', ' ')}"
             )
             st.caption("Your own decision: it waits for another lead to verify it (four eyes).")
@@ -273,22 +275,22 @@ else:
         if r["reviewer"] == user.name:
             st.caption("Your own decision: verifying it is recorded as a self-approval.")
         if ds.task == "ner":
-            ui.verify_ner_card(ds, r, do)
+            verify_ner_card(ds, r, do)
         else:
             top = st.columns([4, 2])
             with top[0]:
-                ui.show_text(r["text"], key=f"v{r['id']}")
+                shell.show_text(r["text"], key=f"v{r['id']}")
             with top[1]:
-                st.html(ui.badge(f"given: {r['given_label']}", "#d62728") + ui.badge(change_of(r), "#ff7f0e"))
+                st.html(shell.badge(f"given: {r['given_label']}", "#d62728") + shell.badge(change_of(r), "#ff7f0e"))
                 st.markdown(
-                    f"**{ui.escape_md(r['key'])}** (row {r['idx']}) · by **{ui.escape_md(r['reviewer'])}** at {r['created_at'][:16].replace('T', ' ')}"
+                    f"**{safe_text.md(r['key'])}** (row {r['idx']}) · by **{safe_text.md(r['reviewer'])}** at {r['created_at'][:16].replace('T', ' ')}"
                 )
                 if r["predicted_label"] is not None:
                     st.markdown(
-                        f"{'consensus' if ds.mapping.multi else 'model'}: **{ui.escape_md(r['predicted_label'])}** ({r['confidence']:.0%}), quality {r['quality']:.3f}"
+                        f"{'consensus' if ds.mapping.multi else 'model'}: **{safe_text.md(r['predicted_label'])}** ({r['confidence']:.0%}), quality {r['quality']:.3f}"
                     )
                 if r["note"]:
-                    st.markdown(f"note: {ui.escape_md(r['note'])}")
+                    st.markdown(f"note: {safe_text.md(r['note'])}")
             c = st.columns([1, 3, 1, 2, 1])
             unsure = r["decision"] == "unsure"
             c[0].button(
@@ -320,7 +322,7 @@ else:
             )
             c[4].button("Override", key=f"override_{r['id']}", on_click=on_card, args=(r, "override"))
             if err:  # beside the control that caused it: the reason box, the override label, else under the buttons
-                {"reject": c[1], "override": c[3]}.get(err[0], st).error(ui.escape_message(err[1]))
+                {"reject": c[1], "override": c[3]}.get(err[0], st).error(safe_text.md_message(err[1]))
 
 # ---------------------------------------------------------------- the list, approved in one action
 with st.container(border=True):
@@ -328,9 +330,9 @@ with st.container(border=True):
     n_unsure = sum(x["decision"] == "unsure" and not own_blocked(x) for x in rows)
     n_ok = len(rows) - n_own - n_unsure
     more = f" of the {matched:,} that match (the next {PAGE} follow)" if matched > len(rows) else ""
-    st.markdown(f"**Listed: {ui.plural(len(rows), 'decision')}**{more}")
+    st.markdown(f"**Listed: {shell.plural(len(rows), 'decision')}**{more}")
     if bulk_note:  # the last bulk approve's outcome, beside its button
-        (st.success if bulk_note[0] == "ok" else st.error)(ui.escape_message(bulk_note[1]))
+        (st.success if bulk_note[0] == "ok" else st.error)(safe_text.md_message(bulk_note[1]))
     if n_ok >= 2:
         st.button(
             f"Approve all {n_ok:,} listed",
@@ -340,7 +342,7 @@ with st.container(border=True):
             help="One transaction, one audit-trail row per decision; refused whole if any of them changed meanwhile",
         )
         st.caption(
-            f"Approves the {ui.plural(n_ok, 'decision')} listed below as proposed, in one transaction."
+            f"Approves the {shell.plural(n_ok, 'decision')} listed below as proposed, in one transaction."
             + skipped_text(n_own, n_unsure, "Left out")
         )
     elif n_own or n_unsure:

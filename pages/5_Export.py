@@ -2,10 +2,12 @@
 
 import streamlit as st
 
-from review import datasets, export, stats, ui, workflow
+from review import datasets, export, stats, workflow
 from review.auth import User
+from review.trail import export as trail_export
+from review.ui import shell
 
-db, user, ds = ui.page_with_dataset("Export", "lead")
+db, user, ds = shell.page_with_dataset("Export", "lead")
 
 signed_in = User(user.name, user.role)
 ds_id = ds.id
@@ -13,7 +15,7 @@ ds_id = ds.id
 waiting = workflow.awaiting_verification(db, ds)
 if waiting:
     st.warning(
-        f"{ui.plural(waiting, 'decision')} {'awaits' if waiting == 1 else 'await'} verification: "
+        f"{shell.plural(waiting, 'decision')} {'awaits' if waiting == 1 else 'await'} verification: "
         + (
             "their sentences keep their current tags in the export until a lead verifies them."
             if ds.task == "ner"
@@ -28,7 +30,7 @@ allow_self, n_self = datasets.settings(db, ds.id)["allow_self_approval"], export
 if allow_self or n_self:
     st.info(
         f"Self-approval is {'allowed' if allow_self else 'off'} on this dataset; "
-        f"{ui.plural(n_self, 'decision')} {'was' if n_self == 1 else 'were'} verified by {'its' if n_self == 1 else 'their'} own author"
+        f"{shell.plural(n_self, 'decision')} {'was' if n_self == 1 else 'were'} verified by {'its' if n_self == 1 else 'their'} own author"
         + (
             " (the audit trail marks each self_approved)."
             if ds.task == "ner"
@@ -51,8 +53,8 @@ st.caption(
     + (" The corpus files (CoNLL, JSONL) are never changed by it." if ds.task == "ner" else "")
 )
 
-audit_csv = ui.deferred_download(  # every file is built on click, in its own thread, on its own connection
-    lambda conn: export.export_audit(conn, signed_in, ds_id, spreadsheet_safe=spreadsheet_safe)
+audit_csv = shell.deferred_download(  # every file is built on click, in its own thread, on its own connection
+    lambda conn: trail_export.export_csv(conn, signed_in, ds_id, spreadsheet_safe=spreadsheet_safe)
 )
 
 if ds.task == "ner":
@@ -63,7 +65,7 @@ if ds.task == "ner":
     )
 
     def corpus(fmt: str):
-        return ui.deferred_download(lambda conn: export.export_ner(conn, datasets.get(conn, ds_id), signed_in, fmt))
+        return shell.deferred_download(lambda conn: export.export_ner(conn, datasets.get(conn, ds_id), signed_in, fmt))
 
     stem = ds.name
     native = export.ner_native_format(ds)
@@ -106,7 +108,7 @@ st.caption(
 )
 
 
-cleaned_csv = ui.deferred_download(
+cleaned_csv = shell.deferred_download(
     lambda conn: export.export_cleaned(
         conn, datasets.get(conn, ds_id), signed_in, only_verified, spreadsheet_safe=spreadsheet_safe
     )

@@ -4,14 +4,15 @@ import time
 
 import streamlit as st
 
-from review import auth, ui
+from review import auth, safe_text
 from review.errors import ReviewError
+from review.ui import shell
 
-db, user = ui.page("Users", "admin")
+db, user = shell.page("Users", "admin")
 
 flash = st.session_state.pop("users_flash", None)
 if flash:  # it names a user: data, not Markdown
-    st.success(ui.escape_message(flash))
+    st.success(safe_text.md_message(flash))
 now = time.time()
 st.dataframe(
     [
@@ -43,7 +44,7 @@ with st.form("add_user", clear_on_submit=True):
             st.session_state["users_flash"] = f"Added {role} {name.strip()}."
             st.rerun()
         except ReviewError as exc:
-            ui.error(exc)
+            shell.error(exc)
 
 st.subheader("Change a user")
 users = {u["name"]: u for u in auth.list_users(db, user)}
@@ -55,7 +56,7 @@ if who is None:
 
 u = users[who]
 current, active = u["role"], bool(u["active"])
-shown = ui.escape_md(who)  # in Markdown (text, checkbox and button labels)
+shown = safe_text.md(who)  # in Markdown (text, checkbox and button labels)
 st.markdown(f"**{shown}** is **{current}**, {'active' if active else 'deactivated'}.")
 c = st.columns(2)
 with c[0]:
@@ -63,7 +64,7 @@ with c[0]:
     refusal = auth.last_admin_refusal(db, who, f"making {who} {new_role}") if new_role != current else None
     confirm = False
     if refusal:
-        st.warning(ui.escape_message(refusal))
+        st.warning(safe_text.md_message(refusal))
     elif new_role != current:
         note = " You will lose access to this page." if who == user.name else ""
         confirm = st.checkbox(
@@ -81,14 +82,14 @@ with c[0]:
             st.session_state["users_flash"] = f"Changed the role of {who} from {old} to {new_role}."
             st.rerun()
         except ReviewError as exc:
-            ui.error(exc)
+            shell.error(exc)
 with c[1]:
     if active:
         refusal = None if who == user.name else auth.last_admin_refusal(db, who, f"deactivating {who}")
         if who == user.name:
             st.caption("You cannot deactivate your own account.")
         elif refusal:
-            st.warning(ui.escape_message(refusal))
+            st.warning(safe_text.md_message(refusal))
         else:
             sure = st.checkbox(
                 f"Yes, deactivate {shown}: they are signed out and cannot sign in.", key=f"confirm_deactivate_{who}"
@@ -99,11 +100,11 @@ with c[1]:
                     st.session_state["users_flash"] = f"Deactivated {who} ({current})."
                     st.rerun()
                 except ReviewError as exc:
-                    ui.error(exc)
+                    shell.error(exc)
     elif st.button(f"Reactivate {shown}", key="toggle_active"):
         try:
             auth.set_active(db, who, True, user)
             st.session_state["users_flash"] = f"Reactivated {who} ({current})."
             st.rerun()
         except ReviewError as exc:
-            ui.error(exc)
+            shell.error(exc)

@@ -3,13 +3,15 @@ and the golden set (trusted labels a lead sets to check the annotators; never an
 
 import streamlit as st
 
-from review import annotators, charts, datasets, export, gold, ui
+from review import charts, datasets, export, safe_text
 from review.auth import User
+from review.crowd import annotators, gold
 from review.errors import ReviewError
+from review.ui import shell
 
 GOLD_PAGE = 100  # gold items listed per page
 
-db, user, ds = ui.page_with_dataset("Annotators", "lead", heading="Annotators and reviewers")
+db, user, ds = shell.page_with_dataset("Annotators", "lead", heading="Annotators and reviewers")
 
 tab_ann, tab_rev, tab_gold = st.tabs(["Annotators", "Reviewers", "Golden set"])
 
@@ -24,7 +26,7 @@ with tab_ann:
     else:
         with_gold = "gold_accuracy" in table[0]
         st.caption(
-            f"{ui.plural(len(table), 'annotator')}. Quality: estimated accuracy against the hidden true labels; "
+            f"{shell.plural(len(table), 'annotator')}. Quality: estimated accuracy against the hidden true labels; "
             + (
                 "gold accuracy: share of their labels on gold items equal to the gold label (gold labels: how many "
                 "they gave), an independent check of the quality; "
@@ -54,7 +56,7 @@ with tab_ann:
             st.session_state["annotator_clicked"] = rows[0]
             st.session_state["annotator_pick"] = names[rows[0]]
         signed_in, ds_id = User(user.name, user.role), ds.id
-        annotators_csv = ui.deferred_download(  # built on click, on its own connection
+        annotators_csv = shell.deferred_download(  # built on click, on its own connection
             lambda conn: export.export_annotators(conn, datasets.get(conn, ds_id), signed_in)
         )
 
@@ -77,7 +79,7 @@ with tab_ann:
         n = annotators.disagreements(db, ds, who)
         c2.metric("Labels that differ from the consensus", f"{n:,}")
         if n and c2.button(
-            f"Review the items where {ui.escape_md(who)} disagrees", key="review_disagreements", type="primary"
+            f"Review the items where {safe_text.md(who)} disagrees", key="review_disagreements", type="primary"
         ):
             st.session_state["review_disagrees"] = who
             st.switch_page("pages/3_Review.py")
@@ -110,7 +112,7 @@ with tab_gold:
         )
         gold_flash = st.session_state.pop("gold_flash", None)
         if gold_flash:  # it names the row, the label, the file: data, not Markdown
-            (st.error if gold_flash[0] == "error" else st.success)(ui.escape_message(gold_flash[1]))
+            (st.error if gold_flash[0] == "error" else st.success)(safe_text.md_message(gold_flash[1]))
 
         def gold_do(action, ok) -> None:
             """Run a gold action; its outcome (ok(result), or the refusal) shows after the rerun."""
@@ -135,10 +137,10 @@ with tab_gold:
             )
             it = gold.item(db, ds, row, user)
             st.markdown(
-                f"**{ui.escape_md(it['id'])}** · row {row}"
-                + (f" · gold: **{ui.escape_md(it['gold_label'])}**" if it["gold_label"] else " · not gold")
+                f"**{safe_text.md(it['id'])}** · row {row}"
+                + (f" · gold: **{safe_text.md(it['gold_label'])}**" if it["gold_label"] else " · not gold")
             )
-            ui.show_text(it["text"], key=f"gold_{ds.id}_{row}")
+            shell.show_text(it["text"], key=f"gold_{ds.id}_{row}")
             trusted = st.selectbox(
                 "Trusted label",
                 ds.labels,

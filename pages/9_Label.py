@@ -1,20 +1,22 @@
 """Label: the items that most need another label (cleanlab ActiveLab), one at a time.
 
-Keyboard: the key on each label button (review.shortcuts), S skip, B back to the item you labelled before. Only the text is shown:
-no other annotator's label, no consensus. Logic and SQL in review.labeling.
+Keyboard: the key on each label button (review.ui.shortcuts), S skip, B back to the item you labelled before. Only the text is shown:
+no other annotator's label, no consensus. Logic and SQL in review.crowd.labeling.
 """
 
 import streamlit as st
 
-from review import labeling, shortcuts, ui
+from review import safe_text
+from review.crowd import labeling
 from review.errors import ReviewError
+from review.ui import shell, shortcuts
 
-db, user, ds = ui.page_with_dataset("Label", "annotator", heading="Needs another label")
-ui.keyboard()  # the focus goes back to the page after every click, so the next key is a shortcut
+db, user, ds = shell.page_with_dataset("Label", "annotator", heading="Needs another label")
+shell.keyboard()  # the focus goes back to the page after every click, so the next key is a shortcut
 
 if not ds.mapping.multi or ds.task != "text":
     st.info(
-        f"Dataset {ui.escape_md(repr(ds.name))} has one label per item: the label queue is for text datasets labelled by several "
+        f"Dataset {safe_text.md(repr(ds.name))} has one label per item: the label queue is for text datasets labelled by several "
         "annotators. Correct its labels on the Review page."
     )
     st.page_link("pages/3_Review.py", label="Go to the Review page")
@@ -23,10 +25,10 @@ if not ds.mapping.multi or ds.task != "text":
 status = labeling.queue_status(db, ds, user)
 if not status.scored:
     if user.can("lead"):
-        st.info(ui.escape_message(status.reason))  # it can quote the audit's error
+        st.info(safe_text.md_message(status.reason))  # it can quote the audit's error
         st.page_link("pages/2_Audit.py", label="Run the audit on the Audit page")
     else:
-        st.info(f"{ui.escape_message(status.reason)} Ask a lead to run it.")
+        st.info(f"{safe_text.md_message(status.reason)} Ask a lead to run it.")
     st.stop()
 
 sk = f"label_{ds.id}_{status.run_id}"  # this queue's state in the session: skipped rows, rows labelled, going back
@@ -43,7 +45,7 @@ st.progress(
 
 flash = st.session_state.pop("label_flash", None)
 if flash:  # it names the row and the label: data, not Markdown
-    (st.warning if flash[0] == "warn" else st.success)(ui.escape_message(flash[1]))
+    (st.warning if flash[0] == "warn" else st.success)(safe_text.md_message(flash[1]))
 
 revising = state["back"] is not None
 item = (
@@ -65,7 +67,7 @@ def back_button(col, key: str = "back") -> None:
 if item is None:
     st.success(
         "Nothing left for you in this queue: you have labelled every item"
-        + (f" except the {ui.plural(len(state['skipped']), 'item')} you skipped." if state["skipped"] else ".")
+        + (f" except the {shell.plural(len(state['skipped']), 'item')} you skipped." if state["skipped"] else ".")
         + " The consensus updates on the next audit run."
     )
     c1, c2 = st.columns([1, 4])
@@ -75,13 +77,13 @@ if item is None:
     back_button(c2)
     st.stop()
 
-head = f"**{ui.escape_md(item.key)}** · row {item.idx} of the upload"
+head = f"**{safe_text.md(item.key)}** · row {item.idx} of the upload"
 if revising:
     head += " · changing the label you gave"
 st.markdown(head)
-ui.show_text(item.text, key=f"label_{ds.id}_{item.idx}")
+shell.show_text(item.text, key=f"label_{ds.id}_{item.idx}")
 if revising and item.my_label is not None:
-    st.markdown(f"Your label: **{ui.escape_md(item.my_label)}**")
+    st.markdown(f"Your label: **{safe_text.md(item.my_label)}**")
 
 
 def give(label: str) -> None:
@@ -109,7 +111,7 @@ st.markdown(f"**Your label** (keyboard: {shortcuts.describe(keys)} the label sho
 b = st.columns(max(min(len(ds.labels), 9), 6))  # at least 6 columns: a few labels sit side by side
 for i, label in enumerate(ds.labels[:9]):
     if b[i].button(
-        ui.escape_md(label),
+        safe_text.md(label),
         key=f"label_{i}",
         shortcut=keys[i],
         disabled=revising and label == item.my_label,

@@ -16,13 +16,19 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from review import crowd, integrity, issues, signals, stats, store  # models (sklearn) loads in run_audit
+from review import stats, store, trail
 from review.auth import User, require_active
+from review.crowd import consensus as crowd
 from review.datasets import Dataset, get
 from review.errors import ReviewError
+from review.text import (
+    integrity,
+    issues,
+    signals,  # models (sklearn) loads in run_audit
+)
 
-if TYPE_CHECKING:  # review.models loads sklearn; run_audit imports it when it runs
-    from review import models
+if TYPE_CHECKING:  # review.text.models loads sklearn; run_audit imports it when it runs
+    from review.text import models
 
 Progress = Callable[[float, str], None]
 
@@ -137,10 +143,10 @@ def load_annotations(db: sqlite_utils.Database, ds: Dataset) -> tuple[np.ndarray
 def _crowd_scores(db, ds: Dataset, texts, given: np.ndarray, progress: Progress):
     """Consensus of the annotators (crowd.consensus, default method) -> (scores frame, CrowdResult).
 
-    The frame's ``activelab`` column orders the label queue (review.labeling: cleanlab ActiveLab on
+    The frame's ``activelab`` column orders the label queue (review.crowd.labeling: cleanlab ActiveLab on
     the labels and the consensus model's out-of-sample probabilities, else its posteriors); where
     ActiveLab cannot score the data the column is empty and the run's params say why ('label queue error')."""
-    from review import labeling
+    from review.crowd import labeling
 
     L, annotators = load_annotations(db, ds)
     res = crowd.consensus(
@@ -200,7 +206,7 @@ def run_integrity(db: sqlite_utils.Database, name_or_id, user: User) -> int:
     run_id = _start_run(db, ds, "integrity", user, {})
     try:
         if ds.task == "ner":
-            from review import ner_store
+            from review.ner import store as ner_store
 
             findings = _ner_findings(ner_store.load_given(db, ds))
         else:
@@ -222,7 +228,7 @@ def run_integrity(db: sqlite_utils.Database, name_or_id, user: User) -> int:
                 "UPDATE runs SET status='done', finished_at=?, metrics=? WHERE id=?",
                 [store.now_iso(), json.dumps(metrics), run_id],
             )
-            store.log(db, user.name, "integrity_run", ds.id, run=run_id, **metrics)
+            trail.log(db, user.name, "integrity_run", ds.id, run=run_id, **metrics)
     except BaseException as exc:
         _fail_run(db, run_id, exc)
         raise
@@ -261,7 +267,7 @@ def score_single_label(
     team's training loss fused into the trust), on items as load_items returns them. second_pass (text
     only; off by default, as the panel found no gain) trains again without the first pass's suspects.
     Writes nothing: the audit stores the result, the self-check measures it on injected labels."""
-    from review import models
+    from review.text import models
 
     texts, given = items["text"], items["given_label"]
     progress(0.05, "Integrity checks")
@@ -318,7 +324,7 @@ def run_audit(
     ``progress(fraction, message)`` is called per step and per fold. ``model``: "auto"
     (the text portfolio chooses from the data) or one of models.MODEL_CHOICES (text only).
     """
-    from review import models
+    from review.text import models
 
     require_active(db, user, "lead", "run audits")
     ds = get(db, name_or_id)
@@ -429,7 +435,7 @@ def run_audit(
                 "UPDATE runs SET status='done', finished_at=?, metrics=?, params=? WHERE id=?",
                 [store.now_iso(), json.dumps(metrics), json.dumps(res.params), run_id],
             )
-            store.log(db, user.name, "audit_run", ds.id, run=run_id, flagged=metrics["flagged"], rows=ds.n_items)
+            trail.log(db, user.name, "audit_run", ds.id, run=run_id, flagged=metrics["flagged"], rows=ds.n_items)
         progress(1.0, f"Done: {metrics['flagged']:,} suspects among {ds.n_items:,} rows")
     except BaseException as exc:
         _fail_run(db, run_id, exc)
@@ -442,7 +448,8 @@ def run_ner_audit(
 ) -> int:
     """NER: scheme check + out-of-sample per-token probabilities (cross-validated by document;
     or the upload's own) + cleanlab token classification -> a new run id."""
-    from review import ner, ner_store
+    from review import ner
+    from review.ner import store as ner_store
 
     t0 = time.perf_counter()
     run_id = _start_run(db, ds, "audit", user, {"folds": n_folds})
@@ -472,7 +479,7 @@ def run_ner_audit(
                 "UPDATE runs SET status='done', finished_at=?, metrics=?, params=? WHERE id=?",
                 [store.now_iso(), json.dumps(metrics), json.dumps(params), run_id],
             )
-            store.log(
+            trail.log(
                 db,
                 user.name,
                 "audit_run",

@@ -1,6 +1,6 @@
 """Users, password hashes (salted scrypt), sign-in, browser sessions and role checks.
 
-A browser session is a random token (in a cookie, see review.ui) of which the database keeps only
+A browser session is a random token (in a cookie, see review.ui.shell) of which the database keeps only
 the SHA-256: it expires SESSION_LIFETIME after sign-in (not sliding) or after SESSION_IDLE without
 use, and ends at once on sign-out or when the user is deactivated."""
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from review import store
+from review import store, trail
 from review.errors import AuthError, NotFound, PermissionDenied, ReviewError
 
 ROLES = ("annotator", "lead", "admin")
@@ -193,7 +193,7 @@ def create_user(db: sqlite_utils.Database, name: str, role: str, password: str, 
             "INSERT INTO users(name, role, password_hash, created_at, active) VALUES (?,?,?,?,1)",
             [name, role, pw_hash, store.now_iso()],
         )
-        store.log(db, actor_name, "user_add", user=name, role=role, first_admin=first)
+        trail.log(db, actor_name, "user_add", user=name, role=role, first_admin=first)
     return User(name, role)
 
 
@@ -227,9 +227,9 @@ def set_active(db: sqlite_utils.Database, name: str, active: bool, actor: User) 
         db.execute("UPDATE users SET active=?, failed_logins=0, locked_until=0 WHERE name=?", [int(active), name])
         _clear_throttle(db, name)  # an admin's (re)activation ends the name's windows, as it ended a lock
         if active:
-            store.log(db, actor.name, "user_activate", user=name)
+            trail.log(db, actor.name, "user_activate", user=name)
         else:  # every open browser session of theirs ends now, in every tab
-            store.log(db, actor.name, "user_deactivate", user=name, sessions_ended=_revoke_all(db, name, "deactivated"))
+            trail.log(db, actor.name, "user_deactivate", user=name, sessions_ended=_revoke_all(db, name, "deactivated"))
 
 
 def set_role(db: sqlite_utils.Database, name: str, role: str, actor: User) -> str:
@@ -249,7 +249,7 @@ def set_role(db: sqlite_utils.Database, name: str, role: str, actor: User) -> st
         if refusal:
             raise ReviewError(refusal)
         db.execute("UPDATE users SET role=? WHERE name=?", [role, name])
-        store.log(db, actor.name, "user_role", user=name, role=role, previous_role=old)
+        trail.log(db, actor.name, "user_role", user=name, role=role, previous_role=old)
     return old
 
 
@@ -372,7 +372,7 @@ def _log_failed(db: sqlite_utils.Database, t: float, actor: str, src: str, **pay
         if every.skipped:
             payload["skipped"] = every.skipped
             every.skipped = 0
-        store.log(db, actor, "sign_in_failed", source=src, **payload)
+        trail.log(db, actor, "sign_in_failed", source=src, **payload)
     else:
         every.skipped += 1
     per.last_fail = t
@@ -391,7 +391,7 @@ def _clear_throttle(db: sqlite_utils.Database, name: str) -> None:
 
 def sign_in(db: sqlite_utils.Database, name: str, password: str, source: str | None = None) -> User:
     """Check a password, at most MAX_FAILED wrong ones per name per window; ``source`` is the client's
-    address (review.ui passes st.context.ip_address; None: the `review` command, a test, or a visitor
+    address (review.ui.shell passes st.context.ip_address; None: the `review` command, a test, or a visitor
     on this machine, all one source "local").
 
     Every failure raises AuthError(SIGN_IN_FAILED), the same words whatever the reason: unknown name,
@@ -488,7 +488,7 @@ def sign_in(db: sqlite_utils.Database, name: str, password: str, source: str | N
             every.skipped = 0
             _save(db, nm, sl, pr, every)
             _mirror(db, user, nm, t)
-            store.log(db, user, "sign_in", role=row[1], source=src, **extra)
+            trail.log(db, user, "sign_in", role=row[1], source=src, **extra)
         else:
             reason = why or ("inactive" if ok else "wrong password")
             _log_failed(
@@ -582,7 +582,7 @@ def end_session(db: sqlite_utils.Database, token: str | None, reason: str = "sig
             return
         db.execute("UPDATE sessions SET revoked_at=?, revoked_reason=? WHERE id=?", [time.time(), reason, row[0]])
         if reason == "sign_out":
-            store.log(db, row[1], "sign_out")
+            trail.log(db, row[1], "sign_out")
 
 
 def _revoke_all(db: sqlite_utils.Database, name: str, reason: str) -> int:

@@ -9,9 +9,14 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from review import auth, export, ingest, signals, stats, store  # audit and demo (sklearn, cleanlab) load on use
+from review import auth, export, stats, store, trail
 from review.datasets import get
 from review.errors import ReviewError
+from review.text import (
+    ingest,
+    signals,  # audit and demo (sklearn, cleanlab) load on use
+)
+from review.trail import export as trail_export
 
 
 def _bar(stream=sys.stderr):
@@ -65,7 +70,7 @@ def cmd_ingest(db, args) -> int:
     if not path.is_file():
         raise ReviewError(f"No file at {path}: check the path.")
     data = path.read_bytes()
-    from review import ner_store
+    from review.ner import store as ner_store
 
     if args.task == "ner" or (args.task is None and ner_store.looks_like_ner(data, path.name)):
         return _ingest_ner(db, args, path, data)
@@ -110,7 +115,8 @@ def cmd_ingest(db, args) -> int:
 
 
 def _ingest_ner(db, args, path: Path, data: bytes) -> int:
-    from review import audit, ner_store
+    from review import audit
+    from review.ner import store as ner_store
 
     corpus = ner_store.read_corpus(data, path.name)
     ds_id = ner_store.write_ner_dataset(
@@ -228,7 +234,7 @@ def _flagged_tokens(db, ds, idxs: list[int]) -> dict[int, list[int]]:
 
 
 def cmd_annotators(db, args) -> int:
-    from review.annotators import annotator_table
+    from review.crowd.annotators import annotator_table
 
     ds = get(db, args.name)
     if not ds.mapping.multi:
@@ -242,7 +248,7 @@ def cmd_annotators(db, args) -> int:
     else:
         sys.stdout.write(
             "".join(
-                export._csv_chunks(export.ANNOTATOR_COLUMNS, ([r[c] for c in export.ANNOTATOR_COLUMNS] for r in rows))
+                export.csv_chunks(export.ANNOTATOR_COLUMNS, ([r[c] for c in export.ANNOTATOR_COLUMNS] for r in rows))
             )
         )
     return 0
@@ -304,7 +310,7 @@ def cmd_export(db, args) -> int:
         )
         msg = f"wrote cleaned labels of {ds.name!r} to {args.out}"
     if args.audit_trail:
-        export.write_file(export.export_audit(db, auth.SYSTEM, ds.id, spreadsheet_safe=safe), args.audit_trail)
+        export.write_file(trail_export.export_csv(db, auth.SYSTEM, ds.id, spreadsheet_safe=safe), args.audit_trail)
         msg += f" and its audit trail to {args.audit_trail}"
     if safe:
         msg += " (spreadsheet-safe: cells starting with = + - @ tab or CR prefixed with ')"
@@ -329,10 +335,8 @@ def cmd_users(db, args) -> int:
 
 def cmd_verify_trail(db, args) -> int:
     if getattr(args, "new_key", False):  # the key is lost, or the file was put back from a copy older than it
-        from review import trail_anchor
-
-        print(trail_anchor.new_key(db))
-    ok, n, msg = store.verify_trail(db)
+        print(trail.new_key(db))
+    ok, n, msg = trail.verify_trail(db)
     print(msg)
     return 0 if ok else 1
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
-from review import store
+from review import store, trail
 from review.errors import NotFound, ReviewError
-from review.ingest import Mapping
+from review.text.ingest import Mapping
 
 SETTINGS_KEY = "settings"  # the dataset's settings live in its ``mapping`` JSON under this key
 SETTINGS = {
@@ -91,7 +91,7 @@ def set_setting(db: sqlite_utils.Database, ds: Dataset, key: str, value, user) -
         stored[key] = value
         data[SETTINGS_KEY] = stored
         db.execute("UPDATE datasets SET mapping=? WHERE id=?", [json.dumps(data), ds.id])
-        store.log(db, user.name, "dataset_setting", ds.id, setting=key, value=value, previous=old)
+        trail.log(db, user.name, "dataset_setting", ds.id, setting=key, value=value, previous=old)
     return True
 
 

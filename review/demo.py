@@ -372,8 +372,9 @@ def load_demo(db, user, progress=None) -> int:
 
     If it is loaded already, returns the existing id without touching it.
     """
-    from review import audit, ingest, store
-    from review.ingest import Mapping
+    from review import audit, store
+    from review.text import ingest
+    from review.text.ingest import Mapping
 
     existing = store.scalar(db, "SELECT id FROM datasets WHERE name=?", [DEMO_NAME])
     if existing:

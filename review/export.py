@@ -1,4 +1,4 @@
-"""Cleaned labels and the audit trail as CSV, streamed in pages (never the whole table in memory)."""
+"""Cleaned labels and annotator tables as CSV (the audit trail's own CSV: review.trail.export), streamed in pages (never the whole table in memory)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import sqlite_utils
 
-from review import store
+from review import store, trail
 from review.auth import User, require_active
 from review.datasets import Dataset, latest_run
 from review.errors import ReviewError
@@ -33,7 +33,6 @@ def cleaned_columns(ds: Dataset) -> list[str]:
     return CLEANED_COLUMNS + (CONSENSUS_COLUMNS if ds.mapping.multi else [])
 
 
-AUDIT_COLUMNS = ["id", "at", "actor", "action", "dataset_id", "idx", "payload", "prev_hash", "hash"]
 PAGE = 5000
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -109,7 +108,7 @@ def self_approved_count(db: sqlite_utils.Database, ds: Dataset) -> int:
     )
 
 
-def _csv_chunks(header: list[str], rows: Iterator[list], spreadsheet_safe: bool = True) -> Iterator[str]:
+def csv_chunks(header: list[str], rows: Iterator[list], spreadsheet_safe: bool = True) -> Iterator[str]:
     """CSV text chunks. spreadsheet_safe: every cell through safe_cell (a file for a spreadsheet),
     else every cell as stored (a file for a pipeline)."""
     cell = safe_cell if spreadsheet_safe else plain_cell
@@ -134,7 +133,7 @@ def export_cleaned(
     guard (safe_cell) for a file opened in a spreadsheet. Logged in the audit trail. Leads only."""
     require_active(db, user, "lead", "export")
     waiting = store.scalar(db, "SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND status='pending'", [ds.id])
-    store.log(
+    trail.log(
         db,
         user.name,
         "export",
@@ -144,48 +143,7 @@ def export_cleaned(
         awaiting_verification=waiting,
         spreadsheet_safe=spreadsheet_safe,
     )
-    return _csv_chunks(cleaned_columns(ds), cleaned_rows(db, ds, only_verified), spreadsheet_safe)
-
-
-def audit_rows(
-    db: sqlite_utils.Database,
-    dataset_id: int | None = None,
-    actor: str | None = None,
-    action: str | None = None,
-    after_id: int = 0,
-    limit: int | None = None,
-) -> Iterator[list]:
-    """Audit-trail rows in id order, filtered, read PAGE at a time."""
-    cond, params = [], []
-    for col, val in (("dataset_id", dataset_id), ("actor", actor), ("action", action)):
-        if val is not None:
-            cond.append(f"{col}=?")
-            params.append(val)
-    where = (" AND " + " AND ".join(cond)) if cond else ""
-    last, sent = after_id, 0
-    while True:
-        page = PAGE if limit is None else min(PAGE, limit - sent)
-        if page <= 0:
-            return
-        rows = db.execute(
-            f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log WHERE id>?{where} ORDER BY id LIMIT ?",
-            [last, *params, page],
-        ).fetchall()
-        if not rows:
-            return
-        yield from (list(r) for r in rows)
-        sent += len(rows)
-        last = rows[-1][0]
-
-
-def export_audit(
-    db: sqlite_utils.Database, user: User, dataset_id: int | None = None, *, spreadsheet_safe: bool = False
-) -> Iterator[str]:
-    """The audit trail (of one dataset, or all) as CSV chunks, cells as stored or (spreadsheet_safe)
-    formula-guarded, as for export_cleaned. Leads only."""
-    require_active(db, user, "lead", "export the audit trail")
-    store.log(db, user.name, "export", dataset_id, what="audit trail", spreadsheet_safe=spreadsheet_safe)
-    return _csv_chunks(AUDIT_COLUMNS, audit_rows(db, dataset_id), spreadsheet_safe)
+    return csv_chunks(cleaned_columns(ds), cleaned_rows(db, ds, only_verified), spreadsheet_safe)
 
 
 ANNOTATOR_COLUMNS = ["annotator", "quality", "agreement", "worst_class", "n_labels"]
@@ -194,17 +152,17 @@ ANNOTATOR_COLUMNS = ["annotator", "quality", "agreement", "worst_class", "n_labe
 def export_annotators(db: sqlite_utils.Database, ds: Dataset, user: User) -> Iterator[str]:
     """The annotator table of the latest run as CSV chunks (ANNOTATOR_COLUMNS; with a golden set,
     gold_accuracy and gold_labels after quality, as annotators.annotator_table gives them)."""
-    from review.annotators import GOLD_COLUMNS, annotator_table
+    from review.crowd.annotators import GOLD_COLUMNS, annotator_table
 
     require_active(db, user, "lead", "export")
-    store.log(db, user.name, "export", ds.id, what="annotator table")
+    trail.log(db, user.name, "export", ds.id, what="annotator table")
     rows = annotator_table(db, ds)
     cols = (
         ANNOTATOR_COLUMNS[:2] + GOLD_COLUMNS + ANNOTATOR_COLUMNS[2:]
         if rows and "gold_accuracy" in rows[0]
         else ANNOTATOR_COLUMNS
     )
-    return _csv_chunks(cols, ([r[c] for c in cols] for r in rows))
+    return csv_chunks(cols, ([r[c] for c in cols] for r in rows))
 
 
 NER_FORMATS = ("conll", "jsonl")
@@ -222,7 +180,7 @@ def export_ner(db: sqlite_utils.Database, ds: Dataset, user: User, fmt: str | No
     columns and -DOCSTART- lines are not carried). 'conll' from JSONL: token TAB tag lines, a blank
     line after each sentence, a -DOCSTART- line where "doc" changes; refused (ReviewError) when a
     token cannot be a CoNLL column (empty, holds whitespace, is -DOCSTART-). Logged. Leads only."""
-    from review import ner_store
+    from review.ner import store as ner_store
 
     require_active(db, user, "lead", "export")
     native = ner_native_format(ds)
@@ -235,7 +193,7 @@ def export_ner(db: sqlite_utils.Database, ds: Dataset, user: User, fmt: str | No
         text = ner_store.export_jsonl(db, ds)
     else:
         text = _jsonl_as_conll(ds, ner_store.source_corpus(db, ds), ner_store.cleaned_tags(db, ds))
-    store.log(db, user.name, "export", ds.id, what=f"cleaned corpus ({fmt})")
+    trail.log(db, user.name, "export", ds.id, what=f"cleaned corpus ({fmt})")
     return text
 
 

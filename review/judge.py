@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from review import store
+from review import store, trail
 from review.auth import User, require
 from review.datasets import Dataset, latest_run
 from review.errors import ReviewError
@@ -839,7 +839,7 @@ def run_judge(
         pool.shutdown(wait=False, cancel_futures=True)
         counts["seconds"] = round(time.perf_counter() - t0, 2)
         counts["cancelled"] = cancel.is_set()
-        store.log(
+        trail.log(
             db,
             user.name,
             "judge_run",

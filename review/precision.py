@@ -10,12 +10,11 @@ import random
 
 import sqlite_utils
 
-from review import store
+from review import store, trail
 from review.auth import User, require_active
 from review.datasets import Dataset, latest_run
 from review.errors import ReviewError
-
-BANDS = [(0.0, 0.05), (0.05, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, 1.0)]  # cleanlab label quality of flagged rows
+from review.stats import BANDS, aggregates, band_case
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float | None, float, float]:
@@ -45,19 +44,14 @@ _DECIDED = (
 def flag_precision(db: sqlite_utils.Database, ds: Dataset) -> dict:
     """Per score band of the flagged rows: flagged, decided, wrong, precision with its interval,
     still open; and the estimate of errors left among the open flagged rows (point, low, high)."""
-    from review.stats import aggregates
-
     run = latest_run(db, ds.id, "audit")
     if not run:
         return {"bands": [], "remaining": None}
     flagged_by_band = {int(k): v for k, v in aggregates(db, ds, run)["bands"].items()}
-    case = " ".join(
-        f"WHEN d.quality < {hi if k < len(BANDS) - 1 else 1.0000001} THEN {k}" for k, (_, hi) in enumerate(BANDS)
-    )
     decided = {
         b: (n, w)
         for b, n, w in db.execute(
-            f"SELECT CASE {case} END, COUNT(*), COALESCE(SUM(d.wrong), 0) FROM ({_DECIDED}) d WHERE d.is_issue=1 GROUP BY 1",
+            f"SELECT {band_case('d.quality')}, COUNT(*), COALESCE(SUM(d.wrong), 0) FROM ({_DECIDED}) d WHERE d.is_issue=1 GROUP BY 1",
             [run["id"], ds.id, ds.id],
         ).fetchall()
     }
@@ -129,7 +123,7 @@ def add_spot_checks(db: sqlite_utils.Database, ds: Dataset, user: User, n: int, 
             "INSERT INTO spot_checks(dataset_id, run_id, idx, added_by, added_at) VALUES (?,?,?,?,?)",
             [(ds.id, run["id"], i, user.name, now) for i in picked],
         )
-        store.log(db, user.name, "spot_check", ds.id, run=run["id"], rows=len(picked))
+        trail.log(db, user.name, "spot_check", ds.id, run=run["id"], rows=len(picked))
     return len(picked)
 
 
@@ -139,7 +133,6 @@ def spot_results(db: sqlite_utils.Database, ds: Dataset) -> dict:
     run = latest_run(db, ds.id, "audit")
     if not run:
         return {}
-    from review.stats import aggregates
 
     added = store.scalar(db, "SELECT COUNT(*) FROM spot_checks WHERE run_id=?", [run["id"]])
     decided, wrong = db.execute(

@@ -88,9 +88,6 @@ def md(value) -> str:
     return _escape(_one_line(value).lstrip(" \t"), True)
 
 
-escape_md = md
-
-
 def md_message(value) -> str:
     """A message of ours that holds data: md(), keeping the plain `code` hints we write."""
     s = _one_line(value).lstrip(" \t")

@@ -19,10 +19,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import sqlite_utils
 
-from review import signals, stats, store
+from review import stats, store, trail
 from review.auth import User, require_active
 from review.datasets import Dataset, get, latest_run
 from review.errors import ReviewError
+from review.text import signals
 
 Progress = Callable[[float, str], None]
 KINDS = ("flips", "swaps", "shifted block")
@@ -196,7 +197,7 @@ def run_selfcheck(
             [ds.id, user.name, result.created_at, result.seed, result.rate, json.dumps(_as_json(result))],
         )
         result.id = cur.lastrowid
-        store.log(
+        trail.log(
             db,
             user.name,
             "self_check",

@@ -9,13 +9,20 @@ import sqlite_utils
 from review.datasets import Dataset, latest_run
 
 QUALITY_BINS = 20
+BANDS = [(0.0, 0.05), (0.05, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, 1.0)]  # cleanlab label quality of flagged rows
+
+
+def band_case(column: str = "quality") -> str:
+    """The SQL CASE expression giving the index into BANDS of ``column`` (a label quality in [0, 1])."""
+    whens = " ".join(
+        f"WHEN {column} < {hi if k < len(BANDS) - 1 else 1.0000001} THEN {k}" for k, (_, hi) in enumerate(BANDS)
+    )
+    return f"CASE {whens} END"
 
 
 def compute_aggregates(db: sqlite_utils.Database, ds: Dataset, run_id: int) -> dict:
     """The aggregates pages draw, computed once when a run ends (one pass each over items and
     scores) and stored in run_aggregates: pages then read a few hundred bytes, whatever the size."""
-    from review.precision import BANDS
-
     given = (
         dict(
             db.execute(
@@ -42,12 +49,9 @@ def compute_aggregates(db: sqlite_utils.Database, ds: Dataset, run_id: int) -> d
         else []
     )
     lengths = _length_by_class(db, ds) if ds.task == "text" else []
-    case = " ".join(
-        f"WHEN quality < {hi if k < len(BANDS) - 1 else 1.0000001} THEN {k}" for k, (_, hi) in enumerate(BANDS)
-    )
     bands = dict(
         db.execute(
-            f"SELECT CASE {case} END, COUNT(*) FROM scores WHERE run_id=? AND is_issue=1 GROUP BY 1", [run_id]
+            f"SELECT {band_case()}, COUNT(*) FROM scores WHERE run_id=? AND is_issue=1 GROUP BY 1", [run_id]
         ).fetchall()
     )
     flagged = sum(bands.values())

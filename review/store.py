@@ -7,8 +7,6 @@ audit row, so a refusal or a crash leaves nothing half-written.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sqlite3
 import time
@@ -19,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-
-from review import trail_anchor
 
 SCHEMA_VERSION = 8  # 6: self_checks, row_signals; 7: scores.activelab, gold; 8: sessions, queue_state
 DEFAULT_DB = "review.db"
@@ -156,7 +152,7 @@ CREATE TABLE IF NOT EXISTS run_aggregates (   -- per-run aggregates written once
 CREATE INDEX IF NOT EXISTS scores_judge ON scores(run_id, judge_verdict) WHERE judge_verdict IS NOT NULL;
 CREATE INDEX IF NOT EXISTS scores_activelab ON scores(run_id, activelab, idx) WHERE activelab IS NOT NULL;
 
-CREATE TABLE IF NOT EXISTS gold (   -- review.gold: trusted labels set by a lead; never an input of the consensus
+CREATE TABLE IF NOT EXISTS gold (   -- review.crowd.gold: trusted labels set by a lead; never an input of the consensus
     dataset_id INTEGER NOT NULL REFERENCES datasets(id),
     idx INTEGER NOT NULL,
     label TEXT NOT NULL,
@@ -206,7 +202,7 @@ CREATE TABLE IF NOT EXISTS token_issues (   -- NER: one row per flagged token of
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS token_issues_swap ON token_issues(run_id, given_tag, predicted_tag, idx);
 
-CREATE TABLE IF NOT EXISTS row_signals (   -- review.signals: the team's own embeddings and training loss, per item
+CREATE TABLE IF NOT EXISTS row_signals (   -- review.text.signals: the team's own embeddings and training loss, per item
     dataset_id INTEGER NOT NULL REFERENCES datasets(id),
     idx INTEGER NOT NULL,
     embedding BLOB,                  -- little-endian float32 vector
@@ -293,9 +289,17 @@ BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 """
-SCHEMA += trail_anchor.MAC_SCHEMA  # audit_mac: each audit row's seal (HMAC), see review.trail_anchor
-
-GENESIS = "0" * 64
+MAC_STATEMENTS = (
+    "CREATE TABLE IF NOT EXISTS audit_mac (   -- review.trail.key: HMAC of each audit row's hash, from the keyed row on\n"
+    "    id INTEGER PRIMARY KEY,              -- = audit_log.id\n"
+    "    mac TEXT NOT NULL\n)",
+    "CREATE TRIGGER IF NOT EXISTS audit_mac_no_update BEFORE UPDATE ON audit_mac\n"
+    "BEGIN SELECT RAISE(ABORT, 'audit_mac is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_mac_no_delete BEFORE DELETE ON audit_mac\n"
+    "BEGIN SELECT RAISE(ABORT, 'audit_mac is append-only'); END",
+)
+MAC_SCHEMA = ";\n".join(MAC_STATEMENTS) + ";\n"
+SCHEMA += MAC_SCHEMA  # audit_mac: each audit row's seal (HMAC), see review.trail.key
 
 
 def now_iso() -> str:
@@ -607,90 +611,6 @@ def _rollback(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
         except sqlite3.Error:
             pass
-
-
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def _row_hash(prev_hash: str, at: str, actor: str, action: str, dataset_id, idx, payload: str) -> str:
-    body = _canonical([prev_hash, at, actor, action, dataset_id, idx, payload])
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
-
-
-def log(
-    db: sqlite_utils.Database,
-    actor: str,
-    action: str,
-    dataset_id: int | None = None,
-    idx: int | None = None,
-    /,
-    **payload: Any,
-) -> int:
-    """Append one audit row chained to the previous one and sealed with the trail key (see
-    :mod:`review.trail_anchor`). Call inside :func:`transaction`."""
-    if not db.conn.in_transaction:
-        with transaction(db):
-            return log(db, actor, action, dataset_id, idx, **payload)
-    last = db.execute("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
-    prev = last[0] if last else GENESIS
-    at = now_iso()
-    body = _canonical(payload)
-    h = _row_hash(prev, at, actor, action, dataset_id, idx, body)
-    cur = db.execute(
-        "INSERT INTO audit_log(at, actor, action, dataset_id, idx, payload, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)",
-        [at, actor, action, dataset_id, idx, body, prev, h],
-    )
-    trail_anchor.seal(db, cur.lastrowid, h)  # HMAC of the hash + the anchor, with the key kept outside the file
-    return cur.lastrowid
-
-
-def verify_trail(db: sqlite_utils.Database) -> tuple[bool, int, str]:
-    """Check the audit trail's hash chain, then its seals and anchor (:mod:`review.trail_anchor`).
-
-    Returns (ok, rows checked, message); the message names the first broken row, or says that rows
-    were deleted at the end, or that the key is missing; when all is well, from which row the trail
-    is keyed. A break in the hash chain is reported before a seal that does not match.
-    """
-    prev = GENESIS
-    n = 0
-    expected_id = None
-    seals = trail_anchor.Verifier(db)
-    mac_join = " LEFT JOIN audit_mac m ON m.id = a.id" if trail_anchor.has_mac_table(db) else ""
-    mac_col = "m.mac" if mac_join else "NULL"
-    last_id = last_hash = None
-    for row in db.execute(
-        f"SELECT a.id, a.at, a.actor, a.action, a.dataset_id, a.idx, a.payload, a.prev_hash, a.hash, {mac_col}"
-        f" FROM audit_log a{mac_join} ORDER BY a.id"
-    ):
-        rid, at, actor, action, dsid, idx, payload, prev_hash, h, mac = row
-        if expected_id is not None and rid != expected_id:
-            return (
-                False,
-                n,
-                f"audit row {expected_id} is missing (the chain jumps from {expected_id - 1} to {rid}): rows were deleted",
-            )
-        if prev_hash != prev:
-            return (
-                False,
-                n,
-                f"audit row {rid} does not follow row {rid - 1}: its prev_hash does not match (a row before it was changed or deleted)",
-            )
-        if _row_hash(prev_hash, at, actor, action, dsid, idx, payload) != h:
-            return (
-                False,
-                n,
-                f"audit row {rid} ({action} by {actor} at {at}) was changed after it was written: its hash does not match its content",
-            )
-        seals.row(rid, h, mac, action, actor, at, n)
-        prev = h
-        n += 1
-        expected_id = rid + 1
-        last_id, last_hash = rid, h
-    ok, checked, extra = seals.finish(n, last_id, last_hash)
-    if not ok:
-        return False, checked, extra
-    return True, n, f"audit trail intact: {n} rows, hash chain verified" + (f"; {extra}" if extra else "")
 
 
 def scalar(db: sqlite_utils.Database, sql: str, params: Any = ()) -> Any:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
-from review import store
+from review import store, trail
 from review.auth import User, require_active
 from review.datasets import Dataset, latest_run
 from review.datasets import settings as dataset_settings
@@ -140,7 +140,7 @@ ACTION_ORDER = (
 
 def _check_ner_tags(db, ds: Dataset, idx: int, tags) -> str:
     """A NER correction (a list of tags, or its JSON) -> canonical JSON; ReviewError naming the bad token."""
-    from review import ner_store
+    from review.ner import store as ner_store
 
     if isinstance(tags, str):
         try:
@@ -327,7 +327,7 @@ def decide(
             " claimed_by=NULL, claimed_until=NULL, updated_at=excluded.updated_at",
             [ds.id, idx, DECISION_STATE[decision], version + 1, store.now_iso()],
         )
-        store.log(
+        trail.log(
             db,
             user.name,
             "decision",
@@ -426,7 +426,7 @@ def _verify_one(
         [new_state, version + 1, new_current if new_current != given else None, now, ds_id, idx],
     )
     extra = {"self_approved": True} if self_approved else {}
-    store.log(
+    trail.log(
         db,
         user.name,
         "verify",

@@ -12,7 +12,7 @@ from review import auth, datasets, demo, store
 
 PASSWORD = "correct horse battery"
 
-# The trail's key and the pins of each database's trail live per OS user (review/trail_anchor.py):
+# The trail's key and the pins of each database's trail live per OS user (review/trail_key.py):
 # the tests, and the app and workers they start (they inherit the environment), keep theirs in a
 # directory of their own instead of the home folder.
 os.environ["REVIEW_TRAIL_DIR"] = tempfile.mkdtemp(prefix="review-trail-tests-")

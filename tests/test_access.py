@@ -11,8 +11,12 @@ import pytest
 from conftest import PASSWORD
 from streamlit.testing.v1 import AppTest
 
-from review import audit, auth, export, ingest, judge, ner_store, precision, ui, workflow
+from review import audit, auth, export, judge, precision, workflow
 from review.errors import PermissionDenied
+from review.ner import store as ner_store
+from review.text import ingest
+from review.trail import export as trail_export
+from review.ui import shell
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 CONLL = b"EU B-ORG\nrejects O\n\nPeter B-PER\nsaid O\n"
@@ -36,7 +40,7 @@ def lead_actions(db, ds, rid: int, version: int):
         ("verify", lambda u: workflow.verify(db, rid, u, "approve", version)),
         ("pending queue", lambda u: workflow.pending(db, ds, u)),
         ("export cleaned", lambda u: "".join(export.export_cleaned(db, ds, u))),
-        ("export audit trail", lambda u: "".join(export.export_audit(db, u, ds.id))),
+        ("export audit trail", lambda u: "".join(trail_export.export_csv(db, u, ds.id))),
         ("export NER", lambda u: export.export_ner(db, ds, u)),
     ]
 
@@ -70,7 +74,7 @@ def test_annotator_is_refused_every_lead_and_admin_action_and_nothing_changes(db
 def test_session_expires_and_role_changes_take_effect_at_the_next_click(db_path, db, demo_ds, admin, lead, monkeypatch):
     monkeypatch.setenv("REVIEW_DB", str(db_path))
     at = AppTest.from_file(str(APP), default_timeout=60)
-    at.session_state["user"] = ("lena", "lead", time.time() - ui.SESSION_SECONDS - 5)
+    at.session_state["user"] = ("lena", "lead", time.time() - shell.SESSION_SECONDS - 5)
     at.switch_page("pages/5_Export.py")
     at.run()
     assert any("session expired" in i.value for i in at.info)

@@ -12,8 +12,9 @@ import sklearn
 from conftest import counts
 from threadpoolctl import threadpool_limits
 
-from review import audit, datasets, demo, ingest, stats, store, workflow
+from review import audit, datasets, demo, stats, store, workflow
 from review.errors import PermissionDenied
+from review.text import ingest
 
 
 def scores(db, run_id) -> list[dict]:

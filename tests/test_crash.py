@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import PASSWORD, copy_db
 
-from review import auth, datasets, demo, store
+from review import auth, datasets, demo, store, trail
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLS = {"ingest": 6, "audit": 6, "decide": 10}  # kills per kind (CI-sized)
@@ -27,7 +27,8 @@ KILLS = {"ingest": 6, "audit": 6, "decide": 10}  # kills per kind (CI-sized)
 WORKER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
-    from review import auth, audit, datasets, ingest, store, workflow
+    from review import auth, audit, datasets, store, workflow
+    from review.text import ingest
     import pandas as pd
     kind, path = sys.argv[1], sys.argv[2]
     db = store.connect(path)
@@ -41,7 +42,7 @@ WORKER = textwrap.dedent("""
         while True:
             print("ingested", ingest.write_dataset(db, prep, f"big-{{time.time_ns()}}", lead), flush=True)
     elif kind == "audit":
-        from review import models      # the audit loads sklearn and cleanlab on use: load them before "ready",
+        from review.text import models  # the audit loads sklearn and cleanlab on use: load them before "ready",
         import cleanlab.filter, cleanlab.rank, cleanlab.dataset   # so the kills land inside runs, not in imports
         print("ready", flush=True)
         while True:
@@ -89,7 +90,7 @@ def check_file(db_path: Path) -> store.sqlite_utils.Database:
     assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     raw.close()
     db = store.connect(db_path)
-    ok, _, message = store.verify_trail(db)
+    ok, _, message = trail.verify_trail(db)
     assert ok, message
     return db
 
@@ -211,7 +212,7 @@ def test_processes_racing_on_one_suspect_exactly_one_wins(base, tmp_path):
                 db.execute("SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND idx=?", [ds.id, idx]).fetchone()[0] == 1
             )
             assert store.scalar(db, "SELECT id FROM reviews WHERE dataset_id=? AND idx=?", [ds.id, idx]) == int(winner)
-        ok, _, msg = store.verify_trail(db)
+        ok, _, msg = trail.verify_trail(db)
         assert ok, msg
         assert tally == {"won": 5, "stale": 35, "other": 0}
     finally:

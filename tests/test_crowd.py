@@ -1,4 +1,4 @@
-"""review.crowd: several annotators per item -> consensus, item quality, annotator quality."""
+"""review.crowd.consensus: several annotators per item -> consensus, item quality, annotator quality."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from review import crowd
+from review.crowd import consensus as crowd
 
 CLASSES = ["neg", "neu", "pos"]
 K = len(CLASSES)

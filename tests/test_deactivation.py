@@ -1,14 +1,17 @@
 """A user deactivated (or demoted) while a page is open is refused at the action, whatever path it
 comes by: the User object a page drew with is checked against the users table when the action runs
 (review.auth.require_active), and a download built on click checks the tab's session again
-(review.ui.download_connection)."""
+(review.ui.shell.download_connection)."""
 
 from __future__ import annotations
 
 import pytest
 
-from review import audit, auth, datasets, export, gold, store, ui, workflow
+from review import audit, auth, datasets, export, store, workflow
+from review.crowd import gold
 from review.errors import AuthError, PermissionDenied
+from review.trail import export as trail_export
+from review.ui import shell
 
 
 def _trail(db, actor: str, action: str) -> int:
@@ -37,7 +40,7 @@ def test_every_lead_action_refuses_a_lead_deactivated_since_the_page_drew(db, ad
     before = store.scalar(db, "SELECT COUNT(*) FROM audit_log")
     actions = {
         "export the cleaned labels": lambda: "".join(export.export_cleaned(db, demo_ds, drawn_as)),
-        "export the trail": lambda: "".join(export.export_audit(db, drawn_as, demo_ds.id)),
+        "export the trail": lambda: "".join(trail_export.export_csv(db, drawn_as, demo_ds.id)),
         "verify": lambda: workflow.verify(
             db, rid, drawn_as, "approve", workflow.pending(db, demo_ds, admin)[0]["version"]
         ),
@@ -90,12 +93,12 @@ def test_the_cli_actor_is_not_an_account(db, demo_ds, lead, admin):
 def test_a_download_built_after_sign_out_or_deactivation_is_refused(db_path, db, admin, lead, demo_ds, monkeypatch):
     monkeypatch.setenv("REVIEW_DB", str(db_path))
     token = auth.start_session(db, lead)
-    conn = ui.download_connection(token)  # live session: a connection
+    conn = shell.download_connection(token)  # live session: a connection
     assert "".join(export.export_cleaned(conn, demo_ds, lead)).startswith("id,")
     auth.end_session(db, token)  # signed out in another tab
     with pytest.raises(AuthError, match="signed out"):
-        ui.download_connection(token)
+        shell.download_connection(token)
     token = auth.start_session(db, lead)
     auth.set_active(db, lead.name, False, admin)
     with pytest.raises(AuthError, match="deactivated"):
-        ui.download_connection(token)
+        shell.download_connection(token)

@@ -21,7 +21,8 @@ from contextlib import contextmanager
 import pandas as pd
 import pytest
 
-from review import audit, auth, datasets, ingest, store, workflow
+from review import audit, auth, datasets, store, workflow
+from review.text import ingest
 from tests.e2e_helpers import shot, shot_on_failure, sign_in, wait_idle
 from tests.test_e2e import _need_chromium, app, browser, pages  # noqa: F401  (fixtures)
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from review import auth, datasets, demo, store
+from review import auth, datasets, demo, store, trail
 from tests.e2e_helpers import launch, new_page, see, sign_in, start_app, stop_app, wait_idle
 from tests.test_e2e import _need_chromium
 
@@ -69,7 +69,7 @@ def test_four_reviewers_clicking_at_once(tmp_path):
         assert len(rows) == N * ROUNDS
         assert len({idx for _, idx in rows}) == N * ROUNDS  # distinct suspects: nothing decided twice
         assert sorted({r for r, _ in rows}) == names and all(sum(1 for r, _ in rows if r == n) == ROUNDS for n in names)
-        ok, _, msg = store.verify_trail(db)
+        ok, _, msg = trail.verify_trail(db)
         assert ok, msg
     except Exception:
         print(f"\n--- streamlit log ---\n{app.log_tail(60)}")

@@ -1,6 +1,6 @@
 """End to end, in Chromium: a lead deactivated while the Export page (or the Verify page) is open gets
 no file and changes nothing. The download buttons build their file on click, in a thread of their
-own: that build checks the session and the account again (review.ui.download_connection, then
+own: that build checks the session and the account again (review.ui.shell.download_connection, then
 review.auth.require_active in the export functions). Screenshots go to artifacts/."""
 
 from __future__ import annotations

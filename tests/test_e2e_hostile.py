@@ -13,7 +13,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from review import audit, auth, ingest, ner_store, store, workflow  # noqa: E402
+from review import audit, auth, store, workflow
+from review.ner import store as ner_store  # noqa: E402
+from review.text import ingest
 from tests.e2e_helpers import launch, new_page, see, shot, sign_in, start_app, stop_app, wait_idle  # noqa: E402
 from tests.test_e2e import _need_chromium  # noqa: E402
 

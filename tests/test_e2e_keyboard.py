@@ -16,8 +16,11 @@ import time
 
 import pytest
 
-from review import audit, auth, datasets, ingest, ner, ner_store, shortcuts, store, workflow
-from review.ingest import Mapping
+from review import audit, auth, datasets, ner, store, workflow
+from review.ner import store as ner_store
+from review.text import ingest
+from review.text.ingest import Mapping
+from review.ui import shortcuts
 from tests.e2e_helpers import go, see, shot, sign_in, wait_idle
 from tests.test_e2e import _need_chromium, app, browser, pages  # noqa: F401  (fixtures)
 from tests.test_e2e_ner import CONLL, _slice

@@ -14,8 +14,9 @@ import re
 
 import pytest
 
-from review import datasets, gold, labeling, store
+from review import datasets, store
 from review.auth import User
+from review.crowd import gold, labeling
 from tests.conftest import PASSWORD
 from tests.e2e_helpers import choose, go, press_shortcut, see, shot, sign_in, wait_idle
 from tests.test_e2e import _need_chromium, app, browser, pages  # noqa: F401  (fixtures)

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from review import audit, auth, ingest, store
+from review import audit, auth, store
+from review.text import ingest
 from tests.e2e_helpers import go, see, shot, shot_on_failure, sign_in, wait_idle
 from tests.test_e2e import _need_chromium, app, browser, pages  # noqa: F401  (fixtures)
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from review import annotators, auth, datasets, store
+from review import auth, datasets, store
+from review.crowd import annotators
 from tests.e2e_helpers import RUN_TIMEOUT, go, pick_option, see, shot, sign_in
 from tests.test_e2e import _need_chromium, app, browser, pages  # noqa: F401  (fixtures)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from review import auth, datasets, ingest, store
+from review import auth, datasets, store
+from review.text import ingest
 from tests.e2e_helpers import (
     CHROMIUM,
     RUN_TIMEOUT,

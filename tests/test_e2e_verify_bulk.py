@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from review import auth, datasets, demo, store, workflow
+from review import auth, datasets, demo, store, trail, workflow
 from tests.e2e_helpers import choose, go, press_shortcut, see, shot, shot_on_failure, sign_in, wait_idle
 from tests.test_e2e import _need_chromium, app, browser, pages  # noqa: F401  (fixtures)
 
@@ -111,7 +111,7 @@ def _verify(app, pages, db, anns, toms, current):
     assert approved == set(anns[:3])  # exactly ann's, not her unsure, not tom's
     assert [status(db, rid) for rid in [anns[3], *toms]] == ["pending"] * 4
     assert store.scalar(db, "SELECT COUNT(*) FROM audit_log WHERE action='verify'") == n_trail + 3
-    assert store.verify_trail(db)[0]
+    assert trail.verify_trail(db)[0]
 
     # ---------------------------------------------------------------- tom's card: reject without a reason
     current["name"] = "reject-error"

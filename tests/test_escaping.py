@@ -5,7 +5,7 @@ Streamlit 1.67 draws st.markdown, captions, notices, tooltips (help=) and widget
 ``![b](http://host/img.png)`` would make every viewer's browser fetch that image, one holding
 ``[Sign in again here](http://host/phish)`` would be a live link, ``:red[x]``, ``$x$``,
 ``:material/home:`` would colour, typeset or draw icons. The unit tests check the escaper
-(review.safe_text.md, which the pages use as ui.escape_md) against a model of how Streamlit's
+(review.safe_text.md, which the pages use as safe_text.md) against a model of how Streamlit's
 Markdown reads a string (CommonMark + GFM, its own plugins: the JS patterns are ported here);
 the page tests drive every page with AppTest on data whose labels, texts, reasons, annotator,
 user and dataset names are hostile, and check every string drawn as Markdown. The browser test
@@ -25,7 +25,8 @@ import pytest
 from conftest import copy_db
 from streamlit.testing.v1 import AppTest
 
-from review import audit, auth, datasets, ingest, safe_text, store, ui, workflow
+from review import audit, auth, datasets, safe_text, store, workflow
+from review.text import ingest
 
 WJ = "\u2060"
 PUNCT = set(string.punctuation)
@@ -177,7 +178,7 @@ CONTEXTS = ["{}", "**{}**", "note: {}", "{} · row 3", "Relabel to {}"]
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_value_is_read_as_text(name):
     value = HOSTILE[name]
-    esc = ui.escape_md(value)
+    esc = safe_text.md(value)
     assert live(esc) == [], (value, esc)
     assert shown(esc) == " ".join(value.replace("\r\n", "\n").split("\n")).lstrip(" \t"), (value, esc)
 
@@ -185,7 +186,7 @@ def test_hostile_value_is_read_as_text(name):
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_value_inside_our_markdown_stays_text(name):
     """In a sentence of ours, next to another value: no LaTeX across values, no link, no directive."""
-    esc = ui.escape_md(HOSTILE[name])
+    esc = safe_text.md(HOSTILE[name])
     for ctx in CONTEXTS:
         src = ctx.format(esc)
         text = "".join(c for c, _ in resolve(src))
@@ -193,37 +194,36 @@ def test_hostile_value_inside_our_markdown_stays_text(name):
         assert not [n for p, n in TEXT_PATTERNS if p.search(text)], src
         assert not any(c in "[]<" for c, e in resolve(src) if not e), src
     for other in ("$5 and", "x$ y", ":red", "[", "](http://evil)"):
-        pair = f"{esc} {ui.escape_md(other)}"
+        pair = f"{esc} {safe_text.md(other)}"
         assert not latex_on(pair) and not any(c in "[]<" for c, e in resolve(pair) if not e), pair
 
 
 @pytest.mark.parametrize("value", NORMAL)
 def test_normal_text_comes_back_unchanged(value):
-    assert ui.escape_md(value) == value
+    assert safe_text.md(value) == value
 
 
 def test_pages_and_safe_text_share_one_escaper():
-    assert ui.escape_md is safe_text.md and ui.escape_message is safe_text.md_message
-    assert ui.escape_md(None) == "" and ui.escape_md(42) == "42"
+    assert safe_text.md(None) == "" and safe_text.md(42) == "42"
 
 
 def test_message_keeps_our_code_hints_and_escapes_the_data():
     msg = (
         f"{HOSTILE['image']}.csv is empty: it needs one line per gold item, `row,label` (the row as the app shows it)."
     )
-    esc = ui.escape_message(msg)
+    esc = safe_text.md_message(msg)
     assert "`row,label`" in esc and esc.endswith(" (the row as the app shows it).")
     assert live(esc.replace("`row,label`", "row,label")) == []
     assert shown(esc) == msg
     # a backtick in the data cannot open a code span that swallows ours, nor a link
     tricky = "`x [a](http://evil) ` and `row,label`"
-    assert not any(c in "[]" for c, e in resolve(ui.escape_message(tricky)) if not e)
+    assert not any(c in "[]" for c, e in resolve(safe_text.md_message(tricky)) if not e)
 
 
 def test_code_span_holds_any_value_literally():
-    assert ui.md_code("review suspects demo") == "`review suspects demo`"
+    assert safe_text.code("review suspects demo") == "`review suspects demo`"
     for v in ("a`b", "``x``", "`lead", "tail`", " spaced ", HOSTILE["image"], HOSTILE["material icon"]):
-        src = ui.md_code(v)
+        src = safe_text.code(v)
         fence = re.match(r"`+", src).group(0)
         assert src.endswith(fence) and fence not in src[len(fence) : -len(fence)], src
         assert ":material/" not in src
@@ -428,12 +428,12 @@ def test_review_page_escapes_labels_judge_reason_and_reject_reason(hostile_db):
     at = open_page("pages/3_Review.py", ("anna", "annotator"))
     for i, label in enumerate(ds.labels):
         b = at.button(key=f"relabel_{i}")
-        assert b.label == ui.escape_md(label) and b.help == f"Relabel to {ui.escape_md(label)}"
+        assert b.label == safe_text.md(label) and b.help == f"Relabel to {safe_text.md(label)}"
         assert live(b.label) == [] and shown(b.label) == label
     judge = [c.value for c in at.caption if c.value.startswith("The judge gave no usable answer")]
-    assert judge == [f"The judge gave no usable answer: {ui.escape_md(REASON)}"]
+    assert judge == [f"The judge gave no usable answer: {safe_text.md(REASON)}"]
     rejected = [w.value for w in at.warning if w.value.startswith("A lead rejected")]
-    assert len(rejected) == 1 and rejected[0].endswith(ui.escape_md(NOTE)), rejected
+    assert len(rejected) == 1 and rejected[0].endswith(safe_text.md(NOTE)), rejected
     assert sweep(at) == []
     # a decision: the flash names the row and the hostile label
     at = run(next(b for b in at.button if b.key.startswith("relabel_") and not b.disabled).click())
@@ -452,7 +452,7 @@ def test_audit_page_escapes_finding_titles(hostile_db):
 def test_home_escapes_dataset_names_in_text_and_tooltips(hostile_db):
     at = open_page("app.py", ("lena", "lead"))
     helps = [b.help for b in at.main.button if b.help]
-    assert f"Review the suspects of {ui.escape_md(DS)}" in helps and f"Audit {ui.escape_md(CROWD)}" in helps
+    assert f"Review the suspects of {safe_text.md(DS)}" in helps and f"Audit {safe_text.md(CROWD)}" in helps
     assert sweep(at) == []
 
 
@@ -460,11 +460,11 @@ def test_annotator_names_are_escaped_on_annotators_and_review(hostile_db):
     who = WORKERS[2]
     at = open_page("pages/8_Annotators.py", ("lena", "lead"), dataset=CROWD, annotator_pick=who)
     [b] = [b for b in at.button if b.key == "review_disagreements"]
-    assert b.label == f"Review the items where {ui.escape_md(who)} disagrees"
+    assert b.label == f"Review the items where {safe_text.md(who)} disagrees"
     assert sweep(at) == []
     at = open_page("pages/3_Review.py", ("lena", "lead"), dataset=CROWD, review_disagrees=who)
     assert any(
-        i.value.startswith(f"Showing the items where annotator {ui.escape_md(who)} disagrees") for i in at.info
+        i.value.startswith(f"Showing the items where annotator {safe_text.md(who)} disagrees") for i in at.info
     ), [i.value for i in at.info]
     assert sweep(at) == []
 
@@ -472,7 +472,7 @@ def test_annotator_names_are_escaped_on_annotators_and_review(hostile_db):
 def test_label_page_escapes_the_label_buttons(hostile_db):
     ds = datasets.get(hostile_db, CROWD)
     at = open_page("pages/9_Label.py", ("anna", "annotator"), dataset=CROWD)
-    assert [at.button(key=f"label_{i}").label for i in range(len(ds.labels))] == [ui.escape_md(l) for l in ds.labels]
+    assert [at.button(key=f"label_{i}").label for i in range(len(ds.labels))] == [safe_text.md(l) for l in ds.labels]
     assert sweep(at) == []
     at = run(at.button(key="label_0").click())
     assert at.success and sweep(at) == []
@@ -499,8 +499,8 @@ def test_users_page_escapes_user_names(hostile_db):
         at = run(at.selectbox(key="edit_user").set_value(name))
         at = run(at.selectbox(key=f"edit_role_{name}").set_value("lead"))
         boxes = {c.key: c.label for c in at.checkbox}
-        assert boxes[f"confirm_role_{name}_lead"] == f"Yes, change {ui.escape_md(name)} from annotator to lead."
-        assert at.button(key="toggle_active").label == f"Deactivate {ui.escape_md(name)}"
+        assert boxes[f"confirm_role_{name}_lead"] == f"Yes, change {safe_text.md(name)} from annotator to lead."
+        assert at.button(key="toggle_active").label == f"Deactivate {safe_text.md(name)}"
         assert sweep(at) == [], name
         at = run(at.checkbox(key=f"confirm_role_{name}_lead").check())
         at = run(at.button(key="set_role").click())

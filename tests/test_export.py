@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 from test_workflow import other_label
 
-from review import datasets, export, ingest, store, workflow
+from review import datasets, export, store, trail, workflow
 from review.errors import PermissionDenied
+from review.text import ingest
+from review.trail import export as trail_export
 
 
 def read_csv(chunks) -> list[dict]:
@@ -128,7 +130,7 @@ def test_annotator_cannot_export(db, demo_ds, annotator):
     with pytest.raises(PermissionDenied):
         export.export_cleaned(db, demo_ds, annotator)
     with pytest.raises(PermissionDenied):
-        export.export_audit(db, annotator, demo_ds.id)
+        trail_export.export_csv(db, annotator, demo_ds.id)
     assert store.scalar(db, "SELECT COUNT(*) FROM audit_log") == n
 
 
@@ -138,7 +140,7 @@ def test_export_is_logged(db, demo_ds, lead):
     assert row[:3] == (lead.name, "export", demo_ds.id)
     payload = json.loads(row[3])
     assert payload["what"] == "cleaned labels" and payload["only_verified"] is True
-    ok, _, msg = store.verify_trail(db)
+    ok, _, msg = trail.verify_trail(db)
     assert ok, msg
 
 
@@ -146,7 +148,7 @@ def test_audit_trail_csv(db, demo_ds, lead, annotator, tmp_path):
     s = workflow.claim_next(db, demo_ds, annotator)
     workflow.decide(db, demo_ds, s.idx, annotator, "keep", s.version, note="=cmd|' /C calc'!A0")
     path = tmp_path / "trail.csv"
-    n_chars = export.write_file(export.export_audit(db, lead, demo_ds.id), str(path))
+    n_chars = export.write_file(trail_export.export_csv(db, lead, demo_ds.id), str(path))
     assert n_chars == len(path.read_text(encoding="utf-8"))
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -160,7 +162,7 @@ def test_audit_trail_csv(db, demo_ds, lead, annotator, tmp_path):
         assert db_rows[int(r["id"])][1] == r["hash"]
     assert rows[2]["actor"] == annotator.name and json.loads(rows[2]["payload"])["note"].startswith("=cmd")
     # the whole trail (no dataset filter) also includes the user rows
-    everything = read_csv(export.export_audit(db, lead))
+    everything = read_csv(trail_export.export_csv(db, lead))
     assert {"user_add", "upload", "audit_run", "decision", "export"} <= {r["action"] for r in everything}
     assert len(everything) == store.scalar(db, "SELECT COUNT(*) FROM audit_log")
 

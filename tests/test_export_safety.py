@@ -14,7 +14,9 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 from test_pages import APP, EXPORT
 
-from review import auth, cli, ingest, ner, ner_store, store
+from review import auth, cli, ner, store
+from review.ner import store as ner_store
+from review.text import ingest
 
 PW = "correct horse battery"
 LEAD = ("-lena", "lead")  # a legal user name that starts like a formula: the audit trail holds it

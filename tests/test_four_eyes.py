@@ -16,7 +16,8 @@ from conftest import PASSWORD
 from streamlit.testing.v1 import AppTest
 from test_workflow import other_label
 
-from review import annotators, auth, datasets, export, store, workflow
+from review import auth, datasets, export, store, trail, workflow
+from review.crowd import annotators
 from review.errors import PermissionDenied, ReviewError
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
@@ -142,7 +143,7 @@ def test_self_approval_setting_is_stored_with_the_dataset_and_audited(db, demo_d
         "alice",
         {"setting": "allow_self_approval", "value": False, "previous": True},
     )
-    ok, _, msg = store.verify_trail(db)
+    ok, _, msg = trail.verify_trail(db)
     assert ok, msg
 
 
@@ -178,7 +179,7 @@ def test_older_trails_self_approvals_are_recognised_by_name(db, demo_ds, lead):
     """A self-approval written before the four-eyes rule (no self_approved flag) still counts as one."""
     s, rid, _ = decide(db, demo_ds, lead)
     with store.transaction(db):
-        store.log(db, "lena", "verify", demo_ds.id, s.idx, review=rid, action="approve", reviewer="lena")
+        trail.log(db, "lena", "verify", demo_ds.id, s.idx, review=rid, action="approve", reviewer="lena")
     [r] = annotators.reviewer_table(db, demo_ds)
     assert r["approved"] == 0 and r["self-verified"] == 1
 

@@ -22,8 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from review import datasets, ingest, store
+from review import datasets, store
 from review.errors import IngestError, ReviewError
+from review.text import ingest
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
@@ -362,7 +363,7 @@ def rerun(thing) -> AppTest:
 
 
 def texts(elements) -> list[str]:
-    """The elements' text as the user reads it (escape_md's backslashes dropped)."""
+    """The elements' text as the user reads it (safe_text.md's backslashes dropped)."""
     return [e.value.replace("\\", "") for e in elements]
 
 

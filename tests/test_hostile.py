@@ -14,8 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from review import ingest, ner, ner_store
+from review import ner
 from review.errors import ReviewError
+from review.ner import store as ner_store
+from review.text import ingest
 
 
 def rows(n: int = 20) -> str:

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from conftest import counts
 
-from review import datasets, ingest, store
+from review import datasets, store, trail
 from review.errors import IngestError, PermissionDenied
+from review.text import ingest
 
 
 def frame(n: int = 6) -> pd.DataFrame:
@@ -239,11 +240,11 @@ REFUSALS = [
 def test_refusals_name_the_problem_and_write_nothing(db, lead, case, data, filename, kwargs, pattern):
     ingest.ingest_bytes(db, _csv(frame()), "ok.csv", "existing", lead)  # an earlier upload stays untouched
     before = counts(db)
-    trail = store.verify_trail(db)
+    chain = trail.verify_trail(db)
     with pytest.raises(IngestError, match=pattern):
         ingest.ingest_bytes(db, data, filename, "new", lead, **kwargs)
     assert counts(db) == before
-    assert store.verify_trail(db) == trail
+    assert trail.verify_trail(db) == chain
     assert store.scalar(db, "SELECT COUNT(*) FROM datasets WHERE name='new'") == 0
 
 

@@ -1,4 +1,4 @@
-"""Tests for review.integrity: item checks, length stats, off-by-one (shifted block) detector."""
+"""Tests for review.text.integrity: item checks, length stats, off-by-one (shifted block) detector."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from review.integrity import Finding, check_items, detect_shifted_blocks, length_by_class
+from review.text.integrity import Finding, check_items, detect_shifted_blocks, length_by_class
 
 AG_NEWS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ag_news" / "test.csv"
 AG_CLASSES = ["World", "Sports", "Business", "Sci/Tech"]

@@ -1,5 +1,5 @@
 """The Review page's keyboard, without a browser: the NER tag keys and the suspect steps
-(review.shortcuts), the clickable token view (review.ner.view), and the NER card's tag buttons,
+(review.ui.shortcuts), the clickable token view (review.ner.view), and the NER card's tag buttons,
 N / P / A and Enter-to-save buttons driven through AppTest (tests/test_e2e_keyboard.py presses the
 real keys, clicks the tokens and checks the focus in Chromium)."""
 
@@ -9,8 +9,9 @@ import json
 
 from streamlit.elements.lib.shortcut_utils import normalize_shortcut
 
-from review import datasets, ner, ner_store, workflow
-from review.shortcuts import NER_KEYS, RESERVED, suspect_step, tag_keys
+from review import datasets, ner, workflow
+from review.ner import store as ner_store
+from review.ui.shortcuts import NER_KEYS, RESERVED, suspect_step, tag_keys
 from tests.test_ner_loop import ANNA, audited, held, html_of, ndb, open_page, page_db, run  # noqa: F401  (fixtures)
 
 IOB1 = ["O"] + [f"{p}-{t}" for t in ("LOC", "MISC", "ORG", "PER") for p in "IB"]

@@ -1,4 +1,4 @@
-"""The label queue (review.labeling, cleanlab ActiveLab) and the golden set (review.gold).
+"""The label queue (review.crowd.labeling, cleanlab ActiveLab) and the golden set (review.crowd.gold).
 
 Real SQLite files, real cleanlab, the real audit: a small crowd (three annotators over 30 clear
 texts, a few of their labels wrong, and one neutral text they split on) ingested and audited
@@ -16,8 +16,11 @@ import pandas as pd
 import pytest
 from conftest import PASSWORD, copy_db, counts, raw
 
-from review import annotators, audit, auth, crowd, datasets, export, gold, ingest, labeling, store, workflow
+from review import audit, auth, datasets, export, store, trail, workflow
+from review.crowd import annotators, gold, labeling
+from review.crowd import consensus as crowd
 from review.errors import NotFound, PermissionDenied, ReviewError
+from review.text import ingest
 
 POS = ["great", "lovely", "superb", "wonderful", "fine", "excellent"]
 NEG = ["awful", "broken", "horrid", "terrible", "bad", "dreadful"]
@@ -91,7 +94,7 @@ def labels_of(db, ds, idx: int) -> list[tuple[str, str]]:
     ]
 
 
-def trail(db, action: str) -> list[dict]:
+def trail_rows(db, action: str) -> list[dict]:
     return [
         {**r, "payload": json.loads(r["payload"])}
         for r in db.query(
@@ -214,7 +217,7 @@ def test_an_added_label_joins_the_annotations_and_flips_the_next_consensus(cdb):
     assert item.idx == c and item.text == "the parcel came on a tuesday"
     assert labeling.add_label(cdb, ds, c, ANNA, other, run_id=item.run_id) == "added"
     assert labels_of(cdb, ds, c) == sorted([("ann1", "pos"), ("ann2", "neg"), ("anna", other)])
-    [row] = trail(cdb, labeling.ACTION)
+    [row] = trail_rows(cdb, labeling.ACTION)
     assert (row["actor"], row["dataset_id"], row["idx"]) == ("anna", ds.id, c)
     assert row["payload"] == {"label": other, "previous_label": None, "outcome": "added", "run": item.run_id}
     # the consensus of the run before is untouched; the next audit run counts the new label
@@ -225,7 +228,7 @@ def test_an_added_label_joins_the_annotations_and_flips_the_next_consensus(cdb):
     ).fetchone()
     assert (after, n) == (other, 3)
     assert "anna" in {r["annotator"] for r in annotators.annotator_table(cdb, ds)}
-    ok, _, msg = store.verify_trail(cdb)
+    ok, _, msg = trail.verify_trail(cdb)
     assert ok, msg
 
 
@@ -242,7 +245,7 @@ def test_a_second_label_replaces_ones_own_and_the_same_label_writes_nothing(cdb)
     n_trail = store.scalar(cdb, "SELECT COUNT(*) FROM audit_log")
     assert labeling.add_label(cdb, ds, idx, ANNA, "neg") == "unchanged"
     assert store.scalar(cdb, "SELECT COUNT(*) FROM audit_log") == n_trail
-    assert [(r["payload"]["outcome"], r["payload"]["previous_label"]) for r in trail(cdb, labeling.ACTION)] == [
+    assert [(r["payload"]["outcome"], r["payload"]["previous_label"]) for r in trail_rows(cdb, labeling.ACTION)] == [
         ("added", None),
         ("replaced", "pos"),
     ]
@@ -254,7 +257,7 @@ def test_a_second_label_replaces_ones_own_and_the_same_label_writes_nothing(cdb)
     flip = "pos" if was == "neg" else "neg"
     assert labeling.add_label(cdb, ds, idx, ann2, flip) == "replaced"
     assert [lab for a, lab in labels_of(cdb, ds, idx) if a == "ann2"] == [flip]
-    assert trail(cdb, labeling.ACTION)[-1]["payload"]["previous_label"] == was
+    assert trail_rows(cdb, labeling.ACTION)[-1]["payload"]["previous_label"] == was
 
 
 def test_add_label_refuses_bad_input_and_writes_nothing(cdb, tmp_path):
@@ -344,7 +347,7 @@ def test_schema_6_database_migrates_to_7_keeping_its_data(tmp_path, template):
         gold.set_gold(db, ds, 0, "pos", LEAD)  # the new table works
         assert gold.count(db, ds, LEAD) == 1
         store.connect(path).conn.close()  # a second connect finds it current
-        ok, _, msg = store.verify_trail(db)
+        ok, _, msg = trail.verify_trail(db)
         assert ok, msg
     finally:
         db.conn.close()
@@ -472,7 +475,9 @@ def test_gold_set_replace_remove_and_refusals(cdb):
     assert gold.item(cdb, ds, 4, LEAD)["gold_label"] == "neg" and gold.item(cdb, ds, 5, LEAD)["gold_label"] is None
     assert gold.remove_gold(cdb, ds, 4, LEAD) == "neg"
     assert gold.count(cdb, ds, LEAD) == 0
-    assert [(t["action"], t["idx"], t["payload"]) for t in trail(cdb, "gold_set") + trail(cdb, "gold_removed")] == [
+    assert [
+        (t["action"], t["idx"], t["payload"]) for t in trail_rows(cdb, "gold_set") + trail_rows(cdb, "gold_removed")
+    ] == [
         ("gold_set", 4, {"label": "pos", "previous_label": None}),
         ("gold_set", 4, {"label": "neg", "previous_label": "pos"}),
         ("gold_removed", 4, {"label": "neg"}),
@@ -530,7 +535,7 @@ def test_gold_csv_import_writes_every_row_in_one_go(cdb):
         (2, "neg"),
         (30, "pos"),
     ]
-    assert [(t["idx"], t["payload"].get("source")) for t in trail(cdb, "gold_set")][-3:] == [
+    assert [(t["idx"], t["payload"].get("source")) for t in trail_rows(cdb, "gold_set")][-3:] == [
         (0, "gold.csv"),
         (2, "gold.csv"),
         (30, "gold.csv"),

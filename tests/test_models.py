@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from conftest import counts
 
-from review import audit, datasets, issues, models, selfcheck, store
+from review import audit, datasets, selfcheck, store
 from review.errors import PermissionDenied, ReviewError
+from review.text import issues, models
 
 
 def _ranking(db, run_id):

@@ -19,8 +19,11 @@ import pandas as pd
 import pytest
 from conftest import PASSWORD, copy_db, counts
 
-from review import annotators, audit, auth, crowd, datasets, export, ingest, store, ui, workflow
+from review import audit, auth, datasets, export, safe_text, store, workflow
+from review.crowd import annotators
+from review.crowd import consensus as crowd
 from review.errors import IngestError, PermissionDenied
+from review.text import ingest
 
 SENTIMENT = Path(__file__).resolve().parents[2] / "shared" / "data" / "sentiment_mturk" / "sentiment_mturk_long.csv"
 N_ITEMS = 600
@@ -582,7 +585,7 @@ def test_audit_records_and_the_model_tab_shows_how_the_consensus_method_was_chos
         assert figures[params["method"]] == max(figures.values())
     at = open_page("pages/2_Audit.py", LEAD)
     tab = next(t for t in at.tabs if t.label == "Model")
-    assert any(f"**Consensus**: {ui.escape_md(params['method'])}" in m.value for m in tab.markdown), [
+    assert any(f"**Consensus**: {safe_text.md(params['method'])}" in m.value for m in tab.markdown), [
         m.value for m in tab.markdown
     ]
     shown = [d.value for d in tab.dataframe][0]

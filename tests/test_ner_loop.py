@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import PASSWORD, copy_db, counts
 
-from review import audit, auth, datasets, ner, ner_store, stats, store, workflow
+from review import audit, auth, datasets, ner, stats, store, workflow
 from review.errors import IngestError, PermissionDenied, ReviewError
+from review.ner import store as ner_store
 
 CONLL = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003" / "eng.testa"
 N_DOCS = 40

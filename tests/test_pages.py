@@ -19,7 +19,8 @@ import pytest
 from conftest import copy_db
 from streamlit.testing.v1 import AppTest
 
-from review import audit, auth, datasets, demo, ingest, store, ui, workflow
+from review import audit, auth, datasets, demo, safe_text, store, workflow
+from review.text import ingest
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
@@ -446,7 +447,7 @@ def test_upload_takes_embeddings_and_a_loss_column_and_refuses_a_bad_one(users_d
     assert not at.error and at.success
     ds = datasets.get(users_db, "with signals")
     assert ds.mapping.embedding == "emb" and ds.mapping.loss == "loss" and ds.mapping.text == ["text"]
-    from review import signals
+    from review.text import signals
 
     E, loss = signals.load(users_db, ds.id, ds.n_items)
     assert E.shape == (16, 3) and loss[6] == 0.5 and loss[15] == 15 / 16
@@ -533,11 +534,11 @@ def test_audit_queue_warning_is_shown_as_text(demo_db):
         "UPDATE runs SET metrics=? WHERE id=?", [json.dumps({**run["metrics"], "queue warning": hostile}), run["id"]]
     )
     at = open_page(AUDIT, LEAD)
-    assert len(at.warning) == 1 and at.warning[0].value == ui.escape_md(hostile)
+    assert len(at.warning) == 1 and at.warning[0].value == safe_text.md(hostile)
 
 
 def escape_md_plain(s: str) -> str:
-    return ui.escape_md(s)
+    return safe_text.md(s)
 
 
 # ----------------------------------------------------------------------------- review
@@ -550,7 +551,7 @@ def test_review_keep_records_a_decision_and_moves_on(demo_db):
     assert {"Keep", "Unsure", "Skip"} <= set(shown)
     assert [l for l in shown if l in ds.labels] == list(ds.labels)
     [first] = claimed(demo_db, ds, "anna")
-    assert shown_row_key(at).startswith(f"**{ui.escape_md(key_of(demo_db, ds, first))}**")
+    assert shown_row_key(at).startswith(f"**{safe_text.md(key_of(demo_db, ds, first))}**")
     assert any("item-text" in h for h in texts(at.html))
 
     rerun(at.button(key="keep").click())
@@ -559,7 +560,7 @@ def test_review_keep_records_a_decision_and_moves_on(demo_db):
     assert state_of(demo_db, ds, first) == "kept"
     [second] = claimed(demo_db, ds, "anna")
     assert second != first
-    assert shown_row_key(at).startswith(f"**{ui.escape_md(key_of(demo_db, ds, second))}**")
+    assert shown_row_key(at).startswith(f"**{safe_text.md(key_of(demo_db, ds, second))}**")
     assert f"Row {key_of(demo_db, ds, first)}: kept." in texts(at.success)
     assert workflow.progress(demo_db, ds)["pending"] == 1
 
@@ -588,7 +589,7 @@ def test_review_skip_moves_on_without_deciding(demo_db):
     assert second != first
     assert state_of(demo_db, ds, first) == "open"
     assert at.session_state[f"review_{ds.id}"]["skipped"] == [first]
-    assert shown_row_key(at).startswith(f"**{ui.escape_md(key_of(demo_db, ds, second))}**")
+    assert shown_row_key(at).startswith(f"**{safe_text.md(key_of(demo_db, ds, second))}**")
 
 
 def test_review_back_returns_to_the_decided_row_and_can_revise(demo_db):
@@ -600,7 +601,7 @@ def test_review_back_returns_to_the_decided_row_and_can_revise(demo_db):
     [second] = claimed(demo_db, ds, "anna")
     rerun(at.button(key="back").click())
     head = shown_row_key(at)
-    assert head.startswith(f"**{ui.escape_md(key_of(demo_db, ds, first))}**")
+    assert head.startswith(f"**{safe_text.md(key_of(demo_db, ds, first))}**")
     assert head.endswith("going back to a row you decided")
     assert claimed(demo_db, ds, "anna") == []  # the other row was given back
     assert len(reviews(demo_db, ds)) == 1  # going back decides nothing
@@ -620,7 +621,7 @@ def test_two_annotators_see_different_suspects(demo_db):
     [ia], [ib] = claimed(demo_db, ds, "anna"), claimed(demo_db, ds, "ben")
     assert ia != ib
     assert shown_row_key(a) != shown_row_key(b)
-    assert shown_row_key(b).startswith(f"**{ui.escape_md(key_of(demo_db, ds, ib))}**")
+    assert shown_row_key(b).startswith(f"**{safe_text.md(key_of(demo_db, ds, ib))}**")
     # a rerun keeps each on their own row
     rerun(a)
     assert claimed(demo_db, ds, "anna") == [ia]
@@ -804,7 +805,7 @@ def test_review_shows_html_in_texts_as_text(users_db):
         [idx] = claimed(users_db, ds, "anna")
         seen.add(idx)
         _assert_text_is_escaped(at)
-        assert shown_row_key(at).startswith(f"**{ui.escape_md(key_of(users_db, ds, idx))}**")
+        assert shown_row_key(at).startswith(f"**{safe_text.md(key_of(users_db, ds, idx))}**")
         rerun(at.button(key="skip").click())
     assert seen == {0, 8}
 
@@ -876,7 +877,7 @@ def label_head(at: AppTest) -> str:
 
 
 def test_label_page_shows_the_text_only_no_gold_and_no_other_labels(crowd_db):
-    from review import gold, labeling
+    from review.crowd import gold, labeling
 
     ds = datasets.get(crowd_db, "crowd")
     for i in range(ds.n_items):  # every item gold: none may say so
@@ -884,7 +885,7 @@ def test_label_page_shows_the_text_only_no_gold_and_no_other_labels(crowd_db):
     first = labeling.next_item(crowd_db, ds, auth.User(*ANNA))
     at = open_crowd(LABEL, ANNA)
     assert not at.error and not at.warning
-    assert label_head(at) == f"**{ui.escape_md(first.key)}** · row {first.idx} of the upload"
+    assert label_head(at) == f"**{safe_text.md(first.key)}** · row {first.idx} of the upload"
     [body] = [h for h in texts(at.html) if 'class="item-text"' in h]
     assert html_escape(first.text) in body
     assert any("the consensus updates on the next audit run" in c.lower() for c in texts(at.caption))
@@ -898,7 +899,7 @@ def test_label_page_shows_the_text_only_no_gold_and_no_other_labels(crowd_db):
 
 
 def test_label_page_adds_the_label_and_moves_on(crowd_db):
-    from review import labeling
+    from review.crowd import labeling
 
     ds = datasets.get(crowd_db, "crowd")
     first = labeling.next_item(crowd_db, ds, auth.User(*ANNA))
@@ -911,14 +912,14 @@ def test_label_page_adds_the_label_and_moves_on(crowd_db):
         f"Row {first.key}: labelled {ds.labels[1]}. The consensus updates on the next audit run."
     ]
     nxt = labeling.next_item(crowd_db, ds, auth.User(*ANNA))
-    assert nxt.idx != first.idx and label_head(at).startswith(f"**{ui.escape_md(nxt.key)}** · row {nxt.idx} ")
+    assert nxt.idx != first.idx and label_head(at).startswith(f"**{safe_text.md(nxt.key)}** · row {nxt.idx} ")
     assert [p.proto.text for p in at.get("progress")] == [f"You have labelled 1 of {ds.n_items} items"]
     row = crowd_db.execute("SELECT actor, action, idx, payload FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
     assert row[:3] == ("anna", "label", first.idx) and json.loads(row[3])["label"] == ds.labels[1]
 
 
 def test_label_page_skip_back_and_replace_ones_own_label(crowd_db):
-    from review import labeling
+    from review.crowd import labeling
 
     ds = datasets.get(crowd_db, "crowd")
     anna = auth.User(*ANNA)
@@ -927,7 +928,7 @@ def test_label_page_skip_back_and_replace_ones_own_label(crowd_db):
     assert "back" not in [b.key for b in at.main.button]  # nothing labelled yet: no way back
     at = rerun(at.button(key="skip").click())
     second = labeling.next_item(crowd_db, ds, anna, exclude=[first.idx])
-    assert label_head(at).startswith(f"**{ui.escape_md(second.key)}** · row {second.idx} ")
+    assert label_head(at).startswith(f"**{safe_text.md(second.key)}** · row {second.idx} ")
     assert labeling.my_label(crowd_db, ds, first.idx, anna) is None  # skipping writes nothing
     at = rerun(at.button(key="label_0").click())
     at = rerun(at.button(key="back").click())
@@ -975,7 +976,7 @@ def test_label_page_needs_sign_in(crowd_db):
 
 
 def test_review_page_does_not_reveal_gold(crowd_db):
-    from review import gold
+    from review.crowd import gold
 
     ds = datasets.get(crowd_db, "crowd")
     for i in range(ds.n_items):
@@ -986,7 +987,7 @@ def test_review_page_does_not_reveal_gold(crowd_db):
 
 
 def test_golden_set_tab_marks_lists_and_removes_gold(crowd_db):
-    from review import annotators, gold
+    from review.crowd import annotators, gold
 
     ds = datasets.get(crowd_db, "crowd")
     lead = auth.User(*LEAD)
@@ -996,14 +997,14 @@ def test_golden_set_tab_marks_lists_and_removes_gold(crowd_db):
     at.number_input(key=f"gold_row_{ds.id}").set_value(7)
     at = rerun(at)
     key7 = key_of(crowd_db, ds, 7)
-    assert f"**{ui.escape_md(key7)}** · row 7 · not gold" in texts(at.markdown)
+    assert f"**{safe_text.md(key7)}** · row 7 · not gold" in texts(at.markdown)
     at.selectbox(key=f"gold_label_{ds.id}_7").set_value("neg")
     at = rerun(at.button(key="gold_set").click())
     assert texts(at.success) == [f"Row 7 ({key7}) is gold: neg."]
     assert gold.gold_label(crowd_db, ds, 7, lead) == "neg"
     listed = [d.value for d in at.dataframe if "gold_label" in d.value.columns]
     assert listed and list(listed[0]["row"]) == [7] and list(listed[0]["gold_label"]) == ["neg"]
-    assert f"**{ui.escape_md(key7)}** · row 7 · gold: **neg**" in texts(at.markdown)
+    assert f"**{safe_text.md(key7)}** · row 7 · gold: **neg**" in texts(at.markdown)
     assert at.button(key="gold_set").disabled  # already gold with that label
     # the annotator table now carries the gold columns beside the quality
     table = [d.value for d in at.dataframe if "worst_class" in d.value.columns][0]
@@ -1024,7 +1025,7 @@ def test_golden_set_tab_marks_lists_and_removes_gold(crowd_db):
 
 
 def test_golden_set_tab_csv_refused_with_the_line_then_imported(crowd_db):
-    from review import gold
+    from review.crowd import gold
 
     ds = datasets.get(crowd_db, "crowd")
     at = open_crowd(ANNOTATORS_PAGE, LEAD)

@@ -1,7 +1,7 @@
 """Browser sessions that survive a reload: a random token whose SHA-256 alone is stored, expiring
 (12 h after sign-in, 8 h idle), ended by sign-out and by deactivation, a tampered token refused;
 the Review queue's skips and filters kept per user and dataset. The page tests stand in for the
-browser's cookie by patching review.ui._cookie_token (the e2e test drives the real cookie)."""
+browser's cookie by patching review.ui.shell._cookie_token (the e2e test drives the real cookie)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import pytest
 from conftest import PASSWORD, copy_db, raw
 from streamlit.testing.v1 import AppTest
 
-from review import auth, datasets, demo, store, ui
+from review import auth, datasets, demo, store, trail
 from review.errors import AuthError
+from review.ui import shell
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 REVIEW = "pages/3_Review.py"
@@ -83,7 +84,7 @@ def test_sign_out_revokes_that_session_only(db, annotator, lead):
     auth.end_session(db, a1)  # twice: nothing more happens
     auth.end_session(db, "not a token")
     assert store.scalar(db, "SELECT COUNT(*) FROM audit_log WHERE action='sign_out'") == 1
-    ok, _, msg = store.verify_trail(db)
+    ok, _, msg = trail.verify_trail(db)
     assert ok, msg
 
 
@@ -167,7 +168,7 @@ def test_queue_state_is_kept_per_user_and_dataset(db, annotator, lead):
     assert auth.load_queue_state(db, lead, 1) == {"skipped": [4], "back": None}
 
 
-# ----------------------------------------------------------------------------- the pages (review.ui)
+# ----------------------------------------------------------------------------- the pages (review.ui.shell)
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +197,7 @@ class Browser:
 
     def __init__(self, monkeypatch):
         self.cookie: str | None = None
-        monkeypatch.setattr(ui, "_cookie_token", lambda: self.cookie)
+        monkeypatch.setattr(shell, "_cookie_token", lambda: self.cookie)
 
     def tab(self, page: str = "app.py") -> AppTest:
         at = AppTest.from_file(APP, default_timeout=60)
@@ -226,7 +227,7 @@ def scripts(at: AppTest) -> list[str]:
 def cookie_set(at: AppTest) -> str:
     [body] = scripts(at)
     m = re.search(
-        rf'document\.cookie = "{ui.cookie_name()}=([A-Za-z0-9_-]+); expires=([^;]+); path=/; samesite=strict"'
+        rf'document\.cookie = "{shell.cookie_name()}=([A-Za-z0-9_-]+); expires=([^;]+); path=/; samesite=strict"'
         r' \+ \(location\.protocol === "https:" \? "; secure" : ""\);',
         body,
     )
@@ -270,7 +271,7 @@ def test_sign_out_in_one_tab_signs_the_other_out_at_its_next_run(app_db, monkeyp
     assert signed_in_as(first) is None and [s.value for s in first.subheader] == ["Sign in"]
     assert "You are signed out." in [i.value for i in first.info]
     [clear] = scripts(first)  # removes the cookie if it still holds that token
-    assert f'indexOf("{ui.cookie_name()}={token}")' in clear and "max-age=0" in clear
+    assert f'indexOf("{shell.cookie_name()}={token}")' in clear and "max-age=0" in clear
     assert _row(app_db, token)["revoked_reason"] == "sign_out"
     second = run(second)  # its next action
     assert signed_in_as(second) is None and [s.value for s in second.subheader] == ["Sign in"]

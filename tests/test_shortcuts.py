@@ -1,6 +1,6 @@
-"""review.shortcuts: label keys that cannot be misread, whatever the class names."""
+"""review.ui.shortcuts: label keys that cannot be misread, whatever the class names."""
 
-from review.shortcuts import RESERVED, describe, label_keys
+from review.ui.shortcuts import RESERVED, describe, label_keys
 
 
 def test_digit_labels_get_their_own_digit():

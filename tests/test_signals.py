@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from conftest import counts
 
-from review import audit, datasets, ingest, signals, store
+from review import audit, datasets, store
 from review.errors import IngestError
+from review.text import ingest, signals
 
 
 def _frame(n=240, seed=0):

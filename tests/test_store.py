@@ -9,7 +9,7 @@ import time
 import pytest
 from conftest import raw
 
-from review import auth, store
+from review import auth, store, trail
 
 
 def _history(db, admin):
@@ -17,7 +17,7 @@ def _history(db, admin):
     auth.create_user(db, "bob", "annotator", "password-bob", admin)
     auth.create_user(db, "carol", "lead", "password-carol", admin)
     for i in range(5):
-        store.log(db, admin.name, "note", None, i, text=f"entry {i}", unicode="é ✓")
+        trail.log(db, admin.name, "note", None, i, text=f"entry {i}", unicode="é ✓")
 
 
 def test_connect_uses_wal_and_creates_schema(db, db_path):
@@ -33,7 +33,7 @@ def test_connect_uses_wal_and_creates_schema(db, db_path):
 
 
 def test_audit_log_refuses_update_and_delete(db, admin):
-    store.log(db, admin.name, "note", text="x")
+    trail.log(db, admin.name, "note", text="x")
     n = store.scalar(db, "SELECT COUNT(*) FROM audit_log")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         db.execute("UPDATE audit_log SET actor='mallory' WHERE id=1")
@@ -49,7 +49,7 @@ def test_transaction_rolls_back_data_and_audit_row(db, admin):
     before = store.scalar(db, "SELECT COUNT(*) FROM audit_log")
     with pytest.raises(RuntimeError):
         with store.transaction(db):
-            store.log(db, admin.name, "note", text="never")
+            trail.log(db, admin.name, "note", text="never")
             db.execute("INSERT INTO meta_info(key, value) VALUES ('k', 'v')")
             raise RuntimeError("boom")
     assert store.scalar(db, "SELECT COUNT(*) FROM audit_log") == before
@@ -60,7 +60,7 @@ def test_transaction_rolls_back_data_and_audit_row(db, admin):
 def test_log_chains_rows(db, admin):
     _history(db, admin)
     rows = db.execute("SELECT id, prev_hash, hash FROM audit_log ORDER BY id").fetchall()
-    assert rows[0][1] == store.GENESIS
+    assert rows[0][1] == trail.GENESIS
     for (_, _, h), (_, prev, _) in zip(rows, rows[1:]):
         assert prev == h
     assert len({h for _, _, h in rows}) == len(rows)
@@ -69,14 +69,14 @@ def test_log_chains_rows(db, admin):
 def test_verify_trail_ok_on_normal_history(db, admin):
     _history(db, admin)
     n = store.scalar(db, "SELECT COUNT(*) FROM audit_log")
-    ok, checked, msg = store.verify_trail(db)
+    ok, checked, msg = trail.verify_trail(db)
     assert ok, msg
     assert checked == n == 8  # first admin + 2 users + 5 notes
     assert "intact" in msg
 
 
 def test_verify_trail_empty_db_is_ok(db):
-    ok, checked, _ = store.verify_trail(db)
+    ok, checked, _ = trail.verify_trail(db)
     assert ok and checked == 0
 
 
@@ -92,7 +92,7 @@ def test_verify_trail_names_changed_row(db, db_path, admin):
     c = _drop_triggers(db_path)
     c.execute("UPDATE audit_log SET payload = ? WHERE id = 5", ['{"text":"forged"}'])
     c.close()
-    ok, checked, msg = store.verify_trail(db)
+    ok, checked, msg = trail.verify_trail(db)
     assert not ok
     assert checked == 4  # rows 1..4 are fine
     assert "audit row 5 " in msg and "changed" in msg
@@ -103,7 +103,7 @@ def test_verify_trail_names_changed_actor_of_first_row(db, db_path, admin):
     c = _drop_triggers(db_path)
     c.execute("UPDATE audit_log SET actor = 'mallory' WHERE id = 1")
     c.close()
-    ok, checked, msg = store.verify_trail(db)
+    ok, checked, msg = trail.verify_trail(db)
     assert not ok and checked == 0
     assert "audit row 1 " in msg
 
@@ -118,10 +118,10 @@ def test_verify_trail_detects_rewritten_hash(db, db_path, admin):
     payload = '{"text":"forged"}'
     c.execute(
         "UPDATE audit_log SET payload=?, hash=? WHERE id=3",
-        [payload, store._row_hash(prev, at, actor, action, dsid, idx, payload)],
+        [payload, trail.write.row_hash(prev, at, actor, action, dsid, idx, payload)],
     )
     c.close()
-    ok, checked, msg = store.verify_trail(db)
+    ok, checked, msg = trail.verify_trail(db)
     assert not ok and checked == 3
     assert "audit row 4 " in msg
 
@@ -131,7 +131,7 @@ def test_verify_trail_names_deleted_row(db, db_path, admin):
     c = _drop_triggers(db_path)
     c.execute("DELETE FROM audit_log WHERE id = 6")
     c.close()
-    ok, checked, msg = store.verify_trail(db)
+    ok, checked, msg = trail.verify_trail(db)
     assert not ok
     assert checked == 5
     assert "audit row 6 is missing" in msg
@@ -142,7 +142,7 @@ def test_verify_trail_detects_deleted_first_row(db, db_path, admin):
     c = _drop_triggers(db_path)
     c.execute("DELETE FROM audit_log WHERE id = 1")
     c.close()
-    ok, checked, msg = store.verify_trail(db)
+    ok, checked, msg = trail.verify_trail(db)
     assert not ok and checked == 0
     assert "audit row 2 " in msg
 
@@ -159,7 +159,7 @@ def test_backup_while_another_connection_writes(db, db_path, admin, tmp_path):
             i = 0
             while not stop.is_set():
                 with store.transaction(w):
-                    store.log(w, "writer", "tick", None, i)
+                    trail.log(w, "writer", "tick", None, i)
                 written.append(i)
                 i += 1
         except Exception as exc:  # pragma: no cover - reported below
@@ -198,7 +198,7 @@ def test_backup_while_another_connection_writes(db, db_path, admin, tmp_path):
     assert users_copy == db.execute("SELECT name, role, password_hash FROM users ORDER BY name").fetchall()
     # and it opens as a review database whose chain verifies
     reopened = store.connect(dest)
-    ok, n, msg = store.verify_trail(reopened)
+    ok, n, msg = trail.verify_trail(reopened)
     reopened.conn.close()
     assert ok, msg
     assert n == len(copied)
@@ -230,7 +230,7 @@ def test_schema_7_database_migrates_to_8_keeping_its_data(db_path, db, admin):
         auth.save_queue_state(db, bob, 1, {"skipped": [3]})
         assert auth.load_queue_state(db, bob, 1)["skipped"] == [3]
         store.connect(db_path).conn.close()  # a second connect finds it current
-        ok, _, msg = store.verify_trail(db)
+        ok, _, msg = trail.verify_trail(db)
         assert ok, msg
     finally:
         db.conn.close()

@@ -27,8 +27,10 @@ import sqlite_utils
 from conftest import copy_db
 from streamlit.testing.v1 import AppTest
 
-from review import auth, datasets, demo, ingest, ner_store, store, workflow
+from review import auth, datasets, demo, store, trail, workflow
 from review.errors import IngestError, StorageError
+from review.ner import store as ner_store
+from review.text import ingest
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
@@ -105,7 +107,7 @@ def _full(db) -> None:
 
 
 def _copy(src: Path, dest: Path) -> Path:
-    """A copy of the database file, with its audit-trail key file if it has one (review.trail_anchor)."""
+    """A copy of the database file, with its audit-trail key file if it has one (review.trail.key)."""
     copy_db(src, dest)
     key = Path(str(src) + ".trail-key")
     if key.exists():
@@ -203,7 +205,7 @@ def test_review_ingest_of_deep_json_exits_2_naming_the_line(tmp_path, name, data
 
 
 def test_review_ingest_of_a_deep_csv_embedding_cell_exits_2(tmp_path):
-    # the cell is parsed by review.signals: the refusal names the row and the column
+    # the cell is parsed by review.text.signals: the refusal names the row and the column
     rows = [f'r{i},item {i} has some words,{"ab"[i % 2]},"[1, 2]"' for i in range(20)]
     rows[7] = f"r7,item 7 has some words,b,{DEEP}"
     f = tmp_path / "emb.csv"
@@ -216,8 +218,8 @@ def test_review_ingest_of_a_deep_csv_embedding_cell_exits_2(tmp_path):
 
 def test_a_deep_embedding_cell_is_refused_naming_the_row():
     # the Upload page and `review ingest` parse embedding cells with this function
-    from review import signals
     from review.errors import IngestError
+    from review.text import signals
 
     with pytest.raises(IngestError, match=r"up.csv: data row 3, column 'emb': the vector is lists nested"):
         signals.parse_embedding_column(["[1, 2]", "[3, 4]", DEEP], "up.csv", "emb")
@@ -232,15 +234,15 @@ def test_full_disk_write_rolls_back_whole_and_names_the_file(db, admin):
     with pytest.raises(StorageError) as e:
         with store.transaction(db):
             db.execute("INSERT INTO users(name, role, password_hash, created_at) VALUES ('zed', 'lead', 'x', 'now')")
-            store.log(db, "alice", "big", None, None, note="n" * 20_000)  # needs pages the file may not grow
+            trail.log(db, "alice", "big", None, None, note="n" * 20_000)  # needs pages the file may not grow
     msg = str(e.value)
     assert msg.startswith(f"The disk holding {os.path.abspath(store._path_of(db))} is full") and "free space" in msg
     assert "Nothing was saved" in msg and "database or disk is full" in msg
     assert not db.conn.in_transaction and _table_counts(db) == before  # the first insert went too
     db.execute("PRAGMA max_page_count = 1073741823")  # space freed: the same write goes through
     with store.transaction(db):
-        store.log(db, "alice", "big", None, None, note="n" * 20_000)
-    assert store.verify_trail(db)[0]
+        trail.log(db, "alice", "big", None, None, note="n" * 20_000)
+    assert trail.verify_trail(db)[0]
 
 
 def test_full_disk_keep_changes_nothing(db, admin, annotator, lead):
@@ -316,7 +318,7 @@ def test_a_lock_held_too_long_is_a_message(db, admin):
         db.execute("PRAGMA busy_timeout = 20")
         with pytest.raises(StorageError, match=r"is busy \(SQLite: database is locked\).*try again"):
             with store.transaction(db, retries=2):
-                store.log(db, "alice", "x", None, None)
+                trail.log(db, "alice", "x", None, None)
     finally:
         other.execute("ROLLBACK")
         other.close()
@@ -566,7 +568,7 @@ def test_keep_on_a_full_disk_shows_the_message_keeps_the_note_and_works_once_fre
     ]
     r = list(db.query("SELECT decision, note, reviewer FROM reviews WHERE dataset_id=? AND idx=?", [ds.id, idx]))
     assert r == [{"decision": "keep", "note": note.strip(), "reviewer": "anna"}]
-    assert store.verify_trail(db)[0]
+    assert trail.verify_trail(db)[0]
 
 
 def test_upload_of_deep_jsonl_shows_the_line(tmp_path, monkeypatch, demo_template):

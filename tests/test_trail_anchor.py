@@ -1,6 +1,6 @@
-"""The audit trail's seals, anchor and pin (review.trail_anchor, store.verify_trail): an edit recomputed
+"""The audit trail's seals, anchor and pin (review.trail.key, trail.verify_trail): an edit recomputed
 down the chain, the newest rows deleted, the seals stripped, a missing key, an old database, copies;
-and failed sign-ins kept from flooding the trail and its Who filter (review.audit_view).
+and failed sign-ins kept from flooding the trail and its Who filter (review.trail.read).
 
 Each test has its own key folder (REVIEW_TRAIL_DIR); tampering goes through a plain sqlite3
 connection, as someone holding the file would."""
@@ -16,8 +16,10 @@ import pytest
 from conftest import PASSWORD, copy_db, raw
 from streamlit.testing.v1 import AppTest
 
-from review import audit_view, auth, cli, store, trail_anchor
+from review import auth, cli, store, trail
 from review.errors import AuthError
+from review.trail import key as trail_key
+from review.trail import read as trail_read
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 TRAIL = "pages/6_Audit_trail.py"
@@ -34,7 +36,7 @@ def keys(tmp_path, monkeypatch) -> Path:
 def _history(db, admin, n: int = 8) -> None:
     auth.create_user(db, "bob", "annotator", "password-bob", admin)
     for i in range(n):
-        store.log(db, admin.name, "note", None, i, text=f"entry {i}")
+        trail.log(db, admin.name, "note", None, i, text=f"entry {i}")
 
 
 def _tamper(path):
@@ -54,7 +56,7 @@ def _recompute_from(c, first: int, payload_of=None) -> None:
     for rid, at, actor, action, dsid, idx, payload, _ in rows:
         if payload_of:
             payload = payload_of(rid, payload)
-        h = store._row_hash(prev, at, actor, action, dsid, idx, payload)
+        h = trail.write.row_hash(prev, at, actor, action, dsid, idx, payload)
         c.execute("UPDATE audit_log SET payload=?, prev_hash=?, hash=? WHERE id=?", [payload, prev, h, rid])
         prev = h
 
@@ -68,7 +70,7 @@ def _n(db) -> int:
 
 def test_a_normal_trail_verifies_with_the_same_message(db, admin, keys):
     _history(db, admin)
-    ok, n, msg = store.verify_trail(db)
+    ok, n, msg = trail.verify_trail(db)
     assert ok and n == _n(db) == 10
     assert msg == "audit trail intact: 10 rows, hash chain verified"
     key = keys / "trail.key"
@@ -80,7 +82,7 @@ def test_a_normal_trail_verifies_with_the_same_message(db, admin, keys):
 
 
 def db_files(db):
-    path = Path(trail_anchor.db_file(db))
+    path = Path(trail_key.db_file(db))
     return [p for p in (path, Path(f"{path}-wal")) if p.exists()]
 
 
@@ -92,7 +94,7 @@ def test_deleting_the_newest_rows_is_reported(db, db_path, admin, deleted):
     c.execute("DELETE FROM audit_log WHERE id > ?", [last - deleted])
     c.execute("DELETE FROM audit_mac WHERE id > ?", [last - deleted])
     c.close()
-    ok, n, msg = store.verify_trail(db)
+    ok, n, msg = trail.verify_trail(db)
     assert not ok, msg
     gone = f"row {last} was" if deleted == 1 else f"rows {last - deleted + 1}–{last} were"
     assert msg == f"the audit trail ends at row {last - deleted} but was last written at row {last}: {gone} deleted"
@@ -104,7 +106,7 @@ def test_an_edit_recomputed_down_the_chain_is_reported_at_its_row(db, db_path, a
     c = _tamper(db_path)
     _recompute_from(c, 5, lambda rid, p: '{"text":"forged"}' if rid == 5 else p)
     c.close()
-    ok, n, msg = store.verify_trail(db)
+    ok, n, msg = trail.verify_trail(db)
     assert not ok and n == 4
     assert msg.startswith("audit row 5 (note by alice at ") and "does not match its seal" in msg
 
@@ -114,7 +116,7 @@ def test_the_whole_chain_recomputed_from_row_1_is_reported(db, db_path, admin):
     c = _tamper(db_path)
     _recompute_from(c, 1, lambda rid, p: p.replace("entry 3", "entry three"))
     c.close()
-    ok, n, msg = store.verify_trail(db)
+    ok, n, msg = trail.verify_trail(db)
     assert not ok and n == 5 and msg.startswith("audit row 6 (note by alice") and "does not match its seal" in msg
 
 
@@ -127,14 +129,14 @@ def test_stripping_the_seals_and_recomputing_is_reported(db, db_path, admin):
     c.execute("DELETE FROM meta_info WHERE key LIKE 'trail_%'")
     _recompute_from(c, 4, lambda rid, p: '{"text":"forged"}' if rid == 4 else p)
     c.close()
-    ok, _, msg = store.verify_trail(db)
+    ok, _, msg = trail.verify_trail(db)
     assert not ok
     assert "was keyed from row 1" in msg and "it is not keyed" in msg and "seals were removed" in msg
     # and rewriting the first row too, to look like another trail, is reported as well
     c = _tamper(db_path)
     _recompute_from(c, 1, lambda rid, p: '{"first_admin":true}' if rid == 1 else p)
     c.close()
-    ok, _, msg = store.verify_trail(db)
+    ok, _, msg = trail.verify_trail(db)
     assert not ok and "not the audit trail pinned for this database" in msg
 
 
@@ -149,7 +151,7 @@ def test_a_forged_anchor_or_a_stolen_seal_is_reported(db, db_path, admin):
         [json.dumps({"id": prev[0], "hash": prev[1], "mac": anchor["mac"]})],
     )
     c.close()
-    ok, _, msg = store.verify_trail(db)
+    ok, _, msg = trail.verify_trail(db)
     assert not ok and msg == "the audit trail's anchor does not match its seal: it was changed"
 
 
@@ -159,7 +161,7 @@ def test_existing_chain_messages_come_first(db, db_path, admin):
     c = _tamper(db_path)
     c.execute("UPDATE audit_log SET actor='mallory' WHERE id=3")
     c.close()
-    ok, n, msg = store.verify_trail(db)
+    ok, n, msg = trail.verify_trail(db)
     assert (
         not ok
         and n == 2
@@ -184,10 +186,10 @@ def _as_old_database(db_path, keys: Path) -> None:
 def test_an_old_database_verifies_as_before_then_is_keyed_from_its_next_row(db, db_path, admin, keys):
     _history(db, admin)
     _as_old_database(db_path, keys)
-    ok, n, msg = store.verify_trail(db)
+    ok, n, msg = trail.verify_trail(db)
     assert ok and msg == "audit trail intact: 10 rows, hash chain verified"
-    store.log(db, admin.name, "note", text="first sealed row")
-    ok, n, msg = store.verify_trail(db)
+    trail.log(db, admin.name, "note", text="first sealed row")
+    ok, n, msg = trail.verify_trail(db)
     assert ok and n == 11, msg
     assert msg == (
         "audit trail intact: 11 rows, hash chain verified; keyed (HMAC) from row 11; rows 1–10 were "
@@ -197,7 +199,7 @@ def test_an_old_database_verifies_as_before_then_is_keyed_from_its_next_row(db, 
     c = _tamper(db_path)
     _recompute_from(c, 2, lambda rid, p: '{"text":"forged"}' if rid == 2 else p)
     c.close()
-    ok, n, msg = store.verify_trail(db)
+    ok, n, msg = trail.verify_trail(db)
     assert not ok and msg.startswith("audit row 11 ") and "does not match its seal" in msg
 
 
@@ -206,15 +208,15 @@ def test_a_missing_key_is_reported_and_not_made_anew(db, admin, keys):
     key = keys / "trail.key"
     saved = key.read_bytes()
     key.unlink()
-    ok, n, msg = store.verify_trail(db)
+    ok, n, msg = trail.verify_trail(db)
     assert not ok and n == 0
     assert "keyed from row 1 with the key" in msg and "which is not here" in msg and "--new-key" in msg
-    store.log(db, admin.name, "note", text="written while the key is gone")
+    trail.log(db, admin.name, "note", text="written while the key is gone")
     assert not key.exists()  # not silently re-created
     assert store.scalar(db, "SELECT COUNT(*) FROM audit_mac") == 10  # that row is not sealed
     key.write_bytes(saved)
     os.chmod(key, 0o600)
-    ok, _, msg = store.verify_trail(db)
+    ok, _, msg = trail.verify_trail(db)
     assert not ok and msg.startswith("audit row 11 ") and "has no seal" in msg
 
 
@@ -224,7 +226,7 @@ def test_another_database_making_a_new_key_does_not_hide_the_lost_one(db, admin,
     other = store.connect(tmp_path / "other.db")
     auth.create_user(other, "root", "admin", PASSWORD, None)  # makes a new user key
     other.conn.close()
-    ok, _, msg = store.verify_trail(db)
+    ok, _, msg = trail.verify_trail(db)
     assert not ok and "which is not here" in msg and "found " in msg
 
 
@@ -239,8 +241,8 @@ def test_new_key_starts_a_recorded_keyed_chain(db, db_path, admin, keys, capsys)
     assert "audit trail intact: 11 rows" in out and "keyed (HMAC) from row 11" in out
     row = db.execute("SELECT actor, action, payload FROM audit_log WHERE id=11").fetchone()
     assert row[:2] == ("cli", "trail_key_new") and '"previous_anchor_row":10' in row[2]
-    store.log(db, admin.name, "note", text="after")
-    assert store.verify_trail(db)[0]
+    trail.log(db, admin.name, "note", text="after")
+    assert trail.verify_trail(db)[0]
 
 
 def test_a_backup_verifies_here_and_elsewhere_with_its_key(db, admin, tmp_path, monkeypatch):
@@ -248,19 +250,19 @@ def test_a_backup_verifies_here_and_elsewhere_with_its_key(db, admin, tmp_path, 
     copy = tmp_path / "copy.db"
     store.backup(db, copy)
     c = store.connect(copy)
-    assert store.verify_trail(c)[0]  # same machine: the user's key
-    store.log(c, admin.name, "note", text="written in the copy")
-    assert store.verify_trail(c)[0]
+    assert trail.verify_trail(c)[0]  # same machine: the user's key
+    trail.log(c, admin.name, "note", text="written in the copy")
+    assert trail.verify_trail(c)[0]
     monkeypatch.setenv("REVIEW_TRAIL_DIR", str(tmp_path / "another-machine"))
-    ok, _, msg = store.verify_trail(c)
+    ok, _, msg = trail.verify_trail(c)
     assert not ok and "which is not here" in msg  # taken away without its key
     monkeypatch.setenv("REVIEW_TRAIL_DIR", str(tmp_path / "trail-keys"))
     elsewhere = tmp_path / "elsewhere.db"
     copy_db(copy, elsewhere)
-    assert trail_anchor.copy_key(c, elsewhere) == Path(str(elsewhere.resolve()) + ".trail-key")
+    assert trail_key.copy_key(c, elsewhere) == Path(str(elsewhere.resolve()) + ".trail-key")
     monkeypatch.setenv("REVIEW_TRAIL_DIR", str(tmp_path / "another-machine"))
     e = store.connect(elsewhere)
-    assert store.verify_trail(e)[0], store.verify_trail(e)[2]  # with the key carried beside it
+    assert trail.verify_trail(e)[0], trail.verify_trail(e)[2]  # with the key carried beside it
     c.conn.close()
     e.conn.close()
 
@@ -271,9 +273,9 @@ def test_the_key_from_the_environment(db_path, monkeypatch, keys):
     admin = auth.create_user(db, "alice", "admin", PASSWORD, None)
     _history(db, admin)
     assert not (keys / "trail.key").exists()
-    assert store.verify_trail(db)[0]
+    assert trail.verify_trail(db)[0]
     monkeypatch.setenv("REVIEW_TRAIL_KEY", "another secret of more than sixteen")
-    ok, _, msg = store.verify_trail(db)
+    ok, _, msg = trail.verify_trail(db)
     assert not ok and "which is not here" in msg
     db.conn.close()
 
@@ -282,16 +284,16 @@ def test_a_rolled_back_write_and_concurrent_writers_leave_a_trail_that_verifies(
     _history(db, admin)
     with pytest.raises(RuntimeError):
         with store.transaction(db):
-            store.log(db, admin.name, "note", text="never")
+            trail.log(db, admin.name, "note", text="never")
             raise RuntimeError("boom")
-    assert store.verify_trail(db)[0]
+    assert trail.verify_trail(db)[0]
     errors = []
 
     def writer(k: int) -> None:
         w = store.connect(db_path)
         try:
             for i in range(15):
-                store.log(w, f"writer{k}", "tick", None, i)
+                trail.log(w, f"writer{k}", "tick", None, i)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
@@ -303,7 +305,7 @@ def test_a_rolled_back_write_and_concurrent_writers_leave_a_trail_that_verifies(
     for t in threads:
         t.join(timeout=120)
     assert not errors, errors
-    ok, n, msg = store.verify_trail(db)
+    ok, n, msg = trail.verify_trail(db)
     assert ok and n == 10 + 90, msg
 
 
@@ -318,16 +320,16 @@ def _flood(db, n: int, clock_at: float, monkeypatch, sources=lambda i: "203.0.11
 
 
 def test_510_failed_sign_ins_do_not_push_the_users_out_of_the_who_filter(db, admin, lead, annotator, monkeypatch):
-    store.log(db, "cli", "note", text="the review command acted")
+    trail.log(db, "cli", "note", text="the review command acted")
     _flood(db, 510, 1_900_000_000.0, monkeypatch)
-    opts = audit_view.filter_options(db)
+    opts = trail_read.filter_options(db)
     assert opts["actors"] == ["alice", "anna", "lena", "cli"]
     written = store.scalar(db, "SELECT COUNT(*) FROM audit_log WHERE action='sign_in_failed'")
     assert opts["failed_sign_ins"] == written == auth.TRAIL_PER_SOURCE  # one minute, one source
-    shown = audit_view.page(db, failed_sign_ins=True, limit=1000)
+    shown = trail_read.page(db, failed_sign_ins=True, limit=1000)
     assert len(shown) == written and {r["action"] for r in shown} == {"sign_in_failed"}
-    assert not audit_view.page(db, actor="visitor400")  # left out: counted, not written
-    assert {r["actor"] for r in audit_view.page(db, actor="alice")} == {"alice"}
+    assert not trail_read.page(db, actor="visitor400")  # left out: counted, not written
+    assert {r["actor"] for r in trail_read.page(db, actor="alice")} == {"alice"}
     # nothing is lost: the next row written says how many were left out
     monkeypatch.setattr(auth, "_now", lambda: 1_900_000_000.0 + 61)
     assert auth.sign_in(db, "alice", PASSWORD, source="198.51.100.1") == admin
@@ -335,7 +337,7 @@ def test_510_failed_sign_ins_do_not_push_the_users_out_of_the_who_filter(db, adm
         store.scalar(db, "SELECT payload FROM audit_log WHERE action='sign_in' ORDER BY id DESC LIMIT 1")
     )
     assert payload["failed_sign_ins_not_logged"] == 510 - written
-    assert store.verify_trail(db)[0]
+    assert trail.verify_trail(db)[0]
 
 
 def test_failed_sign_ins_from_many_sources_are_capped_per_minute(db, admin, monkeypatch):
@@ -361,8 +363,8 @@ def test_the_audit_trail_page_lists_users_and_failed_sign_ins_apart(db, db_path,
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     who = at.selectbox(key="trail_actor")
-    assert who.options == ["(all)", "alice", "lena", audit_view.FAILED_SIGN_INS]
-    who.set_value(audit_view.FAILED_SIGN_INS).run()
+    assert who.options == ["(all)", "alice", "lena", trail_read.FAILED_SIGN_INS]
+    who.set_value(trail_read.FAILED_SIGN_INS).run()
     rows = at.dataframe[0].value
     assert len(rows) == auth.TRAIL_PER_MINUTE and set(rows["action"]) == {"sign_in_failed"}
     at.selectbox(key="trail_actor").set_value("alice").run()

@@ -22,8 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from review import ingest, ner_store
 from review.errors import IngestError
+from review.ner import store as ner_store
+from review.text import ingest
 
 ROOT = Path(__file__).resolve().parents[1]
 MB = 1024**2

@@ -18,7 +18,7 @@ import pytest
 from conftest import PASSWORD
 from streamlit.testing.v1 import AppTest
 
-from review import auth, datasets, store, workflow
+from review import auth, datasets, store, trail, workflow
 from review.errors import NotFound, PermissionDenied, ReviewError, StaleViewError
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
@@ -207,7 +207,7 @@ def test_bulk_approve_one_transaction_one_trail_row_per_decision(db, demo_ds, le
         anna[5]["id"],
         *(q["id"] for q in queue if q["reviewer"] != "anna"),
     }
-    ok_trail, _, msg = store.verify_trail(db)
+    ok_trail, _, msg = trail.verify_trail(db)
     assert ok_trail, msg
 
 

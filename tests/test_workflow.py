@@ -8,7 +8,7 @@ import threading
 import pytest
 from conftest import PASSWORD
 
-from review import auth, datasets, store, workflow
+from review import auth, datasets, store, trail, workflow
 from review.errors import PermissionDenied, ReviewError, StaleViewError
 
 
@@ -196,7 +196,7 @@ def test_verify_approve_relabel(db, demo_ds, annotator, lead):
     assert len(log) == 1 and log[0][:2] == (lead.name, a.idx) and "approve" in log[0][2]
     with pytest.raises(StaleViewError, match="already approved"):
         workflow.verify(db, ra, lead, "approve", 2)
-    ok, _, msg = store.verify_trail(db)
+    ok, _, msg = trail.verify_trail(db)
     assert ok, msg
 
 
@@ -361,7 +361,7 @@ def test_concurrent_deciders_exactly_one_wins(db, db_path, demo_ds, admin):
     rows = db.execute("SELECT reviewer, note FROM reviews WHERE dataset_id=? AND idx=?", [demo_ds.id, idx]).fetchall()
     assert rows == [(wins[0], wins[0])]
     assert state(db, demo_ds, idx)["version"] == seen + 1
-    ok, _, msg = store.verify_trail(db)
+    ok, _, msg = trail.verify_trail(db)
     assert ok, msg
 
 

@@ -161,7 +161,7 @@ def inconsistency_findings(tc: TagConsistency) -> list:
     """TagConsistency -> integrity.Finding 'tag_inconsistency' per lopsided string (rows: the sentences
     of its odd occurrences), most lopsided first; detail: text, n, split, majority, odd
     [[sentence, start, end, reading]], examples (up to 3 sentences read the majority way)."""
-    from review.integrity import Finding
+    from review.text.integrity import Finding
 
     out = []
     for v in tc.variations:

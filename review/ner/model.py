@@ -80,8 +80,8 @@ def token_model(
     exponent fitted to the given tags). model 'auto' mixes them with the weight (of MIX_WEIGHTS)
     whose mixture has the lowest log loss of the given tags, 'sgd' or 'crf' takes one alone.
     """
-    from review.models import temperature_scale
     from review.ner.crf import crf_token_probs
+    from review.text.models import temperature_scale
 
     if model not in TOKEN_MODELS:
         raise ReviewError(f"Unknown token model {model!r}: choose one of {', '.join(TOKEN_MODELS)}.")

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from review.models.base import ModelResult, Progress, noop
-from review.models.crossval import cross_val_probs
+from review.text.models.base import ModelResult, Progress, noop
+from review.text.models.crossval import cross_val_probs
 
 
 def tabular_matrix(features: list[dict]) -> tuple[pd.DataFrame, list[str]]:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from review.models.base import Progress, noop
+from review.text.models.base import Progress, noop
 
 
 def fold_splits(labels: np.ndarray, n_folds: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:

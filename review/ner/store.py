@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import sqlite_utils
 
-from review import ner, store
+from review import ner, store, trail
 from review.auth import User, require_active
 from review.datasets import Dataset, latest_run
 from review.errors import IngestError, ReviewError
@@ -71,7 +71,7 @@ def looks_like_ner(data: bytes, filename: str) -> bool:
 
 def read_corpus(data: bytes, filename: str) -> ner.Corpus:
     """Uploaded bytes -> Corpus (JSONL by extension, else CoNLL). IngestError names the file and line."""
-    from review.ingest import MAX_CELLS, check_json_depth, decode_upload, too_many_cells
+    from review.text.ingest import MAX_CELLS, check_json_depth, decode_upload, too_many_cells
 
     # decode_upload refuses more than MAX_DECODED_BYTES; cells are bounded here, before parsing
     text = decode_upload(data, filename, keep_bom=True)  # the BOM stays: the export writes the file back byte for byte
@@ -119,7 +119,7 @@ def write_ner_dataset(
     """Dataset (task 'ner') + one item per sentence + the uploaded bytes + an audit row, in one transaction."""
     import hashlib
 
-    from review.ingest import Mapping, check_name
+    from review.text.ingest import Mapping, check_name
 
     require_active(db, user, "lead", "upload datasets")
     name = check_name(name)
@@ -189,7 +189,7 @@ def write_ner_dataset(
             if progress:
                 progress(stop / n, f"Stored {stop:,} of {n:,} sentences")
         db.execute("INSERT INTO sources(dataset_id, content) VALUES (?, ?)", [ds, data])
-        store.log(
+        trail.log(
             db,
             user.name,
             "upload",

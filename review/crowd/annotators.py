@@ -19,10 +19,10 @@ GOLD_COLUMNS = ["gold_accuracy", "gold_labels"]  # added beside quality once the
 def annotator_table(db: sqlite_utils.Database, ds: Dataset) -> list[dict]:
     """One row per annotator of the latest run: annotator, quality, agreement, worst_class, n_labels.
 
-    With a golden set (review.gold), each row also has gold_accuracy (their labels equal to the
+    With a golden set (review.crowd.gold), each row also has gold_accuracy (their labels equal to the
     gold label / their labels on gold items; None without any) and gold_labels (that count),
     right after quality: an independent check of the estimated quality."""
-    from review import gold
+    from review.crowd import gold
 
     run = latest_run(db, ds.id, "audit")
     if not run:

@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from review import signals, store
+from review import store, trail
 from review.auth import User, require_active
 from review.errors import IngestError
+from review.text import signals
 
 MIN_PER_CLASS = 5  # 5-fold cross-validation needs 5 rows of every class
 FORMATS = {
@@ -152,7 +153,7 @@ class Prepared:
     source_name: str
     source_sha256: str
     annotations: list[tuple[int, str, str]] | None = None  # multi-annotator: (item row, annotator, label)
-    embeddings: np.ndarray | None = None  # (n, d) the team's own embeddings (review.signals)
+    embeddings: np.ndarray | None = None  # (n, d) the team's own embeddings (review.text.signals)
     loss: np.ndarray | None = None  # (n,) the team's own training loss per row
 
 
@@ -1068,7 +1069,7 @@ def _prepare_multi(
     Long form: id, text, annotator, label columns, one row per label. Wide form: one row per
     item, one column per annotator (blank where they did not label).
     """
-    from review.crowd import majority_vote, to_matrix
+    from review.crowd.consensus import majority_vote, to_matrix
 
     if not mapping.text:
         raise IngestError("Choose the text column.")
@@ -1274,7 +1275,7 @@ def write_dataset(db: sqlite_utils.Database, prep: Prepared, name: str, user: Us
                 ((ds, i, a, l) for i, a, l in prep.annotations),
             )
         signals.write(db, ds, prep.embeddings, prep.loss)
-        store.log(
+        trail.log(
             db,
             user.name,
             "upload",

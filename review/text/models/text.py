@@ -32,8 +32,15 @@ from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import SGDClassifier
 
 from review.errors import ReviewError
-from review.models.base import CandidateScore, ModelResult, Progress, noop
-from review.models.crossval import cross_val_probs, fold_rows, fold_splits, mean_nll, predict_fold, temperature_scale
+from review.text.models.base import CandidateScore, ModelResult, Progress, noop
+from review.text.models.crossval import (
+    cross_val_probs,
+    fold_rows,
+    fold_splits,
+    mean_nll,
+    predict_fold,
+    temperature_scale,
+)
 
 HASH_FEATURES = 2**20  # hashing buckets for words and word pairs (and for character n-grams)
 NB_ALPHA = 1.0  # the Naive Bayes smoothing used where one fixed text model is wanted (crowd prior)

@@ -1,7 +1,7 @@
 """The golden set: items a lead marks with a trusted label, to check the annotators.
 
 Gold is an independent check of the annotators' estimated quality: it is never an input of
-the consensus (review.crowd never sees it) and annotators never see which items are gold (the
+the consensus (review.crowd.consensus never sees it) and annotators never see which items are gold (the
 Review and Label pages do not read this table; every function here is for a lead or above).
 Per annotator, accuracy on gold = their labels equal to the gold label / their labels on gold
 items (`accuracy`), shown beside the estimated quality in the annotator table.
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from review import store
+from review import store, trail
 from review.auth import User, require_active
+from review.crowd.labeling import row_number as _row
 from review.datasets import Dataset
 from review.errors import NotFound, ReviewError
-from review.labeling import row_number as _row
 
 CSV_COLUMNS = ("row", "label")
 MAX_CSV_BYTES = 20_000_000
@@ -44,7 +44,7 @@ def set_gold(db: sqlite_utils.Database, ds: Dataset, idx, label: str, user: User
     with store.transaction(db):
         before = _put(db, ds, i, label, user)
         if before != label:
-            store.log(db, user.name, "gold_set", ds.id, i, label=label, previous_label=before)
+            trail.log(db, user.name, "gold_set", ds.id, i, label=label, previous_label=before)
     return before
 
 
@@ -68,7 +68,7 @@ def remove_gold(db: sqlite_utils.Database, ds: Dataset, idx, user: User) -> str:
         if before is None:
             raise NotFound(f"Row {i} of {ds.name!r} is not in the golden set: nothing was removed.")
         db.execute("DELETE FROM gold WHERE dataset_id=? AND idx=?", [ds.id, i])
-        store.log(db, user.name, "gold_removed", ds.id, i, label=before)
+        trail.log(db, user.name, "gold_removed", ds.id, i, label=before)
     return before
 
 
@@ -210,5 +210,5 @@ def import_csv(db: sqlite_utils.Database, ds: Dataset, data: bytes, filename: st
                 continue
             added += before is None
             changed += before is not None
-            store.log(db, user.name, "gold_set", ds.id, i, label=label, previous_label=before, source=filename)
+            trail.log(db, user.name, "gold_set", ds.id, i, label=label, previous_label=before, source=filename)
     return ImportResult(added, changed, unchanged)

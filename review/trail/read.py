@@ -1,4 +1,4 @@
-"""Reads of the audit trail for its page: filter options and one page, newest first (keyset)."""
+"""Reads of the audit trail for the Audit trail page: filter options and one page, newest first (keyset)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ a time, to each signed-in user, skipping the items they already labelled; their 
 the `annotations` table as their own (a second label of theirs on an item replaces the first)
 and the audit trail. The consensus takes the new labels into account on the next audit run.
 
-The queue never reads the gold table (review.gold) and never returns other annotators'
+The queue never reads the gold table (review.crowd.gold) and never returns other annotators'
 labels: an annotator labels from the text alone.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from review import store
+from review import store, trail
 from review.auth import User, require_active
 from review.datasets import Dataset, latest_run
 from review.errors import NotFound, ReviewError
@@ -251,7 +251,7 @@ def add_label(
             [ds.id, idx, user.name, label],
         )
         outcome = "replaced" if old else "added"
-        store.log(
+        trail.log(
             db,
             user.name,
             ACTION,

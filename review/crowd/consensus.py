@@ -281,7 +281,7 @@ def soft_text_probs(
     """texts (n,), targets (n, K) soft labels (rows sum to 1), train (n,) bool rows to learn from
     -> (n, K) out-of-sample probabilities.
 
-    The text model of review.models (hashed TF-IDF, MultinomialNB) fitted on soft labels:
+    The text model of review.text.models (hashed TF-IDF, MultinomialNB) fitted on soft labels:
     each training row enters once per class with the target's probability as sample
     weight. n_folds-fold cross-fitting, repeated with other splits and averaged; rows
     outside `train` get the mean of all the fold models. One temperature, fitted to the
@@ -290,7 +290,7 @@ def soft_text_probs(
     from sklearn.model_selection import KFold
     from sklearn.naive_bayes import MultinomialNB
 
-    from review.models import NB_ALPHA, vectorise_text
+    from review.text.models import NB_ALPHA, vectorise_text
 
     targets = np.asarray(targets, dtype=float)
     n, K = targets.shape
@@ -438,7 +438,7 @@ def _fit(method: str, L: np.ndarray, K: int, texts, pred_probs, seed: int, progr
         if P is None:
             if texts is None:
                 raise ValueError("crowdlab needs texts (for a text model) or pred_probs")
-            from review.models import text_probs
+            from review.text.models import text_probs
 
             vote, _ = majority_vote(L, K, seed)
             present = np.bincount(vote[vote >= 0], minlength=K)

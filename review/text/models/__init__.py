@@ -9,11 +9,11 @@
 Every function returns a :class:`ModelResult`.
 """
 
-from review.models.base import CandidateScore, ModelResult, Progress
-from review.models.crossval import cross_val_probs, fold_splits, mean_nll, temperature_scale
-from review.models.given import given_probs
-from review.models.tabular import tabular_matrix, tabular_probs
-from review.models.text import MODEL_CHOICES, NB_ALPHA, FastNB, text_probs, vectorise_chars, vectorise_text
+from review.text.models.base import CandidateScore, ModelResult, Progress
+from review.text.models.crossval import cross_val_probs, fold_splits, mean_nll, temperature_scale
+from review.text.models.given import given_probs
+from review.text.models.tabular import tabular_matrix, tabular_probs
+from review.text.models.text import MODEL_CHOICES, NB_ALPHA, FastNB, text_probs, vectorise_chars, vectorise_text
 
 __all__ = [
     "CandidateScore",

@@ -1,6 +1,6 @@
 """The audit trail's key, seals, anchor and pin: what makes a rewritten or a truncated trail show.
 
-The hash chain (:func:`review.store.log`) shows that rows follow one another, but whoever can write the
+The hash chain (:func:`review.trail.write.log`) shows that rows follow one another, but whoever can write the
 database file can drop the triggers, edit a row and recompute every hash after it, or delete the newest
 rows: the chain still verifies. So, from the first row written with this module on:
 
@@ -39,21 +39,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from review import store
+
 ENV = "REVIEW_TRAIL_KEY"
 DIR_ENV = "REVIEW_TRAIL_DIR"
 BESIDE = ".trail-key"
 MIN_ENV_KEY = 16
 
-MAC_STATEMENTS = (
-    "CREATE TABLE IF NOT EXISTS audit_mac (   -- review.trail_anchor: HMAC of each audit row's hash, from the keyed row on\n"
-    "    id INTEGER PRIMARY KEY,              -- = audit_log.id\n"
-    "    mac TEXT NOT NULL\n)",
-    "CREATE TRIGGER IF NOT EXISTS audit_mac_no_update BEFORE UPDATE ON audit_mac\n"
-    "BEGIN SELECT RAISE(ABORT, 'audit_mac is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_mac_no_delete BEFORE DELETE ON audit_mac\n"
-    "BEGIN SELECT RAISE(ABORT, 'audit_mac is append-only'); END",
-)
-MAC_SCHEMA = ";\n".join(MAC_STATEMENTS) + ";\n"  # store.SCHEMA includes it
 META_FROM, META_KEY_ID, META_ANCHOR = "trail_keyed_from", "trail_key_id", "trail_anchor"
 
 
@@ -169,7 +161,7 @@ def _new_key_body() -> str:
             "key": secret.hex(),
             "key_id": key_id(secret),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "note": "HMAC key of the audit trails of the review app (review.trail_anchor): keep it secret and keep it;"
+            "note": "HMAC key of the audit trails of the review app (review.trail.key): keep it secret and keep it;"
             " a database keyed with it verifies only where this key is found",
         },
         indent=1,
@@ -266,7 +258,7 @@ def write_pin(path: str, key_id_: str, keyed_from: int, first_hash: str, replace
         pass
 
 
-def _first_hash(db) -> str | None:
+def first_hash(db) -> str | None:
     row = db.execute("SELECT hash FROM audit_log ORDER BY id LIMIT 1").fetchone()
     return row[0] if row else None
 
@@ -294,7 +286,7 @@ def read_meta(db) -> dict:
     return out
 
 
-def _set_meta(db, key: str, value) -> None:
+def set_meta(db, key: str, value) -> None:
     db.execute(
         "INSERT OR REPLACE INTO meta_info(key, value) VALUES (?, ?)", [key, None if value is None else str(value)]
     )
@@ -306,7 +298,7 @@ def _insert_mac(db, rid: int, mac: str) -> None:
     except sqlite3.OperationalError as exc:
         if "no such table" not in str(exc):
             raise
-        for stmt in MAC_STATEMENTS:  # a database made before seals: the table comes with its first seal
+        for stmt in store.MAC_STATEMENTS:  # a database made before seals: the table comes with its first seal
             db.execute(stmt)
         db.execute("INSERT INTO audit_mac(id, mac) VALUES (?, ?)", [rid, mac])
 
@@ -329,195 +321,31 @@ def seal(db, rid: int, row_hash: str) -> None:
         if (
             pin is not None
             and rid != 1
-            and (not isinstance(pin, dict) or pin["keyed_from"] != rid or pin["first_hash"] != _first_hash(db))
+            and (not isinstance(pin, dict) or pin["keyed_from"] != rid or pin["first_hash"] != first_hash(db))
         ):
             return  # this path's trail was keyed before: verify_trail tells
         key = default_key(path)
         if key is None:
             return
         keyed_from = rid
-        _set_meta(db, META_FROM, keyed_from)
-        _set_meta(db, META_KEY_ID, key.key_id)
+        set_meta(db, META_FROM, keyed_from)
+        set_meta(db, META_KEY_ID, key.key_id)
         if path and (pin is None or rid == 1):  # rid 1: a new trail where another one was: its pin goes
-            write_pin(path, key.key_id, keyed_from, _first_hash(db), replace=pin is not None)
+            write_pin(path, key.key_id, keyed_from, first_hash(db), replace=pin is not None)
     else:
         key = find_key(path, meta["key_id"])
         if key is None:
             return
         if path and path not in _PINNED:  # a copy written at a new path: pin it as it is
             if read_pin(path) is None:
-                write_pin(path, key.key_id, keyed_from, _first_hash(db))
+                write_pin(path, key.key_id, keyed_from, first_hash(db))
             _PINNED.add(path)
     _insert_mac(db, rid, row_mac(key.secret, row_hash))
-    _set_meta(
+    set_meta(
         db,
         META_ANCHOR,
         json.dumps({"id": rid, "hash": row_hash, "mac": anchor_mac(key.secret, keyed_from, rid, row_hash)}),
     )
-
-
-# ----------------------------------------------------------------------------- verify
-
-
-class Verifier:
-    """Checks the seals during verify_trail's pass over the rows (:meth:`row`), then the record, the pin
-    and the anchor (:meth:`finish`)."""
-
-    def __init__(self, db):
-        self.path = db_file(db)
-        self.meta = read_meta(db)
-        self.pin = read_pin(self.path)
-        self.first_hash = _first_hash(db)
-        self.key = find_key(self.path, self.meta["key_id"]) if self.meta["key_id"] else None
-        self.keyed_from = self.meta["keyed_from"]
-        self.problem: str | None = None  # the first row whose seal fails, in words
-        self.problem_rows_ok = 0
-        self.can_check = self.key is not None and self.keyed_from is not None and self.keyed_from > 0
-
-    def row(self, rid: int, row_hash: str, mac: str | None, action: str, actor: str, at: str, n_before: int) -> None:
-        if self.problem is not None or not self.can_check or rid < self.keyed_from:
-            return
-        if mac is None:
-            self.problem = (
-                f"audit row {rid} ({action} by {actor} at {at}) has no seal although the keyed chain "
-                f"starts at row {self.keyed_from}: it was written or rewritten without the trail key"
-            )
-        elif not hmac.compare_digest(mac, row_mac(self.key.secret, row_hash)):
-            self.problem = (
-                f"audit row {rid} ({action} by {actor} at {at}) does not match its seal: the row was "
-                "changed and the hash chain recomputed after it (or its seal was changed)"
-            )
-        else:
-            return
-        self.problem_rows_ok = n_before
-
-    def _missing_key(self) -> str:
-        looked = [ENV, str(beside_key_path(self.path)) if self.path else None, str(user_key_path())]
-        found = [k.key_id if isinstance(k, Key) else k for k in candidates(self.path)]
-        return (
-            f"the audit trail is keyed from row {self.keyed_from} with the key {self.meta['key_id']}, which is not "
-            f"here (looked in {', '.join(x for x in looked if x)}; found {', '.join(found) if found else 'no key'}): "
-            "its seals cannot be checked. Put that key file back (a copy taken to another machine needs it: "
-            "beside the copy as <copy>.trail-key, or in REVIEW_TRAIL_KEY); if it is lost for good, "
-            "`review verify-trail --new-key` starts a new keyed chain and the trail records it"
-        )
-
-    def finish(self, n: int, last_id: int | None, last_hash: str | None) -> tuple[bool, int, str]:
-        """(ok, rows verified, what to add to the chain's message, or to say instead of it)."""
-        meta, key, K, pin = self.meta, self.key, self.keyed_from, self.pin
-        lid = last_id or 0
-        if isinstance(pin, str):
-            return False, 0, f"the audit trail cannot be checked: {pin}"
-        if isinstance(pin, dict):
-            if self.first_hash is None:
-                return (
-                    False,
-                    0,
-                    (
-                        f"every audit row was deleted: this database's trail was keyed from row {pin['keyed_from']} "
-                        f"(pin {pin_path(self.path)})"
-                    ),
-                )
-            if pin["first_hash"] != self.first_hash:
-                return (
-                    False,
-                    0,
-                    (
-                        "this is not the audit trail pinned for this database: its first row differs from the "
-                        "one pinned, so the whole trail was rewritten, or the database replaced by another one "
-                        "(if on purpose: `review verify-trail --new-key`, which records it)"
-                    ),
-                )
-            if (meta["keyed_from"], meta["key_id"]) != (pin["keyed_from"], pin["key_id"]):
-                if meta["keyed_from"] is None and meta["key_id"] is None and lid < pin["keyed_from"]:
-                    if lid == pin["keyed_from"] - 1:
-                        return True, n, ""  # the first keyed write was rolled back: nothing keyed yet
-                    return (
-                        False,
-                        n,
-                        (
-                            f"the trail was keyed when row {pin['keyed_from']} was written, but it ends at row "
-                            f"{lid}: rows were deleted (or the database was put back from a copy older "
-                            "than its key: then `review verify-trail --new-key`)"
-                        ),
-                    )
-                return (
-                    False,
-                    0,
-                    (
-                        f"the audit trail was keyed from row {pin['keyed_from']} with the key {pin['key_id']} "
-                        f"(pin {pin_path(self.path)}), but the database now says "
-                        + (
-                            f"from row {meta['keyed_from']} with the key {meta['key_id']}"
-                            if meta["keyed_from"] is not None or meta["key_id"] is not None
-                            else "it is not keyed"
-                        )
-                        + ": its seals were removed or replaced (and the trail perhaps rewritten)"
-                    ),
-                )
-        keyed = K is not None or meta["key_id"] is not None or meta["anchor"] is not None
-        if not keyed:
-            return True, n, ""
-        if K is None or K < 1 or meta["key_id"] is None:
-            return (
-                False,
-                0,
-                "the audit trail's record of its key (meta_info trail_keyed_from / trail_key_id) was changed",
-            )
-        if key is None:
-            return False, 0, self._missing_key()
-        if self.problem:
-            return False, self.problem_rows_ok, self.problem
-        if lid < K:
-            return (
-                False,
-                n,
-                (
-                    f"the keyed chain starts at row {K} but the audit trail ends at row {lid}: "
-                    "the keyed rows were deleted"
-                ),
-            )
-        a = meta["anchor"]
-        if a is None:
-            return (
-                False,
-                n,
-                "the audit trail's anchor (its newest row, sealed) is missing: it was removed from the database",
-            )
-        if not hmac.compare_digest(a["mac"], anchor_mac(key.secret, K, a["id"], a["hash"])):
-            return False, n, "the audit trail's anchor does not match its seal: it was changed"
-        if a["id"] > lid:
-            gone = f"row {a['id']} was" if a["id"] == lid + 1 else f"rows {lid + 1}–{a['id']} were"
-            return (
-                False,
-                n,
-                (f"the audit trail ends at row {lid} but was last written at row {a['id']}: {gone} deleted"),
-            )
-        if a["id"] < lid:
-            return (
-                False,
-                n,
-                (f"rows {a['id'] + 1}–{lid} were added after the newest anchored row {a['id']}, without the trail key"),
-            )
-        if a["hash"] != last_hash:
-            return (
-                False,
-                n,
-                (
-                    f"row {lid}'s hash is not the anchored one: the audit trail was rewritten "
-                    "(rows changed and the hash chain recomputed)"
-                ),
-            )
-        if K > 1:
-            return (
-                True,
-                n,
-                (
-                    f"keyed (HMAC) from row {K}; rows 1–{K - 1} were written before the trail key existed "
-                    "and are checked by the hash chain only"
-                ),
-            )
-        return True, n, ""
 
 
 # ----------------------------------------------------------------------------- copies and a new key
@@ -536,50 +364,3 @@ def copy_key(db, dest: str | os.PathLike) -> Path | None:
     if not _write_new(target, data):
         return target if target.read_text(encoding="utf-8") == data else None
     return target
-
-
-def new_key(db) -> str:
-    """Start a new keyed chain at the next audit row (``review verify-trail --new-key``): when the key is
-    lost, or the database was put back from a copy older than its key, or replaced on purpose. It takes
-    the key a new trail would take (REVIEW_TRAIL_KEY, the key file beside the database, the user's key
-    file, made if there is none): the user's key file serves every database of this user, so it is never
-    moved or replaced here (to change the secret itself, rename trail.key and run this for each
-    database). The pin is rewritten; the trail records it (``trail_key_new``, with the previous key id,
-    anchor and rows); the rows before are then checked by the hash chain only. Returns what was done."""
-    from review import store
-    from review.errors import ReviewError
-
-    path = db_file(db)
-    key = default_key(path)
-    if key is None:
-        why = [k for k in candidates(path) if isinstance(k, str)]
-        raise ReviewError(
-            "No trail key can be used or made: "
-            + (
-                "; ".join(why)
-                if why
-                else f"set {ENV}, or let this user write {user_key_path().parent} (or set {DIR_ENV})"
-            )
-            + "."
-        )
-    with store.transaction(db):
-        old = read_meta(db)
-        last = db.execute("SELECT MAX(id) FROM audit_log").fetchone()[0] or 0
-        _set_meta(db, META_FROM, last + 1)
-        _set_meta(db, META_KEY_ID, key.key_id)
-        db.execute("DELETE FROM meta_info WHERE key=?", [META_ANCHOR])
-        rid = store.log(
-            db,
-            "cli",
-            "trail_key_new",
-            previous_key_id=old["key_id"],
-            previous_keyed_from=old["keyed_from"],
-            previous_anchor_row=(old["anchor"] or {}).get("id"),
-            rows_before=last,
-            key_id=key.key_id,
-        )
-        if path:
-            write_pin(path, key.key_id, rid, _first_hash(db), replace=True)
-    return f"started a new keyed chain at audit row {rid} with the key in {key.where}" + (
-        f"; rows 1–{rid - 1} are checked by the hash chain only" if rid > 1 else ""
-    )

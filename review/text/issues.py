@@ -33,7 +33,7 @@ def score_rows(
     loss: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """labels (n,) ints in [0, K) or -1 (no label / not in the label set); pred_probs (n, K);
-    loss (n,): the team's own training loss per row, fused into the trust (review.signals.fuse_loss).
+    loss (n,): the team's own training loss per row, fused into the trust (review.text.signals.fuse_loss).
 
     Returns one row per item, in item order, with columns idx, quality, predicted_label,
     confidence, suggested_label, is_issue, rank (1 = most suspect), trust, action, reason.
@@ -66,7 +66,7 @@ def score_rows(
     is_issue |= flagged_integrity | unl
     trust = quality * np.where(flagged_integrity, INTEGRITY_TRUST, 1.0)
     if loss is not None:
-        from review.signals import fuse_loss
+        from review.text.signals import fuse_loss
 
         trust = fuse_loss(trust, loss)
         loss_pct = np.argsort(np.argsort(-loss, kind="stable"), kind="stable") / max(1, n)  # 0 = highest loss

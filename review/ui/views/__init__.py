@@ -1,0 +1,1 @@
+"""Page sections, one module each: what a page draws that is more than a few widgets."""

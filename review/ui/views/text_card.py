@@ -1,0 +1,140 @@
+"""The Review page's text card: the row, the given label, the model's (or the consensus') view, the judge's,
+why it is flagged, every annotator's label; keep / unsure / relabel with a note, on buttons and keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from review import auth, charts, safe_text, workflow
+from review.datasets import Dataset
+from review.errors import ReviewError, StaleViewError
+from review.ui import shell, shortcuts
+
+
+def review_text_card(
+    db, ds: Dataset, user: auth.User, s: workflow.Suspect, state: dict, revising: bool, navigation: Callable[[], None]
+) -> None:
+    """Draw one suspect of a text dataset and act on the decision. ``state`` is the page's queue state
+    (``back``: the row gone back to), ``revising`` whether this is a row the user decided before, and
+    ``navigation`` draws Skip / Back / Return to the queue under the buttons."""
+    left, right = st.columns([3, 2])
+    with left:
+        head = f"**{safe_text.md(s.key)}** · row {s.idx} of the upload · rank {s.rank if s.rank is not None else '–'}"
+        if revising:
+            head += " · going back to a row you decided"
+        st.markdown(head)
+        mine = s.latest_review if revising and s.latest_review and s.latest_review["reviewer"] == user.name else None
+        if mine:  # what you decided before, so going back shows it
+            said = {"keep": f"kept {s.current_label}", "unsure": "marked unsure"}.get(
+                mine["decision"], f"relabelled to {mine['new_label']}"
+            )
+            st.info(
+                f"Your earlier decision: **{safe_text.md(said)}**"
+                + (f" (note: {safe_text.md(mine['note'])})" if mine.get("note") else "")
+                + f", {mine['status']}. Decide again to change it."
+            )
+        shell.show_text(s.text, key=f"{ds.id}_{s.idx}")
+        given_name = "majority vote" if ds.mapping.multi and s.current_label == s.given_label else "given"
+        pills = shell.badge(f"{given_name}: {s.current_label}", "#d62728")
+        if s.predicted_label is not None:
+            source = "consensus" if ds.mapping.multi else "model"
+            pills += shell.badge(f"{source}: {s.predicted_label} ({s.confidence:.0%})", "#2ca02c")
+        if s.suggested_label and s.suggested_label != s.predicted_label:
+            pills += shell.badge(f"suggested: {s.suggested_label}", "#1f77b4")
+        if s.judge:
+            j = s.judge
+            pills += shell.badge(
+                {"NO": f"judge: {j['label']}", "YES": "judge: label is right"}.get(j["verdict"], "judge: unknown"),
+                "#9467bd",
+            )
+        if s.action or (s.judge and s.judge.get("action")):
+            pills += shell.badge(f"recommended: {(s.judge or {}).get('action') or s.action}", "#7f7f7f")
+        st.html(pills)
+        if s.spot_check:
+            st.info(
+                "Spot check: a random row the audit did not flag. Decide it as any other: it measures what the flags miss."
+            )
+        elif s.reason:
+            st.markdown(f"**Why it is flagged:** {safe_text.md(s.reason)}")
+        if s.judge and s.judge["verdict"] == "UNKNOWN":
+            st.caption(f"The judge gave no usable answer: {safe_text.md(s.judge['reason'])}")
+        if s.annotations:
+            st.markdown("**Every annotator's label**")
+            st.dataframe(
+                [{"annotator": a, "label": l} for a, l in s.annotations],
+                hide_index=True,
+                height=min(36 * (len(s.annotations) + 1) + 2, 300),
+            )
+        if s.meta:
+            with st.expander("Other columns"):
+                st.json(s.meta)
+        if s.latest_review and s.latest_review["status"] == "rejected":
+            st.warning(
+                f"A lead rejected an earlier decision ({s.latest_review['decision']} by "
+                f"{safe_text.md(s.latest_review['reviewer'])}): {safe_text.md(s.latest_review['verify_note'])}"
+            )
+    with right:
+        if s.probs:
+            st.plotly_chart(
+                charts.class_probabilities(
+                    ds.labels, s.probs, s.current_label, s.predicted_label, "Consensus" if ds.mapping.multi else "Model"
+                ),
+                key="probs",
+            )
+
+    if revising and not (
+        s.latest_review and s.latest_review["reviewer"] == user.name and s.latest_review["status"] == "pending"
+    ):
+        st.info(
+            f"This row is {s.state}"
+            + (f" ({s.latest_review['status']})" if s.latest_review else "")
+            + ": it can no longer be changed here."
+        )
+        if st.button("Back to the queue", key="leave_back"):
+            state["back"] = None
+            st.rerun()
+        st.stop()
+
+    note = st.text_input("Note (optional)", key=f"note_{ds.id}_{s.idx}")
+
+    def act(decision: str, label: str | None = None) -> None:
+        try:
+            workflow.decide(db, ds, s.idx, user, decision, s.version, new_label=label, note=note)
+            what = {"keep": "kept", "unsure": "marked unsure"}.get(decision, f"relabelled to {label}")
+            st.session_state["review_flash"] = ("ok", f"Row {s.key}: {what}.")
+        except StaleViewError as exc:
+            st.session_state["review_flash"] = ("warn", str(exc))
+        except ReviewError as exc:
+            st.session_state["review_flash"] = ("warn", str(exc))
+        state["back"] = None
+        st.rerun()
+
+    keys = shortcuts.label_keys(
+        ds.labels[:9]
+    )  # the key on each label's button: never a digit that reads as another label
+    st.markdown(
+        f"**Decide** (keyboard: K keep, U unsure, {shortcuts.describe(keys)} relabel to the label "
+        "showing that key, S skip, B back; Esc leaves the note)"
+    )
+    b = st.columns(2 + min(len(ds.labels), 9))
+    if b[0].button("Keep", key="keep", shortcut="K", type="primary", help="The given label is right"):
+        act("keep")
+    if b[1].button("Unsure", key="unsure", shortcut="U", help="Leave it to a lead"):
+        act("unsure")
+    for i, label in enumerate(ds.labels[:9]):
+        if b[2 + i].button(
+            safe_text.md(label),
+            key=f"relabel_{i}",
+            shortcut=keys[i],  # labels and help are Markdown
+            disabled=label == s.current_label,
+            help=f"Relabel to {safe_text.md(label)}",
+        ):
+            act("relabel", label)
+    if len(ds.labels) > 9:
+        more = st.selectbox("Relabel to", [l for l in ds.labels[9:] if l != s.current_label], key="relabel_more")
+        if st.button("Relabel", key="relabel_more_btn"):
+            act("relabel", more)
+
+    navigation()
