@@ -1,16 +1,15 @@
-"""Shared fixtures: a real SQLite file per test, real users, the real demo dataset."""
+"""Shared fixtures: a real SQLite file per test, real users, the real demo dataset. Helpers that tests
+import (paths, the password, table counts, copies) are in tests/helpers.py."""
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import tempfile
 
 import pytest
 
 from review import auth, datasets, demo, store
-
-PASSWORD = "correct horse battery"
+from tests.helpers import PASSWORD
 
 # The trail's key and the pins of each database's trail live per OS user (review/trail_key.py):
 # the tests, and the app and workers they start (they inherit the environment), keep theirs in a
@@ -50,28 +49,3 @@ def annotator(db, admin):
 def demo_ds(db, lead):
     ds_id = demo.load_demo(db, lead)
     return datasets.get(db, ds_id)
-
-
-def counts(db) -> dict[str, int]:
-    """Row counts of the tables an upload or a run writes to."""
-    return {
-        t: store.scalar(db, f"SELECT COUNT(*) FROM {t}")
-        for t in ("datasets", "items", "annotations", "audit_log", "runs", "scores", "reviews", "states")
-    }
-
-
-def copy_db(src, dest):
-    """A copy of the SQLite file ``src`` at ``dest`` (SQLite's online backup, so a template built
-    once per module serves every test). Returns ``dest``."""
-    s, d = sqlite3.connect(str(src)), sqlite3.connect(str(dest))
-    try:
-        s.backup(d)
-    finally:
-        s.close()
-        d.close()
-    return dest
-
-
-def raw(path) -> sqlite3.Connection:
-    """A plain sqlite3 connection that bypasses the review package (for tampering)."""
-    return sqlite3.connect(str(path), isolation_level=None, timeout=30)
