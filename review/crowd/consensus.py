@@ -619,6 +619,8 @@ def annotator_table(
     worst_class: the consensus class on which they are least often right (per-class
     accuracy against the consensus, over the classes of the items they labelled; first
     class on ties, None if none); quality: given (M,), or their agreement.
+    CrowdResult.annotator_stats; the audit stores it (table annotator_stats), which
+    review.crowd.annotators.annotator_table reads back.
     """
     L = np.asarray(L)
     n, M = L.shape
@@ -645,47 +647,3 @@ def annotator_table(
             "n_labels": np.bincount(m, minlength=M),
         }
     )
-
-
-# ----------------------------------------------------------------------------- views
-
-
-def pairwise_agreement(L: np.ndarray, annotators: Sequence) -> pd.DataFrame:
-    """L (n, M), annotators (M,) -> DataFrame annotator_a, annotator_b, shared_items, agreement.
-
-    One row per pair (a before b in annotator order) that labelled at least one item in
-    common; agreement = share of those shared items where their labels are equal.
-    """
-    from scipy import sparse
-
-    L = np.asarray(L)
-    n, M = L.shape
-    names = list(annotators)
-    i, m, y = _long(L)
-    B = sparse.csr_matrix((np.ones(len(i)), (i, m)), shape=(n, M))
-    shared = (B.T @ B).toarray()
-    same = np.zeros((M, M))
-    for k in np.unique(y):
-        s = y == k
-        Bk = sparse.csr_matrix((np.ones(s.sum()), (i[s], m[s])), shape=(n, M))
-        same += (Bk.T @ Bk).toarray()
-    a, b = np.nonzero(np.triu(shared > 0, k=1))
-    return pd.DataFrame(
-        {
-            "annotator_a": [names[x] for x in a],
-            "annotator_b": [names[x] for x in b],
-            "shared_items": shared[a, b].astype(int),
-            "agreement": same[a, b] / shared[a, b],
-        }
-    )
-
-
-def confusion_vs_consensus(L: np.ndarray, consensus: np.ndarray, annotator_index: int, n_classes: int) -> np.ndarray:
-    """(K, K) int counts for one annotator: row = consensus class, column = the class they gave.
-
-    Items without consensus (-1) or not labelled by the annotator are left out.
-    """
-    col = np.asarray(L)[:, annotator_index]
-    cons = np.asarray(consensus)
-    s = (col >= 0) & (cons >= 0)
-    return np.bincount(cons[s] * n_classes + col[s], minlength=n_classes * n_classes).reshape(n_classes, n_classes)

@@ -2,7 +2,6 @@
 
 * :func:`check_items` -- empty texts, missing labels, labels outside the label set,
   identical texts that carry different labels.
-* :func:`length_by_class` -- text length statistics per label.
 * :func:`detect_shifted_blocks` -- runs of rows whose labels were moved by one row
   (an off-by-one export bug), found from out-of-sample predicted probabilities.
 
@@ -291,47 +290,6 @@ def _conflicting_duplicates(texts, norm_arr, lab_codes, lab_uniques, n) -> list[
         )
     groups.sort(key=lambda f: f.rows[0])
     return groups
-
-
-# ---------------------------------------------------------------------------- length_by_class
-
-
-def length_by_class(texts: Sequence[str | None], labels: Sequence[str | None]) -> pd.DataFrame:
-    """Text length in characters per label.
-
-    texts, labels: length-n sequences; a None/NaN text counts as 0 characters; rows with
-    no label are left out. Returns one row per label, sorted by label, with columns
-    label, n, mean_chars, std_chars (sample std, NaN for a single row), median_chars,
-    min_chars, max_chars.
-    """
-    texts = list(texts)
-    labels = list(labels)
-    if len(texts) != len(labels):
-        raise ValueError(f"texts has {len(texts)} rows but labels has {len(labels)}.")
-    cols = ["label", "n", "mean_chars", "std_chars", "median_chars", "min_chars", "max_chars"]
-    codes, uniques = _label_codes(labels)
-    chars = [len(t) if isinstance(t, str) else (0 if _is_missing(t) else len(str(t))) for t in texts]
-    keep = codes >= 0
-    df = pd.DataFrame(
-        {
-            "label": np.array(uniques, dtype=object)[codes[keep]] if uniques else np.array([], dtype=object),
-            "chars": np.asarray(chars, dtype=np.int64)[keep],
-        }
-    )
-    if df.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object if c == "label" else float) for c in cols})
-    g = df.groupby("label", sort=True)["chars"]
-    out = pd.DataFrame(
-        {
-            "n": g.size().astype(np.int64),
-            "mean_chars": g.mean(),
-            "std_chars": g.std(ddof=1),
-            "median_chars": g.median().astype(float),
-            "min_chars": g.min().astype(np.int64),
-            "max_chars": g.max().astype(np.int64),
-        }
-    ).reset_index()
-    return out[cols].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------- shifted blocks

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from review import audit, auth, datasets, export, safe_text, store, workflow
-from review.crowd import annotators
+from review import audit, auth, datasets, export, safe_text, stats, store, workflow
+from review.crowd import annotators, labeling
 from review.crowd import consensus as crowd
 from review.errors import IngestError, PermissionDenied
 from review.text import ingest
@@ -247,6 +247,100 @@ def test_confusion_pairwise_and_disagreements_agree_with_the_labels(mdb, data):
     )
     shared = a.index.intersection(b.index)
     assert p["shared"] == len(shared) and p["agreement"] == pytest.approx((a[shared] == b[shared]).mean())
+
+
+# ----------------------------------------------------------------------------- statistics on hand-made data
+
+HAND_CLASSES = ["neg", "neu", "pos"]
+
+
+def filler(*who: str) -> list[dict]:
+    """Five items per class that only ``who`` label (each the class itself): ingest cross-validates
+    every class, so a hand-made crowd of a few items needs them. They share no item with anyone else."""
+    return [
+        {"item_id": f"f{c}{j}", "text": f"{c} filler number {j}", **{a: c for a in who}}
+        for c in HAND_CLASSES
+        for j in range(5)
+    ]
+
+
+def ingest_wide(db, lead, rows: list[dict], name: str) -> datasets.Dataset:
+    """Wide form (item_id, text, one column per annotator; None: not labelled) -> the dataset."""
+    df = pd.DataFrame(rows)
+    who = [c for c in df.columns if c not in ("item_id", "text")]
+    frame = ingest.read_table(csv_of(df), f"{name}.csv")
+    prep = ingest.prepare(frame, ingest.Mapping(text=["text"], id="item_id", annotators=who), f"{name}.csv", None)
+    return datasets.get(db, ingest.write_dataset(db, prep, name, lead))
+
+
+def matrix(conf: list[tuple[str, str, int]]) -> list[list[int]]:
+    """annotators.confusion's (consensus, their label, count) -> K x K counts, row = consensus class."""
+    n = {(c, l): k for c, l, k in conf}
+    assert set(n) <= {(c, l) for c in HAND_CLASSES for l in HAND_CLASSES}, conf  # no item without consensus
+    return [[n.get((c, l), 0) for l in HAND_CLASSES] for c in HAND_CLASSES]
+
+
+def test_pairwise_agreement_only_pairs_with_shared_items(db, lead):
+    # a and b share items 0, 1 and 3 and agree on 0 and 3; c and the filler annotator share nothing
+    rows = [
+        {"item_id": "i0", "text": "one", "a": "neg", "b": "neg", "c": None},
+        {"item_id": "i1", "text": "two", "a": "neu", "b": "neg", "c": None},
+        {"item_id": "i2", "text": "three", "a": None, "b": None, "c": "pos"},
+        {"item_id": "i3", "text": "four", "a": "neu", "b": "neu", "c": None},
+    ] + filler("pad")
+    ds = ingest_wide(db, lead, rows, "pairs")
+    assert annotators.pairwise(db, ds) == [{"a": "a", "b": "b", "shared": 3, "agreement": pytest.approx(2 / 3)}]
+
+
+def test_confusion_vs_consensus_counts(db, lead, annotator):
+    # anna and ben as in the hand-made matrix; x and y agree with the intended consensus, so it is clear
+    rows = [
+        {"item_id": "i0", "text": "one", "anna": "neg", "ben": "neg", "x": "neg", "y": "neg"},
+        {"item_id": "i1", "text": "two", "anna": "neg", "ben": "neu", "x": "neg", "y": "neg"},
+        {"item_id": "i2", "text": "three", "anna": "neu", "ben": "neu", "x": "neu", "y": "neu"},
+        {"item_id": "i3", "text": "four", "anna": None, "ben": None, "x": None, "y": None},  # no label yet
+    ] + filler("x", "y")
+    ds = ingest_wide(db, lead, rows, "conf")
+    run = audit.run_audit(db, ds.id, lead)
+    cons = [
+        store.scalar(
+            db,
+            "SELECT s.consensus_label FROM scores s JOIN items i ON i.dataset_id=? AND i.idx=s.idx"
+            " WHERE s.run_id=? AND i.key=?",
+            [ds.id, run, k],
+        )
+        for k in ("i0", "i1", "i2", "i3")
+    ]
+    assert cons == ["neg", "neg", "neu", None]
+    i3 = store.scalar(db, "SELECT idx FROM items WHERE dataset_id=? AND key='i3'", [ds.id])
+    assert labeling.add_label(db, ds, i3, annotator, "pos") == "added"  # after the run: no consensus for it
+    assert matrix(annotators.confusion(db, ds, "ben")) == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
+    assert matrix(annotators.confusion(db, ds, "anna")) == [[2, 0, 0], [0, 1, 0], [0, 0, 0]]  # i3 left out
+    assert annotators.disagreements(db, ds, "ben") == 1 and annotators.disagreements(db, ds, "anna") == 0
+
+
+@pytest.mark.filterwarnings("ignore:May not flag all label issues")  # cleanlab, on a class of one row
+def test_length_by_class_numbers(db, lead):
+    texts = ["aa", "aaaa", "aaaaaa", "b", None, "ccc", "zzzzzzzzzz"]
+    labels = ["A", "A", "A", "B", "B", "C", None]
+    probs = {f"prob_{c}": [1 / 3] * len(texts) for c in "ABC"}  # the team's own model: no five-per-class minimum
+    frame = ingest.read_table(csv_of(pd.DataFrame({"text": texts, "label": labels, **probs})), "len.csv")
+    mapping = ingest.Mapping(text=["text"], label="label", probs=list(probs))
+    ds = datasets.get(db, ingest.write_dataset(db, ingest.prepare(frame, mapping, "len.csv", None), "len", lead))
+    assert store.scalar(db, "SELECT COUNT(*) FROM items WHERE dataset_id=? AND text IS NULL", [ds.id]) == 1
+    want = [
+        # rows without a label have a row of their own (NULL sorts first)
+        {"label": "(no label)", "rows": 1, "mean chars": 10.0, "std chars": 0.0, "min chars": 10, "max chars": 10},
+        # population std: sqrt(((2-4)² + 0 + (6-4)²) / 3) = 1.63
+        {"label": "A", "rows": 3, "mean chars": 4.0, "std chars": 1.6, "min chars": 2, "max chars": 6},
+        # the empty text is stored as NULL: counted in rows, but it has no length to average
+        {"label": "B", "rows": 2, "mean chars": 1.0, "std chars": 0.0, "min chars": 1, "max chars": 1},
+        {"label": "C", "rows": 1, "mean chars": 3.0, "std chars": 0.0, "min chars": 3, "max chars": 3},
+    ]
+    assert stats.length_by_class(db, ds) == want  # no run yet: computed live
+    audit.run_audit(db, ds.id, lead)
+    assert stats.aggregates(db, ds)["lengths"] == want  # stored with the run, and read from there
+    assert stats.length_by_class(db, ds) == want
 
 
 # ----------------------------------------------------------------------------- review, verify, statistics

@@ -251,21 +251,8 @@ def test_annotator_stats_agreement_and_worst_class():
     assert st.set_index("annotator").loc["a", "worst_class"] == "neg"  # all right: first class seen
 
 
-def test_pairwise_agreement_only_pairs_with_shared_items():
-    L = np.array([[0, 0, -1], [1, 0, -1], [-1, -1, 2], [1, 1, -1]])
-    pw = crowd.pairwise_agreement(L, ["a", "b", "c"])
-    assert pw.to_dict("records") == [
-        {"annotator_a": "a", "annotator_b": "b", "shared_items": 3, "agreement": pytest.approx(2 / 3)}
-    ]
-
-
-def test_confusion_vs_consensus_counts():
-    L = np.array([[0, 0], [0, 1], [1, 1], [2, -1]])
-    cons = np.array([0, 0, 1, -1])
-    cm = crowd.confusion_vs_consensus(L, cons, 1, K)
-    assert cm.shape == (K, K)
-    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
-    assert crowd.confusion_vs_consensus(L, cons, 0, K).sum() == 3  # the item without consensus is left out
+# pairwise agreement and the confusion against the consensus are SQL readers over the stored run
+# (review.crowd.annotators.pairwise / confusion): tests/db/test_crowd_loop.py
 
 
 # ----------------------------------------------------------------------------- real data

@@ -1,17 +1,16 @@
-"""Tests for review.text.integrity: item checks, length stats, off-by-one (shifted block) detector."""
+"""Tests for review.text.integrity: item checks, off-by-one (shifted block) detector."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from review.text.integrity import Finding, check_items, detect_shifted_blocks, length_by_class
+from review.text.integrity import Finding, check_items, detect_shifted_blocks
 from tests.helpers import DATA
 
 AG_NEWS = DATA / "ag_news" / "test.csv"
@@ -123,28 +122,7 @@ def test_check_items_finds_every_duplicate_at_scale():
     assert len(dups) == expected > 2_000
 
 
-# ----------------------------------------------------------------------------- length_by_class
-
-
-def test_length_by_class_numbers():
-    texts = ["aa", "aaaa", "aaaaaa", "b", None, "ccc", "zzzzzzzzzz"]
-    labels = ["A", "A", "A", "B", "B", "C", None]
-    df = length_by_class(texts, labels)
-    assert list(df.columns) == ["label", "n", "mean_chars", "std_chars", "median_chars", "min_chars", "max_chars"]
-    assert df["label"].tolist() == ["A", "B", "C"]
-    assert df["n"].tolist() == [3, 2, 1]
-    a = df.iloc[0]
-    assert a.mean_chars == pytest.approx(4.0)
-    assert a.std_chars == pytest.approx(2.0)
-    assert a.median_chars == 4 and a.min_chars == 2 and a.max_chars == 6
-    b = df.iloc[1]  # None text counts as 0 chars
-    assert b.mean_chars == pytest.approx(0.5) and b.min_chars == 0 and b.max_chars == 1
-    assert math.isnan(df.iloc[2].std_chars)  # one row: no sample std
-
-
-def test_length_by_class_no_labels():
-    df = length_by_class(["a", "b"], [None, None])
-    assert df.empty and "mean_chars" in df.columns
+# text length per label is an SQL aggregate (review.stats.length_by_class): tests/db/test_crowd_loop.py
 
 
 # ----------------------------------------------------------------------------- shifted blocks (synthetic)
