@@ -14,6 +14,15 @@ FILTER_BY = "prune_by_class"  # cleanlab's rule: per given class, flag its estim
 # least self-confident first (beats prune_by_noise_rate on AG News recall and precision)
 
 
+def queue_rank(trust: np.ndarray, is_issue: np.ndarray) -> np.ndarray:
+    """(n,) 1-based rank in the review queue: flagged rows first, least trusted first, ties by row order."""
+    n = len(trust)
+    order = np.lexsort((np.arange(n), trust, ~is_issue))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(1, n + 1)
+    return rank
+
+
 def _present_classes(y: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """cleanlab wants every class present: y (m,) labels >= 0, P (m, K) -> (y, P) on the present
     classes only (renumbered, rows renormalised) and the present classes' original indices."""
@@ -92,9 +101,7 @@ def score_rows(
     for i, lab in suggestions.items():
         if is_issue[i] and (labels[i] < 0 or lab != names[labels[i]]):
             action[i] = "relabel"
-    order = np.lexsort((np.arange(n), trust, ~is_issue))
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(1, n + 1)
+    rank = queue_rank(trust, is_issue)
     return pd.DataFrame(
         {
             "idx": np.arange(n),
@@ -246,9 +253,7 @@ def score_consensus(
     action = np.where(is_issue, "needs review", "keep").astype(object)
     action[differs & (quality >= RELABEL_CONFIDENCE)] = "relabel"
     trust = np.where(has, quality, 0.0)
-    order = np.lexsort((np.arange(n), trust, ~is_issue))
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(1, n + 1)
+    rank = queue_rank(trust, is_issue)
     return pd.DataFrame(
         {
             "idx": np.arange(n),

@@ -108,3 +108,22 @@ def test_every_module_imports_alone():
     )
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0 and not out.stdout.strip(), out.stdout + out.stderr
+
+
+def test_only_review_ui_imports_streamlit():
+    """The pages' frame and sections live in review/ui; everything else in review/ runs without a browser."""
+    modules = module_names()
+    importers = []
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(n == "streamlit" or n.startswith("streamlit.") for n in names):
+                importers.append(name)
+    assert importers and all(n == "review.ui" or n.startswith("review.ui.") for n in importers), importers

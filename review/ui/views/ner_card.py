@@ -8,6 +8,7 @@ from review import auth, safe_text
 from review.datasets import Dataset
 from review.errors import ReviewError
 from review.ui import shell
+from review.ui.views.notes import suspect_notes
 
 
 def ner_sentence(
@@ -77,13 +78,7 @@ def review_ner_sentence(
         s.latest_review and s.latest_review["reviewer"] == user.name and s.latest_review["status"] == "pending"
     ):
         ner_sentence(s.tokens, tags_now, ds.mapping.scheme, ner_store.entity_types(ds), flagged, predicted, conf)
-        if s.reason:
-            st.markdown("**Why it is flagged:** " + safe_text.md(s.reason))
-        if s.latest_review and s.latest_review["status"] == "rejected":
-            st.warning(
-                f"A lead rejected an earlier decision ({s.latest_review['decision']} by {safe_text.md(s.latest_review['reviewer'])}): "
-                f"{safe_text.md(s.latest_review['verify_note'])}"
-            )
+        suspect_notes(s)
         st.info(f"This sentence is {s.state}: it can no longer be changed here.")
         if st.button("Back to the queue", key="leave_back"):
             state["back"] = None
@@ -132,13 +127,7 @@ def review_ner_sentence(
         selected=tok,
         clickable=True,
     )
-    if s.reason:
-        st.markdown("**Why it is flagged:** " + safe_text.md(s.reason))
-    if s.latest_review and s.latest_review["status"] == "rejected":
-        st.warning(
-            f"A lead rejected an earlier decision ({s.latest_review['decision']} by {safe_text.md(s.latest_review['reviewer'])}): "
-            f"{safe_text.md(s.latest_review['verify_note'])}"
-        )
+    suspect_notes(s)
     model = ""
     if predicted:
         model = f" · model: {safe_text.md(predicted[tok])}" + (f" ({float(conf[tok]):.0%})" if conf else "")

@@ -11,6 +11,7 @@ from review import auth, charts, safe_text, workflow
 from review.datasets import Dataset
 from review.errors import ReviewError, StaleViewError
 from review.ui import shell, shortcuts
+from review.ui.views.notes import flag_reason, rejection_note
 
 
 def review_text_card(
@@ -56,8 +57,8 @@ def review_text_card(
             st.info(
                 "Spot check: a random row the audit did not flag. Decide it as any other: it measures what the flags miss."
             )
-        elif s.reason:
-            st.markdown(f"**Why it is flagged:** {safe_text.md(s.reason)}")
+        else:
+            flag_reason(s)
         if s.judge and s.judge["verdict"] == "UNKNOWN":
             st.caption(f"The judge gave no usable answer: {safe_text.md(s.judge['reason'])}")
         if s.annotations:
@@ -70,11 +71,7 @@ def review_text_card(
         if s.meta:
             with st.expander("Other columns"):
                 st.json(s.meta)
-        if s.latest_review and s.latest_review["status"] == "rejected":
-            st.warning(
-                f"A lead rejected an earlier decision ({s.latest_review['decision']} by "
-                f"{safe_text.md(s.latest_review['reviewer'])}): {safe_text.md(s.latest_review['verify_note'])}"
-            )
+        rejection_note(s)
     with right:
         if s.probs:
             st.plotly_chart(
