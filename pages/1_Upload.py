@@ -212,18 +212,20 @@ with st.expander("Your own signals: embeddings from your encoder, your model's t
 name = st.text_input("Dataset name", value=Path(up.name).stem, key="dataset_name_input")
 
 if st.button("Check and ingest", type="primary", key="ingest"):
-    mapping = ingest.Mapping(
-        text=text_cols if not feat_cols or text_cols else [],
-        label=None if wide_cols else label_col,
-        class_names=class_names,
-        id=None if id_col == NONE else id_col,
-        annotator=None if ann_col == NONE or wide_cols else ann_col,
+    chosen = lambda col: [] if col == NONE else [col]  # a box's column, as a list of names
+    mapping = ingest.mapping_from_choices(
+        frame,
+        text=text_cols,
+        label=[label_col],
+        id=chosen(id_col),
+        annotator=chosen(ann_col),
         annotators=wide_cols,
         probs=prob_cols,
         features=feat_cols,
-        embedding=None if emb_col == NONE else emb_col,
+        embedding=chosen(emb_col),
+        loss=chosen(loss_col),
         embedding_file=emb_file.name if emb_file is not None else None,
-        loss=None if loss_col == NONE else loss_col,
+        class_names=class_names,
     )
     bar = st.progress(0.0, text="Checking the file")
     try:
@@ -232,9 +234,9 @@ if st.button("Check and ingest", type="primary", key="ingest"):
         labels = [s for s in label_set.split(",") if s.strip()] or None
         vectors = signals.read_npy(emb_file.getvalue(), emb_file.name, len(frame)) if emb_file is not None else None
         prep = ingest.prepare(frame, mapping, up.name, data, labels, embeddings=vectors)
-        ds_id = ingest.write_dataset(db, prep, name, user, shell.progress_callback(bar))
-        bar.progress(1.0, text="Running the integrity checks")
-        audit.run_integrity(db, ds_id, user)
+        audit.ingest_checked(
+            db, prep, name, user, shell.progress_callback(bar), checking="Running the integrity checks"
+        )
         bar.empty()
     except ReviewError as exc:
         bar.empty()

@@ -22,12 +22,14 @@ from review.crowd import consensus as crowd
 from review.datasets import Dataset, get
 from review.errors import ReviewError
 from review.text import (
+    ingest,
     integrity,
     issues,
     signals,  # models (sklearn) loads in run_audit
 )
 
 if TYPE_CHECKING:  # review.text.models loads sklearn; run_audit imports it when it runs
+    from review import ner
     from review.text import models
 
 Progress = Callable[[float, str], None]
@@ -91,6 +93,36 @@ def _fail_run(db, run_id: int, exc: BaseException) -> None:
             "UPDATE runs SET status='failed', finished_at=?, error=? WHERE id=?",
             [store.now_iso(), f"{type(exc).__name__}: {exc}", run_id],
         )
+
+
+def _finish_run(
+    db,
+    ds: Dataset,
+    run_id: int,
+    user: User,
+    action: str,
+    metrics: dict,
+    params: dict | None = None,
+    t0: float | None = None,
+    **logged,
+) -> None:
+    """Inside the caller's transaction, after its findings and scores: the run's aggregates, then
+    ``metrics`` (with the run's ``seconds`` since ``t0`` when given) and ``params`` (when given) on
+    the run, marked done, and the trail row ``action`` with ``logged``."""
+    stats.compute_aggregates(db, ds, run_id)
+    if t0 is not None:
+        metrics["seconds"] = round(time.perf_counter() - t0, 2)
+    if params is None:
+        db.execute(
+            "UPDATE runs SET status='done', finished_at=?, metrics=? WHERE id=?",
+            [store.now_iso(), json.dumps(metrics), run_id],
+        )
+    else:
+        db.execute(
+            "UPDATE runs SET status='done', finished_at=?, metrics=?, params=? WHERE id=?",
+            [store.now_iso(), json.dumps(metrics), json.dumps(params), run_id],
+        )
+    trail.log(db, user.name, action, ds.id, run=run_id, **logged)
 
 
 def _write_findings(db, run_id: int, findings: list) -> None:
@@ -200,7 +232,12 @@ def _ner_findings(corpus, consistency=None) -> list:
 
 def run_integrity(db: sqlite_utils.Database, name_or_id, user: User) -> int:
     """The free checks alone (no model): a run of kind 'integrity'; its rows become suspects.
-    For NER: tags that break the scheme."""
+    For NER: tags that break the scheme. Returns the run id."""
+    return _integrity(db, name_or_id, user)[0]
+
+
+def _integrity(db: sqlite_utils.Database, name_or_id, user: User) -> tuple[int, int]:
+    """run_integrity -> (run id, number of findings)."""
     require_active(db, user, "lead", "run audits")
     ds = get(db, name_or_id)
     run_id = _start_run(db, ds, "integrity", user, {})
@@ -223,16 +260,47 @@ def run_integrity(db: sqlite_utils.Database, name_or_id, user: User) -> int:
                 [(run_id, r, k + 1, "; ".join(reasons[r])) for k, r in enumerate(rows)],
             )
             metrics = {"rows": ds.n_items, "flagged": len(rows), "findings": {f.kind: len(f.rows) for f in findings}}
-            stats.compute_aggregates(db, ds, run_id)
-            db.execute(
-                "UPDATE runs SET status='done', finished_at=?, metrics=? WHERE id=?",
-                [store.now_iso(), json.dumps(metrics), run_id],
-            )
-            trail.log(db, user.name, "integrity_run", ds.id, run=run_id, **metrics)
+            _finish_run(db, ds, run_id, user, "integrity_run", metrics, **metrics)
     except BaseException as exc:
         _fail_run(db, run_id, exc)
         raise
-    return run_id
+    return run_id, len(findings)
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """An upload written and checked: its dataset, its integrity run and how many findings that run has."""
+
+    dataset_id: int
+    integrity_run_id: int
+    findings: int
+
+
+def ingest_checked(
+    db: sqlite_utils.Database,
+    upload: ingest.Prepared | ner.Corpus,
+    name: str,
+    user: User,
+    progress: Progress | None = None,
+    source: bytes | None = None,
+    checking: str | None = None,
+) -> Ingested:
+    """Write an upload as the dataset ``name``, then run the integrity checks on it (run_integrity).
+
+    ``upload``: a prepared table (ingest.prepare, written by ingest.write_dataset) or a read NER corpus
+    (ner_store.read_corpus, written with the uploaded bytes ``source`` by ner_store.write_ner_dataset).
+    ``progress(fraction, message)`` follows the write; with ``checking``, it is then called as
+    ``progress(1.0, checking)`` before the checks run. A refusal of the write raises before any check."""
+    if isinstance(upload, ingest.Prepared):
+        ds_id = ingest.write_dataset(db, upload, name, user, progress)
+    else:
+        from review.ner import store as ner_store
+
+        ds_id = ner_store.write_ner_dataset(db, upload, source, name, user, progress)
+    if progress is not None and checking:
+        progress(1.0, checking)
+    run_id, n_findings = _integrity(db, ds_id, user)
+    return Ingested(ds_id, run_id, n_findings)
 
 
 def label_codes(ds: Dataset, given: list) -> np.ndarray:
@@ -429,13 +497,9 @@ def run_audit(
                 metrics["consensus differs from majority vote"] = int(
                     ((crowd_res.consensus >= 0) & (labels >= 0) & (crowd_res.consensus != labels)).sum()
                 )
-            stats.compute_aggregates(db, ds, run_id)
-            metrics["seconds"] = round(time.perf_counter() - t0, 2)
-            db.execute(
-                "UPDATE runs SET status='done', finished_at=?, metrics=?, params=? WHERE id=?",
-                [store.now_iso(), json.dumps(metrics), json.dumps(res.params), run_id],
+            _finish_run(
+                db, ds, run_id, user, "audit_run", metrics, res.params, t0, flagged=metrics["flagged"], rows=ds.n_items
             )
-            trail.log(db, user.name, "audit_run", ds.id, run=run_id, flagged=metrics["flagged"], rows=ds.n_items)
         progress(1.0, f"Done: {metrics['flagged']:,} suspects among {ds.n_items:,} rows")
     except BaseException as exc:
         _fail_run(db, run_id, exc)
@@ -473,18 +537,15 @@ def run_ner_audit(
         with store.transaction(db):  # findings, scores and the run's status together, as for text
             _write_findings(db, run_id, findings)
             scored.write(db)
-            stats.compute_aggregates(db, ds, run_id)
-            metrics["seconds"] = round(time.perf_counter() - t0, 2)
-            db.execute(
-                "UPDATE runs SET status='done', finished_at=?, metrics=?, params=? WHERE id=?",
-                [store.now_iso(), json.dumps(metrics), json.dumps(params), run_id],
-            )
-            trail.log(
+            _finish_run(
                 db,
-                user.name,
+                ds,
+                run_id,
+                user,
                 "audit_run",
-                ds.id,
-                run=run_id,
+                metrics,
+                params,
+                t0,
                 flagged=metrics["flagged"],
                 rows=ds.n_items,
                 flagged_tokens=metrics["flagged tokens"],

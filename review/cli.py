@@ -33,38 +33,6 @@ def _bar(stream=sys.stderr):
     return progress
 
 
-def _mapping(df, args, filename: str = "") -> ingest.Mapping:
-    explicit = any([args.text_col, args.label_col, args.id_col, args.annotator_col, args.prob_cols, args.feature_cols])
-    one = lambda spec: (ingest.resolve_columns(df, spec) or [None])[0]
-    guess, why = ingest.guess_partial(df)
-    if why and not explicit:
-        if getattr(args, "sniff", None) is not None and args.sniff.headerless and not args.no_header:
-            why += f" The first line looks like data, not a header ({args.sniff.reason}): add --no-header."
-        raise ReviewError(f"{filename}: {why}" if filename else why)
-    ann = ingest.resolve_columns(df, args.annotator_col)  # one column: long form; several: wide form
-    m = ingest.Mapping(
-        text=ingest.resolve_columns(df, args.text_col) or ([] if args.feature_cols else guess.text),
-        label=None if len(ann) > 1 else (ingest.resolve_columns(df, args.label_col) or [guess.label])[0],
-        id=(
-            ingest.resolve_columns(df, args.id_col)
-            or [None if (args.text_col or args.label_col) and len(ann) != 1 else guess.id]
-        )[0],
-        annotator=None if len(ann) > 1 else (ann or [guess.annotator])[0],
-        annotators=ann if len(ann) > 1 else [],
-        probs=ingest.resolve_columns(df, args.prob_cols) or guess.probs,
-        features=ingest.resolve_columns(df, args.feature_cols) or ([] if args.text_col else guess.features),
-        embedding=one(args.embedding_col),
-        loss=one(args.loss_col),
-        embedding_file=Path(args.embeddings).name if args.embeddings else None,
-    )
-    signal_cols = {m.embedding, m.loss} - {None}  # a guess must not take the signal columns as text or features
-    if not args.text_col:
-        m.text = [c for c in m.text if c not in signal_cols]
-    if not args.feature_cols:
-        m.features = [c for c in m.features if c not in signal_cols]
-    return m
-
-
 def cmd_ingest(db, args) -> int:
     path = Path(args.file)
     if not path.is_file():
@@ -75,11 +43,27 @@ def cmd_ingest(db, args) -> int:
     if args.task == "ner" or (args.task is None and ner_store.looks_like_ner(data, path.name)):
         return _ingest_ner(db, args, path, data)
     df = ingest.read_table(data, path.name, no_header=args.no_header)
-    args.sniff = None if args.no_header else ingest.sniff_header(data, path.name)  # for the hint to add --no-header
-    mapping = _mapping(df, args, path.name)
-    if args.sniff and args.sniff.headerless:
+    sniff = None if args.no_header else ingest.sniff_header(data, path.name)  # for the hint to add --no-header
+    mapping = ingest.mapping_from_choices(
+        df,
+        text=args.text_col,
+        label=args.label_col,
+        id=args.id_col,
+        annotator=args.annotator_col,  # one column: long form; several: wide form
+        probs=args.prob_cols,
+        features=args.feature_cols,
+        embedding=args.embedding_col,
+        loss=args.loss_col,
+        embedding_file=Path(args.embeddings).name if args.embeddings else None,
+        guess=True,
+        filename=path.name,
+        hint=f"The first line looks like data, not a header ({sniff.reason}): add --no-header."
+        if sniff and sniff.headerless
+        else "",
+    )
+    if sniff and sniff.headerless:
         print(
-            f"note: the first line of {path.name} looks like data, not a header ({args.sniff.reason}); it was read "
+            f"note: the first line of {path.name} looks like data, not a header ({sniff.reason}); it was read "
             "as the header. Add --no-header to read it as data.",
             file=sys.stderr,
         )
@@ -99,15 +83,14 @@ def cmd_ingest(db, args) -> int:
     prep = ingest.prepare(df, mapping, path.name, data, labels, embeddings=embeddings)
     from review import audit
 
-    ds_id = ingest.write_dataset(db, prep, args.name, auth.SYSTEM, _bar() if len(prep.items) > 50_000 else None)
-    audit.run_integrity(db, ds_id, auth.SYSTEM)
+    got = audit.ingest_checked(db, prep, args.name, auth.SYSTEM, _bar() if len(prep.items) > 50_000 else None)
     what = (
         f"{len(prep.items):,} items ({len(prep.annotations):,} labels from {len({a for _, a, _ in prep.annotations}):,} annotators)"
         if prep.annotations
         else f"{len(prep.items):,} rows"
     )
     print(
-        f"ingested {what} into dataset {args.name!r} (id {ds_id}); "
+        f"ingested {what} into dataset {args.name!r} (id {got.dataset_id}); "
         f"text: {', '.join(mapping.text) or '-'}; label: {mapping.label}; id: {mapping.id or '(row number)'}; "
         f"classes: {', '.join(prep.labels)}"
     )
@@ -119,12 +102,11 @@ def _ingest_ner(db, args, path: Path, data: bytes) -> int:
     from review.ner import store as ner_store
 
     corpus = ner_store.read_corpus(data, path.name)
-    ds_id = ner_store.write_ner_dataset(
-        db, corpus, data, args.name, auth.SYSTEM, _bar() if len(corpus.sentences) > 20_000 else None
+    got = audit.ingest_checked(
+        db, corpus, args.name, auth.SYSTEM, _bar() if len(corpus.sentences) > 20_000 else None, source=data
     )
-    audit.run_integrity(db, ds_id, auth.SYSTEM)
     print(
-        f"ingested {len(corpus.sentences):,} sentences ({corpus.n_tokens:,} tokens) into dataset {args.name!r} (id {ds_id}); "
+        f"ingested {len(corpus.sentences):,} sentences ({corpus.n_tokens:,} tokens) into dataset {args.name!r} (id {got.dataset_id}); "
         f"{corpus.format}, scheme {corpus.scheme}; entity types: {', '.join(corpus.entity_types)}"
     )
     return 0
@@ -197,7 +179,9 @@ def cmd_suspects(db, args) -> int:
         cols[7:7] = ["consensus_label", "annotators", "agreement"]
     if ds.task == "ner":
         cols.insert(7, "tokens")
-        flagged = _flagged_tokens(db, ds, [r["idx"] for r in rows])
+        from review.ner import store as ner_store
+
+        flagged = ner_store.flagged_tokens(db, ds, [r["idx"] for r in rows])
         for r in rows:
             r["tokens"] = flagged.get(r["idx"], [])
             if args.format == "json":
@@ -215,22 +199,6 @@ def cmd_suspects(db, args) -> int:
         for r in out:
             w.writerow([export.safe_cell(r[c]) for c in cols])
     return 0
-
-
-def _flagged_tokens(db, ds, idxs: list[int]) -> dict[int, list[int]]:
-    from review.datasets import latest_run
-
-    run = latest_run(db, ds.id)
-    out: dict[int, list[int]] = {}
-    if run:
-        for start in range(0, len(idxs), 500):
-            part = idxs[start : start + 500]
-            for idx, tok in db.execute(
-                f"SELECT idx, token FROM token_issues WHERE run_id=? AND idx IN ({','.join('?' * len(part))}) ORDER BY idx, token",
-                [run["id"], *part],
-            ):
-                out.setdefault(idx, []).append(tok)
-    return out
 
 
 def cmd_annotators(db, args) -> int:
@@ -263,11 +231,11 @@ def cmd_judge(db, args) -> int:
         raise ReviewError("No judge is configured. " + judge.SETUP_HELP)
     p = judge.plan(db, ds, cfg.model, args.limit)
     print(
-        f"judging {p['rows']:,} flagged rows of {ds.name!r} with {cfg.model} at {judge.shown_url(cfg.base_url, cfg.api_key)}: "
-        f"{p['calls']:,} calls, {p['cached']:,} cached",
+        f"judging {p.rows:,} flagged rows of {ds.name!r} with {cfg.model} at {judge.shown_url(cfg.base_url, cfg.api_key)}: "
+        f"{p.calls:,} calls, {p.cached:,} cached",
         file=sys.stderr,
     )
-    got = judge.run_judge(db, ds, auth.SYSTEM, cfg, args.limit, progress=_bar() if p["calls"] else (lambda f, m: None))
+    got = judge.run_judge(db, ds, auth.SYSTEM, cfg, args.limit, progress=_bar() if p.calls else (lambda f, m: None))
     print(
         f"{got['rows']:,} rows: {got['calls']:,} calls, {got['cached']:,} cached; YES {got['YES']:,}, NO {got['NO']:,}, "
         f"UNKNOWN {got['UNKNOWN']:,}; {got['seconds']} s"

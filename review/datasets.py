@@ -1,21 +1,111 @@
-"""Reads about datasets and runs: the list on the home page, one dataset, its latest run."""
+"""The dataset record: its column mapping (Mapping), the row written at upload (insert_dataset, log_upload),
+and reads about datasets and runs: the list on the home page, one dataset, its latest run."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import sqlite_utils
 
 from review import store, trail
-from review.errors import NotFound, ReviewError
-from review.text.ingest import Mapping
+from review.errors import IngestError, NotFound, ReviewError
 
 SETTINGS_KEY = "settings"  # the dataset's settings live in its ``mapping`` JSON under this key
 SETTINGS = {
     # a lead may verify their own decision (a one-person team); off: four eyes, someone else verifies
     "allow_self_approval": False,
 }
+
+
+TEXT_SEP = "\n"  # several text columns are joined with this
+
+
+@dataclass
+class Mapping:
+    """Which columns mean what. Names are header names, or "1", "2", … without a header."""
+
+    text: list[str] = field(default_factory=list)  # joined with text_sep when several
+    label: str | None = None
+    id: str | None = None
+    annotator: str | None = None
+    probs: list[str] = field(default_factory=list)  # one column per class
+    features: list[str] = field(default_factory=list)  # tabular: feature columns, no text
+    annotators: list[str] = field(default_factory=list)  # wide multi-annotator form: one column per annotator
+    embedding: str | None = None  # the team's own embeddings: a column with one vector per row ...
+    embedding_file: str | None = None  # ... or the name of the .npy file that held them
+    loss: str | None = None  # the team's own per-row training loss
+    # NER uploads: how the file was read
+    format: str | None = None  # 'conll' | 'jsonl'
+    scheme: str | None = None  # 'IOB1' | 'IOB2' | 'BIOES'
+    n_columns: int = 0  # CoNLL columns (token first, tag last)
+    prob_tags: list[str] = field(default_factory=list)  # JSONL pred_probs: their tag order
+    # label value as uploaded -> the class name stored as the label (parse_class_names); the
+    # original values are kept here (and so in datasets.mapping and the upload's audit-trail row)
+    class_names: dict[str, str] = field(default_factory=dict)
+    text_sep: str = TEXT_SEP  # how several text columns were joined
+
+    @property
+    def multi(self) -> bool:
+        """Several labels per item: long form (an annotator column) or wide form (annotator columns)."""
+        return bool(self.annotator or self.annotators)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, s: str) -> Mapping:
+        data = json.loads(s)
+        data.setdefault("text_sep", " ")  # datasets ingested before text_sep joined with a space
+        return cls(**data)
+
+    def used(self) -> list[str]:
+        cols = list(self.text) + list(self.probs) + list(self.features) + list(self.annotators)
+        cols += [c for c in (self.label, self.id, self.annotator, self.embedding, self.loss) if c]
+        return cols
+
+
+def insert_dataset(
+    db: sqlite_utils.Database,
+    name: str,
+    task: str,
+    labels: list[str],
+    label_set_declared: bool,
+    mapping: Mapping,
+    n_items: int,
+    source_name: str | None,
+    source_sha256: str,
+    created_by: str,
+) -> int:
+    """The dataset's row (text or NER), inside the caller's transaction, which then writes its items.
+    Returns the new dataset id; IngestError when the name is taken (the caller's transaction rolls back)."""
+    if store.scalar(db, "SELECT 1 FROM datasets WHERE name=?", [name]):
+        raise IngestError(f"A dataset named {name!r} exists already: choose another name.")
+    cur = db.execute(
+        "INSERT INTO datasets(name, task, labels, label_set_declared, mapping, n_items, source_name, source_sha256, created_by, created_at)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?)",
+        [
+            name,
+            task,
+            json.dumps(labels, ensure_ascii=False),
+            int(label_set_declared),
+            mapping.to_json(),
+            n_items,
+            source_name,
+            source_sha256,
+            created_by,
+            store.now_iso(),
+        ],
+    )
+    return cur.lastrowid
+
+
+def log_upload(
+    db: sqlite_utils.Database, actor: str, dataset_id: int, name: str, source_name: str | None, sha256: str, **fields
+) -> None:
+    """The upload's audit-trail row (action ``upload``), last in the transaction that wrote the dataset:
+    its name, source file and SHA-256, and what the caller adds (rows and mapping, or NER sentences and scheme)."""
+    trail.log(db, actor, "upload", dataset_id, dataset=name, source=source_name, sha256=sha256, **fields)
 
 
 @dataclass(frozen=True)

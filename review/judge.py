@@ -685,11 +685,20 @@ def candidates(db: sqlite_utils.Database, ds: Dataset, limit: int | None = None)
     return rows
 
 
-def plan(db: sqlite_utils.Database, ds: Dataset, model: str, limit: int | None = None) -> dict:
+@dataclass(frozen=True)
+class JudgePlan:
+    """What a run would cost: rows to judge, how many of them are cached, how many calls it makes."""
+
+    rows: int
+    cached: int
+    calls: int
+
+
+def plan(db: sqlite_utils.Database, ds: Dataset, model: str, limit: int | None = None) -> JudgePlan:
     """What a run would cost: rows to judge, how many are cached, how many calls it makes."""
     rows = candidates(db, ds, limit)
     cached = _cached(db, ds, rows, model)
-    return {"rows": len(rows), "cached": len(cached), "calls": len(rows) - len(cached)}
+    return JudgePlan(rows=len(rows), cached=len(cached), calls=len(rows) - len(cached))
 
 
 def _cached(db, ds: Dataset, rows: list[dict], model: str) -> dict[int, tuple]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass, field
 
 import sqlite_utils
 
@@ -28,6 +29,60 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float | None, float, float]
     return p, max(0.0, c - h), min(1.0, c + h)
 
 
+@dataclass(frozen=True)
+class BandPrecision:
+    """One score band of the flagged rows: rows flagged, decided, found wrong, the precision
+    (share wrong among decided; None when none decided) with its 95 % interval, rows still open."""
+
+    band: str
+    flagged: int
+    decided: int
+    wrong: int
+    precision: float | None
+    low: float
+    high: float
+    open: int
+
+
+@dataclass(frozen=True)
+class ErrorsLeft:
+    """Errors likely left among the open flagged rows: point estimate with its interval, and how many are open."""
+
+    estimate: float
+    low: float
+    high: float
+    open: int
+
+
+@dataclass(frozen=True)
+class FlagPrecision:
+    """Flag precision per band, pooled over the decided flagged rows (precision None, interval
+    0-1 when none decided), and the errors left (None until a flagged row is decided)."""
+
+    bands: list[BandPrecision] = field(default_factory=list)
+    decided: int = 0
+    wrong: int = 0
+    precision: float | None = None
+    low: float = 0.0
+    high: float = 1.0
+    remaining: ErrorsLeft | None = None
+
+
+@dataclass(frozen=True)
+class SpotResults:
+    """Spot checks of a run: rows added, decided, found wrong, the miss rate (None when none
+    decided) with its interval, the unflagged rows, and the errors implied among them (point, low, high)."""
+
+    added: int
+    decided: int
+    wrong: int
+    miss_rate: float | None
+    low: float
+    high: float
+    unflagged: int
+    missed_estimate: tuple[float, float, float] | None
+
+
 _DECIDED = (
     # the rows of the run someone decided: 1 when the label was found wrong, 0 when right (unsure left out).
     # Starts from reviews (the decided rows, few), so it costs the same at a thousand rows or a million.
@@ -41,12 +96,12 @@ _DECIDED = (
 )
 
 
-def flag_precision(db: sqlite_utils.Database, ds: Dataset) -> dict:
+def flag_precision(db: sqlite_utils.Database, ds: Dataset) -> FlagPrecision:
     """Per score band of the flagged rows: flagged, decided, wrong, precision with its interval,
     still open; and the estimate of errors left among the open flagged rows (point, low, high)."""
     run = latest_run(db, ds.id, "audit")
     if not run:
-        return {"bands": [], "remaining": None}
+        return FlagPrecision()
     flagged_by_band = {int(k): v for k, v in aggregates(db, ds, run)["bands"].items()}
     decided = {
         b: (n, w)
@@ -70,31 +125,31 @@ def flag_precision(db: sqlite_utils.Database, ds: Dataset) -> dict:
         lo_sum += open_ * use[1]
         hi_sum += open_ * use[2]
         bands.append(
-            {
-                "band": f"{a:.2f}–{b:.2f}",
-                "flagged": flagged,
-                "decided": n_dec,
-                "wrong": wrong,
-                "precision": p,
-                "low": lo,
-                "high": hi,
-                "open": open_,
-            }
+            BandPrecision(
+                band=f"{a:.2f}–{b:.2f}",
+                flagged=flagged,
+                decided=n_dec,
+                wrong=wrong,
+                precision=p,
+                low=lo,
+                high=hi,
+                open=open_,
+            )
         )
     remaining = (
         None
         if pooled[0] is None
-        else {"estimate": est, "low": lo_sum, "high": hi_sum, "open": sum(b["open"] for b in bands)}
+        else ErrorsLeft(estimate=est, low=lo_sum, high=hi_sum, open=sum(b.open for b in bands))
     )
-    return {
-        "bands": bands,
-        "decided": total_dec,
-        "wrong": total_wrong,
-        "precision": pooled[0],
-        "low": pooled[1],
-        "high": pooled[2],
-        "remaining": remaining,
-    }
+    return FlagPrecision(
+        bands=bands,
+        decided=total_dec,
+        wrong=total_wrong,
+        precision=pooled[0],
+        low=pooled[1],
+        high=pooled[2],
+        remaining=remaining,
+    )
 
 
 def add_spot_checks(db: sqlite_utils.Database, ds: Dataset, user: User, n: int, seed: int | None = None) -> int:
@@ -127,12 +182,12 @@ def add_spot_checks(db: sqlite_utils.Database, ds: Dataset, user: User, n: int, 
     return len(picked)
 
 
-def spot_results(db: sqlite_utils.Database, ds: Dataset) -> dict:
+def spot_results(db: sqlite_utils.Database, ds: Dataset) -> SpotResults | None:
     """Spot checks of the latest run: rows added, decided, found wrong, the miss rate with its
-    interval, and the errors it implies among all unflagged rows (point, low, high)."""
+    interval, and the errors it implies among all unflagged rows (point, low, high). None without a run."""
     run = latest_run(db, ds.id, "audit")
     if not run:
-        return {}
+        return None
 
     added = store.scalar(db, "SELECT COUNT(*) FROM spot_checks WHERE run_id=?", [run["id"]])
     decided, wrong = db.execute(
@@ -141,13 +196,13 @@ def spot_results(db: sqlite_utils.Database, ds: Dataset) -> dict:
     ).fetchone()
     unflagged = aggregates(db, ds, run)["unflagged"]
     p, lo, hi = wilson(wrong, decided)
-    return {
-        "added": added,
-        "decided": decided,
-        "wrong": wrong,
-        "miss_rate": p,
-        "low": lo,
-        "high": hi,
-        "unflagged": unflagged,
-        "missed_estimate": None if p is None else (p * unflagged, lo * unflagged, hi * unflagged),
-    }
+    return SpotResults(
+        added=added,
+        decided=decided,
+        wrong=wrong,
+        miss_rate=p,
+        low=lo,
+        high=hi,
+        unflagged=unflagged,
+        missed_estimate=None if p is None else (p * unflagged, lo * unflagged, hi * unflagged),
+    )

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import sqlite_utils
 
-from review import ner, store, trail
+from review import ner, store
 from review.auth import User, require_active
-from review.datasets import Dataset, latest_run
+from review.datasets import Dataset, Mapping, insert_dataset, latest_run, log_upload
 from review.errors import IngestError, ReviewError
 
 Progress = Callable[[float, str], None]
@@ -119,7 +119,7 @@ def write_ner_dataset(
     """Dataset (task 'ner') + one item per sentence + the uploaded bytes + an audit row, in one transaction."""
     import hashlib
 
-    from review.text.ingest import Mapping, check_name
+    from review.text.ingest import check_name
 
     require_active(db, user, "lead", "upload datasets")
     name = check_name(name)
@@ -144,25 +144,8 @@ def write_ner_dataset(
         dup = next(k for k in keys if k in seen or seen.add(k))
         raise IngestError(f"{corpus.filename}: the id {dup!r} is on more than one line. Make ids unique.")
     with store.transaction(db):
-        if store.scalar(db, "SELECT 1 FROM datasets WHERE name=?", [name]):
-            raise IngestError(f"A dataset named {name!r} exists already: choose another name.")
-        cur = db.execute(
-            "INSERT INTO datasets(name, task, labels, label_set_declared, mapping, n_items, source_name, source_sha256, created_by, created_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [
-                name,
-                "ner",
-                json.dumps(tags_seen, ensure_ascii=False),
-                0,
-                mapping.to_json(),
-                n,
-                corpus.filename,
-                hashlib.sha256(data).hexdigest(),
-                user.name,
-                store.now_iso(),
-            ],
-        )
-        ds = cur.lastrowid
+        sha256 = hashlib.sha256(data).hexdigest()
+        ds = insert_dataset(db, name, "ner", tags_seen, False, mapping, n, corpus.filename, sha256, user.name)
         for start in range(0, n, BATCH):
             stop = min(n, start + BATCH)
             rows = []
@@ -189,17 +172,16 @@ def write_ner_dataset(
             if progress:
                 progress(stop / n, f"Stored {stop:,} of {n:,} sentences")
         db.execute("INSERT INTO sources(dataset_id, content) VALUES (?, ?)", [ds, data])
-        trail.log(
+        log_upload(
             db,
             user.name,
-            "upload",
             ds,
-            dataset=name,
+            name,
+            corpus.filename,
+            sha256,
             task="ner",
             sentences=n,
             tokens=corpus.n_tokens,
-            source=corpus.filename,
-            sha256=hashlib.sha256(data).hexdigest(),
             scheme=corpus.scheme,
             format=corpus.format,
             entity_types=corpus.entity_types,
@@ -379,6 +361,22 @@ def score_run(
             "model agreement with given labels": round(acc, 4),
         },
     )
+
+
+def flagged_tokens(db: sqlite_utils.Database, ds: Dataset, idxs: Sequence[int]) -> dict[int, list[int]]:
+    """The flagged token positions of the latest run for the sentences ``idxs``: {sentence idx: [token, …]},
+    ascending; a sentence without one is absent, and so is every sentence before the first run."""
+    run = latest_run(db, ds.id)
+    out: dict[int, list[int]] = {}
+    if run:
+        for start in range(0, len(idxs), 500):
+            part = list(idxs[start : start + 500])
+            for idx, tok in db.execute(
+                f"SELECT idx, token FROM token_issues WHERE run_id=? AND idx IN ({','.join('?' * len(part))}) ORDER BY idx, token",
+                [run["id"], *part],
+            ):
+                out.setdefault(idx, []).append(tok)
+    return out
 
 
 def swaps(db: sqlite_utils.Database, ds: Dataset, limit: int = 30, examples: int = 5) -> list[dict]:

@@ -18,14 +18,16 @@ import io
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from review import store, trail
+from review import store
 from review.auth import User, require_active
+from review.datasets import Mapping, insert_dataset, log_upload
 from review.errors import IngestError
 from review.text import signals
 
@@ -57,7 +59,6 @@ BATCH = 20_000
 # Several text columns are joined with a newline: each part stays verbatim (no invented
 # punctuation such as "?. " after a title that ends in "?"), the Review page draws it as a
 # line break (white-space: pre-wrap), and the models read it as whitespace.
-TEXT_SEP = "\n"
 # How an error tells the user to choose a column: the command's flags, or the Upload page's boxes
 CLI_HINTS = {"text": "--text-col", "label": "--label-col", "id": "--id-col", "annotator": "--annotator-col"}
 PAGE_HINTS = {
@@ -95,50 +96,6 @@ HEADER_WORDS = frozenset(
     )
 )
 _NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
-
-
-@dataclass
-class Mapping:
-    """Which columns mean what. Names are header names, or "1", "2", … without a header."""
-
-    text: list[str] = field(default_factory=list)  # joined with text_sep when several
-    label: str | None = None
-    id: str | None = None
-    annotator: str | None = None
-    probs: list[str] = field(default_factory=list)  # one column per class
-    features: list[str] = field(default_factory=list)  # tabular: feature columns, no text
-    annotators: list[str] = field(default_factory=list)  # wide multi-annotator form: one column per annotator
-    embedding: str | None = None  # the team's own embeddings: a column with one vector per row ...
-    embedding_file: str | None = None  # ... or the name of the .npy file that held them
-    loss: str | None = None  # the team's own per-row training loss
-    # NER uploads: how the file was read
-    format: str | None = None  # 'conll' | 'jsonl'
-    scheme: str | None = None  # 'IOB1' | 'IOB2' | 'BIOES'
-    n_columns: int = 0  # CoNLL columns (token first, tag last)
-    prob_tags: list[str] = field(default_factory=list)  # JSONL pred_probs: their tag order
-    # label value as uploaded -> the class name stored as the label (parse_class_names); the
-    # original values are kept here (and so in datasets.mapping and the upload's audit-trail row)
-    class_names: dict[str, str] = field(default_factory=dict)
-    text_sep: str = TEXT_SEP  # how several text columns were joined
-
-    @property
-    def multi(self) -> bool:
-        """Several labels per item: long form (an annotator column) or wide form (annotator columns)."""
-        return bool(self.annotator or self.annotators)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, s: str) -> Mapping:
-        data = json.loads(s)
-        data.setdefault("text_sep", " ")  # datasets ingested before text_sep joined with a space
-        return cls(**data)
-
-    def used(self) -> list[str]:
-        cols = list(self.text) + list(self.probs) + list(self.features) + list(self.annotators)
-        cols += [c for c in (self.label, self.id, self.annotator, self.embedding, self.loss) if c]
-        return cols
 
 
 @dataclass
@@ -765,6 +722,65 @@ def resolve_columns(df: pd.DataFrame, spec: str | None) -> list[str]:
     return out
 
 
+Choice = str | Sequence[str] | None  # a column spec as resolve_columns reads it ("2,3", "title"), or column names
+
+
+def mapping_from_choices(
+    df: pd.DataFrame,
+    *,
+    text: Choice = None,
+    label: Choice = None,
+    id: Choice = None,
+    annotator: Choice = None,
+    annotators: Choice = None,
+    probs: Choice = None,
+    features: Choice = None,
+    embedding: Choice = None,
+    loss: Choice = None,
+    embedding_file: str | None = None,
+    class_names: dict[str, str] | None = None,
+    guess: bool = False,
+    filename: str = "",
+    hint: str = "",
+) -> Mapping:
+    """The Mapping the user's choices make. Each choice is a spec (a string: names or 1-based
+    positions, comma-separated, as the command's flags take them) or a list of column names (the
+    Upload page's boxes); empty or None: not chosen. ``annotator``: one column is the long form, several
+    the wide form, as ``annotators`` (one column per annotator; the label column is then not used).
+
+    With ``guess`` (the command), what is not chosen is guessed (guess_partial): text and features
+    not when the other is chosen, the id not when text or label is chosen (except in the long form),
+    and never the embedding or loss columns as text or features. When the guess cannot tell and
+    nothing is chosen, IngestError: why, with ``filename`` in front and ``hint`` after it."""
+    cols = lambda choice: resolve_columns(df, choice) if choice is None or isinstance(choice, str) else list(choice)
+    empty = Mapping()
+    guessed, why = guess_partial(df) if guess else (empty, None)
+    if why and not any([text, label, id, annotator, annotators, probs, features]):
+        why = f"{why} {hint}" if hint else why
+        raise IngestError(f"{filename}: {why}" if filename else why)
+    ann = cols(annotator)
+    wide = cols(annotators) or (ann if len(ann) > 1 else [])
+    m = Mapping(
+        text=cols(text) or ([] if features else guessed.text),
+        label=None if wide else (cols(label) or [guessed.label])[0],
+        id=(cols(id) or [None if (text or label) and len(ann) != 1 else guessed.id])[0],
+        annotator=None if wide else (ann or [guessed.annotator])[0],
+        annotators=wide,
+        probs=cols(probs) or guessed.probs,
+        features=cols(features) or ([] if text else guessed.features),
+        embedding=(cols(embedding) or [None])[0],
+        loss=(cols(loss) or [None])[0],
+        embedding_file=embedding_file,
+        class_names=dict(class_names or {}),
+    )
+    signal_cols = {m.embedding, m.loss} - {None}  # a guess must not take the signal columns as text or features
+    if not text:
+        m.text = [c for c in m.text if c not in signal_cols]
+    if not features:
+        m.features = [c for c in m.features if c not in signal_cols]
+    return m
+
+
 def _natural_key(s: str):
     return (0, float(s), s) if re.fullmatch(r"-?\d+(\.\d+)?", s) else (1, 0.0, s.lower())
 
@@ -1241,25 +1257,18 @@ def write_dataset(db: sqlite_utils.Database, prep: Prepared, name: str, user: Us
     items = prep.items
     n = len(items)
     with store.transaction(db):
-        if store.scalar(db, "SELECT 1 FROM datasets WHERE name=?", [name]):
-            raise IngestError(f"A dataset named {name!r} exists already: choose another name.")
-        cur = db.execute(
-            "INSERT INTO datasets(name, task, labels, label_set_declared, mapping, n_items, source_name, source_sha256, created_by, created_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [
-                name,
-                "text",
-                json.dumps(prep.labels, ensure_ascii=False),
-                int(prep.label_set_declared),
-                prep.mapping.to_json(),
-                n,
-                prep.source_name,
-                prep.source_sha256,
-                user.name,
-                store.now_iso(),
-            ],
+        ds = insert_dataset(
+            db,
+            name,
+            "text",
+            prep.labels,
+            prep.label_set_declared,
+            prep.mapping,
+            n,
+            prep.source_name,
+            prep.source_sha256,
+            user.name,
         )
-        ds = cur.lastrowid
         cols = [items[c].tolist() for c in ("key", "text", "given_label", "meta", "features", "probs")]
         for start in range(0, n, BATCH):
             stop = min(n, start + BATCH)
@@ -1275,15 +1284,14 @@ def write_dataset(db: sqlite_utils.Database, prep: Prepared, name: str, user: Us
                 ((ds, i, a, l) for i, a, l in prep.annotations),
             )
         signals.write(db, ds, prep.embeddings, prep.loss)
-        trail.log(
+        log_upload(
             db,
             user.name,
-            "upload",
             ds,
-            dataset=name,
+            name,
+            prep.source_name,
+            prep.source_sha256,
             rows=n,
-            source=prep.source_name,
-            sha256=prep.source_sha256,
             labels=prep.labels,
             mapping=json.loads(prep.mapping.to_json()),
         )

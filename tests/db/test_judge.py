@@ -71,7 +71,7 @@ def test_run_records_answers_unknowns_retries_and_caches(demo_ds, db, lead, anno
         cfg = judge.JudgeConfig(llm.url, "test-model", KEY)
         with pytest.raises(PermissionDenied):
             judge.run_judge(db, demo_ds, annotator, cfg, limit=3)
-        assert judge.plan(db, demo_ds, cfg.model, limit=10) == {"rows": 10, "cached": 0, "calls": 10}
+        assert judge.plan(db, demo_ds, cfg.model, limit=10) == judge.JudgePlan(rows=10, cached=0, calls=10)
         got = judge.run_judge(db, demo_ds, lead, cfg, limit=10, timeout=0.5, workers=3)
         assert (got["rows"], got["calls"], got["cached"]) == (10, 10, 0)
         assert (got["YES"], got["NO"], got["UNKNOWN"]) == (4, 1, 5)  # yes, 429-then-yes, two default yes
@@ -86,11 +86,11 @@ def test_run_records_answers_unknowns_retries_and_caches(demo_ds, db, lead, anno
         assert set(llm.auth_headers) == {f"Bearer {KEY}"}
 
         # a second run spends nothing on rows already judged
-        assert judge.plan(db, demo_ds, cfg.model, limit=10) == {"rows": 10, "cached": 10, "calls": 0}
+        assert judge.plan(db, demo_ds, cfg.model, limit=10) == judge.JudgePlan(rows=10, cached=10, calls=0)
         again = judge.run_judge(db, demo_ds, lead, cfg, limit=10, timeout=0.5)
         assert (again["calls"], again["cached"]) == (0, 10) and llm.total_calls == calls_first
         # another model is another cache key
-        assert judge.plan(db, demo_ds, "other-model", limit=10)["calls"] == 10
+        assert judge.plan(db, demo_ds, "other-model", limit=10).calls == 10
 
     run_id = store.scalar(db, "SELECT MAX(id) FROM runs WHERE dataset_id=?", [demo_ds.id])
     scored = {
@@ -202,13 +202,13 @@ def test_flag_precision_remaining_errors_and_spot_checks(demo_ds, db, annotator,
         else:
             workflow.decide(db, demo_ds, s.idx, annotator, "keep", s.version)
     res = precision.flag_precision(db, demo_ds)
-    assert res["decided"] == 12 and res["wrong"] == wrong
-    assert sum(b["flagged"] for b in res["bands"]) == len(flagged)
-    assert sum(b["open"] for b in res["bands"]) == len(flagged) - 12
+    assert res.decided == 12 and res.wrong == wrong
+    assert sum(b.flagged for b in res.bands) == len(flagged)
+    assert sum(b.open for b in res.bands) == len(flagged) - 12
     p, lo, hi = precision.wilson(wrong, 12)
-    assert res["precision"] == pytest.approx(p) and lo <= p <= hi
-    rem = res["remaining"]
-    assert rem["open"] == len(flagged) - 12 and rem["low"] <= rem["estimate"] <= rem["high"] <= rem["open"]
+    assert res.precision == pytest.approx(p) and lo <= p <= hi
+    rem = res.remaining
+    assert rem.open == len(flagged) - 12 and rem.low <= rem.estimate <= rem.high <= rem.open
 
     with pytest.raises(PermissionDenied):
         precision.add_spot_checks(db, demo_ds, annotator, 5)
@@ -233,9 +233,9 @@ def test_flag_precision_remaining_errors_and_spot_checks(demo_ds, db, annotator,
         seen.append(s.idx)
     assert workflow.claim_next(db, demo_ds, annotator, spot=True) is None
     sp = precision.spot_results(db, demo_ds)
-    assert (sp["added"], sp["decided"], sp["wrong"]) == (5, 5, 1) and sp["miss_rate"] == pytest.approx(0.2)
-    est, lo, hi = sp["missed_estimate"]
-    assert est == pytest.approx(0.2 * sp["unflagged"]) and lo < est < hi
+    assert (sp.added, sp.decided, sp.wrong) == (5, 5, 1) and sp.miss_rate == pytest.approx(0.2)
+    est, lo, hi = sp.missed_estimate
+    assert est == pytest.approx(0.2 * sp.unflagged) and lo < est < hi
 
 
 # ----------------------------------------------------------------------------- pages (AppTest)

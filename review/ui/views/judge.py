@@ -82,10 +82,10 @@ def judge_tab(db, ds: Dataset, user: auth.User) -> None:
         else:
             p = judge.plan(db, ds, cfg.model, int(n))
             if c2.button(
-                f"Run the judge on {p['rows']:,} rows ({shell.plural(p['calls'], 'call')}, {p['cached']:,} cached)",
+                f"Run the judge on {p.rows:,} rows ({shell.plural(p.calls, 'call')}, {p.cached:,} cached)",
                 type="primary",
                 key="judge_run",
-                disabled=p["rows"] == 0,
+                disabled=p.rows == 0,
             ):
                 st.button(
                     "Cancel", key="judge_cancel", help="Stops the run, calls in flight too; verdicts so far are kept"

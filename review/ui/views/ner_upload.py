@@ -38,9 +38,15 @@ def upload_ner(db, user: auth.User, up) -> None:
     if st.button("Check and ingest", type="primary", key="ingest"):
         bar = st.progress(0.0, text="Storing sentences")
         try:
-            ds_id = ner_store.write_ner_dataset(db, corpus, data, name, user, shell.progress_callback(bar))
-            bar.progress(1.0, text="Checking the tags against the scheme")
-            audit.run_integrity(db, ds_id, user)
+            audit.ingest_checked(
+                db,
+                corpus,
+                name,
+                user,
+                shell.progress_callback(bar),
+                source=data,
+                checking="Checking the tags against the scheme",
+            )
             bar.empty()
         except ReviewError as exc:
             bar.empty()
