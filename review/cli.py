@@ -237,8 +237,8 @@ def cmd_judge(db, args) -> int:
     )
     got = judge.run_judge(db, ds, auth.SYSTEM, cfg, args.limit, progress=_bar() if p.calls else (lambda f, m: None))
     print(
-        f"{got['rows']:,} rows: {got['calls']:,} calls, {got['cached']:,} cached; YES {got['YES']:,}, NO {got['NO']:,}, "
-        f"UNKNOWN {got['UNKNOWN']:,}; {got['seconds']} s"
+        f"{got.rows:,} rows: {got.calls:,} calls, {got.cached:,} cached; YES {got.YES:,}, NO {got.NO:,}, "
+        f"UNKNOWN {got.UNKNOWN:,}; {got.seconds} s"
     )
     return 0
 

@@ -41,7 +41,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import sqlite_utils
 
@@ -694,6 +694,21 @@ class JudgePlan:
     calls: int
 
 
+@dataclass(frozen=True)
+class JudgeRun:
+    """What a run did: rows judged, calls made, answers from the cache, verdicts, seconds, whether it was
+    cancelled. The trail's ``judge_run`` row carries the same fields."""
+
+    rows: int
+    calls: int
+    cached: int
+    YES: int
+    NO: int
+    UNKNOWN: int
+    seconds: float
+    cancelled: bool
+
+
 def plan(db: sqlite_utils.Database, ds: Dataset, model: str, limit: int | None = None) -> JudgePlan:
     """What a run would cost: rows to judge, how many are cached, how many calls it makes."""
     rows = candidates(db, ds, limit)
@@ -745,7 +760,7 @@ def run_judge(
     cancel: threading.Event | None = None,
     workers: int = WORKERS,
     timeout: float = TIMEOUT_S,
-) -> dict:
+) -> JudgeRun:
     """Judge the flagged rows of the latest run (at most ``limit``), ``workers`` calls at a time.
 
     Each verdict is stored (and the row's fused action updated) as soon as it arrives, so a
@@ -753,7 +768,7 @@ def run_judge(
     and may raise to stop the run (a Streamlit rerun does); that, or ``cancel`` set, drops the
     calls not started and shuts the sockets of those in flight (the run returns within about
     CANCEL_GRACE_S). ``timeout`` is each call's total deadline. Every string stored (reasons,
-    answers, the trail's endpoint) is scrubbed of the key. Returns counts per verdict."""
+    answers, the trail's endpoint) is scrubbed of the key. Returns a JudgeRun."""
     require(user, "lead", "run the judge")
     if config is None:
         raise ReviewError("No judge is configured. " + SETUP_HELP)
@@ -846,8 +861,7 @@ def run_judge(
         raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-        counts["seconds"] = round(time.perf_counter() - t0, 2)
-        counts["cancelled"] = cancel.is_set()
+        done = JudgeRun(**counts, seconds=round(time.perf_counter() - t0, 2), cancelled=cancel.is_set())
         trail.log(
             db,
             user.name,
@@ -856,9 +870,9 @@ def run_judge(
             model=config.model,
             endpoint=shown_url(config.base_url, key),
             key_sent=bool(key),
-            **{k: v for k, v in counts.items()},
+            **asdict(done),
         )
-    return counts
+    return done
 
 
 def verdict_counts(db: sqlite_utils.Database, ds: Dataset) -> dict:

@@ -73,8 +73,8 @@ def test_run_records_answers_unknowns_retries_and_caches(demo_ds, db, lead, anno
             judge.run_judge(db, demo_ds, annotator, cfg, limit=3)
         assert judge.plan(db, demo_ds, cfg.model, limit=10) == judge.JudgePlan(rows=10, cached=0, calls=10)
         got = judge.run_judge(db, demo_ds, lead, cfg, limit=10, timeout=0.5, workers=3)
-        assert (got["rows"], got["calls"], got["cached"]) == (10, 10, 0)
-        assert (got["YES"], got["NO"], got["UNKNOWN"]) == (4, 1, 5)  # yes, 429-then-yes, two default yes
+        assert (got.rows, got.calls, got.cached) == (10, 10, 0)
+        assert (got.YES, got.NO, got.UNKNOWN) == (4, 1, 5)  # yes, 429-then-yes, two default yes
         calls_first = llm.total_calls
         # 429 twice then an answer: three attempts; 500: every attempt; the rest once
         rows = judge.candidates(db, demo_ds, 10)
@@ -88,7 +88,7 @@ def test_run_records_answers_unknowns_retries_and_caches(demo_ds, db, lead, anno
         # a second run spends nothing on rows already judged
         assert judge.plan(db, demo_ds, cfg.model, limit=10) == judge.JudgePlan(rows=10, cached=10, calls=0)
         again = judge.run_judge(db, demo_ds, lead, cfg, limit=10, timeout=0.5)
-        assert (again["calls"], again["cached"]) == (0, 10) and llm.total_calls == calls_first
+        assert (again.calls, again.cached) == (0, 10) and llm.total_calls == calls_first
         # another model is another cache key
         assert judge.plan(db, demo_ds, "other-model", limit=10).calls == 10
 
@@ -145,9 +145,9 @@ def test_cancel_keeps_what_was_judged_and_stops_calling(demo_ds, db, lead):
         got = judge.run_judge(
             db, demo_ds, lead, judge.JudgeConfig(llm.url, "m"), limit=25, progress=progress, cancel=cancel, workers=1
         )
-        assert got["cancelled"] and 2 <= got["calls"] < 25 and llm.total_calls < 25
+        assert got.cancelled and 2 <= got.calls < 25 and llm.total_calls < 25
     stored = store.scalar(db, "SELECT COUNT(*) FROM judgments WHERE dataset_id=?", [demo_ds.id])
-    assert stored == got["calls"]
+    assert stored == got.calls
     assert store.scalar(db, "SELECT COUNT(*) FROM audit_log WHERE action='judge_run'") == 1
 
 

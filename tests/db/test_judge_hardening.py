@@ -88,7 +88,7 @@ def test_a_redirect_through_run_judge_is_unknown_naming_where_it_pointed(env):
     with Hostile("ok") as other, Hostile("ok") as first:
         first.behave = lambda req: f"redirect:302:{other.url}/chat/completions?k={KEY}"
         got = judge.run_judge(db, ds, lead, judge.JudgeConfig(first.url, "m", KEY), limit=3, workers=2, timeout=5)
-        assert (got["UNKNOWN"], got["calls"]) == (3, 3)
+        assert (got.UNKNOWN, got.calls) == (3, 3)
         assert other.requests == []
     reasons = [r[0] for r in db.execute("SELECT reason FROM judgments")]
     assert len(reasons) == 3 and all("redirect" in r and f"127.0.0.1:{other.port}" in r for r in reasons), reasons
@@ -110,7 +110,7 @@ def test_a_401_echoing_the_key_is_scrubbed_everywhere_it_is_stored_or_shown(env,
         # the key also in the URL (userinfo and query): the trail's endpoint and the errors must not show it
         cfg = judge.JudgeConfig(llm.url.replace("http://", f"http://user:{KEY}@") + f"?api_key={KEY}", "m", KEY)
         got = judge.run_judge(db, ds, lead, cfg, limit=6, workers=3, timeout=5)
-        assert got["UNKNOWN"] == 6
+        assert got.UNKNOWN == 6
         assert set(llm.auth_headers) == {f"Bearer {KEY}"}  # the server did see it: it is the configured one
     dump = everything(db)
     no_key_in(dump)
@@ -173,7 +173,7 @@ def test_a_typed_url_other_than_the_configured_one_runs_without_the_key(env, mon
             c = judge.config_from({"base_url": sneaky})
             assert c.api_key == "" and c.key_withheld, sneaky
         got = judge.run_judge(db, ds, lead, cfg, limit=3, timeout=5)
-        assert got["YES"] == 3
+        assert got.YES == 3
         assert typed.auth_headers == ["", "", ""] and configured.requests == []
 
         # secrets: a key is bound to the URL beside it, and the environment's key to the environment's URL
@@ -302,10 +302,10 @@ def test_every_transport_failure_in_a_run_is_unknown_with_a_reason(env):
         t0 = time.monotonic()
         got = judge.run_judge(db, ds, lead, judge.JudgeConfig(llm.url, "m", KEY), limit=len(hows), workers=4, timeout=2)
         assert time.monotonic() - t0 < 8
-    assert got["calls"] == len(hows) and got["YES"] == sum(1 for h in plan.values() if h == "ok")
-    assert got["UNKNOWN"] == len(hows) - got["YES"]
+    assert got.calls == len(hows) and got.YES == sum(1 for h in plan.values() if h == "ok")
+    assert got.UNKNOWN == len(hows) - got.YES
     reasons = [r[0] for r in db.execute("SELECT reason FROM judgments WHERE verdict='UNKNOWN'")]
-    assert len(reasons) == got["UNKNOWN"] and all(r and "Traceback" not in r for r in reasons), reasons
+    assert len(reasons) == got.UNKNOWN and all(r and "Traceback" not in r for r in reasons), reasons
     no_key_in(everything(db))
 
 
@@ -341,7 +341,7 @@ def test_cancel_stops_calls_in_flight(env):
         )
         elapsed = time.monotonic() - t0
         timer.cancel()
-    assert got["cancelled"] and got["calls"] == 0
+    assert got.cancelled and got.calls == 0
     assert elapsed < 1.0 + 2.0, elapsed
     assert store.scalar(db, "SELECT COUNT(*) FROM judgments") == 0
 

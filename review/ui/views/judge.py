@@ -94,8 +94,8 @@ def judge_tab(db, ds: Dataset, user: auth.User) -> None:
                 try:
                     got = judge.run_judge(db, ds, user, cfg, int(n), progress=shell.progress_callback(bar))
                     st.session_state["judge_flash"] = (
-                        f"Judged {shell.plural(got['rows'], 'row')}: {got['calls']:,} calls, {got['cached']:,} cached; "
-                        f"YES {got['YES']:,}, NO {got['NO']:,}, UNKNOWN {got['UNKNOWN']:,}."
+                        f"Judged {shell.plural(got.rows, 'row')}: {got.calls:,} calls, {got.cached:,} cached; "
+                        f"YES {got.YES:,}, NO {got.NO:,}, UNKNOWN {got.UNKNOWN:,}."
                     )
                     st.rerun()
                 except ReviewError as exc:
