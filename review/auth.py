@@ -258,20 +258,7 @@ def list_users(db: sqlite_utils.Database, actor: User) -> list[dict]:
     return list(db.query("SELECT name, role, active, created_at, failed_logins, locked_until FROM users ORDER BY name"))
 
 
-THROTTLE_SCHEMA = """CREATE TABLE IF NOT EXISTS sign_in_throttle (   -- review.auth: failed sign-ins per name, source, (name, source)
-    kind TEXT NOT NULL,              -- name | source | pair (name + newline + source) | trail (per source) | trail_all
-    key TEXT NOT NULL,
-    fails INTEGER NOT NULL DEFAULT 0,        -- passwords compared and wrong in the window (counted before comparing)
-    window_end REAL NOT NULL DEFAULT 0,      -- Unix seconds; 0: no window open
-    strikes INTEGER NOT NULL DEFAULT 0,      -- windows in a row that ran full: the next one is 2**strikes longer
-    last_fail REAL NOT NULL DEFAULT 0,
-    trusted_until REAL NOT NULL DEFAULT 0,   -- pair: the name signed in from this source
-    minute INTEGER NOT NULL DEFAULT 0,       -- trail: the minute counted in ``logged``
-    logged INTEGER NOT NULL DEFAULT 0,       -- trail: sign_in_failed rows written in that minute
-    skipped INTEGER NOT NULL DEFAULT 0,      -- trail_all: failed sign-ins not written since the last one that was
-    PRIMARY KEY (kind, key)
-) WITHOUT ROWID"""  # made by the first sign-in (store.SCHEMA, at its next version, is where it belongs)
-
+# the columns of sign_in_throttle (store.SCHEMA; migration 0010_sign_in_throttle for older databases)
 _LANE_COLS = ("fails", "window_end", "strikes", "last_fail", "trusted_until", "minute", "logged", "skipped")
 
 
@@ -381,7 +368,6 @@ def _log_failed(db: sqlite_utils.Database, t: float, actor: str, src: str, **pay
 
 def _clear_throttle(db: sqlite_utils.Database, name: str) -> None:
     """End the windows of ``name`` (its own and per source; trust is kept). Call inside a transaction."""
-    db.execute(THROTTLE_SCHEMA)
     db.execute(
         "UPDATE sign_in_throttle SET fails=0, window_end=0, strikes=0 WHERE (kind='name' AND key=?)"
         " OR (kind='pair' AND substr(key, 1, length(?) + 1) = ? || char(10))",
@@ -432,7 +418,6 @@ def sign_in(db: sqlite_utils.Database, name: str, password: str, source: str | N
     src = _source_key(source)
     known_source = src != "local"
     with store.transaction(db):
-        db.execute(THROTTLE_SCHEMA)
         row, why = _find_user(db, name)
         user = row[0] if row else None
         actor = user or (name or "")[:64] or "?"

@@ -8,21 +8,31 @@ audit row, so a refusal or a crash leaves nothing half-written.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-SCHEMA_VERSION = 8  # 6: self_checks, row_signals; 7: scores.activelab, gold; 8: sessions, queue_state
+# The last numbered schema version (6: self_checks, row_signals; 7: scores.activelab, gold; 8: sessions,
+# queue_state). Later changes are named MIGRATIONS only; 8 is still written to meta_info for older code.
+SCHEMA_VERSION = 8
 DEFAULT_DB = "review.db"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta_info (key TEXT PRIMARY KEY, value TEXT);
+
+CREATE TABLE IF NOT EXISTS migrations (   -- store.MIGRATIONS this database has, in the order recorded
+    name TEXT PRIMARY KEY,
+    applied_at TEXT NOT NULL,
+    via TEXT NOT NULL                -- applied (the step ran) | schema (made from the full SCHEMA) | schema_version N
+);
 
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY,
@@ -45,6 +55,20 @@ CREATE TABLE IF NOT EXISTS sessions (   -- review.auth: browser sign-ins that su
     revoked_reason TEXT              -- sign_out | deactivated | idle
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user, revoked_at);
+
+CREATE TABLE IF NOT EXISTS sign_in_throttle (   -- review.auth: failed sign-ins per name, source, (name, source)
+    kind TEXT NOT NULL,              -- name | source | pair (name + newline + source) | trail (per source) | trail_all
+    key TEXT NOT NULL,
+    fails INTEGER NOT NULL DEFAULT 0,        -- passwords compared and wrong in the window (counted before comparing)
+    window_end REAL NOT NULL DEFAULT 0,      -- Unix seconds; 0: no window open
+    strikes INTEGER NOT NULL DEFAULT 0,      -- windows in a row that ran full: the next one is 2**strikes longer
+    last_fail REAL NOT NULL DEFAULT 0,
+    trusted_until REAL NOT NULL DEFAULT 0,   -- pair: the name signed in from this source
+    minute INTEGER NOT NULL DEFAULT 0,       -- trail: the minute counted in ``logged``
+    logged INTEGER NOT NULL DEFAULT 0,       -- trail: sign_in_failed rows written in that minute
+    skipped INTEGER NOT NULL DEFAULT 0,      -- trail_all: failed sign-ins not written since the last one that was
+    PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS queue_state (   -- the Review page's skipped rows and filters, per user and dataset
     user TEXT NOT NULL,
@@ -516,45 +540,220 @@ def storage_error(exc: BaseException, path: str | os.PathLike | None = None, ope
     return None
 
 
-def migrate(db: sqlite_utils.Database) -> None:
-    """Create the schema if missing, bring an older one up to date, and record its version.
+# ----------------------------------------------------------------------------- named migrations
 
-    6 -> 7: scores gains ``activelab`` (NULL for earlier runs), the ``gold`` table is created.
-    7 -> 8: the ``sessions`` and ``queue_state`` tables are created (empty: everyone signs in once more)."""
-    row = None
-    if db["meta_info"].exists():
+
+def _statements(script: str) -> list[str]:
+    """The statements of an SQL script, in order, their comments kept (a trigger's body stays whole)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return out
+
+
+_CREATED = re.compile(r"\bCREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX|TRIGGER)\s+IF\s+NOT\s+EXISTS\s+(\w+)", re.IGNORECASE)
+# every table, index and trigger of SCHEMA by name -> its CREATE … IF NOT EXISTS statement
+SCHEMA_OBJECTS: dict[str, str] = {m.group(1): s for s in _statements(SCHEMA) if (m := _CREATED.search(s))}
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One named step of the schema's history, in the style of sqlite-utils' migrations.
+
+    ``apply(db)`` brings a database that lacks the step up to it, inside :func:`migrate`'s transaction;
+    it looks first (a column it adds; CREATE … IF NOT EXISTS), so applying it again changes nothing.
+    ``version``: the schema_version that brought the step, for the steps from before named migrations
+    (a database recording that version or a later one has the step); None for the steps after them."""
+
+    name: str
+    apply: Callable[[sqlite_utils.Database], None]
+    version: int | None = None
+
+
+def _creates(*objects: str, columns: Sequence[tuple[str, str, str]] = ()) -> Callable[[sqlite_utils.Database], None]:
+    """A step's ``apply``: add the ``columns`` (table, column, type) a table lacks, then create the tables,
+    indexes and triggers named in ``objects`` with SCHEMA's own statements (CREATE … IF NOT EXISTS)."""
+    unknown = [o for o in objects if o not in SCHEMA_OBJECTS]
+    if unknown:  # a step naming what SCHEMA does not hold: a mistake, shown on import
+        raise ValueError(f"not in store.SCHEMA: {', '.join(unknown)}")
+
+    def apply(db: sqlite_utils.Database) -> None:
+        for table, column, kind in columns:
+            if column not in db[table].columns_dict:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        for name in objects:
+            db.execute(SCHEMA_OBJECTS[name])
+
+    return apply
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(
+        "0001_initial",
+        _creates(
+            "meta_info",
+            "users",
+            "datasets",
+            "items",
+            "items_key",
+            "annotations",
+            "annotations_item",
+            "runs",
+            "runs_dataset",
+            "scores",
+            "scores_rank",
+            "scores_issue_rank",
+            "findings",
+            "findings_run",
+            "states",
+            "states_state",
+            "reviews",
+            "reviews_item",
+            "reviews_status",
+            "reviews_reviewer",
+            "audit_log",
+            "audit_dataset",
+            "audit_action",
+            "audit_actor",
+            "audit_log_no_update",
+            "audit_log_no_delete",
+        ),
+        1,
+    ),
+    Migration(  # several annotators per item
+        "0002_consensus_columns",
+        _creates(
+            "annotator_stats",
+            "annotations_annotator",
+            columns=[
+                ("scores", "consensus_label", "TEXT"),
+                ("scores", "agreement", "REAL"),
+                ("scores", "n_annotators", "INTEGER"),
+            ],
+        ),
+        2,
+    ),
+    Migration("0003_ner_tables", _creates("sources", "token_issues", "token_issues_swap"), 3),
+    Migration(  # the LLM judge and spot checks
+        "0004_judge_columns",
+        _creates(
+            "judgments",
+            "spot_checks",
+            columns=[
+                ("scores", "judge_verdict", "TEXT"),
+                ("scores", "judge_label", "TEXT"),
+                ("scores", "judge_reason", "TEXT"),
+                ("scores", "fused_action", "TEXT"),
+                ("scores", "fused_trust", "REAL"),
+            ],
+        ),
+        4,
+    ),
+    Migration("0005_run_aggregates", _creates("run_aggregates", "scores_judge"), 5),
+    Migration("0006_self_checks_row_signals", _creates("row_signals", "self_checks", "self_checks_dataset"), 6),
+    Migration(
+        "0007_activelab_gold", _creates("gold", "scores_activelab", columns=[("scores", "activelab", "REAL")]), 7
+    ),
+    Migration("0008_sessions_queue_state", _creates("sessions", "sessions_user", "queue_state"), 8),
+    # after schema_version 8: named steps only
+    Migration("0009_audit_mac", _creates("audit_mac", "audit_mac_no_update", "audit_mac_no_delete")),
+    Migration("0010_sign_in_throttle", _creates("sign_in_throttle")),
+]
+
+
+def _plan(db: sqlite_utils.Database) -> tuple[int | None, list[tuple[Migration, str]] | None]:
+    """What :func:`migrate` has to do: (the schema_version in meta_info or None, the steps to record,
+    each with how it gets there: 'applied' (run it) or 'schema_version N' (the database has it);
+    None instead of the steps: a new database, made from the full SCHEMA). Reads only."""
+    tables = {
+        r[0]
+        for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name IN ('meta_info', 'migrations')"
+        ).fetchall()
+    }
+    version = None
+    if "meta_info" in tables:
         row = db.execute("SELECT value FROM meta_info WHERE key='schema_version'").fetchone()
-    if row and int(row[0]) >= SCHEMA_VERSION:
-        return
-    if row and int(row[0]) < 4:  # 1 -> 2: consensus columns on scores; 3 -> 4: judge columns
-        for col, kind in (
-            ("consensus_label", "TEXT"),
-            ("agreement", "REAL"),
-            ("n_annotators", "INTEGER"),
-            ("judge_verdict", "TEXT"),
-            ("judge_label", "TEXT"),
-            ("judge_reason", "TEXT"),
-            ("fused_action", "TEXT"),
-            ("fused_trust", "REAL"),
-        ):
-            if col not in db["scores"].columns_dict:
-                db.execute(f"ALTER TABLE scores ADD COLUMN {col} {kind}")
-    if row and int(row[0]) < 7 and "activelab" not in db["scores"].columns_dict:  # 6 -> 7: the label queue's score
-        try:
-            db.execute("ALTER TABLE scores ADD COLUMN activelab REAL")
-        except sqlite3.OperationalError as exc:  # another process migrating the same file added it first
-            if "duplicate column" not in str(exc):
-                raise
+        version = int(row[0]) if row else None
+    recorded = {r[0] for r in db.execute("SELECT name FROM migrations").fetchall()} if "migrations" in tables else set()
+    if version is None and not recorded:
+        return None, None
+    todo = []
+    for m in MIGRATIONS:
+        if m.version is not None and version is not None:  # a numbered step: the version says, not the record
+            if m.version > version:
+                todo.append((m, "applied"))
+            elif m.name not in recorded:
+                todo.append((m, f"schema_version {version}"))
+        elif m.name not in recorded:
+            todo.append((m, "applied"))
+    return version, todo
+
+
+def pending_migrations(db: sqlite_utils.Database) -> list[str]:
+    """The names of the MIGRATIONS :func:`migrate` would apply or record here ([]: current). Reads only."""
+    _, todo = _plan(db)
+    return [m.name for m in MIGRATIONS] if todo is None else [m.name for m, _ in todo]
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Create the schema if missing, or apply the MIGRATIONS the database lacks, in order, each recorded
+    in ``migrations``. Returns the names recorded ([]: it was current, and nothing was written).
+
+    - A new database is made from the full SCHEMA and records every step (via ``schema``).
+    - A database that records a schema_version in meta_info (every one from before named migrations)
+      has the numbered steps up to that version (recorded via ``schema_version N``); the numbered steps
+      above it are applied, whatever the record says, and so are the named steps it has no record of.
+    - One BEGIN IMMEDIATE transaction for all of it, planned again under the write lock (another process
+      that migrated the same file first leaves nothing to do): a step that fails rolls back the steps
+      before it and their record, and the database stays as it was.
+    - schema_version (SCHEMA_VERSION) is still written, for older code that reads it.
+    - A read-only database at SCHEMA_VERSION or later, lacking only named steps, opens as it is (as it did
+      before them); a read-only database that lacks a numbered step raises, as before."""
+    version, todo = _plan(db)
+    if todo is not None and not todo:
+        return []
+    conn = db.conn
     try:
-        db.conn.executescript(
-            "BEGIN IMMEDIATE;\n"
-            + SCHEMA
-            + f"\nINSERT OR REPLACE INTO meta_info(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');\nCOMMIT;"
-        )
-    except sqlite3.Error:
-        if db.conn.in_transaction:  # a statement failed (disk full, read-only): none of the script stays
-            db.conn.execute("ROLLBACK")
+        conn.execute("BEGIN IMMEDIATE")
+        version, todo = _plan(db)
+        done = _apply(db, version, todo)
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        _rollback(conn)  # a statement failed (disk full, read-only, a step): none of it stays
+        if isinstance(exc, sqlite3.Error) and _read_only(exc) and version is not None and version >= SCHEMA_VERSION:
+            return []
         raise
+    return done
+
+
+def _apply(db: sqlite_utils.Database, version: int | None, todo: list[tuple[Migration, str]] | None) -> list[str]:
+    """migrate()'s writes, inside its transaction."""
+    if todo is not None and not todo:
+        return []
+    for table in ("meta_info", "migrations"):  # the bookkeeping, before any step
+        db.execute(SCHEMA_OBJECTS[table])
+    if todo is None:  # a new database: the full schema, every step recorded as part of it
+        for statement in _statements(SCHEMA):
+            db.execute(statement)
+        todo = [(m, "schema") for m in MIGRATIONS]
+    at = now_iso()
+    for m, via in todo:
+        if via == "applied":
+            m.apply(db)
+        db.execute("INSERT OR REPLACE INTO migrations(name, applied_at, via) VALUES (?, ?, ?)", [m.name, at, via])
+    if version is None or version < SCHEMA_VERSION:
+        db.execute("INSERT OR REPLACE INTO meta_info(key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+    return [m.name for m, _ in todo]
+
+
+def _read_only(exc: sqlite3.Error) -> bool:
+    """SQLITE_READONLY: the file, its folder or the connection (mode=ro) cannot be written."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF == 8 if isinstance(code, int) else "readonly database" in str(exc).lower()
 
 
 @contextmanager
@@ -617,6 +816,26 @@ def scalar(db: sqlite_utils.Database, sql: str, params: Any = ()) -> Any:
     """First column of the first row, or None."""
     row = db.execute(sql, params).fetchone()
     return row[0] if row else None
+
+
+def fetch_one(db: sqlite_utils.Database, sql: str, params: Any = ()) -> sqlite3.Row | None:
+    """The first row as a :class:`sqlite3.Row` (columns by name: ``row["state"]``), or None."""
+    cur = db.conn.cursor()
+    cur.row_factory = sqlite3.Row
+    try:
+        return cur.execute(sql, params).fetchone()
+    finally:
+        cur.close()
+
+
+def rows(db: sqlite_utils.Database, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+    """Every row as a :class:`sqlite3.Row` (columns by name)."""
+    cur = db.conn.cursor()
+    cur.row_factory = sqlite3.Row
+    try:
+        return cur.execute(sql, params).fetchall()
+    finally:
+        cur.close()
 
 
 def backup(db: sqlite_utils.Database, dest: str | os.PathLike) -> None:

@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import sqlite_utils
 
@@ -63,19 +64,34 @@ class Suspect:
     spot_check: bool = False  # an unflagged row drawn for a spot check
 
 
-def _state(db, ds_id: int, idx: int) -> tuple[str, int, str | None, str | None, float | None]:
-    row = db.execute(
+class _ItemState(NamedTuple):
+    """An item's row of ``states``; an item without one is open at version 0."""
+
+    state: str = "open"
+    version: int = 0
+    current_label: str | None = None
+    claimed_by: str | None = None
+    claimed_until: float | None = None
+
+
+def _state(db, ds_id: int, idx: int) -> _ItemState:
+    row = store.fetch_one(
+        db,
         "SELECT state, version, current_label, claimed_by, claimed_until FROM states WHERE dataset_id=? AND idx=?",
         [ds_id, idx],
-    ).fetchone()
-    return tuple(row) if row else ("open", 0, None, None, None)
+    )
+    return _ItemState(**{f: row[f] for f in _ItemState._fields}) if row else _ItemState()
+
+
+# the model's view of a row in a run, as Suspect names it (and the scores table)
+_SCORE_FIELDS = ("rank", "quality", "predicted_label", "confidence", "suggested_label", "action", "reason")
 
 
 def get_suspect(db: sqlite_utils.Database, ds: Dataset, idx: int, run_id: int | None = None) -> Suspect:
     """Everything about one row: the item, its scores in the run, its state and latest review."""
-    item = db.execute(
-        "SELECT key, text, given_label, meta, tokens FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx]
-    ).fetchone()
+    item = store.fetch_one(
+        db, "SELECT key, text, given_label, meta, tokens FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx]
+    )
     if item is None:
         raise NotFound(f"Dataset {ds.name!r} has no row {idx}.")
     if run_id is None:
@@ -83,50 +99,56 @@ def get_suspect(db: sqlite_utils.Database, ds: Dataset, idx: int, run_id: int | 
         run_id = run["id"] if run else None
     sc = None  # one read of the row's scores: the model's view, the judge's, and whether it is a spot check
     if run_id is not None:
-        sc = db.execute(
-            "SELECT rank, quality, predicted_label, confidence, suggested_label, action, reason, probs,"
+        sc = store.fetch_one(
+            db,
+            f"SELECT {', '.join(_SCORE_FIELDS)}, probs,"
             " judge_verdict, judge_label, judge_reason, fused_action, fused_trust,"
             " is_issue = 0 AND EXISTS (SELECT 1 FROM spot_checks c WHERE c.run_id=scores.run_id AND c.idx=scores.idx)"
-            " FROM scores WHERE run_id=? AND idx=?",
+            " AS spot_check FROM scores WHERE run_id=? AND idx=?",
             [run_id, idx],
-        ).fetchone()
-    state, version, current, claimed_by, claimed_until = _state(db, ds.id, idx)
-    if claimed_until is not None and claimed_until < time.time():
+        )
+    st = _state(db, ds.id, idx)
+    claimed_by = st.claimed_by
+    if st.claimed_until is not None and st.claimed_until < time.time():
         claimed_by = None
     rev = list(db.query("SELECT * FROM reviews WHERE dataset_id=? AND idx=? ORDER BY id DESC LIMIT 1", [ds.id, idx]))
-    key, text, given, meta, tokens = item
     judge = (
-        {"verdict": sc[8], "label": sc[9], "reason": sc[10], "action": sc[11], "trust": sc[12]}
-        if sc and sc[8]
+        {
+            "verdict": sc["judge_verdict"],
+            "label": sc["judge_label"],
+            "reason": sc["judge_reason"],
+            "action": sc["fused_action"],
+            "trust": sc["fused_trust"],
+        }
+        if sc and sc["judge_verdict"]
         else None
     )
-    spot = bool(sc and sc[13])
     labels_by = (
-        db.execute(
-            "SELECT annotator, label FROM annotations WHERE dataset_id=? AND idx=? ORDER BY annotator", [ds.id, idx]
-        ).fetchall()
+        store.rows(
+            db, "SELECT annotator, label FROM annotations WHERE dataset_id=? AND idx=? ORDER BY annotator", [ds.id, idx]
+        )
         if ds.mapping.multi
         else []
     )
     return Suspect(
-        ds.id,
-        idx,
-        key,
-        text,
-        given,
-        current or given,
-        run_id,
-        *(sc[:7] if sc else (None,) * 7),
-        json.loads(sc[7]) if sc and sc[7] else None,
-        state,
-        version,
-        claimed_by,
-        json.loads(meta) if meta else {},
-        rev[0] if rev else None,
-        [tuple(r) for r in labels_by],
-        json.loads(tokens) if tokens else None,
-        judge,
-        spot,
+        dataset_id=ds.id,
+        idx=idx,
+        key=item["key"],
+        text=item["text"],
+        given_label=item["given_label"],
+        current_label=st.current_label or item["given_label"],
+        run_id=run_id,
+        **{f: sc[f] if sc else None for f in _SCORE_FIELDS},
+        probs=json.loads(sc["probs"]) if sc and sc["probs"] else None,
+        state=st.state,
+        version=st.version,
+        claimed_by=claimed_by,
+        meta=json.loads(item["meta"]) if item["meta"] else {},
+        latest_review=rev[0] if rev else None,
+        annotations=[(r["annotator"], r["label"]) for r in labels_by],
+        tokens=json.loads(item["tokens"]) if item["tokens"] else None,
+        judge=judge,
+        spot_check=bool(sc and sc["spot_check"]),
     )
 
 
@@ -182,12 +204,13 @@ def claim_next(
     now = time.time()
     excl = sorted({int(i) for i in exclude})
     with store.transaction(db):
-        held = db.execute(
+        held = store.scalar(  # the row this user holds, if any
+            db,
             "SELECT idx FROM states WHERE dataset_id=? AND state='open' AND claimed_by=? AND claimed_until>? ORDER BY idx LIMIT 1",
             [ds.id, user.name, now],
-        ).fetchone()
-        if held and held[0] not in excl and action is None and disagrees is None and swap is None and not spot:
-            idx = held[0]
+        )
+        if held is not None and held not in excl and action is None and disagrees is None and swap is None and not spot:
+            idx = held
         else:
             db.execute(
                 "UPDATE states SET claimed_by=NULL, claimed_until=NULL WHERE dataset_id=? AND claimed_by=? AND state='open'",
@@ -213,10 +236,9 @@ def claim_next(
                 sql += " AND s.idx IN (SELECT t.idx FROM token_issues t WHERE t.run_id=s.run_id AND t.given_tag=? AND t.predicted_tag=?)"
                 params += list(swap)
             by = ACTION_ORDER + ", s.rank" if order == "action" else "s.rank"
-            row = db.execute(sql + f" ORDER BY {by} LIMIT 1", params).fetchone()
-            if row is None:
+            idx = store.scalar(db, sql + f" ORDER BY {by} LIMIT 1", params)
+            if idx is None:
                 return None
-            idx = row[0]
         db.execute(
             "INSERT INTO states(dataset_id, idx, state, version, claimed_by, claimed_until, updated_at) VALUES (?,?,'open',0,?,?,?)"
             " ON CONFLICT(dataset_id, idx) DO UPDATE SET claimed_by=excluded.claimed_by, claimed_until=excluded.claimed_until",
@@ -256,11 +278,11 @@ def decide(
     if len(note) > 5000:
         raise ReviewError("The note is too long: keep it under 5,000 characters.")
     with store.transaction(db):
-        item = db.execute("SELECT given_label FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx]).fetchone()
+        item = store.fetch_one(db, "SELECT given_label FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx])
         if item is None:
             raise NotFound(f"Dataset {ds.name!r} has no row {idx}.")
-        state, version, current, claimed_by, claimed_until = _state(db, ds.id, idx)
-        label_now = current or item[0]
+        st = _state(db, ds.id, idx)
+        label_now = st.current_label or item["given_label"]
         if decision == "relabel" and ds.task == "ner":
             new_label = _check_ner_tags(db, ds, idx, new_label)
             if new_label == label_now:
@@ -272,27 +294,28 @@ def decide(
                 raise ReviewError(f"Row {idx} is already labelled {new_label!r}: choose keep, or another label.")
         else:
             new_label = None
-        if version != seen_version:
+        if st.version != seen_version:
             who = store.scalar(
                 db, "SELECT actor FROM audit_log WHERE dataset_id=? AND idx=? ORDER BY id DESC LIMIT 1", [ds.id, idx]
             )
             raise StaleViewError(
                 f"Row {idx} was changed by {who or 'someone else'} while you looked at it: your decision was not saved. Reload it to see what changed."
             )
-        if claimed_by and claimed_by != user.name and (claimed_until or 0) > time.time():
+        if st.claimed_by and st.claimed_by != user.name and (st.claimed_until or 0) > time.time():
             raise StaleViewError(
-                f"Row {idx} is now being reviewed by {claimed_by}: your claim on it expired. Your decision was not saved; take the next suspect."
+                f"Row {idx} is now being reviewed by {st.claimed_by}: your claim on it expired. Your decision was not saved; take the next suspect."
             )
         revising = None
-        if state != "open":
-            last = db.execute(
+        if st.state != "open":
+            last = store.fetch_one(
+                db,
                 "SELECT id, reviewer, status FROM reviews WHERE dataset_id=? AND idx=? ORDER BY id DESC LIMIT 1",
                 [ds.id, idx],
-            ).fetchone()
-            if last and last[1] == user.name and last[2] == "pending":
-                revising = last[0]
+            )
+            if last and last["reviewer"] == user.name and last["status"] == "pending":
+                revising = last["id"]
             else:
-                raise StaleViewError(f"Row {idx} is already {state}: it is not open for review.")
+                raise StaleViewError(f"Row {idx} is already {st.state}: it is not open for review.")
         run = latest_run(db, ds.id)
         sugg = (
             store.scalar(db, "SELECT suggested_label FROM scores WHERE run_id=? AND idx=?", [run["id"], idx])
@@ -318,14 +341,14 @@ def decide(
                 user.name,
                 store.now_iso(),
                 took,
-                version + 1,
+                st.version + 1,
             ],
         )
         db.execute(
             "INSERT INTO states(dataset_id, idx, state, version, updated_at) VALUES (?,?,?,?,?)"
             " ON CONFLICT(dataset_id, idx) DO UPDATE SET state=excluded.state, version=excluded.version,"
             " claimed_by=NULL, claimed_until=NULL, updated_at=excluded.updated_at",
-            [ds.id, idx, DECISION_STATE[decision], version + 1, store.now_iso()],
+            [ds.id, idx, DECISION_STATE[decision], st.version + 1, store.now_iso()],
         )
         trail.log(
             db,
@@ -376,14 +399,14 @@ def _verify_one(
     **audit_extra,
 ) -> None:
     """verify()'s checks and writes, inside the caller's transaction (verify, verify_many)."""
-    rev = db.execute(
-        "SELECT dataset_id, idx, decision, new_label, status, reviewer FROM reviews WHERE id=?", [review_id]
-    ).fetchone()
+    rev = store.fetch_one(
+        db, "SELECT dataset_id, idx, decision, new_label, status, reviewer FROM reviews WHERE id=?", [review_id]
+    )
     if rev is None:
         raise NotFound(f"There is no decision {review_id}.")
-    ds_id, idx, decision, new_label, status, reviewer = rev
-    if status != "pending":
-        raise StaleViewError(f"Decision {review_id} on row {idx} is already {status}: nothing was changed.")
+    ds_id, idx, decision, reviewer = rev["dataset_id"], rev["idx"], rev["decision"], rev["reviewer"]
+    if rev["status"] != "pending":
+        raise StaleViewError(f"Decision {review_id} on row {idx} is already {rev['status']}: nothing was changed.")
     self_approved = reviewer == user.name
     if self_approved and not dataset_settings(db, ds_id)["allow_self_approval"]:
         raise ReviewError(
@@ -391,8 +414,8 @@ def _verify_one(
             " its author (four eyes), so another lead has to verify it. Nothing was changed. A one-person team"
             " can allow self-approval for this dataset on the Verify page."
         )
-    state, version, current, _, _ = _state(db, ds_id, idx)
-    if version != seen_version:
+    st = _state(db, ds_id, idx)
+    if st.version != seen_version:
         raise StaleViewError(f"Row {idx} changed while you looked at it: nothing was changed. Reload the verify queue.")
     given = store.scalar(db, "SELECT given_label FROM items WHERE dataset_id=? AND idx=?", [ds_id, idx])
     labels = json.loads(store.scalar(db, "SELECT labels FROM datasets WHERE id=?", [ds_id]))
@@ -401,12 +424,12 @@ def _verify_one(
             raise ReviewError(
                 f"{reviewer} was unsure about row {idx}, so there is no label to approve: override with a label, or reject it back to the queue."
             )
-        final = new_label if decision == "relabel" else (current or given)
+        final = rev["new_label"] if decision == "relabel" else (st.current_label or given)
         new_state, new_status, new_current = "approved", "approved", final
     elif action == "reject":
         if not note:
             raise ReviewError("Say why you reject the decision: the note goes back to the annotator.")
-        final, new_state, new_status, new_current = None, "open", "rejected", current
+        final, new_state, new_status, new_current = None, "open", "rejected", st.current_label
     else:
         ds_task = store.scalar(db, "SELECT task FROM datasets WHERE id=?", [ds_id])
         if ds_task == "ner":
@@ -423,7 +446,7 @@ def _verify_one(
     )
     db.execute(
         "UPDATE states SET state=?, version=?, current_label=?, claimed_by=NULL, claimed_until=NULL, updated_at=? WHERE dataset_id=? AND idx=?",
-        [new_state, version + 1, new_current if new_current != given else None, now, ds_id, idx],
+        [new_state, st.version + 1, new_current if new_current != given else None, now, ds_id, idx],
     )
     extra = {"self_approved": True} if self_approved else {}
     trail.log(
@@ -555,19 +578,23 @@ def verify_many(db: sqlite_utils.Database, ds: Dataset, user: User, seen: Sequen
     out: dict[str, list[int]] = {"approved": [], "own": [], "unsure": [], "self_approved": []}
     with store.transaction(db):
         rows = {
-            r[0]: r[1:]
-            for r in db.execute(
-                "SELECT r.id, r.dataset_id, r.status, r.decision, r.reviewer, i.key, st.version FROM reviews r"
+            r["id"]: r
+            for r in store.rows(
+                db,
+                "SELECT r.id AS id, r.dataset_id AS dataset_id, r.status AS status, r.decision AS decision,"
+                " r.reviewer AS reviewer, i.key AS key, st.version AS version FROM reviews r"
                 " JOIN items i ON i.dataset_id=r.dataset_id AND i.idx=r.idx"
                 " JOIN states st ON st.dataset_id=r.dataset_id AND st.idx=r.idx"
                 f" WHERE r.id IN ({','.join('?' * len(ids))})",
                 ids,
             )
         }
-        missing = [rid for rid in ids if rid not in rows or rows[rid][0] != ds.id]
+        missing = [rid for rid in ids if rid not in rows or rows[rid]["dataset_id"] != ds.id]
         if missing:
             raise NotFound(f"{ds.name!r} has no decision {', '.join(map(str, missing[:5]))}: nothing was approved.")
-        changed = [rows[rid][4] for rid in ids if rows[rid][1] != "pending" or rows[rid][5] != versions[rid]]
+        changed = [
+            rows[rid]["key"] for rid in ids if rows[rid]["status"] != "pending" or rows[rid]["version"] != versions[rid]
+        ]
         if changed:
             more = f" and {len(changed) - 5:,} more" if len(changed) > 5 else ""
             raise StaleViewError(
@@ -577,17 +604,16 @@ def verify_many(db: sqlite_utils.Database, ds: Dataset, user: User, seen: Sequen
         allow_self = dataset_settings(db, ds.id)["allow_self_approval"]
         todo = []
         for rid in ids:
-            _, _, decision, reviewer, _, _ = rows[rid]
-            if reviewer == user.name and not allow_self:
+            if rows[rid]["reviewer"] == user.name and not allow_self:
                 out["own"].append(rid)
-            elif decision == "unsure":
+            elif rows[rid]["decision"] == "unsure":
                 out["unsure"].append(rid)
             else:
                 todo.append(rid)
         for rid in todo:
             _verify_one(db, rid, user, "approve", versions[rid], None, "", bulk=len(todo))
             out["approved"].append(rid)
-            if rows[rid][3] == user.name:
+            if rows[rid]["reviewer"] == user.name:
                 out["self_approved"].append(rid)
     return out
 
