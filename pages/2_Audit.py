@@ -140,7 +140,7 @@ with tab_charts:
         a, b = st.columns(2)
         a.plotly_chart(charts.given_vs_cleaned(stats.label_counts(db, ds)), key="given_vs_cleaned")
         prog = workflow.progress(db, ds)
-        b.plotly_chart(charts.review_progress({**prog["states"], "open": prog["open"]}), key="progress")
+        b.plotly_chart(charts.review_progress({**prog.states, "open": prog.open}), key="progress")
         if run["kind"] == "audit":
             a.plotly_chart(charts.quality_histogram(*stats.quality_bins(db, ds)), key="quality_hist")
             b.plotly_chart(charts.confusion(ds.labels, stats.flagged_confusion(db, ds)), key="confusion")

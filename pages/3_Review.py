@@ -35,7 +35,7 @@ def remember() -> None:
 
 
 prog = workflow.progress(db, ds)
-if prog["flagged"] == 0:
+if prog.flagged == 0:
     st.info(
         "No suspects yet: a lead runs the audit first."
         if not user.can("lead")
@@ -75,9 +75,9 @@ shown_action = actions[choice] if actions[choice] not in (None, "spot") and not 
 if shown_action:
     prog = workflow.progress(db, ds, action=shown_action)
 bar.progress(
-    prog["decided"] / prog["flagged"] if prog["flagged"] else 1.0,
-    text=(f"{choice}: " if shown_action else "") + f"{prog['decided']:,} of {prog['flagged']:,} suspects decided · "
-    f"{prog['open']:,} open · {prog['pending']:,} awaiting verification",
+    prog.decided / prog.flagged if prog.flagged else 1.0,
+    text=(f"{choice}: " if shown_action else "") + f"{prog.decided:,} of {prog.flagged:,} suspects decided · "
+    f"{prog.open:,} open · {prog.pending:,} awaiting verification",
 )
 
 flash = st.session_state.pop("review_flash", None)

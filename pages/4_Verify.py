@@ -29,7 +29,7 @@ vs = st.session_state.setdefault(f"verify_{ds.id}", {"after": 0, "card": 0})  # 
 
 prog = workflow.progress(db, ds)
 st.caption(
-    f"{shell.plural(prog['pending'], 'decision')} awaiting verification · {prog['approved']:,} approved · {prog['overridden']:,} overridden"
+    f"{shell.plural(prog.pending, 'decision')} awaiting verification · {prog.approved:,} approved · {prog.overridden:,} overridden"
 )
 flash = st.session_state.pop("verify_flash", None)
 if flash:  # it names the row, the label, the dataset, a refusal: data, not Markdown

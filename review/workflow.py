@@ -628,7 +628,21 @@ def awaiting_verification(db: sqlite_utils.Database, ds: Dataset, author: str | 
     )
 
 
-def progress(db: sqlite_utils.Database, ds: Dataset, action: str | None = None) -> dict:
+@dataclass(frozen=True)
+class QueueProgress:
+    """Where the review queue stands: suspects in the latest run, decided or not, awaiting verification,
+    approved, overridden, and the count per state (``states``)."""
+
+    flagged: int
+    open: int
+    decided: int
+    pending: int
+    approved: int
+    overridden: int
+    states: dict[str, int]
+
+
+def progress(db: sqlite_utils.Database, ds: Dataset, action: str | None = None) -> QueueProgress:
     """Where the queue stands: suspects in the latest run and counts per state (aggregates only);
     with ``action``, only the suspects with that recommended action (what a filter shows)."""
     run = latest_run(db, ds.id)
@@ -646,15 +660,15 @@ def progress(db: sqlite_utils.Database, ds: Dataset, action: str | None = None) 
         ).fetchall()
     )
     decided = sum(v for k, v in states.items() if k != "open")
-    return {
-        "flagged": flagged,
-        "open": flagged - decided,
-        "decided": decided,
-        "pending": sum(states.get(s, 0) for s in ("kept", "relabelled", "unsure")),
-        "approved": states.get("approved", 0),
-        "overridden": states.get("overridden", 0),
-        "states": states,
-    }
+    return QueueProgress(
+        flagged=flagged,
+        open=flagged - decided,
+        decided=decided,
+        pending=sum(states.get(s, 0) for s in ("kept", "relabelled", "unsure")),
+        approved=states.get("approved", 0),
+        overridden=states.get("overridden", 0),
+        states=states,
+    )
 
 
 def my_recent(db: sqlite_utils.Database, ds: Dataset, user: User, limit: int = 20) -> list[dict]:

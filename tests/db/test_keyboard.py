@@ -12,7 +12,9 @@ from streamlit.elements.lib.shortcut_utils import normalize_shortcut
 from review import datasets, ner, workflow
 from review.ner import store as ner_store
 from review.ui.shortcuts import NER_KEYS, RESERVED, suspect_step, tag_keys
-from tests.db.test_ner_loop import ANNA, audited, held, html_of, ndb, open_page, page_db, run  # noqa: F401  (fixtures)
+from tests.builders import ANNA, held, html_of, open_page, run
+
+# the fixture page_db (a copy of the audited CoNLL template) is in tests/db/conftest.py
 
 IOB1 = ["O"] + [f"{p}-{t}" for t in ("LOC", "MISC", "ORG", "PER") for p in "IB"]
 BIOES = ["O"] + [f"{p}-{t}" for t in ("LOC", "MISC", "ORG", "PER", "DATE", "TIME") for p in "BIES"]

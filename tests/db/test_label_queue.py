@@ -20,43 +20,10 @@ from review.crowd import annotators, gold, labeling
 from review.crowd import consensus as crowd
 from review.errors import NotFound, PermissionDenied, ReviewError
 from review.text import ingest
+from tests.builders import CONTESTED, NEG, POS, build_crowd_db, crowd_frame
 from tests.helpers import PASSWORD, copy_db, counts, raw
 
-POS = ["great", "lovely", "superb", "wonderful", "fine", "excellent"]
-NEG = ["awful", "broken", "horrid", "terrible", "bad", "dreadful"]
-CONTESTED = "contested"
-ANNOTATORS = ("ann1", "ann2", "ann3")
 LEAD, ANNA, BEN = auth.User("lena", "lead"), auth.User("anna", "annotator"), auth.User("ben", "annotator")
-
-
-def crowd_frame(n_per_class: int = 15, seed: int = 0) -> pd.DataFrame:
-    """Long form (item_id, text, annotator, label): three annotators label every clear text (10% of
-    their labels flipped, seeded); the neutral item 'contested' has two labels, ann1 pos, ann2 neg."""
-    rng = np.random.default_rng(seed)
-    rows, k = [], 0
-    for lab, vocab in (("pos", POS), ("neg", NEG)):
-        for i in range(n_per_class):
-            text = f"{vocab[i % 6]} and {vocab[(i + 2) % 6]} product number {k}"
-            for a in ANNOTATORS:
-                said = {"pos": "neg", "neg": "pos"}[lab] if rng.random() < 0.1 else lab
-                rows.append({"item_id": f"t{k}", "text": text, "annotator": a, "label": said})
-            k += 1
-    for a, lab in (("ann1", "pos"), ("ann2", "neg")):
-        rows.append({"item_id": CONTESTED, "text": "the parcel came on a tuesday", "annotator": a, "label": lab})
-    return pd.DataFrame(rows)
-
-
-def build_crowd_db(path, audit_it: bool = True) -> None:
-    """users alice (admin), lena (lead), anna and ben (annotators); dataset 'crowd' (audited)."""
-    db = store.connect(path)
-    admin = auth.create_user(db, "alice", "admin", PASSWORD, None)
-    lead = auth.create_user(db, "lena", "lead", PASSWORD, admin)
-    auth.create_user(db, "anna", "annotator", PASSWORD, admin)
-    auth.create_user(db, "ben", "annotator", PASSWORD, admin)
-    ds_id = ingest.ingest_bytes(db, crowd_frame().to_csv(index=False).encode(), "crowd.csv", "crowd", lead)
-    if audit_it:
-        audit.run_audit(db, ds_id, lead)
-    db.conn.close()
 
 
 @pytest.fixture(scope="module")

@@ -12,47 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from review import audit, auth, datasets, ner, stats, store, workflow
+from review import audit, datasets, ner, stats, store, workflow
 from review.errors import IngestError, PermissionDenied, ReviewError
 from review.ner import store as ner_store
-from tests.helpers import DATA, PASSWORD, ROOT, copy_db, counts
+from tests.builders import ANNA, LEAD, conll_slice, held, html_of, open_page, run
+from tests.helpers import counts
 
-CONLL = DATA / "conll2003" / "eng.testa"
-N_DOCS = 40
-LEAD, ANNA = auth.User("lena", "lead"), auth.User("anna", "annotator")
-
-
-def conll_slice(n_docs: int = N_DOCS) -> bytes:
-    """The first ``n_docs`` documents of eng.testa, byte for byte."""
-    if not CONLL.is_file():
-        pytest.fail(f"{CONLL} is missing: the NER tests read the real CoNLL-2003 data")
-    data = CONLL.read_bytes()
-    starts = [
-        i for i in range(len(data)) if data.startswith(b"-DOCSTART-", i) and (i == 0 or data[i - 1 : i] == b"\n")
-    ][: n_docs + 1]
-    return data[: starts[n_docs]] if len(starts) > n_docs else data
-
-
-@pytest.fixture(scope="module")
-def audited(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ner") / "template.db"
-    db = store.connect(path)
-    admin = auth.create_user(db, "alice", "admin", PASSWORD, None)
-    lead = auth.create_user(db, "lena", "lead", PASSWORD, admin)
-    auth.create_user(db, "anna", "annotator", PASSWORD, admin)
-    data = conll_slice()
-    ds_id = ner_store.write_ner_dataset(db, ner_store.read_corpus(data, "dev.conll"), data, "dev", lead)
-    audit.run_integrity(db, ds_id, lead)
-    audit.run_audit(db, ds_id, lead)
-    db.conn.close()
-    return path
-
-
-@pytest.fixture
-def ndb(tmp_path, audited):
-    db = store.connect(copy_db(audited, tmp_path / "n.db"))
-    yield db
-    db.conn.close()
+# the fixtures ndb and page_db (a copy of the audited CoNLL template) are in tests/db/conftest.py
 
 
 def verify(db, review_id: int, user, action: str, label=None, note: str = "") -> None:
@@ -246,47 +212,6 @@ def test_cli_ingest_audit_suspects_export(tmp_path):
 
 
 # ----------------------------------------------------------------------------- pages (AppTest)
-
-import time  # noqa: E402
-
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-APP = ROOT / "app.py"
-
-
-@pytest.fixture
-def page_db(ndb, monkeypatch):
-    monkeypatch.setenv("REVIEW_DB", ndb.conn.execute("PRAGMA database_list").fetchone()[2])
-    return ndb
-
-
-def open_page(page: str, who: auth.User, dataset: str | None = "dev") -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=90)
-    at.session_state["user"] = (who.name, who.role, time.time())
-    if dataset:
-        at.session_state["dataset_name"] = dataset
-    at.switch_page(page)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def html_of(at: AppTest) -> str:
-    return "\n".join(h.proto.body for h in at.get("html"))
-
-
-def held(db, ds) -> int:
-    rows = db.execute(
-        "SELECT idx FROM states WHERE dataset_id=? AND claimed_by='anna' AND state='open'", [ds.id]
-    ).fetchall()
-    assert len(rows) == 1, rows
-    return rows[0][0]
 
 
 def test_upload_page_ingests_conll_and_refuses_a_bad_line(page_db):

@@ -488,7 +488,7 @@ def test_audit_findings_tab_shows_the_duplicate_text(demo_db):
     assert any("There is a charge of $250 on my debit card" in h for h in dup)
     assert findings.dataframe[0].value.iloc[0]["check"] == "conflicting duplicates"
     suspects = tabs[2].dataframe[0].value
-    flagged = workflow.progress(demo_db, demo_ds(demo_db))["flagged"]
+    flagged = workflow.progress(demo_db, demo_ds(demo_db)).flagged
     assert len(suspects) == min(50, flagged) > 0 and list(suspects["rank"][:3]) == [1, 2, 3]
 
 
@@ -561,7 +561,7 @@ def test_review_keep_records_a_decision_and_moves_on(demo_db):
     assert second != first
     assert shown_row_key(at).startswith(f"**{safe_text.md(key_of(demo_db, ds, second))}**")
     assert f"Row {key_of(demo_db, ds, first)}: kept." in texts(at.success)
-    assert workflow.progress(demo_db, ds)["pending"] == 1
+    assert workflow.progress(demo_db, ds).pending == 1
 
 
 def test_review_relabel_button_records_the_new_label(demo_db):
@@ -818,7 +818,7 @@ ANNOTATORS_PAGE = "pages/8_Annotators.py"
 @pytest.fixture(scope="module")
 def crowd_template(tmp_path_factory):
     """Users as above plus the small audited crowd of tests/db/test_label_queue.py (dataset 'crowd')."""
-    from tests.db.test_label_queue import build_crowd_db
+    from tests.builders import build_crowd_db
 
     path = tmp_path_factory.mktemp("crowd_pages") / "crowd.db"
     build_crowd_db(path)
@@ -955,7 +955,7 @@ def test_label_page_for_a_single_label_dataset_and_before_the_audit(demo_db):
     assert any("has one label per item" in i for i in texts(at.info))
     assert [e.proto.page for e in at.get("page_link") if "Review" in e.proto.label]
     lead = auth.User(*LEAD)
-    from tests.db.test_label_queue import crowd_frame
+    from tests.builders import crowd_frame
 
     ingest.ingest_bytes(demo_db, crowd_frame().to_csv(index=False).encode(), "crowd.csv", "fresh crowd", lead)
     at = AppTest.from_file(str(APP), default_timeout=60)
@@ -1099,7 +1099,7 @@ def test_review_progress_bar_counts_what_the_filter_shows(demo_db):
         "SELECT COUNT(*) FROM scores WHERE run_id=? AND is_issue=1 AND action='relabel'",
         [datasets.latest_run(demo_db, ds.id)["id"]],
     )
-    assert relabel["flagged"] == n < every["flagged"]
+    assert relabel.flagged == n < every.flagged
     at = open_page(REVIEW, ANNA)
     at.radio(key="action_filter").set_value("Relabel")
     rerun(at)

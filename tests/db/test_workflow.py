@@ -306,11 +306,11 @@ def _four_decisions(db, ds, annotator):
 def test_progress_counts(db, demo_ds, annotator):
     flagged = len(flagged_by_rank(db, demo_ds))
     p = workflow.progress(db, demo_ds)
-    assert (p["flagged"], p["open"], p["decided"], p["pending"]) == (flagged, flagged, 0, 0)
+    assert (p.flagged, p.open, p.decided, p.pending) == (flagged, flagged, 0, 0)
     _four_decisions(db, demo_ds, annotator)
     p = workflow.progress(db, demo_ds)
-    assert (p["decided"], p["pending"], p["open"], p["approved"], p["overridden"]) == (4, 4, flagged - 4, 0, 0)
-    assert p["states"] == {"kept": 2, "unsure": 1, "relabelled": 1, "open": 1}
+    assert (p.decided, p.pending, p.open, p.approved, p.overridden) == (4, 4, flagged - 4, 0, 0)
+    assert p.states == {"kept": 2, "unsure": 1, "relabelled": 1, "open": 1}
 
 
 def test_progress_counts_after_verification(db, demo_ds, annotator, lead):
@@ -321,7 +321,7 @@ def test_progress_counts_after_verification(db, demo_ds, annotator, lead):
     workflow.verify(db, decided[2], lead, "override", pend[decided[2]]["version"], label=demo_ds.labels[0])
     workflow.verify(db, decided[1], lead, "reject", pend[decided[1]]["version"], note="no")
     p = workflow.progress(db, demo_ds)
-    assert (p["decided"], p["pending"], p["open"], p["approved"], p["overridden"]) == (3, 1, flagged - 3, 1, 1)
+    assert (p.decided, p.pending, p.open, p.approved, p.overridden) == (3, 1, flagged - 3, 1, 1)
 
 
 def test_concurrent_deciders_exactly_one_wins(db, db_path, demo_ds, admin):

@@ -21,8 +21,8 @@ from review.ner import store as ner_store
 from review.text import ingest
 from review.text.ingest import Mapping
 from review.ui import shortcuts
+from tests.builders import CONLL, E2E_CONLL_DOCS, conll_slice
 from tests.e2e.helpers import go, see, shot, sign_in, wait_idle
-from tests.e2e.test_ner import CONLL, _slice
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "e2e password 123"
@@ -181,7 +181,7 @@ def test_ner_card_token_click_tag_keys_next_accept_save(app, pages):
     db = store.connect(app.db_path)
     try:
         _users(db)
-        data = _slice()
+        data = conll_slice(E2E_CONLL_DOCS)
         ds_id = ner_store.write_ner_dataset(db, ner_store.read_corpus(data, "dev.conll"), data, "dev", LEAD)
         audit.run_integrity(db, ds_id, LEAD)
         audit.run_audit(db, ds_id, LEAD)

@@ -1,6 +1,6 @@
 """End to end, the label queue and the golden set: the real app in headless Chromium.
 
-The small audited crowd of tests/db/test_label_queue.py is put in the app's database; an annotator
+The small audited crowd of tests/builders.py (build_crowd_db) is put in the app's database; an annotator
 opens the Label page, labels the item the queue shows first with a button and the next with the
 keyboard, and the database then holds both labels as theirs (and the audit trail says so); a
 lead opens the Annotators page, marks an item gold on the Golden set tab and sees the gold
@@ -17,8 +17,8 @@ import pytest
 from review import datasets, store
 from review.auth import User
 from review.crowd import gold, labeling
+from tests.builders import ANNOTATORS, build_crowd_db
 from tests.conftest import PASSWORD
-from tests.db.test_label_queue import ANNOTATORS, build_crowd_db
 from tests.e2e.helpers import choose, go, press_shortcut, see, shot, sign_in, wait_idle
 
 pytestmark = pytest.mark.e2e

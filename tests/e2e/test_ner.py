@@ -11,26 +11,18 @@ import re
 import pytest
 
 from review import auth, datasets, store
+from tests.builders import CONLL, E2E_CONLL_DOCS, conll_slice
 from tests.e2e.helpers import RUN_TIMEOUT, go, pick_option, press_shortcut, see, shot, sign_in, wait_idle
-from tests.helpers import DATA
 
 pytestmark = pytest.mark.e2e
 
-CONLL = DATA / "conll2003" / "eng.testa"
 LEAD, ANN, PASSWORD = "leo", "ann", "e2e password 123"
-N_DOCS = 20
-
-
-def _slice() -> bytes:
-    data = CONLL.read_bytes()
-    pos = [m.start() for m in re.finditer(rb"(?m)^-DOCSTART-", data)]
-    return data[: pos[N_DOCS]]
 
 
 def test_conll_upload_token_fix_verify_export(app, pages, tmp_path):
     if not CONLL.is_file():
         pytest.fail(f"{CONLL} is missing: this test uploads a slice of it")
-    data = _slice()
+    data = conll_slice(E2E_CONLL_DOCS)
     upload = tmp_path / "dev.conll"
     upload.write_bytes(data)
     db = store.connect(app.db_path)
