@@ -1,7 +1,7 @@
 """Headerless uploads (AG News: ``label,title,description`` with no header line).
 
 ingest.sniff_header tells a first line of data from a header; guess_mapping proposes label =
-the short low-cardinality column and text = the long columns (joined with ingest.TEXT_SEP);
+the short low-cardinality column and text = the long columns (joined with datasets.TEXT_SEP);
 parse_class_names names label values (pairs, one name per line, AG News' classes.txt), refusing
 a value without a name, a name given twice, a name for a value that does not occur. Then the
 Upload page (AppTest): the box "The first line is data" ticked on arrival, the class names

@@ -96,7 +96,7 @@ def test_ag_news_headerless_text_columns_joined(db, lead, tmp_path):
     ds_id = ingest.write_dataset(db, ingest.prepare(df, mapping, path.name, path.read_bytes()), "ag", lead)
     got = items(db, ds_id)
     assert len(got) == 24
-    assert got[0]["text"] == "Wall St. climbs 0\nStocks rose, again, on day 0."  # joined with ingest.TEXT_SEP
+    assert got[0]["text"] == "Wall St. climbs 0\nStocks rose, again, on day 0."  # joined with datasets.TEXT_SEP
     assert got[1]["given_label"] == "4" and got[0]["given_label"] == "3"
     assert got[0]["key"] == "0" and got[23]["key"] == "23"
     assert datasets.get(db, ds_id).labels == ["3", "4"]

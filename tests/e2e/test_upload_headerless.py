@@ -4,7 +4,7 @@ The real app (`streamlit run app.py`) in headless Chromium. The page ticks "The 
 data" by itself and says why; the preview has 300 rows with the first line as data; the lead
 names the classes with AG News' own classes.txt, ingests and runs the audit; the Review page's
 buttons read World, Sports, Business, Sci/Tech; the database holds the named labels and the
-title and description joined with a newline (ingest.TEXT_SEP). Screenshots go to artifacts/.
+title and description joined with a newline (datasets.TEXT_SEP). Screenshots go to artifacts/.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from review import auth, datasets, store
-from review.text import ingest
 from tests.e2e.helpers import (
     CHROMIUM,
     RUN_TIMEOUT,
@@ -157,7 +156,7 @@ def test_headerless_ag_news_upload_named_classes_review_buttons(app, page, tmp_p
         ds = datasets.get(db, "agnews")
         assert ds.labels == AG_NAMES and ds.n_items == 300
         assert ds.mapping.class_names == dict(zip("1234", AG_NAMES))  # the values as uploaded
-        assert ds.mapping.text == ["2", "3"] and ds.mapping.text_sep == ingest.TEXT_SEP == "\n"
+        assert ds.mapping.text == ["2", "3"] and ds.mapping.text_sep == datasets.TEXT_SEP == "\n"
         rows = db.execute("SELECT text, given_label FROM items WHERE dataset_id=? ORDER BY idx", [ds.id]).fetchall()
         lines = upload.read_text(encoding="utf-8").splitlines()
         assert rows[0][0].startswith(f"{first_title}\nUnions representing workers at Turner")
