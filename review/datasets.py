@@ -15,6 +15,8 @@ SETTINGS_KEY = "settings"  # the dataset's settings live in its ``mapping`` JSON
 SETTINGS = {
     # a lead may verify their own decision (a one-person team); off: four eyes, someone else verifies
     "allow_self_approval": False,
+    # blind first look: an annotator makes a call on the text and given label before the model's view is shown
+    "blind_first_look": False,
 }
 
 

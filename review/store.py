@@ -288,11 +288,93 @@ CREATE TABLE IF NOT EXISTS reviews (
     verified_at TEXT,
     verify_note TEXT,
     final_label TEXT,
-    version INTEGER NOT NULL         -- the item's state version this decision was made on
+    version INTEGER NOT NULL,        -- the item's state version this decision was made on
+    bulk_id INTEGER,                 -- review.bulk: the bulk action that made this decision (NULL: one row)
+    blind_decision TEXT,             -- blind first look: the call made before the model's view was shown
+    blind_label TEXT                 --   (keep | relabel | unsure) and its label; NULL: not blind
 );
 CREATE INDEX IF NOT EXISTS reviews_item ON reviews(dataset_id, idx, id);
 CREATE INDEX IF NOT EXISTS reviews_status ON reviews(dataset_id, status, id);
 CREATE INDEX IF NOT EXISTS reviews_reviewer ON reviews(dataset_id, reviewer, id);
+
+CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(   -- review.browse: "text contains", built on first search
+    text, content='', tokenize='trigram'                     -- rowid = dataset_id * 2**32 + idx; contentless
+);
+CREATE TABLE IF NOT EXISTS search_index (   -- review.browse: the datasets whose texts are in items_fts
+    dataset_id INTEGER PRIMARY KEY,
+    n_rows INTEGER NOT NULL,
+    built_at TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS bulk_actions (   -- review.bulk: one correction for a filtered set, sampled before it is applied
+    id INTEGER PRIMARY KEY,
+    dataset_id INTEGER NOT NULL,
+    run_id INTEGER,                  -- the run whose scores the set was drawn from
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    filter TEXT NOT NULL,            -- JSON: the review.browse.RowFilter that drew the set
+    label TEXT NOT NULL,             -- the correction: every row of the set relabelled to this label
+    n_matched INTEGER NOT NULL,      -- rows in the set when it was drawn
+    sample TEXT NOT NULL,            -- JSON list of the rows drawn for a reviewer to decide first
+    status TEXT NOT NULL,            -- sampling | applied | undone | cancelled
+    approve INTEGER,                 -- applied: 1 the lead's action approved the rows, 0 they entered verification
+    n_applied INTEGER,
+    applied_by TEXT,
+    applied_at TEXT,
+    undone_by TEXT,
+    undone_at TEXT
+);
+CREATE INDEX IF NOT EXISTS bulk_actions_dataset ON bulk_actions(dataset_id, id);
+CREATE TABLE IF NOT EXISTS bulk_rows (   -- review.bulk: each row an applied bulk action changed, as it was before
+    bulk_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    review_id INTEGER NOT NULL,
+    prev_state TEXT,                 -- NULL: the row had no states row
+    prev_version INTEGER NOT NULL,
+    prev_label TEXT,                 -- states.current_label before (NULL: the given label)
+    version INTEGER NOT NULL,        -- the version the action left; undo refuses a row changed since
+    PRIMARY KEY (bulk_id, idx)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS taxonomy_events (   -- review.taxonomy: changes of the label set; the upload is never touched
+    id INTEGER PRIMARY KEY,
+    dataset_id INTEGER NOT NULL,
+    version INTEGER NOT NULL,        -- the label set's version after this change: 1, 2, ... per dataset
+    kind TEXT NOT NULL,              -- rename | merge | add
+    label TEXT NOT NULL,             -- rename, merge: the label that goes; add: the new label
+    into_label TEXT,                 -- rename: the new name; merge: the label it joins
+    labels_before TEXT NOT NULL,     -- JSON list
+    labels_after TEXT NOT NULL,      -- JSON list
+    n_rows INTEGER NOT NULL,         -- rows whose current label changed
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS taxonomy_events_version ON taxonomy_events(dataset_id, version);
+
+CREATE TABLE IF NOT EXISTS guidelines (   -- review.guidelines: every saved edit of a dataset's guideline page
+    dataset_id INTEGER NOT NULL,
+    version INTEGER NOT NULL,        -- 1, 2, ... per dataset; the newest is shown
+    body TEXT NOT NULL,              -- Markdown, drawn escaped of HTML
+    note TEXT,                       -- what the edit changed, in the editor's words
+    edited_by TEXT NOT NULL,
+    edited_at TEXT NOT NULL,
+    PRIMARY KEY (dataset_id, version)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS versions (   -- review.versions: every export, with its manifest and the labels it held
+    id INTEGER PRIMARY KEY,
+    dataset_id INTEGER NOT NULL,
+    number INTEGER NOT NULL,         -- 1, 2, ... per dataset
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    run_id INTEGER,                  -- the run whose scores the export carries
+    kind TEXT NOT NULL,              -- cleaned | verified | subset | ner
+    manifest TEXT NOT NULL,          -- JSON, as written next to the export
+    labels BLOB NOT NULL,            -- zlib of the JSON list of every row's label in this version (NULL: not in it)
+    sha256 TEXT,                     -- of the exported file
+    n_rows INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS versions_number ON versions(dataset_id, number);
 
 CREATE TABLE IF NOT EXISTS audit_log (
     id INTEGER PRIMARY KEY,
@@ -554,7 +636,9 @@ def _statements(script: str) -> list[str]:
     return out
 
 
-_CREATED = re.compile(r"\bCREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX|TRIGGER)\s+IF\s+NOT\s+EXISTS\s+(\w+)", re.IGNORECASE)
+_CREATED = re.compile(
+    r"\bCREATE\s+(?:UNIQUE\s+|VIRTUAL\s+)?(?:TABLE|INDEX|TRIGGER)\s+IF\s+NOT\s+EXISTS\s+(\w+)", re.IGNORECASE
+)
 # every table, index and trigger of SCHEMA by name -> its CREATE … IF NOT EXISTS statement
 SCHEMA_OBJECTS: dict[str, str] = {m.group(1): s for s in _statements(SCHEMA) if (m := _CREATED.search(s))}
 
@@ -661,6 +745,17 @@ MIGRATIONS: list[Migration] = [
     # after schema_version 8: named steps only
     Migration("0009_audit_mac", _creates("audit_mac", "audit_mac_no_update", "audit_mac_no_delete")),
     Migration("0010_sign_in_throttle", _creates("sign_in_throttle")),
+    Migration("0011_search_index", _creates("items_fts", "search_index")),
+    Migration(
+        "0012_bulk_actions",
+        _creates("bulk_actions", "bulk_actions_dataset", "bulk_rows", columns=[("reviews", "bulk_id", "INTEGER")]),
+    ),
+    Migration(
+        "0013_blind_first_look",
+        _creates(columns=[("reviews", "blind_decision", "TEXT"), ("reviews", "blind_label", "TEXT")]),
+    ),
+    Migration("0014_taxonomy_guidelines", _creates("taxonomy_events", "taxonomy_events_version", "guidelines")),
+    Migration("0015_versions", _creates("versions", "versions_number")),
 ]
 
 
