@@ -106,6 +106,7 @@ CREATE TABLE IF NOT EXISTS items (
     PRIMARY KEY (dataset_id, idx)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_key ON items(dataset_id, key);
+CREATE INDEX IF NOT EXISTS items_given ON items(dataset_id, given_label, idx);   -- review.browse: filter by given label
 
 CREATE TABLE IF NOT EXISTS annotations (
     dataset_id INTEGER NOT NULL,
@@ -157,6 +158,7 @@ CREATE TABLE IF NOT EXISTS scores (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS scores_rank ON scores(run_id, rank);
 CREATE INDEX IF NOT EXISTS scores_issue_rank ON scores(run_id, is_issue, rank);
+CREATE INDEX IF NOT EXISTS scores_predicted ON scores(run_id, predicted_label, idx);   -- review.browse
 
 CREATE TABLE IF NOT EXISTS annotator_stats (
     run_id INTEGER NOT NULL,
@@ -745,7 +747,7 @@ MIGRATIONS: list[Migration] = [
     # after schema_version 8: named steps only
     Migration("0009_audit_mac", _creates("audit_mac", "audit_mac_no_update", "audit_mac_no_delete")),
     Migration("0010_sign_in_throttle", _creates("sign_in_throttle")),
-    Migration("0011_search_index", _creates("items_fts", "search_index")),
+    Migration("0011_browse", _creates("items_fts", "search_index", "items_given", "scores_predicted")),
     Migration(
         "0012_bulk_actions",
         _creates("bulk_actions", "bulk_actions_dataset", "bulk_rows", columns=[("reviews", "bulk_id", "INTEGER")]),

@@ -30,10 +30,12 @@ ADDED = {
     7: (["gold"], ["scores_activelab"], ["activelab"]),
     8: (["sessions", "queue_state"], ["sessions_user"], []),
 }
-# what the named steps after schema 8 added besides audit_mac and sign_in_throttle: tables, columns of reviews
+# what the named steps after schema 8 added besides audit_mac and sign_in_throttle: tables, columns of reviews,
+# indexes of older tables
 AFTER_8 = (
     ["items_fts", "search_index", "bulk_actions", "bulk_rows", "taxonomy_events", "guidelines", "versions"],
     ["bulk_id", "blind_decision", "blind_label"],
+    ["items_given", "scores_predicted"],
 )
 NAMES = [m.name for m in store.MIGRATIONS]
 DATA = ("users", "audit_log", "datasets", "items", "runs", "scores")
@@ -46,6 +48,8 @@ def as_version(path, version: int, throttle: bool = False) -> None:
     c.execute("DROP TABLE migrations")
     if not throttle:
         c.execute("DROP TABLE sign_in_throttle")
+    for name in AFTER_8[2]:
+        c.execute(f"DROP INDEX {name}")
     for name in AFTER_8[0]:
         c.execute(f"DROP TABLE {name}")  # its indexes go with it
     for name in AFTER_8[1]:
