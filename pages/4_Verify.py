@@ -13,7 +13,7 @@ A bulk approve skips them (and unsure decisions) and says how many and why."""
 
 import streamlit as st
 
-from review import datasets, safe_text, workflow
+from review import blind, datasets, safe_text, workflow
 from review.errors import ReviewError
 from review.ui import shell
 from review.ui.views.ner_card import verify_ner_card
@@ -67,6 +67,31 @@ with st.expander(
         except ReviewError as exc:
             st.session_state["verify_flash"] = ("warn", str(exc))
         st.rerun()
+blind_on = blind.required(ds)  # blind first look (review.blind): a call before the model's view is shown
+with st.expander("Blind first look: " + ("on for this dataset" if blind_on else "off")):
+    if not blind.applies(ds):
+        st.caption(
+            "Blind first look applies to text datasets: on a NER dataset the card edits tags beside the model's."
+        )
+    else:
+        st.markdown(
+            "On: annotators see the text and its label and make their own call (looks right, looks wrong: label, "
+            "unsure) before the model's prediction, confidence and reasons are shown; then they decide. Both calls "
+            "are kept, and the Reviewers tab of the Annotators page shows how often the model's view changed "
+            "their mind."
+        )
+        if st.button(
+            "Turn blind first look off" if blind_on else "Turn blind first look on", key="blind_first_look_toggle"
+        ):
+            try:
+                blind.set_blind_first_look(db, ds, not blind_on, user)
+                st.session_state["verify_flash"] = (
+                    "ok",
+                    f"Blind first look is now {'off' if blind_on else 'on'} for {ds.name}.",
+                )  # escaped where shown
+            except ReviewError as exc:
+                st.session_state["verify_flash"] = ("warn", str(exc))
+            st.rerun()
 mine = workflow.awaiting_verification(db, ds, user.name)
 if mine and not allow_self:
     it = "it" if mine == 1 else "them"

@@ -3,7 +3,7 @@ and the golden set (trusted labels a lead sets to check the annotators; never an
 
 import streamlit as st
 
-from review import charts, datasets, export, safe_text
+from review import blind, charts, datasets, export, safe_text
 from review.auth import User
 from review.crowd import annotators, gold
 from review.errors import ReviewError
@@ -91,6 +91,24 @@ with tab_rev:
         st.dataframe(rows, hide_index=True, width="stretch", key="reviewer_table")
     else:
         st.caption("No decision on this dataset yet.")
+    minds = blind.changed_mind_stats(db, ds)  # blind first look: the first call, then the model's view
+    if minds or blind.required(ds):
+        st.markdown("**Blind first look: how often the model's view changed their mind**")
+        if minds:
+            st.caption(
+                "First calls are made on the text and its label alone; rate: share of final decisions that differ "
+                "from the first call (95% Wilson interval); toward the model: the final label is the model's "
+                "suggestion; away: another label; to unsure: the final call is unsure."
+            )
+            st.dataframe(
+                [m.table_row() for m in minds],
+                hide_index=True,
+                width="stretch",
+                key="changed_mind_table",
+                column_config={"rate": st.column_config.NumberColumn(format="percent")},
+            )
+        else:
+            st.caption("No decision with a first call on this dataset yet.")
     if ds.mapping.multi:
         st.markdown("**Original annotators whose labels verified corrections changed**")
         changed = annotators.changed_by_corrections(db, ds)

@@ -171,6 +171,10 @@ def set_setting(db: sqlite_utils.Database, ds: Dataset, key: str, value, user) -
         raise ReviewError(f"Unknown setting {key!r}: the settings are {', '.join(SETTINGS)}.")
     if type(value) is not type(SETTINGS[key]):
         raise ReviewError(f"Setting {key!r} takes a {type(SETTINGS[key]).__name__}, not {value!r}.")
+    if key == "blind_first_look" and value and ds.task == "ner":
+        raise ReviewError(
+            f"{ds.name!r} is a NER dataset: its card edits tags beside the model's, so there is no blind first look."
+        )
     with store.transaction(db):
         raw = store.scalar(db, "SELECT mapping FROM datasets WHERE id=?", [ds.id])
         if raw is None:

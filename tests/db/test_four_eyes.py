@@ -118,7 +118,7 @@ def test_a_lead_cannot_verify_their_own_decision_another_lead_can(db, demo_ds, l
 
 
 def test_self_approval_setting_is_stored_with_the_dataset_and_audited(db, demo_ds, lead, annotator, admin):
-    assert demo_ds.settings == {"allow_self_approval": False}
+    assert demo_ds.settings == {"allow_self_approval": False, "blind_first_look": False}
     mapping_before = demo_ds.mapping
     with pytest.raises(PermissionDenied):
         datasets.set_setting(db, demo_ds, "allow_self_approval", True, annotator)
@@ -129,7 +129,10 @@ def test_self_approval_setting_is_stored_with_the_dataset_and_audited(db, demo_d
     assert datasets.set_setting(db, demo_ds, "allow_self_approval", True, lead) is True
     assert datasets.set_setting(db, demo_ds, "allow_self_approval", True, admin) is False  # no change, no audit row
     again = datasets.get(db, demo_ds.id)
-    assert again.settings == {"allow_self_approval": True} and datasets.settings(db, demo_ds.id)["allow_self_approval"]
+    assert (
+        again.settings == {"allow_self_approval": True, "blind_first_look": False}
+        and datasets.settings(db, demo_ds.id)["allow_self_approval"]
+    )
     assert again.mapping == mapping_before  # the column mapping reads as before
     assert json.loads(store.scalar(db, "SELECT mapping FROM datasets WHERE id=?", [demo_ds.id]))["settings"] == {
         "allow_self_approval": True

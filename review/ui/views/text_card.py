@@ -1,5 +1,13 @@
 """The Review page's text card: the row, the given label, the model's (or the consensus') view, the judge's,
-why it is flagged, every annotator's label; keep / unsure / relabel with a note, on buttons and keys."""
+why it is flagged, every annotator's label; keep / unsure / relabel with a note, on buttons and keys.
+
+Blind first look (review.blind; the dataset setting ``blind_first_look``): step 1 shows the text and the label
+in force only, with Looks right (K) / Unsure (U) / Looks wrong: <label> (the label's key); the model's view
+(prediction, confidence, suggestion, the judge, the reason, the probabilities, the annotators' labels, the
+rank, a spot check's note) is not drawn. The first call is kept in session_state under
+``blind_<dataset>_<row>_<version>`` (a rerun keeps it, another row or a changed row does not inherit it);
+step 2 is the usual card with "Your first call: ..." and the decision is saved with it. Going back to a
+decision of one's own skips step 1 (the model's view was seen; the revision keeps the first call)."""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from review import auth, charts, safe_text, workflow
+from review.blind import BlindCall, required
 from review.datasets import Dataset
 from review.errors import ReviewError, StaleViewError
 from review.ui import shell, shortcuts
@@ -20,13 +29,20 @@ def review_text_card(
     """Draw one suspect of a text dataset and act on the decision. ``state`` is the page's queue state
     (``back``: the row gone back to), ``revising`` whether this is a row the user decided before, and
     ``navigation`` draws Skip / Back / Return to the queue under the buttons."""
+    bk = first_call_key(ds, s)
+    first = BlindCall.from_state(st.session_state.get(bk))
+    if first is None and not revising and required(ds):
+        first_look(ds, s, bk, navigation)
+        return
+    mine = s.latest_review if revising and s.latest_review and s.latest_review["reviewer"] == user.name else None
+    if first is None and mine and mine.get("blind_decision"):  # going back: the first call of that decision
+        first = BlindCall(mine["blind_decision"], mine["blind_label"])
     left, right = st.columns([3, 2])
     with left:
         head = f"**{safe_text.md(s.key)}** · row {s.idx} of the upload · rank {s.rank if s.rank is not None else '–'}"
         if revising:
             head += " · going back to a row you decided"
         st.markdown(head)
-        mine = s.latest_review if revising and s.latest_review and s.latest_review["reviewer"] == user.name else None
         if mine:  # what you decided before, so going back shows it
             said = {"keep": f"kept {s.current_label}", "unsure": "marked unsure"}.get(
                 mine["decision"], f"relabelled to {mine['new_label']}"
@@ -94,13 +110,21 @@ def review_text_card(
             st.rerun()
         st.stop()
 
+    if first is not None:
+        st.info(
+            f"Your first call: **{safe_text.md(first.describe())}**, made before the model's view was shown. "
+            "Now decide with it in view: both calls are kept."
+        )
     note = st.text_input("Note (optional)", key=f"note_{ds.id}_{s.idx}")
 
     def act(decision: str, label: str | None = None) -> None:
         try:
-            workflow.decide(db, ds, s.idx, user, decision, s.version, new_label=label, note=note)
+            workflow.decide(db, ds, s.idx, user, decision, s.version, new_label=label, note=note, blind=first)
             what = {"keep": "kept", "unsure": "marked unsure"}.get(decision, f"relabelled to {label}")
+            if first is not None and first.differs_from(decision, label):
+                what += f" (your first call: {first.describe()})"
             st.session_state["review_flash"] = ("ok", f"Row {s.key}: {what}.")
+            st.session_state.pop(bk, None)  # saved with the decision
         except StaleViewError as exc:
             st.session_state["review_flash"] = ("warn", str(exc))
         except ReviewError as exc:
@@ -134,4 +158,57 @@ def review_text_card(
         if st.button("Relabel", key="relabel_more_btn"):
             act("relabel", more)
 
+    navigation()
+
+
+def first_call_key(ds: Dataset, s: workflow.Suspect) -> str:
+    """The session_state key of the first call on this row as shown (dataset, row, version)."""
+    return f"blind_{ds.id}_{s.idx}_{s.version}"
+
+
+def first_look(ds: Dataset, s: workflow.Suspect, key: str, navigation: Callable[[], None]) -> None:
+    """Step 1 of a blind first look: the text and the label in force, and the first call; nothing of the
+    model's view. A call is kept under ``key`` and the page reruns into step 2."""
+    st.markdown(
+        f"**{safe_text.md(s.key)}** · row {s.idx} of the upload · blind first look: your own call first, "
+        "then the model's view"
+    )
+    shell.show_text(s.text, key=f"{ds.id}_{s.idx}")
+    given_name = "majority vote" if ds.mapping.multi and s.current_label == s.given_label else "given"
+    st.html(shell.badge(f"{given_name}: {s.current_label}", "#d62728"))
+    if s.meta:
+        with st.expander("Other columns"):
+            st.json(s.meta)
+
+    def call(c: BlindCall) -> None:
+        st.session_state[key] = c.as_state()
+        st.rerun()
+
+    keys = shortcuts.label_keys(ds.labels[:9])  # the same key per label as the decision buttons of step 2
+    st.markdown(
+        f"**Your first call: is the label right?** (keyboard: K looks right, U unsure, {shortcuts.describe(keys)} "
+        "looks wrong: the label showing that key, S skip, B back). The model's view is shown after it."
+    )
+    n = max(2, min(len(ds.labels), 9))  # the first call's buttons in the columns of the labels' below
+    b = st.columns(n)
+    if b[0].button("Looks right", key="blind_keep", shortcut="K", type="primary", help="The label is right"):
+        call(BlindCall.looks_right())
+    if b[1].button("Unsure", key="blind_unsure", shortcut="U", help="You cannot tell from the text"):
+        call(BlindCall.unsure())
+    w = st.columns(n)
+    for i, label in enumerate(ds.labels[:9]):
+        if w[i].button(
+            "Looks wrong: " + safe_text.md(label),
+            key=f"blind_relabel_{i}",
+            shortcut=keys[i],
+            disabled=label == s.current_label,
+            help=f"It should be {safe_text.md(label)}",
+        ):
+            call(BlindCall.looks_wrong(label))
+    if len(ds.labels) > 9:
+        more = st.selectbox(
+            "Looks wrong: it should be", [l for l in ds.labels[9:] if l != s.current_label], key="blind_more"
+        )
+        if st.button("Looks wrong", key="blind_more_btn"):
+            call(BlindCall.looks_wrong(more))
     navigation()
