@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from review import audit, charts, safe_text, stats, workflow
+from review import audit, charts, rundiff, safe_text, stats, workflow
 from review.datasets import latest_run, runs
 from review.errors import ReviewError
 from review.ner import store as ner_store
@@ -29,6 +29,25 @@ if user.can("lead"):
         except ReviewError as exc:
             shell.error(exc)
     c2.caption("Each run is kept with its parameters and library versions; a re-run never overwrites reviews.")
+    plan = rundiff.reaudit_plan(db, ds) if ds.task == "text" and not ds.mapping.multi else None
+    if plan is not None and plan.due:  # decisions verified since the last run: train on what was learned
+        c1, c2 = st.columns([1, 3])
+        if c1.button("Re-audit on the current labels", key="reaudit"):
+            bar = st.progress(0.0, text="Starting")
+            try:
+                audit.run_audit(db, ds.id, user, progress=shell.progress_callback(bar))
+                st.rerun()
+            except ReviewError as exc:
+                shell.error(exc)
+        c2.caption(
+            f"{shell.plural(plan.verified_since, 'decision')} verified since run {plan.last_run}: the new run trains on "
+            f"{shell.plural(plan.corrections, 'corrected label')}"
+            + (
+                f" and leaves out {shell.plural(plan.left_out, 'row')} a pending decision doubts (they are still scored)."
+                if not (ds.mapping.probs or ds.mapping.features)  # the text models leave rows out; trees do not
+                else "."
+            )
+        )
 
 run = latest_run(db, ds.id)
 if run is None:
@@ -57,6 +76,72 @@ cols[4].metric(
 
 if m.get("queue warning"):
     st.warning(safe_text.md(m["queue warning"]))  # it names a class: the team's text, not Markdown
+diff = rundiff.since_previous(db, ds, run) if run["kind"] == "audit" else None
+if diff is not None:  # counts kept with the run; rows read a page at a time, once a group is opened
+    with st.expander(f"Changes since run {diff.run_a}", expanded=True):
+        c = st.columns(5)
+        c[0].metric(f"Flagged in run {diff.run_a}", f"{diff.flagged_a:,}")
+        c[1].metric("Flagged now", f"{diff.flagged_b:,}", delta=diff.flagged_b - diff.flagged_a, delta_color="inverse")
+        c[2].metric("New suspects", f"{diff.new:,}")
+        c[3].metric("Cleared", f"{diff.cleared:,}")
+        c[4].metric("Labels changed", f"{diff.labels_changed:,}")
+        st.caption(
+            f"Run {diff.run_b} trained on {shell.plural(diff.corrected_b, 'corrected label')} and left out "
+            f"{shell.plural(diff.left_out_b, 'doubtful row')}; {shell.plural(diff.predictions_changed, 'prediction')} "
+            f"changed. Flags that were wrong labels, where reviewers decided: run {diff.run_a} "
+            f"{rundiff.precision_text(diff.precision_a)}; run {diff.run_b} {rundiff.precision_text(diff.precision_b)}."
+        )
+        st.dataframe(
+            [
+                {
+                    "class": k.label,
+                    "flagged before": k.flagged_a,
+                    "flagged now": k.flagged_b,
+                    "new": k.new,
+                    "cleared": k.cleared,
+                }
+                for k in diff.classes
+                if k.flagged_a or k.flagged_b
+            ],
+            hide_index=True,
+            key="changes_classes",
+        )
+        group = st.selectbox(
+            "Rows",
+            [None, *rundiff.GROUPS],
+            format_func=lambda g: "choose a group" if g is None else f"{rundiff.GROUPS[g]} ({diff.count(g):,})",
+            key="changes_group",
+        )
+        if group:
+            pages = st.session_state.setdefault(f"changes_pages_{diff.run_b}_{group}", [-1])  # keyset stack
+            got = rundiff.diff_rows(db, ds, diff.run_a, diff.run_b, group, after=pages[-1], limit=50)
+            st.dataframe(
+                [
+                    {
+                        "id": r.key,
+                        "text": r.text,
+                        f"label, run {diff.run_a}": r.label_a,
+                        "label now": r.label_b,
+                        "flagged before": r.flagged_a,
+                        "flagged now": r.flagged_b,
+                        "predicted before": r.predicted_a,
+                        "predicted now": r.predicted_b,
+                        "state": r.state,
+                    }
+                    for r in got
+                ],
+                hide_index=True,
+                width="stretch",
+                key="changes_rows",
+                column_config={"text": st.column_config.TextColumn(width="large")},
+            )
+            b1, b2 = st.columns(2)
+            if len(pages) > 1 and b1.button("First page", key="changes_first"):
+                pages[:] = [-1]
+                st.rerun()
+            if len(got) == 50 and b2.button("Next 50", key="changes_next"):
+                pages.append(got[-1].idx)
+                st.rerun()
 judged = ds.task == "text" and not ds.mapping.multi and run["kind"] == "audit"
 single = ds.task == "text" and not ds.mapping.multi
 names = (

@@ -158,11 +158,16 @@ def _reasons(findings: list) -> tuple[dict[int, list[str]], dict[int, str]]:
 def load_annotations(db: sqlite_utils.Database, ds: Dataset) -> tuple[np.ndarray, list[str]]:
     """Every (item, annotator, label) of a multi-annotator dataset -> (L (n_items, M), annotators (M,)).
 
-    L[i, m] is the class index annotator m gave item i, -1 where they did not label it."""
+    L[i, m] is the class index annotator m gave item i, -1 where they did not label it. Annotations keep
+    the names they were given with: each is read through review.taxonomy.label_map (its name now)."""
+    from review import taxonomy
+
     rows = db.execute(
         "SELECT idx, annotator, label FROM annotations WHERE dataset_id=? ORDER BY idx", [ds.id]
     ).fetchall()
+    names = taxonomy.label_map(db, ds)
     index = {c: i for i, c in enumerate(ds.labels)}
+    rows = [(i, a, names.get(lab, lab)) for i, a, lab in rows]
     rows = [r for r in rows if r[2] in index]
     annotators = sorted({r[1] for r in rows})
     col = {a: j for j, a in enumerate(annotators)}
@@ -303,6 +308,71 @@ def ingest_checked(
     return Ingested(ds_id, run_id, n_findings)
 
 
+@dataclass(frozen=True)
+class TrainingLabels:
+    """The labels a single-label audit trains and scores on: each row's current label (the latest
+    verified one, else the given label), the rows whose current label differs from the given one
+    ({row: label}), and the rows left out of training (their latest decision, still pending, says the
+    label is wrong or unsure: the model never learns from a label a reviewer doubts; they are still
+    scored out of sample, on their current label)."""
+
+    labels: list
+    corrected: dict[int, str]
+    left_out: np.ndarray
+    renamed: int = 0  # of the corrected rows, those whose label differs only by a taxonomy change (a rename, a merge)
+
+    def record(self, previous_run: int | None) -> dict:
+        """What the run trained on, for its params (``corrected_rows``: corrections by a reviewer, not the rows
+        a rename or merge of the label set gave a new name: those are ``renamed_rows``)."""
+        from review import rundiff
+
+        return {
+            "labels": "current",
+            "corrected_rows": len(self.corrected) - self.renamed,
+            "renamed_rows": self.renamed,
+            "left_out_rows": int(self.left_out.sum()),
+            "previous_run": previous_run,
+            "corrections": rundiff.encode_labels(self.corrected),
+        }
+
+
+def current_labels(db: sqlite_utils.Database, ds: Dataset, given: list) -> TrainingLabels:
+    """given labels (n,) in row order (load_items) -> TrainingLabels, from the rows' states (one indexed
+    read of the rows that have a corrected label or a pending doubt, few)."""
+    labels = list(given)
+    corrected: dict[int, str] = {}
+    left_out = np.zeros(len(labels), dtype=bool)
+    for r in store.rows(
+        db,
+        "SELECT idx, state, current_label FROM states WHERE dataset_id=?"
+        " AND (current_label IS NOT NULL OR state IN ('relabelled', 'unsure'))",
+        [ds.id],
+    ):
+        i = r["idx"]
+        if not 0 <= i < len(labels):
+            continue
+        if r["current_label"] is not None and r["current_label"] != labels[i]:
+            labels[i] = corrected[i] = r["current_label"]
+        if r["state"] in ("relabelled", "unsure"):
+            left_out[i] = True
+    renamed = 0
+    if corrected and store.scalar(db, "SELECT 1 FROM taxonomy_events WHERE dataset_id=? LIMIT 1", [ds.id]):
+        from review import taxonomy  # the label set changed: a row renamed with its class is not a correction
+
+        names = taxonomy.label_map(db, ds)
+        renamed = sum(1 for i, lab in corrected.items() if names.get(given[i], given[i]) == lab)
+    return TrainingLabels(labels, corrected, left_out, renamed)
+
+
+def previous_audit(db: sqlite_utils.Database, ds: Dataset, before: int) -> int | None:
+    """The newest finished audit run of ``ds`` older than run ``before``, or None."""
+    return store.scalar(
+        db,
+        "SELECT MAX(id) FROM runs WHERE dataset_id=? AND kind='audit' AND status='done' AND id<?",
+        [ds.id, before],
+    )
+
+
 def label_codes(ds: Dataset, given: list) -> np.ndarray:
     """given labels (n,) as stored -> (n,) class indices into ds.labels, -1 for none or unknown."""
     index = {c: i for i, c in enumerate(ds.labels)}
@@ -329,12 +399,14 @@ def score_single_label(
     embeddings: np.ndarray | None = None,
     loss: np.ndarray | None = None,
     second_pass: bool = False,
+    exclude: np.ndarray | None = None,
 ) -> SingleLabelScores:
     """Integrity checks + out-of-sample probabilities (the upload's own, trees on feature columns, or
     the text portfolio, with the team's embeddings as one more view) + shift detector + cleanlab (the
     team's training loss fused into the trust), on items as load_items returns them. second_pass (text
     only; off by default, as the panel found no gain) trains again without the first pass's suspects.
-    Writes nothing: the audit stores the result, the self-check measures it on injected labels."""
+    exclude (n,) bool (text only): rows never trained on, still scored out of sample (a re-audit leaves
+    out the rows reviewers doubt). Writes nothing: the audit stores the result, the self-check measures it on injected labels."""
     from review.text import models
 
     texts, given = items["text"], items["given_label"]
@@ -351,7 +423,9 @@ def score_single_label(
     else:
         if second_pass:  # the first pass takes the first half of the bar
             fold_progress = lambda f, m: progress(0.1 + 0.4 * f, m)
-        res = models.text_probs(texts, labels, k, n_folds, fold_progress, model=model, embeddings=embeddings)
+        res = models.text_probs(
+            texts, labels, k, n_folds, fold_progress, model=model, embeddings=embeddings, exclude=exclude
+        )
         if second_pass:  # train again without the rows the first pass flagged, re-predict every row
             progress(0.5, "Second pass: training without the first pass's suspects")
             first = issues.score_rows(labels, res.pred_probs, ds.labels)["is_issue"].to_numpy(dtype=bool)
@@ -363,7 +437,7 @@ def score_single_label(
                 lambda f, m: progress(0.5 + 0.35 * f, m),
                 model=model,
                 embeddings=embeddings,
-                exclude=first & (labels >= 0),
+                exclude=(first & (labels >= 0)) | (exclude if exclude is not None else False),
             )
             res.params["second pass"] = f"trained without the {int(first.sum()):,} rows the first pass flagged"
     P = res.pred_probs
@@ -412,7 +486,7 @@ def run_audit(
         items = load_items(db, ds)
         texts, given = items["text"], items["given_label"]
         labels = label_codes(ds, given)
-        crowd_res, balance = None, None
+        crowd_res, balance, trained = None, None, None
         if ds.mapping.multi:
             findings = integrity.check_items(texts, given, ds.labels if ds.label_set_declared else None)
             scored, crowd_res = _crowd_scores(db, ds, texts, labels, progress)
@@ -434,11 +508,28 @@ def run_audit(
             )
         else:
             embeddings, loss = signals.load(db, ds.id, ds.n_items)
+            # the current labels (verified corrections in); rows a pending decision doubts are left out of
+            # training (the text models; the tabular model trains on every row) but scored like the rest
+            trained = current_labels(db, ds, given)
+            given, items = trained.labels, {**items, "given_label": trained.labels}
+            labels = label_codes(ds, given)
+            text_model = not ds.mapping.probs and not ds.mapping.features
+            if not text_model:
+                trained = TrainingLabels(trained.labels, trained.corrected, np.zeros(len(given), dtype=bool))
             one = score_single_label(
-                ds, items, model, n_folds, progress, embeddings=embeddings, loss=loss, second_pass=second_pass
+                ds,
+                items,
+                model,
+                n_folds,
+                progress,
+                embeddings=embeddings,
+                loss=loss,
+                second_pass=second_pass,
+                exclude=trained.left_out if trained.left_out.any() else None,
             )
             scored, findings, res, balance = one.scored, one.findings, one.model, one.balance
             P = res.pred_probs
+            previous = previous_audit(db, ds, run_id)
         progress(0.95, "Saving the run")
         lab = labels >= 0
         metrics = {
@@ -452,6 +543,8 @@ def run_audit(
             "findings": {f.kind: len(f.rows) for f in findings},
             "model seconds": round(res.seconds, 2),
         }
+        if trained is not None:  # what it trained on; the upload's own probabilities train nothing: metrics
+            (metrics if ds.mapping.probs else res.params).update(trained.record(previous))
         if balance is not None:
             metrics["classes"] = [c.as_dict() for c in balance.classes]
             metrics["queue warning"] = balance.warning
@@ -497,6 +590,10 @@ def run_audit(
                 metrics["consensus differs from majority vote"] = int(
                     ((crowd_res.consensus >= 0) & (labels >= 0) & (crowd_res.consensus != labels)).sum()
                 )
+            if trained is not None and previous is not None:  # what changed against the previous run, kept
+                from review import rundiff
+
+                metrics["since previous run"] = rundiff.changes(db, ds, previous, run_id, trained.corrected)
             _finish_run(
                 db, ds, run_id, user, "audit_run", metrics, res.params, t0, flagged=metrics["flagged"], rows=ds.n_items
             )
