@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from review import datasets, export, stats, workflow
+from review import datasets, export, safe_text, stats, versions, workflow
 from review.auth import User
+from review.browse import RowFilter
 from review.trail import export as trail_export
 from review.ui import shell
 
@@ -57,6 +58,68 @@ audit_csv = shell.deferred_download(  # every file is built on click, in its own
     lambda conn: trail_export.export_csv(conn, signed_in, ds_id, spreadsheet_safe=spreadsheet_safe)
 )
 
+
+def manifest_button(container, kind: str, key: str) -> None:
+    """The manifest of the newest version of that kind (each download records one), built on click."""
+    newest = versions.latest_version(db, ds, kind)
+    if newest is None:
+        container.caption(
+            "Every download is recorded as a version with its manifest (the upload's hash, runs, model, library "
+            "versions, counts by state, who approved what); the manifest's download shows here once there is one."
+        )
+        return
+    number = newest.number
+    container.download_button(
+        f"Download the manifest of version {number} (JSON)",
+        shell.deferred_download(
+            lambda conn: versions.manifest_json(versions.manifest(conn, datasets.get(conn, ds_id), number))
+        ),
+        file_name=f"{ds.name}-v{number}.manifest.json",
+        mime="application/json",
+        key=key,
+        on_click="ignore",
+        help=f"The newest {kind} export: version {number}, made {newest.created_at[:16].replace('T', ' ')} by "
+        f"{newest.created_by}, SHA-256 {(newest.sha256 or '')[:12]}…",
+    )
+
+
+def versions_section() -> None:
+    """Every version of the dataset (newest first, the latest 100), each manifest downloadable."""
+    st.subheader("Versions")
+    listed = versions.versions(db, ds)[:100]
+    if not listed:
+        st.caption("No version yet: every download of the cleaned labels is recorded as one, with its manifest.")
+        return
+    st.dataframe(
+        [
+            {
+                "version": v.number,
+                "kind": v.kind,
+                "rows": v.n_rows,
+                "by": v.created_by,
+                "at": v.created_at[:19].replace("T", " "),
+                "run": v.run_id,
+                "sha256": (v.sha256 or "")[:16],
+            }
+            for v in listed
+        ],
+        hide_index=True,
+    )
+    v1, v2 = st.columns([1, 2])
+    number = v1.selectbox("Version", [v.number for v in listed], key="manifest_version")
+    v2.download_button(
+        f"Download version {number}'s manifest (JSON)",
+        shell.deferred_download(
+            lambda conn: versions.manifest_json(versions.manifest(conn, datasets.get(conn, ds_id), number))
+        ),
+        file_name=f"{ds.name}-v{number}.manifest.json",
+        mime="application/json",
+        key="dl_version_manifest",
+        on_click="ignore",
+    )
+    st.page_link("pages/14_Compare.py", label="Compare two versions (labels changed, classes moved, flags)")
+
+
 if ds.task == "ner":
     st.caption(
         f"The cleaned corpus: every sentence with its verified tags (approved or overridden by a lead), else the "
@@ -65,7 +128,9 @@ if ds.task == "ner":
     )
 
     def corpus(fmt: str):
-        return shell.deferred_download(lambda conn: export.export_ner(conn, datasets.get(conn, ds_id), signed_in, fmt))
+        return shell.deferred_download(
+            lambda conn: versions.export_ner(conn, datasets.get(conn, ds_id), signed_in, fmt)
+        )
 
     stem = ds.name
     native = export.ner_native_format(ds)
@@ -96,6 +161,8 @@ if ds.task == "ner":
         key="dl_audit",
         on_click="ignore",
     )
+    manifest_button(st, "ner", "dl_manifest_ner")
+    versions_section()
     st.stop()
 
 counts = stats.label_counts(db, ds)
@@ -108,13 +175,13 @@ st.caption(
 )
 
 
-cleaned_csv = shell.deferred_download(
-    lambda conn: export.export_cleaned(
+cleaned_csv = shell.deferred_download(  # recorded as a version (cleaned, or verified) once its bytes are built
+    lambda conn: versions.export_csv(
         conn, datasets.get(conn, ds_id), signed_in, only_verified, spreadsheet_safe=spreadsheet_safe
     )
 )
 
-c1, c2 = st.columns(2)
+c1, c2, c3 = st.columns(3)
 c1.download_button(
     "Download cleaned labels (CSV)",
     cleaned_csv,
@@ -132,3 +199,46 @@ c2.download_button(
     key="dl_audit",
     on_click="ignore",
 )
+manifest_button(c3, "verified" if only_verified else "cleaned", "dl_manifest")
+
+st.subheader("Reviewed subset")
+if not st.toggle("Export a reviewed subset", key="subset_on", help="Rows chosen by state and the Rows page's filter"):
+    st.caption("The rows chosen by state (approved or overridden only, decided only) and the Rows page's filter.")
+    versions_section()
+    st.stop()
+rows_filter = (
+    RowFilter.from_json(st.session_state["rows_filter"])
+    if st.session_state.get("rows_filter") and st.session_state.get("rows_filter_dataset") == ds_id
+    else None
+)
+SUBSET_CHOICES = {
+    "Approved or overridden only": versions.VERIFIED_STATES,
+    "Decided only (kept, relabelled, unsure, approved, overridden)": versions.DECIDED_STATES,
+    "Every state": (),
+}
+pick = st.radio("Rows by state", list(SUBSET_CHOICES), key="subset_states", horizontal=True)
+use_filter = st.checkbox(
+    "Only the rows the Rows page's filter matches"
+    + (f": {safe_text.md(rows_filter.describe())}" if rows_filter is not None and not rows_filter.empty() else ""),
+    value=rows_filter is not None and not rows_filter.empty(),
+    key="subset_use_filter",
+    disabled=rows_filter is None or rows_filter.empty(),
+    help="Set a filter on the Rows page first; it is kept for this dataset while you stay signed in.",
+)
+subset = versions.Subset(rows_filter if use_filter else None, SUBSET_CHOICES[pick])
+st.caption(f"The subset: {safe_text.md(subset.describe())}. Same columns as the cleaned labels; a version of its own.")
+s1, s2 = st.columns(2)
+s1.download_button(
+    "Download the reviewed subset (CSV)",
+    shell.deferred_download(
+        lambda conn: versions.export_csv(
+            conn, datasets.get(conn, ds_id), signed_in, subset=subset, spreadsheet_safe=spreadsheet_safe
+        )
+    ),
+    file_name=f"{ds.name}-subset.csv",
+    mime="text/csv",
+    key="dl_subset",
+    on_click="ignore",
+)
+manifest_button(s2, "subset", "dl_manifest_subset")
+versions_section()

@@ -52,7 +52,15 @@ def plain_cell(value) -> str:
 
 
 def cleaned_rows(db: sqlite_utils.Database, ds: Dataset, only_verified: bool = False) -> Iterator[list]:
-    """Rows of the cleaned CSV in item order, read PAGE rows at a time (keyset on idx).
+    """Rows of the cleaned CSV in item order (see cleaned_rows_indexed)."""
+    for _idx, row in cleaned_rows_indexed(db, ds, only_verified):
+        yield row
+
+
+def cleaned_rows_indexed(
+    db: sqlite_utils.Database, ds: Dataset, only_verified: bool = False
+) -> Iterator[tuple[int, list]]:
+    """(row number, row of the cleaned CSV) in item order, read PAGE rows at a time (keyset on idx).
 
     status: unreviewed (no decision in force) | kept | relabelled | unsure (awaiting verification) | approved | overridden.
     cleaned_label: the latest approved label (an approved keep: the label the reviewer kept, the
@@ -68,6 +76,9 @@ def cleaned_rows(db: sqlite_utils.Database, ds: Dataset, only_verified: bool = F
     run = latest_run(db, ds.id)
     run_id = run["id"] if run else -1
     multi = ds.mapping.multi
+    from review import taxonomy
+
+    names = taxonomy.label_map(db, ds) if multi and ds.task == "text" and taxonomy.version(db, ds) else None
     last = -1
     cond = " AND st.state IN ('approved', 'overridden')" if only_verified else ""
     while True:
@@ -92,8 +103,13 @@ def cleaned_rows(db: sqlite_utils.Database, ds: Dataset, only_verified: bool = F
             return
         for r in rows:
             quality = None if r[8] is None else round(r[8], 6)
-            row = [r[1], r[2], r[3], r[4], r[12], r[5], r[6], r[7], r[13], quality, r[9]]
-            yield row + [r[10], quality, r[11]] if multi else row
+            cleaned, consensus = r[4], r[10]
+            if names and consensus is not None:  # a run from before a label-set change: its consensus, named now
+                consensus = names.get(consensus, consensus)
+                if r[5] not in ("approved", "overridden") and cleaned in (r[10], names.get(r[3], r[3])):
+                    cleaned = consensus  # the change stored the renamed given label: the consensus still wins
+            row = [r[1], r[2], r[3], cleaned, r[12], r[5], r[6], r[7], r[13], quality, r[9]]
+            yield r[0], (row + [consensus, quality, r[11]] if multi else row)
         last = rows[-1][0]
 
 
