@@ -1,6 +1,7 @@
 """The audit trail: every change, append-only, in the table ``audit_log``.
 
-- :mod:`review.trail.write`: :func:`log` appends a row hash-chained to the one before and sealed;
+- :mod:`review.trail.write`: :func:`log` appends a row hash-chained to the one before and sealed
+  (:func:`log_many`: several at once, a bulk action's rows);
   :func:`new_key` starts a new keyed chain on purpose.
 - :mod:`review.trail.key`: the key kept outside the database file, each row's seal (``audit_mac``), the
   anchor (the newest row, sealed) and the pin per database path.
@@ -8,10 +9,10 @@
 - :mod:`review.trail.read`: the Audit trail page's reads (filters, one page, newest first).
 - :mod:`review.trail.export`: the trail as CSV.
 
-``log``, ``verify_trail``, ``new_key`` and ``GENESIS`` are here as well, for ``trail.log(db, ...)``.
+``log``, ``log_many``, ``verify_trail``, ``new_key`` and ``GENESIS`` are here as well, for ``trail.log(db, ...)``.
 """
 
 from review.trail.verify import verify_trail
-from review.trail.write import GENESIS, log, new_key
+from review.trail.write import GENESIS, log, log_many, new_key
 
-__all__ = ["GENESIS", "log", "new_key", "verify_trail"]
+__all__ = ["GENESIS", "log", "log_many", "new_key", "verify_trail"]

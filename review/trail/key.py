@@ -35,6 +35,7 @@ import json
 import os
 import secrets
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -346,6 +347,43 @@ def seal(db, rid: int, row_hash: str) -> None:
         META_ANCHOR,
         json.dumps({"id": rid, "hash": row_hash, "mac": anchor_mac(key.secret, keyed_from, rid, row_hash)}),
     )
+
+
+class BatchSeal:
+    """The seals of several audit rows written one after the other in one transaction (trail.log_many):
+    the key looked up once, one executemany of the seals, the anchor moved once to the last row. Made by
+    :func:`batch_seal` only when the trail is keyed, its key is at hand and the path is pinned: every other
+    case goes through :func:`seal` row by row."""
+
+    def __init__(self, secret: bytes, keyed_from: int):
+        self._secret, self._keyed_from = secret, keyed_from
+
+    def seal_all(self, db, rows: Sequence[tuple[int, str]]) -> None:
+        """``rows``: (audit row id, its hash), in id order."""
+        if not rows:
+            return
+        db.conn.executemany(
+            "INSERT INTO audit_mac(id, mac) VALUES (?, ?)", [(rid, row_mac(self._secret, h)) for rid, h in rows]
+        )
+        rid, h = rows[-1]
+        set_meta(
+            db,
+            META_ANCHOR,
+            json.dumps({"id": rid, "hash": h, "mac": anchor_mac(self._secret, self._keyed_from, rid, h)}),
+        )
+
+
+def batch_seal(db) -> BatchSeal | None:
+    """A :class:`BatchSeal` for the rows about to be written, or None (then seal each row)."""
+    meta = read_meta(db)
+    keyed_from = meta["keyed_from"]
+    if keyed_from is None or keyed_from < 0 or not has_mac_table(db):
+        return None
+    path = db_file(db)
+    if path and path not in _PINNED:
+        return None
+    key = find_key(path, meta["key_id"])
+    return BatchSeal(key.secret, keyed_from) if key is not None else None
 
 
 # ----------------------------------------------------------------------------- copies and a new key

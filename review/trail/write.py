@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import sqlite_utils
@@ -51,6 +52,44 @@ def log(
     )
     trail_key.seal(db, cur.lastrowid, h)  # HMAC of the hash + the anchor, with the key kept outside the file
     return cur.lastrowid
+
+
+def log_many(
+    db: sqlite_utils.Database,
+    actor: str,
+    entries: Iterable[tuple[str, int | None, int | None, dict[str, Any]]],
+) -> list[int]:
+    """Append several audit rows by one actor, each ``(action, dataset_id, idx, payload)``: the same chain
+    and seals as :func:`log` called for each in turn, with the key looked up once and the rows and seals
+    written with one executemany each (a bulk action's ten thousand rows). Call inside
+    :func:`review.store.transaction`. Returns the rows' ids in order."""
+    entries = list(entries)
+    if not entries:
+        return []
+    if not db.conn.in_transaction:
+        with store.transaction(db):
+            return log_many(db, actor, entries)
+    first = entries[0]
+    ids = [log(db, actor, first[0], first[1], first[2], **first[3])]  # keys a new trail, pins a new path
+    batch = trail_key.batch_seal(db)
+    if batch is None:
+        return ids + [log(db, actor, a, d, i, **p) for a, d, i, p in entries[1:]]
+    prev = db.execute("SELECT hash FROM audit_log WHERE id=?", [ids[0]]).fetchone()[0]
+    rows, seals = [], []
+    for k, (action, dataset_id, idx, payload) in enumerate(entries[1:], start=1):
+        at = store.now_iso()
+        body = canonical(payload)
+        h = row_hash(prev, at, actor, action, dataset_id, idx, body)
+        rows.append((ids[0] + k, at, actor, action, dataset_id, idx, body, prev, h))
+        seals.append((ids[0] + k, h))
+        prev = h
+    db.conn.executemany(
+        "INSERT INTO audit_log(id, at, actor, action, dataset_id, idx, payload, prev_hash, hash)"
+        " VALUES (?,?,?,?,?,?,?,?,?)",
+        rows,
+    )
+    batch.seal_all(db, seals)
+    return ids + [r[0] for r in rows]
 
 
 def new_key(db) -> str:
