@@ -7,17 +7,33 @@ After any widget change (dataset, filter, order, a button) the focus returns to 
 
 import streamlit as st
 
-from review import auth, safe_text, workflow
+from review import auth, blind, safe_text, workflow
+from review.errors import ReviewError
 from review.ui import shell
+from review.ui.views.guidelines import guidelines_panel
 from review.ui.views.ner_card import review_ner_sentence
 from review.ui.views.text_card import review_text_card
 
 db, user, ds = shell.page_with_dataset("Review", "annotator", heading="Review suspects")
 picked = shell.keyboard()  # first, before the page can stop: the focus hand-back, Esc, NER token clicks
+guidelines_panel(db, ds)  # the dataset's guidelines in the sidebar, beside the card (before any stop)
 
 sk = f"review_{ds.id}"  # this dataset's queue state in the session
 kept = auth.load_queue_state(db, user, ds.id)  # ... and in the database, per user: a reload or a new tab keeps it
 state = st.session_state.setdefault(sk, {"skipped": list(kept.get("skipped", [])), "back": kept.get("back")})
+opened = st.session_state.pop("open_row", None)  # (dataset id, row) from the Rows page's "Open row N"
+if opened is not None and int(opened[0]) == ds.id:
+    try:
+        o = workflow.claim_row(db, ds, user, int(opened[1]))
+    except ReviewError as exc:
+        shell.error(exc)
+        st.stop()
+    mine = o.state == "open" and o.claimed_by == user.name  # claimed: claim_next shows the row the user holds
+    state["back"] = None if mine else o.idx  # else read-only, as a row gone back to (own pending: revisable)
+    state["skipped"] = [i for i in state["skipped"] if i != o.idx]
+    st.session_state["action_filter"] = "All suspects"  # a narrowed queue would pass over the held row
+    for k in ("review_disagrees", "review_swap"):
+        st.session_state.pop(k, None)
 ORDERS = ["most suspect first", "by action"]
 
 
@@ -47,6 +63,10 @@ bar = st.empty()  # drawn once the filter is known: the bar counts the suspects 
 actions = {"All suspects": None, "Relabel": "relabel", "Needs review": "needs review"}
 if ds.task == "text" and not ds.mapping.multi:
     actions.update({"Keep but ambiguous": "keep but ambiguous", "Spot checks": "spot"})
+orders = ORDERS
+if blind.required(ds):  # blind first look: no filter or order that tells what the model recommends
+    actions = {k: v for k, v in actions.items() if v in (None, "spot")}
+    orders = ORDERS[:1]
 disagrees = st.session_state.get("review_disagrees")  # set by the Annotators page
 swap = st.session_state.get("review_swap") if ds.task == "ner" else None  # set by the Audit page (NER swaps)
 if swap or disagrees:  # a narrowed queue opened from another page, with the way back
@@ -63,13 +83,17 @@ if swap or disagrees:  # a narrowed queue opened from another page, with the way
         st.rerun()
     choice, order = "All suspects", "most suspect first"
 else:
+    if st.session_state.get("action_filter") not in (None, *actions):  # a filter the dataset no longer offers
+        st.session_state.pop("action_filter")
+    if st.session_state.get("queue_order") not in (None, *orders):
+        st.session_state.pop("queue_order")
     if "action_filter" not in st.session_state and kept.get("filter") in actions:  # a new tab: the kept filter
         st.session_state["action_filter"] = kept["filter"]
-    if "queue_order" not in st.session_state and kept.get("order") in ORDERS:
+    if "queue_order" not in st.session_state and kept.get("order") in orders:
         st.session_state["queue_order"] = kept["order"]
     f1, f2 = st.columns([4, 1])
     choice = f1.radio("Show", list(actions), horizontal=True, key="action_filter", label_visibility="collapsed")
-    order = f2.selectbox("Order", ORDERS, key="queue_order", label_visibility="collapsed")
+    order = f2.selectbox("Order", orders, key="queue_order", label_visibility="collapsed")
 remember()
 shown_action = actions[choice] if actions[choice] not in (None, "spot") and not (swap or disagrees) else None
 if shown_action:
@@ -87,6 +111,8 @@ if flash:  # it names the row, the label, a refusal: data, not Markdown
 if state["back"] is not None:
     s = workflow.get_suspect(db, ds, state["back"])
     revising = True
+    if s.state == "open" and s.claimed_by and s.claimed_by != user.name:  # opened from the Rows page
+        st.info(f"{safe_text.md(s.claimed_by)} is reviewing row {safe_text.md(s.key)} now: it is shown read-only.")
 else:
     s = workflow.claim_next(
         db,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import getpass
 import json
 import sqlite3
@@ -143,6 +144,18 @@ def cmd_audit(db, args) -> int:
     )
     if run.get("params", {}).get("choice"):
         print(f"  model: {run['params']['model']}: {run['params']['choice']}")
+    if run.get("params", {}).get("labels") == "current":
+        p = run["params"]
+        print(
+            f"  trained on the current labels: {p['corrected_rows']:,} corrected, "
+            f"{p['left_out_rows']:,} rows a pending decision doubts left out (still scored)"
+        )
+    since = m.get("since previous run")
+    if since:  # the change against the previous audit run (review.rundiff)
+        print(
+            f"  since run {since['run']}: flagged {since['flagged before']:,} -> {since['flagged']:,}, "
+            f"{since['new']:,} new, {since['cleared']:,} cleared"
+        )
     if m.get("queue warning"):
         print(f"  warning: {m['queue warning']}")
     for f in stats.findings(db, run_id):
@@ -256,27 +269,28 @@ def _ner_export_format(ds, args) -> str:
 
 
 def cmd_export(db, args) -> int:
+    from review import versions  # every export is a version: its manifest goes next to the file
+
     ds = get(db, args.name)
     safe = args.spreadsheet_safe  # the formula guard only for files meant for spreadsheets
     if ds.task == "ner":
         fmt = _ner_export_format(ds, args)
         if fmt == "csv":
-            export.write_file(
-                export.export_cleaned(db, ds, auth.SYSTEM, args.only_verified, spreadsheet_safe=safe), args.out
-            )
+            out = versions.export_csv(db, ds, auth.SYSTEM, args.only_verified, spreadsheet_safe=safe)
         else:
-            text = export.export_ner(db, ds, auth.SYSTEM, fmt)  # refuses a format it cannot write
-            export.write_file(iter([text]), args.out)
+            out = versions.export_ner(db, ds, auth.SYSTEM, fmt)  # refuses a format it cannot write
+        export.write_file(out, args.out)
         msg = f"wrote the cleaned corpus of {ds.name!r} ({fmt}) to {args.out}"
     else:
         if args.format and args.format != "csv":
             raise ReviewError(
                 f"{ds.name!r} is a text dataset: it exports as csv only (--format {args.format} is for NER corpora)."
             )
-        export.write_file(
-            export.export_cleaned(db, ds, auth.SYSTEM, args.only_verified, spreadsheet_safe=safe), args.out
-        )
+        out = versions.export_csv(db, ds, auth.SYSTEM, args.only_verified, spreadsheet_safe=safe)
+        export.write_file(out, args.out)
         msg = f"wrote cleaned labels of {ds.name!r} to {args.out}"
+    Path(args.out + ".manifest.json").write_text(out.manifest_json(), encoding="utf-8")
+    msg += f" (version {out.version.number}, manifest {args.out}.manifest.json)"
     if args.audit_trail:
         export.write_file(trail_export.export_csv(db, auth.SYSTEM, ds.id, spreadsheet_safe=safe), args.audit_trail)
         msg += f" and its audit trail to {args.audit_trail}"
@@ -284,6 +298,66 @@ def cmd_export(db, args) -> int:
         msg += " (spreadsheet-safe: cells starting with = + - @ tab or CR prefixed with ')"
     print(msg)
     return 0
+
+
+def cmd_versions(db, args) -> int:
+    from review import versions
+
+    ds = get(db, args.name)
+    w = csv.writer(sys.stdout, lineterminator="\n")
+    w.writerow(["number", "created_at", "created_by", "kind", "n_rows", "sha256"])
+    for v in versions.versions(db, ds):
+        w.writerow([v.number, v.created_at, v.created_by, v.kind, v.n_rows, v.sha256 or ""])
+    return 0
+
+
+def cmd_diff(db, args) -> int:
+    from review import versions
+
+    ds = get(db, args.name)
+    if args.versions:
+        a, b = args.versions
+        lines = versions.format_version_diff(versions.compare_versions(db, ds, a, b))
+    else:
+        a, b = args.runs
+        lines = versions.run_comparison(db, ds, a, b)
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_relabel(db, args) -> int:
+    """Rename, merge or add a label (review.taxonomy): the preview, then (unless --dry-run) the change."""
+    from review import taxonomy
+
+    ds = get(db, args.name)
+    user = auth.get_user(db, args.user)
+    if args.rename:
+        change = taxonomy.Rename(*_label_pair(ds, args.rename, "--rename OLD=NEW"))
+    elif args.merge:
+        change = taxonomy.Merge(*_label_pair(ds, args.merge, "--merge LABEL=INTO"))
+    else:
+        change = taxonomy.Add(args.add)
+    p = taxonomy.preview(db, ds, change)
+    print(f"{p.summary} Label set version {p.version - 1} -> {p.version}: {', '.join(p.labels_after)}")
+    if args.dry_run:
+        print("dry run: nothing was changed")
+        return 0
+    ev = taxonomy.apply(db, ds, user, change, seen_version=p.version - 1)
+    print(
+        f"label set version {ev.version} of {ds.name!r} ({ev.summary}, by {ev.created_by}): "
+        f"{ev.n_rows:,} row{'' if ev.n_rows == 1 else 's'} changed; {taxonomy.REAUDIT}: review audit {ds.name}"
+    )
+    return 0
+
+
+def _label_pair(ds, value: str, form: str) -> tuple[str, str]:
+    """'A=B' -> (A, B); the split is at the first '=' after which the left side is a label of ``ds``
+    (a label may hold '='), else at the first '='."""
+    cuts = [i for i, c in enumerate(value) if c == "="]
+    if not cuts:
+        raise ReviewError(f"{value!r} is not of the form {form.split(' ', 1)[1]}: write {form}.")
+    at = next((i for i in cuts if value[:i] in ds.labels), cuts[0])
+    return value[:at], value[at + 1 :]
 
 
 def cmd_users(db, args) -> int:
@@ -336,6 +410,102 @@ def cmd_selfcheck(db, args) -> int:
         f"{res.flagged:,} rows flagged on the copy, {res.injected_share_of_flagged:.0%} of them injected "
         "(the rest: rows the audit doubts anyway)"
     )
+    return 0
+
+
+def _bulk_show(db, action_id: int) -> None:
+    from review import bulk
+
+    s = bulk.sample_status(db, action_id)
+    a = s.action
+    print(f"bulk action {a.id}: {a.describe}; {a.n_matched:,} rows in the set; status {a.status}")
+    if s.precision is None:
+        print(f"sample: 0 of {len(s.rows):,} rows decided")
+    else:
+        print(
+            f"sample: {s.decided:,} of {len(s.rows):,} rows decided, {s.relabelled:,} relabelled to {a.label}: precision "
+            f"{s.precision:.0%} (95% interval {s.low:.0%}-{s.high:.0%})"
+        )
+    print("row\tid\tgiven_label\tpredicted_label\tdecision\tlabel\treviewer\ttext")
+    for r in s.rows:
+        text = " ".join(str(r.text or "").split())[:80]
+        print(
+            f"{r.idx}\t{r.key}\t{r.given_label}\t{r.predicted_label or ''}\t{r.decision or 'open'}\t"
+            f"{r.decided_label or ''}\t{r.reviewer or ''}\t{text}"
+        )
+
+
+def cmd_bulk(db, args) -> int:
+    """Bulk fix by pattern (review.bulk): start (draw a sample), decide the sample, apply, undo, list."""
+    from review import bulk
+    from review.browse import RowFilter
+
+    ds = get(db, args.name)
+    user = auth.get_user(db, args.user) if args.user else None
+
+    def who(what: str) -> auth.User:
+        if user is None:
+            raise ReviewError(f"Name who {what} with --user NAME (an active account of this database).")
+        return user
+
+    if args.list:
+        print("id\tstatus\tset\tlabel\tmatched\tsample\tapplied\tapproved\tpending\tby\tat")
+        for b in bulk.actions(db, ds, limit=1000):
+            approved = "" if b.approve is None else "yes" if b.approve else "no"
+            print(
+                f"{b.id}\t{b.status}\t{b.filter_text}\t{b.label}\t{b.n_matched}\t{b.n_sample}\t"
+                f"{'' if b.n_applied is None else b.n_applied}\t{approved}\t{b.n_pending}\t{b.created_by}\t{b.created_at}"
+            )
+        return 0
+    if args.undo is not None:
+        print(bulk.undo_message(bulk.undo(db, args.undo, who("undoes the bulk action"))))
+        return 0
+    if args.cancel is not None:
+        bulk.cancel(db, args.cancel, who("cancels the bulk action"))
+        print(f"bulk action {args.cancel} cancelled (its sample decisions stay)")
+        return 0
+    action_id = args.action
+    if args.filter or args.given or args.predicted:
+        if args.filter:
+            f = RowFilter.from_json(args.filter)
+        elif args.given and args.predicted:
+            f = bulk.pair_filter(args.given, args.predicted, flagged_only=not args.include_unflagged)
+        else:
+            raise ReviewError("A confusion pair takes both --given A and --predicted B (or give --filter JSON).")
+        label = args.label or args.predicted
+        if not label:
+            raise ReviewError("Name the label every row of the set gets with --label L.")
+        a = bulk.start(db, ds, who("starts the bulk fix"), f, label, args.sample, args.seed)
+        print(f"started bulk action {a.id}: {len(a.sample):,} sample rows to decide before it can be applied")
+        action_id = a.id
+    if action_id is None:
+        open_one = bulk.open_action(db, ds)
+        if open_one is None:
+            raise ReviewError(
+                f"No bulk action of {ds.name!r} is waiting for its sample: start one with --given A --predicted B"
+                " (or --filter JSON) and --label L, or see them all with --list."
+            )
+        action_id = open_one.id
+    for spec in args.decide or []:
+        row, _, call = spec.partition("=")
+        if call not in ("wrong", "right") or not row.strip().isdigit():
+            raise ReviewError(
+                f"--decide {spec!r}: write ROW=wrong (relabel it) or ROW=right (keep it), ROW a row number."
+            )
+        s = bulk.sample_status(db, action_id)
+        r = next((r for r in s.rows if r.idx == int(row)), None)
+        if r is None:
+            raise ReviewError(
+                f"Row {row} is not in the sample of bulk action {action_id}: see it with --action {action_id}."
+            )
+        bulk.decide_sample(db, action_id, r.idx, who("decides the sample row"), call == "wrong", r.version)
+    if args.apply:
+        a = bulk.get(db, action_id)
+        bar = _bar() if a.n_matched > 2000 else None
+        res = bulk.apply(db, action_id, who("applies the bulk fix"), approve=args.approve, progress=bar)
+        print(bulk.apply_message(res, a.label))
+        return 0
+    _bulk_show(db, action_id)
     return 0
 
 
@@ -433,6 +603,21 @@ def parser() -> argparse.ArgumentParser:
         "conll from JSONL: token TAB tag lines, a blank line between sentences (refused, exit 2, "
         "when a token is empty or holds whitespace); csv: one row per sentence",
     )
+    s = add("versions", "list the versions (exports) of a dataset: number, when, who, kind, rows, sha256")
+    s.add_argument("name")
+    s = add("diff", "compare two versions (labels changed, classes moved, counts, flags) or two runs of a dataset")
+    s.add_argument("name")
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("--versions", nargs=2, type=int, metavar=("A", "B"), help="version numbers (review versions)")
+    which.add_argument("--runs", nargs=2, type=int, metavar=("A", "B"), help="run ids")
+    s = add("relabel", "rename, merge or add a label of a text dataset (versioned; the upload is kept as it is)")
+    s.add_argument("name")
+    change = s.add_mutually_exclusive_group(required=True)
+    change.add_argument("--rename", metavar="OLD=NEW", help="give the label OLD the name NEW")
+    change.add_argument("--merge", metavar="LABEL=INTO", help="fold LABEL into INTO (LABEL leaves the label set)")
+    change.add_argument("--add", metavar="LABEL", help="add a new label at the end of the label set")
+    s.add_argument("--user", required=True, help="the lead making the change (an active account)")
+    s.add_argument("--dry-run", action="store_true", help="print the preview only: change nothing")
     s = add("users", "manage accounts")
     us = s.add_subparsers(dest="users_cmd", required=True)
     a = us.add_parser("add")
@@ -452,6 +637,37 @@ def parser() -> argparse.ArgumentParser:
     s = add("backup", "consistent copy of the database while others work")
     s.add_argument("path")
     add("demo", "load and audit the built-in demo dataset")
+    s = add(
+        "bulk",
+        "bulk fix by pattern: start (a set and a label; a random sample drawn), decide the sample, apply to the "
+        "rest of the set in one action, undo it; without an action flag, show the sample and its precision",
+    )
+    s.add_argument("name")
+    s.add_argument("--user", help="the account acting (a lead to start, apply, undo or cancel; anyone to --decide)")
+    s.add_argument("--given", help="start: the set is a confusion pair, rows given this label ...")
+    s.add_argument("--predicted", help="... that the latest run predicts as this label (flagged rows only)")
+    s.add_argument("--include-unflagged", action="store_true", help="start: the pair's unflagged rows too")
+    s.add_argument("--filter", help="start: the set as a RowFilter JSON (review.browse), instead of a pair")
+    s.add_argument("--label", help="start: the label every row of the set gets (default: --predicted)")
+    s.add_argument("--sample", type=int, default=20, help="start: rows in the sample (default 20)")
+    s.add_argument("--seed", type=int, help="start: the sample's random seed (default: a random one, recorded)")
+    s.add_argument("--action", type=int, help="the bulk action (default: the newest still sampling)")
+    s.add_argument(
+        "--decide",
+        action="append",
+        metavar="ROW=wrong|right",
+        help="decide a sample row (repeatable): wrong relabels it to the label, right keeps it",
+    )
+    s.add_argument(
+        "--apply",
+        action="store_true",
+        help="apply to the rest of the set; refused until every sample row is decided (there is no way around"
+        " the sample)",
+    )
+    s.add_argument("--approve", action="store_true", help="with --apply: approve now instead of verification")
+    s.add_argument("--undo", type=int, metavar="ID", help="undo an applied bulk action")
+    s.add_argument("--cancel", type=int, metavar="ID", help="drop a bulk action still sampling")
+    s.add_argument("--list", action="store_true", help="list the dataset's bulk actions")
     return p
 
 
@@ -463,10 +679,14 @@ COMMANDS = {
     "annotators": cmd_annotators,
     "judge": cmd_judge,
     "export": cmd_export,
+    "versions": cmd_versions,
+    "diff": cmd_diff,
+    "relabel": cmd_relabel,
     "users": cmd_users,
     "verify-trail": cmd_verify_trail,
     "backup": cmd_backup,
     "demo": cmd_demo,
+    "bulk": cmd_bulk,
 }
 
 
@@ -477,8 +697,10 @@ WRITES = {
     "selfcheck",
     "judge",
     "export",
+    "relabel",
     "users",
     "demo",
+    "bulk",
 }  # refused up front on a read-only database
 
 

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import sqlite_utils
 
+from review import blind as blind_look
 from review import store, trail
 from review.auth import User, require_active
 from review.datasets import Dataset, latest_run
@@ -130,6 +131,20 @@ def get_suspect(db: sqlite_utils.Database, ds: Dataset, idx: int, run_id: int | 
         if ds.mapping.multi
         else []
     )
+    from review import taxonomy  # the names of a run from before a change of the label set, as they are now
+
+    model = {f: sc[f] if sc else None for f in _SCORE_FIELDS}
+    probs = json.loads(sc["probs"]) if sc and sc["probs"] else None
+    names = taxonomy.run_labels(db, ds, run_id) if sc else None
+    if names:
+        model["predicted_label"] = names.label(model["predicted_label"])
+        model["suggested_label"] = names.label(model["suggested_label"])
+        probs = names.probs(probs)
+        if judge:
+            judge["label"] = names.label(judge["label"])
+    if labels_by and ds.task == "text":  # annotations keep the uploaded names
+        now = taxonomy.label_map(db, ds)
+        labels_by = [{"annotator": r["annotator"], "label": now.get(r["label"], r["label"])} for r in labels_by]
     return Suspect(
         dataset_id=ds.id,
         idx=idx,
@@ -138,8 +153,8 @@ def get_suspect(db: sqlite_utils.Database, ds: Dataset, idx: int, run_id: int | 
         given_label=item["given_label"],
         current_label=st.current_label or item["given_label"],
         run_id=run_id,
-        **{f: sc[f] if sc else None for f in _SCORE_FIELDS},
-        probs=json.loads(sc["probs"]) if sc and sc["probs"] else None,
+        **model,
+        probs=probs,
         state=st.state,
         version=st.version,
         claimed_by=claimed_by,
@@ -256,6 +271,33 @@ def release(db: sqlite_utils.Database, ds: Dataset, idx: int, user: User) -> Non
         )
 
 
+def claim_row(db: sqlite_utils.Database, ds: Dataset, user: User, idx: int) -> Suspect:
+    """Row ``idx`` for the review card (the Rows page's "Open row N"), flagged or not: claimed for ``user``
+    for CLAIM_SECONDS when it is open and nobody else holds it (the user's other open claim is released,
+    so claim_next then shows this one), else returned unclaimed (``state`` and ``claimed_by`` say why:
+    decided, verified, or held by someone else) for the card to show read-only. NotFound: no such row."""
+    require_active(db, user, "annotator", "open a row in the review card")
+    now = time.time()
+    with store.transaction(db):
+        if store.scalar(db, "SELECT 1 FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx]) is None:
+            raise NotFound(f"Dataset {ds.name!r} has no row {idx}: pick a row the Rows page lists.")
+        st = _state(db, ds.id, idx)
+        free = st.claimed_by in (None, user.name) or (st.claimed_until or 0) < now
+        if st.state == "open" and free:
+            db.execute(
+                "UPDATE states SET claimed_by=NULL, claimed_until=NULL"
+                " WHERE dataset_id=? AND claimed_by=? AND state='open' AND idx != ?",
+                [ds.id, user.name, idx],
+            )
+            db.execute(
+                "INSERT INTO states(dataset_id, idx, state, version, claimed_by, claimed_until, updated_at)"
+                " VALUES (?,?,'open',0,?,?,?) ON CONFLICT(dataset_id, idx) DO UPDATE SET"
+                " claimed_by=excluded.claimed_by, claimed_until=excluded.claimed_until",
+                [ds.id, idx, user.name, now + CLAIM_SECONDS, store.now_iso()],
+            )
+    return get_suspect(db, ds, idx)
+
+
 def decide(
     db: sqlite_utils.Database,
     ds: Dataset,
@@ -265,11 +307,15 @@ def decide(
     seen_version: int,
     new_label: str | None = None,
     note: str = "",
+    blind: blind_look.BlindCall | None = None,
 ) -> int:
     """Record an annotator's decision (keep / relabel / unsure) made on ``seen_version``.
 
     An annotator may revise their own decision while it awaits verification.
     Returns the review id. Raises StaleViewError if the row changed since it was shown.
+    ``blind``: the first call made before the model's view was shown (review.blind); required while the
+    dataset's ``blind_first_look`` is on, except for a revision of one's own pending decision (it keeps the
+    first call it revises); a caller that shows no card passes ``BlindCall.not_applicable(why)``.
     """
     require_active(db, user, "annotator", "review suspects")
     if decision not in DECISIONS:
@@ -316,12 +362,18 @@ def decide(
                 revising = last["id"]
             else:
                 raise StaleViewError(f"Row {idx} is already {st.state}: it is not open for review.")
+        first = blind_look.resolve(db, ds, idx, blind, label_now, revising)  # refused: no first call when due
         run = latest_run(db, ds.id)
         sugg = (
             store.scalar(db, "SELECT suggested_label FROM scores WHERE run_id=? AND idx=?", [run["id"], idx])
             if run
             else None
         )
+        if sugg is not None:
+            from review import taxonomy  # a run from before a rename suggests the old name
+
+            names = taxonomy.run_labels(db, ds, run["id"])
+            sugg = names.label(sugg) if names else sugg
         took = int(
             sugg is not None
             and ((decision == "relabel" and new_label == sugg) or (decision == "keep" and sugg == label_now))
@@ -329,8 +381,8 @@ def decide(
         if revising:
             db.execute("UPDATE reviews SET status='superseded' WHERE id=?", [revising])
         cur = db.execute(
-            "INSERT INTO reviews(dataset_id, idx, run_id, decision, new_label, note, reviewer, created_at, took_suggestion, status, version)"
-            " VALUES (?,?,?,?,?,?,?,?,?,'pending',?)",
+            "INSERT INTO reviews(dataset_id, idx, run_id, decision, new_label, note, reviewer, created_at, took_suggestion, status, version,"
+            " blind_decision, blind_label) VALUES (?,?,?,?,?,?,?,?,?,'pending',?,?,?)",
             [
                 ds.id,
                 idx,
@@ -342,6 +394,7 @@ def decide(
                 store.now_iso(),
                 took,
                 st.version + 1,
+                *blind_look.columns(first),
             ],
         )
         db.execute(
@@ -363,6 +416,7 @@ def decide(
             note=note,
             revises=revising,
             took_suggestion=bool(took),
+            **blind_look.trail_fields(first, decision, new_label),
         )
         return cur.lastrowid
 
