@@ -54,7 +54,7 @@ def test_a_deactivated_lead_downloads_nothing_and_verifies_nothing(tmp_path):
                 assert dl.value.suggested_filename == f"{demo.DEMO_NAME}-cleaned.csv"
                 wait_idle(page)
                 exported = _exports(db, "leo")
-                assert exported == 1
+                assert exported == 2  # the export and the version it recorded (export, export_version)
 
                 auth.set_active(db, "leo", False, admin)  # the admin, elsewhere; leo's page stays open
                 _no_download(page, "Download cleaned labels (CSV)")
