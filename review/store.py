@@ -263,12 +263,14 @@ CREATE INDEX IF NOT EXISTS findings_run ON findings(run_id, kind);
 CREATE TABLE IF NOT EXISTS states (
     dataset_id INTEGER NOT NULL,
     idx INTEGER NOT NULL,
-    state TEXT NOT NULL,             -- open | kept | relabelled | unsure | approved | overridden
+    state TEXT NOT NULL,             -- open | kept | relabelled | unsure | excluded | ambiguous | approved | overridden
     version INTEGER NOT NULL,
     current_label TEXT,              -- the latest approved label (NULL: the given label)
     claimed_by TEXT,
     claimed_until REAL,
     updated_at TEXT,
+    excluded INTEGER,                -- 1: excluded from training (an approved "exclude"; exported as a column)
+    ambiguous INTEGER,               -- 1: kept as ambiguous (an approved "ambiguous", with its note)
     PRIMARY KEY (dataset_id, idx)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS states_state ON states(dataset_id, state);
@@ -279,13 +281,13 @@ CREATE TABLE IF NOT EXISTS reviews (
     idx INTEGER NOT NULL,
     token INTEGER,
     run_id INTEGER,
-    decision TEXT NOT NULL,          -- keep | relabel | unsure
+    decision TEXT NOT NULL,          -- keep | relabel | unsure | exclude | ambiguous
     new_label TEXT,
     note TEXT,
     reviewer TEXT NOT NULL,
     created_at TEXT NOT NULL,
     took_suggestion INTEGER,
-    status TEXT NOT NULL,            -- pending | approved | rejected | overridden | superseded
+    status TEXT NOT NULL,            -- pending | approved | rejected | overridden | superseded | undone (bulk)
     verified_by TEXT,
     verified_at TEXT,
     verify_note TEXT,
@@ -377,6 +379,38 @@ CREATE TABLE IF NOT EXISTS versions (   -- review.versions: every export, with i
     n_rows INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS versions_number ON versions(dataset_id, number);
+
+CREATE TABLE IF NOT EXISTS row_findings (   -- review.findings: the rows each check beyond label errors found, per run
+    run_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,              -- outlier | near_duplicate | ambiguous | non_iid
+    idx INTEGER NOT NULL,
+    score REAL NOT NULL,             -- the check's score for the row in [0, 1]: lower, more of an issue
+    set_id INTEGER,                  -- near_duplicate: the row's set (dup_sets.id)
+    detail TEXT,                     -- JSON, per kind (ambiguous: the two classes and their probabilities)
+    PRIMARY KEY (run_id, kind, idx)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS row_findings_row ON row_findings(run_id, idx);
+CREATE TABLE IF NOT EXISTS dup_sets (   -- review.findings: the near-duplicate sets of a run
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    dataset_id INTEGER NOT NULL,
+    n_rows INTEGER NOT NULL,
+    n_labels INTEGER NOT NULL,       -- distinct labels in the set when found (more than 1: conflicting)
+    leakage INTEGER NOT NULL DEFAULT 0,  -- 1: its rows come from two uploaded splits
+    rows TEXT NOT NULL,              -- JSON list of row numbers
+    similarity REAL,                 -- the lowest cosine similarity inside the set
+    status TEXT NOT NULL DEFAULT 'open',  -- open | resolved
+    resolution TEXT,                 -- JSON: keep one (which), exclude the rest, or one label for all
+    resolved_by TEXT,
+    resolved_at TEXT
+);
+CREATE INDEX IF NOT EXISTS dup_sets_run ON dup_sets(run_id, n_labels, id);
+CREATE TABLE IF NOT EXISTS row_neighbours (   -- review.similar: each row's nearest rows in a run's features
+    run_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    neighbours TEXT NOT NULL,        -- JSON [[row, cosine similarity], ...], nearest first
+    PRIMARY KEY (run_id, idx)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS audit_log (
     id INTEGER PRIMARY KEY,
@@ -758,6 +792,17 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration("0014_taxonomy_guidelines", _creates("taxonomy_events", "taxonomy_events_version", "guidelines")),
     Migration("0015_versions", _creates("versions", "versions_number")),
+    Migration(
+        "0016_findings",
+        _creates(
+            "row_findings",
+            "row_findings_row",
+            "dup_sets",
+            "dup_sets_run",
+            "row_neighbours",
+            columns=[("states", "excluded", "INTEGER"), ("states", "ambiguous", "INTEGER")],
+        ),
+    ),
 ]
 
 

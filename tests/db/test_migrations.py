@@ -31,11 +31,23 @@ ADDED = {
     8: (["sessions", "queue_state"], ["sessions_user"], []),
 }
 # what the named steps after schema 8 added besides audit_mac and sign_in_throttle: tables, columns of reviews,
-# indexes of older tables
+# indexes of older tables, columns of states
 AFTER_8 = (
-    ["items_fts", "search_index", "bulk_actions", "bulk_rows", "taxonomy_events", "guidelines", "versions"],
+    [
+        "items_fts",
+        "search_index",
+        "bulk_actions",
+        "bulk_rows",
+        "taxonomy_events",
+        "guidelines",
+        "versions",
+        "row_findings",
+        "dup_sets",
+        "row_neighbours",
+    ],
     ["bulk_id", "blind_decision", "blind_label"],
     ["items_given", "scores_predicted"],
+    ["excluded", "ambiguous"],
 )
 NAMES = [m.name for m in store.MIGRATIONS]
 DATA = ("users", "audit_log", "datasets", "items", "runs", "scores")
@@ -54,6 +66,8 @@ def as_version(path, version: int, throttle: bool = False) -> None:
         c.execute(f"DROP TABLE {name}")  # its indexes go with it
     for name in AFTER_8[1]:
         c.execute(f"ALTER TABLE reviews DROP COLUMN {name}")
+    for name in AFTER_8[3]:
+        c.execute(f"ALTER TABLE states DROP COLUMN {name}")
     for v in range(8, version, -1):
         tables, indexes, columns = ADDED[v]
         for name in indexes:
