@@ -320,6 +320,7 @@ class TrainingLabels:
     corrected: dict[int, str]
     left_out: np.ndarray
     renamed: int = 0  # of the corrected rows, those whose label differs only by a taxonomy change (a rename, a merge)
+    excluded: int = 0  # of the rows left out, those excluded from training (approved, or an exclude pending)
 
     def record(self, previous_run: int | None) -> dict:
         """What the run trained on, for its params (``corrected_rows``: corrections by a reviewer, not the rows
@@ -331,6 +332,7 @@ class TrainingLabels:
             "corrected_rows": len(self.corrected) - self.renamed,
             "renamed_rows": self.renamed,
             "left_out_rows": int(self.left_out.sum()),
+            "excluded_rows": self.excluded,
             "previous_run": previous_run,
             "corrections": rundiff.encode_labels(self.corrected),
         }
@@ -338,14 +340,17 @@ class TrainingLabels:
 
 def current_labels(db: sqlite_utils.Database, ds: Dataset, given: list) -> TrainingLabels:
     """given labels (n,) in row order (load_items) -> TrainingLabels, from the rows' states (one indexed
-    read of the rows that have a corrected label or a pending doubt, few)."""
+    read of the rows that have a corrected label, a pending doubt or an exclusion, few). Left out of training
+    (still scored): a pending relabel or unsure, and rows excluded from training (states.excluded, or an
+    exclude pending)."""
     labels = list(given)
     corrected: dict[int, str] = {}
     left_out = np.zeros(len(labels), dtype=bool)
+    excluded = 0
     for r in store.rows(
         db,
-        "SELECT idx, state, current_label FROM states WHERE dataset_id=?"
-        " AND (current_label IS NOT NULL OR state IN ('relabelled', 'unsure'))",
+        "SELECT idx, state, current_label, excluded FROM states WHERE dataset_id=?"
+        " AND (current_label IS NOT NULL OR state IN ('relabelled', 'unsure', 'excluded') OR excluded=1)",
         [ds.id],
     ):
         i = r["idx"]
@@ -353,15 +358,16 @@ def current_labels(db: sqlite_utils.Database, ds: Dataset, given: list) -> Train
             continue
         if r["current_label"] is not None and r["current_label"] != labels[i]:
             labels[i] = corrected[i] = r["current_label"]
-        if r["state"] in ("relabelled", "unsure"):
+        if r["state"] in ("relabelled", "unsure", "excluded") or r["excluded"] == 1:
             left_out[i] = True
+            excluded += r["state"] == "excluded" or r["excluded"] == 1
     renamed = 0
     if corrected and store.scalar(db, "SELECT 1 FROM taxonomy_events WHERE dataset_id=? LIMIT 1", [ds.id]):
         from review import taxonomy  # the label set changed: a row renamed with its class is not a correction
 
         names = taxonomy.label_map(db, ds)
         renamed = sum(1 for i, lab in corrected.items() if names.get(given[i], given[i]) == lab)
-    return TrainingLabels(labels, corrected, left_out, renamed)
+    return TrainingLabels(labels, corrected, left_out, renamed, int(excluded))
 
 
 def previous_audit(db: sqlite_utils.Database, ds: Dataset, before: int) -> int | None:
@@ -486,7 +492,7 @@ def run_audit(
         items = load_items(db, ds)
         texts, given = items["text"], items["given_label"]
         labels = label_codes(ds, given)
-        crowd_res, balance, trained = None, None, None
+        crowd_res, balance, trained, embeddings = None, None, None, None
         if ds.mapping.multi:
             findings = integrity.check_items(texts, given, ds.labels if ds.label_set_declared else None)
             scored, crowd_res = _crowd_scores(db, ds, texts, labels, progress)
@@ -530,6 +536,14 @@ def run_audit(
             scored, findings, res, balance = one.scored, one.findings, one.model, one.balance
             P = res.pred_probs
             previous = previous_audit(db, ds, run_id)
+        checks = None
+        if ds.task == "text":  # the checks beyond label errors (review.findings), on the current labels
+            from review import findings as checks_
+
+            cur = crowd_res.consensus if crowd_res is not None else labels
+            checks = checks_.run_checks(
+                db, ds, run_id, texts, cur, P, embeddings, lambda f, m: progress(0.9 + 0.049 * f, m)
+            )
         progress(0.95, "Saving the run")
         lab = labels >= 0
         metrics = {
@@ -550,6 +564,10 @@ def run_audit(
             metrics["queue warning"] = balance.warning
         with store.transaction(db):
             _write_findings(db, run_id, findings)
+            if checks is not None:
+                from review.findings import store as checks_store
+
+                metrics["checks"] = checks_store.write(db, ds, run_id, checks, scored["is_issue"].to_numpy(dtype=bool))
             names = [
                 "idx",
                 "quality",
