@@ -7,6 +7,7 @@ from review.datasets import latest_run, runs
 from review.errors import ReviewError
 from review.ner import store as ner_store
 from review.ui import shell
+from review.ui.views.findings import CHECKS, findings_tab, summary_line
 from review.ui.views.judge import judge_tab
 from review.ui.views.model import model_tab
 from review.ui.views.precision import precision_tab
@@ -74,6 +75,8 @@ cols[4].metric(
     "Model agrees with tags" if is_ner else "Model agrees with labels", f"{agree:.1%}" if agree is not None else "–"
 )
 
+if ds.task == "text" and run["kind"] == "audit":
+    summary_line(db, run["id"])  # the count of every check beyond label errors
 if m.get("queue warning"):
     st.warning(safe_text.md(m["queue warning"]))  # it names a class: the team's text, not Markdown
 diff = rundiff.since_previous(db, ds, run) if run["kind"] == "audit" else None
@@ -148,6 +151,7 @@ names = (
     ["Integrity findings", "Tag swaps" if is_ner else "Charts", "Suspects", "Runs", "Model"]
     + (["Self-check"] if single else [])
     + (["Judge", "Precision"] if judged else [])
+    + (["Beyond label errors"] if ds.task == "text" and run["kind"] == "audit" else [])
 )
 tab_int, tab_charts, tab_sus, tab_runs, tab_model, *extra = st.tabs(names)
 with tab_model:
@@ -160,9 +164,15 @@ if judged:
         judge_tab(db, ds, user)
     with extra[1]:
         precision_tab(db, ds, user)
+if ds.task == "text" and run["kind"] == "audit":
+    with extra[-1]:
+        try:
+            findings_tab(db, ds, user, run["id"])
+        except ReviewError as exc:
+            shell.error(exc)
 
 with tab_int:
-    found = stats.findings(db, run["id"])
+    found = [f for f in stats.findings(db, run["id"]) if f["kind"] not in CHECKS]  # the checks: their own tab
     if not found:
         st.success(
             "No integrity finding: no empty texts, null or unknown labels, conflicting duplicates or shifted blocks."

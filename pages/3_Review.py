@@ -8,8 +8,10 @@ After any widget change (dataset, filter, order, a button) the focus returns to 
 import streamlit as st
 
 from review import auth, blind, safe_text, workflow
+from review.datasets import latest_run
 from review.errors import ReviewError
 from review.ui import shell
+from review.ui.views.findings import queue_filters
 from review.ui.views.guidelines import guidelines_panel
 from review.ui.views.ner_card import review_ner_sentence
 from review.ui.views.text_card import review_text_card
@@ -63,6 +65,9 @@ bar = st.empty()  # drawn once the filter is known: the bar counts the suspects 
 actions = {"All suspects": None, "Relabel": "relabel", "Needs review": "needs review"}
 if ds.task == "text" and not ds.mapping.multi:
     actions.update({"Keep but ambiguous": "keep but ambiguous", "Spot checks": "spot"})
+if ds.task == "text":  # the checks beyond label errors the latest run found rows of (review.findings)
+    run_now = latest_run(db, ds.id)
+    actions.update({k: f"finding:{v}" for k, v in queue_filters(db, run_now and run_now["id"]).items()})
 orders = ORDERS
 if blind.required(ds):  # blind first look: no filter or order that tells what the model recommends
     actions = {k: v for k, v in actions.items() if v in (None, "spot")}
@@ -95,12 +100,14 @@ else:
     choice = f1.radio("Show", list(actions), horizontal=True, key="action_filter", label_visibility="collapsed")
     order = f2.selectbox("Order", orders, key="queue_order", label_visibility="collapsed")
 remember()
-shown_action = actions[choice] if actions[choice] not in (None, "spot") and not (swap or disagrees) else None
-if shown_action:
-    prog = workflow.progress(db, ds, action=shown_action)
+finding = actions[choice][8:] if (actions[choice] or "").startswith("finding:") and not (swap or disagrees) else None
+shown_action = actions[choice] if actions[choice] not in (None, "spot") and not (swap or disagrees or finding) else None
+if shown_action or finding:
+    prog = workflow.progress(db, ds, action=shown_action, finding=finding)
 bar.progress(
     prog.decided / prog.flagged if prog.flagged else 1.0,
-    text=(f"{choice}: " if shown_action else "") + f"{prog.decided:,} of {prog.flagged:,} suspects decided · "
+    text=(f"{choice}: " if shown_action or finding else "")
+    + f"{prog.decided:,} of {prog.flagged:,} {'rows' if finding else 'suspects'} decided · "
     f"{prog.open:,} open · {prog.pending:,} awaiting verification",
 )
 
@@ -119,7 +126,8 @@ else:
         ds,
         user,
         exclude=state["skipped"],
-        action=None if actions[choice] == "spot" else actions[choice],
+        action=None if actions[choice] == "spot" or finding else actions[choice],
+        finding=finding,
         spot=actions[choice] == "spot",
         disagrees=disagrees,
         swap=tuple(swap) if swap else None,

@@ -1,5 +1,6 @@
 """Verify queue (leads): one card at a time: approve, reject with a reason (back to the queue),
-or override; filters by reviewer, class pair (given → proposed) and decision; the filtered list
+or override; filters by reviewer, class pair (given → proposed) and decision (keep, relabel, unsure,
+exclude from training: approved, the row leaves training with its label; ambiguous: kept, with its note); the filtered list
 approved in one action (workflow.verify_many: one transaction, one audit row per decision).
 
 Keyboard on the shown card: A approve, X reject (type the reason, Esc, then X), N next card
@@ -113,8 +114,13 @@ def own_blocked(r: dict) -> bool:
     return r["reviewer"] == user.name and not allow_self
 
 
+DECISION_TEXT = {"exclude": "exclude from training", "ambiguous": "ambiguous, kept"}
+
+
 def change_of(r: dict) -> str:
-    return f"relabel → {r['new_label']}" if r["decision"] == "relabel" and ds.task != "ner" else r["decision"]
+    if r["decision"] == "relabel" and ds.task != "ner":
+        return f"relabel → {r['new_label']}"
+    return DECISION_TEXT.get(r["decision"], r["decision"])
 
 
 # ---------------------------------------------------------------- filters
@@ -177,7 +183,7 @@ decision = facet(
     "Decision",
     "decision",
     [d for d in workflow.DECISIONS if any(g["decision"] == d for g in groups)],
-    lambda v: "all decisions" if v is None else v,
+    lambda v: "all decisions" if v is None else DECISION_TEXT.get(v, v),
 )
 filters = {"reviewer": reviewer, "pair": tuple(pair) if pair is not None else None, "decision": decision}
 matched = workflow.pending_count(groups, **filters)

@@ -29,7 +29,7 @@ ROWID_BASE = 2**32  # items_fts rowid = dataset_id * ROWID_BASE + idx
 INDEX_CHUNK = 20_000  # rows written to items_fts per transaction while it is built
 PAGE_MAX = 500
 SNIPPET = 300  # characters of text a page carries per row
-STATES = ("open", "kept", "relabelled", "unsure", "approved", "overridden")
+STATES = ("open", "kept", "relabelled", "unsure", "excluded", "ambiguous", "approved", "overridden")
 ACTIONS = ("relabel", "needs review", "keep but ambiguous", "keep")  # issues.score_rows and the judge's fused action
 META_SAMPLE = 50  # rows read for the metadata columns' names (and META_VALUES for a column's values)
 META_VALUES = 500

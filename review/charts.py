@@ -292,13 +292,15 @@ def quality_histogram(edges: list[float], counts: list[int], flagged_counts: lis
 
 def review_progress(counts: dict[str, int]) -> go.Figure:
     """counts: state -> rows, as one stacked bar."""
-    order = ["approved", "overridden", "kept", "relabelled", "unsure", "open"]
+    order = ["approved", "overridden", "kept", "relabelled", "unsure", "excluded", "ambiguous", "open"]
     colors = {
         "approved": "#2ca02c",
         "overridden": "#17becf",
         "kept": "#bcbd22",
         "relabelled": "#ff7f0e",
         "unsure": "#9467bd",
+        "excluded": "#8c564b",
+        "ambiguous": "#e377c2",
         "open": "#c7c7c7",
     }
     fig = go.Figure(

@@ -160,6 +160,13 @@ def cmd_audit(db, args) -> int:
         print(f"  warning: {m['queue warning']}")
     for f in stats.findings(db, run_id):
         print(f"  {f['kind']}: {f['message']}")
+    try:  # the checks beyond label errors: one line per type with its count (review.findings)
+        from review.findings.summary import summary as checks_summary
+    except ImportError:
+        return 0
+    for k in checks_summary(db, run_id):
+        score = "" if k.score is None else f" (score {k.score:.3f})"
+        print(f"  check {k.kind}: {k.count:,}{score}")
     return 0
 
 

@@ -23,6 +23,8 @@ CLEANED_COLUMNS = [
     "reviewer",
     "verified_by",
     "self_approved",
+    "excluded",
+    "ambiguous",
     "quality",
     "rank",
 ]
@@ -46,11 +48,6 @@ def safe_cell(value) -> str:
     return "'" + s if s.startswith(FORMULA_START) else s
 
 
-def plain_cell(value) -> str:
-    """A cell exactly as stored (None: empty), for files programs read."""
-    return "" if value is None else str(value)
-
-
 def cleaned_rows(db: sqlite_utils.Database, ds: Dataset, only_verified: bool = False) -> Iterator[list]:
     """Rows of the cleaned CSV in item order (see cleaned_rows_indexed)."""
     for _idx, row in cleaned_rows_indexed(db, ds, only_verified):
@@ -62,7 +59,8 @@ def cleaned_rows_indexed(
 ) -> Iterator[tuple[int, list]]:
     """(row number, row of the cleaned CSV) in item order, read PAGE rows at a time (keyset on idx).
 
-    status: unreviewed (no decision in force) | kept | relabelled | unsure (awaiting verification) | approved | overridden.
+    status: unreviewed (no decision in force) | kept | relabelled | unsure | excluded | ambiguous (awaiting
+    verification) | approved | overridden.
     cleaned_label: the latest approved label (an approved keep: the label the reviewer kept, the
     given one), else (multi-annotator data) the consensus of the annotators, else the given label
     (for multi-annotator data, the majority vote). A decision awaiting verification never changes it.
@@ -72,6 +70,8 @@ def cleaned_rows_indexed(
     its new label; a keep: the label kept; unsure: none). reviewer: its author. verified_by: the lead
     who approved or overrode it (empty while pending). self_approved: yes when that lead is its author
     (the dataset allows self-approval), no when someone else verified it, empty otherwise.
+    excluded: yes when an approved decision excluded the row from training (its label stays); ambiguous: yes
+    when an approved decision kept it as ambiguous (with a note); empty otherwise (a pending one shows in status).
     """
     run = latest_run(db, ds.id)
     run_id = run["id"] if run else -1
@@ -89,8 +89,10 @@ def cleaned_rows_indexed(
             " r.reviewer, CASE WHEN r.status IN ('approved', 'overridden') THEN r.verified_by END,"
             " sc.quality, sc.rank, sc.consensus_label, sc.n_annotators,"
             " CASE WHEN r.status='pending' THEN CASE r.decision WHEN 'relabel' THEN r.new_label"
-            " WHEN 'keep' THEN COALESCE(st.current_label, i.given_label) END END,"
-            " CASE WHEN r.status IN ('approved', 'overridden') THEN CASE WHEN r.verified_by=r.reviewer THEN 'yes' ELSE 'no' END END"
+            " WHEN 'keep' THEN COALESCE(st.current_label, i.given_label) WHEN 'exclude' THEN COALESCE(st.current_label,"
+            " i.given_label) WHEN 'ambiguous' THEN COALESCE(st.current_label, i.given_label) END END,"
+            " CASE WHEN r.status IN ('approved', 'overridden') THEN CASE WHEN r.verified_by=r.reviewer THEN 'yes' ELSE 'no' END END,"
+            " CASE WHEN st.excluded=1 THEN 'yes' END, CASE WHEN st.ambiguous=1 THEN 'yes' END"
             " FROM items i LEFT JOIN states st ON st.dataset_id=i.dataset_id AND st.idx=i.idx"
             " LEFT JOIN scores sc ON sc.run_id=? AND sc.idx=i.idx"
             " LEFT JOIN reviews r ON r.id = CASE WHEN st.state IS NOT NULL AND st.state != 'open' THEN"
@@ -108,7 +110,7 @@ def cleaned_rows_indexed(
                 consensus = names.get(consensus, consensus)
                 if r[5] not in ("approved", "overridden") and cleaned in (r[10], names.get(r[3], r[3])):
                     cleaned = consensus  # the change stored the renamed given label: the consensus still wins
-            row = [r[1], r[2], r[3], cleaned, r[12], r[5], r[6], r[7], r[13], quality, r[9]]
+            row = [r[1], r[2], r[3], cleaned, r[12], r[5], r[6], r[7], r[13], r[14], r[15], quality, r[9]]
             yield r[0], (row + [consensus, quality, r[11]] if multi else row)
         last = rows[-1][0]
 
@@ -127,13 +129,13 @@ def self_approved_count(db: sqlite_utils.Database, ds: Dataset) -> int:
 def csv_chunks(header: list[str], rows: Iterator[list], spreadsheet_safe: bool = True) -> Iterator[str]:
     """CSV text chunks. spreadsheet_safe: every cell through safe_cell (a file for a spreadsheet),
     else every cell as stored (a file for a pipeline)."""
-    cell = safe_cell if spreadsheet_safe else plain_cell
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     n = 0
     for row in rows:
-        w.writerow([cell(v) for v in row])
+        # as stored: the csv module writes None as an empty cell and a number as str() does
+        w.writerow([safe_cell(v) for v in row] if spreadsheet_safe else row)
         n += 1
         if n % 2000 == 0:
             yield buf.getvalue()

@@ -152,7 +152,8 @@ class DiffRow:
 class ReauditPlan:
     """Is a re-audit due? The newest audit run (None: none yet), the decisions verified (approved or
     overridden) since it started, the rows whose current label differs from the given one (what a
-    re-audit trains on) and the rows a pending decision doubts (relabelled or unsure: left out)."""
+    re-audit trains on) and the rows left out of training (a pending relabel, unsure or exclude, and the rows
+    excluded from training)."""
 
     last_run: int | None
     verified_since: int
@@ -416,7 +417,10 @@ def reaudit_plan(db: sqlite_utils.Database, ds: Dataset) -> ReauditPlan:
         db, "SELECT COUNT(*) FROM states WHERE dataset_id=? AND current_label IS NOT NULL", [ds.id]
     )
     left_out = store.scalar(
-        db, "SELECT COUNT(*) FROM states WHERE dataset_id=? AND state IN ('relabelled', 'unsure')", [ds.id]
+        db,
+        "SELECT COUNT(*) FROM states WHERE dataset_id=? AND (state IN ('relabelled', 'unsure', 'excluded')"
+        " OR excluded=1)",
+        [ds.id],
     )
     return ReauditPlan(run["id"] if run else None, int(since or 0), int(corrections or 0), int(left_out or 0))
 

@@ -37,7 +37,7 @@ from review.errors import NotFound, ReviewError
 MANIFEST_FORMAT = "review-version-manifest/1"
 KINDS = ("cleaned", "verified", "subset", "ner")
 VERIFIED_STATES = ("approved", "overridden")
-DECIDED_STATES = ("kept", "relabelled", "unsure", "approved", "overridden")
+DECIDED_STATES = ("kept", "relabelled", "unsure", "excluded", "ambiguous", "approved", "overridden")
 CSV_STATES = ("unreviewed", *DECIDED_STATES)  # the cleaned CSV's status column
 PAGE_MAX = 500
 SNIPPET = 200
@@ -76,6 +76,7 @@ class Manifest:
     only_verified: bool = False
     subset: dict | None = None
     taxonomy: dict | None = None
+    checks: dict | None = None  # {kind: count} of the checks beyond label errors in the run it carries
     sha256: str | None = None
     version: int | None = None
     created_by: str = ""
@@ -159,6 +160,25 @@ def _approvals(db, ds: Dataset) -> dict:
         d["decisions"] += r["n"]
         d[r["decision"]] = d.get(r["decision"], 0) + r["n"]
     return {"leads": leads, "annotators": annotators}
+
+
+CHECK_KINDS = ("outliers", "near_duplicates", "ambiguous", "class_imbalance", "non_iid")
+
+
+def _checks(db, run_id: int | None) -> dict | None:
+    """{kind: rows found} of the run's checks beyond label errors (review.findings; its dataset-level rows of
+    ``findings``), every kind named (0 when none found); None when the run has none (an older run, NER)."""
+    if run_id is None:
+        return None
+    got = {
+        r["kind"]: r["n_rows"]
+        for r in store.rows(
+            db,
+            f"SELECT kind, n_rows FROM findings WHERE run_id=? AND kind IN ({','.join('?' * len(CHECK_KINDS))})",
+            [run_id, *CHECK_KINDS],
+        )
+    }
+    return {k: int(got.get(k) or 0) for k in CHECK_KINDS} if got else None
 
 
 def _flags(db, ds: Dataset, run_id: int | None) -> dict | None:
@@ -265,6 +285,7 @@ def build_manifest(
         only_verified=only_verified,
         subset=subset.to_dict() if subset else None,
         taxonomy=_taxonomy(db, ds),
+        checks=_checks(db, (run or {}).get("id") or (audit_run["id"] if audit_run else None)),
         sha256=rows_info.get("sha256"),
         version=rows_info.get("version"),
         created_by=user.name if user else "",

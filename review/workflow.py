@@ -1,7 +1,10 @@
 """Review and verify state machine, with role checks where the action happens.
 
-    open --annotator--> kept | relabelled | unsure --lead--> approved | rejected (back to open)
-                                                   \\-----> overridden (lead's own label)
+    open --annotator--> kept | relabelled | unsure | excluded | ambiguous --lead--> approved | rejected (back to open)
+                                                                          \\-----> overridden (lead's own label)
+
+An approved exclude sets ``states.excluded`` (the row leaves training; its label stays), an approved
+ambiguous ``states.ambiguous`` (kept, with the note its decision needs).
 
 Four eyes: a decision is verified by a lead other than its author, unless the dataset's
 setting ``allow_self_approval`` (datasets.set_setting) allows it for a one-person team; a
@@ -30,8 +33,16 @@ from review.datasets import settings as dataset_settings
 from review.errors import NotFound, ReviewError, StaleViewError
 
 CLAIM_SECONDS = 15 * 60
-DECISIONS = ("keep", "relabel", "unsure")
-DECISION_STATE = {"keep": "kept", "relabel": "relabelled", "unsure": "unsure"}
+DECISIONS = ("keep", "relabel", "unsure", "exclude", "ambiguous")
+# exclude: the row leaves training (states.excluded once approved; label unchanged); ambiguous: kept, with a note
+DECISION_STATE = {
+    "keep": "kept",
+    "relabel": "relabelled",
+    "unsure": "unsure",
+    "exclude": "excluded",
+    "ambiguous": "ambiguous",
+}
+PENDING_STATES = tuple(DECISION_STATE.values())  # a decision awaits verification
 VERIFY_ACTIONS = ("approve", "reject", "override")
 
 
@@ -63,6 +74,22 @@ class Suspect:
     tokens: list[str] | None = None  # NER: the sentence's tokens (labels are then JSON lists of tags)
     judge: dict | None = None  # the LLM judge's verdict, label, reason and the fused action
     spot_check: bool = False  # an unflagged row drawn for a spot check
+    findings: list[RowFinding] = field(default_factory=list)  # the checks beyond label errors (row_findings)
+
+
+@dataclass(frozen=True)
+class RowFinding:
+    """One finding of the checks beyond label errors on a row in a run (row_findings); a near duplicate also
+    carries its set: the other rows (set_rows, this one left out), whether their labels conflict, leakage."""
+
+    kind: str  # outlier | near_duplicate | ambiguous | non_iid
+    score: float
+    detail: dict
+    set_id: int | None = None
+    set_rows: tuple[int, ...] = ()
+    conflicting: bool = False
+    leakage: bool = False
+    set_status: str | None = None
 
 
 class _ItemState(NamedTuple):
@@ -145,6 +172,16 @@ def get_suspect(db: sqlite_utils.Database, ds: Dataset, idx: int, run_id: int | 
     if labels_by and ds.task == "text":  # annotations keep the uploaded names
         now = taxonomy.label_map(db, ds)
         labels_by = [{"annotator": r["annotator"], "label": now.get(r["label"], r["label"])} for r in labels_by]
+    found = (  # one indexed read (row_findings_row), the near-duplicate set joined
+        store.rows(
+            db,
+            "SELECT f.kind, f.score, f.detail, f.set_id, d.rows AS set_rows, d.n_labels, d.leakage, d.status"
+            " FROM row_findings f LEFT JOIN dup_sets d ON d.id=f.set_id WHERE f.run_id=? AND f.idx=? ORDER BY f.kind",
+            [run_id, idx],
+        )
+        if run_id is not None
+        else []
+    )
     return Suspect(
         dataset_id=ds.id,
         idx=idx,
@@ -164,11 +201,36 @@ def get_suspect(db: sqlite_utils.Database, ds: Dataset, idx: int, run_id: int | 
         tokens=json.loads(item["tokens"]) if item["tokens"] else None,
         judge=judge,
         spot_check=bool(sc and sc["spot_check"]),
+        findings=[
+            RowFinding(
+                kind=f["kind"],
+                score=f["score"],
+                detail=json.loads(f["detail"]) if f["detail"] else {},
+                set_id=f["set_id"],
+                set_rows=tuple(int(i) for i in json.loads(f["set_rows"] or "[]") if int(i) != idx),
+                conflicting=bool(f["n_labels"] and f["n_labels"] > 1),
+                leakage=bool(f["leakage"]),
+                set_status=f["status"],
+            )
+            for f in found
+        ],
     )
 
 
 SPOT_ONLY = " AND s.idx IN (SELECT c.idx FROM spot_checks c WHERE c.run_id=s.run_id)"
 FLAGGED_OR_SPOT = " AND (s.is_issue=1 OR s.idx IN (SELECT c.idx FROM spot_checks c WHERE c.run_id=s.run_id))"
+# rows the checks beyond label errors send to the queue: an outlier, an ambiguous row, a row of a conflicting
+# near-duplicate set (row_findings of the run); they follow the label suspects and spot checks
+FINDING_ROWS = (
+    "s.idx IN (SELECT f.idx FROM row_findings f WHERE f.run_id=s.run_id AND (f.kind IN ('outlier', 'ambiguous')"
+    " OR (f.kind='near_duplicate' AND f.set_id IN (SELECT d.id FROM dup_sets d WHERE d.run_id=s.run_id"
+    " AND d.n_labels>1))))"
+)
+QUEUE_ROWS = FLAGGED_OR_SPOT[:-1] + " OR " + FINDING_ROWS + ")"
+LABEL_SUSPECTS_FIRST = (
+    "CASE WHEN s.is_issue=1 OR s.idx IN (SELECT c.idx FROM spot_checks c WHERE c.run_id=s.run_id) THEN 0 ELSE 1 END, "
+)
+ONE_FINDING = " AND s.idx IN (SELECT f.idx FROM row_findings f WHERE f.run_id=s.run_id AND f.kind=?)"
 ACTION_ORDER = (
     "CASE COALESCE(s.fused_action, s.action) WHEN 'relabel' THEN 0 WHEN 'needs review' THEN 1"
     " WHEN 'keep but ambiguous' THEN 2 ELSE 3 END"
@@ -200,6 +262,7 @@ def claim_next(
     swap: tuple[str, str] | None = None,
     spot: bool = False,
     order: str = "rank",
+    finding: str | None = None,
 ) -> Suspect | None:
     """The next open suspect for ``user``, most suspect first, claimed for CLAIM_SECONDS.
 
@@ -210,6 +273,9 @@ def claim_next(
     given swap[0] and predicted swap[1]. ``spot``: only the spot-check rows (unflagged rows
     drawn at random to measure what the flags miss; otherwise they follow the flagged ones).
     ``action`` and ``order='action'`` use the fused action when the judge has run.
+    ``finding``: only rows with that kind of finding in the latest run (row_findings: outlier, near_duplicate,
+    ambiguous, non_iid), flagged by the label check or not. Without it, rows with an outlier or ambiguous
+    finding or in a conflicting near-duplicate set follow the label suspects and spot checks.
     None when the queue is empty.
     """
     require_active(db, user, "annotator", "review suspects")
@@ -224,7 +290,8 @@ def claim_next(
             "SELECT idx FROM states WHERE dataset_id=? AND state='open' AND claimed_by=? AND claimed_until>? ORDER BY idx LIMIT 1",
             [ds.id, user.name, now],
         )
-        if held is not None and held not in excl and action is None and disagrees is None and swap is None and not spot:
+        narrowed = action or disagrees or swap or spot or finding
+        if held is not None and held not in excl and not narrowed:
             idx = held
         else:
             db.execute(
@@ -234,10 +301,13 @@ def claim_next(
             sql = (
                 "SELECT s.idx FROM scores s LEFT JOIN states st ON st.dataset_id=? AND st.idx=s.idx"
                 " WHERE s.run_id=?"
-                + ("" if disagrees else SPOT_ONLY if spot else FLAGGED_OR_SPOT)
+                + ("" if disagrees or finding else SPOT_ONLY if spot else QUEUE_ROWS)
                 + " AND (st.state IS NULL OR (st.state='open' AND (st.claimed_by IS NULL OR st.claimed_by=? OR st.claimed_until<?)))"
             )
             params: list = [ds.id, run["id"], user.name, now]
+            if finding:
+                sql += ONE_FINDING
+                params.append(finding)
             if excl:
                 sql += f" AND s.idx NOT IN ({','.join('?' * len(excl))})"
                 params += excl
@@ -251,6 +321,8 @@ def claim_next(
                 sql += " AND s.idx IN (SELECT t.idx FROM token_issues t WHERE t.run_id=s.run_id AND t.given_tag=? AND t.predicted_tag=?)"
                 params += list(swap)
             by = ACTION_ORDER + ", s.rank" if order == "action" else "s.rank"
+            if not (disagrees or finding or spot):
+                by = LABEL_SUSPECTS_FIRST + by
             idx = store.scalar(db, sql + f" ORDER BY {by} LIMIT 1", params)
             if idx is None:
                 return None
@@ -298,6 +370,22 @@ def claim_row(db: sqlite_utils.Database, ds: Dataset, user: User, idx: int) -> S
     return get_suspect(db, ds, idx)
 
 
+def _check_flag_decision(ds: Dataset, idx: int, decision: str, note: str) -> None:
+    """exclude / ambiguous: text datasets only; ambiguous needs its note (why the row is ambiguous)."""
+    if decision not in ("exclude", "ambiguous"):
+        return
+    if ds.task == "ner":
+        raise ReviewError(
+            f"Sentence {idx} of {ds.name!r}: a NER sentence is kept, relabelled or marked unsure; "
+            f"{decision!r} applies to text datasets. Nothing was saved."
+        )
+    if decision == "ambiguous" and not note:
+        raise ReviewError(
+            f"Say why row {idx} is ambiguous: an ambiguous row is kept with a note (which labels it could be, "
+            "and why). Nothing was saved."
+        )
+
+
 def decide(
     db: sqlite_utils.Database,
     ds: Dataset,
@@ -308,14 +396,17 @@ def decide(
     new_label: str | None = None,
     note: str = "",
     blind: blind_look.BlindCall | None = None,
+    trail_extra: dict | None = None,
 ) -> int:
-    """Record an annotator's decision (keep / relabel / unsure) made on ``seen_version``.
+    """Record an annotator's decision (keep / relabel / unsure / exclude from training / ambiguous, which
+    needs a ``note``) made on ``seen_version``.
 
     An annotator may revise their own decision while it awaits verification.
     Returns the review id. Raises StaleViewError if the row changed since it was shown.
     ``blind``: the first call made before the model's view was shown (review.blind); required while the
     dataset's ``blind_first_look`` is on, except for a revision of one's own pending decision (it keeps the
     first call it revises); a caller that shows no card passes ``BlindCall.not_applicable(why)``.
+    ``trail_extra``: more fields for the ``decision`` trail row (find similar: ``similar_to``).
     """
     require_active(db, user, "annotator", "review suspects")
     if decision not in DECISIONS:
@@ -323,6 +414,7 @@ def decide(
     note = (note or "").strip()
     if len(note) > 5000:
         raise ReviewError("The note is too long: keep it under 5,000 characters.")
+    _check_flag_decision(ds, idx, decision, note)
     with store.transaction(db):
         item = store.fetch_one(db, "SELECT given_label FROM items WHERE dataset_id=? AND idx=?", [ds.id, idx])
         if item is None:
@@ -417,6 +509,7 @@ def decide(
             revises=revising,
             took_suggestion=bool(took),
             **blind_look.trail_fields(first, decision, new_label),
+            **(trail_extra or {}),
         )
         return cur.lastrowid
 
@@ -431,7 +524,9 @@ def verify(
     note: str = "",
 ) -> None:
     """A lead approves, rejects (with a reason; the row goes back to the queue) or
-    overrides (with the lead's own label) a pending decision.
+    overrides (with the lead's own label) a pending decision. Approving an exclude sets
+    ``states.excluded`` (an ambiguous: ``states.ambiguous``), the label unchanged; a reject or an
+    override clears both.
 
     Refused (ReviewError) on the lead's own decision unless the dataset allows self-approval."""
     require_active(db, user, "lead", "verify decisions")
@@ -494,13 +589,18 @@ def _verify_one(
             raise ReviewError(f"{label!r} is not a label of this dataset: choose one of {', '.join(labels)}.")
         final, new_state, new_status, new_current = label, "overridden", "overridden", label
     now = store.now_iso()
+    # the flags of an approved exclude / ambiguous (the label stays); a reject or an override clears them
+    excluded = 1 if action == "approve" and decision == "exclude" else None
+    ambiguous = 1 if action == "approve" and decision == "ambiguous" else None
     db.execute(
         "UPDATE reviews SET status=?, verified_by=?, verified_at=?, verify_note=?, final_label=? WHERE id=?",
         [new_status, user.name, now, note, final, review_id],
     )
     db.execute(
-        "UPDATE states SET state=?, version=?, current_label=?, claimed_by=NULL, claimed_until=NULL, updated_at=? WHERE dataset_id=? AND idx=?",
-        [new_state, st.version + 1, new_current if new_current != given else None, now, ds_id, idx],
+        "UPDATE states SET state=?, version=?, current_label=?, excluded=?, ambiguous=?, claimed_by=NULL,"
+        " claimed_until=NULL, updated_at=? WHERE dataset_id=? AND idx=?",
+        [new_state, st.version + 1, None if new_current == given else new_current, excluded, ambiguous, now]
+        + [ds_id, idx],
     )
     extra = {"self_approved": True} if self_approved else {}
     trail.log(
@@ -520,9 +620,11 @@ def _verify_one(
     )
 
 
-# the label a pending decision proposes: a relabel's new label, a keep's kept label, nothing for unsure
+# the label a pending decision proposes: a relabel's new label, a keep's kept label (an exclude and an ambiguous
+# keep the label too), nothing for unsure
 PROPOSED = (
-    "CASE r.decision WHEN 'relabel' THEN r.new_label WHEN 'keep' THEN COALESCE(st.current_label, i.given_label) END"
+    "CASE WHEN r.decision='relabel' THEN r.new_label WHEN r.decision IN ('keep', 'exclude', 'ambiguous')"
+    " THEN COALESCE(st.current_label, i.given_label) END"
 )
 BULK_MAX = 500  # decisions verify_many approves in one transaction (the page passes the 20 it lists)
 
@@ -562,7 +664,7 @@ def pending(
     tokens for NER), its current label, the label it proposes, the model's view and the row's
     state version. Filters (None: any): ``reviewer`` (the decision's author), ``pair`` (given
     label, proposed label; proposed None is an unsure decision; not for NER), ``decision``
-    (keep / relabel / unsure). SQLite reads only the page (LIMIT), never the whole queue."""
+    (one of DECISIONS). SQLite reads only the page (LIMIT), never the whole queue."""
     require_active(db, user, "lead", "verify decisions")
     run = latest_run(db, ds.id)
     where, params = _pending_where(ds, reviewer, pair, decision)
@@ -696,19 +798,26 @@ class QueueProgress:
     states: dict[str, int]
 
 
-def progress(db: sqlite_utils.Database, ds: Dataset, action: str | None = None) -> QueueProgress:
+def progress(
+    db: sqlite_utils.Database, ds: Dataset, action: str | None = None, finding: str | None = None
+) -> QueueProgress:
     """Where the queue stands: suspects in the latest run and counts per state (aggregates only);
-    with ``action``, only the suspects with that recommended action (what a filter shows)."""
+    with ``action``, only the suspects with that recommended action (what a filter shows); with ``finding``,
+    the rows with that kind of finding of the checks beyond label errors, flagged or not (claim_next's
+    ``finding``)."""
     run = latest_run(db, ds.id)
-    cond, extra = (" AND s.action=?", [action]) if action else ("", [])
+    if finding:
+        cond, extra = ONE_FINDING, [finding]
+    elif action:
+        cond, extra = " AND s.is_issue=1 AND s.action=?", [action]
+    else:
+        cond, extra = " AND s.is_issue=1", []
     flagged = (
-        store.scalar(db, f"SELECT COUNT(*) FROM scores s WHERE s.run_id=? AND s.is_issue=1{cond}", [run["id"], *extra])
-        if run
-        else 0
+        store.scalar(db, f"SELECT COUNT(*) FROM scores s WHERE s.run_id=?{cond}", [run["id"], *extra]) if run else 0
     )
     states = dict(
         db.execute(
-            f"SELECT st.state, COUNT(*) FROM states st JOIN scores s ON s.run_id=? AND s.idx=st.idx AND s.is_issue=1{cond}"
+            f"SELECT st.state, COUNT(*) FROM states st JOIN scores s ON s.run_id=? AND s.idx=st.idx{cond}"
             " WHERE st.dataset_id=? GROUP BY st.state",
             [run["id"] if run else -1, *extra, ds.id],
         ).fetchall()
@@ -718,7 +827,7 @@ def progress(db: sqlite_utils.Database, ds: Dataset, action: str | None = None) 
         flagged=flagged,
         open=flagged - decided,
         decided=decided,
-        pending=sum(states.get(s, 0) for s in ("kept", "relabelled", "unsure")),
+        pending=sum(states.get(s, 0) for s in PENDING_STATES),
         approved=states.get("approved", 0),
         overridden=states.get("overridden", 0),
         states=states,

@@ -322,6 +322,8 @@ def test_export_writes_cleaned_csv(cli):
         "reviewer",
         "verified_by",
         "self_approved",
+        "excluded",
+        "ambiguous",
         "quality",
         "rank",
     ]

@@ -40,6 +40,8 @@ def test_cleaned_csv_columns_and_rows(db, demo_ds, lead, annotator):
         "reviewer",
         "verified_by",
         "self_approved",
+        "excluded",
+        "ambiguous",
         "quality",
         "rank",
     ]

@@ -479,6 +479,7 @@ def test_audit_findings_tab_shows_the_duplicate_text(demo_db):
         "Self-check",
         "Judge",
         "Precision",
+        "Beyond label errors",
     ]
     findings = tabs[0]
     assert "**conflicting duplicates** (2)" in texts(findings.markdown)

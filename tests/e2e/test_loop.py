@@ -43,6 +43,8 @@ HEADER = [
     "reviewer",
     "verified_by",
     "self_approved",
+    "excluded",
+    "ambiguous",
     "quality",
     "rank",
 ]

@@ -20,7 +20,9 @@ from review.blind import BlindCall, required
 from review.datasets import Dataset
 from review.errors import ReviewError, StaleViewError
 from review.ui import shell, shortcuts
+from review.ui.views.findings import finding_reasons
 from review.ui.views.notes import flag_reason, rejection_note
+from review.ui.views.similar import similar_panel
 
 
 def review_text_card(
@@ -44,9 +46,12 @@ def review_text_card(
             head += " · going back to a row you decided"
         st.markdown(head)
         if mine:  # what you decided before, so going back shows it
-            said = {"keep": f"kept {s.current_label}", "unsure": "marked unsure"}.get(
-                mine["decision"], f"relabelled to {mine['new_label']}"
-            )
+            said = {
+                "keep": f"kept {s.current_label}",
+                "unsure": "marked unsure",
+                "exclude": "excluded from training",
+                "ambiguous": "marked ambiguous",
+            }.get(mine["decision"], f"relabelled to {mine['new_label']}")
             st.info(
                 f"Your earlier decision: **{safe_text.md(said)}**"
                 + (f" (note: {safe_text.md(mine['note'])})" if mine.get("note") else "")
@@ -75,6 +80,7 @@ def review_text_card(
             )
         else:
             flag_reason(s)
+        finding_reasons(s)  # the checks beyond label errors: part of the model's view (step 2 of a blind look)
         if s.judge and s.judge["verdict"] == "UNKNOWN":
             st.caption(f"The judge gave no usable answer: {safe_text.md(s.judge['reason'])}")
         if s.annotations:
@@ -120,7 +126,12 @@ def review_text_card(
     def act(decision: str, label: str | None = None) -> None:
         try:
             workflow.decide(db, ds, s.idx, user, decision, s.version, new_label=label, note=note, blind=first)
-            what = {"keep": "kept", "unsure": "marked unsure"}.get(decision, f"relabelled to {label}")
+            what = {
+                "keep": "kept",
+                "unsure": "marked unsure",
+                "exclude": "excluded from training",
+                "ambiguous": "marked ambiguous",
+            }.get(decision, f"relabelled to {label}")
             if first is not None and first.differs_from(decision, label):
                 what += f" (your first call: {first.describe()})"
             st.session_state["review_flash"] = ("ok", f"Row {s.key}: {what}.")
@@ -135,17 +146,34 @@ def review_text_card(
     keys = shortcuts.label_keys(
         ds.labels[:9]
     )  # the key on each label's button: never a digit that reads as another label
+    ex_key, amb_key = flag_keys(keys)  # exclude / ambiguous: X and A unless a label's button carries them
     st.markdown(
-        f"**Decide** (keyboard: K keep, U unsure, {shortcuts.describe(keys)} relabel to the label "
-        "showing that key, S skip, B back; Esc leaves the note)"
+        f"**Decide** (keyboard: K keep, U unsure, {ex_key} exclude from training, {amb_key} ambiguous (type the "
+        f"note first), {shortcuts.describe(keys)} relabel to the label showing that key, S skip, B back; Esc leaves "
+        "the note)"
     )
-    b = st.columns(2 + min(len(ds.labels), 9))
+    b = st.columns([1, 1, 2, 1.4, 4.6])  # keep, unsure, the two flags; the labels' buttons on the row below
     if b[0].button("Keep", key="keep", shortcut="K", type="primary", help="The given label is right"):
         act("keep")
     if b[1].button("Unsure", key="unsure", shortcut="U", help="Leave it to a lead"):
         act("unsure")
+    if b[2].button(
+        "Exclude from training",
+        key="exclude",
+        shortcut=ex_key,
+        help="Keep the label but leave the row out of the model's training (an outlier, junk); a lead verifies it",
+    ):
+        act("exclude")
+    if b[3].button(
+        "Ambiguous",
+        key="ambiguous",
+        shortcut=amb_key,
+        help="More than one label fits: kept as it is, with a note saying why (type the note first)",
+    ):
+        act("ambiguous")
+    b = st.columns(max(8, min(len(ds.labels), 9)))
     for i, label in enumerate(ds.labels[:9]):
-        if b[2 + i].button(
+        if b[i].button(
             safe_text.md(label),
             key=f"relabel_{i}",
             shortcut=keys[i],  # labels and help are Markdown
@@ -159,6 +187,16 @@ def review_text_card(
             act("relabel", more)
 
     navigation()
+    similar_panel(db, ds, user, s)  # "Rows like this one" (review.similar), read only when turned on
+
+
+def flag_keys(label_keys: list) -> tuple[str, str]:
+    """The keys of Exclude from training and Ambiguous: X and A, unless a label's button carries one (labels
+    keyed by letters), then the first letters no label, K / U / S / B nor C / R (Streamlit's) carry."""
+    free = [c for c in "XAZYWQJVGH" + "".join(shortcuts.LETTERS) if c not in set(label_keys)]
+    ex = "X" if "X" in free else free[0]
+    amb = "A" if "A" in free and ex != "A" else next(c for c in free if c != ex)
+    return ex, amb
 
 
 def first_call_key(ds: Dataset, s: workflow.Suspect) -> str:
