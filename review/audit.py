@@ -568,6 +568,10 @@ def run_audit(
                 from review.findings import store as checks_store
 
                 metrics["checks"] = checks_store.write(db, ds, run_id, checks, scored["is_issue"].to_numpy(dtype=bool))
+            elif ds.task == "text":  # too few rows, or more than the checks fit in the audit's budget yet
+                from review import findings as checks_
+
+                metrics["checks skipped"] = checks_.skipped_reason(ds.n_items)
             names = [
                 "idx",
                 "quality",

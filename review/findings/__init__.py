@@ -84,6 +84,16 @@ def split_values(db: sqlite_utils.Database, ds: Dataset) -> tuple[str | None, di
     return col, out
 
 
+def skipped_reason(n: int) -> str:
+    """Why run_checks skips a dataset of ``n`` rows (a sentence for the run's record and the Audit page)."""
+    if n < MIN_ROWS:
+        return f"{n:,} rows: the checks beyond label errors need at least {MIN_ROWS} (nearest rows of a handful mean nothing)."
+    return (
+        f"{n:,} rows: the checks beyond label errors run up to {MAX_ROWS:,} rows for now (above that they do not fit"
+        " the audit's time budget yet)."
+    )
+
+
 def run_checks(
     db: sqlite_utils.Database,
     ds: Dataset,

@@ -109,6 +109,15 @@ def summary(db: sqlite_utils.Database, run_id: int) -> list[KindSummary]:
     return [got[k] for k in ORDER if k in got]
 
 
+def skipped(db: sqlite_utils.Database, run_id: int) -> str | None:
+    """Why the run has no checks beyond label errors, as it recorded it (None: not recorded)."""
+    raw = store.scalar(db, "SELECT metrics FROM runs WHERE id=?", [run_id])
+    try:
+        return (json.loads(raw) or {}).get("checks skipped") if raw else None
+    except ValueError:
+        return None
+
+
 def _dataset_of(db, run_id: int) -> int:
     ds = store.scalar(db, "SELECT dataset_id FROM runs WHERE id=?", [run_id])
     if ds is None:

@@ -207,3 +207,25 @@ def test_too_few_rows_skip_the_checks(db, lead):
     assert "checks" not in json.loads(store.scalar(db, "SELECT metrics FROM runs WHERE id=?", [run_id]))
     assert summary.summary(db, run_id) == [] and findings.MIN_ROWS > 20
     assert store.scalar(db, "SELECT count(*) FROM row_neighbours WHERE run_id=?", [run_id]) == 0
+    assert (
+        summary.skipped(db, run_id)
+        == "20 rows: the checks beyond label errors need at least 50 (nearest rows of a handful mean nothing)."
+    )
+
+
+def test_more_rows_than_the_budget_allows_skip_the_checks_and_say_why(db, db_path, lead, monkeypatch):
+    """Above findings.MAX_ROWS (200,000 for now) the audit runs without the checks and records why; the
+    Audit page's tab says it instead of asking for a new run."""
+    from review import findings
+    from tests.builders import open_page, run
+
+    monkeypatch.setattr(findings, "MAX_ROWS", 100)
+    monkeypatch.setenv("REVIEW_DB", str(db_path))  # the page opens this file
+    ds_id = demo.load_demo(db, lead)
+    run_id = store.scalar(db, "SELECT MAX(id) FROM runs WHERE dataset_id=? AND kind='audit'", [ds_id])
+    assert summary.summary(db, run_id) == []
+    why = summary.skipped(db, run_id)
+    assert why.startswith("400 rows: the checks beyond label errors run up to 100 rows for now")
+    at = open_page("pages/2_Audit.py", lead, dataset=demo.DEMO_NAME)
+    run(at)
+    assert any("run up to 100 rows for now" in i.value for i in at.info)

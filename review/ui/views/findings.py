@@ -63,7 +63,14 @@ def findings_tab(db, ds: Dataset, user: auth.User, run_id: int) -> None:
     """The Audit page's "Beyond label errors" tab for run ``run_id``."""
     kinds = _summary(db, run_id)
     if not kinds:
-        st.info("This run has no check beyond label errors: run the audit again to compute them.")
+        from review.findings import summary as fs
+
+        why = fs.skipped(db, run_id)
+        st.info(
+            f"This run has no check beyond label errors: {safe_text.md(why)}"
+            if why
+            else "This run has no check beyond label errors: run the audit again to compute them."
+        )
         return
     for k in kinds:  # one line each: count, dataset-level score, message
         st.markdown(
