@@ -262,7 +262,7 @@ def test_judge_tab_without_endpoint_says_how_to_set_it_up(demo_ds, db, db_path, 
     for k in (judge.ENV_URL, judge.ENV_MODEL, judge.ENV_KEY):
         monkeypatch.delenv(k, raising=False)
     at = open_page("pages/2_Audit.py", lead, db_path, monkeypatch)
-    assert [t.label for t in at.tabs][-2:] == ["Judge", "Precision"]
+    assert [t.label for t in at.tabs][-3:] == ["Judge", "Precision", "Beyond label errors"]
     assert any("LLM_BASE_URL" in c.value for c in at.caption)
     assert at.button(key="judge_run").disabled
 
