@@ -13,6 +13,7 @@ A module that defines a fixture of the same name (tests/db/test_crowd_loop.py's 
 from __future__ import annotations
 
 import pytest
+from streamlit.runtime.media_file_manager import MediaFileManager
 
 from review import audit, auth, store
 from review.ner import store as ner_store
@@ -46,3 +47,17 @@ def ndb(tmp_path, audited):
 def page_db(ndb, monkeypatch):
     monkeypatch.setenv("REVIEW_DB", ndb.conn.execute("PRAGMA database_list").fetchone()[2])
     return ndb
+
+
+@pytest.fixture
+def deferred(monkeypatch):
+    """The download buttons' callables by file name (Streamlit runs them when the browser clicks)."""
+    got: dict[str, object] = {}
+    real = MediaFileManager.add_deferred
+
+    def add(self, data_callable, mimetype, coordinates, file_name=None, **kw):
+        got[file_name] = data_callable
+        return real(self, data_callable, mimetype, coordinates, file_name=file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", add)
+    return got

@@ -10,7 +10,6 @@ import json
 import time
 
 import pytest
-from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from review import auth, cli, ner, store
@@ -122,20 +121,6 @@ def test_cli_text_dataset_refuses_a_corpus_format(text_db, tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- the Export page (AppTest)
-
-
-@pytest.fixture
-def deferred(monkeypatch):
-    """The download buttons' callables by file name (Streamlit runs them when the browser clicks)."""
-    got: dict[str, object] = {}
-    real = MediaFileManager.add_deferred
-
-    def add(self, data_callable, mimetype, coordinates, file_name=None, **kw):
-        got[file_name] = data_callable
-        return real(self, data_callable, mimetype, coordinates, file_name=file_name, **kw)
-
-    monkeypatch.setattr(MediaFileManager, "add_deferred", add)
-    return got
 
 
 def _open_export(user=LEAD) -> AppTest:

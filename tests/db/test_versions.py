@@ -19,7 +19,6 @@ import subprocess
 import sys
 
 import pytest
-from streamlit.runtime.media_file_manager import MediaFileManager
 
 from review import audit, auth, datasets, export, store, trail, versions, workflow
 from review.browse import RowFilter, matching
@@ -331,20 +330,6 @@ def test_export_page_lists_the_versions(two_versions, lead):
     assert "dl_manifest_subset" not in labels  # no subset exported yet
     assert at.radio(key="subset_states").value == "Approved or overridden only"
     assert at.checkbox(key="subset_use_filter").disabled  # no filter set on the Rows page
-
-
-@pytest.fixture
-def deferred(monkeypatch):
-    """The download buttons' callables by file name (Streamlit runs them when the browser clicks)."""
-    got: dict[str, object] = {}
-    real = MediaFileManager.add_deferred
-
-    def add(self, data_callable, mimetype, coordinates, file_name=None, **kw):
-        got[file_name] = data_callable
-        return real(self, data_callable, mimetype, coordinates, file_name=file_name, **kw)
-
-    monkeypatch.setattr(MediaFileManager, "add_deferred", add)
-    return got
 
 
 def test_export_page_downloads_record_versions(db, db_path, lead, annotator, demo_ds, monkeypatch, deferred):
