@@ -512,7 +512,7 @@ def bulk_and_export(n: int, seed: int, keep: Path | None = None) -> int:
     """The --bulk figure (see the module docstring)."""
     import json
 
-    from review import auth, bulk, datasets, store, versions, workflow
+    from review import auth, bulk, datasets, store, trail, versions, workflow
     from review.browse import RowFilter
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -556,7 +556,7 @@ def bulk_and_export(n: int, seed: int, keep: Path | None = None) -> int:
         undone = timed("undo", lambda: bulk.undo(db, a.id, lead))
         a2 = sampled()
         res2 = timed("apply, approved by the action", lambda: bulk.apply(db, a2.id, lead, approve=True))
-        ok_trail, n_trail, msg = store_trail_check(db)
+        ok_trail, n_trail, msg = trail.verify_trail(db)
 
         def browser_export():
             size = 0
@@ -604,12 +604,6 @@ def bulk_and_export(n: int, seed: int, keep: Path | None = None) -> int:
     for text, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
     return 0 if all(ok for _, ok in checks) else 1
-
-
-def store_trail_check(db):
-    from review import trail
-
-    return trail.verify_trail(db)
 
 
 if __name__ == "__main__":
