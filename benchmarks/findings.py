@@ -191,7 +191,7 @@ def scale(args) -> None:
     t = time.perf_counter()
     nb = neighbours.knn(X)
     t_nb = time.perf_counter() - t
-    outliers.find(nb)
+    outliers.find(nb, labels, P)
     near_duplicates.find(nb, None, labels)
     ambiguous.find(P)
     imbalance.find(labels, list("abcd"))

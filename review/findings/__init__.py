@@ -53,6 +53,7 @@ class ChecksResult:
     def counts(self) -> dict:
         return {
             "outliers": int(self.outliers.flagged.sum()),
+            "outliers_unlike_any_class": int(self.outliers.unplaced.sum()),
             "near_duplicates": len(self.duplicates.row_set),
             "near_duplicate_sets": len(self.duplicates.sets),
             "conflicting_sets": sum(1 for s in self.duplicates.sets if s.n_labels > 1),
@@ -124,7 +125,7 @@ def run_checks(
         labels=labels,
         source=feats.source,
         neighbours=nb,
-        outliers=outliers.find(nb),
+        outliers=outliers.find(nb, labels, pred_probs),
         duplicates=near_duplicates.find(nb, feats.sparse, labels, splits),
         ambiguous=ambiguous.find(pred_probs),
         imbalance=imbalance.find(labels, list(ds.labels)),

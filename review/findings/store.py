@@ -58,6 +58,37 @@ def _finding(run_id: int, kind: str, rows: list[int], n_rows: int, message: str,
     )
 
 
+def _outlier_detail(out, i: int) -> dict:
+    """What a flagged outlier row keeps: its distance, its class fit and which rule flagged it."""
+    d = {"distance": round(float(out.distance[i]), 4)}
+    if out.class_fit is not None and not np.isnan(out.class_fit[i]):
+        d["class_fit"] = round(float(out.class_fit[i]), 4)
+    d["why"] = "unlike any class" if out.unplaced is not None and out.unplaced[i] else "isolated"
+    if out.unplaced is not None and out.unplaced[i] and out.isolated is not None and out.isolated[i]:
+        d["why"] = "isolated, unlike any class"
+    return d
+
+
+def _outliers_message(out, k: int) -> str:
+    iso = int(out.isolated.sum()) if out.isolated is not None else int(out.flagged.sum())
+    unp = int(out.unplaced.sum()) if out.unplaced is not None else 0
+    parts = []
+    if iso:
+        parts.append(
+            f"{_plural(iso, 'row')} far from every other row (average cosine distance to the {k} nearest above"
+            f" {out.cutoff:.3f})"
+        )
+    if unp:
+        parts.append(
+            f"{_plural(unp, 'row')} unlike any class: they and the rows nearest them carry labels the model"
+            f" predicts no better than chance (lift below {out.fit_cutoff}), as texts of another kind forced"
+            " into the classes do"
+        )
+    if parts:
+        return "; ".join(parts) + ". Out of domain, garbled or of a kind the data barely has: exclude or relabel."
+    return "No row is far from the others, and no group of rows carries labels the model cannot learn."
+
+
 def write(db: sqlite_utils.Database, ds: Dataset, run_id: int, res: ChecksResult, flagged_rows=None) -> dict:
     """Write a run's checks (see the module's doc); ``flagged_rows``: the rows the run flagged as label
     errors (they keep their neighbours above ALL_ROWS_UP_TO rows). Returns res.counts()."""
@@ -87,7 +118,7 @@ def write(db: sqlite_utils.Database, ds: Dataset, run_id: int, res: ChecksResult
             int(i),
             float(out.score[i]),
             None,
-            json.dumps({"distance": round(float(out.distance[i]), 4)}),
+            json.dumps(_outlier_detail(out, int(i))),
         )
         for i in o_rows
     ]
@@ -139,16 +170,14 @@ def write(db: sqlite_utils.Database, ds: Dataset, run_id: int, res: ChecksResult
             "outliers",
             o_rows.tolist(),
             len(o_rows),
-            f"{_plural(len(o_rows), 'row')} far from every other row (average cosine distance to the "
-            f"{res.neighbours.idx.shape[1]} nearest above {out.cutoff:.3f}): out of domain, garbled or of a "
-            "kind the data barely has."
-            if len(o_rows)
-            else "No row is far from the others. (This check finds isolated rows: a group of similar rows of"
-            " another kind, such as texts of another domain mixed in together, is not caught by it.)",
+            _outliers_message(out, res.neighbours.idx.shape[1]),
             {
                 "score": round(out.dataset_score, 4),
                 "threshold": out.threshold,
                 "cutoff": round(out.cutoff, 4),
+                "isolated": int(out.isolated.sum()) if out.isolated is not None else None,
+                "unlike_any_class": int(out.unplaced.sum()) if out.unplaced is not None else None,
+                "class_fit_cutoff": out.fit_cutoff,
                 "method": method,
                 "features": res.source,
             },

@@ -182,7 +182,7 @@ def test_get_suspect_carries_the_findings_and_the_reasons(fdb):
     assert view.reasons_lines(s) == [f"near duplicate of rows {seeded['leak'][1]}, {seeded['leak'][2]}"]
     assert workflow.get_suspect(db, ds, seeded["outlier"][0]).findings[0].detail == {"distance": 0.97}
     assert view.reasons_lines(workflow.get_suspect(db, ds, seeded["outlier"][0])) == [
-        "unlike any class (outlier score 0.03)"
+        "outlier: far from every other row (score 0.03)"
     ]
     x, y = seeded["labels"]
     assert view.reasons_lines(workflow.get_suspect(db, ds, seeded["ambiguous"][0])) == [
@@ -289,7 +289,7 @@ def test_review_filter_by_kind_and_the_cards_reasons(fdb):
     run(at)
     held = store.scalar(db, "SELECT idx FROM states WHERE dataset_id=? AND claimed_by='anna'", [ds.id])
     assert held in seeded["outlier"]
-    assert any("unlike any class (outlier score 0.03)" in m.value for m in at.markdown)
+    assert any("outlier: far from every other row (score 0.03)" in m.value for m in at.markdown)
     at.radio(key="action_filter").set_value("Near duplicates")
     run(at)
     held = store.scalar(db, "SELECT idx FROM states WHERE dataset_id=? AND claimed_by='anna'", [ds.id])
@@ -345,7 +345,7 @@ def test_under_a_blind_first_look_the_reasons_wait_for_step_two(fdb):
     at = open_page(REVIEW, ANNA, dataset=ds.name)
     assert not {"Outliers", "Near duplicates", "Ambiguous"} & set(at.radio(key="action_filter").options)
     assert store.scalar(db, "SELECT idx FROM states WHERE dataset_id=? AND claimed_by='anna'", [ds.id]) == held
-    assert not any("unlike any class" in m.value for m in at.markdown)  # step 1: the text and the label only
+    assert not any("far from every other row" in m.value for m in at.markdown)  # step 1: the text and the label only
     at.button(key="blind_unsure").click()
     run(at)
-    assert any("unlike any class (outlier score 0.03)" in m.value for m in at.markdown)
+    assert any("outlier: far from every other row (score 0.03)" in m.value for m in at.markdown)

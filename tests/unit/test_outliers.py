@@ -1,0 +1,72 @@
+"""review.findings.outliers on features and probabilities made for each case: a group of rows of another
+kind with labels the model cannot learn is unlike any class; a lone mislabelled row, and a region where two
+classes overlap, are not; a lone far row is isolated."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from review.findings import neighbours, outliers
+
+
+def _case(seed: int = 0):
+    """4 classes x 150 rows around their centres (the model sure of them: 0.9 on the class), one of class 0
+    labelled 1 (row 0), classes 2 and 3 sharing a region for 60 rows (the model 0.5 / 0.5, labels half and
+    half), 40 rows of another kind around a centre of their own with labels drawn at random and
+    probabilities the model gives what it cannot place (random, near uniform)."""
+    rng = np.random.default_rng(seed)
+    d = 30
+    centres = rng.normal(size=(6, d)) * 3
+    X, labels, P = [], [], []
+    for c in range(4):
+        X.append(centres[c] + rng.normal(size=(150, d)))
+        labels += [c] * 150
+        p = np.full((150, 4), 0.1 / 3)
+        p[:, c] = 0.9
+        P.append(p)
+    X.append(centres[4] + rng.normal(size=(60, d)))  # classes 2 and 3 overlap here
+    labels += [2, 3] * 30
+    p = np.zeros((60, 4))
+    p[:, 2] = p[:, 3] = 0.5
+    P.append(p)
+    X.append(centres[5] + rng.normal(size=(40, d)))  # another kind: random labels
+    labels += rng.integers(0, 4, 40).tolist()
+    P.append(rng.dirichlet(np.full(4, 20.0), 40))
+    labels = np.array(labels)
+    labels[0] = 1  # a lone mislabelled row of class 0
+    X = np.vstack(X).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    return X, labels, np.vstack(P)
+
+
+def test_a_group_of_another_kind_is_unlike_any_class_and_nothing_else_is():
+    X, labels, P = _case()
+    out = outliers.find(neighbours.knn(X), labels, P)
+    foreign = np.arange(len(X)) >= 660
+    assert out.unplaced[foreign].mean() >= 0.9
+    assert not out.unplaced[~foreign].any()  # the mislabelled row 0 and the overlap region (600-659) too
+    assert out.flagged[foreign].all() or out.flagged[foreign].mean() >= 0.9
+    assert out.class_fit[:600].min() > 0.5 and out.class_fit[foreign].max() < outliers.UNLIKE_ANY_CLASS
+    assert (out.score[foreign] < out.score[:600].min()).all()
+
+
+def test_without_labels_only_the_isolated_rule_runs_and_a_lone_far_row_is_caught():
+    X, labels, P = _case(1)
+    rng = np.random.default_rng(5)
+    far = rng.normal(size=(1, X.shape[1])).astype(np.float32)
+    X = np.vstack([X, far / np.linalg.norm(far)])
+    out = outliers.find(neighbours.knn(X))
+    assert out.isolated[-1] and out.flagged[-1]
+    assert np.isnan(out.class_fit).all() and not out.unplaced.any()
+    with_labels = outliers.find(neighbours.knn(X), np.append(labels, -1), np.vstack([P, np.full((1, 4), 0.25)]))
+    assert with_labels.isolated[-1]
+
+
+def test_unlabelled_rows_count_for_nothing_in_the_class_fit():
+    X, labels, P = _case(2)
+    nb = neighbours.knn(X)
+    some = labels.copy()
+    some[660:] = -1  # the foreign group unlabelled: no evidence either way from its own rows
+    fit = outliers.class_fit(nb, some, P)
+    assert np.isfinite(fit[:600]).all() and fit[:600].min() > 0.5
+    assert np.isnan(fit[660:]).sum() >= 30  # rows whose whole neighbourhood has no label
