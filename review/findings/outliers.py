@@ -60,8 +60,6 @@ def class_fit(nb: Neighbours, labels: np.ndarray, pred_probs: np.ndarray) -> np.
     """(n,) the lift over chance of the model's confidence in the given labels of each row's neighbourhood,
     averaged over the row and its mutual nearest rows (see the module's doc); nan for a row whose
     neighbourhood has no labelled row. labels: codes, -1 for none."""
-    import scipy.sparse as sp
-
     labels = np.asarray(labels)
     P = np.asarray(pred_probs, dtype=np.float64)
     n, K = P.shape
@@ -81,16 +79,17 @@ def class_fit(nb: Neighbours, labels: np.ndarray, pred_probs: np.ndarray) -> np.
         lift = (c_mean - ch_mean) / np.maximum(1.0 - ch_mean, 1e-6)
     lift[cnt == 0] = np.nan
 
-    rows = np.repeat(np.arange(n), idx.shape[1])[valid.ravel()]
-    cols = idx.ravel()[valid.ravel()]
-    A = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n, n))
-    M = A.multiply(A.T).tocsr()  # mutual nearest rows
+    # mutual nearest rows: j among i's k nearest and i among j's (an (n, k, k) comparison, no graph built)
+    mutual = np.zeros(idx.shape, dtype=bool)
+    for a in range(0, n, 100_000):  # in blocks: the (block, k, k) comparison stays small
+        b = min(n, a + 100_000)
+        mutual[a:b] = valid[a:b] & (idx[safe[a:b]] == np.arange(a, b)[:, None, None]).any(axis=2)
     out = lift
     for _ in range(SMOOTHING_ROUNDS):
         ok = ~np.isnan(out)
         val = np.where(ok, out, 0.0)
-        num = val + M @ val
-        den = ok.astype(np.float64) + M @ ok.astype(np.float64)
+        num = val + (val[safe] * mutual).sum(axis=1)
+        den = ok + (ok[safe] & mutual).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             out = num / den
         out[den == 0] = np.nan
