@@ -41,19 +41,37 @@ SMOOTHING_ROUNDS = 2  # times the lift is averaged over the row and its mutual n
 class Outliers:
     """score (n,) in [0, 1] (lower: more of an outlier; the lower of the two rules' scores), distance (n,)
     average cosine distance, flagged (n,) bool (isolated or unlike any class), cutoff: the distance above
-    which a row is isolated, dataset_score: the mean score; isolated (n,) bool, class_fit (n,) the averaged
-    lift over chance (nan without labels), unplaced (n,) bool: class_fit below ``fit_cutoff``."""
+    which a row is isolated, dataset_score: the mean score; isolated (n,) bool: the distance rule; class_fit
+    (n,) the averaged lift over chance (nan without labels); unplaced (n,) bool: class_fit below
+    ``fit_cutoff``."""
 
     score: np.ndarray
     distance: np.ndarray
     flagged: np.ndarray
     cutoff: float
     dataset_score: float
+    isolated: np.ndarray
+    class_fit: np.ndarray
+    unplaced: np.ndarray
     threshold: float = THRESHOLD
-    isolated: np.ndarray | None = None
-    class_fit: np.ndarray | None = None
-    unplaced: np.ndarray | None = None
     fit_cutoff: float = UNLIKE_ANY_CLASS
+
+    def rules(self, i: int) -> list[str]:
+        """The rules that flag row i: "isolated", "unlike any class" (empty for a row not flagged)."""
+        return [name for name, hit in (("isolated", self.isolated[i]), ("unlike any class", self.unplaced[i])) if hit]
+
+
+def _mean_around(values: np.ndarray, ok: np.ndarray, safe: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per row, the mean of ``values`` over the row and the neighbours ``mask`` (n, k) selects (``safe``: their
+    indices), counting only rows where ``ok``; nan where none counts."""
+    okf = ok.astype(np.float64)
+    v = np.where(ok, values, 0.0)
+    w = mask * okf[safe]
+    den = okf + w.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (v + (v[safe] * w).sum(axis=1)) / den
+    out[den == 0] = np.nan
+    return out
 
 
 def class_fit(nb: Neighbours, labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
@@ -70,14 +88,8 @@ def class_fit(nb: Neighbours, labels: np.ndarray, pred_probs: np.ndarray) -> np.
     idx = nb.idx
     valid = idx >= 0
     safe = np.where(valid, idx, 0)
-    w = np.where(valid, has[safe], False).astype(np.float64)
-    cnt = has.astype(np.float64) + w.sum(axis=1)
-    c_sum = conf + (conf[safe] * w).sum(axis=1)
-    ch_sum = chance + (chance[safe] * w).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        c_mean, ch_mean = c_sum / cnt, ch_sum / cnt
-        lift = (c_mean - ch_mean) / np.maximum(1.0 - ch_mean, 1e-6)
-    lift[cnt == 0] = np.nan
+    c_mean, ch_mean = _mean_around(conf, has, safe, valid), _mean_around(chance, has, safe, valid)
+    lift = (c_mean - ch_mean) / np.maximum(1.0 - ch_mean, 1e-6)
 
     # mutual nearest rows: j among i's k nearest and i among j's (an (n, k, k) comparison, no graph built)
     mutual = np.zeros(idx.shape, dtype=bool)
@@ -86,13 +98,7 @@ def class_fit(nb: Neighbours, labels: np.ndarray, pred_probs: np.ndarray) -> np.
         mutual[a:b] = valid[a:b] & (idx[safe[a:b]] == np.arange(a, b)[:, None, None]).any(axis=2)
     out = lift
     for _ in range(SMOOTHING_ROUNDS):
-        ok = ~np.isnan(out)
-        val = np.where(ok, out, 0.0)
-        num = val + (val[safe] * mutual).sum(axis=1)
-        den = ok + (ok[safe] & mutual).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = num / den
-        out[den == 0] = np.nan
+        out = _mean_around(out, ~np.isnan(out), safe, mutual)
     return out
 
 
@@ -114,20 +120,11 @@ def find(
     n = len(d)
     fit = np.full(n, np.nan)
     unplaced = np.zeros(n, dtype=bool)
-    if labels is not None and pred_probs is not None and n and np.asarray(pred_probs).ndim == 2:
+    if labels is not None and pred_probs is not None and n:
         fit = class_fit(nb, labels, pred_probs)
         unplaced = np.nan_to_num(fit, nan=1.0) < fit_cutoff
         score = np.minimum(score, np.clip(np.nan_to_num(fit, nan=1.0), 0.0, 1.0))
     flagged = isolated | unplaced
     return Outliers(
-        score,
-        d,
-        flagged,
-        cutoff,
-        float(score.mean()) if n else 1.0,
-        threshold,
-        isolated,
-        fit,
-        unplaced,
-        fit_cutoff,
+        score, d, flagged, cutoff, float(score.mean()) if n else 1.0, isolated, fit, unplaced, threshold, fit_cutoff
     )

@@ -59,19 +59,15 @@ def _finding(run_id: int, kind: str, rows: list[int], n_rows: int, message: str,
 
 
 def _outlier_detail(out, i: int) -> dict:
-    """What a flagged outlier row keeps: its distance, its class fit and which rule flagged it."""
-    d = {"distance": round(float(out.distance[i]), 4)}
-    if out.class_fit is not None and not np.isnan(out.class_fit[i]):
+    """What a flagged outlier row keeps: its distance, its class fit and the rules that flag it."""
+    d = {"distance": round(float(out.distance[i]), 4), "rules": out.rules(i)}
+    if not np.isnan(out.class_fit[i]):
         d["class_fit"] = round(float(out.class_fit[i]), 4)
-    d["why"] = "unlike any class" if out.unplaced is not None and out.unplaced[i] else "isolated"
-    if out.unplaced is not None and out.unplaced[i] and out.isolated is not None and out.isolated[i]:
-        d["why"] = "isolated, unlike any class"
     return d
 
 
 def _outliers_message(out, k: int) -> str:
-    iso = int(out.isolated.sum()) if out.isolated is not None else int(out.flagged.sum())
-    unp = int(out.unplaced.sum()) if out.unplaced is not None else 0
+    iso, unp = int(out.isolated.sum()), int(out.unplaced.sum())
     parts = []
     if iso:
         parts.append(
@@ -175,8 +171,8 @@ def write(db: sqlite_utils.Database, ds: Dataset, run_id: int, res: ChecksResult
                 "score": round(out.dataset_score, 4),
                 "threshold": out.threshold,
                 "cutoff": round(out.cutoff, 4),
-                "isolated": int(out.isolated.sum()) if out.isolated is not None else None,
-                "unlike_any_class": int(out.unplaced.sum()) if out.unplaced is not None else None,
+                "isolated": int(out.isolated.sum()),
+                "unlike_any_class": int(out.unplaced.sum()),
                 "class_fit_cutoff": out.fit_cutoff,
                 "method": method,
                 "features": res.source,

@@ -70,3 +70,19 @@ def test_unlabelled_rows_count_for_nothing_in_the_class_fit():
     fit = outliers.class_fit(nb, some, P)
     assert np.isfinite(fit[:600]).all() and fit[:600].min() > 0.5
     assert np.isnan(fit[660:]).sum() >= 30  # rows whose whole neighbourhood has no label
+
+
+def test_each_flagged_row_names_its_rules_and_the_card_says_them():
+    from review.ui.views.findings import reason
+
+    X, labels, P = _case()
+    out = outliers.find(neighbours.knn(X), labels, P)
+    assert out.rules(665) == ["unlike any class"] and out.rules(5) == []
+    fit = float(out.class_fit[665])
+    assert reason("outlier", 0.03, {"rules": out.rules(665), "class_fit": fit}) == (
+        f"outlier: unlike any class (the labels around it {max(fit, 0):.0%} of the way from chance to sure) (score 0.03)"
+    )
+    assert reason("outlier", 0.2, {"rules": ["isolated", "unlike any class"]}) == (
+        "outlier: far from every other row, unlike any class (score 0.20)"
+    )
+    assert reason("outlier", 0.2, {"distance": 0.9}) == "outlier: far from every other row (score 0.20)"  # older runs

@@ -254,21 +254,14 @@ def reason(kind: str, score: float | None, detail: dict, rows: tuple[int, ...] =
     """One line for a finding (pure): "outlier: far from every other row (score 0.03)", "near duplicate of rows 12, 40
     with other labels", "two classes both likely: billing 48%, shipping 45%"."""
     if kind == "outlier":
-        why = detail.get("why") or "isolated"  # runs before the class rule had only isolated rows
-        words = []
-        if "isolated" in why:
-            words.append("far from every other row")
-        if "class" in why:
-            fit = detail.get("class_fit")
-            words.append(
-                "unlike any class"
-                + (
-                    f" (the labels around it {max(fit, 0):.0%} of the way from chance to sure)"
-                    if fit is not None
-                    else ""
-                )
-            )
-        return f"outlier: {', '.join(words)} (score {_score2(score)})"
+        rules = detail.get("rules") or ["isolated"]  # runs before the class rule had only isolated rows
+        fit = detail.get("class_fit")
+        words = {
+            "isolated": "far from every other row",
+            "unlike any class": "unlike any class"
+            + (f" (the labels around it {max(fit, 0):.0%} of the way from chance to sure)" if fit is not None else ""),
+        }
+        return f"outlier: {', '.join(words.get(r, r) for r in rules)} (score {_score2(score)})"
     if kind == "near_duplicate":
         listed = ", ".join(str(i) for i in rows[:8]) + (" …" if len(rows) > 8 else "")
         of = f" of row{'s' if len(rows) != 1 else ''} {listed}" if rows else ""
