@@ -542,8 +542,17 @@ def run_audit(
 
             cur = crowd_res.consensus if crowd_res is not None else labels
             checks = checks_.run_checks(
-                db, ds, run_id, texts, cur, P, embeddings, lambda f, m: progress(0.9 + 0.049 * f, m)
+                db,
+                ds,
+                run_id,
+                texts,
+                cur,
+                P,
+                embeddings,
+                lambda f, m: progress(0.9 + 0.049 * f, m),
+                words=res.words,
             )
+        res.words = None  # the word matrix is not needed past the checks
         progress(0.95, "Saving the run")
         lab = labels >= 0
         metrics = {

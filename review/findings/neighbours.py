@@ -7,7 +7,8 @@ the rows of the ``nprobe`` cells whose centroids lie nearest that cell's centroi
 cell. ``method`` records which ("exact" or "approximate (k-means IVF, nlist=..., nprobe=...)").
 Measured (2 cores, benchmarks/findings.py --scale): exact 50,000 x 100 in 41 s, approximate (nprobe 12) 8 s, recall
 1.0 on clustered vectors; 200,000 x 100 approximate (nprobe 6) 39 s; 1,000,000 x 100 (nprobe 6, nlist 2,449) 169 s
-for the neighbours, 189 s and 1.6 GB peak for every check, recall of the true 10 nearest 1.0 (nprobe 12: 407 s).
+under load, recall of the true 10 nearest 1.0 (nprobe 12: 407 s). In a whole 1M-row audit on a quieter machine
+(benchmarks/scale.py --audit) the neighbours took 19-29 s.
 """
 
 from __future__ import annotations

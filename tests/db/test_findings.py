@@ -214,7 +214,7 @@ def test_too_few_rows_skip_the_checks(db, lead):
 
 
 def test_more_rows_than_the_budget_allows_skip_the_checks_and_say_why(db, db_path, lead, monkeypatch):
-    """Above findings.MAX_ROWS (200,000 for now) the audit runs without the checks and records why; the
+    """Above findings.MAX_ROWS (1,000,000, the largest size measured within the budget) the audit runs without the checks and records why; the
     Audit page's tab says it instead of asking for a new run."""
     from review import findings
     from tests.builders import open_page, run
@@ -225,7 +225,7 @@ def test_more_rows_than_the_budget_allows_skip_the_checks_and_say_why(db, db_pat
     run_id = store.scalar(db, "SELECT MAX(id) FROM runs WHERE dataset_id=? AND kind='audit'", [ds_id])
     assert summary.summary(db, run_id) == []
     why = summary.skipped(db, run_id)
-    assert why.startswith("400 rows: the checks beyond label errors run up to 100 rows for now")
+    assert why.startswith("400 rows: the checks beyond label errors run up to 100 rows, the largest size measured")
     at = open_page("pages/2_Audit.py", lead, dataset=demo.DEMO_NAME)
     run(at)
-    assert any("run up to 100 rows for now" in i.value for i in at.info)
+    assert any("run up to 100 rows, the largest size measured" in i.value for i in at.info)

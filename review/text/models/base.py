@@ -43,9 +43,12 @@ class CandidateScore:
 @dataclass
 class ModelResult:
     """pred_probs: (n, K) out-of-sample probabilities, rows sum to 1; params: what was fitted and
-    why (JSON-serialisable, kept with the run); candidates: the portfolio's evidence, if any."""
+    why (JSON-serialisable, kept with the run); candidates: the portfolio's evidence, if any; words: the
+    sparse word TF-IDF matrix (n, V) the text models trained on, kept for the checks beyond label errors
+    (review.findings.features) so the texts are not vectorised twice (None for other models; never stored)."""
 
     pred_probs: np.ndarray
     params: dict
     seconds: float
     candidates: list[CandidateScore] = field(default_factory=list)
+    words: object | None = field(default=None, repr=False)

@@ -289,7 +289,7 @@ def text_probs(
     if exclude is not None:
         params["excluded from training"] = int(exclude.sum())
     progress(1.0, "Model chosen")
-    return ModelResult(P, params, time.perf_counter() - t0, scores)
+    return ModelResult(P, params, time.perf_counter() - t0, scores, words=X_words)
 
 
 def _why(chosen, finalists, cands, P, labels, model: str) -> str:
