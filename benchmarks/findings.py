@@ -5,6 +5,14 @@ outliers, and on a second set with nothing injected (news20), after a real inges
     python benchmarks/findings.py --seed 1
     python benchmarks/findings.py --second news20 [--rows 5000]   # no injections: what it finds, 10 shown
     python benchmarks/findings.py --scale 1000000                # the checks alone on synthetic features
+    python benchmarks/findings.py --leakage --seed 0              # leakage across two uploads
+
+--leakage: AG News's rows shuffled and split in two uploads, a training split (5,000 rows) and a test split (the
+other 2,600) that gets ``--dups`` / 2 edited copies of training rows (a third with another label); then
+review.findings.leakage.check of the training split against the test split. Recall: an injected copy counts
+found when its pair with its original is among the check's pairs; precision: the pairs that are injected or
+AG News's own (the two texts' word cosine >= 0.9). A control checks the training split against news20 (5,000
+rows, another corpus): every pair it finds is false.
 
 AG News (../shared/data/ag_news/test.csv, 7,600 rows) gets ``--dups`` copies of sampled rows with small
 edits (a word dropped, two words swapped, punctuation changed; a third of them with another label) and
@@ -155,6 +163,58 @@ def injected(args) -> None:
     print(f"  injected rows among near-duplicate rows: {len(set(set_of) & injected_rows)}/{len(set_of)}")
 
 
+def _ingest(db, frame: pd.DataFrame, name: str) -> int:
+    from review import auth
+    from review.text import ingest
+
+    buf = io.BytesIO()
+    frame.to_csv(buf, index=False)
+    mapping = ingest.Mapping(text=["text"], label="label", id="id")
+    return ingest.ingest_bytes(db, buf.getvalue(), f"{name}.csv", name, auth.SYSTEM, mapping=mapping)
+
+
+def leakage(args) -> None:
+    from review import auth, datasets, store
+    from review.findings import leakage as leak
+
+    rng = np.random.default_rng(args.seed)
+    frame, _, _ = ag_news(0, 0, args.seed)  # shuffled by the seed, nothing injected
+    train, test = frame.iloc[:5000].reset_index(drop=True), frame.iloc[5000:].reset_index(drop=True)
+    n_copies = args.dups // 2
+    picks = rng.choice(len(train), n_copies, replace=False)
+    copies = train.iloc[picks].copy()
+    copies["text"] = [edit(t, rng) for t in copies["text"]]
+    names = sorted(set(frame["label"]))
+    other = rng.random(n_copies) < 1 / 3
+    copies.loc[other, "label"] = [rng.choice([c for c in names if c != lab]) for lab in copies.loc[other, "label"]]
+    test = pd.concat([test, copies], ignore_index=True)
+    injected_pairs = {(int(p), len(test) - n_copies + j) for j, p in enumerate(picks)}
+    test["id"] = np.arange(len(test))
+    tmp = tempfile.mkdtemp()
+    os.environ.setdefault("REVIEW_TRAIL_DIR", tmp)
+    db = store.connect(os.path.join(tmp, "leak.db"))
+    a, b = _ingest(db, train, "train"), _ingest(db, test, "test")
+    n20 = pd.read_csv(DATA / "news20_train" / "data.csv").head(5000)
+    c = _ingest(db, n20[["id", "text", "label"]], "news20")
+    ds_a, ds_b, ds_c = datasets.get(db, a), datasets.get(db, b), datasets.get(db, c)
+    chk = leak.check(db, ds_a, ds_b, auth.SYSTEM)
+    got = {(r[0], r[1]) for r in db.execute("SELECT idx, other_idx FROM leakage_pairs WHERE check_id=?", [chk.id])}
+    hit = len(got & injected_pairs)
+    natural = [p for p in got - injected_pairs if near_same([train["text"][p[0]], test["text"][p[1]]])]
+    false = sorted(got - injected_pairs - set(natural))
+    print(
+        f"leakage, seed {args.seed}: train {len(train):,} rows vs test {len(test):,} rows ({n_copies} copies of train"
+        f" rows injected, {int(other.sum())} relabelled); {chk.seconds} s, {chk.method}"
+    )
+    print(f"  pairs {chk.pairs}: {hit} injected, {len(natural)} AG News's own, {len(false)} other")
+    print(f"  recall {hit / n_copies:.3f} ({hit}/{n_copies}), precision {(hit + len(natural)) / max(len(got), 1):.3f}")
+    print(f"  conflicting pairs (different labels) {chk.conflicting}")
+    for i, j in false[:3]:
+        print("   other pair:", train["text"][i][:60].replace("\n", " "), "|", test["text"][j][:60].replace("\n", " "))
+    ctl = leak.check(db, ds_a, ds_c, auth.SYSTEM)
+    print(f"control: train vs news20 ({ds_c.n_items:,} rows, another corpus): {ctl.pairs} pairs, {ctl.seconds} s")
+
+
 def second(args) -> None:
     from review import store
     from review.findings import summary
@@ -215,8 +275,11 @@ def main() -> None:
     p.add_argument("--second", default=None)
     p.add_argument("--rows", type=int, default=5000)
     p.add_argument("--scale", type=int, default=0)
+    p.add_argument("--leakage", action="store_true")
     args = p.parse_args()
-    if args.scale:
+    if args.leakage:
+        leakage(args)
+    elif args.scale:
         scale(args)
     elif args.second:
         second(args)

@@ -170,6 +170,26 @@ def cmd_audit(db, args) -> int:
     return 0
 
 
+def cmd_leakage(db, args) -> int:
+    """Near copies of NAME's rows in the dataset --against (review.findings.leakage): the check, stored and
+    logged, then its figures and the first --show pairs."""
+    from review.findings import leakage
+
+    ds, other = get(db, args.name), get(db, args.against)
+    chk = leakage.check(db, ds, other, auth.SYSTEM, progress=_bar())
+    print(
+        f"leakage check {chk.id}: {chk.rows:,} rows of {ds.name!r} have a near copy among {chk.other_rows:,} rows of"
+        f" {other.name!r} ({chk.pairs:,} pairs at a cosine of the words >= {chk.threshold}, {chk.conflicting:,} with"
+        f" different labels); nearest rows {chk.method}; {chk.seconds} s"
+    )
+    for p in leakage.pairs_page(db, chk, limit=args.show):
+        print(
+            f"  row {p.idx} [{p.label}] ~ {other.name} row {p.other_idx} [{p.other_label}]  {p.similarity:.3f}"
+            f"  {p.text[:70]!r}"
+        )
+    return 0
+
+
 def cmd_suspects(db, args) -> int:
     ds = get(db, args.name)
     rows, after = [], 0
@@ -556,6 +576,10 @@ def parser() -> argparse.ArgumentParser:
         help="names for the label values: one per line, line k naming the k-th "
         "value in sorted order (AG News' classes.txt), or value=name pairs; the names become the labels",
     )
+    s = add("leakage", "near copies of a dataset's rows in another dataset (a train split and its test split)")
+    s.add_argument("name", help="the dataset checked (a training split, say)")
+    s.add_argument("--against", required=True, help="the other dataset (a test split uploaded on its own, say)")
+    s.add_argument("--show", type=int, default=10, help="pairs printed (default 10; all are stored)")
     s = add("audit", "integrity checks + out-of-sample model + cleanlab")
     s.add_argument("name")
     s.add_argument(
@@ -681,6 +705,7 @@ def parser() -> argparse.ArgumentParser:
 COMMANDS = {
     "ingest": cmd_ingest,
     "audit": cmd_audit,
+    "leakage": cmd_leakage,
     "selfcheck": cmd_selfcheck,
     "suspects": cmd_suspects,
     "annotators": cmd_annotators,
@@ -701,6 +726,7 @@ CREATES_DB = {"ingest", "demo", "users"}
 WRITES = {
     "ingest",
     "audit",
+    "leakage",
     "selfcheck",
     "judge",
     "export",

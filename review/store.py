@@ -405,6 +405,28 @@ CREATE TABLE IF NOT EXISTS dup_sets (   -- review.findings: the near-duplicate s
     resolved_at TEXT
 );
 CREATE INDEX IF NOT EXISTS dup_sets_run ON dup_sets(run_id, n_labels, id);
+CREATE TABLE IF NOT EXISTS leakage_checks (   -- review.findings.leakage: a dataset's rows checked for near copies in another
+    id INTEGER PRIMARY KEY,
+    dataset_id INTEGER NOT NULL,
+    other_id INTEGER NOT NULL,       -- the dataset compared against (a test split uploaded on its own, say)
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    rows INTEGER NOT NULL,           -- rows of dataset_id with a near copy in other_id
+    other_rows INTEGER NOT NULL,     -- rows of other_id with a near copy in dataset_id
+    pairs INTEGER NOT NULL,
+    conflicting INTEGER NOT NULL,    -- pairs whose two current labels differed when checked
+    threshold REAL NOT NULL,         -- the cosine of the words a pair needs
+    method TEXT NOT NULL,            -- how the nearest rows were found (exact or approximate)
+    seconds REAL
+);
+CREATE INDEX IF NOT EXISTS leakage_checks_dataset ON leakage_checks(dataset_id, other_id, id);
+CREATE TABLE IF NOT EXISTS leakage_pairs (   -- review.findings.leakage: each pair of a check, row here and row there
+    check_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    other_idx INTEGER NOT NULL,
+    similarity REAL NOT NULL,        -- the cosine of the two rows' words
+    PRIMARY KEY (check_id, idx, other_idx)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS row_neighbours (   -- review.similar: each row's nearest rows in a run's features
     run_id INTEGER NOT NULL,
     idx INTEGER NOT NULL,
@@ -803,6 +825,7 @@ MIGRATIONS: list[Migration] = [
             columns=[("states", "excluded", "INTEGER"), ("states", "ambiguous", "INTEGER")],
         ),
     ),
+    Migration("0017_leakage_checks", _creates("leakage_checks", "leakage_checks_dataset", "leakage_pairs")),
 ]
 
 

@@ -77,6 +77,7 @@ class Manifest:
     subset: dict | None = None
     taxonomy: dict | None = None
     checks: dict | None = None  # {kind: count} of the checks beyond label errors in the run it carries
+    leakage: list[dict] | None = None  # the newest leakage check against each other dataset (review.findings.leakage)
     sha256: str | None = None
     version: int | None = None
     created_by: str = ""
@@ -179,6 +180,25 @@ def _checks(db, run_id: int | None) -> dict | None:
         )
     }
     return {k: int(got.get(k) or 0) for k in CHECK_KINDS} if got else None
+
+
+def _leakage(db, ds: Dataset) -> list[dict] | None:
+    """The newest leakage check of the dataset against each other dataset: whom, when, rows here with a near
+    copy there, pairs, pairs with different labels; None when none was run."""
+    from review.findings import leakage
+
+    got = [
+        {
+            "against": c.other_name,
+            "checked_at": c.created_at,
+            "rows": c.rows,
+            "other_rows": c.other_rows,
+            "pairs": c.pairs,
+            "conflicting": c.conflicting,
+        }
+        for c in leakage.latest(db, ds)
+    ]
+    return got or None
 
 
 def _flags(db, ds: Dataset, run_id: int | None) -> dict | None:
@@ -286,6 +306,7 @@ def build_manifest(
         subset=subset.to_dict() if subset else None,
         taxonomy=_taxonomy(db, ds),
         checks=_checks(db, (run or {}).get("id") or (audit_run["id"] if audit_run else None)),
+        leakage=_leakage(db, ds),
         sha256=rows_info.get("sha256"),
         version=rows_info.get("version"),
         created_by=user.name if user else "",

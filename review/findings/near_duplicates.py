@@ -45,6 +45,23 @@ def _find(parent: np.ndarray, i: int) -> int:
     return i
 
 
+def pairs(
+    nb: Neighbours, sparse, threshold: float = THRESHOLD, candidate: float = CANDIDATE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The near-duplicate pairs among the neighbour lists -> (a, b, similarity), a < b, each pair once:
+    candidates at ``candidate`` or more in the dense features, kept at ``threshold`` or more in the words."""
+    rows, cols = np.nonzero((nb.idx >= 0) & (nb.sim >= min(candidate, threshold)))
+    a, b = rows.astype(np.int64), nb.idx[rows, cols].astype(np.int64)
+    keep = a < b
+    a, b = np.concatenate([a[keep], b[~keep]]), np.concatenate([b[keep], a[~keep]])
+    if len(a):
+        pair = np.unique(np.stack([a, b], axis=1), axis=0)
+        a, b = pair[:, 0], pair[:, 1]
+    s = sparse_cosine(sparse, a, b) if sparse is not None else _dense_pairs(nb, a, b)
+    ok = s >= threshold
+    return a[ok], b[ok], s[ok]
+
+
 def find(
     nb: Neighbours,
     sparse,
@@ -55,16 +72,7 @@ def find(
 ) -> NearDuplicates:
     """labels (n,) int codes (-1 none); splits: row -> its split value (rows without one left out)."""
     n = len(nb.idx)
-    rows, cols = np.nonzero((nb.idx >= 0) & (nb.sim >= min(candidate, threshold)))
-    a, b = rows.astype(np.int64), nb.idx[rows, cols].astype(np.int64)
-    keep = a < b
-    a, b = np.concatenate([a[keep], b[~keep]]), np.concatenate([b[keep], a[~keep]])
-    if len(a):
-        pair = np.unique(np.stack([a, b], axis=1), axis=0)
-        a, b = pair[:, 0], pair[:, 1]
-    s = sparse_cosine(sparse, a, b) if sparse is not None else _dense_pairs(nb, a, b)
-    ok = s >= threshold
-    a, b, s = a[ok], b[ok], s[ok]
+    a, b, s = pairs(nb, sparse, threshold, candidate)
     out = NearDuplicates(threshold=threshold, pairs=int(len(a)))
     if not len(a):
         return out

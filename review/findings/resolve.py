@@ -77,6 +77,82 @@ _ROWS_SQL = (
 )
 
 
+def open_rows(
+    db: sqlite_utils.Database, ds: Dataset, user: User, rows: list[int], run_id: int | None, skipped: dict
+) -> list:
+    """The rows among ``rows`` that ``user`` may decide now (open, not held by another reviewer), with their
+    labels, version and the run's suggestion; the others are added to ``skipped`` by reason (SKIP_REASONS).
+    Call inside the transaction that writes the decisions."""
+    out = []
+    got = store.rows(db, _ROWS_SQL.format(",".join("?" * len(rows))), [time.time(), run_id or -1, ds.id, *rows])
+    for r in got:
+        if r["state"] != "open":
+            skipped.setdefault("not_open", []).append(r["idx"])
+        elif r["claimed_by"] and r["claimed_by"] != user.name:
+            skipped.setdefault("claimed", []).append(r["idx"])
+        else:
+            out.append(r)
+    return out
+
+
+def write_decisions(
+    db: sqlite_utils.Database,
+    ds: Dataset,
+    user: User,
+    todo: list,
+    run_id: int | None,
+    row_note: str,
+    now: str,
+    **trail_extra,
+) -> tuple[dict[int, str], dict[int, int]]:
+    """Write each (row from open_rows, decision, new label) of ``todo`` as workflow.decide does: a ``reviews``
+    row pending verification, the row's state and version, a ``decision`` trail row (with ``trail_extra``, and
+    exempt from the blind first look: EXEMPT). Inside the caller's transaction. -> ({row: decision}, {row:
+    review id})."""
+    decided, reviews, entries = {}, {}, []
+    for r, decision, new_label in todo:
+        took = int(
+            r["suggested_label"] is not None
+            and (
+                (decision == "relabel" and new_label == r["suggested_label"])
+                or (decision == "keep" and r["suggested_label"] == r["current_label"])
+            )
+        )
+        cur = db.execute(
+            "INSERT INTO reviews(dataset_id, idx, run_id, decision, new_label, note, reviewer, created_at,"
+            " took_suggestion, status, version) VALUES (?,?,?,?,?,?,?,?,?,'pending',?)",
+            [ds.id, r["idx"], run_id, decision, new_label, row_note, user.name, now, took, r["version"] + 1],
+        )
+        db.execute(
+            "INSERT INTO states(dataset_id, idx, state, version, updated_at) VALUES (?,?,?,?,?)"
+            " ON CONFLICT(dataset_id, idx) DO UPDATE SET state=excluded.state, version=excluded.version,"
+            " claimed_by=NULL, claimed_until=NULL, updated_at=excluded.updated_at",
+            [ds.id, r["idx"], workflow.DECISION_STATE[decision], r["version"] + 1, now],
+        )
+        decided[r["idx"]] = decision
+        reviews[r["idx"]] = cur.lastrowid
+        entries.append(
+            (
+                "decision",
+                ds.id,
+                r["idx"],
+                dict(
+                    review=cur.lastrowid,
+                    decision=decision,
+                    new_label=new_label,
+                    previous_label=r["current_label"],
+                    note=row_note,
+                    revises=None,
+                    took_suggestion=bool(took),
+                    blind_exempt=EXEMPT,
+                    **trail_extra,
+                ),
+            )
+        )
+    trail.log_many(db, user.name, entries)
+    return decided, reviews
+
+
 def resolve_dup_set(
     db: sqlite_utils.Database,
     ds: Dataset,
@@ -137,15 +213,10 @@ def resolve_dup_set(
             keep = None
         run = latest_run(db, ds.id)
         run_id = run["id"] if run else None
-        got = store.rows(db, _ROWS_SQL.format(",".join("?" * len(rows))), [time.time(), run_id or -1, ds.id, *rows])
         res = DupSetResolution(found.id, how, keep, label)
         todo = []
-        for r in got:
-            if r["state"] != "open":
-                res.skipped.setdefault("not_open", []).append(r["idx"])
-            elif r["claimed_by"] and r["claimed_by"] != user.name:
-                res.skipped.setdefault("claimed", []).append(r["idx"])
-            elif how == "keep_one":
+        for r in open_rows(db, ds, user, rows, run_id, res.skipped):
+            if how == "keep_one":
                 todo.append((r, "keep" if r["idx"] == keep else "exclude", None))
             else:
                 todo.append((r, "keep" if r["current_label"] == label else "relabel", label))
@@ -158,47 +229,9 @@ def resolve_dup_set(
         how_text = f"keep row {keep}, exclude the rest from training" if how == "keep_one" else f"label {label} for all"
         row_note = f"Near-duplicate set {found.id}: {how_text}" + (f". {note}" if note else "")
         now = store.now_iso()
-        entries = []
-        for r, decision, new_label in todo:
-            took = int(
-                r["suggested_label"] is not None
-                and (
-                    (decision == "relabel" and new_label == r["suggested_label"])
-                    or (decision == "keep" and r["suggested_label"] == r["current_label"])
-                )
-            )
-            cur = db.execute(
-                "INSERT INTO reviews(dataset_id, idx, run_id, decision, new_label, note, reviewer, created_at,"
-                " took_suggestion, status, version) VALUES (?,?,?,?,?,?,?,?,?,'pending',?)",
-                [ds.id, r["idx"], run_id, decision, new_label, row_note, user.name, now, took, r["version"] + 1],
-            )
-            db.execute(
-                "INSERT INTO states(dataset_id, idx, state, version, updated_at) VALUES (?,?,?,?,?)"
-                " ON CONFLICT(dataset_id, idx) DO UPDATE SET state=excluded.state, version=excluded.version,"
-                " claimed_by=NULL, claimed_until=NULL, updated_at=excluded.updated_at",
-                [ds.id, r["idx"], workflow.DECISION_STATE[decision], r["version"] + 1, now],
-            )
-            res.decided[r["idx"]] = decision
-            res.reviews[r["idx"]] = cur.lastrowid
-            entries.append(
-                (
-                    "decision",
-                    ds.id,
-                    r["idx"],
-                    dict(
-                        review=cur.lastrowid,
-                        decision=decision,
-                        new_label=new_label,
-                        previous_label=r["current_label"],
-                        note=row_note,
-                        revises=None,
-                        took_suggestion=bool(took),
-                        blind_exempt=EXEMPT,
-                        dup_set=found.id,
-                    ),
-                )
-            )
-        trail.log_many(db, user.name, entries)
+        decided, reviews = write_decisions(db, ds, user, todo, run_id, row_note, now, dup_set=found.id)
+        res.decided.update(decided)
+        res.reviews.update(reviews)
         resolution = {
             "how": how,
             "keep": keep,

@@ -60,7 +60,15 @@ def summary_line(db, run_id: int) -> None:
 
 
 def findings_tab(db, ds: Dataset, user: auth.User, run_id: int) -> None:
-    """The Audit page's "Beyond label errors" tab for run ``run_id``."""
+    """The Audit page's "Beyond label errors" tab for run ``run_id``, then leakage against another upload
+    (review.ui.views.leakage: asked for, not part of the run)."""
+    from review.ui.views.leakage import leakage_section
+
+    _run_checks(db, ds, user, run_id)
+    leakage_section(db, ds, user)
+
+
+def _run_checks(db, ds: Dataset, user: auth.User, run_id: int) -> None:
     kinds = _summary(db, run_id)
     if not kinds:
         from review.findings import summary as fs
