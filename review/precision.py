@@ -84,16 +84,31 @@ class SpotResults:
 
 
 _DECIDED = (
-    # the rows of the run someone decided: 1 when the label was found wrong, 0 when right (unsure left out).
+    # the rows of the run someone decided: wrong 1 when the label was found wrong, 0 when right; judged 0 for
+    # exclude / ambiguous (a problem of another kind: the label neither confirmed nor corrected, so neither right
+    # nor wrong; the row is reviewed all the same), unless a lead overrode the decision with a label. Unsure
+    # rows are left out (still to be looked at).
     # Starts from reviews (the decided rows, few), so it costs the same at a thousand rows or a million.
     "SELECT r.idx, s.quality, s.is_issue,"
     " CASE WHEN r.status='overridden' THEN (COALESCE(r.final_label, '') != COALESCE(i.given_label, ''))"
-    "      WHEN r.decision='relabel' THEN 1 ELSE 0 END AS wrong"
+    "      WHEN r.decision='relabel' THEN 1 ELSE 0 END AS wrong,"
+    " CASE WHEN r.decision IN ('exclude', 'ambiguous') AND r.status!='overridden' THEN 0 ELSE 1 END AS judged"
     " FROM reviews r JOIN scores s ON s.run_id=? AND s.idx=r.idx JOIN items i ON i.dataset_id=r.dataset_id AND i.idx=r.idx"
     " WHERE r.dataset_id=? AND r.id IN (SELECT MAX(x.id) FROM reviews x WHERE x.dataset_id=?"
     "                                   AND x.status NOT IN ('superseded', 'rejected') GROUP BY x.idx)"
     " AND NOT (r.decision='unsure' AND r.status!='overridden')"
 )
+
+
+def flagged_decided(db: sqlite_utils.Database, ds: Dataset, run_id: int) -> tuple[int, int]:
+    """Among run ``run_id``'s flagged rows: (decided with the label judged, found wrong), as flag_precision
+    counts them (the export manifest's flags)."""
+    r = db.execute(
+        f"SELECT COALESCE(SUM(d.judged), 0), COALESCE(SUM(d.wrong * d.judged), 0) FROM ({_DECIDED}) d"
+        " WHERE d.is_issue=1",
+        [run_id, ds.id, ds.id],
+    ).fetchone()
+    return int(r[0]), int(r[1])
 
 
 def flag_precision(db: sqlite_utils.Database, ds: Dataset) -> FlagPrecision:
@@ -103,13 +118,13 @@ def flag_precision(db: sqlite_utils.Database, ds: Dataset) -> FlagPrecision:
     if not run:
         return FlagPrecision()
     flagged_by_band = {int(k): v for k, v in aggregates(db, ds, run)["bands"].items()}
-    decided = {
-        b: (n, w)
-        for b, n, w in db.execute(
-            f"SELECT {band_case('d.quality')}, COUNT(*), COALESCE(SUM(d.wrong), 0) FROM ({_DECIDED}) d WHERE d.is_issue=1 GROUP BY 1",
-            [run["id"], ds.id, ds.id],
-        ).fetchall()
-    }
+    decided, reviewed = {}, {}
+    for b, n, w, seen in db.execute(
+        f"SELECT {band_case('d.quality')}, COALESCE(SUM(d.judged), 0), COALESCE(SUM(d.wrong * d.judged), 0),"
+        f" COUNT(*) FROM ({_DECIDED}) d WHERE d.is_issue=1 GROUP BY 1",
+        [run["id"], ds.id, ds.id],
+    ).fetchall():
+        decided[b], reviewed[b] = (n, w), seen
     total_dec = sum(n for n, _ in decided.values())
     total_wrong = sum(w for _, w in decided.values())
     pooled = wilson(total_wrong, total_dec)
@@ -118,7 +133,7 @@ def flag_precision(db: sqlite_utils.Database, ds: Dataset) -> FlagPrecision:
         a, b = BANDS[band]
         n_dec, wrong = decided.get(band, (0, 0))
         p, lo, hi = wilson(wrong, n_dec)
-        open_ = flagged - n_dec
+        open_ = flagged - reviewed.get(band, 0)
         use = (p, lo, hi) if n_dec >= 5 or pooled[0] is None else pooled
         if use[0] is not None:
             est += open_ * use[0]
@@ -191,7 +206,8 @@ def spot_results(db: sqlite_utils.Database, ds: Dataset) -> SpotResults | None:
 
     added = store.scalar(db, "SELECT COUNT(*) FROM spot_checks WHERE run_id=?", [run["id"]])
     decided, wrong = db.execute(
-        f"SELECT COUNT(*), COALESCE(SUM(d.wrong), 0) FROM ({_DECIDED}) d WHERE d.idx IN (SELECT idx FROM spot_checks WHERE run_id=?)",
+        f"SELECT COALESCE(SUM(d.judged), 0), COALESCE(SUM(d.wrong * d.judged), 0) FROM ({_DECIDED}) d"
+        " WHERE d.idx IN (SELECT idx FROM spot_checks WHERE run_id=?)",
         [run["id"], ds.id, ds.id, run["id"]],
     ).fetchone()
     unflagged = aggregates(db, ds, run)["unflagged"]

@@ -202,23 +202,15 @@ def _leakage(db, ds: Dataset) -> list[dict] | None:
 
 
 def _flags(db, ds: Dataset, run_id: int | None) -> dict | None:
-    """The run's flagged rows and, among them, those decided (unsure left out) and found wrong (the
-    latest decision in force: a relabel, or an override to another label than the given one)."""
+    """The run's flagged rows and, among them, those decided (unsure, exclude and ambiguous left out: the label
+    not judged) and found wrong (the latest decision in force: a relabel, or an override to another label than
+    the given one); counted by review.precision, as the Audit page's precision."""
     if run_id is None:
         return None
     flagged = store.scalar(db, "SELECT COUNT(*) FROM scores WHERE run_id=? AND is_issue=1", [run_id]) or 0
-    r = store.fetch_one(
-        db,
-        "SELECT COUNT(*) AS decided, COALESCE(SUM(CASE WHEN r.status='overridden'"
-        " THEN COALESCE(r.final_label, '') != COALESCE(i.given_label, '') WHEN r.decision='relabel' THEN 1 ELSE 0 END), 0)"
-        " AS wrong FROM reviews r JOIN scores s ON s.run_id=? AND s.idx=r.idx AND s.is_issue=1"
-        " JOIN items i ON i.dataset_id=r.dataset_id AND i.idx=r.idx"
-        " WHERE r.dataset_id=? AND r.id IN (SELECT MAX(x.id) FROM reviews x WHERE x.dataset_id=?"
-        " AND x.status NOT IN ('superseded', 'rejected') GROUP BY x.idx)"
-        " AND NOT (r.decision='unsure' AND r.status!='overridden')",
-        [run_id, ds.id, ds.id],
-    )
-    decided, wrong = r["decided"], r["wrong"]
+    from review.precision import flagged_decided
+
+    decided, wrong = flagged_decided(db, ds, run_id)
     return {
         "run_id": run_id,
         "flagged": flagged,

@@ -203,12 +203,20 @@ def test_flag_precision_remaining_errors_and_spot_checks(demo_ds, db, annotator,
             workflow.decide(db, demo_ds, s.idx, annotator, "keep", s.version)
     res = precision.flag_precision(db, demo_ds)
     assert res.decided == 12 and res.wrong == wrong
+    # exclude from training and ambiguous say nothing of the label: neither right nor wrong
+    s = workflow.claim_next(db, demo_ds, annotator)
+    workflow.decide(db, demo_ds, s.idx, annotator, "exclude", s.version)
+    s = workflow.claim_next(db, demo_ds, annotator)
+    workflow.decide(db, demo_ds, s.idx, annotator, "ambiguous", s.version, note="fits two classes")
+    res = precision.flag_precision(db, demo_ds)
+    assert res.decided == 12 and res.wrong == wrong
+    assert sum(b.open for b in res.bands) == len(flagged) - 14
+    decided = 14
     assert sum(b.flagged for b in res.bands) == len(flagged)
-    assert sum(b.open for b in res.bands) == len(flagged) - 12
     p, lo, hi = precision.wilson(wrong, 12)
     assert res.precision == pytest.approx(p) and lo <= p <= hi
     rem = res.remaining
-    assert rem.open == len(flagged) - 12 and rem.low <= rem.estimate <= rem.high <= rem.open
+    assert rem.open == len(flagged) - decided and rem.low <= rem.estimate <= rem.high <= rem.open
 
     with pytest.raises(PermissionDenied):
         precision.add_spot_checks(db, demo_ds, annotator, 5)
