@@ -84,18 +84,28 @@ def aggregates(db: sqlite_utils.Database, ds: Dataset, run: dict | None = None) 
 
 def label_counts(db: sqlite_utils.Database, ds: Dataset) -> list[tuple[str, int, int]]:
     """(label, rows given it, rows whose cleaned label it is), in label-set order. The given counts
-    come from the run's aggregates; only the rows with a verified label are counted live."""
+    come from the run's aggregates; only the rows with a verified label are counted live. A label renamed
+    or merged since the upload (review.taxonomy) counts the rows given its old name under its name now."""
+    from review.taxonomy import label_map
+
     agg = aggregates(db, ds)
-    given = (
-        agg["given"]
+    names = label_map(db, ds)
+
+    def by_name(pairs) -> dict:
+        out: dict = {}
+        for label, n in pairs:
+            key = names.get(label, label)
+            out[key] = out.get(key, 0) + n
+        return out
+
+    given = by_name(
+        agg["given"].items()
         if agg
-        else dict(
-            db.execute(
-                "SELECT given_label, COUNT(*) FROM items WHERE dataset_id=? GROUP BY given_label", [ds.id]
-            ).fetchall()
-        )
+        else db.execute(
+            "SELECT given_label, COUNT(*) FROM items WHERE dataset_id=? GROUP BY given_label", [ds.id]
+        ).fetchall()
     )
-    moved_out = dict(
+    moved_out = by_name(
         db.execute(
             "SELECT i.given_label, COUNT(*) FROM states st JOIN items i ON i.dataset_id=st.dataset_id AND i.idx=st.idx"
             " WHERE st.dataset_id=? AND st.current_label IS NOT NULL GROUP BY i.given_label",

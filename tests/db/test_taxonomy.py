@@ -114,9 +114,15 @@ def test_label_counts_are_one_group_by_in_label_order(db, demo_ds, lead):
     got = taxonomy.label_counts(db, ds)
     assert [c.label for c in got] == ds.labels
     assert {c.label: c.rows for c in got} == current_counts(db, ds)
-    # stats.label_counts: the cleaned count of the renamed label is its rows
-    by = {label: cleaned for label, _given, cleaned in stats.label_counts(db, ds)}
+    # stats.label_counts: the cleaned count of the renamed label is its rows; its given count is the rows
+    # uploaded under its old name (not 0), every other label's given count as uploaded
+    counted = stats.label_counts(db, ds)
+    by = {label: cleaned for label, _given, cleaned in counted}
     assert by == current_counts(db, ds)
+    uploaded = dict(db.execute("SELECT given_label, COUNT(*) FROM items WHERE dataset_id=? GROUP BY 1", [ds.id]))
+    given = {label: g for label, g, _cleaned in counted}
+    assert given["delivery"] == uploaded["shipping"] > 0
+    assert all(given[c] == uploaded[c] for c in ds.labels if c != "delivery")
 
 
 def test_label_map_composes_two_renames_and_a_merge(db, demo_ds, lead):
