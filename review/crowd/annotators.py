@@ -171,16 +171,24 @@ def reviewer_table(db: sqlite_utils.Database, ds: Dataset) -> list[dict]:
 
 
 def changed_by_corrections(db: sqlite_utils.Database, ds: Dataset) -> list[dict]:
-    """Per original annotator: how many of their labels verified corrections changed, and the classes involved."""
+    """Per original annotator: how many of their labels verified corrections changed, and the classes involved.
+    An annotator's label is read in the current label set (review.taxonomy.label_map): a label renamed since
+    the upload is not a change."""
+    from review.taxonomy import label_map
+
+    names = label_map(db, ds)
     rows = db.execute(
         "SELECT a.annotator, a.label, st.current_label, COUNT(*) FROM states st"
         " JOIN annotations a ON a.dataset_id=st.dataset_id AND a.idx=st.idx"
-        " WHERE st.dataset_id=? AND st.state IN ('approved', 'overridden') AND st.current_label IS NOT NULL AND a.label != st.current_label"
-        " GROUP BY 1, 2, 3",
+        " WHERE st.dataset_id=? AND st.state IN ('approved', 'overridden') AND st.current_label IS NOT NULL"
+        " AND a.label != st.current_label GROUP BY 1, 2, 3",
         [ds.id],
     ).fetchall()
     out: dict[str, dict] = {}
     for ann, frm, to, n in rows:
+        frm = names.get(frm, frm)
+        if frm == to:  # the annotator's label under its new name
+            continue
         r = out.setdefault(ann, {"annotator": ann, "labels changed": 0, "classes": {}})
         r["labels changed"] += n
         r["classes"][f"{frm} → {to}"] = r["classes"].get(f"{frm} → {to}", 0) + n

@@ -411,6 +411,16 @@ def test_reviewer_and_corrected_annotator_statistics(mdb):
     for _a, r in changed.items():
         assert all(" → " in part for part in r["classes"].split(", "))
 
+    # a label renamed afterwards (review.taxonomy) is not a change: the same counts, under the new name
+    from review import taxonomy
+
+    old = ds.labels[0]
+    taxonomy.apply(mdb, ds, LEAD, taxonomy.Rename(old, old + "-renamed"))
+    ds = datasets.get(mdb, "mturk")
+    after = {r["annotator"]: r for r in annotators.changed_by_corrections(mdb, ds)}
+    assert {a: r["labels changed"] for a, r in after.items()} == want
+    assert all(f"{old} →" not in r["classes"] and f"→ {old} (" not in r["classes"] for r in after.values())
+
 
 def test_reviewer_table_works_for_single_label_data(demo_ds, db, annotator, lead):
     s = workflow.claim_next(db, demo_ds, annotator)
