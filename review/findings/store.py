@@ -19,6 +19,7 @@ import sqlite_utils
 
 from review.datasets import Dataset
 from review.findings import ChecksResult
+from review.findings import outliers as outliers_mod
 
 ALL_ROWS_UP_TO = 200_000
 MAX_ROWS = 1_000
@@ -63,6 +64,8 @@ def _outlier_detail(out, i: int) -> dict:
     d = {"distance": round(float(out.distance[i]), 4), "rules": out.rules(i)}
     if not np.isnan(out.class_fit[i]):
         d["class_fit"] = round(float(out.class_fit[i]), 4)
+    if not np.isnan(out.own_fit[i]):
+        d["own_fit"] = round(float(out.own_fit[i]), 4)
     return d
 
 
@@ -78,7 +81,7 @@ def _outliers_message(out, k: int) -> str:
         parts.append(
             f"{_plural(unp, 'row')} unlike any class: they and the rows nearest them carry labels the model"
             f" predicts no better than chance (lift below {out.fit_cutoff}), as texts of another kind forced"
-            " into the classes do"
+            " into the classes do (a row whose own label the model is sure of is left out)"
         )
     if parts:
         return "; ".join(parts) + ". Out of domain, garbled or of a kind the data barely has: exclude or relabel."
@@ -174,6 +177,7 @@ def write(db: sqlite_utils.Database, ds: Dataset, run_id: int, res: ChecksResult
                 "isolated": int(out.isolated.sum()),
                 "unlike_any_class": int(out.unplaced.sum()),
                 "class_fit_cutoff": out.fit_cutoff,
+                "own_label_sure": outliers_mod.OWN_LABEL_SURE,
                 "method": method,
                 "features": res.source,
             },

@@ -1,6 +1,7 @@
 """review.findings.outliers on features and probabilities made for each case: a group of rows of another
 kind with labels the model cannot learn is unlike any class; a lone mislabelled row, and a region where two
-classes overlap, are not; a lone far row is isolated."""
+classes overlap, are not; a row of the data among the foreign ones whose own label the model is sure of is
+not; a lone far row is isolated."""
 
 from __future__ import annotations
 
@@ -86,3 +87,20 @@ def test_each_flagged_row_names_its_rules_and_the_card_says_them():
         "outlier: far from every other row, unlike any class (score 0.20)"
     )
     assert reason("outlier", 0.2, {"distance": 0.9}) == "outlier: far from every other row (score 0.20)"  # older runs
+
+
+def test_a_row_the_model_is_sure_of_is_like_its_class_whatever_its_neighbours():
+    """A row inside the foreign group (its nearest rows all foreign) whose own label the model gives 0.97: its
+    neighbourhood's lift is low, its own is near 1, so it is not unlike any class; its neighbours still are."""
+    X, labels, P = _case()
+    i = 680  # inside the foreign group (rows 660-699)
+    P = P.copy()
+    P[i] = 0.01
+    P[i, labels[i]] = 0.97
+    out = outliers.find(neighbours.knn(X), labels, P)
+    assert out.class_fit[i] < outliers.UNLIKE_ANY_CLASS  # the neighbourhood alone would flag it
+    assert out.own_fit[i] >= outliers.OWN_LABEL_SURE and not out.unplaced[i] and not out.flagged[i]
+    foreign = np.arange(len(X)) >= 660
+    foreign[i] = False
+    assert out.unplaced[foreign].mean() >= 0.9
+    assert np.isnan(outliers.find(neighbours.knn(X)).own_fit).all()  # no labels: no own lift
