@@ -320,6 +320,13 @@ else:
                     st.markdown(
                         f"{'consensus' if ds.mapping.multi else 'model'}: **{safe_text.md(r['predicted_label'])}** ({r['confidence']:.0%}), quality {r['quality']:.3f}"
                     )
+                if r["blind_decision"]:  # the reviewer's own call, made before the model's view was shown
+                    first = blind.BlindCall(r["blind_decision"], r["blind_label"])
+                    changed = first.differs_from(r["decision"], r["new_label"])
+                    st.markdown(
+                        f"blind first call: **{safe_text.md(first.describe())}**"
+                        + (" · changed after seeing the model's view" if changed else " · kept after the model's view")
+                    )
                 if r["note"]:
                     st.markdown(f"note: {safe_text.md(r['note'])}")
             c = st.columns([1, 3, 1, 2, 1])

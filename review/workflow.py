@@ -664,14 +664,15 @@ def pending(
     tokens for NER), its current label, the label it proposes, the model's view and the row's
     state version. Filters (None: any): ``reviewer`` (the decision's author), ``pair`` (given
     label, proposed label; proposed None is an unsure decision; not for NER), ``decision``
-    (one of DECISIONS). SQLite reads only the page (LIMIT), never the whole queue."""
+    (one of DECISIONS). Each row carries the reviewer's blind first call (blind_decision, blind_label; None
+    without one, review.blind). SQLite reads only the page (LIMIT), never the whole queue."""
     require_active(db, user, "lead", "verify decisions")
     run = latest_run(db, ds.id)
     where, params = _pending_where(ds, reviewer, pair, decision)
     return list(
         db.query(
             "SELECT r.id, r.idx, i.key, i.text, i.given_label, r.decision, r.new_label, r.note, r.reviewer, r.created_at,"
-            " st.version, sc.predicted_label, sc.confidence, sc.quality, sc.reason,"
+            " r.blind_decision, r.blind_label, st.version, sc.predicted_label, sc.confidence, sc.quality, sc.reason,"
             f" i.tokens, COALESCE(st.current_label, i.given_label) AS current_label, {PROPOSED} AS proposed_label"
             " FROM reviews r JOIN items i ON i.dataset_id=r.dataset_id AND i.idx=r.idx"
             " JOIN states st ON st.dataset_id=r.dataset_id AND st.idx=r.idx"

@@ -388,3 +388,25 @@ def test_the_verify_page_turns_it_on_and_off(bdb):
     run(at)
     assert datasets.settings(bdb, ds.id)["blind_first_look"] is False
     assert [last_trail(bdb, "dataset_setting")[k] for k in ("setting", "value")] == ["blind_first_look", False]
+
+
+def test_the_verify_card_shows_the_blind_first_call_and_whether_it_changed(bdb):
+    """The lead verifying a decision sees the reviewer's first call beside the final one."""
+    ds = the_ds(bdb)
+    s = workflow.claim_next(bdb, ds, ANNA)
+    target = other_label(ds, s)
+    workflow.decide(bdb, ds, s.idx, ANNA, "relabel", s.version, new_label=target, blind=BlindCall.looks_right())
+    at = open_page("pages/4_Verify.py", LEAD, dataset=ds.name)
+    shown = [m.value for m in at.markdown]
+    assert "blind first call: **looks right** · changed after seeing the model's view" in shown
+    s2 = workflow.claim_next(bdb, ds, BEN)
+    t2 = other_label(ds, s2)
+    workflow.decide(bdb, ds, s2.idx, BEN, "relabel", s2.version, new_label=t2, blind=BlindCall.looks_wrong(t2))
+    for r in workflow.pending(bdb, ds, LEAD):
+        if r["reviewer"] == "anna":
+            workflow.verify(bdb, r["id"], LEAD, "approve", r["version"])
+    at = open_page("pages/4_Verify.py", LEAD, dataset=ds.name)
+    shown = [m.value for m in at.markdown]
+    assert any(
+        v.startswith("blind first call: **looks wrong: label ") and "kept after the model's view" in v for v in shown
+    )
