@@ -40,7 +40,7 @@ def leakage_section(db, ds: Dataset, user: auth.User) -> None:
         pick = c1.selectbox("Compare with", list(names), format_func=lambda i: names[i], key=f"leakage_other_{ds.id}")
         lead = user.can("lead")
         if c2.button(
-            f"Look for copies in {names[pick]}",
+            f"Look for copies in {safe_text.md(names[pick])}",  # a button's label is Markdown
             key=f"leakage_run_{ds.id}",
             disabled=not lead,
             help=None if lead else "A lead runs the leakage check.",
@@ -65,8 +65,9 @@ def leakage_section(db, ds: Dataset, user: auth.User) -> None:
 def _check_panel(db, ds: Dataset, user: auth.User, chk) -> None:
     from review.findings import leakage
 
-    title = (
-        f"Against {chk.other_name}: {chk.rows:,} row{'s' if chk.rows != 1 else ''} here with a near copy there"
+    title = (  # an expander's label is Markdown
+        f"Against {safe_text.md(chk.other_name)}: {chk.rows:,} row{'s' if chk.rows != 1 else ''} here with a near"
+        " copy there"
         f" · {chk.pairs:,} pairs, {chk.conflicting:,} with different labels"
     )
     with st.expander(title, expanded=st.session_state.get(f"leakage_open_{ds.id}") == chk.other_id):
