@@ -262,6 +262,16 @@ def pairs_page(
     ]
 
 
+def open_here(db: sqlite_utils.Database, chk: LeakageCheck) -> int:
+    """How many of the rows here that the check found are still open (exclude_rows would decide them)."""
+    return store.scalar(
+        db,
+        "SELECT COUNT(DISTINCT p.idx) FROM leakage_pairs p LEFT JOIN states st ON st.dataset_id=? AND st.idx=p.idx"
+        " WHERE p.check_id=? AND COALESCE(st.state, 'open')='open'",
+        [chk.dataset_id, chk.id],
+    )
+
+
 def rows_here(db: sqlite_utils.Database, chk: LeakageCheck) -> list[int]:
     """The rows of the checked dataset with a near copy in the other (for a filter or an exclusion)."""
     return [r[0] for r in db.execute("SELECT DISTINCT idx FROM leakage_pairs WHERE check_id=? ORDER BY idx", [chk.id])]

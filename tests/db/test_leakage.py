@@ -204,10 +204,14 @@ def test_the_audit_page_runs_the_check_and_excludes_the_rows(db, db_path, lead, 
     chk = leakage.latest(db, train)[0]
     frame = [d.value for d in at.dataframe if "row in test" in d.value.columns][0]
     assert sorted(zip(frame["row"], frame["row in test"])) == sorted(COPIES.items())
+    assert at.button(key=f"leakage_exclude_{chk.id}").label == "Exclude the 5 open rows here from training"
     at.button(key=f"leakage_exclude_{chk.id}").click()
     run(at)
     assert any("5 rows excluded from training" in s.value for s in at.success)
     assert store.scalar(db, "SELECT COUNT(*) FROM reviews WHERE dataset_id=? AND decision='exclude'", [train.id]) == 5
+    # nothing left open: no button, a line that says so
+    assert not [b for b in at.button if b.key == f"leakage_exclude_{chk.id}"]
+    assert any("All 5 rows here are decided already" in c.value for c in at.caption)
 
 
 def test_the_audit_page_says_what_to_upload_when_there_is_no_other_dataset(db, db_path, lead, monkeypatch):

@@ -148,7 +148,7 @@ def test_a_lead_checks_leakage_against_a_held_out_upload_and_excludes_the_rows(a
             see(lea, f"Leakage check against heldout: {len(LEAKED)} rows here have a near copy there")
             see(lea, re.compile(rf"^Against heldout: {len(LEAKED)} rows here with a near copy there"))
             shot(lea, "leakage-01-checked")
-            main.get_by_role("button", name=f"Exclude the {len(LEAKED)} rows here from training").click()
+            main.get_by_role("button", name=f"Exclude the {len(LEAKED)} open rows here from training").click()
             wait_idle(lea)
             see(lea, f"{len(LEAKED)} rows excluded from training; the decisions await verification")
             shot(lea, "leakage-02-excluded")

@@ -112,8 +112,11 @@ def _check_panel(db, ds: Dataset, user: auth.User, chk) -> None:
         if len(got) == PAGE and b2.button(f"Next {PAGE} pairs", key=f"leakage_next_{chk.id}"):
             pages.append((got[-1].idx, got[-1].other_idx))
             st.rerun()
-        if b3.button(
-            f"Exclude the {chk.rows:,} rows here from training",
+        n_open = leakage.open_here(db, chk)
+        if not n_open:
+            b3.caption(f"All {chk.rows:,} rows here are decided already (the Verify page, the trail).")
+        elif b3.button(
+            f"Exclude the {n_open:,} open row{'s' if n_open != 1 else ''} here from training",
             key=f"leakage_exclude_{chk.id}",
             help="One decision per open row, each waiting for verification on the Verify page",
         ):
