@@ -272,6 +272,36 @@ def open_here(db: sqlite_utils.Database, chk: LeakageCheck) -> int:
     )
 
 
+@dataclass(frozen=True)
+class Copy:
+    """A near copy of a row in another dataset, from the newest check against it."""
+
+    check_id: int
+    other_name: str
+    other_idx: int
+    other_key: str | None
+    other_label: str | None
+    similarity: float
+
+
+def copies_of(db: sqlite_utils.Database, ds: Dataset, idx: int) -> list[Copy]:
+    """The near copies of row ``idx`` of ``ds`` in other datasets, by the newest check against each (the review
+    card's reasons). One indexed read (the checks' ids, then leakage_pairs by its key)."""
+    return [
+        Copy(r["check_id"], r["name"], r["other_idx"], r["key"], r["label"], r["similarity"])
+        for r in store.rows(
+            db,
+            "SELECT p.check_id, d.name, p.other_idx, o.key, COALESCE(st.current_label, o.given_label) AS label,"
+            " p.similarity FROM leakage_pairs p JOIN leakage_checks c ON c.id=p.check_id"
+            " JOIN datasets d ON d.id=c.other_id JOIN items o ON o.dataset_id=c.other_id AND o.idx=p.other_idx"
+            " LEFT JOIN states st ON st.dataset_id=c.other_id AND st.idx=p.other_idx"
+            " WHERE p.check_id IN (SELECT MAX(id) FROM leakage_checks WHERE dataset_id=? GROUP BY other_id)"
+            " AND p.idx=? ORDER BY p.similarity DESC, p.other_idx LIMIT 10",
+            [ds.id, idx],
+        )
+    ]
+
+
 def rows_here(db: sqlite_utils.Database, chk: LeakageCheck) -> list[int]:
     """The rows of the checked dataset with a near copy in the other (for a filter or an exclusion)."""
     return [r[0] for r in db.execute("SELECT DISTINCT idx FROM leakage_pairs WHERE check_id=? ORDER BY idx", [chk.id])]

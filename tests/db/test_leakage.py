@@ -12,6 +12,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -222,3 +223,31 @@ def test_the_audit_page_says_what_to_upload_when_there_is_no_other_dataset(db, d
     monkeypatch.setenv("REVIEW_DB", str(db_path))
     at = open_page("pages/2_Audit.py", lead, dataset="only")
     assert any("upload the other split (a test set, say) as its own dataset" in i.value for i in at.info)
+
+
+def test_copies_of_a_row_and_the_review_card_line(db, db_path, lead, splits, monkeypatch):
+    """copies_of reads the newest check against each other dataset; the review card of a leaked row (opened
+    from the Audit page's pairs) says where its copy is; a row without one says nothing."""
+    from review import audit
+
+    train, test = splits
+    assert leakage.copies_of(db, train, 3) == []
+    leakage.check(db, train, test, lead)
+    chk = leakage.check(db, train, test, lead)  # the newest counts, not both
+    [c] = leakage.copies_of(db, train, 3)
+    assert (c.check_id, c.other_name, c.other_idx) == (chk.id, "test", COPIES[3]) and c.similarity >= 0.85
+    assert leakage.copies_of(db, train, 4) == []
+    audit.run_audit(db, train.id, lead)
+    monkeypatch.setenv("REVIEW_DB", str(db_path))
+    at = open_page("pages/2_Audit.py", lead, dataset="train")
+    at.selectbox(key=f"leakage_row_{chk.id}_1").set_value(29)
+    at.button(key=f"leakage_open_row_{chk.id}").click()
+    run(at)  # the Review page, row 29 on its card
+    lines = [m.value for m in at.markdown if m.value.startswith("**Leakage:**")]
+    label = store.scalar(db, "SELECT given_label FROM items WHERE dataset_id=? AND idx=?", [test.id, COPIES[29]])
+    assert len(lines) == 1
+    assert re.fullmatch(
+        rf"\*\*Leakage:\*\* a near copy in test, row {COPIES[29]} \(similarity (0\.8[5-9]|0\.9\d|1\.00), label {label}\)",
+        lines[0],
+    )
+    assert store.scalar(db, "SELECT claimed_by FROM states WHERE dataset_id=? AND idx=29", [train.id]) == "lena"

@@ -1,9 +1,10 @@
 """Leakage across two uploads, drawn (review.findings.leakage): the Audit page's section under Beyond label
 errors. Pick another text dataset (a test split uploaded on its own), look for near copies of this dataset's
 rows in it (a lead; a progress bar), then per dataset checked its newest result: the counts, the pairs a page
-at a time (keyset on the two row numbers) with each side's current label and state, and one action: exclude
-the rows here that have a copy there from training (decisions pending verification). Every string from the
-data is escaped before it is drawn as Markdown."""
+at a time (keyset on the two row numbers) with each side's current label and state, a row of the page opened
+in the review card, and one action: exclude the rows here that have a copy there from training (decisions
+pending verification). copy_reasons: the review card's line for a row with a copy. Every string from the data
+is escaped before it is drawn as Markdown."""
 
 from __future__ import annotations
 
@@ -105,6 +106,14 @@ def _check_panel(db, ds: Dataset, user: auth.User, chk) -> None:
             },
         )
         st.caption(f"Page {len(pages)} of the pairs, by row here.")
+        c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+        here = list(dict.fromkeys(p.idx for p in got))
+        pick = c1.selectbox(
+            "Row here", here, key=f"leakage_row_{chk.id}_{len(pages)}", format_func=lambda i: f"row {i}"
+        )
+        if c2.button("Open it in the review card", key=f"leakage_open_row_{chk.id}"):
+            st.session_state["open_row"] = (ds.id, int(pick))  # the Review page claims it (pages/10_Rows.py's way)
+            st.switch_page("pages/3_Review.py")
         b1, b2, b3 = st.columns(3)
         if len(pages) > 1 and b1.button("First pairs", key=f"leakage_first_{chk.id}"):
             pages[:] = [(-1, -1)]
@@ -127,3 +136,23 @@ def _check_panel(db, ds: Dataset, user: auth.User, chk) -> None:
             else:
                 st.session_state[f"leakage_flash_{ds.id}"] = done.message()
                 st.rerun()
+
+
+def copy_reasons(db, ds: Dataset, idx: int) -> None:
+    """The review card's line for a row with a near copy in another upload (nothing when it has none)."""
+    from review.findings import leakage
+
+    if ds.task != "text":
+        return
+    got = leakage.copies_of(db, ds, idx)
+    if got:
+        st.markdown(
+            "**Leakage:** "
+            + "; ".join(
+                f"a near copy in {safe_text.md(c.other_name)}, row {c.other_idx}"
+                f" (similarity {c.similarity:.2f}, label {safe_text.md(c.other_label or '–')})"
+                for c in got
+            ),
+            help="A leakage check on the Audit page (Beyond label errors) found it: a copy in a test split"
+            " tells a model trained here the answer there. Exclude from training is one way out.",
+        )

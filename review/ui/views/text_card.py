@@ -21,6 +21,7 @@ from review.datasets import Dataset
 from review.errors import ReviewError, StaleViewError
 from review.ui import shell, shortcuts
 from review.ui.views.findings import finding_reasons
+from review.ui.views.leakage import copy_reasons
 from review.ui.views.notes import flag_reason, rejection_note
 from review.ui.views.similar import similar_panel
 
@@ -81,6 +82,7 @@ def review_text_card(
         else:
             flag_reason(s)
         finding_reasons(s)  # the checks beyond label errors: part of the model's view (step 2 of a blind look)
+        copy_reasons(db, ds, s.idx)  # a near copy in another upload (review.findings.leakage)
         if s.judge and s.judge["verdict"] == "UNKNOWN":
             st.caption(f"The judge gave no usable answer: {safe_text.md(s.judge['reason'])}")
         if s.annotations:
