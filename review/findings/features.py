@@ -71,6 +71,8 @@ def dense_features(
     df = np.bincount(S.indices, minlength=S.shape[1])
     cols = np.sort(np.argsort(-df, kind="stable")[: min(SVD_COLUMNS, int((df > 0).sum()) or 1)])
     R = _unit_rows(S[:, cols])  # the most frequent columns: the SVD's random matrix stays small
+    if len(cols) < 3 or n < 3:  # next to no words (texts of punctuation alone) or rows: the columns as they are
+        return Features(normalise(R.toarray()), S, f"word TF-IDF, {R.shape[1]} column(s), too few for an SVD")
     k = max(1, min(dims, n - 1, len(cols) - 1))
     svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=4, random_state=seed)
     if n > SVD_SAMPLE:

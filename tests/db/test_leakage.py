@@ -251,3 +251,12 @@ def test_copies_of_a_row_and_the_review_card_line(db, db_path, lead, splits, mon
         lines[0],
     )
     assert store.scalar(db, "SELECT claimed_by FROM states WHERE dataset_id=? AND idx=29", [train.id]) == "lena"
+
+
+def test_texts_with_next_to_no_words_are_checked_without_an_error(db, lead):
+    """Texts of punctuation alone leave the features one column or none: no SVD, no error, no pair."""
+    marks = ["...", "!!", "?", "-", "--"] * 2
+    a = _upload(db, lead, "marks_a", marks, ["sport", "science"] * 5)
+    b = _upload(db, lead, "marks_b", marks[::-1], ["sport", "science"] * 5)
+    chk = leakage.check(db, a, b, lead)
+    assert chk.pairs == 0 and chk.method == "exact"
