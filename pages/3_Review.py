@@ -67,7 +67,7 @@ if ds.task == "text" and not ds.mapping.multi:
     actions.update({"Keep but ambiguous": "keep but ambiguous", "Spot checks": "spot"})
 if ds.task == "text":  # the checks beyond label errors the latest run found rows of (review.findings)
     run_now = latest_run(db, ds.id)
-    actions.update({k: f"finding:{v}" for k, v in queue_filters(db, run_now and run_now["id"]).items()})
+    actions.update({k: f"finding:{v}" for k, v in queue_filters(db, run_now and run_now["id"], ds.id).items()})
 orders = ORDERS
 if blind.required(ds):  # blind first look: no filter or order that tells what the model recommends
     actions = {k: v for k, v in actions.items() if v in (None, "spot")}

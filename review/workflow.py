@@ -231,6 +231,19 @@ LABEL_SUSPECTS_FIRST = (
     "CASE WHEN s.is_issue=1 OR s.idx IN (SELECT c.idx FROM spot_checks c WHERE c.run_id=s.run_id) THEN 0 ELSE 1 END, "
 )
 ONE_FINDING = " AND s.idx IN (SELECT f.idx FROM row_findings f WHERE f.run_id=s.run_id AND f.kind=?)"
+# finding="leakage": the rows with a near copy in another upload, by the newest check against each other dataset
+# (review.findings.leakage; a check is asked for, not part of the run)
+LEAKED = (
+    " AND s.idx IN (SELECT p.idx FROM leakage_pairs p WHERE p.check_id IN"
+    " (SELECT MAX(c.id) FROM leakage_checks c WHERE c.dataset_id=? GROUP BY c.other_id))"
+)
+
+
+def _finding_cond(ds: Dataset, finding: str) -> tuple[str, list]:
+    """The condition on scores ``s`` for claim_next's and progress's ``finding``, with its parameters."""
+    return (LEAKED, [ds.id]) if finding == "leakage" else (ONE_FINDING, [finding])
+
+
 ACTION_ORDER = (
     "CASE COALESCE(s.fused_action, s.action) WHEN 'relabel' THEN 0 WHEN 'needs review' THEN 1"
     " WHEN 'keep but ambiguous' THEN 2 ELSE 3 END"
@@ -274,7 +287,7 @@ def claim_next(
     drawn at random to measure what the flags miss; otherwise they follow the flagged ones).
     ``action`` and ``order='action'`` use the fused action when the judge has run.
     ``finding``: only rows with that kind of finding in the latest run (row_findings: outlier, near_duplicate,
-    ambiguous, non_iid), flagged by the label check or not. Without it, rows with an outlier or ambiguous
+    ambiguous, non_iid), or "leakage" (a near copy in another upload: LEAKED), flagged by the label check or not. Without it, rows with an outlier or ambiguous
     finding or in a conflicting near-duplicate set follow the label suspects and spot checks.
     None when the queue is empty.
     """
@@ -306,8 +319,9 @@ def claim_next(
             )
             params: list = [ds.id, run["id"], user.name, now]
             if finding:
-                sql += ONE_FINDING
-                params.append(finding)
+                cond, extra = _finding_cond(ds, finding)
+                sql += cond
+                params += extra
             if excl:
                 sql += f" AND s.idx NOT IN ({','.join('?' * len(excl))})"
                 params += excl
@@ -808,7 +822,7 @@ def progress(
     ``finding``)."""
     run = latest_run(db, ds.id)
     if finding:
-        cond, extra = ONE_FINDING, [finding]
+        cond, extra = _finding_cond(ds, finding)
     elif action:
         cond, extra = " AND s.is_issue=1 AND s.action=?", [action]
     else:

@@ -262,6 +262,18 @@ def pairs_page(
     ]
 
 
+def has_copies(db: sqlite_utils.Database, dataset_id: int) -> bool:
+    """Whether the newest check of the dataset against some other one found a pair (the review queue's filter)."""
+    return bool(
+        store.scalar(
+            db,
+            "SELECT 1 FROM leakage_checks WHERE id IN (SELECT MAX(id) FROM leakage_checks WHERE dataset_id=?"
+            " GROUP BY other_id) AND pairs>0 LIMIT 1",
+            [dataset_id],
+        )
+    )
+
+
 def open_here(db: sqlite_utils.Database, chk: LeakageCheck) -> int:
     """How many of the rows here that the check found are still open (exclude_rows would decide them): its
     rows less those decided, found from the decided rows' side (each a lookup in leakage_pairs' key), so a

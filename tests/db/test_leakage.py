@@ -260,3 +260,30 @@ def test_texts_with_next_to_no_words_are_checked_without_an_error(db, lead):
     b = _upload(db, lead, "marks_b", marks[::-1], ["sport", "science"] * 5)
     chk = leakage.check(db, a, b, lead)
     assert chk.pairs == 0 and chk.method == "exact"
+
+
+def test_the_review_queue_filters_to_the_leaked_rows(db, db_path, lead, annotator, splits, monkeypatch):
+    """After a check, the Review page offers "Leakage": only rows with a near copy in the other upload, flagged
+    by the label check or not; its bar counts them; the card says where the copy is."""
+    from review import audit
+
+    train, test = splits
+    audit.run_audit(db, train.id, lead)
+    assert workflow.claim_next(db, train, annotator, finding="leakage") is None  # no check yet: no leaked row
+    monkeypatch.setenv("REVIEW_DB", str(db_path))
+    at = open_page("pages/3_Review.py", annotator, dataset="train")
+    assert "Leakage" not in at.radio(key="action_filter").options
+    leakage.check(db, train, test, lead)
+    assert workflow.progress(db, train, finding="leakage").flagged == len(COPIES)
+    at = open_page("pages/3_Review.py", annotator, dataset="train")
+    at.radio(key="action_filter").set_value("Leakage")
+    run(at)
+    held = store.scalar(db, "SELECT idx FROM states WHERE dataset_id=? AND claimed_by='anna'", [train.id])
+    assert held in COPIES
+    assert any(m.value.startswith("**Leakage:** a near copy in test, row ") for m in at.markdown)
+    decided = []
+    while (s := workflow.claim_next(db, train, annotator, finding="leakage")) is not None:  # the filter, row by row
+        workflow.decide(db, train, s.idx, annotator, "exclude", s.version)
+        decided.append(s.idx)
+    assert sorted(decided) == sorted(COPIES)
+    assert workflow.progress(db, train, finding="leakage").open == 0

@@ -30,15 +30,21 @@ def _summary(db, run_id: int) -> list:
     return fs.summary(db, run_id)
 
 
-def queue_filters(db, run_id: int | None) -> dict[str, str]:
-    """The Review page's extra filters: {"Outliers": "outlier", ...}, only the kinds the run found rows of."""
+def queue_filters(db, run_id: int | None, dataset_id: int | None = None) -> dict[str, str]:
+    """The Review page's extra filters: {"Outliers": "outlier", ...}, only the kinds the run found rows of; and
+    "Leakage" when a leakage check of ``dataset_id`` found copies in another upload (review.findings.leakage)."""
     if run_id is None:
         return {}
     try:
+        from review.findings import leakage
+
         have = {ROW_KIND.get(k.kind, k.kind) for k in _summary(db, run_id) if k.count}
     except ImportError:  # the checks are not installed: no filter
         return {}
-    return {title: kind for kind, title in KINDS.items() if kind in have}
+    out = {title: kind for kind, title in KINDS.items() if kind in have}
+    if dataset_id is not None and leakage.has_copies(db, dataset_id):
+        out["Leakage"] = "leakage"
+    return out
 
 
 def _score(x) -> str:
