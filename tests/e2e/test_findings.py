@@ -7,9 +7,10 @@ the rest" on row 7 and sees the set marked resolved; the database then holds the
 pending decisions (row 7 kept, the copy excluded).
 
 Leakage across two uploads: a second dataset, "heldout", holds edited copies of LEAKED demo rows beside other
-texts. The lead picks it under "Leakage against another upload", runs the check, sees the pairs, and excludes
-the leaked rows from training; the database then holds one pending exclude per leaked row. Screenshots go to
-artifacts/.
+texts. The lead picks it under "Leakage against another upload", runs the check and sees the pairs; the Review
+page's Leakage filter shows a leaked row whose card says where its copy is; back on the Audit page the lead
+excludes the leaked rows from training; the database then holds one pending exclude per leaked row.
+Screenshots go to artifacts/.
 """
 
 from __future__ import annotations
@@ -148,10 +149,21 @@ def test_a_lead_checks_leakage_against_a_held_out_upload_and_excludes_the_rows(a
             see(lea, f"Leakage check against heldout: {len(LEAKED)} rows here have a near copy there")
             see(lea, re.compile(rf"^Against heldout: {len(LEAKED)} rows here with a near copy there"))
             shot(lea, "leakage-01-checked")
+            # the review queue's Leakage filter: a leaked row on the card, which says where its copy is
+            go(lea, "Review")
+            main = lea.locator('[data-testid="stMain"]')
+            main.get_by_text("Leakage", exact=True).first.click()
+            wait_idle(lea)
+            see(lea, re.compile(r"^Leakage: a near copy in heldout, row \d+ \(similarity"))
+            shot(lea, "leakage-02-review-filter")
+            go(lea, "Audit")
+            main = lea.locator('[data-testid="stMain"]')
+            main.get_by_role("tab", name="Beyond label errors").click()
+            see(lea, re.compile(rf"^Against heldout: {len(LEAKED)} rows here with a near copy there"))
             main.get_by_role("button", name=f"Exclude the {len(LEAKED)} open rows here from training").click()
             wait_idle(lea)
             see(lea, f"{len(LEAKED)} rows excluded from training; the decisions await verification")
-            shot(lea, "leakage-02-excluded")
+            shot(lea, "leakage-03-excluded")
     finally:
         pairs = sorted(
             r[0] for r in db.execute("SELECT idx FROM leakage_pairs p JOIN leakage_checks c ON c.id=p.check_id")
