@@ -217,20 +217,32 @@ def get_suspect(db: sqlite_utils.Database, ds: Dataset, idx: int, run_id: int | 
     )
 
 
-SPOT_ONLY = " AND s.idx IN (SELECT c.idx FROM spot_checks c WHERE c.run_id=s.run_id)"
-FLAGGED_OR_SPOT = " AND (s.is_issue=1 OR s.idx IN (SELECT c.idx FROM spot_checks c WHERE c.run_id=s.run_id))"
-# rows the checks beyond label errors send to the queue: an outlier, an ambiguous row, a row of a conflicting
-# near-duplicate set (row_findings of the run); they follow the label suspects and spot checks
-FINDING_ROWS = (
-    "s.idx IN (SELECT f.idx FROM row_findings f WHERE f.run_id=s.run_id AND (f.kind IN ('outlier', 'ambiguous')"
-    " OR (f.kind='near_duplicate' AND f.set_id IN (SELECT d.id FROM dup_sets d WHERE d.run_id=s.run_id"
-    " AND d.n_labels>1))))"
-)
-QUEUE_ROWS = FLAGGED_OR_SPOT[:-1] + " OR " + FINDING_ROWS + ")"
-LABEL_SUSPECTS_FIRST = (
-    "CASE WHEN s.is_issue=1 OR s.idx IN (SELECT c.idx FROM spot_checks c WHERE c.run_id=s.run_id) THEN 0 ELSE 1 END, "
-)
-ONE_FINDING = " AND s.idx IN (SELECT f.idx FROM row_findings f WHERE f.run_id=s.run_id AND f.kind=?)"
+# The queue's conditions on scores ``s`` of run ``run``. The run id is written in as a literal (an integer from
+# the runs table): a subquery naming s.run_id is correlated, evaluated again for every row of the run, which at
+# 1M rows with 20,000 findings did not finish in minutes; with the literal each list is built once.
+def _spot_only(run: int) -> str:
+    return f" AND s.idx IN (SELECT c.idx FROM spot_checks c WHERE c.run_id={int(run)})"
+
+
+def _flagged_or_spot(run: int) -> str:
+    return f" AND (s.is_issue=1 OR s.idx IN (SELECT c.idx FROM spot_checks c WHERE c.run_id={int(run)}))"
+
+
+def _finding_rows(run: int) -> str:
+    """Rows the checks beyond label errors send to the queue: an outlier, an ambiguous row, a row of a
+    conflicting near-duplicate set (row_findings of the run); they follow the label suspects and spot checks."""
+    r = int(run)
+    return (
+        f" AND s.idx IN (SELECT f.idx FROM row_findings f WHERE f.run_id={r} AND (f.kind IN ('outlier', 'ambiguous')"
+        f" OR (f.kind='near_duplicate' AND f.set_id IN (SELECT d.id FROM dup_sets d WHERE d.run_id={r}"
+        " AND d.n_labels>1))))"
+    )
+
+
+def _one_finding(run: int) -> str:
+    return f" AND s.idx IN (SELECT f.idx FROM row_findings f WHERE f.run_id={int(run)} AND f.kind=?)"
+
+
 # finding="leakage": the rows with a near copy in another upload, by the newest check against each other dataset
 # (review.findings.leakage; a check is asked for, not part of the run)
 LEAKED = (
@@ -239,9 +251,9 @@ LEAKED = (
 )
 
 
-def _finding_cond(ds: Dataset, finding: str) -> tuple[str, list]:
+def _finding_cond(ds: Dataset, run: int, finding: str) -> tuple[str, list]:
     """The condition on scores ``s`` for claim_next's and progress's ``finding``, with its parameters."""
-    return (LEAKED, [ds.id]) if finding == "leakage" else (ONE_FINDING, [finding])
+    return (LEAKED, [ds.id]) if finding == "leakage" else (_one_finding(run), [finding])
 
 
 ACTION_ORDER = (
@@ -311,15 +323,14 @@ def claim_next(
                 "UPDATE states SET claimed_by=NULL, claimed_until=NULL WHERE dataset_id=? AND claimed_by=? AND state='open'",
                 [ds.id, user.name],
             )
+            rid = run["id"]
             sql = (
-                "SELECT s.idx FROM scores s LEFT JOIN states st ON st.dataset_id=? AND st.idx=s.idx"
-                " WHERE s.run_id=?"
-                + ("" if disagrees or finding else SPOT_ONLY if spot else QUEUE_ROWS)
-                + " AND (st.state IS NULL OR (st.state='open' AND (st.claimed_by IS NULL OR st.claimed_by=? OR st.claimed_until<?)))"
+                "SELECT s.idx FROM scores s LEFT JOIN states st ON st.dataset_id=? AND st.idx=s.idx WHERE s.run_id=?"
+                " AND (st.state IS NULL OR (st.state='open' AND (st.claimed_by IS NULL OR st.claimed_by=? OR st.claimed_until<?)))"
             )
-            params: list = [ds.id, run["id"], user.name, now]
+            params: list = [ds.id, rid, user.name, now]
             if finding:
-                cond, extra = _finding_cond(ds, finding)
+                cond, extra = _finding_cond(ds, rid, finding)
                 sql += cond
                 params += extra
             if excl:
@@ -332,12 +343,23 @@ def claim_next(
                 sql += " AND s.idx IN (SELECT a.idx FROM annotations a WHERE a.dataset_id=? AND a.annotator=? AND a.label != s.consensus_label)"
                 params += [ds.id, disagrees]
             if swap:
-                sql += " AND s.idx IN (SELECT t.idx FROM token_issues t WHERE t.run_id=s.run_id AND t.given_tag=? AND t.predicted_tag=?)"
+                sql += f" AND s.idx IN (SELECT t.idx FROM token_issues t WHERE t.run_id={int(rid)} AND t.given_tag=? AND t.predicted_tag=?)"
                 params += list(swap)
+            # by rank: the label suspects walk the rank index and stop at the first open row; a row list (a
+            # finding, spot checks, leaked rows) is read by its rows and sorted (+s.rank: not the index's order)
             by = ACTION_ORDER + ", s.rank" if order == "action" else "s.rank"
-            if not (disagrees or finding or spot):
-                by = LABEL_SUSPECTS_FIRST + by
-            idx = store.scalar(db, sql + f" ORDER BY {by} LIMIT 1", params)
+            listed = ACTION_ORDER + ", s.rank" if order == "action" else "+s.rank"
+            if disagrees or finding:
+                phases = [("", listed)]
+            elif spot:
+                phases = [(_spot_only(rid), listed)]
+            else:  # the label suspects and spot checks first, then the rows the checks beyond label errors send
+                phases = [(_flagged_or_spot(rid), by), (_finding_rows(rid), listed)]
+            idx = None
+            for cond, order_by in phases:
+                idx = store.scalar(db, sql + cond + f" ORDER BY {order_by} LIMIT 1", params)
+                if idx is not None:
+                    break
             if idx is None:
                 return None
         db.execute(
@@ -822,7 +844,7 @@ def progress(
     ``finding``)."""
     run = latest_run(db, ds.id)
     if finding:
-        cond, extra = _finding_cond(ds, finding)
+        cond, extra = _finding_cond(ds, run["id"] if run else -1, finding)
     elif action:
         cond, extra = " AND s.is_issue=1 AND s.action=?", [action]
     else:
