@@ -107,8 +107,10 @@ def label_counts(db: sqlite_utils.Database, ds: Dataset) -> list[tuple[str, int,
     )
     moved_out = by_name(
         db.execute(
-            "SELECT i.given_label, COUNT(*) FROM states st JOIN items i ON i.dataset_id=st.dataset_id AND i.idx=st.idx"
-            " WHERE st.dataset_id=? AND st.current_label IS NOT NULL GROUP BY i.given_label",
+            # CROSS JOIN: from the states rows (few), each item by its key; a plain JOIN let SQLite walk every
+            # item of the dataset for the GROUP BY's order (127 ms at 1M rows for 16 states rows)
+            "SELECT i.given_label, COUNT(*) FROM states st CROSS JOIN items i ON i.dataset_id=st.dataset_id"
+            " AND i.idx=st.idx WHERE st.dataset_id=? AND st.current_label IS NOT NULL GROUP BY i.given_label",
             [ds.id],
         ).fetchall()
     )
