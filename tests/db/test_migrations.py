@@ -44,9 +44,11 @@ AFTER_8 = (
         "row_findings",
         "dup_sets",
         "row_neighbours",
+        "leakage_checks",
+        "leakage_pairs",
     ],
     ["bulk_id", "blind_decision", "blind_label"],
-    ["items_given", "scores_predicted"],
+    ["items_given", "scores_predicted", "scores_action_rank"],
     ["excluded", "ambiguous"],
 )
 NAMES = [m.name for m in store.MIGRATIONS]
