@@ -86,8 +86,8 @@ class SpotResults:
 _DECIDED = (
     # the rows of the run someone decided: wrong 1 when the label was found wrong, 0 when right; judged 0 for
     # exclude / ambiguous (a problem of another kind: the label neither confirmed nor corrected, so neither right
-    # nor wrong; the row is reviewed all the same), unless a lead overrode the decision with a label. Unsure
-    # rows are left out (still to be looked at).
+    # nor wrong, and wrong is 0 for them; the row is reviewed all the same), unless a lead overrode the decision
+    # with a label. Unsure rows are left out (still to be looked at).
     # Starts from reviews (the decided rows, few), so it costs the same at a thousand rows or a million.
     "SELECT r.idx, s.quality, s.is_issue,"
     " CASE WHEN r.status='overridden' THEN (COALESCE(r.final_label, '') != COALESCE(i.given_label, ''))"
@@ -104,7 +104,7 @@ def flagged_decided(db: sqlite_utils.Database, ds: Dataset, run_id: int) -> tupl
     """Among run ``run_id``'s flagged rows: (decided with the label judged, found wrong), as flag_precision
     counts them (the export manifest's flags)."""
     r = db.execute(
-        f"SELECT COALESCE(SUM(d.judged), 0), COALESCE(SUM(d.wrong * d.judged), 0) FROM ({_DECIDED}) d"
+        f"SELECT COALESCE(SUM(d.judged), 0), COALESCE(SUM(d.wrong), 0) FROM ({_DECIDED}) d"
         " WHERE d.is_issue=1",
         [run_id, ds.id, ds.id],
     ).fetchone()
@@ -120,7 +120,7 @@ def flag_precision(db: sqlite_utils.Database, ds: Dataset) -> FlagPrecision:
     flagged_by_band = {int(k): v for k, v in aggregates(db, ds, run)["bands"].items()}
     decided, reviewed = {}, {}
     for b, n, w, seen in db.execute(
-        f"SELECT {band_case('d.quality')}, COALESCE(SUM(d.judged), 0), COALESCE(SUM(d.wrong * d.judged), 0),"
+        f"SELECT {band_case('d.quality')}, COALESCE(SUM(d.judged), 0), COALESCE(SUM(d.wrong), 0),"
         f" COUNT(*) FROM ({_DECIDED}) d WHERE d.is_issue=1 GROUP BY 1",
         [run["id"], ds.id, ds.id],
     ).fetchall():
@@ -206,7 +206,7 @@ def spot_results(db: sqlite_utils.Database, ds: Dataset) -> SpotResults | None:
 
     added = store.scalar(db, "SELECT COUNT(*) FROM spot_checks WHERE run_id=?", [run["id"]])
     decided, wrong = db.execute(
-        f"SELECT COALESCE(SUM(d.judged), 0), COALESCE(SUM(d.wrong * d.judged), 0) FROM ({_DECIDED}) d"
+        f"SELECT COALESCE(SUM(d.judged), 0), COALESCE(SUM(d.wrong), 0) FROM ({_DECIDED}) d"
         " WHERE d.idx IN (SELECT idx FROM spot_checks WHERE run_id=?)",
         [run["id"], ds.id, ds.id, run["id"]],
     ).fetchone()
