@@ -104,8 +104,7 @@ def flagged_decided(db: sqlite_utils.Database, ds: Dataset, run_id: int) -> tupl
     """Among run ``run_id``'s flagged rows: (decided with the label judged, found wrong), as flag_precision
     counts them (the export manifest's flags)."""
     r = db.execute(
-        f"SELECT COALESCE(SUM(d.judged), 0), COALESCE(SUM(d.wrong), 0) FROM ({_DECIDED}) d"
-        " WHERE d.is_issue=1",
+        f"SELECT COALESCE(SUM(d.judged), 0), COALESCE(SUM(d.wrong), 0) FROM ({_DECIDED}) d WHERE d.is_issue=1",
         [run_id, ds.id, ds.id],
     ).fetchone()
     return int(r[0]), int(r[1])

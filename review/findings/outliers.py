@@ -49,7 +49,7 @@ class Outliers:
     average cosine distance, flagged (n,) bool (isolated or unlike any class), cutoff: the distance above
     which a row is isolated, dataset_score: the mean score; isolated (n,) bool: the distance rule; class_fit
     (n,) the averaged lift over chance (nan without labels); own_fit (n,) the row's own lift (nan without a
-    label); unplaced (n,) bool: class_fit below ``fit_cutoff`` and own_fit below OWN_LABEL_SURE."""
+    label); unplaced (n,) bool: class_fit below ``fit_cutoff`` and own_fit below ``own_sure``."""
 
     score: np.ndarray
     distance: np.ndarray
@@ -62,6 +62,7 @@ class Outliers:
     unplaced: np.ndarray
     threshold: float = THRESHOLD
     fit_cutoff: float = UNLIKE_ANY_CLASS
+    own_sure: float = OWN_LABEL_SURE
 
     def rules(self, i: int) -> list[str]:
         """The rules that flag row i: "isolated", "unlike any class" (empty for a row not flagged)."""
@@ -129,6 +130,7 @@ def find(
     pred_probs: np.ndarray | None = None,
     threshold: float = THRESHOLD,
     fit_cutoff: float = UNLIKE_ANY_CLASS,
+    own_sure: float = OWN_LABEL_SURE,
 ) -> Outliers:
     """Both rules (see the module's doc); without labels and pred_probs only the isolated rows."""
     sim = np.where(nb.idx >= 0, nb.sim, 0.0)
@@ -143,7 +145,7 @@ def find(
     unplaced = np.zeros(n, dtype=bool)
     if labels is not None and pred_probs is not None and n:
         fit, own = class_fit(nb, labels, pred_probs), own_fit(labels, pred_probs)
-        sure = np.nan_to_num(own, nan=-1.0) >= OWN_LABEL_SURE  # like its class, whatever its neighbourhood
+        sure = np.nan_to_num(own, nan=-1.0) >= own_sure  # like its class, whatever its neighbourhood
         unplaced = (np.nan_to_num(fit, nan=1.0) < fit_cutoff) & ~sure
         score = np.minimum(score, np.where(sure, 1.0, np.clip(np.nan_to_num(fit, nan=1.0), 0.0, 1.0)))
     flagged = isolated | unplaced
@@ -159,4 +161,5 @@ def find(
         unplaced,
         threshold,
         fit_cutoff,
+        own_sure,
     )

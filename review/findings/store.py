@@ -19,7 +19,6 @@ import sqlite_utils
 
 from review.datasets import Dataset
 from review.findings import ChecksResult
-from review.findings import outliers as outliers_mod
 
 ALL_ROWS_UP_TO = 200_000
 MAX_ROWS = 1_000
@@ -177,7 +176,7 @@ def write(db: sqlite_utils.Database, ds: Dataset, run_id: int, res: ChecksResult
                 "isolated": int(out.isolated.sum()),
                 "unlike_any_class": int(out.unplaced.sum()),
                 "class_fit_cutoff": out.fit_cutoff,
-                "own_label_sure": outliers_mod.OWN_LABEL_SURE,
+                "own_label_sure": out.own_sure,
                 "method": method,
                 "features": res.source,
             },
