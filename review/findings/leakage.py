@@ -157,6 +157,7 @@ def check(
     a, b, s, method = find_pairs(_texts(db, ds), _texts(db, other), progress)
     here, there = _current(db, ds), _current(db, other)
     conflicting = int(sum(here[i] != there[j] for i, j in zip(a.tolist(), b.tolist())))
+    n_here, n_there = len(np.unique(a)), len(np.unique(b))
     seconds = round(time.perf_counter() - t0, 2)
     with store.transaction(db):
         cur = db.execute(
@@ -167,8 +168,8 @@ def check(
                 other.id,
                 store.now_iso(),
                 user.name,
-                len(set(a.tolist())),
-                len(set(b.tolist())),
+                n_here,
+                n_there,
                 len(a),
                 conflicting,
                 near_duplicates.THRESHOLD,
@@ -190,7 +191,7 @@ def check(
             against=other.name,
             against_id=other.id,
             pairs=len(a),
-            rows=len(set(a.tolist())),
+            rows=n_here,
             conflicting=conflicting,
         )
     progress(1.0, "Leakage check done")
