@@ -322,11 +322,7 @@ else:
                     )
                 if r["blind_decision"]:  # the reviewer's own call, made before the model's view was shown
                     first = blind.BlindCall(r["blind_decision"], r["blind_label"])
-                    changed = first.differs_from(r["decision"], r["new_label"])
-                    st.markdown(
-                        f"blind first call: **{safe_text.md(first.describe())}**"
-                        + (" · changed after seeing the model's view" if changed else " · kept after the model's view")
-                    )
+                    st.markdown(f"blind first call: {safe_text.md(first.against(r['decision'], r['new_label']))}")
                 if r["note"]:
                     st.markdown(f"note: {safe_text.md(r['note'])}")
             c = st.columns([1, 3, 1, 2, 1])

@@ -74,6 +74,12 @@ class BlindCall:
         """Whether the final decision (decision, new_label) is another call than this one."""
         return self.decision != decision or (decision == "relabel" and self.label != new_label)
 
+    def against(self, decision: str, new_label: str | None) -> str:
+        """The first call beside the final decision, for the lead verifying it (plain text: escape it where
+        drawn): 'looks right · changed after seeing the model's view'."""
+        kept = "changed after seeing" if self.differs_from(decision, new_label) else "kept after"
+        return f"{self.describe()} · {kept} the model's view"
+
     def as_state(self) -> dict:
         """What the Review card keeps in its session state (see from_state)."""
         return {"decision": self.decision, "label": self.label}

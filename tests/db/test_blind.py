@@ -398,7 +398,7 @@ def test_the_verify_card_shows_the_blind_first_call_and_whether_it_changed(bdb):
     workflow.decide(bdb, ds, s.idx, ANNA, "relabel", s.version, new_label=target, blind=BlindCall.looks_right())
     at = open_page("pages/4_Verify.py", LEAD, dataset=ds.name)
     shown = [m.value for m in at.markdown]
-    assert "blind first call: **looks right** · changed after seeing the model's view" in shown
+    assert "blind first call: looks right · changed after seeing the model's view" in shown
     s2 = workflow.claim_next(bdb, ds, BEN)
     t2 = other_label(ds, s2)
     workflow.decide(bdb, ds, s2.idx, BEN, "relabel", s2.version, new_label=t2, blind=BlindCall.looks_wrong(t2))
@@ -408,5 +408,13 @@ def test_the_verify_card_shows_the_blind_first_call_and_whether_it_changed(bdb):
     at = open_page("pages/4_Verify.py", LEAD, dataset=ds.name)
     shown = [m.value for m in at.markdown]
     assert any(
-        v.startswith("blind first call: **looks wrong: label ") and "kept after the model's view" in v for v in shown
+        v.startswith("blind first call: looks wrong: label ") and "kept after the model's view" in v for v in shown
+    )
+
+
+def test_a_first_call_against_the_final_decision_in_words():
+    assert BlindCall.looks_right().against("keep", None) == "looks right · kept after the model's view"
+    assert (
+        BlindCall.looks_wrong("b").against("relabel", "c")
+        == "looks wrong: label b · changed after seeing the model's view"
     )
