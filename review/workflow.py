@@ -301,8 +301,9 @@ def claim_next(
     drawn at random to measure what the flags miss; otherwise they follow the flagged ones).
     ``action`` and ``order='action'`` use the fused action when the judge has run.
     ``finding``: only rows with that kind of finding in the latest run (row_findings: outlier, near_duplicate,
-    ambiguous, non_iid), or "leakage" (a near copy in another upload: LEAKED), flagged by the label check or not. Without it, rows with an outlier or ambiguous
-    finding or in a conflicting near-duplicate set follow the label suspects and spot checks.
+    ambiguous, non_iid), or "leakage" (a near copy in another upload: LEAKED), flagged by the label check or
+    not. Without it, rows with an outlier or ambiguous finding or in a conflicting near-duplicate set follow the
+    label suspects and spot checks (a second query, once no label suspect is open).
     None when the queue is empty.
     """
     require_active(db, user, "annotator", "review suspects")
