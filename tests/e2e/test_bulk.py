@@ -51,11 +51,14 @@ def test_bulk_fix_sample_apply_undo(app, pages):
             a = bulk.open_action(db, ds)
             assert a is not None and len(a.sample) == 3
             shot(lea, "bulk-01-sample")
-            for k in range(3):  # two wrong, then one correct
-                name = f"Wrong: relabel to {p}" if k < 2 else "Correct as labelled"
-                main.get_by_role("button", name=name).first.click()
+            for k, idx in enumerate(a.sample):  # two wrong, then one correct
+                # Each row's own button by its key: a decided row's buttons linger in the page until its script
+                # run ends, so "the first button of that name" can be the stale one of the row just decided.
+                key = f"bulk_wrong_{a.id}_{idx}" if k < 2 else f"bulk_right_{a.id}_{idx}"
+                main.locator(f".st-key-{key} button").click()
                 wait_idle(lea)
                 see(lea, re.compile(rf"{k + 1} of {k + 1} decided sample rows|{k + 1} decided sample rows"))
+                wait_idle(lea)
             see(lea, "Precision 67% (95 % interval")
             apply_button = main.get_by_role("button", name=f"Apply to the other {n - 3} rows")
             assert apply_button.is_enabled()
