@@ -246,16 +246,12 @@ def write(db: sqlite_utils.Database, ds: Dataset, run_id: int, res: ChecksResult
             0,
             (
                 "The rows are not in random order: "
-                + (
-                    f"nearby rows are alike (p = {order.features_p:.3g})"
-                    if order.features_p < order.significance
-                    else ""
-                )
-                + ("; " if order.features_p < order.significance and order.labels_p < order.significance else "")
+                + (f"nearby rows are alike (p = {order.features_p:.3g})" if order.features_drift else "")
+                + ("; " if order.features_drift and order.labels_drift else "")
                 + (
                     f"labels drift with row order (p = {order.labels_p:.3g}; rows {order.worst_block[0]}-"
                     f"{order.worst_block[1]} differ most)"
-                    if order.labels_p < order.significance and order.worst_block
+                    if order.labels_drift and order.worst_block
                     else ""
                 )
                 + ". Shuffle before splitting, and check how the data was collected."
@@ -265,6 +261,7 @@ def write(db: sqlite_utils.Database, ds: Dataset, run_id: int, res: ChecksResult
             {
                 "score": round(order.score, 4),
                 "threshold": order.significance,
+                "cutoff_each": order.cutoff,
                 "features_p": round(order.features_p, 4),
                 "labels_p": round(order.labels_p, 4),
                 "ks": round(order.ks, 4),

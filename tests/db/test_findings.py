@@ -195,6 +195,28 @@ def test_non_iid_labels_and_features():
     Xd /= np.linalg.norm(Xd, axis=1)[:, None]
     ordered = non_iid.find(neighbours.exact(Xd), drift)
     assert ordered.flagged and ordered.labels_p < 1e-6 and ordered.features_p < 0.05
+    assert ordered.labels_drift and ordered.score == pytest.approx(
+        min(1.0, 2 * min(ordered.features_p, ordered.labels_p))
+    )
+
+
+def test_non_iid_holds_each_of_its_two_tests_to_half_the_significance(monkeypatch):
+    """Two tests at 0.05 each would warn on up to 10 % of random orders: each is held to 0.025 (Bonferroni)."""
+    nb = neighbours.Neighbours(np.zeros((40, 1), dtype=np.int32), np.zeros((40, 1), dtype=np.float32), "exact")
+    labels = np.array([0, 1] * 20)
+
+    def with_p(features_p, labels_p):
+        monkeypatch.setattr(non_iid, "_features_p", lambda nb, seed: (features_p, 0.3))
+        monkeypatch.setattr(non_iid, "_labels_p", lambda labels: (labels_p, (0, 9)))
+        return non_iid.find(nb, labels)
+
+    r = with_p(0.03, 0.6)  # below 0.05, not below 0.025: no warning
+    assert not r.flagged and not r.features_drift and r.score == pytest.approx(0.06) and r.cutoff == 0.025
+    r = with_p(0.02, 0.6)
+    assert r.flagged and r.features_drift and not r.labels_drift and r.score == pytest.approx(0.04)
+    r = with_p(0.9, 0.001)
+    assert r.flagged and r.labels_drift and not r.features_drift and r.score == pytest.approx(0.002)
+    assert with_p(0.7, 0.8).score == 1.0  # an adjusted p-value is at most 1
 
 
 def test_too_few_rows_skip_the_checks(db, lead):
