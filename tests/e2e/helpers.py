@@ -196,13 +196,15 @@ def choose(page, container, label: str, option: str) -> None:
 def pick_option(page, label: str, option, typed: str) -> None:
     """Choose an option (a name or a pattern) of the st.selectbox labelled ``label`` in the main
     area as a user does with a long list: open it, type to filter, click. A rerun still drawing
-    the page can close the list under the pointer; then the user (and this helper) tries again."""
+    the page can close the list under the pointer; then the user (and this helper) tries again.
+    The filter text is filled into the box itself, not typed on the page's keyboard: keys typed while a
+    rerun has taken the focus away would reach the page's shortcuts (S skips the sentence: CI saw it)."""
     for attempt in range(4):
         wait_idle(page)
         combo = page.locator('[data-testid="stMain"]').get_by_role("combobox", name=label)
         try:
             combo.click()
-            page.keyboard.type(typed)
+            combo.fill(typed)
             page.get_by_role("option", name=option).first.click(timeout=5000)
             wait_idle(page)  # the pick reruns the script; the next widget may be new
             return
