@@ -166,7 +166,7 @@ def cmd_audit(db, args) -> int:
         return 0
     for k in checks_summary(db, run_id):
         score = "" if k.score is None else f" (score {k.score:.3f})"
-        print(f"  check {k.kind}: {k.count:,}{score}")
+        print(f"  check {k.kind}: {k.figure}{score}")
     return 0
 
 

@@ -167,18 +167,14 @@ CHECK_KINDS = ("outliers", "near_duplicates", "ambiguous", "class_imbalance", "n
 
 
 def _checks(db, run_id: int | None) -> dict | None:
-    """{kind: rows found} of the run's checks beyond label errors (review.findings; its dataset-level rows of
-    ``findings``), every kind named (0 when none found); None when the run has none (an older run, NER)."""
+    """{kind: count} of the run's checks beyond label errors (review.findings.summary's KindSummary.found: rows
+    found; minority classes for class_imbalance; 1 when the row order drifts for non_iid), every kind named
+    (0 when none found); None when the run has none (an older run, NER)."""
+    from review.findings import summary
+
     if run_id is None:
         return None
-    got = {
-        r["kind"]: r["n_rows"]
-        for r in store.rows(
-            db,
-            f"SELECT kind, n_rows FROM findings WHERE run_id=? AND kind IN ({','.join('?' * len(CHECK_KINDS))})",
-            [run_id, *CHECK_KINDS],
-        )
-    }
+    got = {k.kind: k.found for k in summary.summary(db, run_id)}
     return {k: int(got.get(k) or 0) for k in CHECK_KINDS} if got else None
 
 

@@ -24,12 +24,14 @@ TITLES = {
 ORDER = list(TITLES)
 ROW_KIND = {"outliers": "outlier", "near_duplicates": "near_duplicate", "ambiguous": "ambiguous", "non_iid": "non_iid"}
 ROW_KINDS = ("outlier", "near_duplicate", "ambiguous", "non_iid")
+DATASET_LEVEL = ("class_imbalance", "non_iid")  # checks that warn about the whole dataset and flag no row
 
 
 @dataclass(frozen=True)
 class KindSummary:
     """One check of a run: kind (findings.kind), title, count (rows it found; 0 for class imbalance and
-    non-IID, which flag no row), score (the dataset score in [0, 1], lower worse), message, method."""
+    non-IID, which flag no row: see ``warns`` and ``figure``), score (the dataset score in [0, 1], lower
+    worse), message, method."""
 
     kind: str
     title: str
@@ -38,6 +40,34 @@ class KindSummary:
     message: str
     method: str | None
     detail: dict = field(default_factory=dict)
+
+    @property
+    def warns(self) -> bool:
+        """Whether the check found something: rows for a row-level check; for class imbalance a minority class
+        named, for the row order a score below its threshold (its two tests, adjusted)."""
+        if self.kind == "class_imbalance":
+            return bool(self.detail.get("minority"))
+        if self.kind == "non_iid":
+            cut = self.detail.get("threshold")
+            return self.score is not None and cut is not None and self.score < cut
+        return self.count > 0
+
+    @property
+    def found(self) -> int:
+        """The count the summaries and the manifest report: rows found; minority classes named (class
+        imbalance); 1 when the row order drifts, else 0 (non-IID)."""
+        if self.kind == "class_imbalance":
+            return len(self.detail.get("minority") or [])
+        if self.kind == "non_iid":
+            return int(self.warns)
+        return self.count
+
+    @property
+    def figure(self) -> str:
+        """The count as a page shows it: rows found, or for a dataset-level check "warning" / "no warning"."""
+        if self.kind in DATASET_LEVEL:
+            return "warning" if self.warns else "no warning"
+        return f"{self.count:,}"
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,10 @@ def test_run_records_each_check(run):
     assert "Split" in by["near_duplicates"].message and by["near_duplicates"].detail["leakage_sets"] == 1
     # the balanced demo: no minority class, the rarest named with its share
     assert by["class_imbalance"].detail["minority"] == [] and "class account is" in by["class_imbalance"].message
+    # what the pages and the manifest report is what the run's metrics counted, for every kind
+    assert {k: by[k].found for k in by} == {k: checks[k] for k in by}
+    assert by["class_imbalance"].figure == "no warning" and not by["class_imbalance"].warns
+    assert by["non_iid"].warns == bool(checks["non_iid"]) and by["non_iid"].figure in ("warning", "no warning")
     found = store.rows(db, "SELECT n_rows, rows FROM findings WHERE run_id=? AND kind='outliers'", [run_id])
     assert found[0]["n_rows"] == checks["outliers"] == len(json.loads(found[0]["rows"]))
 
@@ -251,3 +255,17 @@ def test_more_rows_than_the_budget_allows_skip_the_checks_and_say_why(db, db_pat
     at = open_page("pages/2_Audit.py", lead, dataset=demo.DEMO_NAME)
     run(at)
     assert any("run up to 100 rows, the largest size measured" in i.value for i in at.info)
+
+
+def test_dataset_level_checks_report_a_warning_not_a_row_count():
+    def kind(k, score, detail, count=0):
+        return summary.KindSummary(k, summary.TITLES[k], count, score, "", "exact", detail)
+
+    drift = kind("non_iid", 0.01, {"threshold": 0.05})
+    assert drift.warns and drift.found == 1 and drift.figure == "warning"
+    calm = kind("non_iid", 0.2, {"threshold": 0.05})
+    assert not calm.warns and calm.found == 0 and calm.figure == "no warning"
+    rare = kind("class_imbalance", 0.01, {"minority": ["a", "b"]})
+    assert rare.warns and rare.found == 2 and rare.figure == "warning"
+    rows = kind("outliers", 0.9, {}, count=1234)
+    assert rows.warns and rows.found == 1234 and rows.figure == "1,234"

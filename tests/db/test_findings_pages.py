@@ -32,9 +32,19 @@ SUMMARY = {  # kind: (n_rows, score, message)
     "outliers": (3, 0.912, "3 rows unlike any class."),
     "near_duplicates": (7, 0.845, "3 near-duplicate sets (7 rows), 1 with conflicting labels."),
     "ambiguous": (60, 0.7, "60 rows the model finds two classes both likely."),
-    "class_imbalance": (40, 0.5, "class billing is 10% of rows."),
+    "class_imbalance": (0, 0.02, "class billing is 2% of rows (below 3%): a rare class, not noise."),
     "non_iid": (0, 0.93, "No drift with row order."),
 }
+DETAIL = {"class_imbalance": {"minority": ["billing"], "cutoff": 0.03}, "non_iid": {"threshold": 0.05}}
+# what the pages show for each kind, and the manifest counts: rows; a warning (one minority class); none
+FIGURE = {
+    "outliers": "3",
+    "near_duplicates": "7",
+    "ambiguous": "60",
+    "class_imbalance": "warning",
+    "non_iid": "no warning",
+}
+FOUND = {"outliers": 3, "near_duplicates": 7, "ambiguous": 60, "class_imbalance": 1, "non_iid": 0}
 
 
 def run_id(db, ds) -> int:
@@ -100,7 +110,7 @@ def seed(db, ds) -> dict:
         for kind, (n, score, message) in SUMMARY.items():
             db.execute(
                 "INSERT INTO findings(run_id, kind, n_rows, message, rows, detail) VALUES (?,?,?,?,?,?)",
-                [rid, kind, n, message, "[]", json.dumps({"score": score, "method": "exact"})],
+                [rid, kind, n, message, "[]", json.dumps({"score": score, "method": "exact", **DETAIL.get(kind, {})})],
             )
     return {**out, "same": same, "conflict": [a, b], "leak": leak, "sets": sets, "labels": (x, y)}
 
@@ -197,7 +207,7 @@ def test_get_suspect_carries_the_findings_and_the_reasons(fdb):
 def test_the_manifest_counts_every_kind_of_the_run_it_carries(fdb):
     db, ds, _ = fdb
     m = versions.build_manifest(db, ds, run_id(db, ds), "cleaned", {"export": 400}, user=LEAD).to_dict()
-    assert m["checks"] == {k: v[0] for k, v in SUMMARY.items()}
+    assert m["checks"] == FOUND
     integrity = datasets.latest_run(db, ds.id, "integrity")
     if integrity is not None:  # a run without the checks carries none
         assert versions.build_manifest(db, ds, integrity["id"], "cleaned", {"export": 400}).checks is None
@@ -220,10 +230,11 @@ def test_audit_tab_lines_and_paging(fdb):
     at = open_page(AUDIT, LEAD, dataset=ds.name)
     tab = _tab(at)
     lines = [m.value for m in tab.markdown]
-    for kind, (n, score, message) in SUMMARY.items():
-        assert any(f"{n:,} · score {score:.3f} · {message}" in line for line in lines), (kind, lines)
+    for kind, (_, score, message) in SUMMARY.items():
+        assert any(f"{FIGURE[kind]} · score {score:.3f} · {message}" in line for line in lines), (kind, lines)
     summary_caption = " ".join(c.value for c in at.caption)
-    assert "Beyond label errors: " in summary_caption and "60" in summary_caption
+    assert "Beyond label errors: " in summary_caption and "Ambiguous rows 60" in summary_caption
+    assert "Class imbalance warning" in summary_caption and "Row order (non-IID) no warning" in summary_caption
     # drill-down: the ambiguous rows, 50 then 10, keyset on the row number
     at.selectbox(key=f"findings_kind_{run_id(db, ds)}").set_value("ambiguous")
     run(at)
@@ -332,7 +343,9 @@ def test_review_audit_prints_a_line_per_kind(fdb, tmp_path):
     lines = [line.strip() for line in p.stdout.splitlines() if line.strip().startswith("check ")]
     assert [line.split(":")[0] for line in lines] == [f"check {k.kind}" for k in kinds]
     for k, line in zip(kinds, lines, strict=True):
-        assert line.startswith(f"check {k.kind}: {k.count:,}")
+        assert line.startswith(f"check {k.kind}: {k.figure}")
+    dataset_level = [line for line in lines if line.startswith(("check class_imbalance", "check non_iid"))]
+    assert len(dataset_level) == 2 and all(": warning" in line or ": no warning" in line for line in dataset_level)
 
 
 def test_under_a_blind_first_look_the_reasons_wait_for_step_two(fdb):

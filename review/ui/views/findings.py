@@ -59,7 +59,7 @@ def summary_line(db, run_id: int) -> None:
         return
     if kinds:
         st.caption(
-            "Beyond label errors: " + " · ".join(f"{safe_text.md(k.title)} {k.count:,}" for k in kinds),
+            "Beyond label errors: " + " · ".join(f"{safe_text.md(k.title)} {k.figure}" for k in kinds),
             help="Outliers, near duplicates, ambiguous rows, class imbalance and a non-IID warning: the tab "
             "Beyond label errors",
         )
@@ -88,7 +88,7 @@ def _run_checks(db, ds: Dataset, user: auth.User, run_id: int) -> None:
         return
     for k in kinds:  # one line each: count, dataset-level score, message
         st.markdown(
-            f"**{safe_text.md(k.title)}**: {k.count:,} · score {_score(k.score)} · {safe_text.md(k.message or '')}",
+            f"**{safe_text.md(k.title)}**: {k.figure} · score {_score(k.score)} · {safe_text.md(k.message or '')}",
             help=f"Method: {k.method}. Scores are in [0, 1], lower is more of an issue." if k.method else None,
         )
     drill = [ROW_KIND[k.kind] for k in kinds if k.kind in ROW_KIND and k.count and ROW_KIND[k.kind] != "near_duplicate"]
