@@ -186,11 +186,22 @@ def sign_in(page, url: str, name: str, password: str) -> None:
 
 
 def choose(page, container, label: str, option: str) -> None:
-    """Pick ``option`` in the st.selectbox labelled ``label`` inside ``container`` (a combobox)."""
-    combo = container.get_by_role("combobox", name=label)
-    combo.click()
-    page.get_by_role("option", name=option, exact=True).click()
-    page.wait_for_function("([el, v]) => el.value === v", arg=[combo.element_handle(), option])
+    """Pick ``option`` in the st.selectbox labelled ``label`` inside ``container`` (a combobox). A rerun
+    still drawing the page can close the list just opened (CI saw it after a toggle); then, as a user
+    would, close it and open it again."""
+    for attempt in range(4):
+        wait_idle(page)
+        combo = container.get_by_role("combobox", name=label)
+        try:
+            combo.click()
+            page.get_by_role("option", name=option, exact=True).click(timeout=5000)
+            page.wait_for_function("([el, v]) => el.value === v", arg=[combo.element_handle(), option])
+            return
+        except Exception:
+            if attempt == 3:
+                raise
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(300)
 
 
 def pick_option(page, label: str, option, typed: str) -> None:

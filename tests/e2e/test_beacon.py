@@ -23,7 +23,7 @@ import pytest
 
 from review import audit, auth, datasets, store, workflow
 from review.text import ingest
-from tests.e2e.helpers import shot, shot_on_failure, sign_in, wait_idle
+from tests.e2e.helpers import choose, shot, shot_on_failure, sign_in, wait_idle
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "e2e password 123"
@@ -221,8 +221,7 @@ def _visit(app, pages, beacon, names, current):
         wait_idle(page)
         picker = main.get_by_role("combobox", name="Dataset")
         if picker.count() and picker.input_value() != name:
-            picker.click()
-            page.get_by_role("option", name=name, exact=True).click()
+            choose(page, main, "Dataset", name)
             wait_idle(page)
         settle()
 

@@ -12,7 +12,18 @@ import pytest
 from review import audit, auth, store, workflow
 from review.ner import store as ner_store  # noqa: E402
 from review.text import ingest
-from tests.e2e.helpers import launch, need_chromium, new_page, see, shot, sign_in, start_app, stop_app, wait_idle  # noqa: E402
+from tests.e2e.helpers import (
+    choose,
+    launch,
+    need_chromium,
+    new_page,
+    see,
+    shot,
+    sign_in,
+    start_app,
+    stop_app,
+    wait_idle,
+)  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "e2e password 123"
@@ -109,8 +120,7 @@ def test_every_page_shows_hostile_content_as_text(tmp_path):
                         wait_idle(page)
                         picker = page.locator('[data-testid="stMain"]').get_by_role("combobox", name="Dataset")
                         if picker.count() and picker.input_value() != name:
-                            picker.click()
-                            page.get_by_role("option", name=name, exact=True).click()
+                            choose(page, page.locator('[data-testid="stMain"]'), "Dataset", name)
                             wait_idle(page)
                         for tab in page.get_by_role("tab").all():
                             tab.click()

@@ -22,7 +22,7 @@ from review.text import ingest
 from review.text.ingest import Mapping
 from review.ui import shortcuts
 from tests.builders import CONLL, E2E_CONLL_DOCS, conll_slice
-from tests.e2e.helpers import go, see, shot, sign_in, wait_idle
+from tests.e2e.helpers import choose, go, see, shot, sign_in, wait_idle
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "e2e password 123"
@@ -109,8 +109,7 @@ def test_text_card_keys_work_after_widget_changes(app, pages):
         assert combo.input_value() == "books"  # the newest dataset comes first
 
         # the dataset box: choose films with the mouse, then K keeps films' held row
-        combo.click()
-        page.get_by_role("option", name="films", exact=True).click()
+        choose(page, main, "Dataset", "films")
         wait_idle(page)
         idx = _wait_for(lambda: _held(db, films))
         assert idx is not None
@@ -137,8 +136,7 @@ def test_text_card_keys_work_after_widget_changes(app, pages):
         assert _review(db, films, shown) is None  # skipped, not decided
 
         # the order: choose "by action", then U marks the row shown unsure
-        main.get_by_role("combobox", name="Order").click()
-        page.get_by_role("option", name="by action", exact=True).click()
+        choose(page, main, "Order", "by action")
         wait_idle(page)
         idx = _wait_for(lambda: _held(db, films))
         _focus_leaves(page, "a.getAttribute('role') === 'combobox'", "order box")

@@ -23,6 +23,7 @@ GIVEN, PREDICTED = "billing", "shipping"
 
 def pick_many(page, label: str, option: str) -> None:
     """Add ``option`` to the st.multiselect labelled ``label`` in the main area, as a user does."""
+    wait_idle(page)
     box = page.locator('[data-testid="stMain"] [data-testid="stMultiSelect"]').filter(has_text=label)
     box.get_by_role("combobox").click()
     page.get_by_role("option", name=option, exact=True).click()

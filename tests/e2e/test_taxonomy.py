@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from review import auth, datasets, demo, store, taxonomy, trail
-from tests.e2e.helpers import open_app, see, shot, shot_on_failure, sign_in, wait_idle
+from tests.e2e.helpers import choose, open_app, see, shot, shot_on_failure, sign_in, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -35,9 +35,7 @@ def test_a_lead_renames_a_label(app, pages):
             labels.wait_for()
 
             main.get_by_role("tab", name="Rename a label").click()
-            combo = main.get_by_role("combobox", name="Label to rename")
-            combo.click()
-            lea.get_by_role("option", name="billing", exact=True).click()
+            choose(lea, main, "Label to rename", "billing")
             wait_idle(lea)
             box = main.get_by_role("textbox", name="New name")
             box.fill("payments")
