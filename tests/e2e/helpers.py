@@ -137,8 +137,15 @@ def new_page(browser, downloads: bool = False):
     return context, context.new_page()
 
 
+SETTLE = 250  # ms: a click's script run is reported running only after a round trip to the server
+
+
 def wait_idle(page, timeout: int = RUN_TIMEOUT) -> None:
-    """Wait until the app is connected and no script run is going on."""
+    """Wait until the app is connected and no script run is going on. It first lets SETTLE ms pass: right
+    after a click the page still says "notRunning" until the server reports the run the click started, and
+    acting in that gap met a run that then closed a list, took the focus or left a stale button (three CI
+    failures)."""
+    page.wait_for_timeout(SETTLE)
     page.wait_for_selector('[data-testid="stApp"][data-test-connection-state="CONNECTED"]', timeout=timeout)
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="hidden", timeout=timeout)
