@@ -153,8 +153,9 @@ def prepare_labelled(name: str, tmp: Path) -> Prepared:
     return Prepared(name, path, PLAIN_INGEST, "plain", ids, errors)
 
 
-def prepare_sentiment(tmp: Path) -> Prepared:
-    """One row per item, label = majority vote of its workers (ties -> class 0); gold kept aside."""
+def sentiment_items() -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """The MTurk sentiment set, one row per item -> (item ids, texts, majority vote of its workers (ties ->
+    class 0), gold)."""
     with SOURCES["sentiment"].open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     pos: dict[str, int] = {}
@@ -167,10 +168,15 @@ def prepare_sentiment(tmp: Path) -> Prepared:
             votes.append([0, 0])
         votes[i][int(r["label"])] += 1
     majority = np.argmax(np.array(votes), axis=1)  # argmax takes the first maximum: ties -> 0
-    ids = list(pos)
+    return list(pos), texts, majority, np.array(gold)
+
+
+def prepare_sentiment(tmp: Path) -> Prepared:
+    """One row per item, label = majority vote of its workers (ties -> class 0); gold kept aside."""
+    ids, texts, majority, gold = sentiment_items()
     path = tmp / "sentiment.csv"
     write_plain(path, ids, texts, [str(int(y)) for y in majority])
-    return Prepared("sentiment", path, PLAIN_INGEST, "plain", ids, majority != np.array(gold))
+    return Prepared("sentiment", path, PLAIN_INGEST, "plain", ids, majority != gold)
 
 
 # ----------------------------------------------------------------------------- the recipe (fresh subprocess)

@@ -4,7 +4,8 @@ and how often it catches drift injected into a random order.
     python benchmarks/non_iid.py [--shuffles 100] [--drifts 20] [--sets ag_news,news20,imdb,sentiment]
                                  [--permutations 25]
 
-Per set (AG News test, news20_train, imdb_train, sentiment by majority vote), the features and the ten
+Per set (AG News test, news20_train, imdb_train, sentiment by majority vote: read as benchmarks/detection.py
+reads them), the features and the ten
 nearest rows are computed once, as the audit computes them (review.findings.features.dense_features,
 review.findings.neighbours.knn); a new row order is then a relabelling of the rows, so each order costs only
 the two tests. Printed per set:
@@ -34,26 +35,27 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import ag_news_audit as A  # noqa: E402
+import detection as D  # noqa: E402
 
 from review.findings import features, neighbours, non_iid  # noqa: E402
 
 
 def _ag_news():
-    df = pd.read_csv(DATA / "ag_news" / "test.csv", header=None, names=["label", "title", "description"])
-    return (df["title"] + "\n" + df["description"]).tolist(), df["label"].to_numpy() - 1
+    labels, records = A.read_ag_news(A.AG_NEWS, None)
+    return A.texts_of(records), labels
 
 
 def _csv(name: str):
-    df = pd.read_csv(DATA / name / "data.csv")
+    df = pd.read_csv(D.SOURCES[name])
     return df["text"].astype(str).tolist(), pd.factorize(df["label"])[0]
 
 
 def _sentiment():
-    df = pd.read_csv(DATA / "sentiment_mturk" / "sentiment_mturk_long.csv")
-    votes = df.groupby(["item_id", "label"]).size().unstack(fill_value=0)
-    texts = df.groupby("item_id")["text"].first().loc[votes.index]
-    return texts.tolist(), votes.to_numpy().argmax(axis=1)  # ties go to the lower class, as detection.py
+    _, texts, majority, _ = D.sentiment_items()  # the detection panel's majority vote
+    return texts, majority
 
 
 DRIFTS = [("labels", 0.01), ("labels", 0.03), ("features", 0.01), ("features", 0.05)]
