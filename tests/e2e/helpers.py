@@ -192,45 +192,47 @@ def sign_in(page, url: str, name: str, password: str) -> None:
     wait_idle(page)
 
 
-def choose(page, container, label: str, option: str) -> None:
-    """Pick ``option`` in the st.selectbox labelled ``label`` inside ``container`` (a combobox). A rerun
-    still drawing the page can close the list just opened (CI saw it after a toggle); then, as a user
-    would, close it and open it again."""
+def _open_and_pick(page, act) -> None:
+    """Run ``act`` (open a select box, pick in it) once the page is idle. A rerun still drawing the page can
+    close the list just opened; then, as a user would, close it and try again (four tries in all)."""
     for attempt in range(4):
         wait_idle(page)
-        combo = container.get_by_role("combobox", name=label)
         try:
-            combo.click()
-            page.get_by_role("option", name=option, exact=True).click(timeout=5000)
-            page.wait_for_function("([el, v]) => el.value === v", arg=[combo.element_handle(), option])
+            act()
             return
         except Exception:
             if attempt == 3:
                 raise
             page.keyboard.press("Escape")
             page.wait_for_timeout(300)
+
+
+def choose(page, container, label: str, option: str) -> None:
+    """Pick ``option`` in the st.selectbox labelled ``label`` inside ``container`` (a combobox)."""
+
+    def act():
+        combo = container.get_by_role("combobox", name=label)
+        combo.click()
+        page.get_by_role("option", name=option, exact=True).click(timeout=5000)
+        page.wait_for_function("([el, v]) => el.value === v", arg=[combo.element_handle(), option])
+
+    _open_and_pick(page, act)
 
 
 def pick_option(page, label: str, option, typed: str) -> None:
     """Choose an option (a name or a pattern) of the st.selectbox labelled ``label`` in the main
-    area as a user does with a long list: open it, type to filter, click. A rerun still drawing
-    the page can close the list under the pointer; then the user (and this helper) tries again.
-    The filter text is filled into the box itself, not typed on the page's keyboard: keys typed while a
-    rerun has taken the focus away would reach the page's shortcuts (S skips the sentence: CI saw it)."""
-    for attempt in range(4):
-        wait_idle(page)
+    area as a user does with a long list: open it, type to filter, click. The filter text is filled into
+    the box itself, not typed on the page's keyboard: keys typed while a rerun has taken the focus away
+    would reach the page's shortcuts (S skips the sentence: CI saw it)."""
+
+    def act():
         combo = page.locator('[data-testid="stMain"]').get_by_role("combobox", name=label)
-        try:
-            combo.click()
-            combo.fill(typed)
-            page.get_by_role("option", name=option).first.click(timeout=5000)
-            wait_idle(page)  # the pick reruns the script; the next widget may be new
-            return
-        except Exception:
-            if attempt == 3:
-                raise
-            page.keyboard.press("Escape")
-            page.wait_for_timeout(300)
+        combo.click()
+        combo.fill(typed)
+        page.get_by_role("option", name=option).first.click(timeout=5000)
+        wait_idle(page)  # the pick reruns the script; the next widget may be new
+
+    _open_and_pick(page, act)
 
 
 def shot(page, name: str) -> Path:
